@@ -1,0 +1,1 @@
+"""Load Keras models and convert them to TensorFlow Lite."""

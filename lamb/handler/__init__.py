@@ -1,0 +1,1 @@
+"""The handler template that ships inside every artifact (see lambda_function.py)."""

@@ -1,0 +1,1 @@
+"""Build Lambda artifacts: targets, wheels, slimming, zip and image context, size budget."""
