@@ -79,7 +79,7 @@ def print_json(result: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(result), indent=2) + "\n")
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main(
     version: bool = typer.Option(False, "--version", help="Print lamb's version and exit.", is_eager=True),
 ) -> None:
