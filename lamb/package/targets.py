@@ -101,3 +101,21 @@ def get_target(runtime: str | None = None, arch: str | None = None) -> Target:
         if r.name == wanted:
             return Target(r, arch)
     raise InputError(f"unknown Lambda runtime {runtime!r}", f"use one of: {', '.join(runtime_names())}")
+
+
+def host_target() -> Target | None:
+    """The table row this machine matches (its Python and arch), or None when it matches none.
+
+    Only a matching row can be smoke-tested with the target's own wheels; glibc is not compared
+    here: a host with a newer glibc still loads the target's (older-glibc) wheels.
+    """
+    import platform
+    import sys
+
+    machine = platform.machine()
+    arch = next((lam for lam, m in ARCHES.items() if m == machine or lam == machine), None)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    runtime = next((r for r in RUNTIMES if r.python == python), None)
+    if arch is None or runtime is None or sys.implementation.name != "cpython":
+        return None
+    return Target(runtime, arch)
