@@ -1,1 +1,10 @@
-"""Load Keras models and convert them to TensorFlow Lite."""
+"""Load Keras models and convert them to TensorFlow Lite.
+
+``convert_model`` is the ``lamb convert`` step; ``load_keras_model`` is shared with ``lamb verify``,
+which runs the source model through the same loader to compare it with the ``.tflite``.
+"""
+
+from lamb.convert.core import ConversionResult, convert_model, default_output
+from lamb.convert.load import LoadedModel, load_keras_model
+
+__all__ = ["ConversionResult", "LoadedModel", "convert_model", "default_output", "load_keras_model"]

@@ -1,0 +1,115 @@
+"""Which pixel preprocessing a model expects, and its class labels.
+
+lamb only infers a mode when the model itself makes it obvious: a nested ``keras.applications``
+base model (the usual transfer-learning shape) or preprocessing layers at the very start of the
+graph. Anything else is ``none`` with a note saying it was not inferred, because a wrong guess
+here produces a deployed model that is silently, confidently wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from lamb.errors import InputError
+from lamb.manifest import PREPROCESS_MODES
+
+# keras.applications model names -> the preprocess_input mode they were trained with.
+# Order matters: "resnet50v2" must match before "resnet50", "inception_resnet" before "resnet".
+_APPLICATION_MODES: tuple[tuple[str, str], ...] = (
+    (r"^resnet\d+v2", "xception"),
+    (r"^inception_resnet", "xception"),
+    (r"^xception", "xception"),
+    (r"^mobilenet", "xception"),
+    (r"^inception", "xception"),
+    (r"^nasnet", "xception"),
+    (r"^resnet\d+$", "caffe"),
+    (r"^vgg\d+", "caffe"),
+    (r"^densenet\d+", "torch"),
+    # These ship their own Rescaling/Normalization layers: they take raw [0, 255] pixels.
+    (r"^efficientnet", "none"),
+    (r"^convnext", "none"),
+    (r"^regnet", "none"),
+)
+
+# Layer names only one application family uses, for models built "flat" on an application's
+# output tensors (no nested base model to name).
+_SIGNATURE_LAYERS = {"block14_sepconv2_act": "xception"}
+
+
+def infer_preprocess(model: Any) -> tuple[str, str]:
+    """(mode, note) for a Keras 3 or tf_keras model."""
+    layers = list(getattr(model, "layers", []) or [])
+    for layer in [model, *layers]:
+        if layer is not model and not hasattr(layer, "layers"):
+            continue
+        name = str(getattr(layer, "name", "")).lower()
+        for pattern, mode in _APPLICATION_MODES:
+            if re.match(pattern, name):
+                what = "the model" if layer is model else f"its base model {getattr(layer, 'name', '')!r}"
+                return mode, f"inferred: {what} is a keras.applications network trained with {mode!r} preprocessing"
+    for layer in layers:
+        name = str(getattr(layer, "name", ""))
+        if name in _SIGNATURE_LAYERS:
+            mode = _SIGNATURE_LAYERS[name]
+            return mode, f"inferred: layer {name!r} belongs to a keras.applications {mode} network"
+
+    first = _first_computing_layer(layers)
+    if first is not None:
+        cls = first.__class__.__name__
+        if cls in ("Rescaling", "Normalization"):
+            return "none", f"inferred: the model starts with a {cls} layer ({first.name!r}), so it takes raw [0, 255] pixels"
+        if cls in ("TFOpLambda", "SlicingOpLambda") and re.search(r"truediv|multiply|subtract|add|divide", first.name):
+            return "none", (
+                f"inferred: the model's graph starts with TensorFlow arithmetic ({first.name!r}), "
+                "i.e. preprocess_input inside the model, so it takes raw [0, 255] pixels"
+            )
+    return "none", "not inferred: nothing in the model shows its preprocessing; pass --preprocess if it was trained on scaled pixels"
+
+
+def _first_computing_layer(layers: list[Any]) -> Any | None:
+    for layer in layers:
+        if layer.__class__.__name__ == "InputLayer":
+            continue
+        return layer
+    return None
+
+
+def check_preprocess(mode: str) -> str:
+    if mode not in PREPROCESS_MODES:
+        raise InputError(
+            f"unknown preprocessing mode {mode!r}",
+            f"use one of: {', '.join(PREPROCESS_MODES)}",
+        )
+    return mode
+
+
+def read_labels(labels: list[str] | None = None, labels_file: Path | None = None) -> list[str] | None:
+    """Labels from a list (``--labels a,b,c``) or a file with one label per line."""
+    if labels is not None and labels_file is not None:
+        raise InputError("both --labels and --labels-file were given", "pass the class labels one way only")
+    if labels_file is not None:
+        path = Path(labels_file)
+        if not path.is_file():
+            raise InputError(f"no labels file at {path}", "pass a text file with one class label per line")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path} is not a readable UTF-8 text file ({exc.__class__.__name__})", "save it as UTF-8 text, one label per line") from None
+        labels = [line.strip() for line in text.splitlines() if line.strip()]
+    if labels is None:
+        return None
+    labels = [str(label).strip() for label in labels]
+    if not labels or any(not label for label in labels):
+        raise InputError("the labels list has empty entries", "give one non-empty label per class, e.g. --labels cat,dog,bird")
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise InputError(f"duplicate class labels: {', '.join(duplicates)}", "give each class a distinct label")
+    return labels
+
+
+def parse_labels_option(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [part.strip() for part in text.split(",")]
