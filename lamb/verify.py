@@ -1,0 +1,967 @@
+"""Prove that a ``.tflite`` computes what its Keras model computes, on the runtime Lambda will use.
+
+``verify_model`` runs both models on the same inputs — seeded random pixels pushed through the
+model's preprocessing, and/or real images decoded by the very functions the deployed handler uses —
+and compares them output by output (``compare_outputs``, a pure function). The Keras side runs
+in this process, batched; the ``.tflite`` runs in a subprocess (``_tflite_runner.py``) on the
+runtime library the artifact ships (``ai-edge-litert`` or ``tflite-runtime``), never on
+``tf.lite.Interpreter``: TensorFlow's own interpreter is always new enough for the converter that
+produced the model, the shipped runtime may not be.
+
+The verdict is a ``VerifyReport`` and is written into the manifest, so ``lamb package`` can refuse
+a model that failed or was never verified. ``VerifyReport.raise_for_failure()`` raises
+``OutputMismatch`` (a ``VerificationFailed`` carrying the report and the numbers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from lamb import manifest as manifest_mod
+from lamb.errors import DependencyError, InputError, RuntimeLibError, VerificationFailed
+from lamb.manifest import Manifest, Verification
+
+RUNTIME_LIBS = ("ai-edge-litert", "tflite-runtime")
+#: The tflite-runtime release lamb verifies against when nothing pins one: the last one published
+#: (2.14.0, 2023). It is built against NumPy 1.x, so its environment pins numpy<2.
+TFLITE_RUNTIME_REQUIREMENT = "tflite-runtime==2.14.0"
+
+DEFAULT_SAMPLES = 32
+DEFAULT_SEED = 0
+KERAS_BATCH = 32  # Keras runs batched; 32 bounds memory on a 299x299 model (~1 GB of activations)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+# -- tolerances ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Tolerances:
+    """What counts as "computes the same".
+
+    Values agree when ``max |keras - tflite| <= atol + rtol * range(keras output)``: numpy's
+    ``allclose`` shape, but relative to the reference output's *range* rather than to each element,
+    because per-element relative error explodes on logits near zero and a whole-output scale is
+    what a reader of the numbers cares about.
+    """
+
+    atol: float
+    rtol: float
+    min_cosine: float
+    min_top1: float  # fraction of samples whose arg-max class agrees (classifier outputs only)
+    top_k: int | None = None
+    min_topk: float | None = None  # mean overlap of the two top-k class sets
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+# Defaults per quantization mode, measured (see benchmarks/bench_verify.py and the tests) on the
+# small test CNNs and the Xception-shaped model with TF 2.21 / ai-edge-litert 2.3:
+# - float32: the kernels differ from TF's only in summation order and fused ops; we saw max
+#   errors of ~1e-6 of the output range (small CNNs) and ~1e-5 (Xception). 1e-4 of the range
+#   leaves margin and still catches a single changed weight.
+# - float16: weights rounded to 11 significant bits; ~1e-3 of the range typical, a few 1e-3 on
+#   deep models. 2e-2 of the range.
+# - dynamic: weights int8 per channel, activations quantized on the fly; a few % of the range.
+#   Values are only loosely bounded (25 % of the range); the class ranking is what must hold.
+# - int8: activations quantized with calibrated ranges too; errors of 5-20 % of the range are
+#   normal, so the value check is loosest and top-1 agreement and cosine carry the verdict.
+# Cosine similarity below ~0.99 means the output *direction* changed, which no rounding explains.
+DEFAULT_TOLERANCES: dict[str, Tolerances] = {
+    "float32": Tolerances(atol=1e-5, rtol=1e-4, min_cosine=0.9999, min_top1=0.99),
+    "float16": Tolerances(atol=1e-4, rtol=2e-2, min_cosine=0.999, min_top1=0.95),
+    "dynamic": Tolerances(atol=1e-3, rtol=0.25, min_cosine=0.98, min_top1=0.85),
+    "int8": Tolerances(atol=1e-2, rtol=0.5, min_cosine=0.95, min_top1=0.75),
+}
+
+
+def default_tolerances(
+    quantization: str,
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    min_top1: float | None = None,
+    min_cosine: float | None = None,
+    top_k: int | None = None,
+    min_topk: float | None = None,
+) -> Tolerances:
+    """The mode's defaults with any explicit value laid over them."""
+    try:
+        base = DEFAULT_TOLERANCES[quantization]
+    except KeyError:
+        raise InputError(
+            f"unknown quantization mode {quantization!r}", f"use one of: {', '.join(DEFAULT_TOLERANCES)}"
+        ) from None
+    tol = dataclasses.replace(base)
+    for name, value in (("atol", atol), ("rtol", rtol), ("min_top1", min_top1), ("min_cosine", min_cosine)):
+        if value is not None:
+            if value < 0 or (name.startswith("min_") and value > 1):
+                raise InputError(
+                    f"--{name.replace('_', '-')} {value} is out of range",
+                    "tolerances are >= 0; --min-top1 and --min-cosine are fractions in [0, 1]",
+                )
+            setattr(tol, name, float(value))
+    if top_k is not None:
+        if top_k < 2:
+            raise InputError(f"--top-k {top_k} is too small", "top-1 is always checked; use --top-k 2 or more")
+        tol.top_k = int(top_k)
+        tol.min_topk = float(min_topk if min_topk is not None else tol.min_top1)
+    return tol
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    """One row of the verdict: a metric of one output against its limit."""
+
+    output: str
+    metric: str  # "max_abs" | "max_rel" | "mean_abs" | "cosine" | "top1" | "top<k>" | "finite"
+    value: float
+    limit: float | None  # None: reported, not judged
+    passed: bool | None  # None: reported, not judged
+    comparison: str = "<="  # how value relates to limit when it passes: "<=" or ">="
+
+
+@dataclass
+class OutputMetrics:
+    """How one output of the .tflite compares with the Keras model's."""
+
+    name: str  # the Keras output's name
+    tflite_name: str  # the signature key (or tensor name) on the TFLite side
+    shape: list[int]  # per sample, without the batch dimension
+    reference_range: float  # max - min of the Keras output over all samples
+    max_abs: float
+    max_rel: float  # max_abs / reference_range
+    mean_abs: float
+    cosine: float  # mean over samples of the cosine similarity of the flattened outputs
+    top1: float | None = None  # classifier-shaped outputs only: (N, C) with C > 1
+    topk: float | None = None
+    k: int | None = None
+    disagreements: list[int] = field(default_factory=list)  # sample indices whose top-1 differs (first 10)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass
+class VerifyReport:
+    passed: bool
+    keras_path: Path
+    tflite_path: Path
+    tflite_sha256: str
+    manifest_path: Path | None
+    quantization: str
+    quantization_source: str  # "manifest" | "inferred from the .tflite" | "given"
+    preprocess: str
+    runtime_lib: str
+    runtime_version: str
+    runtime_python: str  # the interpreter the runner ran on, and where the library came from
+    samples: int
+    seed: int
+    images: int
+    skipped_images: int
+    tolerances: Tolerances
+    outputs: list[OutputMetrics] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one sentence per failed check
+    error: str | None = None  # the runtime could not load or run the model at all
+    skipped: list[str] = field(default_factory=list)  # "<file>: <why>" for undecodable images
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+
+    def raise_for_failure(self) -> None:
+        if not self.passed:
+            raise OutputMismatch(self)
+
+    def to_verification(self) -> Verification:
+        return Verification(
+            passed=self.passed,
+            tflite_sha256=self.tflite_sha256,
+            runtime_lib=self.runtime_lib,
+            runtime_version=self.runtime_version,
+            samples=self.samples,
+            images=self.images,
+            skipped_images=self.skipped_images,
+            tolerances=self.tolerances.as_dict(),
+            metrics=[m.as_dict() for m in self.outputs],
+            failures=list(self.failures),
+            error=self.error,
+        )
+
+
+class OutputMismatch(VerificationFailed):
+    """The .tflite does not compute what the Keras model computes; carries the report."""
+
+    def __init__(self, report: VerifyReport):
+        self.report = report
+        if report.error:
+            message = report.error
+            hint = "see `lamb verify --help` on --runtime-lib; the default runtime is the one the artifact ships"
+        else:
+            first = report.failures[0] if report.failures else "a check failed"
+            more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+            message = f"{report.tflite_path.name} does not match {report.keras_path.name}: {first}{more}"
+            hint = (
+                "re-run `lamb convert`; if the model is quantized, a looser --atol/--rtol/--min-top1 "
+                "may be justified, or try a less aggressive --quantize mode"
+            )
+        super().__init__(message, hint)
+
+
+# -- comparing outputs (pure) ---------------------------------------------------------------------
+
+
+def compare_outputs(
+    reference: Sequence[np.ndarray],
+    candidate: Sequence[np.ndarray],
+    names: Sequence[str],
+    tolerances: Tolerances,
+    *,
+    tflite_names: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+) -> tuple[list[OutputMetrics], list[Check], list[str]]:
+    """Compare paired outputs (each ``(N, ...)``); return metrics, checks and failure sentences."""
+    all_metrics: list[OutputMetrics] = []
+    checks: list[Check] = []
+    failures: list[str] = []
+    tflite_names = list(tflite_names or names)
+    for name, tname, ref, out in zip(names, tflite_names, reference, candidate):
+        ref = np.asarray(ref, dtype=np.float64)
+        out = np.asarray(out, dtype=np.float64)
+        n = ref.shape[0]
+        if not np.all(np.isfinite(out)):
+            bad = int(np.count_nonzero(~np.isfinite(out)))
+            checks.append(Check(name, "finite", float(bad), 0.0, False))
+            failures.append(f"output {name!r}: the .tflite produced {bad} NaN/inf values")
+            all_metrics.append(
+                OutputMetrics(name, tname, list(ref.shape[1:]), _range(ref), math.inf, math.inf, math.inf, 0.0)
+            )
+            continue
+        diff = np.abs(ref - out)
+        value_range = _range(ref)
+        max_abs = float(diff.max()) if diff.size else 0.0
+        max_rel = max_abs / value_range if value_range > 0 else (0.0 if max_abs == 0 else math.inf)
+        mean_abs = float(diff.mean()) if diff.size else 0.0
+        cosine = _mean_cosine(ref.reshape(n, -1), out.reshape(n, -1))
+        m = OutputMetrics(name, tname, list(ref.shape[1:]), value_range, max_abs, max_rel, mean_abs, cosine)
+
+        limit = tolerances.atol + tolerances.rtol * value_range
+        ok = max_abs <= limit
+        checks.append(Check(name, "max_abs", max_abs, limit, ok))
+        if not ok:
+            failures.append(
+                f"output {name!r}: max abs error {max_abs:.3g} exceeds {limit:.3g} "
+                f"(atol {tolerances.atol:g} + rtol {tolerances.rtol:g} x range {value_range:.3g})"
+            )
+        checks.append(Check(name, "max_rel", max_rel, None, None))
+        checks.append(Check(name, "mean_abs", mean_abs, None, None))
+        ok = cosine >= tolerances.min_cosine
+        checks.append(Check(name, "cosine", cosine, tolerances.min_cosine, ok, ">="))
+        if not ok:
+            failures.append(f"output {name!r}: cosine similarity {cosine:.6f} is below {tolerances.min_cosine:g}")
+
+        if ref.ndim == 2 and ref.shape[1] > 1:  # classifier-shaped: (N, C)
+            ref_top = np.argmax(ref, axis=1)
+            out_top = np.argmax(out, axis=1)
+            agree = ref_top == out_top
+            m.top1 = float(agree.mean())
+            m.disagreements = [int(i) for i in np.flatnonzero(~agree)[:10]]
+            ok = m.top1 >= tolerances.min_top1
+            checks.append(Check(name, "top1", m.top1, tolerances.min_top1, ok, ">="))
+            if not ok:
+                first = m.disagreements[0]
+                what = _class_name(ref_top[first], labels), _class_name(out_top[first], labels)
+                failures.append(
+                    f"output {name!r}: top-1 agreement {m.top1:.1%} is below {tolerances.min_top1:.1%} "
+                    f"({int((~agree).sum())} of {n} differ; sample {first}: Keras says {what[0]}, TFLite says {what[1]})"
+                )
+            k = tolerances.top_k
+            if k is not None and k < ref.shape[1]:
+                ref_k = np.argsort(-ref, axis=1)[:, :k]
+                out_k = np.argsort(-out, axis=1)[:, :k]
+                overlap = [len(set(a) & set(b)) / k for a, b in zip(ref_k.tolist(), out_k.tolist())]
+                m.topk, m.k = float(np.mean(overlap)), k
+                limit_k = float(tolerances.min_topk if tolerances.min_topk is not None else tolerances.min_top1)
+                ok = m.topk >= limit_k
+                checks.append(Check(name, f"top{k}", m.topk, limit_k, ok, ">="))
+                if not ok:
+                    failures.append(f"output {name!r}: top-{k} overlap {m.topk:.1%} is below {limit_k:.1%}")
+        all_metrics.append(m)
+    return all_metrics, checks, failures
+
+
+def _range(x: np.ndarray) -> float:
+    return float(x.max() - x.min()) if x.size else 0.0
+
+
+def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    dot = np.sum(a * b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = dot / (na * nb)
+    # Two all-zero vectors are identical; one zero and one not are as different as can be.
+    cos = np.where((na == 0) & (nb == 0), 1.0, np.where((na == 0) | (nb == 0), 0.0, cos))
+    return float(np.clip(cos, -1.0, 1.0).mean()) if cos.size else 1.0
+
+
+def _class_name(index: int, labels: Sequence[str] | None) -> str:
+    if labels and 0 <= index < len(labels):
+        return f"{labels[index]!r} (class {index})"
+    return f"class {index}"
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def random_inputs(shapes: Sequence[Sequence[int]], samples: int, seed: int, preprocess: str) -> list[np.ndarray]:
+    """Seeded uniform random pixels in [0, 255], through the model's preprocessing.
+
+    Drawing pixels rather than model inputs keeps the values in the range the preprocessing
+    produces, which is the range the deployed function feeds the model.
+    """
+    from lamb.handler.lambda_function import preprocess as apply_preprocess
+
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for shape in shapes:
+        pixels = rng.uniform(0.0, 255.0, size=(samples, *shape)).astype(np.float32)
+        if preprocess in ("caffe", "torch") and (not shape or shape[-1] != 3):
+            raise InputError(
+                f"--preprocess {preprocess} needs RGB inputs (last dimension 3); this input has shape {list(shape)}",
+                "pass the preprocessing the model was trained with (--preprocess), or none",
+            )
+        arrays.append(apply_preprocess(pixels, preprocess))
+    return arrays
+
+
+def image_inputs(folder: Path, shape: Sequence[int], preprocess: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """Every image under ``folder`` (sorted, recursive), decoded and preprocessed as the handler does.
+
+    Returns the batch, the names used, and ``"<name>: <why>"`` for each file that was skipped.
+    """
+    from lamb.handler.lambda_function import decode_image, image_to_pixels
+    from lamb.handler.lambda_function import preprocess as apply_preprocess
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"no image folder at {folder}", "pass --images with a folder of .jpg/.png files")
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder", "pass --images with a folder of images, not a single file")
+    if len(shape) != 3 or shape[-1] != 3:
+        raise InputError(
+            f"--images needs a model whose input is one RGB image (height, width, 3); this one takes {list(shape)}",
+            "verify with --samples instead",
+        )
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts))
+    if not files:
+        raise InputError(f"the image folder {folder} is empty", "put a few .jpg/.png images in it, or use --samples")
+    used: list[str] = []
+    skipped: list[str] = []
+    batch: list[np.ndarray] = []
+    height, width = int(shape[0]), int(shape[1])
+    for path in files:
+        name = path.relative_to(folder).as_posix()
+        try:
+            image = decode_image(path.read_bytes())
+        except ValueError as exc:
+            skipped.append(f"{name}: {exc}")
+            continue
+        batch.append(image_to_pixels(image, (height, width)))
+        used.append(name)
+    if not batch:
+        raise InputError(
+            f"none of the {len(files)} files in {folder} is a decodable image",
+            "put .jpg/.png images in the folder, or use --samples",
+        )
+    return apply_preprocess(np.stack(batch), preprocess), used, skipped
+
+
+# -- the runtime library and its environment --------------------------------------------------------
+
+
+@dataclass
+class RuntimeEnv:
+    """Where and how the runner runs: an interpreter and the paths that hold the runtime library."""
+
+    lib: str
+    python: str
+    paths: list[str]
+    origin: str  # "lamb's environment" | "isolated environment at <dir>"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LAMB_CACHE_DIR") or Path.home() / ".cache" / "lamb")
+
+
+def default_runtime_lib(manifest: Manifest | None = None) -> tuple[str, str | None]:
+    """The runtime library (and requirement) the default Lambda target's artifact ships."""
+    try:
+        from lamb.package import runtime_lib, targets
+    except ImportError:  # the package step is not installed in this checkout yet
+        return "ai-edge-litert", None
+    choose = getattr(runtime_lib, "choose", None)
+    if choose is None:
+        return "ai-edge-litert", None
+    choice = choose(targets.get_target(), manifest)
+    return choice.name, getattr(choice, "requirement", None)
+
+
+def resolve_runtime(lib: str, requirement: str | None = None) -> RuntimeEnv:
+    """Find (or build, once, under the lamb cache) an environment that has ``lib`` importable.
+
+    ai-edge-litert comes with lamb: its own installation is used when it satisfies the requirement.
+    tflite-runtime's last release is built against NumPy 1.x and lamb's environment has NumPy 2,
+    so it always gets an isolated environment of Linux wheels for this machine's Python, installed
+    the way the artifact's dependencies are (``lamb.package.wheels.install_for_target``).
+    """
+    if lib not in RUNTIME_LIBS:
+        raise InputError(f"unknown runtime library {lib!r}", f"use one of: {', '.join(RUNTIME_LIBS)}")
+    if lib == "ai-edge-litert" and _installed_satisfies("ai-edge-litert", requirement):
+        import importlib.util
+
+        paths = []
+        for module in ("ai_edge_litert", "numpy"):
+            spec = importlib.util.find_spec(module)
+            assert spec is not None and spec.origin is not None  # _installed_satisfies checked
+            site = str(Path(spec.origin).parent.parent)
+            if site not in paths:
+                paths.append(site)
+        return RuntimeEnv(lib, sys.executable, paths, "lamb's environment")
+    requirements = [requirement or (TFLITE_RUNTIME_REQUIREMENT if lib == "tflite-runtime" else lib)]
+    if lib == "tflite-runtime":
+        requirements.append("numpy<2")
+    else:
+        requirements.append("numpy")
+    dest = _isolated_env(requirements)
+    return RuntimeEnv(lib, sys.executable, [str(dest)], f"isolated environment at {dest}")
+
+
+def _installed_satisfies(dist: str, requirement: str | None) -> bool:
+    from importlib import metadata
+
+    try:
+        version = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return False
+    if not requirement:
+        return True
+    from packaging.requirements import Requirement
+
+    return Requirement(requirement).specifier.contains(version, prereleases=True)
+
+
+def _isolated_env(requirements: list[str]) -> Path:
+    try:
+        from lamb.package import wheels
+        from lamb.package.targets import host_target
+    except ImportError as exc:
+        raise DependencyError(
+            f"cannot build an environment for {requirements[0]}: lamb's package step is missing ({exc})",
+            "reinstall lamb, or verify with --runtime-lib ai-edge-litert",
+        ) from None
+    target = host_target()
+    if target is None:
+        raise DependencyError(
+            f"cannot install {requirements[0]} here: no Lambda runtime matches this machine's Python {sys.version_info.major}.{sys.version_info.minor} on {os.uname().machine}",
+            "run lamb verify with a Python a Lambda runtime uses (3.10-3.14), or use --runtime-lib ai-edge-litert",
+        )
+    slug = "-".join(r.replace("==", "-").replace("<", "lt").replace(">", "gt").replace("=", "") for r in requirements)
+    dest = cache_dir() / "verify-runtimes" / f"{slug}-{target.name}"
+    if (dest / ".complete").is_file():
+        return dest
+    # Install beside the final folder and rename: an interrupted install never looks complete.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        wheels.install_for_target(requirements, target, tmp)
+        (tmp / ".complete").write_text(json.dumps({"requirements": requirements, "target": target.name}) + "\n")
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another lamb finished the same install first; theirs is as good
+            if not (dest / ".complete").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+# -- the runner process ---------------------------------------------------------------------------
+
+_RUNNER = Path(__file__).with_name("_tflite_runner.py")
+
+
+class RuntimeFailure(Exception):
+    """The runtime library could not import, load or run the model (internal; becomes report.error)."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+        self.message = message
+
+
+class TFLiteRunner:
+    """The .tflite, loaded by the runtime library in a subprocess that lives for one verification."""
+
+    def __init__(self, env: RuntimeEnv, model: Path):
+        self.env = env
+        self.model = Path(model)
+        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        cmd = [env.python, "-I", "-S", str(_RUNNER), env.lib, str(self.model), *env.paths]
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
+        )
+        self.info: dict[str, Any] | None = None
+
+    def wait_ready(self) -> dict[str, Any]:
+        """Block until the runtime has loaded the model; its signature, version and timings."""
+        if self.info is None:
+            self.info = self._read("load")
+        return self.info
+
+    def run(self, inputs: dict[str, np.ndarray], workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        files = {}
+        for i, (key, array) in enumerate(inputs.items()):
+            path = Path(workdir) / f"tflite_input_{i}.npy"
+            np.save(path, np.ascontiguousarray(array, dtype=np.float32))
+            files[key] = str(path)
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps({"cmd": "run", "inputs": files, "out_dir": str(workdir)}) + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the runner died; _read reports how
+        answer = self._read("invoke")
+        return {key: np.load(path) for key, path in answer["outputs"].items()}, answer
+
+    def _read(self, stage: str) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            code = self._proc.wait()
+            raise RuntimeFailure(stage, self._crash_message(code))
+        event = json.loads(line)
+        if event.get("event") == "error":
+            raise RuntimeFailure(event["stage"], f"{event['type']}: {event['message']}")
+        return event
+
+    def _crash_message(self, code: int) -> str:
+        self._stderr.seek(0)
+        tail = [ln.strip() for ln in self._stderr.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        last = tail[-1] if tail else "no output"
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        return f"the runtime process died ({how}): {last}"
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._stderr.close()
+
+    def __enter__(self) -> TFLiteRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def explain_runtime_failure(lib: str, version: str, model: Path, failure: RuntimeFailure) -> str:
+    """One sentence: what the runtime said, and what it means for the artifact."""
+    text = failure.message
+    where = f"{lib} {version}".strip()
+    if "Didn't find op for builtin opcode" in text or "Registration failed" in text:
+        op = text.split("opcode", 1)[1].split("An older", 1)[0].strip(" .'") if "opcode" in text else "an op"
+        return (
+            f"{where} cannot load {model.name}: the model uses {op.replace(chr(39), '')}, an op version newer "
+            f"than this runtime knows (the converter is newer than the runtime), so the artifact would fail at cold start"
+        )
+    if "_ARRAY_API" in text or "NumPy 1.x" in text or "numpy.core.multiarray failed to import" in text:
+        return f"{where} cannot run with the NumPy it was given: it was built against NumPy 1.x and this NumPy is 2.x ({_short(text)})"
+    if failure.stage == "import":
+        return f"{where} cannot be imported: {_short(text)}"
+    if failure.stage == "load":
+        return f"{where} cannot load {model.name}: {_short(text)}"
+    return f"{where} failed while running {model.name}: {_short(text)}"
+
+
+def _short(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- signatures -----------------------------------------------------------------------------------
+
+
+def _keras_signature(loaded: Any) -> tuple[list[str], list[list[int | None]], list[str], list[list[int | None]]]:
+    """Names and per-sample shapes (None for open dimensions) of the source model's inputs/outputs."""
+    if loaded.is_keras:
+        model = loaded.model
+
+        def shape_of(t: Any) -> list[int | None]:
+            return [None if d is None else int(d) for d in tuple(t.shape)[1:]]
+
+        in_names = [getattr(t, "name", f"input_{i}").split(":")[0] for i, t in enumerate(model.inputs)]
+        out_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+        return in_names, [shape_of(t) for t in model.inputs], out_names, [shape_of(t) for t in model.outputs]
+    sig = loaded.signature
+    ins = sig.structured_input_signature[1]
+    outs = sig.structured_outputs
+    in_names = sorted(ins)
+    out_names = sorted(outs)
+
+    def tshape(spec: Any) -> list[int | None]:
+        return [None if d is None else int(d) for d in spec.shape.as_list()[1:]]
+
+    return in_names, [tshape(ins[n]) for n in in_names], out_names, [tshape(outs[n]) for n in out_names]
+
+
+def _pair(keras_names: list[str], tflite_keys: list[str], what: str) -> list[int]:
+    """For each Keras input/output, the index of its TFLite counterpart.
+
+    The converter names signature entries after the Keras outputs (tf_keras: sorted layer names)
+    or ``output_0``, ``output_1``, ... in Keras order (Keras 3); either way the interpreter's own
+    tensor order is not the model's, so pair by name, then by ``output_<i>``, then by position.
+    """
+    if sorted(keras_names) == sorted(tflite_keys) and len(set(keras_names)) == len(keras_names):
+        return [tflite_keys.index(n) for n in keras_names]
+    prefix = "output_" if what == "output" else "args_"
+    indexed = {f"{prefix}{i}": i for i in range(len(tflite_keys))}
+    if set(tflite_keys) == set(indexed):
+        return [tflite_keys.index(f"{prefix}{i}") for i in range(len(keras_names))]
+    return list(range(len(keras_names)))
+
+
+def _shapes_agree(keras_shape: Sequence[int | None], tflite_shape: Sequence[int]) -> bool:
+    return len(keras_shape) == len(tflite_shape) and all(k is None or k == t for k, t in zip(keras_shape, tflite_shape))
+
+
+def _infer_quantization(info: dict[str, Any]) -> str:
+    counts: dict[str, int] = info.get("tensor_dtypes", {})
+    if counts.get("float16"):
+        return "float16"
+    ints = counts.get("int8", 0) + counts.get("uint8", 0)
+    if not ints:
+        return "float32"
+    # Full-integer models carry int8 activations everywhere; dynamic-range models keep float
+    # activations and only their weights are int8.
+    return "int8" if ints > counts.get("float32", 0) else "dynamic"
+
+
+# -- the step ---------------------------------------------------------------------------------------
+
+
+def verify_model(
+    keras_model: Path | None = None,
+    tflite_model: Path | None = None,
+    *,
+    manifest_path: Path | None = None,
+    samples: int | None = None,
+    images: Path | None = None,
+    seed: int = DEFAULT_SEED,
+    preprocess: str | None = None,
+    labels: list[str] | None = None,
+    quantization: str | None = None,
+    runtime_lib: str | None = None,
+    runtime_requirement: str | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    min_top1: float | None = None,
+    min_cosine: float | None = None,
+    top_k: int | None = None,
+    allow_unsafe_lambda: bool = False,
+    write_manifest: bool = True,
+) -> VerifyReport:
+    """Run the Keras model and the .tflite on the same inputs and compare them output by output.
+
+    With no paths, the manifest in the current directory names both models. ``samples`` random
+    inputs (default 32 when no ``images`` are given) and the images under ``images`` can be
+    combined. The verdict is written into the manifest when there is one (``write_manifest``).
+    Raises ``LambError`` for bad input; a mismatch or a runtime that cannot run the model is a
+    report with ``passed=False`` (``report.raise_for_failure()`` turns it into ``OutputMismatch``).
+    """
+    from lamb.handler.lambda_function import PREPROCESSORS
+
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    notes: list[str] = []
+
+    keras_path, tflite_path, manifest_path, manifest = _resolve_paths(keras_model, tflite_model, manifest_path)
+    if preprocess is None:
+        if manifest is not None:
+            preprocess = manifest.preprocess
+        else:
+            preprocess = "none"
+            notes.append("no manifest and no --preprocess: inputs are raw pixels in [0, 255] (preprocess 'none')")
+    if preprocess not in PREPROCESSORS:
+        raise InputError(f"unknown preprocessing {preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
+    if labels is None and manifest is not None:
+        labels = manifest.labels
+    if samples is None:
+        samples = 0 if images is not None else DEFAULT_SAMPLES
+    if samples < 0:
+        raise InputError(f"--samples {samples} is negative", "use --samples 0 or more")
+    if samples == 0 and images is None:
+        raise InputError("nothing to verify with: --samples 0 and no --images", "use --samples N, --images DIR, or both")
+
+    tflite_sha256 = manifest_mod.sha256_file(tflite_path)
+    if manifest is not None and manifest.tflite_sha256 != tflite_sha256:
+        notes.append(f"{tflite_path.name} changed since `lamb convert` wrote the manifest; verifying the file as it is now")
+
+    if runtime_lib is None:
+        runtime_lib, chosen_requirement = default_runtime_lib(manifest)
+        runtime_requirement = runtime_requirement or chosen_requirement
+    t0 = time.perf_counter()
+    env = resolve_runtime(runtime_lib, runtime_requirement)
+    timings["runtime_env"] = time.perf_counter() - t0
+
+    # Start the runtime first: it loads the .tflite while this process imports TensorFlow and
+    # loads the Keras model (two cores, two processes).
+    t_runner = time.perf_counter()
+    with TFLiteRunner(env, tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
+        t0 = time.perf_counter()
+        from lamb.convert import load_keras_model
+
+        loaded = load_keras_model(keras_path, allow_unsafe_lambda=allow_unsafe_lambda)
+        timings["load_keras"] = time.perf_counter() - t0
+        k_in_names, k_in_shapes, k_out_names, k_out_shapes = _keras_signature(loaded)
+
+        def report(**kw: Any) -> VerifyReport:
+            timings["total"] = time.perf_counter() - t_start
+            return VerifyReport(
+                keras_path=keras_path, tflite_path=tflite_path, tflite_sha256=tflite_sha256,
+                manifest_path=manifest_path, preprocess=preprocess, runtime_python=f"{env.python} ({env.origin})",
+                samples=samples, seed=seed, notes=notes, timings=timings, **kw,
+            )
+
+        t0 = time.perf_counter()
+        try:
+            info = runner.wait_ready()
+        except RuntimeFailure as failure:
+            quant = quantization or (manifest.quantization if manifest else "float32")
+            tol = default_tolerances(quant, atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k)
+            version = _lib_version_in(env)
+            result = report(
+                passed=False, quantization=quant, quantization_source="manifest" if manifest else "given",
+                runtime_lib=runtime_lib, runtime_version=version, images=0, skipped_images=0, tolerances=tol,
+                error=explain_runtime_failure(runtime_lib, version, tflite_path, failure),
+            )
+            result.failures.append(result.error)  # type: ignore[arg-type]
+            return _record(result, manifest, manifest_path, write_manifest)
+        timings["tflite_runner_start"] = time.perf_counter() - t_runner
+        timings["tflite_load"] = float(info.get("import_s", 0.0)) + float(info.get("load_s", 0.0))
+
+        if quantization is not None:
+            quant, quant_source = quantization, "given"
+        elif manifest is not None:
+            quant, quant_source = manifest.quantization, "manifest"
+        else:
+            quant, quant_source = _infer_quantization(info), "inferred from the .tflite"
+        tol = default_tolerances(quant, atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k)
+
+        # -- signatures must line up before anything runs
+        t_ins, t_outs = info["inputs"], info["outputs"]
+        _check_counts(len(k_in_names), len(t_ins), "inputs", keras_path, tflite_path)
+        _check_counts(len(k_out_names), len(t_outs), "outputs", keras_path, tflite_path)
+        in_pairs = _pair(k_in_names, [t["key"] for t in t_ins], "input")
+        out_pairs = _pair(k_out_names, [t["key"] for t in t_outs], "output")
+        for kname, kshape, j in zip(k_in_names, k_in_shapes, in_pairs):
+            tshape = t_ins[j]["shape"][1:]
+            if not _shapes_agree(kshape, tshape):
+                raise InputError(
+                    f"the models' inputs differ: {keras_path.name} input {kname!r} is {_fmt(kshape)}, "
+                    f"{tflite_path.name} input {t_ins[j]['key']!r} is {_fmt(tshape)}",
+                    "verify a .tflite against the Keras model it was converted from",
+                )
+        for kname, kshape, j in zip(k_out_names, k_out_shapes, out_pairs):
+            tshape = t_outs[j]["shape"][1:]
+            if not _shapes_agree(kshape, tshape):
+                raise InputError(
+                    f"the models' outputs differ: {keras_path.name} output {kname!r} is {_fmt(kshape)}, "
+                    f"{tflite_path.name} output {t_outs[j]['key']!r} is {_fmt(tshape)}",
+                    "verify a .tflite against the Keras model it was converted from",
+                )
+        if labels:
+            classifier = [s for s in k_out_shapes if len(s) == 1]
+            if len(k_out_shapes) == 1 and classifier and classifier[0][0] not in (None, len(labels)):
+                raise InputError(
+                    f"{len(labels)} labels given but the model has {classifier[0][0]} classes",
+                    "pass one label per class, in class-index order",
+                )
+
+        # -- inputs: tflite shapes are concrete where Keras may leave dimensions open
+        shapes = [t_ins[j]["shape"][1:] for j in in_pairs]
+        batches: list[list[np.ndarray]] = [[] for _ in shapes]
+        used_images: list[str] = []
+        skipped: list[str] = []
+        if samples:
+            for b, x in zip(batches, random_inputs(shapes, samples, seed, preprocess)):
+                b.append(x)
+        if images is not None:
+            if len(shapes) != 1:
+                raise InputError(
+                    f"--images needs a model with one image input; this one has {len(shapes)} inputs",
+                    "verify with --samples instead",
+                )
+            x, used_images, skipped = image_inputs(images, shapes[0], preprocess)
+            batches[0].append(x)
+        inputs = [np.concatenate(b) for b in batches]
+        n = len(inputs[0])
+
+        # -- TFLite in the runner (concurrently, while Keras predicts here)
+        t0 = time.perf_counter()
+        tflite_inputs = {t_ins[j]["key"]: x for j, x in zip(in_pairs, inputs)}
+        failure: RuntimeFailure | None = None
+        pending = _Background(lambda: runner.run(tflite_inputs, Path(workdir)))
+
+        t1 = time.perf_counter()
+        reference = _predict_batched(loaded, inputs)
+        timings["keras_predict"] = time.perf_counter() - t1
+
+        try:
+            tflite_outputs, answer = pending.result()
+        except RuntimeFailure as exc:
+            failure = exc
+        timings["tflite_run"] = time.perf_counter() - t0
+        version = info.get("version", "unknown")
+        common = dict(
+            quantization=quant, quantization_source=quant_source, runtime_lib=runtime_lib, runtime_version=version,
+            images=len(used_images), skipped_images=len(skipped), tolerances=tol, skipped=skipped,
+        )
+        if failure is not None:
+            result = report(passed=False, error=explain_runtime_failure(runtime_lib, version, tflite_path, failure), **common)
+            result.failures.append(result.error)  # type: ignore[arg-type]
+            return _record(result, manifest, manifest_path, write_manifest)
+        timings["tflite_invoke"] = float(answer.get("invoke_s", 0.0))
+
+        t0 = time.perf_counter()
+        candidate = [tflite_outputs[t_outs[j]["key"]] for j in out_pairs]
+        reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(reference, candidate)]
+        metrics, checks, failures = compare_outputs(
+            reference, candidate, k_out_names, tol, tflite_names=[t_outs[j]["key"] for j in out_pairs], labels=labels
+        )
+        timings["metrics"] = time.perf_counter() - t0
+    result = report(passed=not failures, outputs=metrics, checks=checks, failures=failures, **common)
+    assert n == result.samples + result.images
+    return _record(result, manifest, manifest_path, write_manifest)
+
+
+class _Background:
+    """Run one call on a thread (the runner waits on a pipe; Keras releases the GIL while it computes)."""
+
+    def __init__(self, fn: Any):
+        import threading
+
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._result = fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _predict_batched(loaded: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    n = len(inputs[0])
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, n, KERAS_BATCH):
+        chunks.append(loaded.predict(*[x[start : start + KERAS_BATCH] for x in inputs]))
+    return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+
+
+def _check_counts(k: int, t: int, what: str, keras_path: Path, tflite_path: Path) -> None:
+    if k != t:
+        raise InputError(
+            f"the models' signatures differ: {keras_path.name} has {k} {what}, {tflite_path.name} has {t}",
+            "verify a .tflite against the Keras model it was converted from",
+        )
+
+
+def _fmt(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def _lib_version_in(env: RuntimeEnv) -> str:
+    from importlib import metadata
+
+    for dist in metadata.distributions(path=env.paths):
+        if dist.metadata["Name"] and dist.metadata["Name"].lower().replace("_", "-") == env.lib:
+            return dist.version
+    return "unknown"
+
+
+def _resolve_paths(
+    keras_model: Path | None, tflite_model: Path | None, manifest_path: Path | None
+) -> tuple[Path, Path, Path | None, Manifest | None]:
+    manifest: Manifest | None = None
+    if manifest_path is None and keras_model is None and tflite_model is None:
+        manifest_path = manifest_mod.find()
+    if manifest_path is None and tflite_model is not None:
+        beside = manifest_mod.manifest_path_for(Path(tflite_model))
+        if beside.is_file():
+            candidate = manifest_mod.read(beside)
+            if candidate.tflite_path(beside).resolve() == Path(tflite_model).resolve():
+                manifest_path = beside
+    if manifest_path is not None:
+        manifest_path = Path(manifest_path)
+        manifest = manifest_mod.read(manifest_path)
+        keras_model = Path(keras_model) if keras_model is not None else manifest.source_path(manifest_path)
+        tflite_model = Path(tflite_model) if tflite_model is not None else manifest.tflite_path(manifest_path)
+    if keras_model is None or tflite_model is None:
+        raise InputError(
+            "name both models: lamb verify MODEL.h5 MODEL.tflite",
+            "or run `lamb verify` with no arguments where `lamb convert` wrote its manifest",
+        )
+    keras_model, tflite_model = Path(keras_model), Path(tflite_model)
+    if not keras_model.exists():
+        raise InputError(f"no Keras model at {keras_model}", "check the path (the manifest records where the source was)")
+    if not tflite_model.is_file():
+        raise InputError(f"no .tflite at {tflite_model}", "run `lamb convert MODEL` to produce it, or check the path")
+    with open(tflite_model, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise InputError(
+            f"{tflite_model} is not a TensorFlow Lite model (no TFL3 identifier)",
+            "pass the .tflite that `lamb convert` wrote",
+        )
+    return keras_model, tflite_model, manifest_path, manifest
+
+
+def _record(report: VerifyReport, manifest: Manifest | None, manifest_path: Path | None, write: bool) -> VerifyReport:
+    if write and manifest is not None and manifest_path is not None:
+        manifest.verification = report.to_verification()
+        manifest_mod.write(manifest, manifest_path)
+    return report
