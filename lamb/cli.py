@@ -88,3 +88,62 @@ def main(
 
         console.print(f"lamb {__version__}")
         raise typer.Exit(0)
+
+
+# -- convert -------------------------------------------------------------------------------------
+
+
+@app.command()
+def convert(
+    model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder."),
+    output: Path = typer.Option(None, "--output", "-o", help="Where to write the .tflite [default: ./<model stem>.tflite]; the manifest goes beside it."),
+    quantize: str = typer.Option("float32", "--quantize", "-q", help="float32 | float16 | dynamic | int8 (full-integer, needs --calibration)."),
+    calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
+    int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
+    preprocess: str = typer.Option(None, "--preprocess", help="Pixel preprocessing the model was trained with: xception (x/127.5-1), caffe, torch, scale (x/255), none [default: inferred]."),
+    labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
+    labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
+    allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops with no TFLite builtin as TF Select (Flex) ops; the slim Lambda runtimes cannot run the result."),
+    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (runs that code: only for files you trust)."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Convert a trained Keras model to TensorFlow Lite and write its manifest.
+
+    Writes MODEL.tflite and MODEL.lamb.json (the manifest that `lamb verify` and `lamb package`
+    read) into the current directory, or beside --output. Keras-2 .h5 files that Keras 3 cannot
+    read (TFOpLambda, e.g. preprocess_input inside the model) are loaded with tf_keras
+    automatically. Nothing is written if anything fails.
+
+    Examples:
+
+      lamb convert model.h5 --labels cat,dog,bird
+
+      lamb convert model.h5 -q int8 --calibration images/ --preprocess xception
+    """
+    with handle_errors(verbose):
+        from lamb.convert import convert_model
+        from lamb.convert.preprocess import parse_input_shape, parse_labels_option
+
+        result = convert_model(
+            model,
+            output,
+            quantize=quantize,
+            calibration=calibration,
+            input_shape=parse_input_shape(input_shape),
+            allow_flex=allow_flex,
+            preprocess=preprocess,
+            labels=parse_labels_option(labels),
+            labels_file=labels_file,
+            allow_unsafe_lambda=allow_unsafe_lambda,
+            int8_io=int8_io,
+        )
+    if as_json:
+        print_json(result)
+        return
+    from lamb.convert.report import summary_table
+
+    console.print(summary_table(result))
+    for note in result.notes:
+        console.print(f"[dim]note:[/] {note}", highlight=False)

@@ -116,8 +116,9 @@ def convert_model(
         preprocess_mode, preprocess_note = infer_preprocess(loaded.model)
     else:
         preprocess_mode, preprocess_note = "none", "not inferred: a bare SavedModel has no layers to inspect; pass --preprocess"
-    if preprocess is None:
-        notes.append(f"preprocessing {preprocess_mode!r}: {preprocess_note}")
+
+    if labels is not None and loaded.is_keras:
+        _check_labels_against_keras(labels, loaded.model)
 
     calibration_info = None
     representative = None
@@ -485,6 +486,17 @@ def _check_labels(labels: list[str], outputs: list[mf.TensorSpec]) -> None:
             f"{len(labels)} labels given but the model's output {outputs[0].name!r} has {classes} classes",
             f"give exactly {classes} labels, in the order of the model's output units",
         )
+
+
+def _check_labels_against_keras(labels: list[str], model: Any) -> None:
+    """The same check as ``_check_labels``, before the (slow) conversion rather than after."""
+    outputs = list(getattr(model, "outputs", None) or [])
+    if len(outputs) != 1:
+        return  # _check_labels on the converted signature gives the precise message
+    shape = outputs[0].shape
+    dims = shape.as_list() if hasattr(shape, "as_list") else list(shape)
+    if dims and dims[-1] is not None:
+        _check_labels(labels, [mf.TensorSpec(name=_clean_name(getattr(model, "output_names", ["output_0"])[0], "output_0"), shape=[-1 if d is None else int(d) for d in dims], dtype="float32")])
 
 
 # -- files and versions --------------------------------------------------------------------------

@@ -308,8 +308,13 @@ def _explain_load_failure(source: Path, errors: dict[str, BaseException]) -> Mod
 
 
 def _first_line(exc: BaseException | str) -> str:
+    """The first sentence of an error: loader messages go on for paragraphs after it."""
     text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else exc.__class__.__name__
+    if not text:
+        return exc.__class__.__name__
+    line = text.splitlines()[0].strip()
+    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    return sentence.rstrip(".")
 
 
 def _shorten(text: str, limit: int = 160) -> str:

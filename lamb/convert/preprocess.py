@@ -113,3 +113,17 @@ def parse_labels_option(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [part.strip() for part in text.split(",")]
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"224,224,3"`` (or ``224x224x3``) -> ``(224, 224, 3)``."""
+    if text is None:
+        return None
+    parts = [p for p in re.split(r"[,x\s]+", text.strip().strip("()[]")) if p]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise InputError(f"--input-shape {text!r} is not a list of positive sizes", "write it like 224,224,3")
+    return shape
