@@ -1,0 +1,460 @@
+"""Run a built artifact the way Lambda runs it, without Docker.
+
+``unpack_artifact`` turns the zip (or an image-context folder) into a task root; ``LocalFunction``
+runs its handler in a fresh ``python -I -S`` subprocess whose import path holds only the task
+root and the standard library, with Lambda's environment variables, working directory and
+context object. The handler is imported once (the cold start, timed) and then answers events
+over a pipe, warm, like a Lambda execution environment.
+
+What it mirrors from Lambda: handler exceptions come back as ``errorMessage``/``errorType``/
+``stackTrace`` (the runtime's format) rather than crashing lamb; a timeout, a crash, or going over
+the memory setting kills the environment and the next invocation starts a new one (cold again).
+What it cannot mirror: Lambda's CPU share (locally the handler gets the whole machine, Lambda gives
+one vCPU per 1,769 MB), its read-only file system outside /tmp, and its exact OS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamb.errors import ArtifactError, InputError
+
+HANDLER = "lambda_function.lambda_handler"
+#: Lambda's console default is 128 MB; image models need far more, so the local default is what a
+#: mid-sized model actually uses. ``lamb invoke`` prints a recommendation from the measured peak.
+DEFAULT_MEMORY_MB = 1024
+DEFAULT_TIMEOUT_S = 30.0
+#: Lambda gives the init phase (importing the handler) 10 seconds.
+INIT_TIMEOUT_S = 10.0
+_BOOTSTRAP = Path(__file__).with_name("_lambda_bootstrap.py")
+
+
+@dataclass
+class Invocation:
+    """One invocation's outcome, as Lambda would report it."""
+
+    response: Any  # what the handler returned (None when it raised, timed out or crashed)
+    init_ms: float | None  # the execution environment's cold start (python start + handler import)
+    invoke_ms: float | None  # the handler call itself
+    peak_rss_mb: float | None  # the environment's peak resident memory so far ("Max Memory Used")
+    error: dict[str, Any] | None = None  # Lambda's unhandled-error body: errorMessage, errorType, stackTrace
+    cold: bool = False  # True when this invocation started the environment
+    request_id: str = ""
+    logs: str = ""  # what the handler printed to stdout/stderr during this invocation (and its init)
+
+
+# -- artifacts -> task roots ------------------------------------------------------------------------
+
+
+def unpack_artifact(path: Path, dest: Path | None = None) -> Path:
+    """The artifact (zip, or image-context folder) laid out as a Lambda task root.
+
+    ``dest`` defaults to a new temp folder; the caller removes it (``shutil.rmtree``) when done.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no artifact at {path}", "run `lamb package` first, or name the .zip or image folder")
+    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="lamb-task-"))
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.is_dir():
+            _copy_image_context(path, dest)
+        elif zipfile.is_zipfile(path):
+            _extract_zip(path, dest)
+        else:
+            raise InputError(f"{path} is neither a zip nor an image-context folder", "name the artifact `lamb package` built")
+        if not (dest / "lambda_function.py").is_file():
+            raise ArtifactError(
+                f"{path} has no lambda_function.py at its root",
+                "Lambda looks for the handler at the root of the zip; rebuild it with `lamb package`",
+            )
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dest
+
+
+def _extract_zip(path: Path, dest: Path) -> None:
+    root = dest.resolve()
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            target = (dest / info.filename).resolve()
+            if target != root and root not in target.parents:  # "../" or absolute names
+                raise ArtifactError(f"{path} holds an entry outside its root: {info.filename!r}", "rebuild it with `lamb package`")
+            zf.extract(info, dest)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                os.chmod(target, mode)  # zipfile drops permissions; Lambda keeps them (executables, .so)
+
+
+def _copy_image_context(path: Path, dest: Path) -> None:
+    # An image context holds what `docker build` copies into ${LAMBDA_TASK_ROOT}; its dependencies
+    # are installed by the Dockerfile, so they are resolved here for the host instead.
+    shutil.copytree(path, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("Dockerfile", ".dockerignore", "README.md"))
+    requirements = dest / "requirements.txt"
+    if requirements.is_file():
+        _install_requirements(requirements, dest)
+
+
+def _install_requirements(requirements: Path, dest: Path) -> None:
+    from lamb.package.targets import host_target
+    from lamb.package.wheels import install_for_target
+
+    target = host_target()
+    if target is None:
+        raise ArtifactError(
+            "this machine's Python is not a Lambda runtime, so the image's dependencies cannot be installed to run it here",
+            "build a zip for your Python version (`lamb package --runtime python3.X`) and invoke that",
+        )
+    lines = [ln.split("#", 1)[0].strip() for ln in requirements.read_text(encoding="utf-8").splitlines()]
+    install_for_target([ln for ln in lines if ln and not ln.startswith("-")], target, dest)
+
+
+# -- the execution environment ----------------------------------------------------------------------
+
+
+def lambda_environment(
+    task_root: Path,
+    *,
+    runtime_dir: Path,
+    tmp_dir: Path,
+    memory_mb: int,
+    timeout_s: float,
+    function_name: str,
+    handler: str,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The variables Lambda sets for a Python function; nothing from lamb's own environment
+    (no AWS credentials, no PYTHONPATH, no virtualenv) leaks in except ``PATH``."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "LD_LIBRARY_PATH": f"{task_root}:{task_root}/lib",  # Lambda puts /var/task and /var/task/lib there
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "LAMBDA_RUNTIME_DIR": str(runtime_dir),
+        "_HANDLER": handler,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_python{version}",
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(timeout_s)),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex,
+        "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        # Lambda's only writable place is /tmp; here each environment gets its own.
+        "TMPDIR": str(tmp_dir),
+        "HOME": str(tmp_dir),
+    }
+    env.update(extra or {})
+    return env
+
+
+class _Process:
+    """One running execution environment: the subprocess and its two pipes."""
+
+    def __init__(self, popen: subprocess.Popen, to_child: int, from_child: int, log_path: Path):
+        self.popen = popen
+        self.to_child = to_child
+        self.from_child = from_child
+        self.log_path = log_path
+        self.log_offset = 0
+        self.buffer = b""
+        self.init_ms: float | None = None
+        self.invocations = 0  # the first one is the cold invocation
+
+    def read_logs(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                data = f.read()
+        except OSError:
+            return ""
+        self.log_offset += len(data)
+        return data.decode("utf-8", errors="replace")
+
+    def read_message(self, timeout_s: float) -> dict[str, Any] | None:
+        """The next JSON line from the child; None on timeout; EOFError when the child is gone."""
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self.from_child], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(self.from_child, 1 << 20)
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode("utf-8")
+        view = memoryview(data)
+        while view:
+            written = os.write(self.to_child, view)
+            view = view[written:]
+
+
+def _kill(popen: subprocess.Popen, fds: list[int]) -> None:
+    """Kill the environment and anything it started (its own session), close the pipes."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    # Only while the leader is unreaped (running or a zombie) is its pid surely still this group's
+    # id; after wait() the number could belong to someone else. The group goes too: anything the
+    # handler started dies with it.
+    if popen.returncode is None:
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        popen.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
+        pass
+
+
+class LocalFunction:
+    """A local Lambda execution environment for a task root; use as a context manager.
+
+    ``invoke(event)`` returns an ``Invocation``; the first one after start (or after a timeout,
+    crash or out-of-memory kill) is cold. Not thread-safe by design: one environment serves one
+    request at a time, as on Lambda; run several for concurrency (``lamb serve --workers``).
+    """
+
+    def __init__(
+        self,
+        task_root: Path,
+        *,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        env: dict[str, str] | None = None,
+        handler: str = HANDLER,
+        function_name: str = "lamb-local",
+        init_timeout_s: float = INIT_TIMEOUT_S,
+        python: str | None = None,
+    ):
+        self.task_root = Path(task_root).resolve()
+        if not self.task_root.is_dir():
+            raise InputError(f"no task root at {self.task_root}", "unpack the artifact first (lamb.local.unpack_artifact)")
+        if not 128 <= memory_mb <= 10240:
+            raise InputError(f"memory {memory_mb} MB is outside Lambda's range", "use 128 to 10240 MB")
+        self.memory_mb = memory_mb
+        self.timeout_s = timeout_s
+        self.init_timeout_s = init_timeout_s
+        self.handler = handler
+        self.function_name = function_name
+        self.extra_env = dict(env or {})
+        self.python = python or sys.executable
+        self.init_error: dict[str, Any] | None = None
+        self._proc: _Process | None = None
+        self._runtime_dir: Path | None = None
+        self._lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalFunction:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.popen.pid if self._proc else None
+
+    @property
+    def init_ms(self) -> float | None:
+        return self._proc.init_ms if self._proc else None
+
+    def start(self) -> Invocation | None:
+        """Start the environment (the cold start) unless it runs; returns the init outcome when it
+        failed (as an ``Invocation`` carrying the error), else None."""
+        if self._proc is not None:
+            return None
+        if self._runtime_dir is None:
+            self._runtime_dir = Path(tempfile.mkdtemp(prefix="lamb-runtime-"))
+            shutil.copy2(_BOOTSTRAP, self._runtime_dir / "bootstrap.py")
+            (self._runtime_dir / "tmp").mkdir()
+            self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._runtime_dir), True)
+        tmp_dir = self._runtime_dir / "tmp"
+        log_path = self._runtime_dir / f"log-{uuid.uuid4().hex}.txt"
+        env = lambda_environment(
+            self.task_root,
+            runtime_dir=self._runtime_dir,
+            tmp_dir=tmp_dir,
+            memory_mb=self.memory_mb,
+            timeout_s=self.timeout_s,
+            function_name=self.function_name,
+            handler=self.handler,
+            extra=self.extra_env,
+        )
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        started = time.perf_counter()
+        try:
+            with open(log_path, "wb") as log:
+                popen = subprocess.Popen(
+                    # -B: Lambda's task root is read-only, so no .pyc gets cached between cold starts there.
+                    [self.python, "-I", "-S", "-B", str(self._runtime_dir / "bootstrap.py"), str(self.task_root), self.handler,
+                     str(to_child_r), str(from_child_w)],
+                    cwd=self.task_root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(to_child_r, from_child_w),
+                    # Its own session: Ctrl-C reaches lamb only, and lamb kills the whole group.
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+                os.close(fd)
+            raise ArtifactError(f"cannot start {self.python} ({exc})", "check the Python interpreter lamb runs under") from None
+        os.close(to_child_r)
+        os.close(from_child_w)
+        proc = _Process(popen, to_child_w, from_child_r, log_path)
+        # Backstop for a LocalFunction dropped without close(): never leave a process behind.
+        weakref.finalize(proc, _kill, popen, [])
+        self._proc = proc
+        try:
+            message = proc.read_message(self.init_timeout_s)
+        except EOFError:
+            message = {"error": self._exit_error(proc, "init")}
+        except BaseException:
+            self._stop()
+            raise
+        if message is None:
+            message = {"error": {
+                "errorMessage": f"Init phase timed out after {self.init_timeout_s:.2f} seconds",
+                "errorType": "Runtime.InitTimeout", "stackTrace": [],
+            }}
+        proc.init_ms = (time.perf_counter() - started) * 1000.0
+        rss = message.get("peak_rss_mb")
+        error = message.get("error")
+        if error is None and rss is not None and rss > self.memory_mb:
+            error = _oom_error("init", rss, self.memory_mb)
+        if error is not None:
+            self.init_error = error
+            logs = proc.read_logs()
+            self._stop()
+            return Invocation(None, proc.init_ms, None, rss, error, cold=True, logs=logs)
+        self.init_error = None
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+            if self._finalizer is not None:
+                self._finalizer()  # removes the runtime dir (bootstrap, /tmp, logs)
+                self._finalizer = None
+                self._runtime_dir = None
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _kill(proc.popen, [proc.to_child, proc.from_child])
+
+    # -- invoking ---------------------------------------------------------------------------------
+
+    def invoke(self, event: Any) -> Invocation:
+        """Run the handler on ``event`` (any JSON value); never raises for handler failures."""
+        with self._lock:
+            if self._proc is None:
+                failed = self.start()
+                if failed is not None:
+                    return failed
+            proc = self._proc
+            assert proc is not None
+            cold = proc.invocations == 0
+            proc.invocations += 1
+            request_id = str(uuid.uuid4())
+            deadline_ms = time.time() * 1000 + self.timeout_s * 1000
+            try:
+                proc.send({"request_id": request_id, "event": event, "deadline_ms": deadline_ms})
+                message = proc.read_message(self.timeout_s)
+            except (EOFError, BrokenPipeError):
+                error = self._exit_error(proc, "invoke", request_id)
+                logs = proc.read_logs()
+                self._stop()
+                return Invocation(None, proc.init_ms, None, None, error, cold, request_id, logs)
+            except BaseException:  # Ctrl-C mid-invocation: the environment is in an unknown state
+                self._stop()
+                raise
+            if message is None:
+                logs = proc.read_logs()
+                self._stop()
+                error = {
+                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.timeout_s:.2f} seconds",
+                    "errorType": "Sandbox.Timedout", "stackTrace": [],
+                }
+                return Invocation(None, proc.init_ms, self.timeout_s * 1000.0, None, error, cold, request_id, logs)
+            logs = proc.read_logs()
+            rss = message.get("peak_rss_mb")
+            error = message.get("error")
+            response = message.get("response")
+            if rss is not None and rss > self.memory_mb:
+                # Lambda kills an environment the moment it crosses its memory setting.
+                error, response = _oom_error(request_id, rss, self.memory_mb), None
+                self._stop()
+            return Invocation(response, proc.init_ms, message.get("invoke_ms"), rss, error, cold, request_id, logs)
+
+    def _exit_error(self, proc: _Process, phase: str, request_id: str = "") -> dict[str, Any]:
+        # Peek at the exit status without reaping (WNOWAIT), so _kill can still clean the group.
+        status = None
+        deadline = time.monotonic() + 2.0
+        while status is None and time.monotonic() < deadline:
+            try:
+                status = os.waitid(os.P_PID, proc.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                break
+            if status is None:
+                time.sleep(0.01)
+        if status is not None and status.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
+            how = f"signal: {signal.Signals(status.si_status).name}"
+        elif status is not None:
+            how = f"exit status {status.si_status}"
+        else:
+            how = "closed its pipe"
+        prefix = f"RequestId: {request_id} " if request_id else ""
+        return {
+            "errorMessage": f"{prefix}Error: Runtime exited with error: {how} ({phase} phase)",
+            "errorType": "Runtime.ExitError",
+            "stackTrace": [],
+        }
+
+
+def _oom_error(request_id: str, rss: float, memory_mb: int) -> dict[str, Any]:
+    return {
+        "errorMessage": (
+            f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
+            f"(peak RSS {rss:.0f} MB > {memory_mb} MB memory setting)"
+        ),
+        "errorType": "Runtime.OutOfMemory",
+        "stackTrace": [],
+    }
