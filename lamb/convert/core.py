@@ -11,7 +11,9 @@ signature the model's own input and output names, which the manifest records and
 
 from __future__ import annotations
 
+import contextlib
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -127,8 +129,8 @@ def convert_model(
         calibration_info["dir"] = str(Path(calibration).resolve())
         calibration_info["io_dtype"] = "int8" if int8_io else "float32"
 
-    serve, output_names = _serving_function(loaded, inputs)
-    flatbuffer, flex_ops = _convert(loaded, serve, quantize, representative, allow_flex, int8_io)
+    with _converter_factory(loaded, inputs) as (make_converter, output_names):
+        flatbuffer, flex_ops = _convert(make_converter, quantize, representative, allow_flex, int8_io)
     if flex_ops:
         notes.append(
             f"converted with TF Select (Flex) ops {', '.join(flex_ops)}: the slim LiteRT/tflite-runtime "
@@ -249,8 +251,17 @@ def _fmt(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def _serving_function(loaded: LoadedModel, inputs: list[_Spec]) -> tuple[Any, list[str]]:
-    """A concrete function: positional inputs named like the model's, a dict of named outputs."""
+@contextlib.contextmanager
+def _converter_factory(loaded: LoadedModel, inputs: list[_Spec]) -> Iterator[tuple[Callable[[], Any], list[str]]]:
+    """Yields (a function making a fresh TFLiteConverter, the output names).
+
+    The model is wrapped as one function: positional inputs named like the model's, a dict of
+    named outputs. Keras 3 models go through ``keras.export.ExportArchive`` and a temporary
+    SavedModel, as TF's own ``from_keras_model`` does, because a Keras 3 model handed to
+    ``from_concrete_functions`` as the trackable object does not carry its variables into the
+    calibration graph (int8 then fails with READ_VARIABLE). tf_keras models and loaded SavedModels
+    are real TF trackables, so their concrete function converts directly.
+    """
     import tensorflow as tf
 
     signature = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in inputs]
@@ -270,6 +281,7 @@ def _serving_function(loaded: LoadedModel, inputs: list[_Spec]) -> tuple[Any, li
             return sig(**dict(zip(keys, args)))
 
     names: list[str] = []
+    input_names = {s.name for s in inputs}
 
     def named(out) -> dict[str, Any]:
         if isinstance(out, dict):
@@ -281,17 +293,28 @@ def _serving_function(loaded: LoadedModel, inputs: list[_Spec]) -> tuple[Any, li
         result: dict[str, Any] = {}
         for i, (key, tensor) in enumerate(items):
             key = _clean_name(key, f"output_{i}")
-            if key in result or key in {s.name for s in inputs}:
+            if key in result or key in input_names:
                 key = f"{key}_{i}"
             result[key] = tensor
         names[:] = list(result)
         return result
 
-    @tf.function(input_signature=signature, autograph=False)
     def serve(*args):
         return named(call(args))
 
-    return serve.get_concrete_function(), names
+    if loaded.loader == "keras":
+        import keras
+
+        with tempfile.TemporaryDirectory(prefix="lamb-export-") as export_dir:
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint("serving_default", serve, signature)
+            archive.write_out(export_dir, verbose=False)
+            yield (lambda: tf.lite.TFLiteConverter.from_saved_model(export_dir, signature_keys=["serving_default"])), names
+        return
+
+    concrete = tf.function(serve, input_signature=signature, autograph=False).get_concrete_function()
+    yield (lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)), names
 
 
 # -- conversion ----------------------------------------------------------------------------------
@@ -302,12 +325,12 @@ _NOT_SUPPORTED = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex o
 _FLEX_IN_FLATBUFFER = re.compile(rb"Flex([A-Z][A-Za-z0-9]*)")
 
 
-def _new_converter(loaded: LoadedModel, serve, quantize: str, representative, ops: list, int8_io: bool):
+def _new_converter(make_converter, quantize: str, representative, ops: list, int8_io: bool):
     import tensorflow as tf
 
     # A fresh converter per attempt: TF 2.21's converter fails with an AttributeError when
     # convert() is called a second time on the same object.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve], loaded.model)
+    converter = make_converter()
     converter.target_spec.supported_ops = ops
     if quantize in ("float16", "dynamic", "int8"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -321,14 +344,14 @@ def _new_converter(loaded: LoadedModel, serve, quantize: str, representative, op
     return converter
 
 
-def _convert(loaded: LoadedModel, serve, quantize: str, representative, allow_flex: bool, int8_io: bool) -> tuple[bytes, list[str]]:
+def _convert(make_converter, quantize: str, representative, allow_flex: bool, int8_io: bool) -> tuple[bytes, list[str]]:
     import tensorflow as tf
     from tensorflow.lite.python.convert_phase import ConverterError
 
     from lamb import tflog
 
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantize == "int8" else tf.lite.OpsSet.TFLITE_BUILTINS
-    converter = _new_converter(loaded, serve, quantize, representative, [builtins], int8_io)
+    converter = _new_converter(make_converter, quantize, representative, [builtins], int8_io)
     with tflog.capture_fd2() as log:
         try:
             return bytes(converter.convert()), []
@@ -354,7 +377,7 @@ def _convert(loaded: LoadedModel, serve, quantize: str, representative, allow_fl
             "(the slim Lambda runtimes cannot run such a model)",
         ) from failure
     ops = [builtins, tf.lite.OpsSet.SELECT_TF_OPS]
-    converter = _new_converter(loaded, serve, quantize, representative, ops, int8_io)
+    converter = _new_converter(make_converter, quantize, representative, ops, int8_io)
     with tflog.capture_fd2() as log:
         try:
             flatbuffer = bytes(converter.convert())
