@@ -1,1 +1,8 @@
-"""Build Lambda artifacts: targets, wheels, slimming, zip and image context, size budget."""
+"""Build Lambda artifacts: targets, wheels, slimming, zip and image context, size budget.
+
+``build_package`` ties the steps together; each step is its own module.
+"""
+
+from lamb.package.build import PackageReport, SmokeResult, build_package
+
+__all__ = ["PackageReport", "SmokeResult", "build_package"]

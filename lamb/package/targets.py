@@ -76,6 +76,14 @@ class Target:
     def docker_platform(self) -> str:
         return "linux/amd64" if self.arch == "x86_64" else "linux/arm64"
 
+    @property
+    def glibc(self) -> str:
+        return "%d.%d" % self.runtime.glibc
+
+    def describe(self) -> str:
+        """One phrase a user can check against the AWS console: runtime, arch, OS and glibc."""
+        return f"{self.runtime.name} on {self.arch} ({self.runtime.os}, glibc {self.glibc})"
+
 
 DEFAULT_ARCH = "x86_64"
 
@@ -119,3 +127,45 @@ def host_target() -> Target | None:
     if arch is None or runtime is None or sys.implementation.name != "cpython":
         return None
     return Target(runtime, arch)
+
+
+def host_glibc() -> tuple[int, int] | None:
+    """This machine's glibc version, or None (musl, macOS, Windows)."""
+    import platform
+
+    lib, version = platform.libc_ver()
+    if lib != "glibc" or not version:
+        return None
+    major, minor = (int(x) for x in version.split(".")[:2])
+    return (major, minor)
+
+
+def host_smoke_target() -> Target | None:
+    """A target describing this machine itself, for a smoke run with host-loadable wheels.
+
+    Unlike ``host_target()`` it carries the host's own glibc, so wheels that need a newer glibc
+    than the Lambda OS of the same Python version (ai-edge-litert 2.x needs 2.27; AL2 has 2.26)
+    still resolve. None when the host is not CPython on Linux x86_64/aarch64 with glibc.
+    """
+    import platform
+    import sys
+
+    glibc = host_glibc()
+    machine = platform.machine()
+    arch = next((lam for lam, m in ARCHES.items() if m == machine or lam == machine), None)
+    if glibc is None or arch is None or sys.implementation.name != "cpython":
+        return None
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return Target(Runtime(f"python{python}", python, "this machine", glibc), arch)
+
+
+def can_run_on_host(target: Target) -> bool:
+    """True when this machine can load the target's wheels: same CPython minor, arch, and a glibc
+    at least as new as the target's."""
+    host = host_smoke_target()
+    return (
+        host is not None
+        and host.runtime.python == target.runtime.python
+        and host.arch == target.arch
+        and host.runtime.glibc >= target.runtime.glibc
+    )

@@ -1,0 +1,181 @@
+"""Write the artifact: a deterministic zip, or a container image build context.
+
+Deterministic means the same files give the same bytes: entries sorted by name, one fixed
+timestamp, fixed permissions, fixed compression. Then a sha256 in a release note or a CI log
+identifies the build, and an unchanged model re-uploads nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lamb.manifest import atomic_output
+
+# Zip's epoch: the earliest timestamp the format can store (DOS time starts in 1980).
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Lambda runs the function as a user that is neither the file's owner nor in its group, so every
+# file must be world-readable; libraries and executables keep an executable bit (the dynamic
+# loader does not need it for .so, but bundled tools and the RIE's checks do, and it is harmless).
+FILE_MODE = 0o644
+EXEC_MODE = 0o755
+COMPRESSION = zipfile.ZIP_DEFLATED
+COMPRESS_LEVEL = 6  # level 9 costs ~2x the time for <1% on model weights
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of the artifact: its path inside the artifact and where its bytes come from."""
+
+    arcname: str  # posix path inside the artifact
+    source: Path
+
+
+def collect(root: Path, prefix: str = "") -> list[Entry]:
+    """Every regular file under ``root`` as an Entry (symlinks resolved to their content)."""
+    root = Path(root)
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not path.is_file():  # a dangling link
+                continue
+            rel = path.relative_to(root).as_posix()
+            entries.append(Entry(prefix + rel, path))
+    return entries
+
+
+def mode_for(entry: Entry) -> int:
+    name = entry.arcname.rsplit("/", 1)[-1]
+    is_lib = name.endswith(".so") or ".so." in name
+    executable = bool(entry.source.stat().st_mode & stat.S_IXUSR)
+    return EXEC_MODE if (is_lib or executable) else FILE_MODE
+
+
+def write_zip(entries: list[Entry], output: Path) -> Path:
+    """Write ``entries`` as a deterministic zip at ``output`` (atomically: temp file + rename)."""
+    output = Path(output)
+    tmp = atomic_output(output)
+    try:
+        write_zip_to(entries, tmp)
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return output
+
+
+def write_zip_to(entries: list[Entry], path: Path) -> None:
+    """Write the zip to ``path`` directly (the caller owns atomicity)."""
+    names = [e.arcname for e in entries]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"duplicate artifact entries: {', '.join(dupes[:5])}")
+    with zipfile.ZipFile(path, "w", compression=COMPRESSION, compresslevel=COMPRESS_LEVEL) as zf:
+        for entry in sorted(entries, key=lambda e: e.arcname):
+            info = zipfile.ZipInfo(entry.arcname, date_time=ZIP_EPOCH)
+            info.compress_type = COMPRESSION
+            info.create_system = 3  # Unix, so external_attr carries the permission bits
+            info.external_attr = (stat.S_IFREG | mode_for(entry)) << 16
+            with open(entry.source, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def replace_dir(staging: Path, output: Path) -> None:
+    """Move the finished folder ``staging`` to ``output``, replacing what was there.
+
+    Directories cannot be swapped in one rename, so the old one is first renamed aside (same
+    folder, same filesystem): at every moment ``output`` is either the whole old or the whole new
+    context, and the old one is deleted only after the new one is in place.
+    """
+    output = Path(output)
+    aside = None
+    if output.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{output.name}.old.", dir=output.parent))
+        os.rmdir(aside)
+        os.replace(output, aside)
+    try:
+        os.replace(staging, output)
+    except BaseException:
+        if aside is not None:
+            os.replace(aside, output)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True) if aside.is_dir() else aside.unlink()
+
+
+# -- container image context ------------------------------------------------------------------------
+
+DOCKERIGNORE = """\
+# Only what the Dockerfile copies goes to the Docker daemon.
+*
+!lambda_function.py
+!model.tflite
+!lamb.json
+!requirements.txt
+"""
+
+
+def dockerfile(target, requirements: list[str], lamb_version: str) -> str:
+    """The Dockerfile for ``target`` (a ``Target``): AWS's Lambda base image, pinned wheels."""
+    return f"""\
+# Built by lamb {lamb_version} for AWS Lambda {target.describe()}.
+# --platform on FROM, not only on `docker build`: Lambda runs the image on this arch whatever the
+# build machine is (an arm64 laptop building for x86_64 Lambda is the classic "exec format error").
+# hadolint ignore=DL3029
+FROM --platform={target.docker_platform} {target.base_image}
+
+# Wheels only, for this image's Python and arch; the versions are pinned by lamb package,
+# which resolved and smoke-tested them.
+COPY requirements.txt ${{LAMBDA_TASK_ROOT}}/
+RUN pip install --no-cache-dir --only-binary=:all: --no-deps \\
+        --target "${{LAMBDA_TASK_ROOT}}" -r "${{LAMBDA_TASK_ROOT}}/requirements.txt"
+
+COPY lambda_function.py model.tflite lamb.json ${{LAMBDA_TASK_ROOT}}/
+
+CMD ["lambda_function.lambda_handler"]
+"""
+
+
+def image_readme(target, name: str, model_bytes: int) -> str:
+    memory = 1024 if model_bytes < 100 * 2**20 else 2048
+    arch = target.arch
+    return f"""\
+# {name}: a Lambda container image context built by lamb
+
+Target: {target.describe()}. Base image: `{target.base_image}`.
+
+## Build and try it locally
+
+```sh
+docker build --platform {target.docker_platform} -t {name}:latest .
+docker run --rm --platform {target.docker_platform} -p 9000:8080 {name}:latest
+# in another shell:
+curl -s -XPOST http://localhost:9000/2015-03-31/functions/function/invocations \\
+     -d '{{"url": "https://example.com/some-image.jpg"}}'
+```
+
+## Push to ECR and create the function
+
+```sh
+AWS_REGION=us-east-1
+ACCOUNT=$(aws sts get-caller-identity --query Account --output text)
+REPO=$ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com/{name}
+aws ecr create-repository --repository-name {name} --region $AWS_REGION
+aws ecr get-login-password --region $AWS_REGION | docker login --username AWS --password-stdin $ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com
+docker tag {name}:latest $REPO:latest
+docker push $REPO:latest
+aws lambda create-function --function-name {name} --region $AWS_REGION \\
+    --package-type Image --code ImageUri=$REPO:latest --architectures {arch} \\
+    --memory-size {memory} --timeout 30 --role arn:aws:iam::$ACCOUNT:role/YOUR_LAMBDA_ROLE
+```
+
+To update later: build, tag and push again, then
+`aws lambda update-function-code --function-name {name} --image-uri $REPO:latest`.
+"""

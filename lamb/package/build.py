@@ -1,0 +1,373 @@
+"""``build_package``: manifest in, verified, size-checked, smoke-tested Lambda artifact out.
+
+Steps: trust check (the .tflite is the one verify passed) -> target and runtime library ->
+wheels for the target -> slimming -> artifact in a temp file beside the output -> size budget ->
+smoke run of the built files in a fresh interpreter -> rename over the old artifact. Any failure
+before the rename leaves the previous artifact untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lamb import manifest as mf
+from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
+from lamb.package import artifact, budget, runtime_lib, slim, targets, wheels
+
+HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / "lambda_function.py"
+FORMATS = ("zip", "image")
+# Pillow decodes the images the handler receives; it is not a dependency of either runtime lib.
+IMAGE_LIBRARY = "pillow"
+
+
+@dataclass
+class SmokeResult:
+    """What happened when the built function answered a sample image in a fresh subprocess."""
+
+    ran: bool
+    passed: bool
+    stand_in: bool  # True: the host cannot run the target's wheels; a host build was run instead
+    label: str  # one sentence saying exactly what was run
+    python: str = ""  # the target the smoke run's wheels were resolved for
+    init_ms: float | None = None  # cold start: interpreter start + handler import + model load
+    invoke_ms: float | None = None
+    peak_rss_mb: float | None = None
+    top: str | None = None  # the top label and score the function answered
+    differences: list[str] = field(default_factory=list)  # package versions that differ from the target's
+    error: str | None = None
+
+
+@dataclass
+class PackageReport:
+    artifact: Path
+    format: str  # "zip" | "image"
+    target: str  # "python3.12-x86_64"
+    target_description: str
+    runtime_lib: runtime_lib.RuntimeLibChoice
+    installed: dict[str, str]  # distribution -> version in the artifact
+    wheel_source: str  # "cache" | "index" | "wheelhouse"
+    slimming: list[slim.SlimResult]
+    budget: budget.BudgetReport
+    smoke: SmokeResult
+    verification: str  # "passed on ai-edge-litert 2.3.0 (...)" or "skipped (--skip-verify)"
+    sha256: str | None  # of the zip; None for an image context
+    bytes: int  # zip size, or the context folder's size
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def slimmed_bytes(self) -> int:
+        return sum(r.bytes_saved for r in self.slimming)
+
+
+def resolve_manifest(path: Path | None) -> Path:
+    """A manifest path from what the user named: nothing (cwd), a folder, a .tflite or a manifest."""
+    if path is None:
+        return mf.find()
+    path = Path(path)
+    if path.is_dir():
+        return mf.find(path)
+    if path.suffix == ".tflite":
+        return mf.manifest_path_for(path)
+    return path
+
+
+def check_verification(manifest: mf.Manifest, tflite: Path, skip_verify: bool) -> str:
+    """Refuse a model that verify did not pass, or that changed since; returns a one-line status."""
+    if skip_verify:
+        return "skipped (--skip-verify)"
+    v = manifest.verification
+    hint = "run `lamb verify` first, or pass --skip-verify to package it anyway"
+    if v is None:
+        raise VerificationFailed("the model has not been verified", hint)
+    if not v.passed:
+        why = "; ".join(v.failures[:2]) or v.error or "see `lamb verify`"
+        raise VerificationFailed(f"the model failed verification ({why})", "fix the conversion and re-run `lamb verify`, or pass --skip-verify")
+    actual = mf.sha256_file(tflite)
+    if actual != v.tflite_sha256:
+        raise VerificationFailed(
+            f"{tflite.name} changed since it was verified (sha256 {actual[:12]}... != {v.tflite_sha256[:12]}...)",
+            hint,
+        )
+    return f"passed on {v.runtime_lib} {v.runtime_version} ({v.samples} samples, {v.images} images)"
+
+
+def default_output(manifest_path: Path, target: targets.Target, fmt: str) -> Path:
+    stem = manifest_path.name[: -len(mf.SUFFIX)] if manifest_path.name.endswith(mf.SUFFIX) else manifest_path.stem
+    return Path.cwd() / (f"{stem}-{target.name}.zip" if fmt == "zip" else f"{stem}-{target.name}-image")
+
+
+def build_package(
+    manifest_path: Path | None = None,
+    *,
+    runtime: str | None = None,
+    arch: str | None = None,
+    fmt: str = "zip",
+    output: Path | None = None,
+    runtime_lib_name: str | None = None,
+    wheelhouse: Path | None = None,
+    slim_deps: bool = True,
+    max_size: int | str | None = None,
+    skip_verify: bool = False,
+    smoke: bool = True,
+    sample_image: Path | None = None,
+    cache: Path | None = None,
+) -> PackageReport:
+    """Build a Lambda artifact for the model a manifest describes; see the module docstring."""
+    start = time.perf_counter()
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}", "use --format zip or --format image")
+    max_bytes = budget.parse_size(max_size)
+    manifest_path = resolve_manifest(manifest_path)
+    manifest = mf.read(manifest_path)
+    tflite = manifest.tflite_path(manifest_path)
+    if not tflite.is_file():
+        raise InputError(f"the manifest names {tflite}, which does not exist", "re-run `lamb convert` to write the .tflite again")
+    verification = check_verification(manifest, tflite, skip_verify)
+
+    target = targets.get_target(runtime, arch)
+    choice = runtime_lib.choose(target, manifest, runtime_lib_name)
+    output = Path(output) if output is not None else default_output(manifest_path, target, fmt)
+    if fmt == "zip" and output.suffix != ".zip":
+        output = output.with_name(output.name + ".zip")
+    output = output.resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    work = Path(tempfile.mkdtemp(prefix="lamb-package-"))
+    temp_output: Path | None = None
+    try:
+        deps = work / "deps"
+        requirements = [*choice.requirements, IMAGE_LIBRARY]
+        install = wheels.install_for_target(requirements, target, deps, wheelhouse=wheelhouse, cache=cache)
+        # The image installs its wheels with pip at `docker build` time; slimming applies to the zip.
+        slimmed = slim.slim(deps) if (slim_deps and fmt == "zip") else []
+
+        files = work / "files"
+        files.mkdir()
+        shutil.copyfile(HANDLER_TEMPLATE, files / "lambda_function.py")
+        shutil.copyfile(tflite, files / "model.tflite")
+        mf.write(_artifact_manifest(manifest), files / mf.ARTIFACT_MANIFEST)
+        own = {name: files / name for name in ("lambda_function.py", "model.tflite", mf.ARTIFACT_MANIFEST)}
+
+        if fmt == "zip":
+            entries = artifact.collect(deps) + [artifact.Entry(n, p) for n, p in own.items()]
+            temp_output = mf.atomic_output(output)
+            artifact.write_zip_to(entries, temp_output)
+            zip_bytes = temp_output.stat().st_size
+            report_budget = budget.check(budget.measure_zip(temp_output), fmt="zip", max_size=max_bytes, zip_bytes=zip_bytes)
+        else:
+            temp_output = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+            _write_image_context(temp_output, own, install, target)
+            context = {p.name: p for p in temp_output.iterdir() if p.name not in own}
+            report_budget = budget.check(budget.measure_tree(deps, {**own, **context}), fmt="image", max_size=max_bytes)
+        budget.enforce(report_budget)
+
+        if smoke:
+            smoke_result = _smoke(temp_output, fmt, target, install, choice, own, slim_deps and fmt == "zip", work, sample_image, manifest, wheelhouse, cache)
+            if not smoke_result.passed:
+                raise ArtifactError(
+                    f"the built function failed its smoke run ({smoke_result.label}): {smoke_result.error}",
+                    "run with --verbose for the handler's logs; try --no-slim or another --runtime-lib",
+                )
+        else:
+            smoke_result = SmokeResult(False, False, False, "not run (--no-smoke)")
+
+        if fmt == "zip":
+            sha = mf.sha256_file(temp_output)
+            size = temp_output.stat().st_size
+            _replace_file(temp_output, output)
+        else:
+            sha = None
+            size = sum(p.stat().st_size for p in temp_output.rglob("*") if p.is_file())
+            artifact.replace_dir(temp_output, output)
+        temp_output = None
+    finally:
+        if temp_output is not None:
+            shutil.rmtree(temp_output, ignore_errors=True) if temp_output.is_dir() else temp_output.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+    warnings = list(report_budget.warnings)
+    if skip_verify:
+        warnings.append("the model was packaged without a passed verification (--skip-verify)")
+    return PackageReport(
+        artifact=output,
+        format=fmt,
+        target=target.name,
+        target_description=target.describe(),
+        runtime_lib=choice,
+        installed=install.installed,
+        wheel_source=install.source,
+        slimming=slimmed,
+        budget=report_budget,
+        smoke=smoke_result,
+        verification=verification,
+        sha256=sha,
+        bytes=size,
+        seconds=time.perf_counter() - start,
+        warnings=warnings,
+    )
+
+
+def _replace_file(tmp: Path, output: Path) -> None:
+    import os
+
+    if output.is_dir():
+        raise InputError(f"{output} is a folder", "name a .zip file with --output, or remove the folder")
+    os.replace(tmp, output)
+
+
+def _artifact_manifest(manifest: mf.Manifest) -> mf.Manifest:
+    """The copy that ships: the model sits beside the handler; host paths stay on the host."""
+    calibration = manifest.calibration
+    if calibration and calibration.get("dir"):
+        calibration = {**calibration, "dir": Path(str(calibration["dir"])).name}
+    return replace(manifest, tflite="model.tflite", source=Path(manifest.source).name, calibration=calibration)
+
+
+def _write_image_context(folder: Path, own: dict[str, Path], install: wheels.InstallResult, target: targets.Target) -> None:
+    from lamb import __version__
+
+    for name, path in own.items():
+        shutil.copyfile(path, folder / name)
+    pinned = install.pinned()
+    header = f"# Resolved by lamb package for {target.describe()}; installed with --no-deps, so this is the whole set.\n"
+    (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
+    (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__), encoding="utf-8")
+    (folder / ".dockerignore").write_text(artifact.DOCKERIGNORE, encoding="utf-8")
+    name = "lamb-" + Path(own["model.tflite"]).stem.replace("_", "-").lower()
+    name = "lamb-model" if name == "lamb-model" else name
+    (folder / "README.md").write_text(artifact.image_readme(target, name, own["model.tflite"].stat().st_size), encoding="utf-8")
+
+
+# -- smoke run --------------------------------------------------------------------------------------
+
+
+def sample_event(manifest: mf.Manifest, image: Path | None = None) -> dict:
+    """A direct-invocation event with an image: the user's, or a seeded synthetic one."""
+    if image is not None:
+        if not Path(image).is_file():
+            raise InputError(f"no sample image at {image}", "pass an existing .jpg/.png to --sample-image")
+        data = Path(image).read_bytes()
+    else:
+        import numpy as np
+        from PIL import Image
+
+        shape = manifest.inputs[0].shape if manifest.inputs else [1, 224, 224, 3]
+        h, w = (int(d) if d and d > 0 else 224 for d in shape[1:3]) if len(shape) == 4 else (224, 224)
+        rng = np.random.default_rng(0)
+        pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="JPEG", quality=90)
+        data = buf.getvalue()
+    return {"image": base64.b64encode(data).decode("ascii")}
+
+
+def _smoke(
+    built: Path, fmt: str, target: targets.Target, install: wheels.InstallResult,
+    choice: runtime_lib.RuntimeLibChoice, own: dict[str, Path], slimmed: bool, work: Path,
+    sample_image: Path | None, manifest: mf.Manifest, wheelhouse: Path | None, cache: Path | None,
+) -> SmokeResult:
+    event = sample_event(manifest, sample_image)
+    if targets.can_run_on_host(target):
+        if fmt == "zip":
+            from lamb.local import unpack_artifact
+
+            root = unpack_artifact(built, work / "task")
+            label = f"the artifact itself, unpacked, on this machine's Python {target.python_version}"
+        else:
+            root = work / "task"
+            shutil.copytree(install.dest, root)
+            for name, path in own.items():
+                shutil.copyfile(path, root / name)
+            label = f"the image's files with its pinned wheels, on this machine's Python {target.python_version}"
+        return _run(root, event, label, stand_in=False, python=target.name)
+
+    host = targets.host_smoke_target()
+    if host is None:
+        return SmokeResult(False, True, True, "not run: this machine is not Linux CPython with glibc, so it cannot load any Lambda wheel")
+    root = work / "task"
+    host_install, differences = _install_same_versions(install, choice, host, root, wheelhouse, cache)
+    if slimmed:
+        slim.slim(root)
+    for name, path in own.items():
+        shutil.copyfile(path, root / name)
+    why = []
+    if host.python_version != target.python_version:
+        why.append(f"Python {host.python_version} here, {target.python_version} on the target")
+    if host.arch != target.arch:
+        why.append(f"{host.arch} here, {target.arch} on the target")
+    if host.runtime.glibc < target.runtime.glibc:
+        why.append(f"glibc {host.glibc} here, {target.glibc} on the target")
+    label = (
+        f"HOST STAND-IN: this machine cannot run {target.name} wheels ({'; '.join(why)}); "
+        f"ran the same files with the same package versions built for python{host.python_version}-{host.arch}"
+    )
+    if differences:
+        label += " except " + ", ".join(differences)
+    result = _run(root, event, label, stand_in=True, python=f"python{host.python_version}-{host.arch} (host)")
+    result.differences = differences
+    return result
+
+
+def _install_same_versions(
+    install: wheels.InstallResult, choice: runtime_lib.RuntimeLibChoice, host: targets.Target, dest: Path,
+    wheelhouse: Path | None, cache: Path | None,
+) -> tuple[wheels.InstallResult, list[str]]:
+    """Install for the host the versions the target got; relax pins the host has no wheel for."""
+    pins = dict(install.installed)
+    lib = wheels.normalise(choice.name)
+    attempts = [
+        [f"{n}=={v}" for n, v in sorted(pins.items())],
+        [f"{lib}=={pins[lib]}", f"{IMAGE_LIBRARY}=={pins.get(IMAGE_LIBRARY, '')}".rstrip("="), *choice.extra_requirements],
+        [f"{lib}=={pins[lib]}", IMAGE_LIBRARY, *choice.extra_requirements],
+    ]
+    error: DependencyError | None = None
+    for reqs in attempts:
+        shutil.rmtree(dest, ignore_errors=True)
+        try:
+            got = wheels.install_for_target(reqs, host, dest, wheelhouse=wheelhouse, cache=cache)
+        except DependencyError as exc:
+            error = exc
+            continue
+        differences = [
+            f"{n} {got.installed.get(n, 'absent')} (target {v})" for n, v in sorted(pins.items()) if got.installed.get(n) != v
+        ]
+        return got, differences
+    assert error is not None
+    raise DependencyError(
+        f"cannot smoke-test on this machine: {error.message}",
+        "package for this machine's Python to test here, or pass --no-smoke",
+    )
+
+
+def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str) -> SmokeResult:
+    from lamb.local import LocalFunction
+
+    with LocalFunction(root, memory_mb=10240, timeout_s=120.0) as fn:
+        first = fn.invoke(event)
+        second = fn.invoke(event) if first.error is None else None
+    inv = second or first
+    error = None
+    top = None
+    if first.error is not None:
+        error = f"{first.error.get('errorType')}: {first.error.get('errorMessage')}"
+        if first.logs:
+            error += " | logs: " + first.logs.strip().splitlines()[-1][:300]
+    elif not isinstance(first.response, dict) or "error" in first.response:
+        error = f"the handler answered {str(first.response)[:300]}"
+    else:
+        scores = first.response
+        flat = scores if all(isinstance(v, (int, float)) for v in scores.values()) else next(iter(scores.values()), {})
+        if flat:
+            best = max(flat, key=flat.get)
+            top = f"{best} {flat[best]:.4f}"
+    return SmokeResult(
+        ran=True, passed=error is None, stand_in=stand_in, label=label, python=python,
+        init_ms=first.init_ms, invoke_ms=inv.invoke_ms, peak_rss_mb=inv.peak_rss_mb, top=top, error=error,
+    )

@@ -1,0 +1,190 @@
+"""Remove from the installed dependencies what the handler never loads.
+
+Each rule is data: a name, why the files are dead weight in a Lambda function, and the glob
+patterns (relative to the install root) it removes. ``slim`` reports the bytes each rule saved.
+The rules were read off the real wheels (``unzip -l`` of ai-edge-litert 2.3.0 and 1.4.0, NumPy 2,
+Pillow 12/13): the handler only calls ``Interpreter(model_path=...)``, NumPy arrays and Pillow's
+JPEG/PNG/WebP decoders. Slimming is never trusted blind: ``build_package`` runs the slimmed
+artifact (the smoke run) before it replaces anything.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SlimRule:
+    name: str
+    why: str
+    patterns: tuple[str, ...]  # pathlib globs relative to the install root
+
+
+@dataclass
+class SlimResult:
+    rule: str
+    why: str
+    files: int
+    bytes_saved: int
+
+
+RULES: tuple[SlimRule, ...] = (
+    SlimRule("tests", "test suites ship inside NumPy and others; never imported at run time",
+             ("**/tests", "numpy/_core/_*_tests.*.so", "numpy/_core/_simd.*.so")),
+    SlimRule("bytecode", "__pycache__ compiled by the build host's Python is ignored by another Python version",
+             ("**/__pycache__", "**/*.pyc")),
+    SlimRule("type stubs", "*.pyi files are for type checkers, not the interpreter", ("**/*.pyi",)),
+    SlimRule("docs and headers", "documentation, C headers and Cython declarations are build-time only",
+             ("**/*.md", "**/*.rst", "**/*.pxd", "**/*.h", "**/*.hpp", "numpy/_core/include",
+              "numpy/doc", "numpy/f2py", "numpy/_pyinstaller")),
+    SlimRule("console scripts", "bin/ entry points (f2py, litert-benchmark, tqdm ...) cannot run in Lambda",
+             ("bin",)),
+    # ai-edge-litert 2.x loads libLiteRt.so only "if isfile" (its __init__.py); the Interpreter
+    # API lives in libpywrap_litert_common.so. The WebGPU accelerator is dlopen'ed for GPU
+    # delegates, and Lambda has no GPU.
+    SlimRule("litert accelerators", "GPU/NPU accelerators and the CompiledModel runtime; Lambda has no GPU or NPU "
+             "and the handler uses the Interpreter API",
+             ("ai_edge_litert/libLiteRtWebGpuAccelerator.so", "ai_edge_litert/libLiteRt*Accelerator*.so",
+              "ai_edge_litert/libLiteRt.so", "ai_edge_litert/libLiteRtRuntimeCApi.so")),
+    SlimRule("litert vendor plugins", "ahead-of-time compiler plugins and dispatch libraries for Qualcomm, "
+             "MediaTek, Samsung, Google Tensor and Intel NPUs",
+             ("ai_edge_litert/vendors", "ai_edge_litert/aot")),
+    SlimRule("litert tools", "model tools (apply_plugin_main, the benchmark script, flatbuffer utilities)",
+             ("ai_edge_litert/tools",)),
+    # Declared by ai-edge-litert for its converter/AOT/tooling modules; ai_edge_litert.interpreter
+    # imports none of them (only numpy and its own wrappers).
+    SlimRule("litert tool dependencies", "protobuf, flatbuffers, tqdm, ml_dtypes: needed by LiteRT's tools, "
+             "not by its Interpreter",
+             ("google/protobuf", "google/_upb", "flatbuffers", "tqdm", "ml_dtypes",
+              "protobuf-*.dist-info", "flatbuffers-*.dist-info", "tqdm-*.dist-info", "ml_dtypes-*.dist-info")),
+    # PIL imports these extension modules lazily (ImageFont, ImageCms, AvifImagePlugin, ImageTk)
+    # and treats an ImportError as "feature not available".
+    SlimRule("pillow extras", "Pillow's font rendering, colour management, AVIF codec and Tk bridge",
+             ("PIL/_imagingft.*.so", "PIL/_imagingcms.*.so", "PIL/_avif.*.so", "PIL/_imagingtk.*.so")),
+)
+
+# Computed, not globbed: see ``_orphaned_libraries``.
+ORPHANS = SlimRule("orphaned vendored libraries",
+                   "shared libraries bundled by auditwheel (*.libs/) that no remaining module links to", ())
+
+
+def slim(root: Path, rules: tuple[SlimRule, ...] = RULES) -> list[SlimResult]:
+    """Apply ``rules`` under ``root`` in order, then drop orphaned vendored libraries.
+
+    A shared library that a remaining ELF file links to (DT_NEEDED) is never removed, whatever
+    the rule says: ai-edge-litert 1.4's interpreter wrapper links libLiteRtRuntimeCApi.so, 2.x's
+    does not link libLiteRt.so.
+    """
+    root = Path(root)
+    elves = {p: elf_needed(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p)}
+    results = []
+    for rule in rules:
+        doomed: set[Path] = set()
+        for pattern in rule.patterns:
+            for match in root.glob(pattern):
+                if match.is_dir() and not match.is_symlink():
+                    doomed.update(p for p in match.rglob("*") if p.is_file() or p.is_symlink())
+                elif match.is_file() or match.is_symlink():
+                    doomed.add(match)
+        linked = {name for p, names in elves.items() if p not in doomed for name in names}
+        doomed = {p for p in doomed if p.name not in linked}
+        saved = 0
+        for p in sorted(doomed):
+            saved += p.lstat().st_size
+            p.unlink()
+            elves.pop(p, None)
+        _prune_empty_dirs(root)
+        results.append(SlimResult(rule.name, rule.why, len(doomed), saved))
+    orphans = _orphaned_libraries(root)
+    saved = 0
+    for p in orphans:
+        saved += p.stat().st_size
+        p.unlink()
+    results.append(SlimResult(ORPHANS.name, ORPHANS.why, len(orphans), saved))
+    return results
+
+
+def _prune_empty_dirs(root: Path) -> None:
+    for d in sorted((p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: -len(p.parts)):
+        if not any(d.iterdir()):
+            d.rmdir()
+
+
+def _orphaned_libraries(root: Path) -> list[Path]:
+    """Libraries in ``<dist>.libs/`` folders that no ELF file left in ``root`` needs.
+
+    auditwheel copies a wheel's external libraries into ``<dist>.libs/`` and links them by
+    DT_NEEDED with an RPATH, never by dlopen, so "nobody NEEDs it" means "nobody loads it".
+    Repeats until stable: removing one library can orphan the libraries only it needed.
+    """
+    vendored = {p for d in root.glob("*.libs") if d.is_dir() for p in d.iterdir() if p.is_file()}
+    if not vendored:
+        return []
+    others = [p for p in root.rglob("*") if p.is_file() and p not in vendored and _is_elf(p)]
+    needed_by_others: set[str] = set()
+    for p in others:
+        needed_by_others.update(elf_needed(p))
+    alive = {p for p in vendored if p.name in needed_by_others}
+    frontier = list(alive)
+    while frontier:
+        lib = frontier.pop()
+        for name in elf_needed(lib):
+            for candidate in vendored:
+                if candidate.name == name and candidate not in alive:
+                    alive.add(candidate)
+                    frontier.append(candidate)
+    return sorted(vendored - alive)
+
+
+def _is_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def elf_needed(path: Path) -> list[str]:
+    """The DT_NEEDED entries of an ELF shared object (what the dynamic loader will load for it).
+
+    A small reader of the section headers, so slimming works on any host (no binutils, and the
+    target's arch may differ from the host's).
+    """
+    data = Path(path).read_bytes()
+    if data[:4] != b"\x7fELF":
+        return []
+    is64 = data[4] == 2
+    end = "<" if data[5] == 1 else ">"
+    if is64:
+        shoff, = struct.unpack_from(end + "Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x3A)
+    else:
+        shoff, = struct.unpack_from(end + "I", data, 0x20)
+        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x2E)
+
+    def section(i: int) -> tuple[int, int, int, int]:  # type, offset, size, link
+        base = shoff + i * shentsize
+        if is64:
+            _, typ, _, _, off, size, link = struct.unpack_from(end + "IIQQQQI", data, base)
+        else:
+            _, typ, _, _, off, size, link = struct.unpack_from(end + "IIIIIII", data, base)
+        return typ, off, size, link
+
+    names = []
+    for i in range(shnum):
+        typ, off, size, link = section(i)
+        if typ != 6:  # SHT_DYNAMIC
+            continue
+        _, str_off, str_size, _ = section(link)
+        entry = 16 if is64 else 8
+        fmt = end + ("qQ" if is64 else "iI")
+        for pos in range(off, off + size, entry):
+            tag, val = struct.unpack_from(fmt, data, pos)
+            if tag == 0:  # DT_NULL
+                break
+            if tag == 1:  # DT_NEEDED
+                start = str_off + val
+                names.append(data[start : data.index(b"\0", start)].decode("utf-8", "replace"))
+    return names

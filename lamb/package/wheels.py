@@ -1,0 +1,190 @@
+"""Install wheels built for a Lambda target, never for this machine.
+
+Like Chalice's packager, pip is asked for wheels matching the *target's* tags only: its CPython
+version and ABI, and every manylinux platform its glibc can load on its architecture, with
+``--only-binary=:all:`` so nothing is compiled on the host. Downloads land in a cache
+(``$LAMB_CACHE_DIR`` or ``~/.cache/lamb``) that is tried first, so a rebuild is offline and fast;
+``wheelhouse`` builds from a folder of wheels with no index at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamb.errors import DependencyError, InputError
+from lamb.package.targets import Target
+
+
+@dataclass
+class InstallResult:
+    """What ``install_for_target`` put in ``dest``."""
+
+    dest: Path
+    target: str  # Target.name
+    requirements: list[str]
+    installed: dict[str, str]  # distribution name (normalised) -> version
+    source: str  # "cache" | "index" | "wheelhouse"
+    seconds: float
+    wheels: list[str] = field(default_factory=list)  # wheel file names used
+
+    def pinned(self) -> list[str]:
+        """``name==version`` lines for every installed distribution, sorted."""
+        return [f"{name}=={version}" for name, version in sorted(self.installed.items())]
+
+
+def cache_dir() -> Path:
+    """Where downloaded wheels are kept between builds."""
+    root = os.environ.get("LAMB_CACHE_DIR")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "lamb"
+    return base / "wheels"
+
+
+def target_args(target: Target) -> list[str]:
+    """pip options that describe the target instead of this machine."""
+    args = [
+        "--only-binary=:all:",
+        "--implementation", "cp",
+        "--python-version", target.python_version,
+        "--abi", target.abi,
+        "--abi", "abi3",  # stable-ABI wheels (cp3X-abi3) load on any newer CPython
+        "--abi", "none",
+    ]
+    for tag in target.platform_tags:
+        args += ["--platform", tag]
+    return args
+
+
+def install_for_target(
+    requirements: list[str],
+    target: Target,
+    dest: Path,
+    *,
+    wheelhouse: Path | None = None,
+    cache: Path | None = None,
+) -> InstallResult:
+    """Resolve ``requirements`` for ``target`` and install them into ``dest`` (``pip --target``).
+
+    With ``wheelhouse`` only that folder is used (``--no-index``). Otherwise the wheel cache is
+    tried first, offline; when it cannot satisfy the requirements the missing wheels are
+    downloaded from the index into it. Raises ``DependencyError`` naming the package and target
+    when a requirement has no wheel for the target.
+    """
+    start = time.perf_counter()
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    requirements = list(requirements)
+    if wheelhouse is not None:
+        wheelhouse = Path(wheelhouse)
+        if not wheelhouse.is_dir():
+            raise InputError(f"the wheelhouse {wheelhouse} is not a folder", "pass a folder of .whl files to --wheelhouse")
+        _pip_install(requirements, target, dest, [wheelhouse], "the wheelhouse " + str(wheelhouse))
+        source = "wheelhouse"
+        links = [wheelhouse]
+    else:
+        cache = Path(cache) if cache is not None else cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        links = [cache]
+        try:
+            _pip_install(requirements, target, dest, links, "the wheel cache")
+            source = "cache"
+        except DependencyError:
+            _pip_download(requirements, target, cache)
+            _pip_install(requirements, target, dest, links, "the wheel cache")
+            source = "index"
+    installed = installed_distributions(dest)
+    wheels = sorted(
+        p.name for link in links for p in Path(link).glob("*.whl")
+        if _dist_key(p.name) in {(n, v) for n, v in installed.items()}
+    )
+    return InstallResult(dest, target.name, requirements, installed, source, time.perf_counter() - start, wheels)
+
+
+def installed_distributions(root: Path) -> dict[str, str]:
+    """Distribution name (normalised) -> version for every ``*.dist-info`` under ``root``."""
+    found = {}
+    for info in sorted(Path(root).glob("*.dist-info")):
+        name = version = None
+        metadata = info / "METADATA"
+        if metadata.is_file():
+            for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
+                if line.startswith("Name:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("Version:"):
+                    version = line.split(":", 1)[1].strip()
+                elif not line.strip():
+                    break
+        if name and version:
+            found[normalise(name)] = version
+    return found
+
+
+def normalise(name: str) -> str:
+    """PEP 503 name normalisation."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _dist_key(wheel_name: str) -> tuple[str, str]:
+    parts = wheel_name.split("-")
+    return (normalise(parts[0]), parts[1]) if len(parts) >= 2 else ("", "")
+
+
+# -- pip ------------------------------------------------------------------------------------------
+
+
+def _run_pip(args: list[str]) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input"]
+    env = dict(os.environ)
+    # pip must not see the host's user site or a PYTHONPATH: the target gets only what it asks for.
+    env.pop("PYTHONPATH", None)
+    env["PYTHONNOUSERSITE"] = "1"
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
+def _pip_install(requirements: list[str], target: Target, dest: Path, links: list[Path], where: str) -> None:
+    args = ["install", "--no-index", "--no-compile", "--upgrade", "--target", str(dest), "--quiet"]
+    for link in links:
+        args += ["--find-links", str(link)]
+    proc = _run_pip(args + target_args(target) + requirements)
+    if proc.returncode != 0:
+        raise _dependency_error(proc.stderr, target, where)
+
+
+def _pip_download(requirements: list[str], target: Target, cache: Path) -> None:
+    args = ["download", "--dest", str(cache), "--find-links", str(cache), "--quiet"]
+    proc = _run_pip(args + target_args(target) + requirements)
+    if proc.returncode != 0:
+        raise _dependency_error(proc.stderr, target, "the package index")
+
+
+_NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
+_NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement ([^\s]+)")
+
+
+def _dependency_error(stderr: str, target: Target, where: str) -> DependencyError:
+    match = _NO_MATCH.search(stderr) or _NO_VERSION.search(stderr)
+    tags = f"CPython {target.python_version}, {target.machine}, manylinux glibc <= {target.glibc}"
+    if match:
+        package = match.group(1)
+        return DependencyError(
+            f"no wheel of {package} for {target.name} ({tags}) in {where}",
+            "pick another --runtime/--arch, or a version of the package that ships such a wheel"
+            + ("; or add the wheel to the wheelhouse" if "wheelhouse" in where else ""),
+        )
+    if "ResolutionImpossible" in stderr or "conflict" in stderr.lower():
+        detail = _last_lines(stderr)
+        return DependencyError(
+            f"the requirements conflict for {target.name}: {detail}",
+            "loosen or change the pins (see the message above)",
+        )
+    return DependencyError(f"pip failed resolving wheels for {target.name}: {_last_lines(stderr)}", "run with --verbose and check pip's message")
+
+
+def _last_lines(text: str, n: int = 3) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.startswith("WARNING")]
+    return " / ".join(lines[-n:]) if lines else "(no output)"
