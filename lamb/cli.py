@@ -147,3 +147,149 @@ def convert(
     console.print(summary_table(result))
     for note in result.notes:
         console.print(f"[dim]note:[/] {note}", highlight=False)
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    keras_model: Path = typer.Argument(None, help="The Keras model (.h5, .keras or SavedModel folder) \\[default: from the manifest]."),
+    tflite_model: Path = typer.Argument(None, help="The .tflite converted from it \\[default: from the manifest]."),
+    manifest: Path = typer.Option(None, "--manifest", "-m", help="The manifest to read and update \\[default: the *.lamb.json in the current directory, or beside TFLITE_MODEL]."),
+    samples: int = typer.Option(None, "--samples", "-n", help="Seeded random inputs: uniform pixels in [0, 255] through the preprocessing \\[default: 32, or 0 with --images]."),
+    images: Path = typer.Option(None, "--images", help="Folder of real images (searched recursively), decoded and preprocessed exactly as the Lambda handler does; combinable with --samples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+    preprocess: str = typer.Option(None, "--preprocess", help="xception | caffe | torch | scale | none \\[default: the manifest's; none without one]."),
+    labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated (names classes in failure messages) \\[default: the manifest's]."),
+    quantize: str = typer.Option(None, "--quantize", help="Whose default tolerances apply: float32 | float16 | dynamic | int8 \\[default: the manifest's, else inferred from the .tflite]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help="Run the .tflite on ai-edge-litert or tflite-runtime \\[default: the library the artifact ships]. tflite-runtime gets its own cached environment (it needs NumPy < 2)."),
+    runtime: str = typer.Option(None, "--runtime", help="Lambda runtime whose shipped library to verify on, e.g. python3.12 \\[default: the newest]."),
+    atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|keras - tflite| <= atol + rtol x range(keras output)."),
+    rtol: float = typer.Option(None, "--rtol", help="Error allowed relative to the range of the Keras output (0.01 = 1% of the range)."),
+    min_top1: float = typer.Option(None, "--min-top1", help="Least fraction of samples whose top-1 class must agree (classifier outputs: shape (N, C), C > 1)."),
+    min_cosine: float = typer.Option(None, "--min-cosine", help="Least mean cosine similarity between the two models' outputs."),
+    top_k: int = typer.Option(None, "--top-k", help="Also check the overlap of the top-k classes (must reach --min-top1 unless set otherwise)."),
+    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (runs that code: only for files you trust)."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Prove the .tflite computes what the Keras model computes, on the runtime Lambda will run.
+
+    Runs both models on the same inputs and compares every output: max absolute error, max error relative to the Keras output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The .tflite runs on the TFLite runtime library the artifact ships (not TensorFlow's interpreter), in its own process; a runtime that cannot load the model is a failure with the reason.
+
+    Tolerances default per quantization mode: tight for float32, looser for float16, loosest for dynamic and int8, where class agreement matters more than values (atol / rtol / min-cosine / min-top1): float32 1e-5 / 1e-4 / 0.9999 / 0.99; float16 1e-4 / 0.02 / 0.999 / 0.95; dynamic 1e-3 / 0.25 / 0.98 / 0.85; int8 0.01 / 0.5 / 0.95 / 0.75.
+
+    The verdict is written into the manifest, so `lamb package` refuses a model that failed or was never verified. Exit code 0: pass; 1: fail.
+
+    Examples:
+
+      lamb verify
+
+      lamb verify --images samples/ --samples 100 --top-k 3
+
+      lamb verify model.h5 model.tflite --preprocess xception --runtime-lib tflite-runtime
+    """
+    with handle_errors(verbose):
+        from lamb.convert.preprocess import parse_labels_option
+        from lamb.verify import render_report, verify_model
+
+        report = verify_model(
+            keras_model,
+            tflite_model,
+            manifest_path=manifest,
+            samples=samples,
+            images=images,
+            seed=seed,
+            preprocess=preprocess,
+            labels=parse_labels_option(labels),
+            quantization=quantize,
+            runtime_lib=runtime_lib,
+            runtime=runtime,
+            atol=atol,
+            rtol=rtol,
+            min_top1=min_top1,
+            min_cosine=min_cosine,
+            top_k=top_k,
+            allow_unsafe_lambda=allow_unsafe_lambda,
+        )
+        if as_json:
+            print_json(report)
+        else:
+            for renderable in render_report(report):
+                console.print(renderable, highlight=False)
+            for note in report.notes:
+                console.print(f"[dim]note:[/] {note}", highlight=False)
+            if report.manifest_path is not None:
+                console.print(f"[dim]recorded in {report.manifest_path}[/]", highlight=False)
+        report.raise_for_failure()
+
+
+# -- package -------------------------------------------------------------------------------------
+
+
+@app.command()
+def package(
+    manifest: Path = typer.Argument(None, help="The manifest (*.lamb.json), its .tflite, or their folder \\[default: the *.lamb.json in the current directory]."),
+    runtime: str = typer.Option(None, "--runtime", "-r", help="Lambda runtime: python3.10 ... python3.14 \\[default: the newest]."),
+    arch: str = typer.Option("x86_64", "--arch", "-a", help="Lambda architecture: x86_64 | arm64."),
+    fmt: str = typer.Option("zip", "--format", "-f", help="zip (upload to Lambda, or S3 over 50 MB) | image (a Docker build context for a container image)."),
+    output: Path = typer.Option(None, "--output", "-o", help="The .zip (or image folder) to write \\[default: ./<model>-<runtime>-<arch>.zip]. Replaced atomically."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help="ai-edge-litert | tflite-runtime \\[default: what verify ran the model on, if it has wheels for the target]."),
+    wheelhouse: Path = typer.Option(None, "--wheelhouse", help="Build offline from this folder of wheels (pip --no-index --find-links)."),
+    no_slim: bool = typer.Option(False, "--no-slim", help="Keep everything the wheels install (tests, stubs, GPU/NPU accelerators, tools)."),
+    max_size: str = typer.Option(None, "--max-size", help="Your own budget for the zip (the unzipped context with --format image), e.g. 40MB; exceeding it fails."),
+    skip_verify: bool = typer.Option(False, "--skip-verify", help="Package a model that `lamb verify` did not pass (or changed since)."),
+    no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip the smoke run of the built function."),
+    sample_image: Path = typer.Option(None, "--sample-image", help="Image the smoke run sends \\[default: a seeded synthetic JPEG]."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build a Lambda deployment artifact for a verified model, sized and smoke-tested.
+
+    Resolves wheels with pip for the target runtime and arch only (its manylinux tags and CPython
+    version, binary wheels only; downloads cached in ~/.cache/lamb or $LAMB_CACHE_DIR), picks the
+    TFLite runtime library that has wheels for the target and runs the model, removes what the
+    handler never loads, and writes a deterministic zip (same inputs, same sha256) with
+    lambda_function.py, model.tflite and lamb.json at its root. With --format image it writes a
+    Docker build context instead (Dockerfile on public.ecr.aws/lambda/python, pinned
+    requirements.txt, README with the build and push commands).
+
+    Then it checks Lambda's limits (50 MB zipped for direct upload: warning; 250 MB unzipped or
+    10 GB image: failure, exit 8) and runs the built handler on a sample image in a fresh Python
+    whose import path is only the artifact and the standard library. When this machine cannot
+    run the target's wheels (another Python or arch), the same package versions are built for
+    this machine and run instead, labelled as a stand-in. Nothing replaces the previous artifact
+    unless every step passed.
+
+    Examples:
+
+      lamb package
+
+      lamb package --runtime python3.11 --arch arm64 -o function.zip
+
+      lamb package --format image --runtime python3.12
+    """
+    with handle_errors(verbose):
+        from lamb.package import build_package
+        from lamb.package.report import render
+
+        report = build_package(
+            manifest,
+            runtime=runtime,
+            arch=arch,
+            fmt=fmt,
+            output=output,
+            runtime_lib_name=runtime_lib,
+            wheelhouse=wheelhouse,
+            slim_deps=not no_slim,
+            max_size=max_size,
+            skip_verify=skip_verify,
+            smoke=not no_smoke,
+            sample_image=sample_image,
+        )
+    if as_json:
+        print_json(report)
+        return
+    for renderable in render(report, verbose):
+        console.print(renderable, highlight=False)

@@ -1,0 +1,82 @@
+"""Rich rendering of a PackageReport for the CLI (the library returns data; this draws it)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from lamb.package.budget import MiB
+from lamb.package.build import PackageReport
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / MiB:.1f}"
+
+
+def render(report: PackageReport, verbose: bool = False) -> list:
+    out = []
+    summary = Table(title="lamb package", show_header=False, title_justify="left")
+    summary.add_column(style="bold")
+    summary.add_column()
+    summary.add_row("artifact", f"{report.artifact} ({report.format}, {_mb(report.bytes)} MB)")
+    if report.sha256:
+        summary.add_row("sha256", report.sha256)
+    summary.add_row("target", report.target_description)
+    summary.add_row("runtime lib", f"{report.runtime_lib.requirement}: {report.runtime_lib.reason}")
+    pins = ", ".join(f"{n} {v}" for n, v in sorted(report.installed.items()))
+    summary.add_row("wheels", f"{pins} (from the {report.wheel_source})")
+    summary.add_row("verification", report.verification)
+    s = report.smoke
+    if s.ran:
+        status = "[green]passed[/]" if s.passed else f"[red]failed[/]: {s.error}"
+        timing = f"cold start {s.init_ms:.0f} ms, inference {s.invoke_ms:.1f} ms, peak {s.peak_rss_mb:.0f} MB" if s.passed else ""
+        summary.add_row("smoke run", f"{status}; {timing}; answered {s.top}" if s.passed else status)
+        summary.add_row("", f"[yellow]{s.label}[/]" if s.stand_in else s.label)
+    else:
+        summary.add_row("smoke run", s.label)
+    summary.add_row("time", f"{report.seconds:.1f} s")
+    out.append(summary)
+
+    b = report.budget
+    sizes = Table(title="size budget (MB)", title_justify="left")
+    sizes.add_column("component")
+    sizes.add_column("files", justify="right")
+    sizes.add_column("unzipped", justify="right")
+    if b.total_zipped is not None:
+        sizes.add_column("zipped", justify="right")
+    for c in b.components:
+        row = [c.name, str(c.files), _mb(c.unzipped)]
+        if b.total_zipped is not None:
+            row.append(_mb(c.zipped))
+        sizes.add_row(*row)
+    total = ["total", str(sum(c.files for c in b.components)), _mb(b.total_unzipped)]
+    if b.total_zipped is not None:
+        total.append(_mb(b.total_zipped))
+    sizes.add_row(*total, style="bold")
+    out.append(sizes)
+
+    limits = Table(title="Lambda limits", title_justify="left")
+    limits.add_column("limit")
+    limits.add_column("actual MB", justify="right")
+    limits.add_column("limit MB", justify="right")
+    limits.add_column("")
+    for c in b.checks:
+        verdict = "[green]ok[/]" if c.ok else ("[yellow]warn[/]" if c.severity == "warn" else "[red]FAIL[/]")
+        limits.add_row(c.name, _mb(c.actual), _mb(c.limit), verdict)
+    out.append(limits)
+
+    if report.slimming:
+        slim = Table(title=f"slimming (saved {_mb(report.slimmed_bytes)} MB unzipped)", title_justify="left")
+        slim.add_column("rule")
+        slim.add_column("files", justify="right")
+        slim.add_column("saved MB", justify="right")
+        if verbose:
+            slim.add_column("why")
+        for r in report.slimming:
+            row = [r.rule, str(r.files), _mb(r.bytes_saved)]
+            if verbose:
+                row.append(r.why)
+            slim.add_row(*row)
+        out.append(slim)
+    for w in report.warnings:
+        out.append(f"[yellow]warning:[/] {w}")
+    return out
