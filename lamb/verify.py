@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -147,10 +146,11 @@ class OutputMetrics:
     tflite_name: str  # the signature key (or tensor name) on the TFLite side
     shape: list[int]  # per sample, without the batch dimension
     reference_range: float  # max - min of the Keras output over all samples
-    max_abs: float
-    max_rel: float  # max_abs / reference_range
-    mean_abs: float
-    cosine: float  # mean over samples of the cosine similarity of the flattened outputs
+    # None when the .tflite produced NaN/inf (no meaningful number; the "finite" check fails).
+    max_abs: float | None
+    max_rel: float | None  # max_abs / reference_range; None when the reference is constant
+    mean_abs: float | None
+    cosine: float | None  # mean over samples of the cosine similarity of the flattened outputs
     top1: float | None = None  # classifier-shaped outputs only: (N, C) with C > 1
     topk: float | None = None
     k: int | None = None
@@ -213,7 +213,10 @@ class OutputMismatch(VerificationFailed):
         self.report = report
         if report.error:
             message = report.error
-            hint = "see `lamb verify --help` on --runtime-lib; the default runtime is the one the artifact ships"
+            hint = (
+                "ship a runtime library that can run the model (ai-edge-litert, lamb's default), or convert "
+                "with a TensorFlow no newer than the runtime library"
+            )
         else:
             first = report.failures[0] if report.failures else "a check failed"
             more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
@@ -250,14 +253,12 @@ def compare_outputs(
             bad = int(np.count_nonzero(~np.isfinite(out)))
             checks.append(Check(name, "finite", float(bad), 0.0, False))
             failures.append(f"output {name!r}: the .tflite produced {bad} NaN/inf values")
-            all_metrics.append(
-                OutputMetrics(name, tname, list(ref.shape[1:]), _range(ref), math.inf, math.inf, math.inf, 0.0)
-            )
+            all_metrics.append(OutputMetrics(name, tname, list(ref.shape[1:]), _range(ref), None, None, None, None))
             continue
         diff = np.abs(ref - out)
         value_range = _range(ref)
         max_abs = float(diff.max()) if diff.size else 0.0
-        max_rel = max_abs / value_range if value_range > 0 else (0.0 if max_abs == 0 else math.inf)
+        max_rel = max_abs / value_range if value_range > 0 else None
         mean_abs = float(diff.mean()) if diff.size else 0.0
         cosine = _mean_cosine(ref.reshape(n, -1), out.reshape(n, -1))
         m = OutputMetrics(name, tname, list(ref.shape[1:]), value_range, max_abs, max_rel, mean_abs, cosine)
@@ -270,7 +271,8 @@ def compare_outputs(
                 f"output {name!r}: max abs error {max_abs:.3g} exceeds {limit:.3g} "
                 f"(atol {tolerances.atol:g} + rtol {tolerances.rtol:g} x range {value_range:.3g})"
             )
-        checks.append(Check(name, "max_rel", max_rel, None, None))
+        if max_rel is not None:
+            checks.append(Check(name, "max_rel", max_rel, None, None))
         checks.append(Check(name, "mean_abs", mean_abs, None, None))
         ok = cosine >= tolerances.min_cosine
         checks.append(Check(name, "cosine", cosine, tolerances.min_cosine, ok, ">="))
@@ -411,20 +413,40 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LAMB_CACHE_DIR") or Path.home() / ".cache" / "lamb")
 
 
-def default_runtime_lib(manifest: Manifest | None = None) -> tuple[str, str | None]:
-    """The runtime library (and requirement) the default Lambda target's artifact ships."""
-    try:
-        from lamb.package import runtime_lib, targets
-    except ImportError:  # the package step is not installed in this checkout yet
-        return "ai-edge-litert", None
-    choose = getattr(runtime_lib, "choose", None)
-    if choose is None:
-        return "ai-edge-litert", None
-    choice = choose(targets.get_target(), manifest)
-    return choice.name, getattr(choice, "requirement", None)
+def pick_runtime(
+    lib: str | None = None, runtime: str | None = None, manifest: Manifest | None = None
+) -> tuple[str, list[str], str]:
+    """The runtime library to verify on, its requirements, and why: what the artifact will ship.
+
+    ``runtime`` names a Lambda runtime (``python3.12``): the library ``lamb package`` would ship
+    for it. Without one, ``lib`` alone picks that library's newest wheel for this machine, and with
+    neither the default target's choice is taken. A previous verification in the manifest is
+    ignored here: which library verify used is what it is meant to establish.
+    """
+    from lamb.package import runtime_lib as rl
+    from lamb.package import targets
+
+    fresh = dataclasses.replace(manifest, verification=None) if manifest is not None else None
+    if runtime is not None or lib is None:
+        target = targets.get_target(runtime)
+        try:
+            choice = rl.choose(target, fresh, override=lib)
+        except RuntimeLibError:
+            # A Flex model: no library can run it; verify on the default one and report that it fails.
+            return "ai-edge-litert", [], "no runtime library runs Flex models; tried the default, ai-edge-litert"
+        return choice.name, choice.requirements, f"{choice.requirement}, what `lamb package` ships for {target.name}"
+    name = rl.normalise_name(lib)
+    host = targets.host_target()
+    rows = rl.available(host, name) if host is not None else []
+    if not rows:
+        requirement = TFLITE_RUNTIME_REQUIREMENT if name == "tflite-runtime" else name
+        needs = ["numpy<2"] if name == "tflite-runtime" else []
+        return name, [requirement, *needs], f"--runtime-lib {name}"
+    row = rows[0]
+    return name, [f"{row.name}=={row.version}", *row.needs], f"{row.name}=={row.version}, its newest wheel for this machine"
 
 
-def resolve_runtime(lib: str, requirement: str | None = None) -> RuntimeEnv:
+def resolve_runtime(lib: str, requirements: Sequence[str] = ()) -> RuntimeEnv:
     """Find (or build, once, under the lamb cache) an environment that has ``lib`` importable.
 
     ai-edge-litert comes with lamb: its own installation is used when it satisfies the requirement.
@@ -434,22 +456,20 @@ def resolve_runtime(lib: str, requirement: str | None = None) -> RuntimeEnv:
     """
     if lib not in RUNTIME_LIBS:
         raise InputError(f"unknown runtime library {lib!r}", f"use one of: {', '.join(RUNTIME_LIBS)}")
-    if lib == "ai-edge-litert" and _installed_satisfies("ai-edge-litert", requirement):
+    requirements = list(requirements) or [TFLITE_RUNTIME_REQUIREMENT if lib == "tflite-runtime" else lib]
+    if lib == "ai-edge-litert" and _installed_satisfies("ai-edge-litert", requirements[0]):
         import importlib.util
 
         paths = []
         for module in ("ai_edge_litert", "numpy"):
             spec = importlib.util.find_spec(module)
-            assert spec is not None and spec.origin is not None  # _installed_satisfies checked
+            assert spec is not None and spec.origin is not None  # both are lamb dependencies
             site = str(Path(spec.origin).parent.parent)
             if site not in paths:
                 paths.append(site)
         return RuntimeEnv(lib, sys.executable, paths, "lamb's environment")
-    requirements = [requirement or (TFLITE_RUNTIME_REQUIREMENT if lib == "tflite-runtime" else lib)]
-    if lib == "tflite-runtime":
+    if lib == "tflite-runtime" and not any(r.startswith("numpy") for r in requirements):
         requirements.append("numpy<2")
-    else:
-        requirements.append("numpy")
     dest = _isolated_env(requirements)
     return RuntimeEnv(lib, sys.executable, [str(dest)], f"isolated environment at {dest}")
 
@@ -646,8 +666,14 @@ def _pair(keras_names: list[str], tflite_keys: list[str], what: str) -> list[int
     or ``output_0``, ``output_1``, ... in Keras order (Keras 3); either way the interpreter's own
     tensor order is not the model's, so pair by name, then by ``output_<i>``, then by position.
     """
-    if sorted(keras_names) == sorted(tflite_keys) and len(set(keras_names)) == len(keras_names):
-        return [tflite_keys.index(n) for n in keras_names]
+    import re
+
+    # lamb convert names signature entries after the Keras names with anything but [A-Za-z0-9_]
+    # replaced (``serving_default_<name>:0`` must stay a valid tensor name).
+    cleaned = [re.sub(r"[^A-Za-z0-9_]", "_", n.split(":")[0]).strip("_") for n in keras_names]
+    for names in (keras_names, cleaned):
+        if sorted(names) == sorted(tflite_keys) and len(set(names)) == len(names):
+            return [tflite_keys.index(n) for n in names]
     prefix = "output_" if what == "output" else "args_"
     indexed = {f"{prefix}{i}": i for i in range(len(tflite_keys))}
     if set(tflite_keys) == set(indexed):
@@ -686,7 +712,7 @@ def verify_model(
     labels: list[str] | None = None,
     quantization: str | None = None,
     runtime_lib: str | None = None,
-    runtime_requirement: str | None = None,
+    runtime: str | None = None,
     atol: float | None = None,
     rtol: float | None = None,
     min_top1: float | None = None,
@@ -731,11 +757,10 @@ def verify_model(
     if manifest is not None and manifest.tflite_sha256 != tflite_sha256:
         notes.append(f"{tflite_path.name} changed since `lamb convert` wrote the manifest; verifying the file as it is now")
 
-    if runtime_lib is None:
-        runtime_lib, chosen_requirement = default_runtime_lib(manifest)
-        runtime_requirement = runtime_requirement or chosen_requirement
     t0 = time.perf_counter()
-    env = resolve_runtime(runtime_lib, runtime_requirement)
+    runtime_lib, requirements, why = pick_runtime(runtime_lib, runtime, manifest)
+    env = resolve_runtime(runtime_lib, requirements)
+    notes.append(f"runtime library: {why}")
     timings["runtime_env"] = time.perf_counter() - t0
 
     # Start the runtime first: it loads the .tflite while this process imports TensorFlow and
@@ -743,9 +768,12 @@ def verify_model(
     t_runner = time.perf_counter()
     with TFLiteRunner(env, tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
         t0 = time.perf_counter()
+        from lamb import tflog
         from lamb.convert import load_keras_model
 
-        loaded = load_keras_model(keras_path, allow_unsafe_lambda=allow_unsafe_lambda)
+        # TensorFlow's C++ core writes its start-up chatter straight to fd 2.
+        with tflog.capture_fd2():
+            loaded = load_keras_model(keras_path, allow_unsafe_lambda=allow_unsafe_lambda)
         timings["load_keras"] = time.perf_counter() - t0
         k_in_names, k_in_shapes, k_out_names, k_out_shapes = _keras_signature(loaded)
 
@@ -765,7 +793,8 @@ def verify_model(
             tol = default_tolerances(quant, atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k)
             version = _lib_version_in(env)
             result = report(
-                passed=False, quantization=quant, quantization_source="manifest" if manifest else "given",
+                passed=False, quantization=quant,
+                quantization_source="manifest" if manifest else ("given" if quantization else "default"),
                 runtime_lib=runtime_lib, runtime_version=version, images=0, skipped_images=0, tolerances=tol,
                 error=explain_runtime_failure(runtime_lib, version, tflite_path, failure),
             )
@@ -838,7 +867,8 @@ def verify_model(
         pending = _Background(lambda: runner.run(tflite_inputs, Path(workdir)))
 
         t1 = time.perf_counter()
-        reference = _predict_batched(loaded, inputs)
+        with tflog.capture_fd2():
+            reference = _predict_batched(loaded, inputs)
         timings["keras_predict"] = time.perf_counter() - t1
 
         try:
@@ -965,3 +995,61 @@ def _record(report: VerifyReport, manifest: Manifest | None, manifest_path: Path
         manifest.verification = report.to_verification()
         manifest_mod.write(manifest, manifest_path)
     return report
+
+
+# -- rendering (the CLI prints these) ---------------------------------------------------------------
+
+_METRIC_TITLES = {
+    "finite": "NaN/inf values",
+    "max_abs": "max abs error",
+    "max_rel": "max error / range",
+    "mean_abs": "mean abs error",
+    "cosine": "cosine similarity",
+    "top1": "top-1 agreement",
+}
+
+
+def render_report(report: VerifyReport) -> list[Any]:
+    """Rich renderables: a one-line summary and a PASS/FAIL table, one row per metric per output."""
+    from rich.table import Table
+    from rich.text import Text
+
+    inputs = []
+    if report.samples:
+        inputs.append(f"{report.samples} random sample{'s' if report.samples != 1 else ''} (seed {report.seed})")
+    if report.images or report.skipped_images:
+        skipped = f", {report.skipped_images} skipped" if report.skipped_images else ""
+        inputs.append(f"{report.images} image{'s' if report.images != 1 else ''}{skipped}")
+    verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
+    head = (
+        f"{verdict} {report.tflite_path.name} vs {report.keras_path.name} on "
+        f"{report.runtime_lib} {report.runtime_version}: {' + '.join(inputs) or 'no inputs'}, "
+        f"preprocess {report.preprocess}, {report.quantization} tolerances ({report.quantization_source})"
+    )
+    out: list[Any] = [Text.from_markup(head)]
+    if report.error:
+        out.append(Text.from_markup(f"[red]{report.error}[/]"))
+        return out
+    table = Table(title_justify="left", padding=(0, 1))
+    for col, justify in (("output", "left"), ("metric", "left"), ("value", "right"), ("limit", "right"), ("result", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    last = None
+    for c in report.checks:
+        title = _METRIC_TITLES.get(c.metric) or (f"top-{c.metric[3:]} overlap" if c.metric.startswith("top") else c.metric)
+        if c.metric in ("top1",) or c.metric.startswith("top"):
+            value = f"{c.value:.1%}"
+            limit = f"≥ {c.limit:.1%}" if c.limit is not None else ""
+        elif c.metric == "cosine":
+            value = f"{c.value:.6f}"
+            limit = f"≥ {c.limit:g}" if c.limit is not None else ""
+        elif c.metric == "finite":
+            value = f"{int(c.value)}"
+            limit = "0"
+        else:
+            value = f"{c.value:.3g}"
+            limit = f"≤ {c.limit:.3g}" if c.limit is not None else ""
+        result = "[green]PASS[/]" if c.passed else ("[red]FAIL[/]" if c.passed is False else "[dim]info[/]")
+        table.add_row(c.output if c.output != last else "", title, value, limit, result)
+        last = c.output
+    out.append(table)
+    return out
