@@ -44,6 +44,25 @@ def tiny_classifier_h5(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tf_keras_preprocess_h5(tmp_path_factory):
+    """A Keras-2 (tf_keras) .h5 with ``xception.preprocess_input`` inside its graph (TFOpLambda
+    layers), the shape of most course models: Keras 3 cannot read it, lamb falls back to tf_keras.
+    32x32 RGB in (raw [0, 255] pixels), 4-class logits out."""
+    import tensorflow as tf
+    import tf_keras
+
+    tf.random.set_seed(0)
+    inputs = tf_keras.Input((32, 32, 3), name="image")
+    x = tf_keras.applications.xception.preprocess_input(inputs)
+    x = tf_keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = tf_keras.layers.GlobalAveragePooling2D()(x)
+    outputs = tf_keras.layers.Dense(4, name="logits")(x)
+    path = tmp_path_factory.mktemp("tf_keras_model") / "course.h5"
+    tf_keras.Model(inputs, outputs, name="course_model").save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def sample_images(tmp_path_factory):
     """A folder of 12 small seeded RGB PNG/JPEG images of varied sizes (calibration, verify, invoke)."""
     import numpy as np
