@@ -22,7 +22,17 @@ import traceback
 
 
 def _peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    # VmHWM (peak RSS of this process image) rather than getrusage's ru_maxrss: Linux carries
+    # ru_maxrss across exec, so a child of a large parent (lamb with TensorFlow loaded) would
+    # report the parent's peak.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 def _error(exc, error_type=None, message=None):

@@ -245,10 +245,24 @@ class Model:
             self._resize([1, *(self.size or inputs[0]["shape"][1:3]), 3])
         else:
             self.interpreter.allocate_tensors()
-        self.outputs = [(d["index"], d["name"], _quant(d)) for d in self.interpreter.get_output_details()]
-        names = [o.get("name") for o in manifest.get("outputs") or []]
-        if len(names) == len(self.outputs) and all(names):
-            self.outputs = [(index, name, q) for (index, _, q), name in zip(self.outputs, names)]
+        self.outputs = self._output_tensors([o.get("name") for o in manifest.get("outputs") or []])
+
+    def _output_tensors(self, names):
+        """(tensor index, name, quantization) per output, in the manifest's order.
+
+        The interpreter's output order is not the model's; the signature maps the names the
+        manifest (and the Keras model) uses to tensor indices.
+        """
+        details = {}
+        signatures = self.interpreter.get_signature_list()
+        if signatures:
+            runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+            details = runner.get_output_details()
+        if details and set(names) == set(details):
+            return [(details[n]["index"], n, _quant(details[n])) for n in names]
+        if details:
+            return [(d["index"], n, _quant(d)) for n, d in sorted(details.items())]
+        return [(d["index"], d["name"], _quant(d)) for d in self.interpreter.get_output_details()]
 
     def _resize(self, shape):
         self.interpreter.resize_tensor_input(self.input_index, shape)
