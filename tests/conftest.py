@@ -85,3 +85,163 @@ def converted_tiny(tiny_classifier_h5, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("converted_tiny") / "tiny.tflite"
     return convert_model(tiny_classifier_h5, out, preprocess="xception", labels=list(TINY_LABELS))
+
+# -- invoke ------------------------------------------------------------------------------------
+# Task roots laid out like an unpacked artifact (handler + model.tflite + lamb.json + the runtime
+# dependencies installed for this machine's Lambda target), so handler/local/invoke/serve tests
+# run before, and independently of, `lamb package`.
+
+
+def make_task_root(root, conversion, deps=None):
+    """Assemble a task root in ``root`` from a ConversionResult; ``deps``: a folder of installed
+    packages to expose (symlinked entry by entry, so a session-wide install is reused)."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    from lamb import manifest as mf
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(Path(__file__).parent.parent / "lamb" / "handler" / "lambda_function.py", root)
+    shutil.copy2(conversion.tflite_path, root / "model.tflite")
+    mf.write(dataclasses.replace(conversion.manifest, tflite="model.tflite"), root / mf.ARTIFACT_MANIFEST)
+    if deps is not None:
+        for entry in Path(deps).iterdir():
+            if entry.name not in ("bin", "__pycache__"):
+                (root / entry.name).symlink_to(entry)
+    return root
+
+
+@pytest.fixture(scope="session")
+def host_runtime_deps(tmp_path_factory, converted_tiny):
+    """NumPy, Pillow and the runtime library `lamb package` would pick for this machine's Lambda
+    target, installed with ``lamb.package.wheels.install_for_target`` (wheels cached across runs)."""
+    from lamb.package import runtime_lib
+    from lamb.package.targets import host_target
+    from lamb.package.wheels import install_for_target
+
+    target = host_target()
+    if target is None:
+        pytest.skip("this machine's Python/arch is not a Lambda runtime; no host task root can run")
+    choice = runtime_lib.choose(target, converted_tiny.manifest)
+    dest = tmp_path_factory.mktemp("runtime_deps")
+    install_for_target([*choice.requirements, "numpy", "pillow"], target, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_task_root(tmp_path_factory, converted_tiny, host_runtime_deps):
+    """A runnable task root for the tiny classifier (session-wide; do not modify it)."""
+    return make_task_root(tmp_path_factory.mktemp("tiny_task_root"), converted_tiny, host_runtime_deps)
+
+
+@pytest.fixture(scope="session")
+def png_bytes():
+    """A 48x40 RGB PNG (varied pixels) as bytes."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(1).integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def image_server(png_bytes):
+    """A local ``http.server`` on 127.0.0.1 serving ``/cat.png`` (and a few misbehaving paths);
+    yields its base URL. Loopback: the handler needs LAMB_ALLOW_PRIVATE_URLS=1 to reach it."""
+    import http.server
+    import threading
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            if self.path == "/cat.png":
+                self._send(200, png_bytes, {"Content-Type": "image/png", "Content-Length": str(len(png_bytes))})
+            elif self.path == "/big-no-length":  # streamed without Content-Length
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+                self.close_connection = True
+                for _ in range(64):
+                    self.wfile.write(b"\0" * 16384)
+            elif self.path == "/text":
+                self._send(200, b"hello, not an image", {"Content-Type": "text/plain", "Content-Length": "19"})
+            elif self.path == "/slow":
+                time.sleep(3)
+                self._send(200, png_bytes, {"Content-Length": str(len(png_bytes))})
+            elif self.path.startswith("/redirect?to="):
+                self._send(302, b"", {"Location": self.path.split("=", 1)[1], "Content-Length": "0"})
+            elif self.path == "/loop":
+                self._send(302, b"", {"Location": "/loop", "Content-Length": "0"})
+            else:
+                self._send(404, b"no", {"Content-Length": "2"})
+
+        def _send(self, status, body, headers):
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- package -----------------------------------------------------------------------------------
+# Real wheels from the index, resolved once per session for one python3.12 and one python3.11
+# target (the download cache, ~/.cache/lamb or $LAMB_CACHE_DIR, makes later sessions offline).
+
+
+@pytest.fixture(scope="session")
+def verified_tiny(tmp_path_factory, converted_tiny):
+    """A folder with tiny.tflite + tiny.lamb.json that `lamb verify` passed (session-wide; copy it
+    with ``verified_copy`` before changing anything). Returns the manifest path."""
+    import shutil
+
+    from lamb.verify import verify_model
+
+    folder = tmp_path_factory.mktemp("verified_tiny")
+    shutil.copy2(converted_tiny.tflite_path, folder / "tiny.tflite")
+    shutil.copy2(converted_tiny.manifest_path, folder / "tiny.lamb.json")
+    report = verify_model(manifest_path=folder / "tiny.lamb.json")
+    assert report.passed
+    return folder / "tiny.lamb.json"
+
+
+@pytest.fixture
+def verified_copy(tmp_path, verified_tiny):
+    """A private copy of ``verified_tiny`` under tmp_path/model; returns its manifest path."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(verified_tiny.parent, folder)
+    return folder / verified_tiny.name
+
+
+@pytest.fixture(scope="session")
+def target_installs(tmp_path_factory):
+    """``install_for_target`` of the runtime library + Pillow for python3.12-x86_64 and
+    python3.11-x86_64, keyed by target name. Do not modify the trees; copy them."""
+    from lamb.package import runtime_lib, targets, wheels
+
+    installs = {}
+    for runtime in ("python3.12", "python3.11"):
+        target = targets.get_target(runtime, "x86_64")
+        choice = runtime_lib.choose(target, None)
+        dest = tmp_path_factory.mktemp(f"deps-{target.name}")
+        installs[target.name] = wheels.install_for_target([*choice.requirements, "pillow"], target, dest)
+    return installs
