@@ -1,0 +1,123 @@
+"""``lamb convert`` through the CLI: exit codes, one-line errors, no tracebacks, JSON, TF noise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from lamb import manifest as mf
+from lamb.cli import app
+
+runner = CliRunner()
+
+
+def convert(*args: str):
+    return runner.invoke(app, ["convert", *map(str, args)])
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_convert_writes_tflite_and_manifest(tiny_classifier_h5, tmp_path):
+    out = tmp_path / "model.tflite"
+    result = convert(tiny_classifier_h5, "-o", out, "--labels", "cat,dog,bird,fish", "--preprocess", "scale")
+    assert result.exit_code == 0, result.output
+    manifest = mf.read(tmp_path / "model.lamb.json")
+    assert manifest.labels == ["cat", "dog", "bird", "fish"]
+    assert (manifest.preprocess, manifest.preprocess_note) == ("scale", "given")
+    assert manifest.tflite_sha256 == mf.sha256_file(out)
+
+
+def test_convert_json_output(tiny_classifier_h5, tmp_path):
+    result = convert(tiny_classifier_h5, "-o", tmp_path / "m.tflite", "--json", "-q", "dynamic")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["manifest"]["quantization"] == "dynamic"
+    assert data["tflite_path"] == str(tmp_path / "m.tflite")
+
+
+def test_convert_labels_file_and_input_shape_options(tiny_classifier_h5, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\nd\n")
+    result = convert(tiny_classifier_h5, "-o", tmp_path / "m.tflite", "--labels-file", labels, "--input-shape", "32,32,3")
+    assert result.exit_code == 0, result.output
+    assert mf.read(tmp_path / "m.lamb.json").labels == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["missing.h5"], 3, "no model at"),
+        (["{model}", "--labels", "a,b"], 3, "2 labels given"),
+        (["{model}", "-q", "int8"], 3, "calibration"),
+        (["{model}", "--input-shape", "big"], 3, "--input-shape"),
+        (["{empty}"], 4, "empty"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code(tiny_classifier_h5, tmp_path, args, code, words):
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    args = [a.format(model=tiny_classifier_h5, empty=empty) for a in args]
+    result = convert(*args, "-o", out / "m.tflite")
+    assert result.exit_code == code, result.output
+    (line,) = error_lines(result)
+    assert words in line
+    assert "hint:" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert not out.exists()
+
+
+def test_flex_error_then_allow_flex(tf_keras_preprocess_h5, tmp_path):
+    import tensorflow as tf
+    import tf_keras
+
+    inputs = tf_keras.Input((4, 4), name="matrix")
+    x = tf_keras.layers.Flatten()(tf.linalg.inv(inputs))
+    path = tmp_path / "inverse.h5"
+    tf_keras.Model(inputs, tf_keras.layers.Dense(2)(x)).save(path)
+
+    result = convert(path, "-o", tmp_path / "out" / "m.tflite")
+    assert result.exit_code == 5
+    (line,) = error_lines(result)
+    assert "MatrixInverse" in line
+    assert "tensor<" not in result.stderr and "Traceback" not in result.stderr
+
+    result = convert(path, "-o", tmp_path / "out" / "m.tflite", "--allow-flex", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["manifest"]["flex_ops"] == ["MatrixInverse"]
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    result = runner.invoke(app, ["convert", str(tmp_path / "missing.h5"), "--verbose"])
+    assert result.exit_code == 3
+    assert "Traceback" in result.stderr
+
+
+def test_help_reads_like_a_manual():
+    result = runner.invoke(app, ["convert", "--help"])
+    assert result.exit_code == 0
+    for option in ("--quantize", "--calibration", "--int8-io", "--input-shape", "--allow-flex", "--preprocess",
+                   "--labels-file", "--allow-unsafe-lambda"):
+        assert option in result.stdout
+
+
+@pytest.mark.e2e
+def test_tensorflow_log_noise_hidden_unless_verbose(tf_keras_preprocess_h5, tmp_path):
+    """A real subprocess: TF's C++ logs go to file descriptor 2, which CliRunner cannot see."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+    cmd = [sys.executable, "-c", "from lamb.cli import app; app()", "convert", str(tf_keras_preprocess_h5), "-o", str(tmp_path / "m.tflite")]
+    quiet = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.strip() == ""
+    assert "loader" in quiet.stdout and "tf_keras" in quiet.stdout
+
+    loud = subprocess.run([*cmd, "--verbose"], env=env, capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0, loud.stderr
+    assert loud.stderr.strip() != ""  # TensorFlow's own logs come through
