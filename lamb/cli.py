@@ -293,3 +293,108 @@ def package(
         return
     for renderable in render(report, verbose):
         console.print(renderable, highlight=False)
+
+
+# -- invoke --------------------------------------------------------------------------------------
+
+
+@app.command()
+def invoke(
+    artifact: Path = typer.Argument(None, help="The .zip or image folder `lamb package` built \\[default: the newest one in the current directory]."),
+    event: Path = typer.Option(None, "--event", "-e", help="A JSON event file (any event, as in the Lambda console's Test tab; - for stdin)."),
+    image: Path = typer.Option(None, "--image", "-i", help="An image file, sent as {\"image\": \"<base64>\"}."),
+    url: str = typer.Option(None, "--url", "-u", help="An image URL, sent as {\"url\": ...} (the course's format)."),
+    repeat: int = typer.Option(0, "--repeat", "-n", help="Invoke N more times on the warm function and report p50/p95."),
+    memory: int = typer.Option(1024, "--memory", help="The function's memory setting in MB (128-10240): sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE and the kill limit."),
+    timeout: float = typer.Option(30.0, "--timeout", help="The function's timeout in seconds."),
+    env: list[str] = typer.Option(None, "--env", help="KEY=VALUE for the function's environment (repeatable), e.g. LAMB_ALLOW_PRIVATE_URLS=1."),
+    python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run the built artifact locally the way Lambda runs it: no Docker.
+
+    Unpacks the artifact to a temp folder and starts a fresh Python whose import path is only the artifact and the standard library (python -I -S), with Lambda's environment variables, the artifact as working directory, a private /tmp and a context object. The handler is imported once (the cold start) and invoked with the event. Prints the handler's response exactly as returned (its own 400s included), init and invoke ms, peak memory, and the memory setting to use. An unhandled exception, a timeout or a crash is shown as Lambda reports it, exit code 9.
+
+    Local CPU is not Lambda's: below 1,769 MB a function gets a fraction of a vCPU.
+
+    Examples:
+
+      lamb invoke --image cat.jpg
+
+      lamb invoke function.zip --url http://127.0.0.1:8000/cat.jpg --env LAMB_ALLOW_PRIVATE_URLS=1
+
+      lamb invoke --event apigw-event.json --repeat 20 --json
+    """
+    with handle_errors(verbose):
+        from lamb.errors import ArtifactError
+        from lamb.invoke import invoke_artifact, parse_env, render
+
+        report = invoke_artifact(
+            artifact, event_file=event, image=image, url=url, repeat=repeat, memory_mb=memory,
+            timeout_s=timeout, env=parse_env(env), python=python,
+        )
+    if as_json:
+        print_json(report)
+    else:
+        for renderable in render(report, verbose):
+            console.print(renderable, highlight=False)
+    if report.error is not None:
+        raise typer.Exit(ArtifactError.exit_code)
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    artifact: Path = typer.Argument(None, help="The .zip or image folder `lamb package` built \\[default: the newest one in the current directory]."),
+    port: int = typer.Option(9000, "--port", "-p", help="Port on 127.0.0.1 (9000 is what the course's Docker setup maps)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Warm function processes; each serves one request at a time, the rest queue."),
+    memory: int = typer.Option(1024, "--memory", help="Each function's memory setting in MB (128-10240)."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Each invocation's timeout in seconds."),
+    env: list[str] = typer.Option(None, "--env", help="KEY=VALUE for the function's environment (repeatable), e.g. LAMB_ALLOW_PRIVATE_URLS=1."),
+    python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: as for lamb invoke]."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Serve the artifact on the Lambda Runtime Interface Emulator's endpoint, without Docker.
+
+    Answers POST http://127.0.0.1:PORT/2015-03-31/functions/function/invocations with the handler's JSON, so a client written for the course's `docker run -p 9000:8080` setup works unchanged. The handler stays warm in --workers processes (each like one Lambda execution environment: python -I -S, the artifact only); concurrent requests are served or queued, none dropped. Ctrl-C stops it and leaves no process behind; a summary follows.
+
+    Examples:
+
+      lamb serve
+
+      lamb serve function.zip --port 8080 --workers 2 --env LAMB_ALLOW_PRIVATE_URLS=1
+    """
+    with handle_errors(verbose):
+        from lamb.invoke import parse_env
+        from lamb.serve import serve_artifact
+
+        def ready(server) -> None:
+            if as_json:
+                return
+            inits = ", ".join(f"{ms:,.0f}" for ms in server.report.init_ms)
+            console.print(f"serving [bold]{server.report.artifact}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)", highlight=False)
+            for failure in server.init_failures:
+                console.print(f"[bold red]init failed:[/] {failure.error.get('errorType')}: {failure.error.get('errorMessage')}", highlight=False)
+            for note in server.report.notes:
+                console.print(f"[dim]note:[/] {note}", highlight=False)
+            console.print(f"POST JSON events to [bold]{server.url}[/]", highlight=False)
+            console.print(f"""[dim]e.g. curl -s -X POST {server.url} -d '{{"url": "https://.../image.jpg"}}'   Ctrl-C to stop[/]""", highlight=False)
+
+        report = serve_artifact(
+            artifact, port=port, workers=workers, memory_mb=memory, timeout_s=timeout,
+            env=parse_env(env), python=python, on_ready=ready,
+        )
+    if as_json:
+        print_json(report)
+        return
+    p50 = "-" if report.p50_ms is None else f"{report.p50_ms:,.1f} ms"
+    p95 = "-" if report.p95_ms is None else f"{report.p95_ms:,.1f} ms"
+    console.print(
+        f"stopped after {report.seconds:,.0f} s: {report.requests} requests ({report.unhandled_errors} unhandled errors, "
+        f"{report.rejected} rejected), latency p50 {p50}, p95 {p95}; no processes left",
+        highlight=False,
+    )

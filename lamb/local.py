@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamb.errors import ArtifactError, InputError
+from lamb.errors import ArtifactError, DependencyError, InputError
 
 HANDLER = "lambda_function.lambda_handler"
 #: Lambda's console default is 128 MB; image models need far more, so the local default is what a
@@ -122,7 +122,17 @@ def _install_requirements(requirements: Path, dest: Path) -> None:
             "build a zip for your Python version (`lamb package --runtime python3.X`) and invoke that",
         )
     lines = [ln.split("#", 1)[0].strip() for ln in requirements.read_text(encoding="utf-8").splitlines()]
-    install_for_target([ln for ln in lines if ln and not ln.startswith("-")], target, dest)
+    pinned = [ln for ln in lines if ln and not ln.startswith("-")]
+    try:
+        install_for_target(pinned, target, dest)
+    except DependencyError:
+        # The pins are for the image's own target (say python3.12, whose ai-edge-litert has no
+        # wheel for this Python): run the same libraries as resolved for this machine instead.
+        from lamb import manifest as mf
+        from lamb.package import runtime_lib
+
+        choice = runtime_lib.choose(target, mf.read(dest / mf.ARTIFACT_MANIFEST))
+        install_for_target([*choice.requirements, "numpy", "pillow"], target, dest)
 
 
 # -- the execution environment ----------------------------------------------------------------------

@@ -1,0 +1,355 @@
+"""``lamb invoke``: run the built artifact once (or N times warm) the way Lambda would.
+
+The artifact is unpacked to a temp task root and run by ``lamb.local.LocalFunction`` in a fresh
+``python -I -S`` process that sees only the artifact and the standard library. The report holds
+the handler's response exactly as returned (its own 400s included), the cold start, the
+invocation times, the peak memory and the memory setting that follows from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamb import manifest as mf
+from lamb.errors import ArtifactError, InputError
+from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, LocalFunction, unpack_artifact
+
+# Lambda's memory setting: 128 MB to 10,240 MB in 1 MB steps.
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
+LAMBDA_MIN_MEMORY_MB = 128
+LAMBDA_MAX_MEMORY_MB = 10240
+MB_PER_VCPU = 1769  # one full vCPU at 1,769 MB; CPU share is proportional to memory below that
+_HEADROOM = 1.25  # larger images than the test one, allocator fragmentation, a second warm request
+_HEADROOM_MB = 32
+_STEP_MB = 64
+
+
+@dataclass
+class InvokeReport:
+    """What one ``lamb invoke`` measured."""
+
+    artifact: Path
+    event_kind: str  # "event" | "image" | "url"
+    response: Any  # the handler's return value, as is (None when it raised / timed out / crashed)
+    error: dict[str, Any] | None  # Lambda's unhandled-error body (errorType, errorMessage, stackTrace)
+    init_ms: float | None  # cold start: interpreter start + handler import (model load included)
+    invoke_ms: float | None  # the first (cold) invocation
+    warm_ms: list[float]  # each --repeat invocation
+    warm_p50_ms: float | None
+    warm_p95_ms: float | None
+    peak_rss_mb: float | None
+    memory_mb: int  # the setting it ran under
+    recommended_memory_mb: int | None
+    memory_advice: str
+    python: str  # the interpreter that ran it ("3.11")
+    logs: str = ""  # what the handler printed (init + first invocation)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status_code(self) -> int | None:
+        """The handler's own status (proxy ``statusCode`` or a direct error's), if it gave one."""
+        if isinstance(self.response, dict) and isinstance(self.response.get("statusCode"), int):
+            return self.response["statusCode"]
+        return None
+
+
+def recommend_memory_mb(peak_rss_mb: float) -> int:
+    """The Lambda memory setting to start from, for a measured peak RSS.
+
+    Rule: peak x 1.25 + 32 MB, rounded up to a multiple of 64 MB, within Lambda's 128-10,240 MB.
+    The 25% covers inputs larger than the one measured and allocator growth over many warm
+    requests; the 32 MB covers what the real runtime client adds beside the handler. Lambda kills
+    a function the moment it crosses the setting, so rounding goes up. This is the floor for not
+    being killed; latency may want more, because Lambda's CPU share grows with memory.
+    """
+    wanted = peak_rss_mb * _HEADROOM + _HEADROOM_MB
+    stepped = math.ceil(wanted / _STEP_MB) * _STEP_MB
+    return int(min(LAMBDA_MAX_MEMORY_MB, max(LAMBDA_MIN_MEMORY_MB, stepped)))
+
+
+def memory_advice(recommended_mb: int) -> str:
+    vcpu = recommended_mb / MB_PER_VCPU
+    if recommended_mb >= MB_PER_VCPU:
+        return f"{recommended_mb} MB gives {min(vcpu, 6):.1f} vCPU on Lambda"
+    return (
+        f"at {recommended_mb} MB Lambda gives {vcpu:.2f} of a vCPU, so inference runs about {1 / vcpu:.1f}x slower "
+        f"than measured here; {MB_PER_VCPU} MB buys one full vCPU"
+    )
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (no interpolation: every reported figure was actually measured)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+# -- finding the artifact ----------------------------------------------------------------------------
+
+
+def default_artifact(directory: Path | None = None) -> Path:
+    """The artifact ``lamb package`` last built here.
+
+    ``lamb package`` writes ``<stem>-<runtime>-<arch>.zip`` (or ``...-image/``) into the current
+    folder, next to the model's manifest: the newest such artifact of the manifest's model wins;
+    without a manifest, the newest zip or image folder that holds a lamb handler.
+    """
+    directory = Path(directory or Path.cwd())
+    manifests = sorted(directory.glob("*" + mf.SUFFIX))
+    candidates: list[Path] = []
+    for manifest_path in manifests:
+        stem = manifest_path.name[: -len(mf.SUFFIX)]
+        candidates += [p for p in directory.glob(f"{glob_escape(stem)}-python*") if _is_artifact(p)]
+    if not candidates:
+        candidates = [p for p in directory.iterdir() if (p.suffix == ".zip" or p.is_dir()) and _is_artifact(p)]
+    if not candidates:
+        raise InputError(
+            f"no Lambda artifact in {directory}",
+            "run `lamb package` first, or name the .zip (or image folder) to invoke",
+        )
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _is_artifact(path: Path) -> bool:
+    if path.is_dir():
+        return (path / "lambda_function.py").is_file() and (path / mf.ARTIFACT_MANIFEST).is_file()
+    if path.suffix != ".zip" or not path.is_file():
+        return False
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return "lambda_function.py" in names and mf.ARTIFACT_MANIFEST in names
+
+
+# -- the event ---------------------------------------------------------------------------------------
+
+
+def build_event(*, event_file: Path | None = None, image: Path | None = None, url: str | None = None) -> tuple[str, Any]:
+    """Exactly one of the three -> (kind, event)."""
+    given = [name for name, value in (("--event", event_file), ("--image", image), ("--url", url)) if value is not None]
+    if len(given) != 1:
+        raise InputError(
+            "give exactly one of --event, --image or --url" + (f" (got {', '.join(given)})" if given else ""),
+            'e.g. lamb invoke --url https://example.com/cat.jpg, or --event event.json for any JSON event',
+        )
+    if event_file is not None:
+        path = Path(event_file)
+        try:
+            text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the event file {path} ({exc.__class__.__name__})", "name a JSON file") from None
+        try:
+            return "event", json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})", "an event is one JSON value, as in the Lambda console's Test tab") from None
+    if image is not None:
+        path = Path(image)
+        if not path.is_file():
+            raise InputError(f"no image at {path}", "name an image file (JPEG, PNG, ...)")
+        return "image", {"image": base64.b64encode(path.read_bytes()).decode("ascii")}
+    return "url", {"url": url}
+
+
+# -- running -----------------------------------------------------------------------------------------
+
+
+def _compiled_for(task_root: Path) -> tuple[str, str] | None:
+    """(python "3.12", machine "x86_64") of the first CPython extension module in the task root."""
+    pattern = re.compile(r"\.cpython-(\d)(\d+)-([a-z0-9_]+)-linux-gnu\.so$")
+    for path in task_root.rglob("*.so"):
+        match = pattern.search(path.name)
+        if match:
+            return f"{match.group(1)}.{match.group(2)}", match.group(3)
+    return None
+
+
+def check_runnable(task_root: Path, python: str | None) -> tuple[str | None, list[str]]:
+    """The interpreter that can run this task root's compiled wheels, and a note when it is not
+    lamb's own. Raises ``ArtifactError`` when this machine cannot run them at all."""
+    import platform
+
+    compiled = _compiled_for(task_root)
+    if compiled is None:
+        return python, []
+    want_python, want_machine = compiled
+    host_machine = platform.machine()
+    if want_machine != host_machine:
+        raise ArtifactError(
+            f"the artifact is built for {want_machine}; this machine is {host_machine}",
+            "build one for this machine to run it locally: `lamb package --arch "
+            + ("x86_64" if host_machine == "x86_64" else "arm64") + "`",
+        )
+    if python is not None or want_python == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return python, []
+    found = find_python(want_python)
+    if found is None:
+        raise ArtifactError(
+            f"the artifact is built for Python {want_python} and no python{want_python} runs on this machine "
+            f"(lamb runs on {sys.version_info.major}.{sys.version_info.minor})",
+            f"pass --python /path/to/python{want_python}, or build for this Python: "
+            f"`lamb package --runtime python{sys.version_info.major}.{sys.version_info.minor}`",
+        )
+    return found, [f"the artifact is built for Python {want_python}: ran it with {found}"]
+
+
+def find_python(version: str) -> str | None:
+    """A ``pythonX.Y`` on PATH that actually starts (pyenv shims exist for versions they refuse)."""
+    import subprocess
+
+    path = shutil.which(f"python{version}")
+    if path is None:
+        return None
+    probe = subprocess.run(
+        [path, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )
+    return path if probe.returncode == 0 and probe.stdout.strip() == version else None
+
+
+def invoke_artifact(
+    artifact: Path | None = None,
+    *,
+    event_file: Path | None = None,
+    image: Path | None = None,
+    url: str | None = None,
+    event: Any = None,
+    repeat: int = 0,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    init_timeout_s: float = INIT_TIMEOUT_S,
+    env: dict[str, str] | None = None,
+    python: str | None = None,
+) -> InvokeReport:
+    """Unpack ``artifact``, run its handler once cold and ``repeat`` more times warm, report.
+
+    The event is ``event`` (any JSON value) or built from exactly one of ``event_file``, ``image``
+    (sent base64 as ``{"image": ...}``) or ``url`` (``{"url": ...}``).
+    """
+    if repeat < 0:
+        raise InputError("--repeat must be 0 or more", "e.g. --repeat 20 for warm p50/p95")
+    if event is not None:
+        kind = "event"
+    else:
+        kind, event = build_event(event_file=event_file, image=image, url=url)
+    artifact = Path(artifact) if artifact is not None else default_artifact()
+    task_root = unpack_artifact(artifact)
+    try:
+        python, notes = check_runnable(task_root, python)
+        with LocalFunction(
+            task_root, memory_mb=memory_mb, timeout_s=timeout_s, init_timeout_s=init_timeout_s, env=env, python=python
+        ) as function:
+            first = function.invoke(event)
+            warm: list[float] = []
+            if first.error is None:
+                for _ in range(repeat):
+                    result = function.invoke(event)
+                    if result.error is not None:
+                        notes.append(f"a warm invocation failed: {result.error.get('errorType')}: {result.error.get('errorMessage')}")
+                        break
+                    warm.append(result.invoke_ms)
+                    first.peak_rss_mb = max(first.peak_rss_mb or 0.0, result.peak_rss_mb or 0.0)
+            version = _python_version(python)
+    finally:
+        shutil.rmtree(task_root, ignore_errors=True)
+
+    recommended = recommend_memory_mb(first.peak_rss_mb) if first.peak_rss_mb else None
+    if first.peak_rss_mb and first.peak_rss_mb > memory_mb * 0.9 and first.error is None:
+        notes.append(f"peak memory {first.peak_rss_mb:.0f} MB is close to the {memory_mb} MB setting")
+    return InvokeReport(
+        artifact=artifact,
+        event_kind=kind,
+        response=first.response,
+        error=first.error,
+        init_ms=first.init_ms,
+        invoke_ms=first.invoke_ms,
+        warm_ms=warm,
+        warm_p50_ms=percentile(warm, 50),
+        warm_p95_ms=percentile(warm, 95),
+        peak_rss_mb=first.peak_rss_mb,
+        memory_mb=memory_mb,
+        recommended_memory_mb=recommended,
+        memory_advice=memory_advice(recommended) if recommended else "",
+        python=version,
+        logs=first.logs,
+        notes=notes,
+    )
+
+
+def _python_version(python: str | None) -> str:
+    if python is None:
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+    import subprocess
+
+    out = subprocess.run(
+        [python, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True, text=True, check=False,
+    )
+    return out.stdout.strip() or "?"
+
+
+def parse_env(pairs: list[str] | None) -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` -> dict, for ``--env``."""
+    env: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--env {pair!r} is not KEY=VALUE", "e.g. --env LAMB_ALLOW_PRIVATE_URLS=1")
+        env[key] = value
+    return env
+
+
+# -- rendering (the CLI prints these) ------------------------------------------------------------------
+
+
+def render(report: InvokeReport, verbose: bool = False) -> list:
+    """Rich renderables: the response as returned, then the figures."""
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    out: list = []
+    if report.error is not None:
+        out.append("[bold red]unhandled error[/] (what Lambda returns with X-Amz-Function-Error: Unhandled):")
+        out.append(Syntax(json.dumps(report.error, indent=2), "json", word_wrap=True))
+    else:
+        status = report.status_code
+        title = "response" + (f" (the handler's own status {status})" if status else "")
+        out.append(f"[bold]{title}[/]")
+        out.append(Syntax(json.dumps(report.response, indent=2), "json", word_wrap=True))
+    table = Table(title=f"{report.artifact.name} on Python {report.python}, {report.memory_mb} MB", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    ms = lambda v: "-" if v is None else f"{v:,.1f} ms"  # noqa: E731
+    table.add_row("init (cold start)", ms(report.init_ms))
+    table.add_row("first invoke", ms(report.invoke_ms))
+    if report.warm_ms:
+        table.add_row(f"warm p50 ({len(report.warm_ms)} runs)", ms(report.warm_p50_ms))
+        table.add_row("warm p95", ms(report.warm_p95_ms))
+    table.add_row("peak memory (RSS)", "-" if report.peak_rss_mb is None else f"{report.peak_rss_mb:,.0f} MB")
+    if report.recommended_memory_mb:
+        table.add_row("recommended memory", f"{report.recommended_memory_mb:,} MB")
+    out.append(table)
+    if report.memory_advice:
+        out.append(f"[dim]memory:[/] {report.memory_advice}")
+    for note in report.notes:
+        out.append(f"[dim]note:[/] {note}")
+    if verbose and report.logs:
+        out.append("[dim]logs:[/]")
+        out.append(report.logs.rstrip())
+    return out
