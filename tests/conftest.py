@@ -245,3 +245,49 @@ def target_installs(tmp_path_factory):
         dest = tmp_path_factory.mktemp(f"deps-{target.name}")
         installs[target.name] = wheels.install_for_target([*choice.requirements, "pillow"], target, dest)
     return installs
+
+
+# -- package -----------------------------------------------------------------------------------
+# Real wheels from the index, resolved once per session for one python3.12 and one python3.11
+# target (the download cache, ~/.cache/lamb or $LAMB_CACHE_DIR, makes later sessions offline).
+
+
+@pytest.fixture(scope="session")
+def verified_tiny(tmp_path_factory, converted_tiny):
+    """A folder with tiny.tflite + tiny.lamb.json that `lamb verify` passed (session-wide; copy it
+    with ``verified_copy`` before changing anything). Returns the manifest path."""
+    import shutil
+
+    from lamb.verify import verify_model
+
+    folder = tmp_path_factory.mktemp("verified_tiny")
+    shutil.copy2(converted_tiny.tflite_path, folder / "tiny.tflite")
+    shutil.copy2(converted_tiny.manifest_path, folder / "tiny.lamb.json")
+    report = verify_model(manifest_path=folder / "tiny.lamb.json")
+    assert report.passed
+    return folder / "tiny.lamb.json"
+
+
+@pytest.fixture
+def verified_copy(tmp_path, verified_tiny):
+    """A private copy of ``verified_tiny`` under tmp_path/model; returns its manifest path."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(verified_tiny.parent, folder)
+    return folder / verified_tiny.name
+
+
+@pytest.fixture(scope="session")
+def target_installs(tmp_path_factory):
+    """``install_for_target`` of the runtime library + Pillow for python3.12-x86_64 and
+    python3.11-x86_64, keyed by target name. Do not modify the trees; copy them."""
+    from lamb.package import runtime_lib, targets, wheels
+
+    installs = {}
+    for runtime in ("python3.12", "python3.11"):
+        target = targets.get_target(runtime, "x86_64")
+        choice = runtime_lib.choose(target, None)
+        dest = tmp_path_factory.mktemp(f"deps-{target.name}")
+        installs[target.name] = wheels.install_for_target([*choice.requirements, "pillow"], target, dest)
+    return installs

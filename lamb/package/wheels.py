@@ -98,10 +98,11 @@ def install_for_target(
             _pip_install(requirements, target, dest, links, "the wheel cache")
             source = "index"
     installed = installed_distributions(dest)
-    wheels = sorted(
+    supported = supported_tags(target)
+    wheels = sorted({
         p.name for link in links for p in Path(link).glob("*.whl")
-        if _dist_key(p.name) in {(n, v) for n, v in installed.items()}
-    )
+        if _dist_key(p.name) in set(installed.items()) and _wheel_tags(p.name) & supported
+    })
     return InstallResult(dest, target.name, requirements, installed, source, time.perf_counter() - start, wheels)
 
 
@@ -127,6 +128,26 @@ def installed_distributions(root: Path) -> dict[str, str]:
 def normalise(name: str) -> str:
     """PEP 503 name normalisation."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def supported_tags(target: Target) -> set:
+    """Every wheel tag the target's interpreter accepts (``packaging.tags`` for its CPython)."""
+    from packaging import tags
+
+    version = tuple(int(x) for x in target.python_version.split("."))
+    platforms = target.platform_tags
+    found = set(tags.cpython_tags(version, abis=[target.abi, "abi3", "none"], platforms=platforms))
+    found.update(tags.compatible_tags(version, interpreter=target.abi, platforms=platforms))
+    return found
+
+
+def _wheel_tags(wheel_name: str) -> set:
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        return set(parse_wheel_filename(wheel_name)[3])
+    except InvalidWheelFilename:
+        return set()
 
 
 def _dist_key(wheel_name: str) -> tuple[str, str]:

@@ -1,0 +1,174 @@
+"""build_package end to end: real wheels, real zips, real smoke runs; and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lamb import manifest as mf
+from lamb.cli import app
+from lamb.errors import BudgetExceeded, DependencyError, InputError, ManifestError, VerificationFailed
+from lamb.package import build_package, targets
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def built312(tmp_path_factory, verified_tiny, target_installs):
+    """The tiny model packaged for python3.12-x86_64 (host is 3.11: smoke run on a stand-in)."""
+    out = tmp_path_factory.mktemp("built312") / "fn.zip"
+    return build_package(verified_tiny, runtime="python3.12", output=out)
+
+
+def test_python312_zip_layout_choice_and_stand_in_smoke(built312):
+    r = built312
+    assert r.artifact.is_file() and r.format == "zip" and r.target == "python3.12-x86_64"
+    assert r.runtime_lib.requirement == "ai-edge-litert==2.3.0"
+    with zipfile.ZipFile(r.artifact) as zf:
+        names = set(zf.namelist())
+        shipped = json.loads(zf.read("lamb.json"))
+    assert {"lambda_function.py", "model.tflite", "lamb.json", "ai_edge_litert/interpreter.py"} <= names
+    assert not any("/tests/" in n or n.endswith(".pyi") or "__pycache__" in n for n in names)
+    assert any(n.startswith("numpy/_core/_multiarray_umath.cpython-312-x86_64") for n in names)
+    assert shipped["tflite"] == "model.tflite" and shipped["labels"] == ["cat", "dog", "bird", "fish"]
+    assert "/" not in shipped["source"]  # no host paths in the artifact
+    assert r.sha256 == mf.sha256_file(r.artifact)
+    # smoke: ran, passed, and says it was a stand-in (host Python 3.11 cannot load cp312 wheels)
+    s = r.smoke
+    assert s.ran and s.passed and s.stand_in and "STAND-IN" in s.label and "3.12" in s.label
+    assert s.init_ms > 0 and s.invoke_ms > 0 and s.top.split()[0] in ("cat", "dog", "bird", "fish")
+    assert r.slimmed_bytes > 20 * 2**20
+    comps = {c.name: c for c in r.budget.components}
+    assert comps["model"].files == 1 and comps["runtime lib"].unzipped > comps["handler"].unzipped
+    assert r.budget.total_zipped == r.bytes and not r.budget.failed
+
+
+def test_same_inputs_same_sha256(tmp_path, verified_tiny, built312):
+    again = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "again.zip", smoke=False)
+    assert again.sha256 == built312.sha256
+
+
+def test_no_slim_keeps_the_accelerators(tmp_path, verified_tiny, built312):
+    fat = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "fat.zip", slim_deps=False, smoke=False)
+    assert fat.slimming == [] and fat.bytes > built312.bytes
+    with zipfile.ZipFile(fat.artifact) as zf:
+        assert "ai_edge_litert/libLiteRtWebGpuAccelerator.so" in zf.namelist()
+
+
+def test_python311_zip_runs_itself_on_this_host(tmp_path, verified_tiny):
+    if targets.host_target() != targets.get_target("python3.11"):
+        pytest.skip("this host is not CPython 3.11 x86_64")
+    r = build_package(verified_tiny, runtime="python3.11", output=tmp_path / "fn311.zip")
+    assert r.runtime_lib.requirement == "ai-edge-litert==1.4.0"
+    assert r.smoke.passed and not r.smoke.stand_in and "artifact itself" in r.smoke.label
+    with zipfile.ZipFile(r.artifact) as zf:
+        assert any("cpython-311" in n for n in zf.namelist())
+
+
+def test_tflite_runtime_for_python311_brings_numpy_1(tmp_path, verified_tiny):
+    r = build_package(verified_tiny, runtime="python3.11", runtime_lib_name="tflite-runtime",
+                      output=tmp_path / "tfl.zip", smoke=targets.can_run_on_host(targets.get_target("python3.11")))
+    assert r.installed["tflite-runtime"] == "2.14.0" and r.installed["numpy"].startswith("1.")
+    assert r.smoke.passed or not r.smoke.ran
+    assert r.bytes < 30 * 2**20
+
+
+def test_budget_failure_keeps_the_old_artifact(tmp_path, verified_tiny):
+    out = tmp_path / "fn.zip"
+    out.write_bytes(b"previous build")
+    with pytest.raises(BudgetExceeded) as err:
+        build_package(verified_tiny, runtime="python3.12", output=out, max_size="1MB", smoke=False)
+    assert "--max-size" in err.value.message and "numpy" in err.value.message
+    assert out.read_bytes() == b"previous build"
+    assert [p.name for p in tmp_path.iterdir()] == ["fn.zip"]  # no temp file left beside it
+
+
+def test_image_context(tmp_path, verified_tiny):
+    out = tmp_path / "ctx"
+    r = build_package(verified_tiny, runtime="python3.12", arch="arm64", fmt="image", output=out, smoke=False)
+    assert r.format == "image" and r.sha256 is None and r.slimming == []
+    files = {p.name for p in out.iterdir()}
+    assert files == {"Dockerfile", ".dockerignore", "README.md", "requirements.txt", "lambda_function.py", "model.tflite", "lamb.json"}
+    dockerfile = (out / "Dockerfile").read_text()
+    assert "FROM --platform=linux/arm64 public.ecr.aws/lambda/python:3.12" in dockerfile
+    reqs = [ln for ln in (out / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert "ai-edge-litert==2.3.0" in reqs and all("==" in ln for ln in reqs)
+    readme = (out / "README.md").read_text()
+    assert "docker build --platform linux/arm64" in readme and "docker push" in readme and "--architectures arm64" in readme
+    hadolint = Path(sys.executable).with_name("hadolint")
+    if hadolint.exists():
+        assert subprocess.run([str(hadolint), "Dockerfile"], cwd=out).returncode == 0
+    assert r.budget.checks[0].name.startswith("container image") and r.budget.checks[0].ok
+
+
+def test_refuses_unverified_failed_or_changed_models(verified_copy):
+    m = mf.read(verified_copy)
+    mf.write(dataclasses.replace(m, verification=None), verified_copy)
+    with pytest.raises(VerificationFailed, match="not been verified"):
+        build_package(verified_copy, smoke=False)
+    failed = dataclasses.replace(m.verification, passed=False, failures=["top-1 agreement 0.5 < 0.99"])
+    mf.write(dataclasses.replace(m, verification=failed), verified_copy)
+    with pytest.raises(VerificationFailed, match="top-1 agreement"):
+        build_package(verified_copy, smoke=False)
+    mf.write(m, verified_copy)
+    tflite = m.tflite_path(verified_copy)
+    tflite.write_bytes(tflite.read_bytes() + b"\0")
+    with pytest.raises(VerificationFailed, match="changed since it was verified") as err:
+        build_package(verified_copy, smoke=False)
+    assert "--skip-verify" in err.value.hint
+
+
+def test_missing_manifest_or_model(tmp_path, verified_copy, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError):
+        build_package(None)
+    m = mf.read(verified_copy)
+    m.tflite_path(verified_copy).unlink()
+    with pytest.raises(InputError, match="does not exist"):
+        build_package(verified_copy)
+    with pytest.raises(InputError):
+        build_package(verified_copy, fmt="tarball")
+
+
+def test_no_runtime_lib_for_target_is_a_dependency_error(verified_tiny, tmp_path):
+    with pytest.raises(DependencyError):
+        build_package(verified_tiny, runtime="python3.13", runtime_lib_name="tflite-runtime", output=tmp_path / "x.zip")
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_cli_no_args_packages_the_manifest_in_cwd(tmp_path, verified_copy, monkeypatch):
+    monkeypatch.chdir(verified_copy.parent)
+    result = CliRunner().invoke(app, ["package", "--runtime", "python3.12", "--no-smoke", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert Path(data["artifact"]) == verified_copy.parent / "tiny-python3.12-x86_64.zip"
+    assert data["runtime_lib"]["name"] == "ai-edge-litert" and data["sha256"]
+    result = CliRunner().invoke(app, ["package", "--runtime", "python3.12", "--no-smoke", "--max-size", "1KB"])
+    assert result.exit_code == 8
+    assert "--max-size" in result.output
+
+
+@pytest.mark.e2e
+def test_cli_errors_have_exit_codes(tmp_path, verified_copy, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["package"])
+    assert result.exit_code == 3 and "no lamb manifest" in result.output
+    m = mf.read(verified_copy)
+    mf.write(dataclasses.replace(m, verification=None), verified_copy)
+    result = CliRunner().invoke(app, ["package", str(verified_copy)])
+    assert result.exit_code == 1 and "--skip-verify" in result.output
+    result = CliRunner().invoke(app, ["package", str(verified_copy), "--skip-verify", "--runtime", "python3.12",
+                                      "--no-smoke", "-o", str(tmp_path / "f.zip")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "f.zip").is_file() and "without a passed verification" in result.output

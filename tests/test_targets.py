@@ -1,0 +1,75 @@
+"""The Lambda runtimes table: rows, platform tags, lookups."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from lamb.errors import InputError
+from lamb.package import targets
+
+
+def test_table_covers_python310_to_314_on_both_arches():
+    names = targets.runtime_names()
+    assert names == ["python3.10", "python3.11", "python3.12", "python3.13", "python3.14"]
+    for name in names:
+        for arch in ("x86_64", "arm64"):
+            t = targets.get_target(name, arch)
+            assert t.name == f"{name}-{arch}"
+
+
+@pytest.mark.parametrize(
+    ("runtime", "os_name", "glibc"),
+    [("python3.10", "Amazon Linux 2", (2, 26)), ("python3.11", "Amazon Linux 2", (2, 26)),
+     ("python3.12", "Amazon Linux 2023", (2, 34)), ("python3.14", "Amazon Linux 2023", (2, 34))],
+)
+def test_os_and_glibc_follow_the_runtime(runtime, os_name, glibc):
+    t = targets.get_target(runtime)
+    assert t.runtime.os == os_name
+    assert t.runtime.glibc == glibc
+
+
+def test_platform_tags_cover_every_manylinux_the_glibc_loads():
+    t = targets.get_target("python3.11", "arm64")
+    tags = t.platform_tags
+    assert tags[0] == "manylinux_2_26_aarch64"
+    assert "manylinux_2_17_aarch64" in tags and tags[-1] == "manylinux2014_aarch64"
+    assert not any("2_27" in tag or "x86_64" in tag for tag in tags)  # ai-edge-litert 2.x (2_27) must not match
+    t12 = targets.get_target("python3.12", "x86_64")
+    assert t12.platform_tags[0] == "manylinux_2_34_x86_64"
+    assert "manylinux_2_27_x86_64" in t12.platform_tags
+    assert t12.abi == "cp312" and t12.python_version == "3.12"
+
+
+def test_image_and_docker_platform():
+    t = targets.get_target("3.13", "arm64")  # "3.13" is accepted for python3.13
+    assert t.base_image == "public.ecr.aws/lambda/python:3.13"
+    assert t.docker_platform == "linux/arm64"
+    assert targets.get_target("python3.12").docker_platform == "linux/amd64"
+
+
+def test_default_is_newest_runtime_on_x86_64():
+    t = targets.get_target()
+    assert t.runtime == targets.RUNTIMES[-1] and t.arch == "x86_64"
+
+
+@pytest.mark.parametrize(("runtime", "arch"), [("python2.7", None), ("python3.12", "sparc")])
+def test_unknown_runtime_or_arch_is_an_input_error(runtime, arch):
+    with pytest.raises(InputError) as err:
+        targets.get_target(runtime, arch)
+    assert err.value.hint
+
+
+def test_host_targets_describe_this_machine():
+    host = targets.host_smoke_target()
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if host is None:
+        pytest.skip("not Linux CPython with glibc")
+    assert host.python_version == python
+    assert host.runtime.glibc == targets.host_glibc()
+    row = targets.host_target()
+    if row is not None:
+        assert row.runtime.python == python and targets.can_run_on_host(row)
+    other = next(r for r in targets.RUNTIMES if r.python != python)
+    assert not targets.can_run_on_host(targets.Target(other, host.arch))
