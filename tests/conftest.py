@@ -118,6 +118,7 @@ def host_runtime_deps(tmp_path_factory, converted_tiny):
     """NumPy, Pillow and the runtime library `lamb package` would pick for this machine's Lambda
     target, installed with ``lamb.package.wheels.install_for_target`` (wheels cached across runs)."""
     from lamb.package import runtime_lib
+    from lamb.package.slim import slim
     from lamb.package.targets import host_target
     from lamb.package.wheels import install_for_target
 
@@ -127,6 +128,7 @@ def host_runtime_deps(tmp_path_factory, converted_tiny):
     choice = runtime_lib.choose(target, converted_tiny.manifest)
     dest = tmp_path_factory.mktemp("runtime_deps")
     install_for_target([*choice.requirements, "numpy", "pillow"], target, dest)
+    slim(dest)  # as `lamb package` ships them: proves the handler needs nothing slimming removes
     return dest
 
 

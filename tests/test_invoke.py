@@ -1,0 +1,209 @@
+"""lamb invoke: the artifact (zip or folder) run once cold and N times warm, as Lambda would."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TINY_LABELS
+from lamb.cli import app
+from lamb.errors import ArtifactError, InputError
+from lamb.invoke import (
+    InvokeReport,
+    build_event,
+    check_runnable,
+    default_artifact,
+    invoke_artifact,
+    percentile,
+    recommend_memory_mb,
+)
+
+
+def zip_tree(root: Path, output: Path, extra: dict[str, str] | None = None) -> Path:
+    """Zip a task root (following the fixture's symlinks), stored: speed over size in tests."""
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_STORED) as zf:
+        for folder, dirs, files in os.walk(root, followlinks=True):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in files:
+                path = Path(folder) / name
+                zf.write(path, path.relative_to(root).as_posix())
+        for name, text in (extra or {}).items():
+            zf.writestr(name, text)
+    return output
+
+
+@pytest.fixture(scope="session")
+def tiny_zip(tiny_task_root, tmp_path_factory):
+    return zip_tree(tiny_task_root, tmp_path_factory.mktemp("artifact") / "tiny-python3.11-x86_64.zip")
+
+
+@pytest.fixture
+def png_file(tmp_path, png_bytes):
+    path = tmp_path / "cat.png"
+    path.write_bytes(png_bytes)
+    return path
+
+
+def test_image_event_cold_and_warm(tiny_zip, png_file):
+    report = invoke_artifact(tiny_zip, image=png_file, repeat=5, memory_mb=512)
+    assert isinstance(report, InvokeReport)
+    assert report.error is None and report.event_kind == "image"
+    assert list(report.response) == TINY_LABELS
+    assert report.init_ms > 0 and report.invoke_ms > 0
+    assert len(report.warm_ms) == 5 and all(ms > 0 for ms in report.warm_ms)
+    assert report.warm_p50_ms <= report.warm_p95_ms <= max(report.warm_ms)
+    assert 20 < report.peak_rss_mb < 512
+    assert report.recommended_memory_mb == recommend_memory_mb(report.peak_rss_mb)
+    assert report.memory_mb == 512 and report.python == "3.11"
+
+
+def test_url_event_with_env(tiny_zip, image_server):
+    blocked = invoke_artifact(tiny_zip, url=image_server + "/cat.png")
+    assert blocked.error is None and blocked.status_code == 400  # the handler's own answer, as is
+    assert "non-public" in blocked.response["error"]
+    allowed = invoke_artifact(tiny_zip, url=image_server + "/cat.png", env={"LAMB_ALLOW_PRIVATE_URLS": "1"})
+    assert list(allowed.response) == TINY_LABELS and allowed.event_kind == "url"
+
+
+def test_any_json_event_from_file(tiny_zip, tmp_path, png_bytes):
+    event = {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/", "headers": {"content-type": "image/png"},
+        "requestContext": {"http": {"method": "POST"}}, "body": base64.b64encode(png_bytes).decode(), "isBase64Encoded": True,
+    }
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    report = invoke_artifact(tiny_zip, event_file=path)
+    assert report.status_code == 200 and report.event_kind == "event"
+    assert list(json.loads(report.response["body"])) == TINY_LABELS
+
+
+def test_unhandled_error_reported_like_lambda(tmp_path):
+    artifact = tmp_path / "raises.zip"
+    with zipfile.ZipFile(artifact, "w") as zf:
+        zf.writestr("lambda_function.py", "def lambda_handler(event, context):\n    raise KeyError('nope')\n")
+        zf.writestr("lamb.json", "{}")
+    report = invoke_artifact(artifact, event={"x": 1}, repeat=3)
+    assert report.response is None and report.warm_ms == []
+    assert report.error["errorType"] == "KeyError"
+    assert any("lambda_function.py" in line for line in report.error["stackTrace"])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"image": Path("a.png"), "url": "http://x"}])
+def test_exactly_one_event_source(kwargs):
+    with pytest.raises(InputError, match="exactly one"):
+        build_event(**kwargs)
+
+
+def test_bad_event_files(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(InputError, match="not JSON"):
+        build_event(event_file=bad)
+    with pytest.raises(InputError, match="cannot read"):
+        build_event(event_file=tmp_path / "missing.json")
+    with pytest.raises(InputError, match="no image"):
+        build_event(image=tmp_path / "missing.png")
+
+
+def test_default_artifact_is_the_newest_package_output(tmp_path, monkeypatch):
+    def fake_zip(name, mtime):
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("lambda_function.py", "")
+            zf.writestr("lamb.json", "{}")
+        os.utime(path, (mtime, mtime))
+        return path
+
+    with pytest.raises(InputError, match="no Lambda artifact"):
+        default_artifact(tmp_path)
+    now = time.time()
+    (tmp_path / "tiny.lamb.json").write_text("{}")
+    fake_zip("tiny-python3.11-x86_64.zip", now - 100)
+    newest = fake_zip("tiny-python3.12-arm64.zip", now)
+    (tmp_path / "tiny-python3.13-x86_64.zip").write_text("not a zip")  # ignored, not an artifact
+    image = tmp_path / "tiny-python3.12-x86_64-image"
+    image.mkdir()
+    (image / "lambda_function.py").write_text("")
+    (image / "lamb.json").write_text("{}")
+    os.utime(image, (now - 50, now - 50))
+    monkeypatch.chdir(tmp_path)
+    assert default_artifact() == Path.cwd() / newest.name
+
+
+def test_default_artifact_without_manifest(tmp_path):
+    other = tmp_path / "function.zip"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("lambda_function.py", "")
+        zf.writestr("lamb.json", "{}")
+    with zipfile.ZipFile(tmp_path / "unrelated.zip", "w") as zf:
+        zf.writestr("readme.txt", "")
+    assert default_artifact(tmp_path) == other
+
+
+def test_memory_rule():
+    assert recommend_memory_mb(40) == 128  # Lambda's minimum
+    assert recommend_memory_mb(300) == 448  # 300 x 1.25 + 32 = 407 -> next 64 MB step
+    assert recommend_memory_mb(9000) == 10240  # Lambda's maximum
+    assert recommend_memory_mb(120) % 64 == 0
+
+
+def test_percentile_is_nearest_rank():
+    assert percentile([], 50) is None
+    assert percentile([5.0], 95) == 5.0
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0 and percentile(values, 95) == 95.0
+
+
+def test_artifact_for_another_python_or_arch(tmp_path, monkeypatch):
+    import lamb.invoke as invoke_module
+
+    (tmp_path / "mod.cpython-399-x86_64-linux-gnu.so").write_bytes(b"")
+    monkeypatch.setattr(invoke_module, "find_python", lambda version: None)
+    with pytest.raises(ArtifactError, match="built for Python 3.99"):
+        check_runnable(tmp_path, None)
+    monkeypatch.setattr(invoke_module, "find_python", lambda version: "/opt/python3.99")
+    assert check_runnable(tmp_path, None) == ("/opt/python3.99", ["the artifact is built for Python 3.99: ran it with /opt/python3.99"])
+    (tmp_path / "mod.cpython-399-x86_64-linux-gnu.so").unlink()
+    (tmp_path / "mod.cpython-311-riscv64-linux-gnu.so").write_bytes(b"")
+    with pytest.raises(ArtifactError, match="built for riscv64"):
+        check_runnable(tmp_path, None)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_cli_json(tiny_zip, png_file):
+    result = CliRunner().invoke(app, ["invoke", str(tiny_zip), "--image", str(png_file), "--repeat", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert list(data["response"]) == TINY_LABELS and len(data["warm_ms"]) == 2
+
+
+@pytest.mark.e2e
+def test_cli_table_and_default_artifact(tiny_zip, png_file, tmp_path, monkeypatch):
+    os.symlink(tiny_zip, tmp_path / tiny_zip.name)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["invoke", "--image", str(png_file)])
+    assert result.exit_code == 0, result.output
+    assert "recommended memory" in result.output
+
+
+def test_cli_exit_codes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["invoke", "--url", "http://example.com/x.jpg"])
+    assert result.exit_code == InputError.exit_code  # no artifact here
+    artifact = tmp_path / "raises.zip"
+    with zipfile.ZipFile(artifact, "w") as zf:
+        zf.writestr("lambda_function.py", "def lambda_handler(event, context):\n    raise ValueError('x')\n")
+    result = CliRunner().invoke(app, ["invoke", str(artifact), "--url", "http://example.com/x.jpg"])
+    assert result.exit_code == ArtifactError.exit_code
+    result = CliRunner().invoke(app, ["invoke", str(artifact), "--url", "http://x", "--env", "NOEQUALS"])
+    assert result.exit_code == InputError.exit_code

@@ -1,0 +1,171 @@
+"""lamb serve: the Runtime Interface Emulator's endpoint over warm LocalFunction workers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import TINY_LABELS
+from lamb.serve import LocalServer
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children, grandchildren, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().split(")")[-1].split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def error_root(tmp_path):
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "lambda_function.py").write_text(
+        "def lambda_handler(event, context):\n"
+        "    if event.get('fail'):\n"
+        "        raise RuntimeError('asked to fail')\n"
+        "    return {'echo': event}\n"
+    )
+    return root
+
+
+def test_bounded_load_no_failures_no_leaks(tiny_task_root, png_bytes):
+    event = {"image": base64.b64encode(png_bytes).decode()}
+    with LocalServer(tiny_task_root, port=0, workers=2) as server:
+        pids = [w.function.pid for w in server.workers]
+        assert all(pids) and all(alive(pid) for pid in pids)
+        with requests.Session() as session:
+            def one(_):
+                response = session.post(server.url, json=event, timeout=60)
+                return response.status_code, response.json()
+
+            with ThreadPoolExecutor(max_workers=8) as pool:  # 8 requests in flight at a time
+                results = list(pool.map(one, range(200)))
+    assert [status for status, _ in results] == [200] * 200
+    assert all(list(body) == TINY_LABELS for _, body in results)
+    assert len({json.dumps(body, sort_keys=True) for _, body in results}) == 1  # same image, same answer
+    report = server.report
+    assert report.requests == 200 and report.unhandled_errors == 0 and report.rejected == 0
+    assert len(report.init_ms) == 2 and report.p50_ms <= report.p95_ms
+    assert not any(alive(pid) for pid in pids)
+    assert not [w for w in server.workers if w.is_alive()]
+
+
+def test_course_style_client(tiny_task_root, image_server):
+    with LocalServer(tiny_task_root, port=0, env={"LAMB_ALLOW_PRIVATE_URLS": "1"}) as server:
+        # what the course's test.py does against `docker run -p 9000:8080 ...`
+        url = f"http://localhost:{server.port}/2015-03-31/functions/function/invocations"
+        result = requests.post(url, json={"url": image_server + "/cat.png"}).json()
+    assert list(result) == TINY_LABELS
+    assert all(isinstance(v, float) for v in result.values())
+
+
+def test_handler_errors_and_unhandled_errors(error_root):
+    with LocalServer(error_root, port=0) as server:
+        ok = requests.post(server.url, json={"a": 1})
+        assert ok.status_code == 200 and ok.json() == {"echo": {"a": 1}}
+        failed = requests.post(server.url, json={"fail": True})
+        assert failed.status_code == 200  # as the emulator: the error is in the body and a header
+        assert failed.headers["X-Amz-Function-Error"] == "Unhandled"
+        assert failed.json()["errorType"] == "RuntimeError" and failed.json()["errorMessage"] == "asked to fail"
+        again = requests.post(server.url, json={"b": 2})  # the worker survives
+        assert again.json() == {"echo": {"b": 2}}
+    assert server.report.unhandled_errors == 1 and server.report.requests == 3
+
+
+def test_bad_requests_are_rejected_not_dropped(error_root):
+    with LocalServer(error_root, port=0) as server:
+        bad_json = requests.post(server.url, data=b"{not json", headers={"Content-Type": "application/json"})
+        assert bad_json.status_code == 400 and bad_json.json()["errorType"] == "InvalidRequestContentException"
+        wrong_path = requests.post(server.url.replace("invocations", "nope"), json={})
+        assert wrong_path.status_code == 404
+        assert requests.get(server.url).status_code == 405
+        too_big = requests.post(server.url, data=b"0" * (6 * 1024 * 1024 + 1))
+        assert too_big.status_code == 413 and too_big.json()["errorType"] == "RequestEntityTooLargeException"
+        # any function name works, as with the emulator; an empty body is an empty event
+        named = requests.post(server.url.replace("/function/", "/my-func/"), data=b"")
+        assert named.status_code == 200 and named.json() == {"echo": {}}
+    assert server.report.rejected == 4
+
+
+def test_busy_port_is_a_clear_error(error_root):
+    from lamb.errors import InputError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(InputError, match="cannot listen"):
+            LocalServer(error_root, port=s.getsockname()[1]).start()
+
+
+@pytest.mark.e2e
+def test_cli_ctrl_c_leaves_no_process(tmp_path, error_root):
+    import zipfile
+
+    artifact = tmp_path / "echo.zip"
+    with zipfile.ZipFile(artifact, "w") as zf:
+        zf.write(error_root / "lambda_function.py", "lambda_function.py")
+    port = free_port()
+    lamb = Path(sys.executable).with_name("lamb")
+    proc = subprocess.Popen(
+        [str(lamb), "serve", str(artifact), "--port", str(port), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert requests.post(url, json={"hi": 1}, timeout=5).json() == {"echo": {"hi": 1}}
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+        workers = descendants(proc.pid)
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "1 requests" in out and "no processes left" in out
+    assert not [pid for pid in workers if alive(pid)]
