@@ -396,3 +396,11 @@ def test_thread_count_follows_lambda_memory(handler, monkeypatch):
     assert handler._default_num_threads() == 1  # 0.58 vCPU
     monkeypatch.setenv("LAMB_NUM_THREADS", "3")
     assert handler._default_num_threads() == 3
+
+
+def test_timing_log_line(handler, png_bytes, monkeypatch, capsys):
+    monkeypatch.setenv("LAMB_LOG_TIMING", "1")
+    handler.lambda_handler({"image": b64(png_bytes)}, None)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(line["lamb_timing"]) == {"input_ms", "decode_ms", "preprocess_ms", "inference_ms"}
+    assert line["status"] == 200

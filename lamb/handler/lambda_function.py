@@ -25,6 +25,8 @@ The deployer tunes it with environment variables (all optional):
   ``LAMB_READ_TIMEOUT`` (10 s, also the cap on the whole download), ``LAMB_MAX_IMAGE_PIXELS``
   (50 megapixels).
 - ``LAMB_NUM_THREADS``: the interpreter's thread count (default: see ``_default_num_threads``).
+- ``LAMB_LOG_TIMING=1``: log ``{"lamb_timing": {input_ms, decode_ms, preprocess_ms, inference_ms}}``
+  per request.
 """
 
 from __future__ import annotations
@@ -300,8 +302,14 @@ class Model:
         labels = self.labels if self.labels and len(self.labels) == len(scores) else None
         return {(labels[i] if labels else str(i)): float(s) for i, s in enumerate(scores)}
 
-    def predict(self, image):
-        results = self.run(self.prepare(image))
+    def predict(self, image, timing=None):
+        t0 = time.perf_counter()
+        x = self.prepare(image)
+        t1 = time.perf_counter()
+        results = self.run(x)
+        if timing is not None:
+            timing["preprocess_ms"] = (t1 - t0) * 1000.0
+            timing["inference_ms"] = (time.perf_counter() - t1) * 1000.0
         if len(results) == 1:
             return self.label(results[0][1])
         return {name: self.label(scores) for name, scores in results}
@@ -486,14 +494,17 @@ def _image_bytes(payload) -> bytes:
     raise RequestError('expected a JSON object with "url" or "image"')
 
 
-def _predict(data: bytes):
+def _predict(data: bytes, timing=None):
     if not data:
         raise RequestError("the image is empty")
+    t0 = time.perf_counter()
     try:
         image = decode_image(data)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
-    return get_model().predict(image)
+    if timing is not None:
+        timing["decode_ms"] = (time.perf_counter() - t0) * 1000.0
+    return get_model().predict(image, timing)
 
 
 def _is_proxy_event(event) -> bool:
@@ -543,8 +554,14 @@ def _error(message: str, status: int):
 
 def lambda_handler(event, context):
     proxy = _is_proxy_event(event)
+    # LAMB_LOG_TIMING=1 logs one JSON line per request (CloudWatch Logs Insights can chart it).
+    timing = {} if os.environ.get("LAMB_LOG_TIMING") == "1" else None
     try:
-        result, status = _predict(_proxy_image_bytes(event) if proxy else _image_bytes(event)), 200
+        t0 = time.perf_counter()
+        data = _proxy_image_bytes(event) if proxy else _image_bytes(event)
+        if timing is not None:
+            timing["input_ms"] = (time.perf_counter() - t0) * 1000.0  # url fetch or base64 decode
+        result, status = _predict(data, timing), 200
     except RequestError as exc:
         result, status = _error(str(exc), exc.status), exc.status
     except MemoryError:
@@ -552,6 +569,8 @@ def lambda_handler(event, context):
     except Exception as exc:  # the Lambda boundary: log it for CloudWatch, answer JSON, keep the container
         traceback.print_exc()
         result, status = _error(f"internal error: {exc.__class__.__name__}: {exc}", 500), 500
+    if timing is not None:
+        print(json.dumps({"lamb_timing": timing, "status": status}))
     if not proxy:
         return result
     return {
