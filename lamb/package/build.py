@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import shutil
 import tempfile
 import time
@@ -163,7 +164,7 @@ def build_package(
             report_budget = budget.check(budget.measure_zip(temp_output), fmt="zip", max_size=max_bytes, zip_bytes=zip_bytes)
         else:
             temp_output = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-            _write_image_context(temp_output, own, install, target)
+            _write_image_context(temp_output, own, install, target, _function_name(manifest_path))
             context = {p.name: p for p in temp_output.iterdir() if p.name not in own}
             report_budget = budget.check(budget.measure_tree(deps, {**own, **context}), fmt="image", max_size=max_bytes)
         budget.enforce(report_budget)
@@ -215,8 +216,6 @@ def build_package(
 
 
 def _replace_file(tmp: Path, output: Path) -> None:
-    import os
-
     if output.is_dir():
         raise InputError(f"{output} is a folder", "name a .zip file with --output, or remove the folder")
     os.replace(tmp, output)
@@ -230,7 +229,17 @@ def _artifact_manifest(manifest: mf.Manifest) -> mf.Manifest:
     return replace(manifest, tflite="model.tflite", source=Path(manifest.source).name, calibration=calibration)
 
 
-def _write_image_context(folder: Path, own: dict[str, Path], install: wheels.InstallResult, target: targets.Target) -> None:
+def _function_name(manifest_path: Path) -> str:
+    """A name ECR and Lambda both accept (lowercase letters, digits, hyphens), from the model's."""
+    import re
+
+    stem = manifest_path.name[: -len(mf.SUFFIX)] if manifest_path.name.endswith(mf.SUFFIX) else manifest_path.stem
+    return "lamb-" + (re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "model")
+
+
+def _write_image_context(
+    folder: Path, own: dict[str, Path], install: wheels.InstallResult, target: targets.Target, name: str
+) -> None:
     from lamb import __version__
 
     for name, path in own.items():
@@ -240,8 +249,6 @@ def _write_image_context(folder: Path, own: dict[str, Path], install: wheels.Ins
     (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
     (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__), encoding="utf-8")
     (folder / ".dockerignore").write_text(artifact.DOCKERIGNORE, encoding="utf-8")
-    name = "lamb-" + Path(own["model.tflite"]).stem.replace("_", "-").lower()
-    name = "lamb-model" if name == "lamb-model" else name
     (folder / "README.md").write_text(artifact.image_readme(target, name, own["model.tflite"].stat().st_size), encoding="utf-8")
 
 
