@@ -45,7 +45,7 @@ SEED = 1234
 TRAIN_PER_CLASS = 480
 VAL_PER_CLASS = 120
 SAMPLES_PER_CLASS = 2
-EPOCHS = 14
+EPOCHS = 10
 BATCH_SIZE = 32
 
 # Separate seeds per split: the validation images and the bundled samples are never training images.
@@ -272,7 +272,7 @@ Zoomcamp clothing model that the tool was written for:
 
 Validation accuracy: **{val_accuracy:.1%}** on {VAL_PER_CLASS * len(LABELS)} held-out images
 (chance is {1 / len(LABELS):.0%}). Trained on {TRAIN_PER_CLASS * len(LABELS)} images for {EPOCHS}
-epochs (about 90 s on two shared CPU cores).
+epochs (about a minute on two CPU cores).
 
 What the Keras model says about the samples (softmax of its logits, computed by the script), so
 the converted and deployed model can be checked against it:
