@@ -239,7 +239,6 @@ def build_model(tf_keras):
 
 
 def seed_everything(seed: int) -> None:
-    os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
     import tensorflow as tf
