@@ -207,3 +207,24 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     assert result.exit_code == ArtifactError.exit_code
     result = CliRunner().invoke(app, ["invoke", str(artifact), "--url", "http://x", "--env", "NOEQUALS"])
     assert result.exit_code == InputError.exit_code
+
+
+@pytest.mark.e2e
+def test_pipeline_package_then_invoke_default(tmp_path, monkeypatch, converted_tiny, png_file):
+    """`lamb package` in a folder, then `lamb invoke` with no artifact: it finds the package's zip."""
+    import shutil
+
+    from lamb.package import build_package
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy2(converted_tiny.tflite_path, work / "tiny.tflite")
+    shutil.copy2(converted_tiny.manifest_path, work / "tiny.lamb.json")
+    monkeypatch.chdir(work)
+    package = build_package(work / "tiny.lamb.json", runtime="python3.11", skip_verify=True, smoke=False)
+    assert package.artifact.parent == work
+    assert default_artifact() == package.artifact
+    result = CliRunner().invoke(app, ["invoke", "--image", str(png_file), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["artifact"] == str(package.artifact) and list(data["response"]) == TINY_LABELS
