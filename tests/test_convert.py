@@ -496,3 +496,35 @@ def test_preprocess_inferred_from_a_real_keras_application(tmp_path):
     x = keras.layers.GlobalAveragePooling2D()(base(inputs))
     model = keras.Model(inputs, keras.layers.Dense(3)(x))
     assert infer_preprocess(model)[0] == "xception"
+
+
+def test_preprocess_input_inside_a_keras3_graph(tmp_path):
+    """Keras 3 records preprocess_input as operations (TrueDivide, Subtract), not layers. Its .h5
+    writer stores them but its .h5 reader cannot rebuild them: lamb says so and what to do."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.applications.xception.preprocess_input(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(x))
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    model.save(tmp_path / "pp.h5")
+    model.save(tmp_path / "pp.keras")
+
+    with pytest.raises(ModelLoadError) as info:
+        convert_model(tmp_path / "pp.h5", tmp_path / "out" / "x.tflite")
+    assert "TrueDivide" in info.value.message and "model.keras" in info.value.hint
+
+    result = convert_model(tmp_path / "pp.keras", tmp_path / "out" / "x.tflite")
+    assert result.manifest.preprocess == "none" and "preprocess_input inside" in result.manifest.preprocess_note
+
+
+def test_preprocess_inside_the_graph_wins_over_the_base_model_name():
+    import tf_keras
+
+    base_in = tf_keras.Input((8, 8, 3))
+    base = tf_keras.Model(base_in, tf_keras.layers.Conv2D(2, 3)(base_in), name="xception")
+    inputs = tf_keras.Input((8, 8, 3))
+    x = base(tf_keras.applications.xception.preprocess_input(inputs))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.Flatten()(x)))
+    mode, note = infer_preprocess(model)
+    assert mode == "none" and "inside the model" in note

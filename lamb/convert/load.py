@@ -287,7 +287,15 @@ def _explain_load_failure(source: Path, errors: dict[str, BaseException]) -> Mod
                 if name not in names and name != "TFOpLambda":
                     names.append(name)
     primary = errors.get("keras") or next(iter(errors.values()))
-    if names:
+    if names and _h5_written_by_keras3(source) and all(_is_keras3_op(n) for n in names):
+        # A Keras 3 bug, not the user's: its legacy .h5 writer stores keras.ops calls in the graph
+        # (e.g. preprocess_input's TrueDivide/Subtract) as layers its .h5 reader cannot rebuild.
+        err = ModelLoadError(
+            f"Keras 3 cannot read back this .h5: its graph calls keras.ops ({', '.join(names)}), which "
+            "Keras 3's .h5 format does not restore",
+            "save the model in the native format instead: `model.save('model.keras')`, and convert that",
+        )
+    elif names:
         err = ModelLoadError(
             f"the model uses custom layers or objects lamb cannot build: {', '.join(names)}",
             "lamb loads models without your Python code; rebuild the model from built-in layers, or "
@@ -305,6 +313,23 @@ def _explain_load_failure(source: Path, errors: dict[str, BaseException]) -> Mod
         )
     err.__cause__ = primary
     return err
+
+
+def _h5_written_by_keras3(source: Path) -> bool:
+    if source.suffix.lower() not in (".h5", ".hdf5"):
+        return False
+    import h5py
+
+    with h5py.File(source, "r") as f:
+        version = f.attrs.get("keras_version", b"")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    return version.startswith("3.")
+
+
+def _is_keras3_op(name: str) -> bool:
+    from keras.src import ops
+
+    return any(isinstance(getattr(module, name, None), type) for module in (ops.numpy, ops.math, ops.nn, ops.core, ops.image))
 
 
 def _first_line(exc: BaseException | str) -> str:

@@ -38,9 +38,30 @@ _APPLICATION_MODES: tuple[tuple[str, str], ...] = (
 _SIGNATURE_LAYERS = {"block14_sepconv2_act": "xception"}
 
 
+# The first operations of a graph that runs preprocess_input itself: tf_keras records them as
+# TFOpLambda layers, Keras 3 as operations (not layers) named after the op.
+_ARITHMETIC_OPS = {"TrueDivide", "Divide", "Multiply", "Subtract", "Add"}
+
+
 def infer_preprocess(model: Any) -> tuple[str, str]:
     """(mode, note) for a Keras 3 or tf_keras model."""
     layers = list(getattr(model, "layers", []) or [])
+    # Checked first: a course model often wraps a keras.applications base *and* calls
+    # preprocess_input inside the graph; then it takes raw pixels, whatever the base is.
+    operations = list(getattr(model, "operations", None) or layers)
+    first = _first_computing_layer(operations)
+    if first is not None:
+        cls = first.__class__.__name__
+        if cls in ("Rescaling", "Normalization"):
+            return "none", f"inferred: the model starts with a {cls} layer ({first.name!r}), so it takes raw [0, 255] pixels"
+        in_graph = cls in _ARITHMETIC_OPS or (
+            cls in ("TFOpLambda", "SlicingOpLambda") and re.search(r"truediv|multiply|subtract|add|divide", first.name)
+        )
+        if in_graph:
+            return "none", (
+                f"inferred: the model's graph starts with arithmetic ({first.name!r}), "
+                "i.e. preprocess_input inside the model, so it takes raw [0, 255] pixels"
+            )
     for layer in [model, *layers]:
         if layer is not model and not hasattr(layer, "layers"):
             continue
@@ -54,17 +75,6 @@ def infer_preprocess(model: Any) -> tuple[str, str]:
         if name in _SIGNATURE_LAYERS:
             mode = _SIGNATURE_LAYERS[name]
             return mode, f"inferred: layer {name!r} belongs to a keras.applications {mode} network"
-
-    first = _first_computing_layer(layers)
-    if first is not None:
-        cls = first.__class__.__name__
-        if cls in ("Rescaling", "Normalization"):
-            return "none", f"inferred: the model starts with a {cls} layer ({first.name!r}), so it takes raw [0, 255] pixels"
-        if cls in ("TFOpLambda", "SlicingOpLambda") and re.search(r"truediv|multiply|subtract|add|divide", first.name):
-            return "none", (
-                f"inferred: the model's graph starts with TensorFlow arithmetic ({first.name!r}), "
-                "i.e. preprocess_input inside the model, so it takes raw [0, 255] pixels"
-            )
     return "none", "not inferred: nothing in the model shows its preprocessing; pass --preprocess if it was trained on scaled pixels"
 
 

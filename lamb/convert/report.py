@@ -37,7 +37,10 @@ def summary_table(result: ConversionResult):
         table.add_row("output", _tensor(spec))
     quant = m.quantization
     if m.calibration:
-        quant += f" (calibrated on {m.calibration['images']} images, {m.calibration['io_dtype']} input/output)"
+        skipped = m.calibration.get("skipped", 0)
+        quant += f" (calibrated on {m.calibration['images']} images"
+        quant += f", {skipped} undecodable skipped" if skipped else ""
+        quant += f", {m.calibration['io_dtype']} input/output)"
     table.add_row("quantization", quant)
     table.add_row(
         "size",
