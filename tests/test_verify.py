@@ -350,6 +350,22 @@ def test_multi_output_outputs_are_paired_by_name(zoo):
     assert [m.tflite_name for m in report.outputs] == ["output_0", "output_1"]
 
 
+def test_tf_keras_outputs_are_paired_by_layer_name(tmp_path):
+    """tf.keras conversions key the signature by layer name, sorted: 'alpha' before 'zeta'."""
+    import tensorflow as tf
+    import tf_keras
+
+    tf.random.set_seed(5)
+    inputs = tf_keras.Input((16, 16, 3))
+    x = tf_keras.layers.GlobalAveragePooling2D()(tf_keras.layers.Conv2D(4, 3)(inputs))
+    model = tf_keras.Model(inputs, [tf_keras.layers.Dense(5, name="zeta")(x), tf_keras.layers.Dense(3, name="alpha")(x)])
+    model.save(tmp_path / "two_tfk.h5")
+    (tmp_path / "two_tfk.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    report = verify_model(tmp_path / "two_tfk.h5", tmp_path / "two_tfk.tflite", samples=8, preprocess="scale")
+    assert report.passed, report.failures
+    assert [(m.name, m.tflite_name) for m in report.outputs] == [("zeta", "zeta"), ("alpha", "alpha")]
+
+
 def test_images_and_samples_combine(zoo, sample_images, tmp_path):
     folder = tmp_path / "imgs"
     shutil.copytree(sample_images, folder)
@@ -453,6 +469,19 @@ def test_cli_bad_input_exit_codes(zoo, tmp_path, monkeypatch):
     assert cli().exit_code == 3  # no manifest here
     assert cli(str(zoo["h5"]), str(tmp_path / "nope.tflite")).exit_code == 3
     assert cli(str(zoo["h5"]), str(zoo["float32"]), "--images", str(tmp_path)).exit_code == 3  # empty folder
+
+
+@pytest.mark.e2e
+def test_course_model_with_preprocessing_inside(tf_keras_preprocess_h5, sample_images, tmp_path):
+    """A tf.keras .h5 with preprocess_input in its graph: Keras 3 cannot load it, both steps fall
+    back to tf_keras, and verify feeds it raw pixels (the manifest's preprocessing is none)."""
+    from lamb.convert import convert_model
+
+    result = convert_model(tf_keras_preprocess_h5, tmp_path / "course.tflite", quantize="dynamic")
+    report = verify_model(manifest_path=result.manifest_path, samples=16, images=sample_images)
+    assert report.passed, report.failures
+    assert report.preprocess == result.manifest.preprocess
+    assert (report.samples, report.images, report.quantization) == (16, 12, "dynamic")
 
 
 @pytest.mark.e2e

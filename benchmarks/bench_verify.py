@@ -1,0 +1,171 @@
+"""How long does ``lamb verify`` take on the Xception-shaped model, and where does the time go?
+
+Both sides check the same float32 .tflite against the same .h5 (299x299, 10 classes) on the same
+100 seeded inputs (uniform pixels through Xception preprocessing):
+
+- baseline: the check people write by hand: ``keras.models.load_model`` -> ``predict`` (batch 32)
+  -> ``ai_edge_litert`` Interpreter in the same process, one ``invoke`` per sample -> max |diff|;
+- lamb: ``lamb.verify.verify_model`` (runtime library in a subprocess started first, so it loads
+  while Keras loads, and runs while Keras predicts; all metrics; verdict written to the manifest).
+
+Phases come from ``VerifyReport.timings``. TensorFlow is imported and the model loaded once,
+unmeasured, before anything is timed; runs alternate so drift on a shared machine hits both.
+With ``--modes`` it also converts the model in other quantization modes and prints the errors
+each one shows: the measurements behind ``lamb.verify.DEFAULT_TOLERANCES``.
+
+    .venv/bin/python benchmarks/bench_verify.py [--samples 100] [--reps 2] [--modes float16,dynamic,int8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from xception_model import OUT_DIR, ensure_xception_h5  # noqa: E402
+
+PHASES = [
+    ("load_keras", "load Keras model"),
+    ("keras_predict", "Keras predict (batched)"),
+    ("tflite_runner_start", "runner start (import lib + load .tflite)"),
+    ("tflite_invoke", "TFLite invoke (in the runner)"),
+    ("tflite_run", "TFLite run incl. .npy transfer"),
+    ("metrics", "metrics"),
+    ("total", "total"),
+]
+
+
+def converted(h5: Path, mode: str) -> Path:
+    """The model converted by ``lamb convert`` in ``mode``; reused when newer than the .h5."""
+    from lamb.convert import convert_model
+
+    out = OUT_DIR / "verify" / mode / "xception.tflite"
+    manifest = out.with_name("xception.lamb.json")
+    if out.is_file() and manifest.is_file() and out.stat().st_mtime > h5.stat().st_mtime:
+        return manifest
+    calibration = None
+    if mode == "int8":
+        calibration = calibration_images(OUT_DIR / "verify" / "calibration")
+    t0 = time.perf_counter()
+    result = convert_model(h5, out, quantize=mode, preprocess="xception", calibration=calibration)
+    print(f"  (converted {mode} in {time.perf_counter() - t0:.1f} s)", flush=True)
+    return result.manifest_path
+
+
+def calibration_images(folder: Path, n: int = 32) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        path = folder / f"calib_{i:02d}.png"
+        if not path.exists():
+            Image.fromarray(rng.integers(0, 256, (299, 299, 3), dtype=np.uint8)).save(path)
+    return folder
+
+
+def baseline(h5: Path, tflite: Path, samples: int, seed: int) -> dict[str, float]:
+    """The hand-written check, timed phase by phase."""
+    import keras
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from lamb.handler.lambda_function import preprocess
+
+    t = {}
+    start = time.perf_counter()
+    t0 = time.perf_counter()
+    model = keras.models.load_model(h5, compile=False)
+    t["load_keras"] = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    x = preprocess(rng.uniform(0, 255, size=(samples, 299, 299, 3)).astype(np.float32), "xception")
+    t0 = time.perf_counter()
+    expected = model.predict(x, batch_size=32, verbose=0)
+    t["keras_predict"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    interpreter = Interpreter(model_path=str(tflite))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+    t["tflite_runner_start"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    got = []
+    for i in range(samples):
+        interpreter.set_tensor(inp, x[i : i + 1])
+        interpreter.invoke()
+        got.append(interpreter.get_tensor(out).copy())
+    t["tflite_invoke"] = t["tflite_run"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    float(np.abs(np.concatenate(got) - expected).max())
+    t["metrics"] = time.perf_counter() - t0
+    t["total"] = time.perf_counter() - start
+    return t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--modes", default="", help="also measure these quantization modes' errors, e.g. float16,dynamic,int8")
+    args = parser.parse_args()
+
+    from lamb import tflog
+
+    tflog.configure(False)
+    h5 = ensure_xception_h5()
+    manifest = converted(h5, "float32")
+    from lamb import manifest as mf
+    from lamb.verify import verify_model
+
+    tflite = mf.read(manifest).tflite_path(manifest)
+
+    # Warm-up, unmeasured: TensorFlow import, Keras kernels, file cache for both sides.
+    print("warm-up ...", flush=True)
+    with tflog.capture_fd2():
+        baseline(h5, tflite, 4, seed=1)
+    verify_model(manifest_path=manifest, samples=4, seed=1, write_manifest=False)
+
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "lamb": []}
+    for rep in range(args.reps):
+        with tflog.capture_fd2():
+            runs["baseline"].append(baseline(h5, tflite, args.samples, seed=0))
+        report = verify_model(manifest_path=manifest, samples=args.samples, seed=0)
+        assert report.passed, report.failures
+        runs["lamb"].append(dict(report.timings))
+        print(f"rep {rep + 1}: baseline {runs['baseline'][-1]['total']:.1f} s, lamb {report.timings['total']:.1f} s", flush=True)
+
+    print()
+    print(f"lamb verify, {args.samples} samples, Xception 299x299x3 -> 10 (float32), median of {args.reps} runs; "
+          f"runtime {report.runtime_lib} {report.runtime_version}; {os.cpu_count()} CPUs")
+    print(f"{'phase':<42}{'baseline':>10}{'lamb':>10}")
+    for key, title in PHASES:
+        b = statistics.median(r.get(key, 0.0) for r in runs["baseline"])
+        lam = statistics.median(r.get(key, 0.0) for r in runs["lamb"])
+        print(f"{title:<42}{b:>9.2f}s{lam:>9.2f}s")
+    b_total = statistics.median(r["total"] for r in runs["baseline"])
+    l_total = statistics.median(r["total"] for r in runs["lamb"])
+    print(f"lamb / baseline: {l_total / b_total:.2f}x  (lamb overlaps the runtime with Keras; phases overlap, so they do not sum)")
+    m = report.outputs[0]
+    print(f"float32 errors: max abs {m.max_abs:.3g}, max/range {m.max_rel:.3g}, cosine {m.cosine:.8f}, top-1 {m.top1:.0%}")
+
+    modes = [m for m in args.modes.split(",") if m]
+    if modes:
+        print()
+        print(f"errors per quantization mode ({args.samples} samples):")
+        print(f"{'mode':<9}{'max abs':>10}{'max/range':>11}{'mean abs':>10}{'cosine':>11}{'top-1':>8}  verdict with defaults")
+        for mode in ["float32", *modes]:
+            path = converted(h5, mode)
+            r = verify_model(manifest_path=path, samples=args.samples, seed=0)
+            o = r.outputs[0]
+            print(f"{mode:<9}{o.max_abs:>10.3g}{o.max_rel:>11.3g}{o.mean_abs:>10.3g}{o.cosine:>11.6f}{o.top1:>8.0%}  "
+                  f"{'PASS' if r.passed else 'FAIL: ' + '; '.join(r.failures)}")
+
+
+if __name__ == "__main__":
+    main()
