@@ -528,3 +528,28 @@ def test_preprocess_inside_the_graph_wins_over_the_base_model_name():
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.Flatten()(x)))
     mode, note = infer_preprocess(model)
     assert mode == "none" and "inside the model" in note
+
+
+def test_int8_on_a_keras2_course_model(tf_keras_preprocess_h5, sample_images, tmp_path):
+    import tf_keras
+
+    result = convert_model(tf_keras_preprocess_h5, tmp_path / "course_int8.tflite", quantize="int8", calibration=sample_images)
+    assert (result.manifest.loader, result.manifest.quantization) == ("tf_keras", "int8")
+    assert result.manifest.calibration["mode"] == "none"  # preprocess_input is in the graph
+    x = images(4)
+    expected = tf_keras.models.load_model(tf_keras_preprocess_h5, compile=False).predict(x, verbose=0)
+    got = np.concatenate([run_tflite(result.tflite_path, x[i : i + 1])["logits"] for i in range(4)])
+    scale = float(np.abs(expected).max())
+    assert float(np.abs(got - expected).max()) <= 0.1 * scale  # int8: close, not equal
+
+
+@pytest.mark.parametrize("output", ["model.onnx", "model"])
+def test_output_must_be_a_tflite_file(tiny_classifier_h5, tmp_path, output):
+    with pytest.raises(InputError, match="does not end in .tflite"):
+        convert_model(tiny_classifier_h5, tmp_path / output)
+    assert_nothing_written(tmp_path)
+
+
+def test_output_folder_that_does_not_exist_yet(tiny_classifier_h5, tmp_path):
+    result = convert_model(tiny_classifier_h5, str(tmp_path / "new" / "folder") + "/")
+    assert result.tflite_path == tmp_path / "new" / "folder" / "tiny.tflite"

@@ -99,8 +99,13 @@ def convert_model(
         check_preprocess(preprocess)
     labels = read_labels(labels, labels_file)
     tflite_path = Path(output) if output is not None else default_output(source)
-    if tflite_path.is_dir():
+    if tflite_path.is_dir() or str(output).endswith(("/", "\\")):
         tflite_path = tflite_path / default_output(source).name
+    if tflite_path.suffix != ".tflite":
+        raise InputError(
+            f"the output {tflite_path} does not end in .tflite",
+            "name the output file like model.tflite (the manifest goes beside it as model.lamb.json), or pass a folder",
+        )
     manifest_path = mf.manifest_path_for(tflite_path)
 
     from lamb import tflog

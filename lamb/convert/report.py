@@ -42,11 +42,11 @@ def summary_table(result: ConversionResult):
         quant += f", {skipped} undecodable skipped" if skipped else ""
         quant += f", {m.calibration['io_dtype']} input/output)"
     table.add_row("quantization", quant)
-    table.add_row(
-        "size",
-        f"{human_bytes(result.source_bytes)} -> {human_bytes(result.tflite_bytes)} "
-        f"({result.size_ratio:.0%} of the source)",
-    )
+    size = f"{human_bytes(result.source_bytes)} -> {human_bytes(result.tflite_bytes)} ({result.size_ratio:.0%} of the source"
+    if m.quantization != "float32" and m.parameters:
+        # The float32 weights are what quantization shrinks; the source file also holds the graph.
+        size += f"; float32 weights alone are {human_bytes(4 * m.parameters)}"
+    table.add_row("size", size + ")")
     table.add_row("preprocess", f"{m.preprocess} [dim]({m.preprocess_note})[/]")
     if m.labels:
         table.add_row("labels", ", ".join(m.labels))
