@@ -143,7 +143,7 @@ def test_float32_manifest_records_everything(converted_tiny: ConversionResult, t
     assert m.tflite == "tiny.tflite"  # relative: the pair can move together
     assert m.tflite_sha256 == mf.sha256_file(result.tflite_path)
     assert m.tflite_bytes == result.tflite_path.stat().st_size == result.tflite_bytes
-    assert m.source == str(tiny_classifier_h5.resolve())
+    assert m.source_path(result.manifest_path) == tiny_classifier_h5.resolve()
     assert m.source_sha256 == mf.sha256_file(tiny_classifier_h5)
     assert m.source_bytes == tiny_classifier_h5.stat().st_size == result.source_bytes
     assert (m.source_format, m.loader, m.quantization) == ("h5", "keras", "float32")
@@ -173,6 +173,12 @@ def test_default_output_is_the_current_directory(tiny_classifier_h5, tmp_path, m
     assert result.tflite_path == tmp_path / "tiny.tflite"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.lamb.json", "tiny.tflite"]
     assert mf.find(tmp_path) == result.manifest_path  # what verify/package do with no arguments
+
+
+def test_source_below_the_manifest_is_stored_relative(tiny_classifier_h5, tmp_path):
+    shutil.copy(tiny_classifier_h5, tmp_path / "model.h5")
+    result = convert_model(tmp_path / "model.h5", tmp_path / "model.tflite")
+    assert (result.manifest.source, result.manifest.tflite) == ("model.h5", "model.tflite")
 
 
 def test_output_folder_gets_the_stem(tiny_classifier_h5, tmp_path):

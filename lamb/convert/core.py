@@ -152,7 +152,7 @@ def convert_model(
         tflite=mf.relative_to_manifest(manifest_path, tflite_path),
         tflite_sha256=_sha256_bytes(flatbuffer),
         tflite_bytes=len(flatbuffer),
-        source=str(source.resolve()),
+        source=mf.relative_to_manifest(manifest_path, source),
         source_sha256=_source_sha256(source, loaded.source_format),
         source_format=loaded.source_format,
         source_bytes=source_bytes,
