@@ -96,12 +96,12 @@ def main(
 @app.command()
 def convert(
     model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder."),
-    output: Path = typer.Option(None, "--output", "-o", help="Where to write the .tflite [default: ./<model stem>.tflite]; the manifest goes beside it."),
+    output: Path = typer.Option(None, "--output", "-o", help="Where to write the .tflite, or a folder for it \\[default: ./<model stem>.tflite]; the manifest goes beside it."),
     quantize: str = typer.Option("float32", "--quantize", "-q", help="float32 | float16 | dynamic | int8 (full-integer, needs --calibration)."),
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
     int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
     input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
-    preprocess: str = typer.Option(None, "--preprocess", help="Pixel preprocessing the model was trained with: xception (x/127.5-1), caffe, torch, scale (x/255), none [default: inferred]."),
+    preprocess: str = typer.Option(None, "--preprocess", help="Pixel preprocessing the model was trained with: xception (x/127.5-1), caffe, torch, scale (x/255), none \\[default: inferred from the model, else none]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
     allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops with no TFLite builtin as TF Select (Flex) ops; the slim Lambda runtimes cannot run the result."),
@@ -111,10 +111,9 @@ def convert(
 ) -> None:
     """Convert a trained Keras model to TensorFlow Lite and write its manifest.
 
-    Writes MODEL.tflite and MODEL.lamb.json (the manifest that `lamb verify` and `lamb package`
-    read) into the current directory, or beside --output. Keras-2 .h5 files that Keras 3 cannot
-    read (TFOpLambda, e.g. preprocess_input inside the model) are loaded with tf_keras
-    automatically. Nothing is written if anything fails.
+    Writes MODEL.tflite and MODEL.lamb.json (the manifest `lamb verify` and `lamb package` read) into the current directory, or beside --output. Nothing is written if anything fails.
+
+    Keras-2 .h5 files that Keras 3 cannot read (TFOpLambda: preprocess_input or other TensorFlow ops inside the model) are loaded with tf_keras automatically; the summary says which loader was used.
 
     Examples:
 
