@@ -402,5 +402,5 @@ def test_timing_log_line(handler, png_bytes, monkeypatch, capsys):
     monkeypatch.setenv("LAMB_LOG_TIMING", "1")
     handler.lambda_handler({"image": b64(png_bytes)}, None)
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(line["lamb_timing"]) == {"input_ms", "decode_ms", "preprocess_ms", "inference_ms"}
+    assert set(line["lamb_timing"]) == {"input_ms", "decode_ms", "preprocess_ms", "inference_ms", "inference_cpu_ms"}
     assert line["status"] == 200

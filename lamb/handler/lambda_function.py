@@ -25,8 +25,8 @@ The deployer tunes it with environment variables (all optional):
   ``LAMB_READ_TIMEOUT`` (10 s, also the cap on the whole download), ``LAMB_MAX_IMAGE_PIXELS``
   (50 megapixels).
 - ``LAMB_NUM_THREADS``: the interpreter's thread count (default: see ``_default_num_threads``).
-- ``LAMB_LOG_TIMING=1``: log ``{"lamb_timing": {input_ms, decode_ms, preprocess_ms, inference_ms}}``
-  per request.
+- ``LAMB_LOG_TIMING=1``: log ``{"lamb_timing": {input_ms, decode_ms, preprocess_ms, inference_ms,
+  inference_cpu_ms}}`` per request.
 """
 
 from __future__ import annotations
@@ -305,11 +305,14 @@ class Model:
     def predict(self, image, timing=None):
         t0 = time.perf_counter()
         x = self.prepare(image)
-        t1 = time.perf_counter()
+        t1, cpu = time.perf_counter(), time.process_time()
         results = self.run(x)
         if timing is not None:
             timing["preprocess_ms"] = (t1 - t0) * 1000.0
             timing["inference_ms"] = (time.perf_counter() - t1) * 1000.0
+            # CPU time well below wall time means the function is CPU-starved: on Lambda, too
+            # little memory (the CPU share follows it).
+            timing["inference_cpu_ms"] = (time.process_time() - cpu) * 1000.0
         if len(results) == 1:
             return self.label(results[0][1])
         return {name: self.label(scores) for name, scores in results}
