@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import http.client
 import io
 import ipaddress
 import json
 import math
 import os
 import socket
-import ssl
 import sys
 import time
 import traceback
@@ -381,34 +379,52 @@ def _resolve(host: str, port: int) -> str:
     return addresses[0]
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to an address resolved and checked beforehand; Host header stays the name."""
-
-    def __init__(self, host, port, ip, timeout, read_timeout):
-        super().__init__(host, port, timeout=timeout)
-        self._ip = ip
-        self._read_timeout = read_timeout
-
-    def connect(self):
-        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
-        self.sock.settimeout(self._read_timeout)
+_connections = None
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host, port, ip, timeout, read_timeout):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._ip = ip
-        self._read_timeout = read_timeout
+def _connection_classes():
+    """(HTTP, HTTPS) connection classes that connect to an address resolved and checked
+    beforehand, while the Host header and the TLS certificate check use the name.
 
-    def connect(self):
-        sock = socket.create_connection((self._ip, self.port), self.timeout)
-        # The certificate is checked against the host *name*, as for any https request.
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
-        self.sock.settimeout(self._read_timeout)
+    Built on first use: http.client and ssl cost ~0.1 s of import that a function fed base64
+    images would otherwise pay in every cold start.
+    """
+    global _connections
+    if _connections is not None:
+        return _connections
+    import http.client
+    import ssl
+
+    class PinnedHTTPConnection(http.client.HTTPConnection):
+        def __init__(self, host, port, ip, timeout, read_timeout):
+            super().__init__(host, port, timeout=timeout)
+            self._ip = ip
+            self._read_timeout = read_timeout
+
+        def connect(self):
+            self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+            self.sock.settimeout(self._read_timeout)
+
+    class PinnedHTTPSConnection(http.client.HTTPSConnection):
+        def __init__(self, host, port, ip, timeout, read_timeout):
+            super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+            self._ip = ip
+            self._read_timeout = read_timeout
+
+        def connect(self):
+            sock = socket.create_connection((self._ip, self.port), self.timeout)
+            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+            self.sock.settimeout(self._read_timeout)
+
+    _connections = (PinnedHTTPConnection, PinnedHTTPSConnection)
+    return _connections
 
 
 def fetch_url(url: str) -> bytes:
     """Download ``url`` with the limits above; every redirect hop is checked like the first URL."""
+    import http.client
+    import ssl
+
     max_bytes = _env_int("LAMB_MAX_DOWNLOAD_BYTES", 16 * 1024 * 1024)
     connect_timeout = _env_float("LAMB_CONNECT_TIMEOUT", 3.0)
     read_timeout = _env_float("LAMB_READ_TIMEOUT", 10.0)
@@ -425,7 +441,8 @@ def fetch_url(url: str) -> bytes:
         except ValueError:
             raise RequestError("the url has an invalid port") from None
         ip = _resolve(host, port)
-        cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+        http_cls, https_cls = _connection_classes()
+        cls = https_cls if parts.scheme == "https" else http_cls
         conn = cls(host, port, ip, connect_timeout, read_timeout)
         path = parts.path or "/"
         if parts.query:
