@@ -326,31 +326,29 @@ def _install_same_versions(
     install: wheels.InstallResult, choice: runtime_lib.RuntimeLibChoice, host: targets.Target, dest: Path,
     wheelhouse: Path | None, cache: Path | None,
 ) -> tuple[wheels.InstallResult, list[str]]:
-    """Install for the host the versions the target got; relax pins the host has no wheel for."""
+    """Install for the host the versions the target got, unpinning one by one the packages the
+    host has no such wheel for (the runtime library's pin is never given up)."""
     pins = dict(install.installed)
     lib = wheels.normalise(choice.name)
-    attempts = [
-        [f"{n}=={v}" for n, v in sorted(pins.items())],
-        [f"{lib}=={pins[lib]}", f"{IMAGE_LIBRARY}=={pins.get(IMAGE_LIBRARY, '')}".rstrip("="), *choice.extra_requirements],
-        [f"{lib}=={pins[lib]}", IMAGE_LIBRARY, *choice.extra_requirements],
-    ]
-    error: DependencyError | None = None
-    for reqs in attempts:
+    free: set[str] = set()
+    while True:
+        reqs = [f"{n}=={v}" for n, v in sorted(pins.items()) if n not in free]
         shutil.rmtree(dest, ignore_errors=True)
         try:
-            got = wheels.install_for_target(reqs, host, dest, wheelhouse=wheelhouse, cache=cache)
+            got = wheels.install_for_target([*reqs, *choice.extra_requirements], host, dest, wheelhouse=wheelhouse, cache=cache)
+            break
         except DependencyError as exc:
-            error = exc
-            continue
-        differences = [
-            f"{n} {got.installed.get(n, 'absent')} (target {v})" for n, v in sorted(pins.items()) if got.installed.get(n) != v
-        ]
-        return got, differences
-    assert error is not None
-    raise DependencyError(
-        f"cannot smoke-test on this machine: {error.message}",
-        "package for this machine's Python to test here, or pass --no-smoke",
-    )
+            package = getattr(exc, "package", None)
+            if package is None or package == lib or package in free or package not in pins:
+                raise DependencyError(
+                    f"cannot smoke-test on this machine: {exc.message}",
+                    "package for this machine's Python to test here, or pass --no-smoke",
+                ) from None
+            free.add(package)  # e.g. a backport only older Pythons install: let the resolver decide
+    differences = [
+        f"{n} {got.installed.get(n, 'absent')} (target {v})" for n, v in sorted(pins.items()) if got.installed.get(n) != v
+    ]
+    return got, differences
 
 
 def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str) -> SmokeResult:

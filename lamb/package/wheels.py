@@ -185,18 +185,29 @@ def _pip_download(requirements: list[str], target: Target, cache: Path) -> None:
 
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
 _NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement ([^\s]+)")
+_WRONG_PYTHON = re.compile(r"Package '([^']+)' requires a different Python: ([^\n]+)")
 
 
 def _dependency_error(stderr: str, target: Target, where: str) -> DependencyError:
+    wrong = _WRONG_PYTHON.search(stderr)
+    if wrong:
+        error = DependencyError(
+            f"{wrong.group(1)} does not support Python {target.python_version} ({wrong.group(2).strip()}), needed for {target.name}",
+            "pin a version of it that supports the target's Python, or pick another --runtime",
+        )
+        error.package = normalise(wrong.group(1))
+        return error
     match = _NO_MATCH.search(stderr) or _NO_VERSION.search(stderr)
     tags = f"CPython {target.python_version}, {target.machine}, manylinux glibc <= {target.glibc}"
     if match:
         package = match.group(1)
-        return DependencyError(
+        error = DependencyError(
             f"no wheel of {package} for {target.name} ({tags}) in {where}",
             "pick another --runtime/--arch, or a version of the package that ships such a wheel"
             + ("; or add the wheel to the wheelhouse" if "wheelhouse" in where else ""),
         )
+        error.package = normalise(re.split(r"[<>=!~; \[]", package, maxsplit=1)[0])  # for callers that retry
+        return error
     if "ResolutionImpossible" in stderr or "conflict" in stderr.lower():
         detail = _last_lines(stderr)
         return DependencyError(
