@@ -41,6 +41,7 @@ def test_python312_zip_layout_choice_and_stand_in_smoke(built312):
     assert shipped["tflite"] == "model.tflite" and shipped["labels"] == ["cat", "dog", "bird", "fish"]
     assert "/" not in shipped["source"]  # no host paths in the artifact
     assert r.sha256 == mf.sha256_file(r.artifact)
+    assert r.artifact.stat().st_mode & 0o777 == 0o644
     # smoke: ran, passed, and says it was a stand-in (host Python 3.11 cannot load cp312 wheels)
     s = r.smoke
     assert s.ran and s.passed and s.stand_in and "STAND-IN" in s.label and "3.12" in s.label
@@ -96,6 +97,7 @@ def test_image_context(tmp_path, verified_tiny):
     r = build_package(verified_tiny, runtime="python3.12", arch="arm64", fmt="image", output=out, smoke=False)
     assert r.format == "image" and r.sha256 is None and r.slimming == []
     files = {p.name for p in out.iterdir()}
+    assert out.stat().st_mode & 0o777 == 0o755
     assert files == {"Dockerfile", ".dockerignore", "README.md", "requirements.txt", "lambda_function.py", "model.tflite", "lamb.json"}
     dockerfile = (out / "Dockerfile").read_text()
     assert "FROM --platform=linux/arm64 public.ecr.aws/lambda/python:3.12" in dockerfile
@@ -198,3 +200,14 @@ def test_failed_smoke_run_refuses_and_keeps_the_old_artifact(tmp_path):
                       skip_verify=True, output=out)
     assert out.read_bytes() == b"previous build"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dyn.h5", "dyn.lamb.json", "dyn.tflite", "fn.zip"]
+
+
+def test_output_kind_mismatch_is_refused_before_any_work(tmp_path, verified_tiny):
+    folder = tmp_path / "fn.zip"
+    folder.mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        build_package(verified_tiny, output=folder)
+    afile = tmp_path / "ctx"
+    afile.write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        build_package(verified_tiny, fmt="image", output=afile)

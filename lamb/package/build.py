@@ -138,6 +138,10 @@ def build_package(
     if fmt == "zip" and output.suffix != ".zip":
         output = output.with_name(output.name + ".zip")
     output = output.resolve()
+    if fmt == "zip" and output.is_dir():
+        raise InputError(f"{output} is a folder", "name a .zip file with --output, or remove the folder")
+    if fmt == "image" and output.exists() and not output.is_dir():
+        raise InputError(f"{output} is a file, not an image-context folder", "name a folder with --output")
     output.parent.mkdir(parents=True, exist_ok=True)
 
     work = Path(tempfile.mkdtemp(prefix="lamb-package-"))
@@ -164,6 +168,7 @@ def build_package(
             report_budget = budget.check(budget.measure_zip(temp_output), fmt="zip", max_size=max_bytes, zip_bytes=zip_bytes)
         else:
             temp_output = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
+            temp_output.chmod(0o755)  # mkdtemp's 0700 would hide the context from `docker build` run by others
             _write_image_context(temp_output, own, install, target, _function_name(manifest_path))
             context = {p.name: p for p in temp_output.iterdir() if p.name not in own}
             report_budget = budget.check(budget.measure_tree(deps, {**own, **context}), fmt="image", max_size=max_bytes)
@@ -216,8 +221,7 @@ def build_package(
 
 
 def _replace_file(tmp: Path, output: Path) -> None:
-    if output.is_dir():
-        raise InputError(f"{output} is a folder", "name a .zip file with --output, or remove the folder")
+    tmp.chmod(0o644)  # mkstemp's 0600 is not what a build artifact should be
     os.replace(tmp, output)
 
 
