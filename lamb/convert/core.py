@@ -99,7 +99,9 @@ def convert_model(
         check_preprocess(preprocess)
     labels = read_labels(labels, labels_file)
     tflite_path = Path(output) if output is not None else default_output(source)
-    if tflite_path.is_dir() or str(output).endswith(("/", "\\")):
+    # A path without a suffix is a folder (created if needed): the shell and Typer both drop the
+    # trailing slash that would otherwise say so.
+    if tflite_path.is_dir() or not tflite_path.suffix:
         tflite_path = tflite_path / default_output(source).name
     if tflite_path.suffix != ".tflite":
         raise InputError(
