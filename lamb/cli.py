@@ -262,20 +262,23 @@ def package(
         from lamb.package import build_package
         from lamb.package.report import render
 
-        report = build_package(
-            manifest,
-            runtime=runtime,
-            arch=arch,
-            fmt=fmt,
-            output=output,
-            runtime_lib_name=runtime_lib,
-            wheelhouse=wheelhouse,
-            slim_deps=not no_slim,
-            max_size=max_size,
-            skip_verify=skip_verify,
-            smoke=not no_smoke,
-            sample_image=sample_image,
-        )
+        status = contextlib.nullcontext() if as_json else err_console.status("lamb package")
+        with status as shown:
+            report = build_package(
+                manifest,
+                runtime=runtime,
+                arch=arch,
+                fmt=fmt,
+                output=output,
+                runtime_lib_name=runtime_lib,
+                wheelhouse=wheelhouse,
+                slim_deps=not no_slim,
+                max_size=max_size,
+                skip_verify=skip_verify,
+                smoke=not no_smoke,
+                sample_image=sample_image,
+                progress=shown.update if shown is not None else None,
+            )
     if as_json:
         print_json(report)
         return

@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
@@ -119,8 +120,13 @@ def build_package(
     smoke: bool = True,
     sample_image: Path | None = None,
     cache: Path | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PackageReport:
-    """Build a Lambda artifact for the model a manifest describes; see the module docstring."""
+    """Build a Lambda artifact for the model a manifest describes; see the module docstring.
+
+    ``progress`` is called with a short phrase as each step starts (the CLI shows it as status).
+    """
+    step = progress or (lambda _msg: None)
     start = time.perf_counter()
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", "use --format zip or --format image")
@@ -149,8 +155,10 @@ def build_package(
     try:
         deps = work / "deps"
         requirements = [*choice.requirements, IMAGE_LIBRARY]
+        step(f"resolving wheels for {target.name}: {', '.join(requirements)}")
         install = wheels.install_for_target(requirements, target, deps, wheelhouse=wheelhouse, cache=cache)
         # The image installs its wheels with pip at `docker build` time; slimming applies to the zip.
+        step("slimming the dependencies")
         slimmed = slim.slim(deps) if (slim_deps and fmt == "zip") else []
 
         files = work / "files"
@@ -162,6 +170,7 @@ def build_package(
 
         if fmt == "zip":
             entries = artifact.collect(deps) + [artifact.Entry(n, p) for n, p in own.items()]
+            step(f"writing {output.name}")
             temp_output = mf.atomic_output(output)
             artifact.write_zip_to(entries, temp_output)
             zip_bytes = temp_output.stat().st_size
@@ -175,6 +184,7 @@ def build_package(
         budget.enforce(report_budget)
 
         if smoke:
+            step("smoke run: the handler on a sample image in a fresh Python")
             smoke_result = _smoke(temp_output, fmt, target, install, choice, own, slim_deps and fmt == "zip", work, sample_image, manifest, wheelhouse, cache)
             if not smoke_result.passed:
                 raise ArtifactError(
