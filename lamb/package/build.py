@@ -158,8 +158,10 @@ def build_package(
         step(f"resolving wheels for {target.name}: {', '.join(requirements)}")
         install = wheels.install_for_target(requirements, target, deps, wheelhouse=wheelhouse, cache=cache)
         # The image installs its wheels with pip at `docker build` time; slimming applies to the zip.
-        step("slimming the dependencies")
-        slimmed = slim.slim(deps) if (slim_deps and fmt == "zip") else []
+        slimmed: list[slim.SlimResult] = []
+        if slim_deps and fmt == "zip":
+            step("slimming the dependencies")
+            slimmed = slim.slim(deps)
 
         files = work / "files"
         files.mkdir()
