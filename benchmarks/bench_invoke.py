@@ -121,7 +121,10 @@ def package(manifest: Path, runtime: str) -> Path:
     from lamb.package import build_package
 
     output = OUT / f"xception-{runtime}-x86_64.zip"
-    if not output.is_file() or output.stat().st_mtime < manifest.stat().st_mtime:
+    from lamb.package.build import HANDLER_TEMPLATE
+
+    newest_input = max(manifest.stat().st_mtime, Path(HANDLER_TEMPLATE).stat().st_mtime)
+    if not output.is_file() or output.stat().st_mtime < newest_input:
         print(f"packaging for {runtime} ...", flush=True)
         report = build_package(manifest, runtime=runtime, arch="x86_64", output=output, skip_verify=True, smoke=False)
         print(f"  {report.artifact.name}: {report.bytes / 2**20:.1f} MB, runtime library {report.runtime_lib.requirement}")

@@ -378,6 +378,17 @@ class LocalFunction:
         return None
 
     def close(self) -> None:
+        """Kill the environment (and anything it started) and remove its temp files.
+
+        Safe from another thread while ``invoke`` runs: the kill comes first, so the invocation
+        ends at once (reported as a runtime exit) instead of holding the shutdown until timeout.
+        """
+        proc = self._proc
+        if proc is not None and proc.popen.returncode is None:
+            try:
+                os.killpg(proc.popen.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         with self._lock:
             self._stop()
             if self._finalizer is not None:

@@ -331,3 +331,19 @@ def test_unpack_folder(tmp_path):
     (folder / "Dockerfile").write_text("FROM scratch\n")
     root = unpack_artifact(folder, tmp_path / "root")
     assert (root / "lambda_function.py").is_file() and not (root / "Dockerfile").exists()
+
+
+def test_close_from_another_thread_ends_a_running_invocation(probe_root):
+    fn = LocalFunction(probe_root, handler="probe.sleep", timeout_s=60)
+    fn.start()
+    pid = fn.pid
+    results = []
+    worker = threading.Thread(target=lambda: results.append(fn.invoke(60)))
+    worker.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    fn.close()
+    worker.join(10)
+    assert time.monotonic() - started < 5
+    assert results and results[0].error["errorType"] == "Runtime.ExitError"
+    assert not alive(pid)
