@@ -69,23 +69,28 @@ class Tolerances:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
-# Defaults per quantization mode, measured (see benchmarks/bench_verify.py and the tests) on the
-# small test CNNs and the Xception-shaped model with TF 2.21 / ai-edge-litert 2.3:
-# - float32: the kernels differ from TF's only in summation order and fused ops; we saw max
-#   errors of ~1e-6 of the output range (small CNNs) and ~1e-5 (Xception). 1e-4 of the range
-#   leaves margin and still catches a single changed weight.
-# - float16: weights rounded to 11 significant bits; ~1e-3 of the range typical, a few 1e-3 on
-#   deep models. 2e-2 of the range.
-# - dynamic: weights int8 per channel, activations quantized on the fly; a few % of the range.
-#   Values are only loosely bounded (25 % of the range); the class ranking is what must hold.
-# - int8: activations quantized with calibrated ranges too; errors of 5-20 % of the range are
-#   normal, so the value check is loosest and top-1 agreement and cosine carry the verdict.
-# Cosine similarity below ~0.99 means the output *direction* changed, which no rounding explains.
+# Defaults per quantization mode. Measured with TF 2.21 -> ai-edge-litert 2.3 (max error as a
+# fraction of the output's range / mean cosine / top-1, 100-200 seeded random inputs):
+#              small CNN (tests)          Xception, random weights   demo model (trained, models/)
+#   float32    2.6e-7 / 1.0     / 100 %   9.2e-7 / 1.0      / 100 %  2.2e-7 / 1.0      / 100 %
+#   float16    2.6e-4 / 1.0     / 100 %   2.1e-4 / 1.0      / 100 %  2.8e-4 / 1.0      / 100 %
+#   dynamic    4.0e-3 / 0.99999 / 100 %   7.0e-3 / 0.99998  / 100 %  9.7e-3 / 0.99993  / 100 %
+#   int8       2.4e-2 / 0.99997 / 100 %   1.1e-2 / 0.99994  /  98 %  0.37   / 0.957    / 100 %
+# - float32: the kernels differ from TensorFlow's only in summation order and fused ops, so the
+#   bound sits ~100x above what we measured and still catches a 5 % change to one layer's weights.
+# - float16: weights rounded to 11 significant bits: ~3e-4 of the range; bound 1e-2.
+# - dynamic: int8 weights, activations quantized on the fly: <1 % of the range; bound 10 %.
+# - int8: the demo's 0.37 is random noise pushed through ranges calibrated on real images
+#   (activations clip); on its own images it is 1.1 % and cosine 0.9997. So values are bounded
+#   loosely and cosine plus top-1 agreement carry the verdict; verify int8 models with --images.
+# atol only matters for outputs whose range is ~0 (a constant head); it is kept far below the
+# range of any real logits. Cosine below these limits means the output's direction changed, which
+# no rounding explains.
 DEFAULT_TOLERANCES: dict[str, Tolerances] = {
-    "float32": Tolerances(atol=1e-5, rtol=1e-4, min_cosine=0.9999, min_top1=0.99),
-    "float16": Tolerances(atol=1e-4, rtol=2e-2, min_cosine=0.999, min_top1=0.95),
-    "dynamic": Tolerances(atol=1e-3, rtol=0.25, min_cosine=0.98, min_top1=0.85),
-    "int8": Tolerances(atol=1e-2, rtol=0.5, min_cosine=0.95, min_top1=0.75),
+    "float32": Tolerances(atol=1e-6, rtol=1e-4, min_cosine=0.9999, min_top1=0.99),
+    "float16": Tolerances(atol=1e-5, rtol=1e-2, min_cosine=0.999, min_top1=0.97),
+    "dynamic": Tolerances(atol=1e-4, rtol=0.1, min_cosine=0.99, min_top1=0.9),
+    "int8": Tolerances(atol=1e-3, rtol=0.5, min_cosine=0.9, min_top1=0.8),
 }
 
 
