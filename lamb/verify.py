@@ -537,10 +537,11 @@ _RUNNER = Path(__file__).with_name("_tflite_runner.py")
 class RuntimeFailure(Exception):
     """The runtime library could not import, load or run the model (internal; becomes report.error)."""
 
-    def __init__(self, stage: str, message: str):
+    def __init__(self, stage: str, message: str, stderr: str = ""):
         super().__init__(message)
         self.stage = stage
         self.message = message
+        self.stderr = stderr  # what the runtime printed: NumPy's ABI complaint lands only there
 
 
 class TFLiteRunner:
@@ -582,18 +583,19 @@ class TFLiteRunner:
         line = self._proc.stdout.readline()
         if not line:
             code = self._proc.wait()
-            raise RuntimeFailure(stage, self._crash_message(code))
+            stderr = self._stderr_text()
+            tail = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            raise RuntimeFailure(stage, f"the runtime process died ({how}): {tail[-1] if tail else 'no output'}", stderr)
         event = json.loads(line)
         if event.get("event") == "error":
-            raise RuntimeFailure(event["stage"], f"{event['type']}: {event['message']}")
+            raise RuntimeFailure(event["stage"], f"{event['type']}: {event['message']}", self._stderr_text())
         return event
 
-    def _crash_message(self, code: int) -> str:
+    def _stderr_text(self) -> str:
+        self._stderr.flush()
         self._stderr.seek(0)
-        tail = [ln.strip() for ln in self._stderr.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-        last = tail[-1] if tail else "no output"
-        how = f"signal {-code}" if code < 0 else f"exit code {code}"
-        return f"the runtime process died ({how}): {last}"
+        return self._stderr.read().decode("utf-8", "replace")
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -616,16 +618,28 @@ class TFLiteRunner:
 
 def explain_runtime_failure(lib: str, version: str, model: Path, failure: RuntimeFailure) -> str:
     """One sentence: what the runtime said, and what it means for the artifact."""
+    import re
+
     text = failure.message
     where = f"{lib} {version}".strip()
+    abi = re.search(r"compiled using NumPy 1\.x cannot be run in\s+NumPy ([0-9.]+)", failure.stderr)
+    if abi or "_ARRAY_API not found" in failure.stderr + text:
+        numpy = f"NumPy {abi.group(1)}" if abi else "NumPy 2"
+        return (
+            f"{where} cannot run with {numpy}: it was built against NumPy 1.x, so the artifact needs numpy<2 "
+            f"beside it ({_short(text, 120)})"
+        )
+    if "Regular TensorFlow ops are not supported" in text or "Flex" in text:
+        return (
+            f"{where} cannot load {model.name}: it holds TF Select (Flex) ops, which no slim runtime library "
+            f"includes, so the artifact would fail at cold start"
+        )
     if "Didn't find op for builtin opcode" in text or "Registration failed" in text:
         op = text.split("opcode", 1)[1].split("An older", 1)[0].strip(" .'") if "opcode" in text else "an op"
         return (
             f"{where} cannot load {model.name}: the model uses {op.replace(chr(39), '')}, an op version newer "
             f"than this runtime knows (the converter is newer than the runtime), so the artifact would fail at cold start"
         )
-    if "_ARRAY_API" in text or "NumPy 1.x" in text or "numpy.core.multiarray failed to import" in text:
-        return f"{where} cannot run with the NumPy it was given: it was built against NumPy 1.x and this NumPy is 2.x ({_short(text)})"
     if failure.stage == "import":
         return f"{where} cannot be imported: {_short(text)}"
     if failure.stage == "load":

@@ -496,3 +496,36 @@ def test_convert_then_verify(converted_tiny, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     v = mf.read(folder / converted_tiny.manifest_path.name).verification
     assert v is not None and v.passed and v.samples == 16 and v.tolerances["top_k"] == 2
+
+
+@pytest.mark.network
+def test_tflite_runtime_on_numpy_2_is_explained(zoo):
+    """The NumPy-2 ABI crash the issue measured: tflite-runtime 2.14 beside lamb's own NumPy 2."""
+    import sys
+
+    from lamb.verify import RuntimeEnv, RuntimeFailure, TFLiteRunner, explain_runtime_failure, resolve_runtime
+
+    isolated = resolve_runtime("tflite-runtime")
+    numpy2_site = str(Path(np.__file__).parent.parent)
+    env = RuntimeEnv("tflite-runtime", sys.executable, [numpy2_site, *isolated.paths], "NumPy 2 first")
+    with TFLiteRunner(env, zoo["float32"]) as runner, pytest.raises(RuntimeFailure) as info:
+        runner.wait_ready()
+    sentence = explain_runtime_failure("tflite-runtime", "2.14.0", zoo["float32"], info.value)
+    assert sentence.startswith(f"tflite-runtime 2.14.0 cannot run with NumPy {np.__version__}: it was built against NumPy 1.x")
+
+
+def test_flex_model_fails_with_the_reason(tmp_path):
+    """A model converted with --allow-flex: no shipped runtime library can load it."""
+    import tensorflow as tf
+    import tf_keras
+
+    from lamb.convert import convert_model
+
+    inputs = tf_keras.Input((4, 4), name="matrix")
+    x = tf_keras.layers.Flatten()(tf.linalg.inv(inputs))  # MatrixInverse: TF Select only
+    tf_keras.Model(inputs, tf_keras.layers.Dense(2, name="logits")(x)).save(tmp_path / "inverse.h5")
+    result = convert_model(tmp_path / "inverse.h5", tmp_path / "inverse.tflite", allow_flex=True, preprocess="none")
+    report = verify_model(manifest_path=result.manifest_path, samples=4)
+    assert not report.passed and report.runtime_lib == "ai-edge-litert"
+    assert "TF Select (Flex) ops" in report.error
+    assert mf.read(result.manifest_path).verification.error == report.error
