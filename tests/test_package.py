@@ -211,3 +211,16 @@ def test_output_kind_mismatch_is_refused_before_any_work(tmp_path, verified_tiny
     afile.write_text("x")
     with pytest.raises(InputError, match="is a file"):
         build_package(verified_tiny, fmt="image", output=afile)
+
+
+def test_wheelhouse_build_matches_the_index_build(tmp_path, verified_tiny, target_installs, built312):
+    from lamb.package import wheels
+
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    for name in target_installs["python3.12-x86_64"].wheels:
+        shutil.copy2(wheels.cache_dir() / name, house / name)
+    r = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "offline.zip", wheelhouse=house)
+    assert r.wheel_source == "wheelhouse"
+    assert r.sha256 == built312.sha256  # same wheels, same bytes
+    assert r.smoke.passed and r.smoke.stand_in  # host wheels for the stand-in come from the cache

@@ -351,7 +351,13 @@ def _install_same_versions(
         reqs = [f"{n}=={v}" for n, v in sorted(pins.items()) if n not in free]
         shutil.rmtree(dest, ignore_errors=True)
         try:
-            got = wheels.install_for_target([*reqs, *choice.extra_requirements], host, dest, wheelhouse=wheelhouse, cache=cache)
+            try:
+                got = wheels.install_for_target([*reqs, *choice.extra_requirements], host, dest, wheelhouse=wheelhouse, cache=cache)
+            except DependencyError:
+                if wheelhouse is None:
+                    raise
+                # A wheelhouse holds the target's wheels; the host's come from the cache or index.
+                got = wheels.install_for_target([*reqs, *choice.extra_requirements], host, dest, cache=cache)
             break
         except DependencyError as exc:
             package = getattr(exc, "package", None)

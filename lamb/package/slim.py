@@ -36,9 +36,10 @@ RULES: tuple[SlimRule, ...] = (
     SlimRule("bytecode", "__pycache__ compiled by the build host's Python is ignored by another Python version",
              ("**/__pycache__", "**/*.pyc")),
     SlimRule("type stubs", "*.pyi files are for type checkers, not the interpreter", ("**/*.pyi",)),
-    SlimRule("docs and headers", "documentation, C headers and Cython declarations are build-time only",
-             ("**/*.md", "**/*.rst", "**/*.pxd", "**/*.h", "**/*.hpp", "numpy/_core/include",
-              "numpy/doc", "numpy/f2py", "numpy/_pyinstaller")),
+    SlimRule("docs", "documentation files and NumPy's doc module", ("**/*.md", "**/*.rst", "numpy/doc")),
+    SlimRule("build-time files", "C headers, Cython declarations, NumPy's Fortran wrapper generator (f2py) and "
+             "PyInstaller hooks: used to build against a package, never to run it",
+             ("**/*.pxd", "**/*.h", "**/*.hpp", "numpy/_core/include", "numpy/f2py", "numpy/_pyinstaller")),
     SlimRule("console scripts", "bin/ entry points (f2py, litert-benchmark, tqdm ...) cannot run in Lambda",
              ("bin",)),
     # ai-edge-litert 2.x loads libLiteRt.so only "if isfile" (its __init__.py); the Interpreter
