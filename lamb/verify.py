@@ -829,6 +829,11 @@ def verify_model(
         else:
             quant, quant_source = _infer_quantization(info), "inferred from the .tflite"
         tol = default_tolerances(quant, atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k)
+        if quant == "int8" and images is None:
+            notes.append(
+                "int8 model verified on random pixels only: they reach activations outside the ranges it was "
+                "calibrated on, so add --images with real images for a meaningful check"
+            )
 
         # -- signatures must line up before anything runs
         t_ins, t_outs = info["inputs"], info["outputs"]
