@@ -249,9 +249,11 @@ def invoke_artifact(
     else:
         kind, event = build_event(event_file=event_file, image=image, url=url)
     artifact = Path(artifact) if artifact is not None else default_artifact()
-    task_root = unpack_artifact(artifact)
+    unpack_notes: list[str] = []
+    task_root = unpack_artifact(artifact, notes=unpack_notes)
     try:
         python, notes = check_runnable(task_root, python)
+        notes = unpack_notes + notes
         with LocalFunction(
             task_root, memory_mb=memory_mb, timeout_s=timeout_s, init_timeout_s=init_timeout_s, env=env, python=python
         ) as function:

@@ -61,10 +61,12 @@ class Invocation:
 # -- artifacts -> task roots ------------------------------------------------------------------------
 
 
-def unpack_artifact(path: Path, dest: Path | None = None) -> Path:
+def unpack_artifact(path: Path, dest: Path | None = None, notes: list[str] | None = None) -> Path:
     """The artifact (zip, or image-context folder) laid out as a Lambda task root.
 
     ``dest`` defaults to a new temp folder; the caller removes it (``shutil.rmtree``) when done.
+    For an image folder the dependencies its Dockerfile would install are installed here, for
+    this machine; ``notes`` (if given) receives a sentence when they differ from the image's pins.
     """
     path = Path(path)
     if not path.exists():
@@ -73,7 +75,7 @@ def unpack_artifact(path: Path, dest: Path | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if path.is_dir():
-            _copy_image_context(path, dest)
+            _copy_image_context(path, dest, notes if notes is not None else [])
         elif zipfile.is_zipfile(path):
             _extract_zip(path, dest)
         else:
@@ -102,16 +104,16 @@ def _extract_zip(path: Path, dest: Path) -> None:
                 os.chmod(target, mode)  # zipfile drops permissions; Lambda keeps them (executables, .so)
 
 
-def _copy_image_context(path: Path, dest: Path) -> None:
+def _copy_image_context(path: Path, dest: Path, notes: list[str]) -> None:
     # An image context holds what `docker build` copies into ${LAMBDA_TASK_ROOT}; its dependencies
     # are installed by the Dockerfile, so they are resolved here for the host instead.
     shutil.copytree(path, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("Dockerfile", ".dockerignore", "README.md"))
     requirements = dest / "requirements.txt"
     if requirements.is_file():
-        _install_requirements(requirements, dest)
+        _install_requirements(requirements, dest, notes)
 
 
-def _install_requirements(requirements: Path, dest: Path) -> None:
+def _install_requirements(requirements: Path, dest: Path, notes: list[str]) -> None:
     from lamb.package.targets import host_target
     from lamb.package.wheels import install_for_target
 
@@ -133,6 +135,10 @@ def _install_requirements(requirements: Path, dest: Path) -> None:
 
         choice = runtime_lib.choose(target, mf.read(dest / mf.ARTIFACT_MANIFEST))
         install_for_target([*choice.requirements, "numpy", "pillow"], target, dest)
+        notes.append(
+            f"STAND-IN: the image's pinned wheels do not install for {target.name}; ran its files with "
+            f"{choice.requirement}, numpy and pillow resolved for this machine"
+        )
 
 
 # -- the execution environment ----------------------------------------------------------------------

@@ -299,9 +299,11 @@ def serve_artifact(
     from lamb.invoke import check_runnable, default_artifact
 
     artifact = Path(artifact) if artifact is not None else default_artifact()
-    task_root = unpack_artifact(artifact)
+    unpack_notes: list[str] = []
+    task_root = unpack_artifact(artifact, notes=unpack_notes)
     try:
         python, notes = check_runnable(task_root, python)
+        notes = unpack_notes + notes
         server = LocalServer(task_root, port=port, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s,
                              env=env, python=python, artifact=artifact)
         server.report.notes = notes

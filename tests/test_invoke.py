@@ -228,3 +228,19 @@ def test_pipeline_package_then_invoke_default(tmp_path, monkeypatch, converted_t
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["artifact"] == str(package.artifact) and list(data["response"]) == TINY_LABELS
+
+
+@pytest.mark.e2e
+def test_image_context_folder_runs_with_its_pinned_wheels(tmp_path, converted_tiny, png_file):
+    """An image folder's requirements are what its Dockerfile installs; invoke installs them here."""
+    import shutil
+
+    from lamb.package import build_package
+
+    shutil.copy2(converted_tiny.tflite_path, tmp_path / "tiny.tflite")
+    shutil.copy2(converted_tiny.manifest_path, tmp_path / "tiny.lamb.json")
+    package = build_package(tmp_path / "tiny.lamb.json", runtime="python3.11", fmt="image", skip_verify=True,
+                            smoke=False, output=tmp_path / "image")
+    report = invoke_artifact(package.artifact, image=png_file)
+    assert report.error is None and list(report.response) == TINY_LABELS
+    assert not [n for n in report.notes if "STAND-IN" in n]  # python3.11 pins install on this python3.11
