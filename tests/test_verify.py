@@ -416,8 +416,22 @@ def test_tflite_changed_since_convert_is_noted_and_verified_as_it_is(zoo, tmp_pa
 # -- tflite-runtime: the other library, in its own NumPy-1 environment ------------------------------
 
 
+@pytest.fixture(scope="module")
+def tflite_runtime_env():
+    """tflite-runtime installed for this machine's Lambda target (cached); skipped where no wheel
+    exists (it stopped at 2.14: CPython 3.10/3.11 on x86_64, 3.10 on arm64)."""
+    from lamb.package import runtime_lib
+    from lamb.package.targets import host_target
+    from lamb.verify import resolve_runtime
+
+    host = host_target()
+    if host is None or not runtime_lib.available(host, "tflite-runtime"):
+        pytest.skip("tflite-runtime has no wheel for this machine's Python/arch")
+    return resolve_runtime("tflite-runtime", ["tflite-runtime==2.14.0", "numpy<2"])
+
+
 @pytest.mark.network
-def test_tflite_runtime_runs_a_float32_model(zoo):
+def test_tflite_runtime_runs_a_float32_model(zoo, tflite_runtime_env):
     report = verify(zoo, "float32", runtime_lib="tflite-runtime", samples=16)
     assert report.passed, report.failures or report.error
     assert (report.runtime_lib, report.runtime_version) == ("tflite-runtime", "2.14.0")
@@ -425,7 +439,7 @@ def test_tflite_runtime_runs_a_float32_model(zoo):
 
 
 @pytest.mark.network
-def test_tflite_runtime_cannot_load_a_new_dynamic_range_model(zoo, tmp_path):
+def test_tflite_runtime_cannot_load_a_new_dynamic_range_model(zoo, tmp_path, tflite_runtime_env):
     path = write_manifest(tmp_path / "m", zoo["h5"], zoo["dynamic"], "dynamic")
     report = verify_model(manifest_path=path, samples=8, runtime_lib="tflite-runtime")
     assert not report.passed and report.outputs == []
@@ -499,13 +513,13 @@ def test_convert_then_verify(converted_tiny, tmp_path, monkeypatch):
 
 
 @pytest.mark.network
-def test_tflite_runtime_on_numpy_2_is_explained(zoo):
+def test_tflite_runtime_on_numpy_2_is_explained(zoo, tflite_runtime_env):
     """The NumPy-2 ABI crash the issue measured: tflite-runtime 2.14 beside lamb's own NumPy 2."""
     import sys
 
-    from lamb.verify import RuntimeEnv, RuntimeFailure, TFLiteRunner, explain_runtime_failure, resolve_runtime
+    from lamb.verify import RuntimeEnv, RuntimeFailure, TFLiteRunner, explain_runtime_failure
 
-    isolated = resolve_runtime("tflite-runtime")
+    isolated = tflite_runtime_env
     numpy2_site = str(Path(np.__file__).parent.parent)
     env = RuntimeEnv("tflite-runtime", sys.executable, [numpy2_site, *isolated.paths], "NumPy 2 first")
     with TFLiteRunner(env, zoo["float32"]) as runner, pytest.raises(RuntimeFailure) as info:
