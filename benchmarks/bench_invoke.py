@@ -5,6 +5,11 @@ Side by side, in one run, same .tflite, same thread count, same 640x480 JPEG:
 - **lamb**: the zip `lamb package` builds (float32 model), unpacked and run by
   ``lamb.local.LocalFunction`` (``python -I -S -B``: the artifact and the standard library only,
   no .pyc cache, as on Lambda's read-only task root).
+- **lamb + .pyc**: the same files with bytecode compiled by the target's Python
+  (``compileall --invalidation-mode unchecked-hash``): what shipping .pyc would save. `lamb
+  package` strips ``__pycache__`` (the build host's bytecode is useless to another Python, and a
+  deterministic zip's fixed timestamps invalidate timestamp-checked .pyc anyway), so as packaged,
+  every cold start compiles NumPy's Python modules.
 - **TensorFlow handler**: the same handler logic, but the function imports TensorFlow and runs the
   same .tflite on ``tf.lite.Interpreter`` (what a function that ships TensorFlow does).
 - **Keras handler** (``--keras``): imports TensorFlow and runs the original .h5 with Keras.
@@ -34,7 +39,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

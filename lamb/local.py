@@ -28,7 +28,7 @@ import time
 import uuid
 import weakref
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
