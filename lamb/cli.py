@@ -300,6 +300,7 @@ def invoke(
     timeout: float = typer.Option(30.0, "--timeout", help="The function's timeout in seconds."),
     env: list[str] = typer.Option(None, "--env", help="KEY=VALUE for the function's environment (repeatable), e.g. LAMB_ALLOW_PRIVATE_URLS=1."),
     python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."),
+    no_stand_in: bool = typer.Option(False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."),
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -323,7 +324,7 @@ def invoke(
 
         report = invoke_artifact(
             artifact, event_file=event, image=image, url=url, repeat=repeat, memory_mb=memory,
-            timeout_s=timeout, env=parse_env(env), python=python,
+            timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in,
         )
     if as_json:
         print_json(report)
@@ -346,6 +347,7 @@ def serve(
     timeout: float = typer.Option(30.0, "--timeout", help="Each invocation's timeout in seconds."),
     env: list[str] = typer.Option(None, "--env", help="KEY=VALUE for the function's environment (repeatable), e.g. LAMB_ALLOW_PRIVATE_URLS=1."),
     python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: as for lamb invoke]."),
+    no_stand_in: bool = typer.Option(False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."),
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -377,7 +379,7 @@ def serve(
 
         report = serve_artifact(
             artifact, port=port, workers=workers, memory_mb=memory, timeout_s=timeout,
-            env=parse_env(env), python=python, on_ready=ready,
+            env=parse_env(env), python=python, stand_in=not no_stand_in, on_ready=ready,
         )
     if as_json:
         print_json(report)

@@ -180,33 +180,38 @@ def _compiled_for(task_root: Path) -> tuple[str, str] | None:
     return None
 
 
-def check_runnable(task_root: Path, python: str | None) -> tuple[str | None, list[str]]:
-    """The interpreter that can run this task root's compiled wheels, and a note when it is not
-    lamb's own. Raises ``ArtifactError`` when this machine cannot run them at all."""
+def check_runnable(task_root: Path, python: str | None, *, stand_in: bool = True) -> tuple[Path, str | None, list[str]]:
+    """(task root, interpreter, notes) that run this artifact here.
+
+    Wheels for lamb's own Python and arch run as they are. For another Python version, a
+    ``pythonX.Y`` on PATH runs the artifact itself; without one (or for another arch) the handler
+    and model run on a host stand-in with the same package versions built for this machine,
+    clearly labelled, unless ``stand_in`` is False.
+    """
     import platform
 
+    from lamb.local import host_stand_in
+
     compiled = _compiled_for(task_root)
-    if compiled is None:
-        return python, []
+    if compiled is None or python is not None:
+        return task_root, python, []
     want_python, want_machine = compiled
-    host_machine = platform.machine()
-    if want_machine != host_machine:
+    host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if want_machine == platform.machine():
+        if want_python == host_python:
+            return task_root, None, []
+        found = find_python(want_python)
+        if found is not None:
+            return task_root, found, [f"the artifact is built for Python {want_python}: ran it with {found}"]
+    built_for = f"Python {want_python} on {want_machine}"
+    if not stand_in:
         raise ArtifactError(
-            f"the artifact is built for {want_machine}; this machine is {host_machine}",
-            "build one for this machine to run it locally: `lamb package --arch "
-            + ("x86_64" if host_machine == "x86_64" else "arm64") + "`",
+            f"the artifact is built for {built_for}; this machine runs Python {host_python} on {platform.machine()}",
+            f"pass --python /path/to/python{want_python}, allow a host stand-in, or build for this machine: "
+            f"`lamb package --runtime python{host_python}`",
         )
-    if python is not None or want_python == f"{sys.version_info.major}.{sys.version_info.minor}":
-        return python, []
-    found = find_python(want_python)
-    if found is None:
-        raise ArtifactError(
-            f"the artifact is built for Python {want_python} and no python{want_python} runs on this machine "
-            f"(lamb runs on {sys.version_info.major}.{sys.version_info.minor})",
-            f"pass --python /path/to/python{want_python}, or build for this Python: "
-            f"`lamb package --runtime python{sys.version_info.major}.{sys.version_info.minor}`",
-        )
-    return found, [f"the artifact is built for Python {want_python}: ran it with {found}"]
+    notes: list[str] = [f"the artifact is built for {built_for}"]
+    return host_stand_in(task_root, notes), None, notes
 
 
 def find_python(version: str) -> str | None:
@@ -236,6 +241,7 @@ def invoke_artifact(
     init_timeout_s: float = INIT_TIMEOUT_S,
     env: dict[str, str] | None = None,
     python: str | None = None,
+    stand_in: bool = True,
 ) -> InvokeReport:
     """Unpack ``artifact``, run its handler once cold and ``repeat`` more times warm, report.
 
@@ -251,8 +257,10 @@ def invoke_artifact(
     artifact = Path(artifact) if artifact is not None else default_artifact()
     unpack_notes: list[str] = []
     task_root = unpack_artifact(artifact, notes=unpack_notes)
+    roots = [task_root]
     try:
-        python, notes = check_runnable(task_root, python)
+        task_root, python, notes = check_runnable(task_root, python, stand_in=stand_in)
+        roots.append(task_root)
         notes = unpack_notes + notes
         with LocalFunction(
             task_root, memory_mb=memory_mb, timeout_s=timeout_s, init_timeout_s=init_timeout_s, env=env, python=python
@@ -269,7 +277,8 @@ def invoke_artifact(
                     first.peak_rss_mb = max(first.peak_rss_mb or 0.0, result.peak_rss_mb or 0.0)
             version = _python_version(python)
     finally:
-        shutil.rmtree(task_root, ignore_errors=True)
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
 
     recommended = recommend_memory_mb(first.peak_rss_mb) if first.peak_rss_mb else None
     if first.peak_rss_mb and first.peak_rss_mb > memory_mb * 0.9 and first.error is None:

@@ -141,6 +141,47 @@ def _install_requirements(requirements: Path, dest: Path, notes: list[str]) -> N
         )
 
 
+_OWN_FILES = ("lambda_function.py", "model.tflite", "lamb.json")  # what lamb package puts beside the wheels
+
+
+def host_stand_in(task_root: Path, notes: list[str]) -> Path:
+    """A task root with the same handler, model and manifest, but wheels this machine can load.
+
+    For an artifact built for another Python version or architecture: the same package versions
+    are installed for this machine where they exist (else the runtime library ``lamb package``
+    would pick for it), slimmed as ``lamb package`` slims. ``notes`` gets the label to show.
+    """
+    from lamb import manifest as mf
+    from lamb.package import runtime_lib, slim, targets, wheels
+
+    host = targets.host_smoke_target()
+    if host is None:
+        raise ArtifactError(
+            "this machine cannot load any Lambda wheel (not Linux CPython with glibc on x86_64/arm64)",
+            "run the artifact on Lambda, or in its container image",
+        )
+    pins = wheels.installed_distributions(task_root)
+    dest = Path(tempfile.mkdtemp(prefix="lamb-standin-"))
+    try:
+        for name in _OWN_FILES:
+            if (task_root / name).is_file():
+                shutil.copy2(task_root / name, dest / name)
+        try:
+            wheels.install_for_target([f"{n}=={v}" for n, v in sorted(pins.items())], host, dest)
+            how = "the same package versions"
+        except DependencyError:
+            choice = runtime_lib.choose(host, mf.read(dest / mf.ARTIFACT_MANIFEST))
+            wheels.install_for_target([*choice.requirements, "numpy", "pillow"], host, dest)
+            how = f"{choice.requirement} with numpy and pillow (not every pinned version has a wheel here)"
+        slim.slim(dest)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    notes.append(f"HOST STAND-IN: this machine cannot load the artifact's wheels; ran its handler, model and "
+                 f"manifest with {how} built for {host.name}")
+    return dest
+
+
 # -- the execution environment ----------------------------------------------------------------------
 
 

@@ -293,6 +293,7 @@ def serve_artifact(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     env: dict[str, str] | None = None,
     python: str | None = None,
+    stand_in: bool = True,
     on_ready: Callable[[LocalServer], None] | None = None,
 ) -> ServeReport:
     """Unpack ``artifact`` and serve it until Ctrl-C; ``on_ready`` is called once all workers are warm."""
@@ -301,8 +302,10 @@ def serve_artifact(
     artifact = Path(artifact) if artifact is not None else default_artifact()
     unpack_notes: list[str] = []
     task_root = unpack_artifact(artifact, notes=unpack_notes)
+    roots = [task_root]
     try:
-        python, notes = check_runnable(task_root, python)
+        task_root, python, notes = check_runnable(task_root, python, stand_in=stand_in)
+        roots.append(task_root)
         notes = unpack_notes + notes
         server = LocalServer(task_root, port=port, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s,
                              env=env, python=python, artifact=artifact)
@@ -317,4 +320,5 @@ def serve_artifact(
         server.serve_forever()
         return server.report
     finally:
-        shutil.rmtree(task_root, ignore_errors=True)
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)

@@ -166,14 +166,36 @@ def test_artifact_for_another_python_or_arch(tmp_path, monkeypatch):
 
     (tmp_path / "mod.cpython-399-x86_64-linux-gnu.so").write_bytes(b"")
     monkeypatch.setattr(invoke_module, "find_python", lambda version: None)
-    with pytest.raises(ArtifactError, match="built for Python 3.99"):
-        check_runnable(tmp_path, None)
+    with pytest.raises(ArtifactError, match="built for Python 3.99 on x86_64"):
+        check_runnable(tmp_path, None, stand_in=False)
     monkeypatch.setattr(invoke_module, "find_python", lambda version: "/opt/python3.99")
-    assert check_runnable(tmp_path, None) == ("/opt/python3.99", ["the artifact is built for Python 3.99: ran it with /opt/python3.99"])
+    assert check_runnable(tmp_path, None) == (tmp_path, "/opt/python3.99", ["the artifact is built for Python 3.99: ran it with /opt/python3.99"])
+    assert check_runnable(tmp_path, "/my/python") == (tmp_path, "/my/python", [])  # the user's choice wins
     (tmp_path / "mod.cpython-399-x86_64-linux-gnu.so").unlink()
     (tmp_path / "mod.cpython-311-riscv64-linux-gnu.so").write_bytes(b"")
-    with pytest.raises(ArtifactError, match="built for riscv64"):
-        check_runnable(tmp_path, None)
+    with pytest.raises(ArtifactError, match="built for Python 3.11 on riscv64"):
+        check_runnable(tmp_path, None, stand_in=False)
+
+
+@pytest.mark.e2e
+def test_artifact_for_another_python_runs_on_a_labelled_stand_in(tmp_path, monkeypatch, converted_tiny, png_file):
+    """`lamb package`'s default target is the newest runtime; invoke still runs it here, labelled."""
+    import shutil
+
+    import lamb.invoke as invoke_module
+    from lamb.package import build_package
+
+    shutil.copy2(converted_tiny.tflite_path, tmp_path / "tiny.tflite")
+    shutil.copy2(converted_tiny.manifest_path, tmp_path / "tiny.lamb.json")
+    package = build_package(tmp_path / "tiny.lamb.json", runtime="python3.12", skip_verify=True, smoke=False,
+                            output=tmp_path / "tiny.zip")
+    monkeypatch.setattr(invoke_module, "find_python", lambda version: None)  # as if no python3.12 here
+    report = invoke_artifact(package.artifact, image=png_file)
+    assert report.error is None and list(report.response) == TINY_LABELS
+    assert report.notes[0] == "the artifact is built for Python 3.12 on x86_64"
+    assert report.notes[1].startswith("HOST STAND-IN")
+    with pytest.raises(ArtifactError):
+        invoke_artifact(package.artifact, image=png_file, stand_in=False)
 
 
 # -- CLI -----------------------------------------------------------------------------------------
