@@ -558,3 +558,14 @@ def test_output_must_be_a_tflite_file(tiny_classifier_h5, tmp_path):
 def test_output_without_suffix_is_a_folder(tiny_classifier_h5, tmp_path):
     result = convert_model(tiny_classifier_h5, tmp_path / "new" / "folder")
     assert result.tflite_path == tmp_path / "new" / "folder" / "tiny.tflite"
+
+
+def test_keras3_safe_mode_refusal_is_never_retried_with_tf_keras(lambda_models, tmp_path, monkeypatch):
+    """Defence in depth: if lamb's own scan misses a Lambda, Keras 3's safe mode refuses it, and
+    lamb must not then hand the file to tf_keras, which would run the bytecode without asking."""
+    import lamb.convert.load as load
+
+    monkeypatch.setattr(load, "find_python_lambdas", lambda config: [])
+    with pytest.raises(ModelLoadError, match="Lambda") as info:
+        load_keras_model(lambda_models / "k2.h5")
+    assert "safe mode" in info.value.message

@@ -195,15 +195,12 @@ def load_keras_model(source: Path, *, allow_unsafe_lambda: bool = False) -> Load
     source = Path(source)
     source_format = detect_format(source)
     config = read_model_config(source, source_format)
+    # Checked here, not left to Keras 3's safe mode: tf_keras (the fallback) runs the bytecode of
+    # a Keras-2 .h5 Lambda layer without asking.
     if config is not None and not allow_unsafe_lambda:
         lambdas = find_python_lambdas(config)
         if lambdas:
-            raise ModelLoadError(
-                f"the model has Lambda layer(s) holding Python code ({', '.join(lambdas)}), which safe "
-                "loading refuses because loading runs that code",
-                "if you trust where the file came from, pass --allow-unsafe-lambda "
-                "(allow_unsafe_lambda=True); otherwise rebuild the model without Lambda layers",
-            )
+            raise _lambda_refused(", ".join(lambdas))
 
     from lamb import tflog
 
@@ -215,6 +212,9 @@ def load_keras_model(source: Path, *, allow_unsafe_lambda: bool = False) -> Load
     try:
         return LoadedModel(_load_keras3(source, allow_unsafe_lambda), "keras", source_format, source)
     except _LOADER_ERRORS as exc:
+        if not allow_unsafe_lambda and "safe_mode" in str(exc):
+            # Keras 3's safe mode found Python code the scan above missed: never retry it elsewhere.
+            raise _lambda_refused("found by Keras 3's safe mode") from exc
         errors["keras"] = exc
     try:
         model = _load_tf_keras(source, allow_unsafe_lambda)
@@ -227,6 +227,15 @@ def load_keras_model(source: Path, *, allow_unsafe_lambda: bool = False) -> Load
             notes=[f"Keras 3 could not read the file ({_shorten(reason)}); loaded with tf_keras instead"],
         )
     raise _explain_load_failure(source, errors)
+
+
+def _lambda_refused(which: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"the model has Lambda layer(s) holding Python code ({which}), which safe loading refuses "
+        "because loading runs that code",
+        "if you trust where the file came from, pass --allow-unsafe-lambda "
+        "(allow_unsafe_lambda=True); otherwise rebuild the model without Lambda layers",
+    )
 
 
 def _load_keras3(source: Path, allow_unsafe_lambda: bool):
