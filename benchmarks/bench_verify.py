@@ -33,7 +33,7 @@ from xception_model import OUT_DIR, ensure_xception_h5  # noqa: E402
 PHASES = [
     ("load_keras", "load Keras model"),
     ("keras_predict", "Keras predict (batched)"),
-    ("tflite_runner_start", "runner start (import lib + load .tflite)"),
+    ("tflite_load", "import runtime lib + load .tflite"),
     ("tflite_invoke", "TFLite invoke (in the runner)"),
     ("tflite_run", "TFLite run incl. .npy transfer"),
     ("metrics", "metrics"),
@@ -93,7 +93,7 @@ def baseline(h5: Path, tflite: Path, samples: int, seed: int) -> dict[str, float
     interpreter = Interpreter(model_path=str(tflite))
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
-    t["tflite_runner_start"] = time.perf_counter() - t0
+    t["tflite_load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     got = []
     for i in range(samples):
