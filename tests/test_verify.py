@@ -543,3 +543,31 @@ def test_flex_model_fails_with_the_reason(tmp_path):
     assert not report.passed and report.runtime_lib == "ai-edge-litert"
     assert "TF Select (Flex) ops" in report.error
     assert mf.read(result.manifest_path).verification.error == report.error
+
+
+def test_savedmodel_source(tmp_path):
+    """A SavedModel with no Keras metadata is compared through its serving signature."""
+    from lamb.convert import convert_model
+
+    build_two_outputs().export(tmp_path / "saved")
+    result = convert_model(tmp_path / "saved", tmp_path / "out" / "saved.tflite")
+    report = verify_model(manifest_path=result.manifest_path, samples=8)
+    assert report.passed, report.failures
+    assert sorted((m.name, m.shape[0]) for m in report.outputs) == [("output_0", 5), ("output_1", 3)]
+
+
+@pytest.mark.network
+def test_runtime_option_verifies_on_that_runtimes_library(zoo):
+    """--runtime python3.11 ships ai-edge-litert 1.4.0 (2.x wheels need glibc 2.27; AL2 has 2.26):
+    verify installs that release for this machine and runs the model on it."""
+    from lamb.package import runtime_lib
+    from lamb.package.targets import get_target, host_target
+
+    host = host_target()
+    (row, *_) = runtime_lib.available(get_target("python3.11"), "ai-edge-litert")
+    if host is None or host.runtime.python not in row.pythons:
+        pytest.skip(f"ai-edge-litert {row.version} has no wheel for this machine's Python")
+    report = verify(zoo, "float32", runtime="python3.11", samples=8)
+    assert report.passed, report.failures or report.error
+    assert (report.runtime_lib, report.runtime_version) == ("ai-edge-litert", row.version)
+    assert any(f"ai-edge-litert=={row.version}, what `lamb package` ships for python3.11-x86_64" in n for n in report.notes)
