@@ -219,7 +219,7 @@ def verify(
                 console.print(renderable, highlight=False)
             for note in report.notes:
                 console.print(f"[dim]note:[/] {note}", highlight=False)
-            if report.manifest_path is not None:
+            if report.recorded:
                 console.print(f"[dim]recorded in {report.manifest_path}[/]", highlight=False)
         report.raise_for_failure()
 

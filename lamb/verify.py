@@ -191,6 +191,7 @@ class VerifyReport:
     skipped: list[str] = field(default_factory=list)  # "<file>: <why>" for undecodable images
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    recorded: bool = False  # the verdict was written into the manifest
 
     def raise_for_failure(self) -> None:
         if not self.passed:
@@ -764,6 +765,14 @@ def verify_model(
             notes.append("no manifest and no --preprocess: inputs are raw pixels in [0, 255] (preprocess 'none')")
     if preprocess not in PREPROCESSORS:
         raise InputError(f"unknown preprocessing {preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
+    if manifest is not None and preprocess != manifest.preprocess and write_manifest:
+        # The deployed handler preprocesses as the manifest says; a verdict reached on other inputs
+        # says nothing about the artifact, so it must not vouch for it.
+        write_manifest = False
+        notes.append(
+            f"verified with --preprocess {preprocess}, but the manifest (and so the artifact) uses "
+            f"{manifest.preprocess}: the verdict is not recorded; re-run `lamb convert --preprocess {preprocess}` to change it"
+        )
     if labels is None and manifest is not None:
         labels = manifest.labels
     if samples is None:
@@ -1018,6 +1027,7 @@ def _record(report: VerifyReport, manifest: Manifest | None, manifest_path: Path
     if write and manifest is not None and manifest_path is not None:
         manifest.verification = report.to_verification()
         manifest_mod.write(manifest, manifest_path)
+        report.recorded = True
     return report
 
 
@@ -1076,4 +1086,8 @@ def render_report(report: VerifyReport) -> list[Any]:
         table.add_row(c.output if c.output != last else "", title, value, limit, result)
         last = c.output
     out.append(table)
+    for line in report.skipped[:5]:
+        out.append(Text(f"skipped {line}", style="yellow"))
+    if len(report.skipped) > 5:
+        out.append(Text(f"... and {len(report.skipped) - 5} more skipped files", style="yellow"))
     return out

@@ -290,7 +290,7 @@ def test_float32_passes_and_is_recorded_in_the_manifest(zoo, tmp_path):
     report = verify_model(manifest_path=path, samples=40)
     assert report.passed, report.failures
     assert (report.runtime_lib, report.quantization, report.quantization_source) == ("ai-edge-litert", "float32", "manifest")
-    assert report.samples == 40 and report.images == 0 and report.error is None
+    assert report.samples == 40 and report.images == 0 and report.error is None and report.recorded
     (m,) = report.outputs
     assert m.name == "logits" and m.top1 == 1.0 and m.max_rel < 1e-4
     report.raise_for_failure()  # no exception
@@ -571,3 +571,11 @@ def test_runtime_option_verifies_on_that_runtimes_library(zoo):
     assert report.passed, report.failures or report.error
     assert (report.runtime_lib, report.runtime_version) == ("ai-edge-litert", row.version)
     assert any(f"ai-edge-litert=={row.version}, what `lamb package` ships for python3.11-x86_64" in n for n in report.notes)
+
+
+def test_other_preprocessing_than_the_manifest_is_not_recorded(zoo, tmp_path):
+    path = write_manifest(tmp_path / "m", zoo["h5"], zoo["float32"], "float32", preprocess="xception")
+    report = verify_model(manifest_path=path, samples=4, preprocess="scale")
+    assert report.passed and report.preprocess == "scale"
+    assert any("the verdict is not recorded" in n for n in report.notes)
+    assert mf.read(path).verification is None and not report.recorded
