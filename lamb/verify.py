@@ -782,6 +782,9 @@ def verify_model(
     if samples == 0 and images is None:
         raise InputError("nothing to verify with: --samples 0 and no --images", "use --samples N, --images DIR, or both")
 
+    # Cheap checks first: a typo in a tolerance should not cost a model load.
+    default_tolerances(quantization or "float32", atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k)
+
     tflite_sha256 = manifest_mod.sha256_file(tflite_path)
     if manifest is not None and manifest.tflite_sha256 != tflite_sha256:
         notes.append(f"{tflite_path.name} changed since `lamb convert` wrote the manifest; verifying the file as it is now")
