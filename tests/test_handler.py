@@ -404,3 +404,30 @@ def test_timing_log_line(handler, png_bytes, monkeypatch, capsys):
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(line["lamb_timing"]) == {"input_ms", "decode_ms", "preprocess_ms", "inference_ms", "inference_cpu_ms"}
     assert line["status"] == 200
+
+
+def test_several_outputs_answer_per_output_name(tmp_path, png_bytes):
+    import keras
+
+    from lamb.convert import convert_model
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, [keras.layers.Dense(3, name="kind")(x), keras.layers.Dense(2, name="colour")(x)])
+    model.save(tmp_path / "two.keras")
+    converted = convert_model(tmp_path / "two.keras", tmp_path / "two.tflite", preprocess="scale")
+    result = load_handler(make_task_root(tmp_path / "task", converted)).lambda_handler({"image": b64(png_bytes)}, None)
+    names = [o.name for o in converted.manifest.outputs]
+    assert sorted(result) == sorted(names)
+    sizes = {o.name: o.shape[-1] for o in converted.manifest.outputs}
+    assert all(list(result[n]) == [str(i) for i in range(sizes[n])] for n in names)
+    # each output's scores are the ones the model computes for that name (the signature maps names to tensors)
+    from ai_edge_litert.interpreter import Interpreter
+
+    from lamb.handler.lambda_function import decode_image, image_to_pixels, preprocess
+
+    runner = Interpreter(model_path=str(converted.tflite_path)).get_signature_runner()
+    want = runner(image=preprocess(image_to_pixels(decode_image(png_bytes), (16, 16)), "scale")[None])
+    for name in names:
+        np.testing.assert_allclose(list(result[name].values()), want[name].reshape(-1), rtol=1e-5, atol=1e-6)

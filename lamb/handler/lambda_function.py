@@ -9,9 +9,9 @@ Entry point: ``lambda_function.lambda_handler`` (the AWS convention). Events it 
 
 - ``{"url": "https://..."}`` (the course's format) and ``{"image": "<base64>"}``: a *direct*
   invocation. The result is ``{label: score, ...}``; a bad request returns
-  ``{"error": "<what is wrong>", "statusCode": 400}`` (413 for a too-large image, 500 when the
-  function itself fails) instead of raising, so a caller always gets JSON and the container
-  stays up. A model with several outputs returns ``{output name: {label: score}}``.
+  ``{"error": "<what is wrong>", "statusCode": 400}`` (413 for a too-large image, 502/504 when the
+  url's server fails or is too slow, 500 when the function itself fails) instead of raising, so a
+  caller always gets JSON and the container stays up. A model with several outputs returns ``{output name: {label: score}}``.
 - API Gateway REST (v1) and HTTP API (v2) proxy events and Lambda Function URL events: the body
   is that same JSON, or the image bytes themselves (binary body, ``isBase64Encoded``); a GET may
   pass ``?url=...``. The answer is ``{"statusCode", "headers", "body"}`` with a JSON body, errors
@@ -22,7 +22,7 @@ The deployer tunes it with environment variables (all optional):
 - ``LAMB_ALLOW_PRIVATE_URLS=1``: let ``url`` reach loopback/private/link-local addresses (off by
   default: see ``_check_address``).
 - ``LAMB_MAX_DOWNLOAD_BYTES`` (default 16 MiB), ``LAMB_CONNECT_TIMEOUT`` (3 s),
-  ``LAMB_READ_TIMEOUT`` (10 s, also the cap on the whole download), ``LAMB_MAX_IMAGE_PIXELS``
+  ``LAMB_READ_TIMEOUT`` (10 s; the whole download is capped at connect + read), ``LAMB_MAX_IMAGE_PIXELS``
   (50 megapixels).
 - ``LAMB_NUM_THREADS``: the interpreter's thread count (default: see ``_default_num_threads``).
 - ``LAMB_LOG_TIMING=1``: log ``{"lamb_timing": {input_ms, decode_ms, preprocess_ms, inference_ms,
