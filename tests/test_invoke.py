@@ -51,6 +51,7 @@ def png_file(tmp_path, png_bytes):
     return path
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_image_event_cold_and_warm(tiny_zip, png_file):
     report = invoke_artifact(tiny_zip, image=png_file, repeat=5, memory_mb=512)
     assert isinstance(report, InvokeReport)
@@ -64,6 +65,7 @@ def test_image_event_cold_and_warm(tiny_zip, png_file):
     assert report.memory_mb == 512 and report.python == "3.11"
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_url_event_with_env(tiny_zip, image_server):
     blocked = invoke_artifact(tiny_zip, url=image_server + "/cat.png")
     assert blocked.error is None and blocked.status_code == 400  # the handler's own answer, as is
@@ -72,6 +74,7 @@ def test_url_event_with_env(tiny_zip, image_server):
     assert list(allowed.response) == TINY_LABELS and allowed.event_kind == "url"
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_any_json_event_from_file(tiny_zip, tmp_path, png_bytes):
     event = {
         "version": "2.0", "routeKey": "$default", "rawPath": "/", "headers": {"content-type": "image/png"},
@@ -177,6 +180,7 @@ def test_artifact_for_another_python_or_arch(tmp_path, monkeypatch):
         check_runnable(tmp_path, None, stand_in=False)
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 @pytest.mark.e2e
 def test_artifact_for_another_python_runs_on_a_labelled_stand_in(tmp_path, monkeypatch, converted_tiny, png_file):
     """`lamb package`'s default target is the newest runtime; invoke still runs it here, labelled."""
@@ -201,6 +205,7 @@ def test_artifact_for_another_python_runs_on_a_labelled_stand_in(tmp_path, monke
 # -- CLI -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 @pytest.mark.e2e
 def test_cli_json(tiny_zip, png_file):
     result = CliRunner().invoke(app, ["invoke", str(tiny_zip), "--image", str(png_file), "--repeat", "2", "--json"])
@@ -209,6 +214,7 @@ def test_cli_json(tiny_zip, png_file):
     assert list(data["response"]) == TINY_LABELS and len(data["warm_ms"]) == 2
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 @pytest.mark.e2e
 def test_cli_table_and_default_artifact(tiny_zip, png_file, tmp_path, monkeypatch):
     os.symlink(tiny_zip, tmp_path / tiny_zip.name)
@@ -231,6 +237,7 @@ def test_cli_exit_codes(tmp_path, monkeypatch):
     assert result.exit_code == InputError.exit_code
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 @pytest.mark.e2e
 def test_pipeline_package_then_invoke_default(tmp_path, monkeypatch, converted_tiny, png_file):
     """`lamb package` in a folder, then `lamb invoke` with no artifact: it finds the package's zip."""
@@ -252,6 +259,7 @@ def test_pipeline_package_then_invoke_default(tmp_path, monkeypatch, converted_t
     assert data["artifact"] == str(package.artifact) and list(data["response"]) == TINY_LABELS
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 @pytest.mark.e2e
 def test_image_context_folder_runs_with_its_pinned_wheels(tmp_path, converted_tiny, png_file):
     """An image folder's requirements are what its Dockerfile installs; invoke installs them here."""

@@ -105,6 +105,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_tiny_model_cold_then_warm(tiny_task_root, png_bytes):
     event = {"image": base64.b64encode(png_bytes).decode()}
     with LocalFunction(tiny_task_root, memory_mb=512) as fn:
@@ -120,6 +121,7 @@ def test_tiny_model_cold_then_warm(tiny_task_root, png_bytes):
     assert 20 < first.peak_rss_mb < 512
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_handler_error_response_is_shown_as_is(tiny_task_root):
     with LocalFunction(tiny_task_root) as fn:
         result = fn.invoke({"url": "http://169.254.169.254/"})

@@ -67,6 +67,7 @@ def error_root(tmp_path):
     return root
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_bounded_load_no_failures_no_leaks(tiny_task_root, png_bytes):
     event = {"image": base64.b64encode(png_bytes).decode()}
     with LocalServer(tiny_task_root, port=0, workers=2) as server:
@@ -89,6 +90,7 @@ def test_bounded_load_no_failures_no_leaks(tiny_task_root, png_bytes):
     assert not [w for w in server.workers if w.is_alive()]
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_course_style_client(tiny_task_root, image_server):
     with LocalServer(tiny_task_root, port=0, env={"LAMB_ALLOW_PRIVATE_URLS": "1"}) as server:
         # what the course's test.py does against `docker run -p 9000:8080 ...`
