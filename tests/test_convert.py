@@ -569,3 +569,43 @@ def test_keras3_safe_mode_refusal_is_never_retried_with_tf_keras(lambda_models, 
     with pytest.raises(ModelLoadError, match="Lambda") as info:
         load_keras_model(lambda_models / "k2.h5")
     assert "safe mode" in info.value.message
+
+
+def test_converter_log_parsing_names_ops_and_drops_the_mlir_dump():
+    """The converter's own words (TF 2.21), trimmed: what lamb reads its op names from."""
+    from lamb.convert.core import _CUSTOM_OPS, _SELECT_OPS, _converter_summary, _ops_from
+
+    text = (
+        "Could not translate MLIR to FlatBuffer./tmp/m.py:16:1: error: 'tf.MatrixInverse' op is neither "
+        "a custom op nor a flex op\n<unknown>:0: error: failed while converting: 'main': \n"
+        "Some ops are not supported by the native TFLite runtime, you can enable TF kernels fallback using "
+        "TF Select. See instructions: https://www.tensorflow.org/lite/guide/ops_select \n"
+        "TF Select ops: MatrixInverse, Svd\nDetails:\n\ttf.MatrixInverse(tensor<?x4x4xf32>) -> (tensor<?x4x4xf32>)\n"
+        "Some ops in the model are custom ops, See instructions to implement custom ops: "
+        "https://www.tensorflow.org/lite/guide/ops_custom \nCustom ops: MyOp\n"
+        '"func.func"() <{arg_attrs = [...]}> ({\n'
+    )
+    assert _ops_from(_SELECT_OPS, text) == ["MatrixInverse", "Svd"]
+    assert _ops_from(_CUSTOM_OPS, text) == ["MyOp"]
+    summary = _converter_summary(text)
+    assert summary == "'tf.MatrixInverse' op is neither a custom op nor a flex op"
+
+
+def test_multiple_inputs_and_outputs_keep_their_names(tmp_path):
+    import keras
+
+    a, b = keras.Input((8,), name="a"), keras.Input((4,), name="b")
+    x = keras.layers.Concatenate()([a, b])
+    model = keras.Model([a, b], [keras.layers.Dense(2, name="p")(x), keras.layers.Dense(3, name="q")(x)])
+    model.save(tmp_path / "multi.keras")
+    result = convert_model(tmp_path / "multi.keras", tmp_path / "multi.tflite")
+    assert [(t.name, t.shape) for t in result.manifest.inputs] == [("a", [-1, 8]), ("b", [-1, 4])]
+    assert [(t.name, t.shape) for t in result.manifest.outputs] == [("p", [-1, 2]), ("q", [-1, 3])]
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    xa, xb = np.ones((1, 8), np.float32), np.full((1, 4), 2.0, np.float32)
+    got = Interpreter(model_path=str(result.tflite_path)).get_signature_runner()(a=xa, b=xb)
+    expected = load_keras_model(tmp_path / "multi.keras").predict(xa, xb)
+    for spec, want in zip(result.manifest.outputs, expected):
+        np.testing.assert_allclose(got[spec.name], want, atol=1e-5)
