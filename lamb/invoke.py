@@ -343,7 +343,8 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
         title = "response" + (f" (the handler's own status {status})" if status else "")
         out.append(f"[bold]{title}[/]")
         out.append(Syntax(json.dumps(report.response, indent=2), "json", word_wrap=True))
-    table = Table(title=f"{report.artifact.name} on Python {report.python}, {report.memory_mb} MB", title_justify="left")
+    out.append(f"[bold]{report.artifact.name}[/] on Python {report.python}, {report.memory_mb} MB memory setting")
+    table = Table()
     table.add_column("measure")
     table.add_column("value", justify="right")
     ms = lambda v: "-" if v is None else f"{v:,.1f} ms"  # noqa: E731

@@ -378,7 +378,8 @@ class LocalFunction:
             with open(log_path, "wb") as log:
                 popen = subprocess.Popen(
                     # -B: Lambda's task root is read-only, so no .pyc gets cached between cold starts there.
-                    [self.python, "-I", "-S", "-B", str(self._runtime_dir / "bootstrap.py"), str(self.task_root), self.handler,
+                    # -u: prints and tracebacks reach the log in the order they happened.
+                    [self.python, "-I", "-S", "-B", "-u", str(self._runtime_dir / "bootstrap.py"), str(self.task_root), self.handler,
                      str(to_child_r), str(from_child_w)],
                     cwd=self.task_root,
                     env=env,
