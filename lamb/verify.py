@@ -896,19 +896,19 @@ def verify_model(
         inputs = [np.concatenate(b) for b in batches]
         n = len(inputs[0])
 
-        # -- TFLite in the runner (concurrently, while Keras predicts here)
+        # -- Keras here, then the .tflite in the runner. One after the other, not overlapped: both
+        # use every core, and on two cores running them together was 15 % slower (thread
+        # oversubscription; see benchmarks/bench_verify.py).
+        t0 = time.perf_counter()
+        with tflog.capture_fd2():
+            reference = _predict_batched(loaded, inputs)
+        timings["keras_predict"] = time.perf_counter() - t0
+
         t0 = time.perf_counter()
         tflite_inputs = {t_ins[j]["key"]: x for j, x in zip(in_pairs, inputs)}
         failure: RuntimeFailure | None = None
-        pending = _Background(lambda: runner.run(tflite_inputs, Path(workdir)))
-
-        t1 = time.perf_counter()
-        with tflog.capture_fd2():
-            reference = _predict_batched(loaded, inputs)
-        timings["keras_predict"] = time.perf_counter() - t1
-
         try:
-            tflite_outputs, answer = pending.result()
+            tflite_outputs, answer = runner.run(tflite_inputs, Path(workdir))
         except RuntimeFailure as exc:
             failure = exc
         timings["tflite_run"] = time.perf_counter() - t0
@@ -933,31 +933,6 @@ def verify_model(
     result = report(passed=not failures, outputs=metrics, checks=checks, failures=failures, **common)
     assert n == result.samples + result.images
     return _record(result, manifest, manifest_path, write_manifest)
-
-
-class _Background:
-    """Run one call on a thread (the runner waits on a pipe; Keras releases the GIL while it computes)."""
-
-    def __init__(self, fn: Any):
-        import threading
-
-        self._result: Any = None
-        self._error: BaseException | None = None
-
-        def target() -> None:
-            try:
-                self._result = fn()
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by result()
-                self._error = exc
-
-        self._thread = threading.Thread(target=target, daemon=True)
-        self._thread.start()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
 
 
 def _predict_batched(loaded: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
