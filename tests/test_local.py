@@ -105,7 +105,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def gone(pid: int, within: float = 5.0) -> bool:
     """True once ``pid`` has exited. A SIGKILLed grandchild is reaped by init, not by us, and its
     exit takes a moment after the kill."""
@@ -117,6 +116,7 @@ def gone(pid: int, within: float = 5.0) -> bool:
     return True
 
 
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_tiny_model_cold_then_warm(tiny_task_root, png_bytes):
     event = {"image": base64.b64encode(png_bytes).decode()}
     with LocalFunction(tiny_task_root, memory_mb=512) as fn:
