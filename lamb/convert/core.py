@@ -12,6 +12,8 @@ signature the model's own input and output names, which the manifest records and
 from __future__ import annotations
 
 import contextlib
+import inspect
+import io
 import re
 import tempfile
 import time
@@ -316,7 +318,11 @@ def _converter_factory(loaded: LoadedModel, inputs: list[_Spec]) -> Iterator[tup
             archive = keras.export.ExportArchive()
             archive.track(model)
             archive.add_endpoint("serving_default", serve, signature)
-            archive.write_out(export_dir, verbose=False)
+            if "verbose" in inspect.signature(archive.write_out).parameters:
+                archive.write_out(export_dir, verbose=False)
+            else:  # Keras < 3.5 always prints the endpoints (one line per variable) to stdout
+                with contextlib.redirect_stdout(io.StringIO()):
+                    archive.write_out(export_dir)
             yield (lambda: _saved_model_converter(export_dir)), names
         return
 
