@@ -609,3 +609,14 @@ def test_multiple_inputs_and_outputs_keep_their_names(tmp_path):
     expected = load_keras_model(tmp_path / "multi.keras").predict(xa, xb)
     for spec, want in zip(result.manifest.outputs, expected):
         np.testing.assert_allclose(got[spec.name], want, atol=1e-5)
+
+
+def test_keras3_sequential_with_labels(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    model.save(tmp_path / "seq.keras")
+    with pytest.raises(InputError, match="2 labels given"):
+        convert_model(tmp_path / "seq.keras", tmp_path / "out" / "seq.tflite", labels=["a", "b"])
+    result = convert_model(tmp_path / "seq.keras", tmp_path / "out" / "seq.tflite", labels=["a", "b", "c"])
+    assert result.manifest.outputs[0].shape == [-1, 3] and result.manifest.labels == ["a", "b", "c"]

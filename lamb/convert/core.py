@@ -549,7 +549,9 @@ def _check_labels_against_keras(labels: list[str], model: Any) -> None:
     shape = outputs[0].shape
     dims = shape.as_list() if hasattr(shape, "as_list") else list(shape)
     if dims and dims[-1] is not None:
-        _check_labels(labels, [mf.TensorSpec(name=_clean_name(getattr(model, "output_names", ["output_0"])[0], "output_0"), shape=[-1 if d is None else int(d) for d in dims], dtype="float32")])
+        names = list(getattr(model, "output_names", None) or ["output_0"])  # Keras 3 Sequential: none
+        shape = [-1 if d is None else int(d) for d in dims]
+        _check_labels(labels, [mf.TensorSpec(name=_clean_name(names[0], "output_0"), shape=shape, dtype="float32")])
 
 
 # -- files and versions --------------------------------------------------------------------------
