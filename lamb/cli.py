@@ -240,6 +240,7 @@ def package(
     max_size: str = typer.Option(None, "--max-size", help="Your own budget for the zip (the unzipped context with --format image), e.g. 40MB; exceeding it fails."),
     skip_verify: bool = typer.Option(False, "--skip-verify", help="Package a model that `lamb verify` did not pass (or changed since)."),
     no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip the smoke run of the built function."),
+    no_bytecode: bool = typer.Option(False, "--no-bytecode", help="Ship no .pyc files (by default they are compiled with the target's Python when this machine has it, so cold starts skip compiling)."),
     sample_image: Path = typer.Option(None, "--sample-image", help="Image the smoke run sends \\[default: a seeded synthetic JPEG]."),
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
@@ -276,6 +277,7 @@ def package(
                 max_size=max_size,
                 skip_verify=skip_verify,
                 smoke=not no_smoke,
+                compile_bytecode=not no_bytecode,
                 sample_image=sample_image,
                 progress=shown.update if shown is not None else None,
             )

@@ -20,7 +20,7 @@ from typing import Any
 
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, InputError
-from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, LocalFunction, unpack_artifact
+from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, LocalFunction, find_python, unpack_artifact
 
 # Lambda's memory setting: 128 MB to 10,240 MB in 1 MB steps.
 # https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
@@ -212,20 +212,6 @@ def check_runnable(task_root: Path, python: str | None, *, stand_in: bool = True
         )
     notes: list[str] = [f"the artifact is built for {built_for}"]
     return host_stand_in(task_root, notes), None, notes
-
-
-def find_python(version: str) -> str | None:
-    """A ``pythonX.Y`` on PATH that actually starts (pyenv shims exist for versions they refuse)."""
-    import subprocess
-
-    path = shutil.which(f"python{version}")
-    if path is None:
-        return None
-    probe = subprocess.run(
-        [path, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, check=False, timeout=30,
-    )
-    return path if probe.returncode == 0 and probe.stdout.strip() == version else None
 
 
 def invoke_artifact(

@@ -61,6 +61,37 @@ class Invocation:
 # -- artifacts -> task roots ------------------------------------------------------------------------
 
 
+def find_python(version: str) -> str | None:
+    """A CPython ``version`` ("3.12") on this machine that actually starts, or None.
+
+    Looks on PATH, then where pyenv and uv keep the interpreters they manage: pyenv's shims
+    refuse a version that is installed but not selected, and uv puts none on PATH by default.
+    """
+    import glob
+
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{version}.*", "bin", f"python{version}")), reverse=True)
+    uv_root = os.environ.get("UV_PYTHON_INSTALL_DIR") or os.path.expanduser("~/.local/share/uv/python")
+    candidates += sorted(glob.glob(os.path.join(uv_root, f"cpython-{version}.*", "bin", f"python{version}")), reverse=True)
+    for path in candidates:
+        if path and _python_version(path) == version:
+            return path
+    return None
+
+
+def _python_version(path: str) -> str | None:
+    try:
+        probe = subprocess.run(
+            [path, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2], sys.implementation.name)"],
+            capture_output=True, text=True, check=False, timeout=30,
+        )
+    except OSError:
+        return None
+    version, _, implementation = probe.stdout.strip().partition(" ")
+    return version if probe.returncode == 0 and implementation == "cpython" else None
+
+
 def unpack_artifact(path: Path, dest: Path | None = None, notes: list[str] | None = None) -> Path:
     """The artifact (zip, or image-context folder) laid out as a Lambda task root.
 

@@ -16,19 +16,24 @@ from typer.testing import CliRunner
 from lamb import manifest as mf
 from lamb.cli import app
 from lamb.errors import BudgetExceeded, DependencyError, InputError, ManifestError, VerificationFailed
-from lamb.package import build_package, targets
+from lamb.package import build_package, bytecode, targets
 
 pytestmark = pytest.mark.network
 
 
+#: A python3.12 interpreter on this machine (pyenv's, say) runs the python3.12 artifact itself and
+#: compiles its bytecode; without one the smoke run is a labelled host stand-in and no .pyc ships.
+PY312 = bytecode.target_python(targets.get_target("python3.12"))
+
+
 @pytest.fixture(scope="module")
 def built312(tmp_path_factory, verified_tiny, target_installs):
-    """The tiny model packaged for python3.12-x86_64 (host is 3.11: smoke run on a stand-in)."""
+    """The tiny model packaged for python3.12-x86_64."""
     out = tmp_path_factory.mktemp("built312") / "fn.zip"
     return build_package(verified_tiny, runtime="python3.12", output=out)
 
 
-def test_python312_zip_layout_choice_and_stand_in_smoke(built312):
+def test_python312_zip_layout_choice_and_smoke(built312):
     r = built312
     assert r.artifact.is_file() and r.format == "zip" and r.target == "python3.12-x86_64"
     assert r.runtime_lib.requirement == "ai-edge-litert==2.3.0"
@@ -36,15 +41,25 @@ def test_python312_zip_layout_choice_and_stand_in_smoke(built312):
         names = set(zf.namelist())
         shipped = json.loads(zf.read("lamb.json"))
     assert {"lambda_function.py", "model.tflite", "lamb.json", "ai_edge_litert/interpreter.py"} <= names
-    assert not any("/tests/" in n or n.endswith(".pyi") or "__pycache__" in n for n in names)
+    assert not any("/tests/" in n or n.endswith(".pyi") for n in names)
+    pycs = {n for n in names if n.endswith(".pyc")}
+    if PY312:
+        assert "numpy/__pycache__/__init__.cpython-312.pyc" in pycs and "__pycache__/lambda_function.cpython-312.pyc" in pycs
+        assert all(".cpython-312." in n for n in pycs) and r.bytecode.compiled
+    else:
+        assert not pycs and not r.bytecode.compiled and "not compiled" in r.bytecode.note
     assert any(n.startswith("numpy/_core/_multiarray_umath.cpython-312-x86_64") for n in names)
     assert shipped["tflite"] == "model.tflite" and shipped["labels"] == ["cat", "dog", "bird", "fish"]
     assert "/" not in shipped["source"]  # no host paths in the artifact
     assert r.sha256 == mf.sha256_file(r.artifact)
     assert r.artifact.stat().st_mode & 0o777 == 0o644
-    # smoke: ran, passed, and says it was a stand-in (host Python 3.11 cannot load cp312 wheels)
+    # smoke: ran and passed; on the artifact itself where a python3.12 is here, else a labelled stand-in
     s = r.smoke
-    assert s.ran and s.passed and s.stand_in and "STAND-IN" in s.label and "3.12" in s.label
+    assert s.ran and s.passed and "3.12" in s.label
+    if PY312:
+        assert not s.stand_in and "artifact itself" in s.label and PY312 in s.label
+    else:
+        assert s.stand_in and "STAND-IN" in s.label
     assert s.init_ms > 0 and s.invoke_ms > 0 and s.top.split()[0] in ("cat", "dog", "bird", "fish")
     assert r.slimmed_bytes > 20 * 2**20
     comps = {c.name: c for c in r.budget.components}
@@ -223,4 +238,17 @@ def test_wheelhouse_build_matches_the_index_build(tmp_path, verified_tiny, targe
     r = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "offline.zip", wheelhouse=house)
     assert r.wheel_source == "wheelhouse"
     assert r.sha256 == built312.sha256  # same wheels, same bytes
-    assert r.smoke.passed and r.smoke.stand_in  # host wheels for the stand-in come from the cache
+    assert r.smoke.passed and r.smoke.stand_in == (PY312 is None)  # a stand-in's host wheels come from the cache
+
+
+def test_without_the_targets_python_the_smoke_run_is_a_labelled_stand_in(tmp_path, verified_tiny, target_installs, monkeypatch):
+    # As on a machine with no python3.12: no bytecode can be compiled for it, and the smoke run
+    # runs the same files and package versions on this machine's Python, saying so.
+    host = targets.host_target()
+    monkeypatch.setattr(bytecode, "target_python", lambda t: None if t != host else __import__("sys").executable)
+    r = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "fn.zip")
+    assert not r.bytecode.compiled and "no Python 3.12" in r.bytecode.note
+    with zipfile.ZipFile(r.artifact) as zf:
+        assert not [n for n in zf.namelist() if n.endswith(".pyc")]
+    s = r.smoke
+    assert s.passed and s.stand_in and s.label.startswith("HOST STAND-IN") and "3.12 on the target" in s.label

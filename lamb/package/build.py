@@ -20,7 +20,7 @@ from typing import Callable
 
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
-from lamb.package import artifact, budget, runtime_lib, slim, targets, wheels
+from lamb.package import artifact, budget, bytecode, runtime_lib, slim, targets, wheels
 
 HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / "lambda_function.py"
 FORMATS = ("zip", "image")
@@ -55,6 +55,7 @@ class PackageReport:
     installed: dict[str, str]  # distribution -> version in the artifact
     wheel_source: str  # "cache" | "index" | "wheelhouse"
     slimming: list[slim.SlimResult]
+    bytecode: bytecode.BytecodeResult
     budget: budget.BudgetReport
     smoke: SmokeResult
     verification: str  # "passed on ai-edge-litert 2.3.0 (...)" or "skipped (--skip-verify)"
@@ -118,6 +119,7 @@ def build_package(
     max_size: int | str | None = None,
     skip_verify: bool = False,
     smoke: bool = True,
+    compile_bytecode: bool = True,
     sample_image: Path | None = None,
     cache: Path | None = None,
     progress: Callable[[str], None] | None = None,
@@ -170,8 +172,21 @@ def build_package(
         mf.write(_artifact_manifest(manifest), files / mf.ARTIFACT_MANIFEST)
         own = {name: files / name for name in ("lambda_function.py", "model.tflite", mf.ARTIFACT_MANIFEST)}
 
+        if fmt == "zip" and compile_bytecode:
+            step(f"compiling bytecode for Python {target.python_version}")
+            compiled = bytecode.compile_tree(deps, target)
+            if compiled.compiled:
+                handler = bytecode.compile_tree(files, target, compiled.python)
+                compiled.files += handler.files
+                compiled.bytes_added += handler.bytes_added
+        elif fmt == "zip":
+            compiled = bytecode.BytecodeResult(False, None, 0, 0, "not compiled (--no-bytecode)")
+        else:
+            # pip compiles what it installs during `docker build`, with the image's own Python.
+            compiled = bytecode.BytecodeResult(False, None, 0, 0, "compiled by pip inside the image at docker build time")
+
         if fmt == "zip":
-            entries = artifact.collect(deps) + [artifact.Entry(n, p) for n, p in own.items()]
+            entries = artifact.collect(deps) + artifact.collect(files)
             step(f"writing {output.name}")
             temp_output = mf.atomic_output(output)
             artifact.write_zip_to(entries, temp_output)
@@ -187,7 +202,10 @@ def build_package(
 
         if smoke:
             step("smoke run: the handler on a sample image in a fresh Python")
-            smoke_result = _smoke(temp_output, fmt, target, install, choice, own, slim_deps and fmt == "zip", work, sample_image, manifest, wheelhouse, cache)
+            smoke_result = _smoke(
+                temp_output, fmt, target, install, choice, own, slim_deps and fmt == "zip", compiled.compiled,
+                work, sample_image, manifest, wheelhouse, cache,
+            )
             if not smoke_result.passed:
                 raise ArtifactError(
                     f"the built function failed its smoke run ({smoke_result.label}): {smoke_result.error}",
@@ -222,6 +240,7 @@ def build_package(
         installed=install.installed,
         wheel_source=install.source,
         slimming=slimmed,
+        bytecode=compiled,
         budget=report_budget,
         smoke=smoke_result,
         verification=verification,
@@ -293,10 +312,19 @@ def sample_event(manifest: mf.Manifest, image: Path | None = None) -> dict:
 
 def _smoke(
     built: Path, fmt: str, target: targets.Target, install: wheels.InstallResult,
-    choice: runtime_lib.RuntimeLibChoice, own: dict[str, Path], slimmed: bool, work: Path,
+    choice: runtime_lib.RuntimeLibChoice, own: dict[str, Path], slimmed: bool, compiled: bool, work: Path,
     sample_image: Path | None, manifest: mf.Manifest, wheelhouse: Path | None, cache: Path | None,
 ) -> SmokeResult:
     event = sample_event(manifest, sample_image)
+    own_python = bytecode.target_python(target)
+    if own_python is not None and fmt == "zip" and not targets.can_run_on_host(target):
+        # Another Python of the target's version on this machine (e.g. pyenv's python3.12): the
+        # artifact itself runs, not a stand-in.
+        from lamb.local import unpack_artifact
+
+        root = unpack_artifact(built, work / "task")
+        label = f"the artifact itself, unpacked, on Python {target.python_version} ({own_python})"
+        return _run(root, event, label, stand_in=False, python=target.name, executable=own_python)
     if targets.can_run_on_host(target):
         if fmt == "zip":
             from lamb.local import unpack_artifact
@@ -320,6 +348,8 @@ def _smoke(
         slim.slim(root)
     for name, path in own.items():
         shutil.copyfile(path, root / name)
+    if compiled:  # as the artifact was, so the stand-in's cold start is comparable
+        bytecode.compile_tree(root, host)
     why = []
     if host.python_version != target.python_version:
         why.append(f"Python {host.python_version} here, {target.python_version} on the target")
@@ -373,10 +403,10 @@ def _install_same_versions(
     return got, differences
 
 
-def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str) -> SmokeResult:
+def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str, executable: str | None = None) -> SmokeResult:
     from lamb.local import LocalFunction
 
-    with LocalFunction(root, memory_mb=10240, timeout_s=120.0) as fn:
+    with LocalFunction(root, memory_mb=10240, timeout_s=120.0, python=executable) as fn:
         first = fn.invoke(event)
         second = fn.invoke(event) if first.error is None else None
     inv = second or first

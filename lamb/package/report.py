@@ -25,6 +25,7 @@ def render(report: PackageReport, verbose: bool = False) -> list:
     pins = ", ".join(f"{n} {v}" for n, v in sorted(report.installed.items()))
     summary.add_row("wheels", f"{pins} (from the {report.wheel_source})")
     summary.add_row("verification", report.verification)
+    summary.add_row("bytecode", report.bytecode.note)
     s = report.smoke
     if s.ran:
         status = "[green]passed[/]" if s.passed else f"[red]failed[/]: {s.error}"
