@@ -14,7 +14,7 @@ unmeasured, before anything is timed; runs alternate so drift on a shared machin
 With ``--modes`` it also converts the model in other quantization modes and prints the errors
 each one shows: the measurements behind ``lamb.verify.DEFAULT_TOLERANCES``.
 
-    .venv/bin/python benchmarks/bench_verify.py [--samples 100] [--reps 1] [--modes float16,dynamic,int8]
+    .venv/bin/python benchmarks/bench_verify.py [--samples 100] [--reps 3] [--modes float16,dynamic,int8]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def baseline(h5: Path, tflite: Path, samples: int, seed: int) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=100)
-    parser.add_argument("--reps", type=int, default=1)  # one run is ~7 min on 2 cores
+    parser.add_argument("--reps", type=int, default=3)  # ~2 min per rep on 2 cores; medians, the machine is shared
     parser.add_argument("--modes", default="", help="also measure these quantization modes' errors, e.g. float16,dynamic,int8")
     args = parser.parse_args()
 
