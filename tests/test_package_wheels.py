@@ -66,3 +66,12 @@ def test_wheelhouse_builds_offline_and_reports_what_is_missing(tmp_path, target_
 def test_cache_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("LAMB_CACHE_DIR", str(tmp_path))
     assert wheels.cache_dir() == tmp_path / "wheels"
+
+
+def test_requires_python_is_checked_against_the_target_not_this_machine(tmp_path, target_installs):
+    # NumPy 2.5 requires Python >= 3.12. pip < 24.3 compared that with the running Python (3.11
+    # here) even for a --python-version 3.14 target; the default target broke on a fresh clone.
+    result = wheels.install_for_target(["numpy>=2.5"], targets.get_target("python3.14"), tmp_path / "t")
+    assert result.installed["numpy"].startswith("2.")
+    sos = [p.name for p in (tmp_path / "t").rglob("*.cpython-*.so")]
+    assert sos and all("cpython-314-x86_64-linux-gnu" in name for name in sos)
