@@ -145,31 +145,34 @@ def _copy_image_context(path: Path, dest: Path, notes: list[str]) -> None:
 
 
 def _install_requirements(requirements: Path, dest: Path, notes: list[str]) -> None:
-    from lamb.package.targets import host_target
-    from lamb.package.wheels import install_for_target
+    """Install an image context's pinned requirements.txt into ``dest`` for this machine."""
+    pins = {}
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-") and "==" in line:
+            name, _, version = line.partition("==")
+            pins[name.strip()] = version.strip()
+    how, differs = _install_for_this_machine(pins, dest)
+    if differs:
+        notes.append(f"STAND-IN: the image's pinned wheels do not all install here; ran its files with {how}")
 
-    target = host_target()
-    if target is None:
+
+def _install_for_this_machine(pins: dict[str, str], dest: Path) -> tuple[str, bool]:
+    """Install ``pins`` into ``dest`` for this machine, never changing the runtime library's
+    version. Returns a phrase saying what was installed, and whether any version differs."""
+    from lamb.package import targets, wheels
+
+    host = targets.host_smoke_target()
+    if host is None:
         raise ArtifactError(
-            "this machine's Python is not a Lambda runtime, so the image's dependencies cannot be installed to run it here",
-            "build a zip for your Python version (`lamb package --runtime python3.X`) and invoke that",
+            "this machine cannot load any Lambda wheel (not Linux CPython with glibc on x86_64/arm64)",
+            "run the artifact on Lambda, or in its container image",
         )
-    lines = [ln.split("#", 1)[0].strip() for ln in requirements.read_text(encoding="utf-8").splitlines()]
-    pinned = [ln for ln in lines if ln and not ln.startswith("-")]
-    try:
-        install_for_target(pinned, target, dest)
-    except DependencyError:
-        # The pins are for the image's own target (say python3.12, whose ai-edge-litert has no
-        # wheel for this Python): run the same libraries as resolved for this machine instead.
-        from lamb import manifest as mf
-        from lamb.package import runtime_lib
-
-        choice = runtime_lib.choose(target, mf.read(dest / mf.ARTIFACT_MANIFEST))
-        install_for_target([*choice.requirements, "numpy", "pillow"], target, dest)
-        notes.append(
-            f"STAND-IN: the image's pinned wheels do not install for {target.name}; ran its files with "
-            f"{choice.requirement}, numpy and pillow resolved for this machine"
-        )
+    names = {wheels.normalise(p) for p in pins}
+    keep = next((n for n in ("ai-edge-litert", "tflite-runtime") if n in names), "ai-edge-litert")
+    _, differences = wheels.install_same_versions(pins, host, dest, keep=keep)
+    how = f"the same package versions built for {host.name}"
+    return (how + " except " + ", ".join(differences), True) if differences else (how, False)
 
 
 _OWN_FILES = ("lambda_function.py", "model.tflite", "lamb.json")  # what lamb package puts beside the wheels
@@ -179,37 +182,24 @@ def host_stand_in(task_root: Path, notes: list[str]) -> Path:
     """A task root with the same handler, model and manifest, but wheels this machine can load.
 
     For an artifact built for another Python version or architecture: the same package versions
-    are installed for this machine where they exist (else the runtime library ``lamb package``
-    would pick for it), slimmed as ``lamb package`` slims. ``notes`` gets the label to show.
+    are installed for this machine, those it has no wheel for replaced by what the resolver picks
+    (never the runtime library's), and slimmed as ``lamb package`` slims. ``notes`` gets the label.
     """
-    from lamb import manifest as mf
-    from lamb.package import runtime_lib, slim, targets, wheels
+    from lamb.package import slim, wheels
 
-    host = targets.host_smoke_target()
-    if host is None:
-        raise ArtifactError(
-            "this machine cannot load any Lambda wheel (not Linux CPython with glibc on x86_64/arm64)",
-            "run the artifact on Lambda, or in its container image",
-        )
     pins = wheels.installed_distributions(task_root)
     dest = Path(tempfile.mkdtemp(prefix="lamb-standin-"))
     try:
+        how, _ = _install_for_this_machine(pins, dest)
         for name in _OWN_FILES:
             if (task_root / name).is_file():
                 shutil.copy2(task_root / name, dest / name)
-        try:
-            wheels.install_for_target([f"{n}=={v}" for n, v in sorted(pins.items())], host, dest)
-            how = "the same package versions"
-        except DependencyError:
-            choice = runtime_lib.choose(host, mf.read(dest / mf.ARTIFACT_MANIFEST))
-            wheels.install_for_target([*choice.requirements, "numpy", "pillow"], host, dest)
-            how = f"{choice.requirement} with numpy and pillow (not every pinned version has a wheel here)"
         slim.slim(dest)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
     notes.append(f"HOST STAND-IN: this machine cannot load the artifact's wheels; ran its handler, model and "
-                 f"manifest with {how} built for {host.name}")
+                 f"manifest with {how}")
     return dest
 
 

@@ -343,7 +343,13 @@ def _smoke(
     if host is None:
         return SmokeResult(False, True, True, "not run: this machine is not Linux CPython with glibc, so it cannot load any Lambda wheel")
     root = work / "task"
-    host_install, differences = _install_same_versions(install, choice, host, root, wheelhouse, cache)
+    try:
+        _, differences = wheels.install_same_versions(
+            install.installed, host, root, keep=choice.name, extra=choice.extra_requirements,
+            wheelhouse=wheelhouse, cache=cache,
+        )
+    except DependencyError as exc:
+        raise DependencyError(exc.message, "package for this machine's Python to test here, or pass --no-smoke") from None
     if slimmed:
         slim.slim(root)
     for name, path in own.items():
@@ -366,41 +372,6 @@ def _smoke(
     result = _run(root, event, label, stand_in=True, python=f"python{host.python_version}-{host.arch} (host)")
     result.differences = differences
     return result
-
-
-def _install_same_versions(
-    install: wheels.InstallResult, choice: runtime_lib.RuntimeLibChoice, host: targets.Target, dest: Path,
-    wheelhouse: Path | None, cache: Path | None,
-) -> tuple[wheels.InstallResult, list[str]]:
-    """Install for the host the versions the target got, unpinning one by one the packages the
-    host has no such wheel for (the runtime library's pin is never given up)."""
-    pins = dict(install.installed)
-    lib = wheels.normalise(choice.name)
-    free: set[str] = set()
-    while True:
-        reqs = [f"{n}=={v}" for n, v in sorted(pins.items()) if n not in free]
-        shutil.rmtree(dest, ignore_errors=True)
-        try:
-            try:
-                got = wheels.install_for_target([*reqs, *choice.extra_requirements], host, dest, wheelhouse=wheelhouse, cache=cache)
-            except DependencyError:
-                if wheelhouse is None:
-                    raise
-                # A wheelhouse holds the target's wheels; the host's come from the cache or index.
-                got = wheels.install_for_target([*reqs, *choice.extra_requirements], host, dest, cache=cache)
-            break
-        except DependencyError as exc:
-            package = getattr(exc, "package", None)
-            if package is None or package == lib or package in free or package not in pins:
-                raise DependencyError(
-                    f"cannot smoke-test on this machine: {exc.message}",
-                    "package for this machine's Python to test here, or pass --no-smoke",
-                ) from None
-            free.add(package)  # e.g. a backport only older Pythons install: let the resolver decide
-    differences = [
-        f"{n} {got.installed.get(n, 'absent')} (target {v})" for n, v in sorted(pins.items()) if got.installed.get(n) != v
-    ]
-    return got, differences
 
 
 def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str, executable: str | None = None) -> SmokeResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -104,6 +105,59 @@ def install_for_target(
         if _dist_key(p.name) in set(installed.items()) and _wheel_tags(p.name) & supported
     })
     return InstallResult(dest, target.name, requirements, installed, source, time.perf_counter() - start, wheels)
+
+
+def install_same_versions(
+    pins: dict[str, str],
+    host: Target,
+    dest: Path,
+    *,
+    keep: str,
+    extra: list[str] | None = None,
+    wheelhouse: Path | None = None,
+    cache: Path | None = None,
+) -> tuple[InstallResult, list[str]]:
+    """Install for ``host`` the versions another target got, for a stand-in run on this machine.
+
+    Packages the host has no such wheel for are unpinned one at a time (e.g. NumPy 2.5 needs
+    Python 3.12, the host has 3.11) and the resolver picks for them; ``keep`` (the runtime
+    library) is never unpinned: a stand-in on another version of it would prove nothing. Returns
+    the install and one line per package whose version differs from ``pins``.
+    """
+    import tempfile
+
+    pins = {normalise(n): v for n, v in pins.items()}
+    keep = normalise(keep)
+    free: set[str] = set()
+    while True:
+        reqs = [f"{n}=={v}" for n, v in sorted(pins.items()) if n not in free] + list(extra or [])
+        # Each attempt starts clean, apart from ``dest``, which may already hold the function's files.
+        scratch = Path(tempfile.mkdtemp(prefix="lamb-standin-deps-"))
+        try:
+            try:
+                got = install_for_target(reqs, host, scratch, wheelhouse=wheelhouse, cache=cache)
+            except DependencyError:
+                if wheelhouse is None:
+                    raise
+                # A wheelhouse holds the target's wheels; the host's come from the cache or index.
+                got = install_for_target(reqs, host, scratch, cache=cache)
+            shutil.copytree(scratch, dest, dirs_exist_ok=True, symlinks=True)
+            got.dest = Path(dest)
+            break
+        except DependencyError as exc:
+            package = getattr(exc, "package", None)
+            if package is None or package == keep or package in free or package not in pins:
+                raise DependencyError(
+                    f"cannot run a stand-in on this machine: {exc.message}",
+                    "package for this machine's Python to test here, or run it on Lambda",
+                ) from None
+            free.add(package)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    differences = [
+        f"{n} {got.installed.get(n, 'absent')} (target {v})" for n, v in sorted(pins.items()) if got.installed.get(n) != v
+    ]
+    return got, differences
 
 
 def installed_distributions(root: Path) -> dict[str, str]:
