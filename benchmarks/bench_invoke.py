@@ -4,12 +4,10 @@ Side by side, in one run, same .tflite, same thread count, same 640x480 JPEG:
 
 - **lamb**: the zip `lamb package` builds (float32 model), unpacked and run by
   ``lamb.local.LocalFunction`` (``python -I -S -B``: the artifact and the standard library only,
-  no .pyc cache, as on Lambda's read-only task root).
-- **lamb + .pyc**: the same files with bytecode compiled by the target's Python
-  (``compileall --invalidation-mode unchecked-hash``): what shipping .pyc would save. `lamb
-  package` strips ``__pycache__`` (the build host's bytecode is useless to another Python, and a
-  deterministic zip's fixed timestamps invalidate timestamp-checked .pyc anyway), so as packaged,
-  every cold start compiles NumPy's Python modules.
+  no .pyc written, as on Lambda's read-only task root). It carries bytecode compiled by the
+  target's own Python (``unchecked-hash`` .pyc) when this machine has that Python.
+- **lamb, no .pyc**: the same build with ``--no-bytecode``, which is what a target whose Python
+  is not on the build machine gets: every cold start compiles NumPy's Python modules.
 - **TensorFlow handler**: the same handler logic, but the function imports TensorFlow and runs the
   same .tflite on ``tf.lite.Interpreter`` (what a function that ships TensorFlow does).
 - **Keras handler** (``--keras``): imports TensorFlow and runs the original .h5 with Keras.
@@ -29,7 +27,6 @@ benchmarks/out/invoke/ (git-ignored). The machine is shared: read medians, not s
 from __future__ import annotations
 
 import argparse
-import glob
 import io
 import json
 import os
@@ -96,16 +93,9 @@ def predict(x):
 
 
 def find_python312() -> str | None:
-    from lamb.invoke import find_python
+    from lamb.local import find_python
 
-    found = find_python("3.12")
-    if found:
-        return found
-    for candidate in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12"))):
-        probe = subprocess.run([candidate, "-c", "print(1)"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return candidate
-    return None
+    return find_python("3.12")
 
 
 def convert(h5: Path) -> Path:
@@ -121,16 +111,17 @@ def convert(h5: Path) -> Path:
     return manifest
 
 
-def package(manifest: Path, runtime: str) -> Path:
+def package(manifest: Path, runtime: str, bytecode: bool = True) -> Path:
     from lamb.package import build_package
 
-    output = OUT / f"xception-{runtime}-x86_64.zip"
+    output = OUT / f"xception-{runtime}-x86_64{'' if bytecode else '-nopyc'}.zip"
     from lamb.package.build import HANDLER_TEMPLATE
 
     newest_input = max(manifest.stat().st_mtime, Path(HANDLER_TEMPLATE).stat().st_mtime)
     if not output.is_file() or output.stat().st_mtime < newest_input:
         print(f"packaging for {runtime} ...", flush=True)
-        report = build_package(manifest, runtime=runtime, arch="x86_64", output=output, skip_verify=True, smoke=False)
+        report = build_package(manifest, runtime=runtime, arch="x86_64", output=output, skip_verify=True, smoke=False,
+                               compile_bytecode=bytecode)
         print(f"  {report.artifact.name}: {report.bytes / 2**20:.1f} MB, runtime library {report.runtime_lib.requirement}")
     return output
 
@@ -231,19 +222,6 @@ def tf_task_root(base: Path, lamb_root: Path, h5: Path, keras: bool) -> Path:
     return root
 
 
-def with_bytecode(root: Path, dest: Path, python: str) -> Path:
-    """A copy of the task root with .pyc compiled by the target's own Python.
-
-    ``unchecked-hash`` pycs are used without comparing source timestamps, which a deterministic
-    zip (fixed 1980 timestamps) would never match; Lambda's read-only task root means anything
-    not shipped compiled is recompiled on every cold start.
-    """
-    shutil.copytree(root, dest, symlinks=True)
-    subprocess.run([python, "-I", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(dest)],
-                   check=True, capture_output=True)
-    return dest
-
-
 def litert_benchmark(tflite: Path, threads: int, runs: int) -> tuple[float, str]:
     exe = Path(sys.executable).with_name("litert-benchmark")
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,6 +252,7 @@ def main() -> int:
     python = args.python or find_python312()
     runtime = "python3.12" if python else f"python{sys.version_info.major}.{sys.version_info.minor}"
     artifact = package(manifest, runtime)
+    artifact_nopyc = package(manifest, runtime, bytecode=False)
     event = sample_event()
 
     work = Path(tempfile.mkdtemp(prefix="bench-invoke-"))
@@ -292,10 +271,10 @@ def main() -> int:
             median, litert_cmd = litert_benchmark(tflite, args.threads, max(10, args.warm // 3))
             litert_medians.append(median)
 
-        compiled = with_bytecode(root, work / "lamb-pyc", python or sys.executable)
+        nopyc = unpack_artifact(artifact_nopyc, work / "lamb-nopyc")
         variants = [
             Variant("lamb artifact", root, python, args.memory, cold=args.cold),
-            Variant("lamb artifact + .pyc", compiled, python, args.memory, cold=args.cold),
+            Variant("lamb, no .pyc", nopyc, python, args.memory, cold=args.cold),
             Variant("TensorFlow handler", tf_task_root(work, root, h5, keras=False), None, 4096, init_timeout=180, cold=args.cold),
         ]
         if args.keras:
@@ -329,7 +308,7 @@ def main() -> int:
     tf_row = rows["TensorFlow handler"]
     ratio = rows["lamb artifact"]["inference_ms"] / litert_ms
     checks = []
-    for name in ("lamb artifact", "lamb artifact + .pyc"):
+    for name in ("lamb artifact", "lamb, no .pyc"):
         row = rows[name]
         # "Cold start" is Lambda's Init Duration: starting the runtime and importing the handler,
         # model load included. The first invocation is inference, which both pay alike.
