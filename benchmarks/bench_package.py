@@ -6,8 +6,9 @@ python3.12 Lambda runtime, plus the float32 .tflite, zipped as is. We measured i
 
 lamb: ``build_package`` for python3.12-x86_64 with the model converted float32, float16 and
 dynamic-range. Targets: dynamic-range zip <= 50 MB (direct upload), float16 <= 120 MB unzipped.
-Every lamb artifact is smoke-run (on a host stand-in here: the host is Python 3.11) and its cold
-start and inference time are printed.
+Every lamb artifact is smoke-run and its cold start and inference time are printed: on the
+artifact itself where this machine has the target's Python (pyenv's python3.12, say), else on a
+labelled host stand-in.
 
     .venv/bin/python benchmarks/bench_package.py [--runtime python3.12] [--arch x86_64]
 
