@@ -117,7 +117,9 @@ def package(manifest: Path, runtime: str, bytecode: bool = True) -> Path:
     output = OUT / f"xception-{runtime}-x86_64{'' if bytecode else '-nopyc'}.zip"
     from lamb.package.build import HANDLER_TEMPLATE
 
-    newest_input = max(manifest.stat().st_mtime, Path(HANDLER_TEMPLATE).stat().st_mtime)
+    # Rebuild when the model, the handler or lamb's packaging code changed since the cached zip.
+    code = [Path(HANDLER_TEMPLATE), *Path(HANDLER_TEMPLATE).parents[1].joinpath("package").glob("*.py")]
+    newest_input = max(manifest.stat().st_mtime, *(p.stat().st_mtime for p in code))
     if not output.is_file() or output.stat().st_mtime < newest_input:
         print(f"packaging for {runtime} ...", flush=True)
         report = build_package(manifest, runtime=runtime, arch="x86_64", output=output, skip_verify=True, smoke=False,

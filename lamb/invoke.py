@@ -9,6 +9,7 @@ invocation times, the peak memory and the memory setting that follows from it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import re
@@ -16,7 +17,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, InputError
@@ -214,6 +215,28 @@ def check_runnable(task_root: Path, python: str | None, *, stand_in: bool = True
     return host_stand_in(task_root, notes), None, notes
 
 
+@contextlib.contextmanager
+def runnable_artifact(
+    artifact: Path | None, python: str | None, *, stand_in: bool = True
+) -> Iterator[tuple[Path, Path, str | None, list[str]]]:
+    """Resolve, unpack and check an artifact for running here; removes what it unpacked on exit.
+
+    Yields the artifact path, the task root to run, the interpreter to run it with (None: lamb's
+    own) and the notes to show (what was unpacked, any stand-in).
+    """
+    artifact = Path(artifact) if artifact is not None else default_artifact()
+    unpack_notes: list[str] = []
+    task_root = unpack_artifact(artifact, notes=unpack_notes)
+    roots = [task_root]
+    try:
+        task_root, python, notes = check_runnable(task_root, python, stand_in=stand_in)
+        roots.append(task_root)
+        yield artifact, task_root, python, unpack_notes + notes
+    finally:
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def invoke_artifact(
     artifact: Path | None = None,
     *,
@@ -240,14 +263,7 @@ def invoke_artifact(
         kind = "event"
     else:
         kind, event = build_event(event_file=event_file, image=image, url=url)
-    artifact = Path(artifact) if artifact is not None else default_artifact()
-    unpack_notes: list[str] = []
-    task_root = unpack_artifact(artifact, notes=unpack_notes)
-    roots = [task_root]
-    try:
-        task_root, python, notes = check_runnable(task_root, python, stand_in=stand_in)
-        roots.append(task_root)
-        notes = unpack_notes + notes
+    with runnable_artifact(artifact, python, stand_in=stand_in) as (artifact, task_root, python, notes):
         with LocalFunction(
             task_root, memory_mb=memory_mb, timeout_s=timeout_s, init_timeout_s=init_timeout_s, env=env, python=python
         ) as function:
@@ -262,9 +278,6 @@ def invoke_artifact(
                     warm.append(result.invoke_ms)
                     first.peak_rss_mb = max(first.peak_rss_mb or 0.0, result.peak_rss_mb or 0.0)
             version = _python_version(python)
-    finally:
-        for root in roots:
-            shutil.rmtree(root, ignore_errors=True)
 
     recommended = recommend_memory_mb(first.peak_rss_mb) if first.peak_rss_mb else None
     if first.peak_rss_mb and first.peak_rss_mb > memory_mb * 0.9 and first.error is None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lamb.errors import ArtifactError, DependencyError, InputError
+from lamb.errors import ArtifactError, InputError
 
 HANDLER = "lambda_function.lambda_handler"
 #: Lambda's console default is 128 MB; image models need far more, so the local default is what a

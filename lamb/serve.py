@@ -15,7 +15,6 @@ import http.server
 import json
 import queue
 import re
-import shutil
 import signal
 import threading
 import time
@@ -26,7 +25,7 @@ from typing import Any, Callable
 from lamb.errors import InputError
 from lamb.handler.lambda_function import MAX_PAYLOAD_BYTES
 from lamb.invoke import percentile
-from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, Invocation, LocalFunction, unpack_artifact
+from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, Invocation, LocalFunction
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations/?$")
 DEFAULT_PORT = 9000
@@ -297,16 +296,9 @@ def serve_artifact(
     on_ready: Callable[[LocalServer], None] | None = None,
 ) -> ServeReport:
     """Unpack ``artifact`` and serve it until Ctrl-C; ``on_ready`` is called once all workers are warm."""
-    from lamb.invoke import check_runnable, default_artifact
+    from lamb.invoke import runnable_artifact
 
-    artifact = Path(artifact) if artifact is not None else default_artifact()
-    unpack_notes: list[str] = []
-    task_root = unpack_artifact(artifact, notes=unpack_notes)
-    roots = [task_root]
-    try:
-        task_root, python, notes = check_runnable(task_root, python, stand_in=stand_in)
-        roots.append(task_root)
-        notes = unpack_notes + notes
+    with runnable_artifact(artifact, python, stand_in=stand_in) as (artifact, task_root, python, notes):
         server = LocalServer(task_root, port=port, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s,
                              env=env, python=python, artifact=artifact)
         server.report.notes = notes
@@ -319,6 +311,3 @@ def serve_artifact(
             raise
         server.serve_forever()
         return server.report
-    finally:
-        for root in roots:
-            shutil.rmtree(root, ignore_errors=True)
