@@ -252,3 +252,10 @@ def test_without_the_targets_python_the_smoke_run_is_a_labelled_stand_in(tmp_pat
         assert not [n for n in zf.namelist() if n.endswith(".pyc")]
     s = r.smoke
     assert s.passed and s.stand_in and s.label.startswith("HOST STAND-IN") and "3.12 on the target" in s.label
+
+
+def test_a_bad_runtime_is_named_before_anything_else(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no manifest here either: the option is still the first thing said
+    with pytest.raises(InputError, match="unknown Lambda runtime 'python3.9'") as info:
+        build_package(runtime="python3.9")
+    assert "python3.14" in info.value.hint

@@ -133,6 +133,7 @@ def build_package(
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}", "use --format zip or --format image")
     max_bytes = budget.parse_size(max_size)
+    target = targets.get_target(runtime, arch)  # option values first: no work for a typo
     manifest_path = resolve_manifest(manifest_path)
     manifest = mf.read(manifest_path)
     tflite = manifest.tflite_path(manifest_path)
@@ -140,7 +141,6 @@ def build_package(
         raise InputError(f"the manifest names {tflite}, which does not exist", "re-run `lamb convert` to write the .tflite again")
     verification = check_verification(manifest, tflite, skip_verify)
 
-    target = targets.get_target(runtime, arch)
     choice = runtime_lib.choose(target, manifest, runtime_lib_name)
     output = Path(output) if output is not None else default_output(manifest_path, target, fmt)
     if fmt == "zip" and output.suffix != ".zip":
