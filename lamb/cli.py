@@ -38,6 +38,11 @@ err_console = Console(stderr=True)
 
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="Show TensorFlow's logs and full tracebacks.")
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON (for scripts) instead of tables.")
+# invoke and serve run the same function the same way:
+EnvOpt = typer.Option(None, "--env", help="KEY=VALUE for the function's environment (repeatable), e.g. LAMB_ALLOW_PRIVATE_URLS=1.")
+NoStandInOpt = typer.Option(
+    False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."
+)
 
 
 @contextlib.contextmanager
@@ -300,9 +305,9 @@ def invoke(
     repeat: int = typer.Option(0, "--repeat", "-n", help="Invoke N more times on the warm function and report p50/p95."),
     memory: int = typer.Option(1024, "--memory", help="The function's memory setting in MB (128-10240): sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE and the kill limit."),
     timeout: float = typer.Option(30.0, "--timeout", help="The function's timeout in seconds."),
-    env: list[str] = typer.Option(None, "--env", help="KEY=VALUE for the function's environment (repeatable), e.g. LAMB_ALLOW_PRIVATE_URLS=1."),
+    env: list[str] = EnvOpt,
     python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."),
-    no_stand_in: bool = typer.Option(False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."),
+    no_stand_in: bool = NoStandInOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -347,9 +352,9 @@ def serve(
     workers: int = typer.Option(1, "--workers", "-w", help="Warm function processes; each serves one request at a time, the rest queue."),
     memory: int = typer.Option(1024, "--memory", help="Each function's memory setting in MB (128-10240)."),
     timeout: float = typer.Option(30.0, "--timeout", help="Each invocation's timeout in seconds."),
-    env: list[str] = typer.Option(None, "--env", help="KEY=VALUE for the function's environment (repeatable), e.g. LAMB_ALLOW_PRIVATE_URLS=1."),
+    env: list[str] = EnvOpt,
     python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: as for lamb invoke]."),
-    no_stand_in: bool = typer.Option(False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."),
+    no_stand_in: bool = NoStandInOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
