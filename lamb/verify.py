@@ -15,13 +15,7 @@ a model that failed or was never verified. ``VerifyReport.raise_for_failure()`` 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,13 +25,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from lamb import manifest as manifest_mod
-from lamb.errors import DependencyError, InputError, RuntimeLibError, VerificationFailed
+from lamb.errors import InputError, VerificationFailed
 from lamb.manifest import Manifest, Verification
-
-RUNTIME_LIBS = ("ai-edge-litert", "tflite-runtime")
-#: The tflite-runtime release lamb verifies against when nothing pins one: the last one published
-#: (2.14.0, 2023). It is built against NumPy 1.x, so its environment pins numpy<2.
-TFLITE_RUNTIME_REQUIREMENT = "tflite-runtime==2.14.0"
+from lamb.runtime import RuntimeFailure, TFLiteRunner, explain_runtime_failure, lib_version, pick_runtime, resolve_runtime
 
 DEFAULT_SAMPLES = 32
 DEFAULT_SEED = 0
@@ -403,257 +393,6 @@ def image_inputs(folder: Path, shape: Sequence[int], preprocess: str) -> tuple[n
     return apply_preprocess(np.stack(batch), preprocess), used, skipped
 
 
-# -- the runtime library and its environment --------------------------------------------------------
-
-
-@dataclass
-class RuntimeEnv:
-    """Where and how the runner runs: an interpreter and the paths that hold the runtime library."""
-
-    lib: str
-    python: str
-    paths: list[str]
-    origin: str  # "lamb's environment" | "isolated environment at <dir>"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("LAMB_CACHE_DIR") or Path.home() / ".cache" / "lamb")
-
-
-def pick_runtime(
-    lib: str | None = None, runtime: str | None = None, manifest: Manifest | None = None
-) -> tuple[str, list[str], str]:
-    """The runtime library to verify on, its requirements, and why: what the artifact will ship.
-
-    ``runtime`` names a Lambda runtime (``python3.12``): the library ``lamb package`` would ship
-    for it. Without one, ``lib`` alone picks that library's newest wheel for this machine, and with
-    neither the default target's choice is taken. A previous verification in the manifest is
-    ignored here: which library verify used is what it is meant to establish.
-    """
-    from lamb.package import runtime_lib as rl
-    from lamb.package import targets
-
-    fresh = dataclasses.replace(manifest, verification=None) if manifest is not None else None
-    if runtime is not None or lib is None:
-        target = targets.get_target(runtime)
-        try:
-            choice = rl.choose(target, fresh, override=lib)
-        except RuntimeLibError:
-            # A Flex model: no library can run it; verify on the default one and report that it fails.
-            return "ai-edge-litert", [], "no runtime library runs Flex models; tried the default, ai-edge-litert"
-        return choice.name, choice.requirements, f"{choice.requirement}, what `lamb package` ships for {target.name}"
-    name = rl.normalise_name(lib)
-    host = targets.host_target()
-    rows = rl.available(host, name) if host is not None else []
-    if not rows:
-        requirement = TFLITE_RUNTIME_REQUIREMENT if name == "tflite-runtime" else name
-        needs = ["numpy<2"] if name == "tflite-runtime" else []
-        return name, [requirement, *needs], f"--runtime-lib {name}"
-    row = rows[0]
-    return name, [f"{row.name}=={row.version}", *row.needs], f"{row.name}=={row.version}, its newest wheel for this machine"
-
-
-def resolve_runtime(lib: str, requirements: Sequence[str] = ()) -> RuntimeEnv:
-    """Find (or build, once, under the lamb cache) an environment that has ``lib`` importable.
-
-    ai-edge-litert comes with lamb: its own installation is used when it satisfies the requirement.
-    tflite-runtime's last release is built against NumPy 1.x and lamb's environment has NumPy 2,
-    so it always gets an isolated environment of Linux wheels for this machine's Python, installed
-    the way the artifact's dependencies are (``lamb.package.wheels.install_for_target``).
-    """
-    if lib not in RUNTIME_LIBS:
-        raise InputError(f"unknown runtime library {lib!r}", f"use one of: {', '.join(RUNTIME_LIBS)}")
-    requirements = list(requirements) or [TFLITE_RUNTIME_REQUIREMENT if lib == "tflite-runtime" else lib]
-    if lib == "ai-edge-litert" and _installed_satisfies("ai-edge-litert", requirements[0]):
-        import importlib.util
-
-        paths = []
-        for module in ("ai_edge_litert", "numpy"):
-            spec = importlib.util.find_spec(module)
-            assert spec is not None and spec.origin is not None  # both are lamb dependencies
-            site = str(Path(spec.origin).parent.parent)
-            if site not in paths:
-                paths.append(site)
-        return RuntimeEnv(lib, sys.executable, paths, "lamb's environment")
-    if lib == "tflite-runtime" and not any(r.startswith("numpy") for r in requirements):
-        requirements.append("numpy<2")
-    dest = _isolated_env(requirements)
-    return RuntimeEnv(lib, sys.executable, [str(dest)], f"isolated environment at {dest}")
-
-
-def _installed_satisfies(dist: str, requirement: str | None) -> bool:
-    from importlib import metadata
-
-    try:
-        version = metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return False
-    if not requirement:
-        return True
-    from packaging.requirements import Requirement
-
-    return Requirement(requirement).specifier.contains(version, prereleases=True)
-
-
-def _isolated_env(requirements: list[str]) -> Path:
-    try:
-        from lamb.package import wheels
-        from lamb.package.targets import host_target
-    except ImportError as exc:
-        raise DependencyError(
-            f"cannot build an environment for {requirements[0]}: lamb's package step is missing ({exc})",
-            "reinstall lamb, or verify with --runtime-lib ai-edge-litert",
-        ) from None
-    target = host_target()
-    if target is None:
-        raise DependencyError(
-            f"cannot install {requirements[0]} here: no Lambda runtime matches this machine's Python {sys.version_info.major}.{sys.version_info.minor} on {os.uname().machine}",
-            "run lamb verify with a Python a Lambda runtime uses (3.10-3.14), or use --runtime-lib ai-edge-litert",
-        )
-    slug = "-".join(r.replace("==", "-").replace("<", "lt").replace(">", "gt").replace("=", "") for r in requirements)
-    dest = cache_dir() / "verify-runtimes" / f"{slug}-{target.name}"
-    if (dest / ".complete").is_file():
-        return dest
-    # Install beside the final folder and rename: an interrupted install never looks complete.
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        wheels.install_for_target(requirements, target, tmp)
-        (tmp / ".complete").write_text(json.dumps({"requirements": requirements, "target": target.name}) + "\n")
-        try:
-            os.replace(tmp, dest)
-        except OSError:  # another lamb finished the same install first; theirs is as good
-            if not (dest / ".complete").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-# -- the runner process ---------------------------------------------------------------------------
-
-_RUNNER = Path(__file__).with_name("_tflite_runner.py")
-
-
-class RuntimeFailure(Exception):
-    """The runtime library could not import, load or run the model (internal; becomes report.error)."""
-
-    def __init__(self, stage: str, message: str, stderr: str = ""):
-        super().__init__(message)
-        self.stage = stage
-        self.message = message
-        self.stderr = stderr  # what the runtime printed: NumPy's ABI complaint lands only there
-
-
-class TFLiteRunner:
-    """The .tflite, loaded by the runtime library in a subprocess that lives for one verification."""
-
-    def __init__(self, env: RuntimeEnv, model: Path):
-        self.env = env
-        self.model = Path(model)
-        self._stderr = tempfile.TemporaryFile(mode="w+b")
-        cmd = [env.python, "-I", "-S", str(_RUNNER), env.lib, str(self.model), *env.paths]
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
-        )
-        self.info: dict[str, Any] | None = None
-
-    def wait_ready(self) -> dict[str, Any]:
-        """Block until the runtime has loaded the model; its signature, version and timings."""
-        if self.info is None:
-            self.info = self._read("load")
-        return self.info
-
-    def run(self, inputs: dict[str, np.ndarray], workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        files = {}
-        for i, (key, array) in enumerate(inputs.items()):
-            path = Path(workdir) / f"tflite_input_{i}.npy"
-            np.save(path, np.ascontiguousarray(array, dtype=np.float32))
-            files[key] = str(path)
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(json.dumps({"cmd": "run", "inputs": files, "out_dir": str(workdir)}) + "\n")
-            self._proc.stdin.flush()
-        except BrokenPipeError:
-            pass  # the runner died; _read reports how
-        answer = self._read("invoke")
-        return {key: np.load(path) for key, path in answer["outputs"].items()}, answer
-
-    def _read(self, stage: str) -> dict[str, Any]:
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line:
-            code = self._proc.wait()
-            stderr = self._stderr_text()
-            tail = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-            how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            raise RuntimeFailure(stage, f"the runtime process died ({how}): {tail[-1] if tail else 'no output'}", stderr)
-        event = json.loads(line)
-        if event.get("event") == "error":
-            raise RuntimeFailure(event["stage"], f"{event['type']}: {event['message']}", self._stderr_text())
-        return event
-
-    def _stderr_text(self) -> str:
-        self._stderr.flush()
-        self._stderr.seek(0)
-        return self._stderr.read().decode("utf-8", "replace")
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                assert self._proc.stdin is not None
-                self._proc.stdin.close()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._stderr.close()
-
-    def __enter__(self) -> TFLiteRunner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def explain_runtime_failure(lib: str, version: str, model: Path, failure: RuntimeFailure) -> str:
-    """One sentence: what the runtime said, and what it means for the artifact."""
-    import re
-
-    text = failure.message
-    where = f"{lib} {version}".strip()
-    abi = re.search(r"compiled using NumPy 1\.x cannot be run in\s+NumPy ([0-9.]+)", failure.stderr)
-    if abi or "_ARRAY_API not found" in failure.stderr + text:
-        numpy = f"NumPy {abi.group(1)}" if abi else "NumPy 2"
-        return (
-            f"{where} cannot run with {numpy}: it was built against NumPy 1.x, so the artifact needs numpy<2 "
-            f"beside it ({_short(text, 120)})"
-        )
-    if "Regular TensorFlow ops are not supported" in text or "Flex" in text:
-        return (
-            f"{where} cannot load {model.name}: it holds TF Select (Flex) ops, which no slim runtime library "
-            f"includes, so the artifact would fail at cold start"
-        )
-    if "Didn't find op for builtin opcode" in text or "Registration failed" in text:
-        op = text.split("opcode", 1)[1].split("An older", 1)[0].strip(" .'") if "opcode" in text else "an op"
-        return (
-            f"{where} cannot load {model.name}: the model uses {op.replace(chr(39), '')}, an op version newer "
-            f"than this runtime knows (the converter is newer than the runtime), so the artifact would fail at cold start"
-        )
-    if failure.stage == "import":
-        return f"{where} cannot be imported: {_short(text)}"
-    if failure.stage == "load":
-        return f"{where} cannot load {model.name}: {_short(text)}"
-    return f"{where} failed while running {model.name}: {_short(text)}"
-
-
-def _short(text: str, limit: int = 240) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # -- signatures -----------------------------------------------------------------------------------
 
 
@@ -822,7 +561,7 @@ def verify_model(
         except RuntimeFailure as failure:
             quant = quantization or (manifest.quantization if manifest else "float32")
             tol = default_tolerances(quant, atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k)
-            version = _lib_version_in(env)
+            version = lib_version(env)
             result = report(
                 passed=False, quantization=quant,
                 quantization_source="manifest" if manifest else ("given" if quantization else "default"),
@@ -962,15 +701,6 @@ def _check_counts(k: int, t: int, what: str, keras_path: Path, tflite_path: Path
 
 def _fmt(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
-
-
-def _lib_version_in(env: RuntimeEnv) -> str:
-    from importlib import metadata
-
-    for dist in metadata.distributions(path=env.paths):
-        if dist.metadata["Name"] and dist.metadata["Name"].lower().replace("_", "-") == env.lib:
-            return dist.version
-    return "unknown"
 
 
 def _resolve_paths(

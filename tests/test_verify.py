@@ -422,7 +422,7 @@ def tflite_runtime_env():
     exists (it stopped at 2.14: CPython 3.10/3.11 on x86_64, 3.10 on arm64)."""
     from lamb.package import runtime_lib
     from lamb.package.targets import host_target
-    from lamb.verify import resolve_runtime
+    from lamb.runtime import resolve_runtime
 
     host = host_target()
     if host is None or not runtime_lib.available(host, "tflite-runtime"):
@@ -517,7 +517,7 @@ def test_tflite_runtime_on_numpy_2_is_explained(zoo, tflite_runtime_env):
     """The NumPy-2 ABI crash the issue measured: tflite-runtime 2.14 beside lamb's own NumPy 2."""
     import sys
 
-    from lamb.verify import RuntimeEnv, RuntimeFailure, TFLiteRunner, explain_runtime_failure
+    from lamb.runtime import RuntimeEnv, RuntimeFailure, TFLiteRunner, explain_runtime_failure
 
     isolated = tflite_runtime_env
     numpy2_site = str(Path(np.__file__).parent.parent)

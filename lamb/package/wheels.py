@@ -39,11 +39,15 @@ class InstallResult:
         return [f"{name}=={version}" for name, version in sorted(self.installed.items())]
 
 
+def cache_root() -> Path:
+    """lamb's cache: ``$LAMB_CACHE_DIR``, else ``~/.cache/lamb``."""
+    root = os.environ.get("LAMB_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "lamb"
+
+
 def cache_dir() -> Path:
     """Where downloaded wheels are kept between builds."""
-    root = os.environ.get("LAMB_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "lamb"
-    return base / "wheels"
+    return cache_root() / "wheels"
 
 
 def target_args(target: Target) -> list[str]:

@@ -1,0 +1,95 @@
+"""The shipped runtime library: which one, where it is importable, and running a .tflite on it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lamb.errors import InputError
+from lamb.handler.lambda_function import preprocess
+from lamb.runtime import (
+    RuntimeEnv,
+    RuntimeFailure,
+    TFLiteRunner,
+    explain_runtime_failure,
+    lib_version,
+    pick_runtime,
+    resolve_runtime,
+)
+
+
+def test_default_is_what_lamb_package_ships_for_the_newest_runtime():
+    lib, requirements, why = pick_runtime()
+    assert lib == "ai-edge-litert" and requirements[0].startswith("ai-edge-litert==2.")
+    assert "python3.14" in why
+
+
+def test_a_lambda_runtime_picks_its_own_library():
+    # python3.11 runs on Amazon Linux 2 (glibc 2.26): ai-edge-litert 2.x has no wheel for it.
+    lib, requirements, why = pick_runtime(runtime="python3.11")
+    assert (lib, requirements[0]) == ("ai-edge-litert", "ai-edge-litert==1.4.0") and "python3.11" in why
+
+
+def test_tflite_runtime_always_brings_numpy_1():
+    lib, requirements, _ = pick_runtime(lib="tflite-runtime")
+    assert lib == "tflite-runtime" and "numpy<2" in requirements
+
+
+def test_ai_edge_litert_comes_from_lambs_own_environment():
+    env = resolve_runtime("ai-edge-litert")
+    assert env.origin == "lamb's environment" and env.python == sys.executable
+    assert lib_version(env) == __import__("importlib").metadata.version("ai-edge-litert")
+
+
+def test_an_unknown_library_is_refused():
+    with pytest.raises(InputError, match="unknown runtime library 'tensorflow'"):
+        resolve_runtime("tensorflow")
+
+
+def test_runner_loads_and_runs_the_model_without_tensorflow(converted_tiny, tmp_path):
+    env = resolve_runtime("ai-edge-litert")
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
+    with TFLiteRunner(env, converted_tiny.tflite_path) as runner:
+        info = runner.wait_ready()
+        assert info["lib"] == "ai-edge-litert" and len(info["inputs"]) == 1 and len(info["outputs"]) == 1
+        outputs, answer = runner.run({info["inputs"][0]["key"]: preprocess(pixels, "xception")}, tmp_path)
+    (logits,) = outputs.values()
+    assert logits.shape == (2, 4) and np.isfinite(logits).all()
+
+
+def test_a_model_the_runtime_cannot_load_is_a_runtime_failure(tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a flatbuffer" * 8)
+    with TFLiteRunner(resolve_runtime("ai-edge-litert"), junk) as runner, pytest.raises(RuntimeFailure) as info:
+        runner.wait_ready()
+    assert info.value.stage == "load"
+    sentence = explain_runtime_failure("ai-edge-litert", "2.3.0", junk, info.value)
+    assert sentence.startswith("ai-edge-litert 2.3.0 cannot load junk.tflite: ")
+
+
+def test_a_runtime_that_is_not_importable_is_a_runtime_failure(converted_tiny, tmp_path):
+    # No runtime library on the path: the runner reports the import, it does not crash lamb.
+    env = RuntimeEnv("tflite-runtime", sys.executable, [str(tmp_path)], "empty folder")
+    with TFLiteRunner(env, converted_tiny.tflite_path) as runner, pytest.raises(RuntimeFailure) as info:
+        runner.wait_ready()
+    assert info.value.stage == "import"
+    assert explain_runtime_failure("tflite-runtime", "", Path("m.tflite"), info.value).startswith("tflite-runtime cannot be imported")
+
+
+@pytest.mark.parametrize(
+    ("message", "stderr", "expected"),
+    [
+        ("RuntimeError: Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'. An older version of this "
+         "builtin might be supported.", "", "uses FULLY_CONNECTED version 12, an op version newer than this runtime knows"),
+        ("ValueError: Regular TensorFlow ops are not supported by this interpreter.", "", "TF Select (Flex) ops"),
+        ("ImportError: numpy.core.multiarray failed to import",
+         "A module that was compiled using NumPy 1.x cannot be run in\nNumPy 2.4.6 as it may crash.",
+         "cannot run with NumPy 2.4.6: it was built against NumPy 1.x"),
+    ],
+)
+def test_failures_are_explained_in_one_sentence(message, stderr, expected):
+    sentence = explain_runtime_failure("tflite-runtime", "2.14.0", Path("model.tflite"), RuntimeFailure("load", message, stderr))
+    assert expected in sentence and "\n" not in sentence
