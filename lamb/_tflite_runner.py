@@ -1,8 +1,8 @@
 """Run a .tflite on a TFLite runtime library, in its own process, for ``lamb verify``.
 
 This file is executed as a script (``python -I -S _tflite_runner.py LIB [PATH ...]``), never
-imported by lamb. It imports only the runtime library, NumPy and the standard library — what the
-Lambda artifact ships — so the numbers ``lamb verify`` compares are the numbers Lambda will
+imported by lamb. It imports only the runtime library, NumPy, the standard library and the shipped
+handler's quantization functions — what the Lambda artifact ships — so the numbers ``lamb verify`` compares are the numbers Lambda will
 compute. Running it in a separate process keeps TensorFlow (loaded by lamb for the Keras side) and
 the runtime library out of each other's way, and lets the runtime live in a different environment
 (``tflite-runtime`` 2.14 needs NumPy < 2; lamb's own environment has NumPy 2).
@@ -90,14 +90,11 @@ def _dtype_counts(interpreter) -> dict:
     return counts
 
 
-def _quantize(np, x, spec):
-    """Real values -> the integer tensor the model takes: q = round(x / scale) + zero_point."""
-    info = np.iinfo(spec["dtype"])
-    q = np.round(x / spec["scale"]) + spec["zero_point"]
-    return np.clip(q, info.min, info.max).astype(spec["dtype"])
-
-
 def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict) -> dict:
+    # The shipped handler's own (de)quantization: its folder is on sys.path (lamb.runtime puts it
+    # there), and at module level it imports only NumPy and the standard library.
+    from lambda_function import dequantize, quantize
+
     arrays = {key: np.load(path) for key, path in request["inputs"].items()}
     n = len(next(iter(arrays.values())))
     batch = {spec["key"]: max(spec["shape"][0], 1) if spec["shape"] else 1 for spec in inputs}
@@ -110,7 +107,7 @@ def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict
             if len(x) < step:  # a last, short batch: pad with the first sample, drop the extra rows
                 x = np.concatenate([x, np.repeat(x[:1], step - len(x), axis=0)])
             if spec["scale"] is not None:
-                x = _quantize(np, x, spec)
+                x = quantize(x, spec["scale"], spec["zero_point"], spec["dtype"])
             else:
                 x = x.astype(spec["dtype"], copy=False)
             interpreter.set_tensor(spec["index"], np.ascontiguousarray(x))
@@ -120,7 +117,7 @@ def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict
         for spec in outputs:
             y = interpreter.get_tensor(spec["index"])
             if spec["scale"] is not None:  # int8/uint8 output: back to real values
-                y = (y.astype(np.float32) - spec["zero_point"]) * spec["scale"]
+                y = dequantize(y, spec["scale"], spec["zero_point"])
             results[spec["key"]].append(np.array(y[: min(step, n - start)], dtype=np.float32))
     out_dir = request["out_dir"]
     files = {}

@@ -155,6 +155,7 @@ def _isolated_env(requirements: list[str]) -> Path:
 # -- the runner process ---------------------------------------------------------------------------
 
 _RUNNER = Path(__file__).with_name("_tflite_runner.py")
+_HANDLER_DIR = Path(__file__).with_name("handler")  # the runner (de)quantizes with the shipped handler's code
 
 
 class RuntimeFailure(Exception):
@@ -174,7 +175,7 @@ class TFLiteRunner:
         self.env = env
         self.model = Path(model)
         self._stderr = tempfile.TemporaryFile(mode="w+b")
-        cmd = [env.python, "-I", "-S", str(_RUNNER), env.lib, str(self.model), *env.paths]
+        cmd = [env.python, "-I", "-S", str(_RUNNER), env.lib, str(self.model), *env.paths, str(_HANDLER_DIR)]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
         )

@@ -214,6 +214,21 @@ def _quant(detail):
     return (float(scale), int(zero)) if scale else (None, None)
 
 
+def quantize(x, scale: float, zero_point: int, dtype):
+    """Real values -> the integer tensor a quantized input takes: round(x / scale + zero_point).
+
+    lamb verify's runner imports this too, so verification feeds int8 models exactly what the
+    deployed function does.
+    """
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(y, scale: float, zero_point: int):
+    """An integer output tensor -> its real values, float32."""
+    return (y.astype(np.float32) - zero_point) * np.float32(scale)
+
+
 class Model:
     """The interpreter plus what the manifest says about feeding it and naming its outputs."""
 
@@ -276,8 +291,7 @@ class Model:
             scale, zero = self.input_quant
             if scale is None:
                 raise ValueError("the model takes integer input but has no quantization parameters")
-            info = np.iinfo(self.input_dtype)
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input_dtype)
+            x = quantize(x, scale, zero, self.input_dtype)
         elif x.dtype != self.input_dtype:
             x = x.astype(self.input_dtype)
         return x
@@ -292,7 +306,7 @@ class Model:
         for index, name, (scale, zero) in self.outputs:
             y = self.interpreter.get_tensor(index)
             if scale is not None and y.dtype.kind in "iu":
-                y = (y.astype(np.float32) - zero) * scale
+                y = dequantize(y, scale, zero)
             results.append((name, np.asarray(y, dtype=np.float32).reshape(-1)))
         return results
 
