@@ -82,6 +82,13 @@ class _Worker(threading.Thread):
                 job.done.set()
 
 
+def check_options(port: int, workers: int) -> None:
+    if workers < 1:
+        raise InputError("--workers must be at least 1", "one worker is one warm Lambda execution environment")
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port} is not a TCP port", "use a port from 1 to 65535 (0 picks a free one)")
+
+
 class LocalServer:
     """The emulator endpoint over ``workers`` warm functions; a context manager.
 
@@ -103,8 +110,7 @@ class LocalServer:
         python: str | None = None,
         artifact: Path | None = None,
     ):
-        if workers < 1:
-            raise InputError("--workers must be at least 1", "one worker is one warm Lambda execution environment")
+        check_options(port, workers)
         self.task_root = Path(task_root)
         self.host, self.port = host, port
         self.n_workers = workers
@@ -298,6 +304,7 @@ def serve_artifact(
     """Unpack ``artifact`` and serve it until Ctrl-C; ``on_ready`` is called once all workers are warm."""
     from lamb.invoke import runnable_artifact
 
+    check_options(port, workers)  # before unpacking anything
     with runnable_artifact(artifact, python, stand_in=stand_in) as (artifact, task_root, python, notes):
         server = LocalServer(task_root, port=port, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s,
                              env=env, python=python, artifact=artifact)

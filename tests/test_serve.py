@@ -138,6 +138,15 @@ def test_busy_port_is_a_clear_error(error_root):
             LocalServer(error_root, port=s.getsockname()[1]).start()
 
 
+
+@pytest.mark.parametrize("port", [70000, -1])
+def test_a_port_out_of_range_is_a_clear_error(error_root, port):
+    from lamb.errors import InputError
+
+    with pytest.raises(InputError, match=f"--port {port} is not a TCP port"):
+        LocalServer(error_root, port=port)
+
+
 @pytest.mark.e2e
 def test_cli_ctrl_c_leaves_no_process(tmp_path, error_root):
     import zipfile
