@@ -304,6 +304,7 @@ def invoke(
     url: str = typer.Option(None, "--url", "-u", help="An image URL, sent as {\"url\": ...} (the course's format)."),
     repeat: int = typer.Option(0, "--repeat", "-n", help="Invoke N more times on the warm function and report p50/p95."),
     memory: int = typer.Option(1024, "--memory", help="The function's memory setting in MB (128-10240): sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE and the kill limit."),
+    max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Recommend the cheapest memory setting whose projected request time meets this \\[default: where cost stops being flat, 1,769 MB]."),
     timeout: float = typer.Option(30.0, "--timeout", help="The function's timeout in seconds."),
     env: list[str] = EnvOpt,
     python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."),
@@ -315,7 +316,7 @@ def invoke(
 
     Unpacks the artifact to a temp folder and starts a fresh Python whose import path is only the artifact and the standard library (python -I -S), with Lambda's environment variables, the artifact as working directory, a private /tmp and a context object. The handler is imported once (the cold start) and invoked with the event. Prints the handler's response exactly as returned (its own 400s included), init and invoke ms, peak memory, and the memory setting to use. An unhandled exception, a timeout or a crash is shown as Lambda reports it, exit code 9.
 
-    Local CPU is not Lambda's: below 1,769 MB a function gets a fraction of a vCPU.
+    Local CPU is not Lambda's: below 1,769 MB a function gets a fraction of a vCPU. The recommended memory weighs Lambda cost against latency from the measured time (an estimate): where cost stops being flat, or the cheapest setting meeting --max-latency-ms, never below what the peak RSS needs.
 
     Examples:
 
@@ -331,7 +332,7 @@ def invoke(
 
         report = invoke_artifact(
             artifact, event_file=event, image=image, url=url, repeat=repeat, memory_mb=memory,
-            timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in,
+            timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in, max_latency_ms=max_latency_ms,
         )
     if as_json:
         print_json(report)

@@ -20,18 +20,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from lamb import manifest as mf
+from lamb.cost import MemoryAdvice, advise_memory, memory_advice, recommend_memory_mb  # noqa: F401 (re-exported)
 from lamb.errors import ArtifactError, InputError
 from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, LocalFunction, find_python, unpack_artifact
-
-# Lambda's memory setting: 128 MB to 10,240 MB in 1 MB steps.
-# https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
-LAMBDA_MIN_MEMORY_MB = 128
-LAMBDA_MAX_MEMORY_MB = 10240
-MB_PER_VCPU = 1769  # one full vCPU at 1,769 MB; CPU share is proportional to memory below that
-_HEADROOM = 1.25  # larger images than the test one, allocator fragmentation, a second warm request
-_HEADROOM_MB = 32
-_STEP_MB = 64
-
 
 @dataclass
 class InvokeReport:
@@ -49,10 +40,11 @@ class InvokeReport:
     peak_rss_mb: float | None
     memory_mb: int  # the setting it ran under
     recommended_memory_mb: int | None
-    memory_advice: str
+    memory_advice: str  # one sentence: the setting and why (lamb.cost.advise_memory)
     python: str  # the interpreter that ran it ("3.11")
     logs: str = ""  # what the handler printed (init + first invocation)
     notes: list[str] = field(default_factory=list)
+    memory: MemoryAdvice | None = None  # the figures behind the advice
 
     @property
     def status_code(self) -> int | None:
@@ -60,30 +52,6 @@ class InvokeReport:
         if isinstance(self.response, dict) and isinstance(self.response.get("statusCode"), int):
             return self.response["statusCode"]
         return None
-
-
-def recommend_memory_mb(peak_rss_mb: float) -> int:
-    """The Lambda memory setting to start from, for a measured peak RSS.
-
-    Rule: peak x 1.25 + 32 MB, rounded up to a multiple of 64 MB, within Lambda's 128-10,240 MB.
-    The 25% covers inputs larger than the one measured and allocator growth over many warm
-    requests; the 32 MB covers what the real runtime client adds beside the handler. Lambda kills
-    a function the moment it crosses the setting, so rounding goes up. This is the floor for not
-    being killed; latency may want more, because Lambda's CPU share grows with memory.
-    """
-    wanted = peak_rss_mb * _HEADROOM + _HEADROOM_MB
-    stepped = math.ceil(wanted / _STEP_MB) * _STEP_MB
-    return int(min(LAMBDA_MAX_MEMORY_MB, max(LAMBDA_MIN_MEMORY_MB, stepped)))
-
-
-def memory_advice(recommended_mb: int) -> str:
-    vcpu = recommended_mb / MB_PER_VCPU
-    if recommended_mb >= MB_PER_VCPU:
-        return f"{recommended_mb} MB gives {min(vcpu, 6):.1f} vCPU on Lambda"
-    return (
-        f"at {recommended_mb} MB Lambda gives {vcpu:.2f} of a vCPU, so inference runs about {1 / vcpu:.1f}x slower "
-        f"than measured here; {MB_PER_VCPU} MB buys one full vCPU"
-    )
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -251,11 +219,15 @@ def invoke_artifact(
     env: dict[str, str] | None = None,
     python: str | None = None,
     stand_in: bool = True,
+    max_latency_ms: float | None = None,
+    arch: str = "x86_64",
 ) -> InvokeReport:
     """Unpack ``artifact``, run its handler once cold and ``repeat`` more times warm, report.
 
     The event is ``event`` (any JSON value) or built from exactly one of ``event_file``, ``image``
-    (sent base64 as ``{"image": ...}``) or ``url`` (``{"url": ...}``).
+    (sent base64 as ``{"image": ...}``) or ``url`` (``{"url": ...}``). The memory advice weighs
+    Lambda cost against latency from the warm median (the first invocation without ``repeat``),
+    with the peak RSS as its floor; ``max_latency_ms`` asks for the cheapest setting meeting it.
     """
     if repeat < 0:
         raise InputError("--repeat must be 0 or more", "e.g. --repeat 20 for warm p50/p95")
@@ -279,7 +251,14 @@ def invoke_artifact(
                     first.peak_rss_mb = max(first.peak_rss_mb or 0.0, result.peak_rss_mb or 0.0)
             version = _python_version(python)
 
-    recommended = recommend_memory_mb(first.peak_rss_mb) if first.peak_rss_mb else None
+    advice = None
+    if first.error is None and first.peak_rss_mb:
+        # The handler runs one interpreter thread per vCPU of the setting, so below 3,538 MB the
+        # time measured here is one-thread time, what Lambda's CPU share scales.
+        local_ms = percentile(warm, 50) if warm else first.invoke_ms
+        advice = advise_memory(local_ms, peak_rss_mb=first.peak_rss_mb, max_latency_ms=max_latency_ms, arch=arch)
+        if not warm:
+            notes.append("memory advice from the first invocation's time; --repeat N gives a steadier warm median")
     if first.peak_rss_mb and first.peak_rss_mb > memory_mb * 0.9 and first.error is None:
         notes.append(f"peak memory {first.peak_rss_mb:.0f} MB is close to the {memory_mb} MB setting")
     return InvokeReport(
@@ -294,11 +273,12 @@ def invoke_artifact(
         warm_p95_ms=percentile(warm, 95),
         peak_rss_mb=first.peak_rss_mb,
         memory_mb=memory_mb,
-        recommended_memory_mb=recommended,
-        memory_advice=memory_advice(recommended) if recommended else "",
+        recommended_memory_mb=advice.recommended_mb if advice else None,
+        memory_advice=memory_advice(advice) if advice else "",
         python=version,
         logs=first.logs,
         notes=notes,
+        memory=advice,
     )
 
 

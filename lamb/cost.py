@@ -1,0 +1,264 @@
+"""What a Lambda function costs, and which memory setting to give it, from timings measured here.
+
+Lambda bills each request plus GB-seconds (the memory setting times the billed duration, rounded
+up to the millisecond), and gives a function CPU in proportion to its memory: one vCPU at 1,769 MB.
+So for inference run on one thread, the time measured here on one core stretches by 1,769 / memory
+below one vCPU and does not shrink above it. Below 1,769 MB the GB-seconds, and so the compute
+cost, stay about flat while latency falls as memory grows; above it cost grows with memory and
+latency does not move. ``advise_memory`` turns that into a setting: the point where cost stops
+being flat, or the cheapest setting that meets a latency the user gives, never below the floors
+(peak RSS, and any other floor a caller knows of).
+
+Every figure here is an estimate from local timing: the machine, its CPU and its load are not
+Lambda's. Callers say so wherever they show one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from lamb.errors import InputError
+
+# Lambda's memory setting: 128 MB to 10,240 MB in 1 MB steps; one vCPU's worth of CPU at 1,769 MB.
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
+LAMBDA_MIN_MEMORY_MB = 128
+LAMBDA_MAX_MEMORY_MB = 10240
+MB_PER_VCPU = 1769
+
+# The peak-RSS floor: peak x 1.25 + 32 MB, rounded up to 64 MB. The 25 % covers inputs larger than
+# the one measured and allocator growth over many warm requests; the 32 MB what the real runtime
+# client adds beside the handler. Lambda kills a function the moment it crosses its setting.
+_HEADROOM = 1.25
+_HEADROOM_MB = 32
+_STEP_MB = 64
+
+
+@dataclass(frozen=True)
+class Price:
+    """On-demand prices for one architecture, in US dollars."""
+
+    arch: str  # Lambda's name: "x86_64" | "arm64"
+    gb_second: float  # per GB-second of billed duration (first tier: up to 6 billion GB-s a month)
+    per_million_requests: float
+    region: str
+    source: str
+    checked: str  # when the figures were read from the source
+
+
+# https://aws.amazon.com/lambda/pricing/ (US East (N. Virginia), first duration tier; read
+# 2026-11-26): requests $0.20 per 1M on both architectures; duration $0.0000166667 per GB-s on x86
+# and $0.0000133334 per GB-s on Arm (the page lists them per ms: $0.0000000021 per ms at 128 MB x86).
+# Billed duration is rounded up to 1 ms. Since 2025-08-01 the INIT phase (cold start) of zip
+# functions on managed runtimes is billed too ("AWS Lambda standardizes billing for INIT Phase",
+# AWS Compute Blog, 2025-04-29); it is paid once per execution environment, not per request.
+PRICES: dict[str, Price] = {
+    "x86_64": Price("x86_64", 0.0000166667, 0.20, "us-east-1", "https://aws.amazon.com/lambda/pricing/", "2026-11-26"),
+    "arm64": Price("arm64", 0.0000133334, 0.20, "us-east-1", "https://aws.amazon.com/lambda/pricing/", "2026-11-26"),
+}
+
+ESTIMATE_NOTE = (
+    "cost is an estimate from local timing at 1 thread, scaled by Lambda's CPU share "
+    f"(1 vCPU per {MB_PER_VCPU:,} MB) and priced at {PRICES['x86_64'].region} on-demand rates read "
+    f"{PRICES['x86_64'].checked}; Lambda's CPUs are not this machine's"
+)
+
+
+def price_for(arch: str) -> Price:
+    try:
+        return PRICES[arch]
+    except KeyError:
+        raise InputError(f"no Lambda price for arch {arch!r}", f"use one of: {', '.join(PRICES)}") from None
+
+
+def check_memory(memory_mb: int) -> int:
+    if not LAMBDA_MIN_MEMORY_MB <= memory_mb <= LAMBDA_MAX_MEMORY_MB:
+        raise InputError(
+            f"memory {memory_mb} MB is outside Lambda's range",
+            f"use {LAMBDA_MIN_MEMORY_MB} to {LAMBDA_MAX_MEMORY_MB} MB",
+        )
+    return int(memory_mb)
+
+
+def parse_memory_list(text: str | None, default: tuple[int, ...]) -> list[int]:
+    """``"512,1024,1769"`` -> sorted, checked settings (``--memory``)."""
+    if not text:
+        return list(default)
+    values = []
+    for part in str(text).split(","):
+        part = part.strip().lower().removesuffix("mb").strip()
+        if not part:
+            continue
+        try:
+            values.append(check_memory(int(part)))
+        except ValueError:
+            raise InputError(f"--memory {text!r} is not a list of MB values", "e.g. --memory 512,1024,1769") from None
+    if not values:
+        raise InputError("--memory names no setting", "e.g. --memory 512,1024,1769")
+    return sorted(set(values))
+
+
+def vcpu_share(memory_mb: int) -> float:
+    return memory_mb / MB_PER_VCPU
+
+
+def lambda_duration_ms(local_ms: float, memory_mb: int) -> float:
+    """The duration one-thread work measured here at ``local_ms`` would take at ``memory_mb``.
+
+    Below one vCPU Lambda throttles the function to its share, so the time stretches; above it a
+    single thread gets no faster (more vCPUs would need more interpreter threads).
+    """
+    return local_ms / min(1.0, vcpu_share(memory_mb))
+
+
+def cost_per_million(local_ms: float, memory_mb: int, arch: str = "x86_64") -> float:
+    """US dollars per million warm requests (requests + GB-seconds, 1 ms billing granularity)."""
+    price = price_for(arch)
+    billed_ms = math.ceil(lambda_duration_ms(local_ms, memory_mb))
+    gb_seconds = billed_ms / 1000.0 * memory_mb / 1024.0
+    return 1e6 * gb_seconds * price.gb_second + price.per_million_requests
+
+
+def cold_start_cost(init_ms: float, memory_mb: int, arch: str = "x86_64") -> float:
+    """US dollars for one billed INIT phase (a cold start) at ``memory_mb``."""
+    billed_ms = math.ceil(lambda_duration_ms(init_ms, memory_mb))
+    return billed_ms / 1000.0 * memory_mb / 1024.0 * price_for(arch).gb_second
+
+
+# -- memory advice --------------------------------------------------------------------------------
+
+
+def recommend_memory_mb(peak_rss_mb: float) -> int:
+    """The floor for not being killed, for a measured peak RSS (see ``_HEADROOM``)."""
+    wanted = peak_rss_mb * _HEADROOM + _HEADROOM_MB
+    stepped = math.ceil(wanted / _STEP_MB) * _STEP_MB
+    return int(min(LAMBDA_MAX_MEMORY_MB, max(LAMBDA_MIN_MEMORY_MB, stepped)))
+
+
+@dataclass
+class MemoryPoint:
+    """One memory setting: projected latency and cost."""
+
+    memory_mb: int
+    duration_ms: float
+    cost_per_million: float
+    below_floor: bool = False  # under a floor: the function would be killed (or miss another floor)
+
+
+@dataclass
+class MemoryAdvice:
+    """The memory setting to use, why, and the figures it rests on."""
+
+    recommended_mb: int
+    reason: str  # one sentence
+    floors: dict[str, int] = field(default_factory=dict)  # what sets a lower bound: {"peak RSS": 256, ...}
+    local_ms: float | None = None  # the one-thread duration measured here
+    duration_ms: float | None = None  # projected at the recommended setting
+    cost_per_million: float | None = None  # projected at the recommended setting
+    max_latency_ms: float | None = None
+    latency_met: bool | None = None  # None: no latency asked for
+    arch: str = "x86_64"
+
+    @property
+    def floor_mb(self) -> int:
+        return max(self.floors.values(), default=LAMBDA_MIN_MEMORY_MB)
+
+
+def memory_points(local_ms: float, settings: list[int], arch: str = "x86_64", floor_mb: int = 0) -> list[MemoryPoint]:
+    return [
+        MemoryPoint(m, lambda_duration_ms(local_ms, m), cost_per_million(local_ms, m, arch), m < floor_mb)
+        for m in settings
+    ]
+
+
+def advise_memory(
+    local_ms: float | None,
+    *,
+    peak_rss_mb: float | None = None,
+    floors: dict[str, int] | None = None,
+    max_latency_ms: float | None = None,
+    arch: str = "x86_64",
+) -> MemoryAdvice:
+    """The setting to use, from a request's one-thread duration measured here and the floors.
+
+    Without a latency target: where cost stops being flat (one full vCPU: below it the same
+    GB-seconds buy proportionally less latency; above it cost grows and one thread gets no faster).
+    With ``max_latency_ms``: the smallest setting whose projected duration meets it (in the flat
+    region all settings cost about the same, so the smallest keeps the least memory reserved).
+    Never below a floor: the peak-RSS rule, plus any ``floors`` the caller adds (name -> MB).
+    """
+    all_floors = dict(floors or {})
+    if peak_rss_mb:
+        all_floors["peak RSS"] = recommend_memory_mb(peak_rss_mb)
+    floor = min(LAMBDA_MAX_MEMORY_MB, max(all_floors.values(), default=LAMBDA_MIN_MEMORY_MB))
+    floor_why = max(all_floors, key=all_floors.get) if all_floors else None  # type: ignore[arg-type]
+    if max_latency_ms is not None and max_latency_ms <= 0:
+        raise InputError(f"--max-latency-ms {max_latency_ms:g} must be positive", "e.g. --max-latency-ms 300")
+    if local_ms is None or local_ms <= 0:
+        reason = f"the floor from {floor_why}" if floor_why else "Lambda's minimum"
+        return MemoryAdvice(floor, f"{floor} MB: {reason}; no timing to weigh cost and latency", all_floors,
+                            max_latency_ms=max_latency_ms, arch=arch)
+
+    met: bool | None = None
+    if max_latency_ms is None:
+        wanted = MB_PER_VCPU
+        reason = (
+            f"{MB_PER_VCPU:,} MB is where cost stops being flat: below it Lambda's CPU share shrinks with memory, "
+            f"so the same GB-seconds buy a slower request ({lambda_duration_ms(local_ms, LAMBDA_MIN_MEMORY_MB):,.0f} ms "
+            f"at {LAMBDA_MIN_MEMORY_MB} MB); above it cost grows and one thread gets no faster"
+        )
+    else:
+        needed = math.ceil(MB_PER_VCPU * local_ms / max_latency_ms)
+        if needed <= MB_PER_VCPU:
+            wanted = max(LAMBDA_MIN_MEMORY_MB, needed)
+            met = True
+            reason = (
+                f"{wanted:,} MB is the smallest setting whose projected request time "
+                f"({lambda_duration_ms(local_ms, wanted):,.0f} ms) meets {max_latency_ms:,.0f} ms, at the same cost as any "
+                f"setting up to {MB_PER_VCPU:,} MB"
+            )
+        else:
+            wanted = MB_PER_VCPU
+            met = False
+            reason = (
+                f"no setting meets {max_latency_ms:,.0f} ms: one thread takes {local_ms:,.0f} ms even with a full vCPU "
+                f"({MB_PER_VCPU:,} MB, recommended); a smaller model or quantization would"
+            )
+    recommended = max(wanted, floor)
+    if recommended > wanted:
+        reason = (
+            f"{recommended:,} MB, the floor set by {floor_why}, is above the {wanted:,} MB that cost and latency "
+            f"alone would pick"
+        )
+        if met is not None:
+            met = lambda_duration_ms(local_ms, recommended) <= max_latency_ms  # type: ignore[operator]
+    return MemoryAdvice(
+        recommended_mb=recommended,
+        reason=reason,
+        floors=all_floors,
+        local_ms=local_ms,
+        duration_ms=lambda_duration_ms(local_ms, recommended),
+        cost_per_million=cost_per_million(local_ms, recommended, arch),
+        max_latency_ms=max_latency_ms,
+        latency_met=met,
+        arch=arch,
+    )
+
+
+def memory_advice(advice: MemoryAdvice | int) -> str:
+    """One sentence for the user: the setting, why, and what it means for latency and cost."""
+    if isinstance(advice, int):  # a bare setting: what its CPU share means
+        vcpu = vcpu_share(advice)
+        if advice >= MB_PER_VCPU:
+            return f"{advice} MB gives {min(vcpu, 6):.1f} vCPU on Lambda"
+        return (
+            f"at {advice} MB Lambda gives {vcpu:.2f} of a vCPU, so inference runs about {1 / vcpu:.1f}x slower "
+            f"than measured here; {MB_PER_VCPU} MB buys one full vCPU"
+        )
+    text = advice.reason
+    if advice.duration_ms is not None and advice.cost_per_million is not None:
+        text += (
+            f"; about {advice.duration_ms:,.0f} ms a request and ${advice.cost_per_million:,.2f} per million requests "
+            f"on {advice.arch} (an estimate from local timing)"
+        )
+    return text

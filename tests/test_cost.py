@@ -1,0 +1,69 @@
+"""Lambda cost and memory advice (lamb.cost): pure arithmetic on measured timings."""
+
+import pytest
+
+from lamb import cost
+from lamb.errors import InputError
+
+
+def test_prices_carry_their_source():
+    for arch, price in cost.PRICES.items():
+        assert price.arch == arch and price.source.startswith("https://aws.amazon.com/lambda/pricing")
+        assert price.checked and price.gb_second > 0 and price.per_million_requests == 0.20
+    assert cost.PRICES["arm64"].gb_second < cost.PRICES["x86_64"].gb_second
+
+
+def test_duration_scales_with_cpu_share_below_one_vcpu():
+    assert cost.lambda_duration_ms(100, 1769) == pytest.approx(100)
+    assert cost.lambda_duration_ms(100, 3538) == pytest.approx(100)  # one thread: no faster above 1 vCPU
+    assert cost.lambda_duration_ms(100, 1769 // 2) == pytest.approx(200, rel=1e-3)
+
+
+def test_cost_is_flat_below_one_vcpu_and_grows_above():
+    below = [cost.cost_per_million(131, m) for m in (256, 512, 1024, 1769)]
+    assert max(below) / min(below) < 1.01  # only the 1 ms rounding differs
+    assert cost.cost_per_million(131, 3538) == pytest.approx(2 * below[-1] - 0.20, rel=0.01)
+    # by hand: 131 ms at 1,769 MB = 0.131 s x 1.7275 GB x $0.0000166667 = $3.77e-6, + $0.20 per million
+    assert cost.cost_per_million(131, 1769) == pytest.approx(0.131 * 1769 / 1024 * 0.0000166667 * 1e6 + 0.20, rel=1e-6)
+    assert cost.cost_per_million(131, 1769, "arm64") < cost.cost_per_million(131, 1769, "x86_64")
+
+
+def test_advice_is_where_cost_stops_being_flat_with_rss_as_floor():
+    advice = cost.advise_memory(66.0, peak_rss_mb=134)
+    assert advice.recommended_mb == 1769 and advice.floors == {"peak RSS": 256}
+    assert "stops being flat" in advice.reason and advice.duration_ms == pytest.approx(66.0)
+    big = cost.advise_memory(66.0, peak_rss_mb=3000)  # the floor wins
+    assert big.recommended_mb == cost.recommend_memory_mb(3000) and "floor set by peak RSS" in big.reason
+
+
+def test_advice_meets_a_latency_target_at_the_smallest_setting():
+    advice = cost.advise_memory(66.0, peak_rss_mb=134, max_latency_ms=200)
+    assert advice.latency_met and advice.duration_ms <= 200
+    assert advice.recommended_mb == 584  # ceil(1769 x 66 / 200)
+    floored = cost.advise_memory(66.0, peak_rss_mb=134, max_latency_ms=1000)
+    assert floored.recommended_mb == 256 and floored.latency_met
+    missed = cost.advise_memory(66.0, peak_rss_mb=134, max_latency_ms=50)
+    assert missed.latency_met is False and missed.recommended_mb == 1769 and "no setting meets" in missed.reason
+
+
+def test_other_floors_join_the_rss_floor():
+    advice = cost.advise_memory(10.0, peak_rss_mb=100, floors={"pixel budget": 2048})
+    assert advice.recommended_mb == 2048 and "pixel budget" in advice.reason
+
+
+def test_memory_rule():
+    assert cost.recommend_memory_mb(40) == 128  # Lambda's minimum
+    assert cost.recommend_memory_mb(300) == 448  # 300 x 1.25 + 32 = 407 -> next 64 MB step
+    assert cost.recommend_memory_mb(9000) == 10240  # Lambda's maximum
+
+
+def test_bad_values_are_input_errors():
+    with pytest.raises(InputError):
+        cost.parse_memory_list("512,lots", (1024,))
+    with pytest.raises(InputError):
+        cost.parse_memory_list("64", (1024,))
+    with pytest.raises(InputError):
+        cost.price_for("sparc")
+    with pytest.raises(InputError):
+        cost.advise_memory(10.0, max_latency_ms=0)
+    assert cost.parse_memory_list("1024, 512MB,512", (1,)) == [512, 1024]
