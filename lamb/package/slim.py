@@ -10,9 +10,10 @@ artifact (the smoke run) before it replaces anything.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from lamb.package import audit
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,11 @@ RULES: tuple[SlimRule, ...] = (
              "not by its Interpreter",
              ("google/protobuf", "google/_upb", "flatbuffers", "tqdm", "ml_dtypes",
               "protobuf-*.dist-info", "flatbuffers-*.dist-info", "tqdm-*.dist-info", "ml_dtypes-*.dist-info")),
-    # PIL imports these extension modules lazily (ImageFont, ImageCms, AvifImagePlugin, ImageTk)
-    # and treats an ImportError as "feature not available".
-    SlimRule("pillow extras", "Pillow's font rendering, colour management, AVIF codec and Tk bridge",
-             ("PIL/_imagingft.*.so", "PIL/_imagingcms.*.so", "PIL/_avif.*.so", "PIL/_imagingtk.*.so")),
+    # PIL imports these extension modules lazily (ImageFont, AvifImagePlugin, ImageTk) and treats
+    # an ImportError as "feature not available". Not _imagingcms: Image.convert() needs it to turn
+    # a LAB image (a TIFF mode the handler receives) into RGB; without it the handler answered 500.
+    SlimRule("pillow extras", "Pillow's font rendering, AVIF codec and Tk bridge",
+             ("PIL/_imagingft.*.so", "PIL/_avif.*.so", "PIL/_imagingtk.*.so")),
 )
 
 # Computed, not globbed: see ``_orphaned_libraries``.
@@ -79,7 +81,7 @@ def slim(root: Path, rules: tuple[SlimRule, ...] = RULES) -> list[SlimResult]:
     does not link libLiteRt.so.
     """
     root = Path(root)
-    elves = {p: elf_needed(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p)}
+    elves = {p: elf_needed(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and audit.is_elf(p)}
     results = []
     for rule in rules:
         doomed: set[Path] = set()
@@ -123,7 +125,7 @@ def _orphaned_libraries(root: Path) -> list[Path]:
     vendored = {p for d in root.glob("*.libs") if d.is_dir() for p in d.iterdir() if p.is_file()}
     if not vendored:
         return []
-    others = [p for p in root.rglob("*") if p.is_file() and p not in vendored and _is_elf(p)]
+    others = [p for p in root.rglob("*") if p.is_file() and p not in vendored and audit.is_elf(p)]
     needed_by_others: set[str] = set()
     for p in others:
         needed_by_others.update(elf_needed(p))
@@ -139,53 +141,14 @@ def _orphaned_libraries(root: Path) -> list[Path]:
     return sorted(vendored - alive)
 
 
-def _is_elf(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
 def elf_needed(path: Path) -> list[str]:
-    """The DT_NEEDED entries of an ELF shared object (what the dynamic loader will load for it).
+    """The DT_NEEDED entries of an ELF file (what the dynamic loader loads for it); [] otherwise.
 
-    A small reader of the section headers, so slimming works on any host (no binutils, and the
-    target's arch may differ from the host's).
+    Read with the audit's ELF reader (pyelftools), so slimming works on any host: no binutils, and
+    the target's arch may differ from this machine's.
     """
-    data = Path(path).read_bytes()
-    if data[:4] != b"\x7fELF":
+    try:
+        info = audit.read_elf(path)
+    except (OSError, ValueError):
         return []
-    is64 = data[4] == 2
-    end = "<" if data[5] == 1 else ">"
-    if is64:
-        shoff, = struct.unpack_from(end + "Q", data, 0x28)
-        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x3A)
-    else:
-        shoff, = struct.unpack_from(end + "I", data, 0x20)
-        shentsize, shnum = struct.unpack_from(end + "HH", data, 0x2E)
-
-    def section(i: int) -> tuple[int, int, int, int]:  # type, offset, size, link
-        base = shoff + i * shentsize
-        if is64:
-            _, typ, _, _, off, size, link = struct.unpack_from(end + "IIQQQQI", data, base)
-        else:
-            _, typ, _, _, off, size, link = struct.unpack_from(end + "IIIIIII", data, base)
-        return typ, off, size, link
-
-    names = []
-    for i in range(shnum):
-        typ, off, size, link = section(i)
-        if typ != 6:  # SHT_DYNAMIC
-            continue
-        _, str_off, str_size, _ = section(link)
-        entry = 16 if is64 else 8
-        fmt = end + ("qQ" if is64 else "iI")
-        for pos in range(off, off + size, entry):
-            tag, val = struct.unpack_from(fmt, data, pos)
-            if tag == 0:  # DT_NULL
-                break
-            if tag == 1:  # DT_NEEDED
-                start = str_off + val
-                names.append(data[start : data.index(b"\0", start)].decode("utf-8", "replace"))
-    return names
+    return list(info.needed) if info is not None else []

@@ -10,7 +10,79 @@ from dataclasses import dataclass
 from lamb.errors import InputError
 
 # Lambda runtimes and their OS: https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
-# glibc: Amazon Linux 2 ships glibc 2.26, Amazon Linux 2023 glibc 2.34 (AL2023 release notes).
+# ("Python 3.12 and later base images are based on the Amazon Linux 2023 minimal container image.
+# The Python 3.8-3.11 base images are based on the Amazon Linux 2 image": lambda/latest/dg/python-image.html).
+
+
+@dataclass(frozen=True)
+class LinuxSystem:
+    """What a Lambda OS gives an artifact's ELF files: versioned symbols and shared libraries.
+
+    The audit (``lamb.package.audit``) judges every ELF file the artifact ships against this, the
+    way auditwheel judges a wheel against a manylinux policy. ``gcc`` is the GCC release whose
+    runtime libraries (libstdc++.so.6, libgcc_s.so.1) the system ships: a ``GCC_x.y`` version
+    node of libgcc_s first appears in GCC x.y, so ``GCC_`` needs are judged against it.
+    """
+
+    name: str
+    glibc: tuple[int, int]
+    gcc: tuple[int, int]
+    glibcxx: tuple[int, int, int]  # newest GLIBCXX_ version of its libstdc++.so.6
+    cxxabi: tuple[int, int, int]  # newest CXXABI_ version of its libstdc++.so.6
+    libraries: frozenset[str]  # sonames the base system provides on every architecture
+
+    def provides(self) -> dict[str, tuple[int, ...]]:
+        """Versioned-symbol family -> the newest version this system defines."""
+        return {"GLIBC": self.glibc, "GLIBCXX": self.glibcxx, "CXXABI": self.cxxabi, "GCC": self.gcc}
+
+    def has_library(self, soname: str, arch: str, python: str) -> bool:
+        # The dynamic loader's own name differs per architecture; the runtime's libpython lives
+        # in /var/lang/lib, first on Lambda's LD_LIBRARY_PATH (aws/aws-lambda-base-images
+        # Dockerfiles), for the rare extension that links it.
+        return soname in self.libraries or soname == LOADERS[arch] or soname == f"libpython{python}.so.1.0"
+
+    def describe(self) -> str:
+        return f"{self.name} (glibc {'%d.%d' % self.glibc}, libstdc++ of GCC {'%d.%d' % self.gcc})"
+
+
+# The loader every dynamically linked program needs, per Lambda architecture (glibc's names).
+LOADERS = {"x86_64": "ld-linux-x86-64.so.2", "arm64": "ld-linux-aarch64.so.1"}
+
+# glibc's own shared libraries (the glibc package; AL2023's libcrypt comes from libxcrypt, same soname).
+_GLIBC_LIBRARIES = frozenset({
+    "libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libresolv.so.2",
+    "libutil.so.1", "libanl.so.1", "libcrypt.so.1",
+})
+
+# Amazon Linux 2: glibc 2.26 and GCC 7.3, stated by AWS ("Improved toolchain" table,
+# https://docs.aws.amazon.com/linux/al2023/ug/glibc-gcc-and-binutils.html). Its libstdc++ is
+# still 7.3.1 (libstdc++-7.3.1-18.amzn2, docker-library/official-images#20651, 2026-01), and the
+# Lambda base images' is GLIBCXX_3.4.24 (aws/aws-lambda-base-images#87 asks to raise it to 3.4.26).
+# GCC 7.x's libstdc++ defines GLIBCXX_3.4.24 and CXXABI_1.3.11 (GCC's libstdc++ ABI policy,
+# https://gcc.gnu.org/onlinedocs/libstdc++/manual/abi.html).
+AMAZON_LINUX_2 = LinuxSystem(
+    "Amazon Linux 2", glibc=(2, 26), gcc=(7, 3), glibcxx=(3, 4, 24), cxxabi=(1, 3, 11),
+    # libstdc++ and libgcc_s: inferred, not listed by AWS for Lambda. The Python runtime's own
+    # runtime interface client (awslambdaric's runtime_client, C++ built without
+    # -static-libstdc++: its setup.py) cannot load without them. libz: rpm/curl in the image need it.
+    libraries=_GLIBC_LIBRARIES | {"libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"},
+)
+# Amazon Linux 2023: glibc 2.34, stated by AWS (core toolchain packages,
+# https://docs.aws.amazon.com/linux/al2023/ug/core-glibc.html, and `ldd --version` in
+# public.ecr.aws/lambda/provided:al2023, aws/aws-lambda-builders#752). Its default compiler is
+# GCC 11, but since release 2023.7 (2025-03-31) its libstdc++ and libgcc are GCC 14.2's
+# (libstdc++-14.2.1-7.amzn2023, docker-library/official-images#18759; "our updating of the gcc
+# core runtimes to accommodate gcc 14", amazonlinux/container-images#132). GCC 14's libstdc++
+# defines GLIBCXX_3.4.33 and CXXABI_1.3.15 (GCC's ABI policy page). INFERRED, not stated by AWS:
+# that Lambda's python3.12+ images, rebuilt on the AL2023 minimal image, carry that libstdc++
+# today (python3.14's image postdates the update); container-images#132 shows Lambda once lagged.
+AMAZON_LINUX_2023 = LinuxSystem(
+    "Amazon Linux 2023", glibc=(2, 34), gcc=(14, 2), glibcxx=(3, 4, 33), cxxabi=(1, 3, 15),
+    # Same inference as for AL2 for libstdc++/libgcc_s; zlib: curl-minimal, listed by
+    # `rpm -qa` in public.ecr.aws/lambda/python:3.12 (amazonlinux/amazon-linux-2023#585), needs it.
+    libraries=_GLIBC_LIBRARIES | {"libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"},
+)
+SYSTEMS = {s.name: s for s in (AMAZON_LINUX_2, AMAZON_LINUX_2023)}
 
 
 @dataclass(frozen=True)
@@ -22,11 +94,11 @@ class Runtime:
 
 
 RUNTIMES: tuple[Runtime, ...] = (
-    Runtime("python3.10", "3.10", "Amazon Linux 2", (2, 26)),
-    Runtime("python3.11", "3.11", "Amazon Linux 2", (2, 26)),
-    Runtime("python3.12", "3.12", "Amazon Linux 2023", (2, 34)),
-    Runtime("python3.13", "3.13", "Amazon Linux 2023", (2, 34)),
-    Runtime("python3.14", "3.14", "Amazon Linux 2023", (2, 34)),
+    Runtime("python3.10", "3.10", AMAZON_LINUX_2.name, AMAZON_LINUX_2.glibc),
+    Runtime("python3.11", "3.11", AMAZON_LINUX_2.name, AMAZON_LINUX_2.glibc),
+    Runtime("python3.12", "3.12", AMAZON_LINUX_2023.name, AMAZON_LINUX_2023.glibc),
+    Runtime("python3.13", "3.13", AMAZON_LINUX_2023.name, AMAZON_LINUX_2023.glibc),
+    Runtime("python3.14", "3.14", AMAZON_LINUX_2023.name, AMAZON_LINUX_2023.glibc),
 )
 
 # Lambda's names for architectures -> the machine name in wheel platform tags.
@@ -79,6 +151,18 @@ class Target:
     @property
     def glibc(self) -> str:
         return "%d.%d" % self.runtime.glibc
+
+    @property
+    def system(self) -> LinuxSystem:
+        """The target's base system, as the ELF audit judges it (``LinuxSystem``)."""
+        known = SYSTEMS.get(self.runtime.os)
+        if known is not None:
+            return known
+        # A target that is not a Lambda OS (this machine, for a stand-in): judged on glibc alone.
+        return LinuxSystem(
+            self.runtime.os, self.runtime.glibc, (99, 0), (3, 4, 999), (1, 3, 999),
+            _GLIBC_LIBRARIES | {"libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"},
+        )
 
     def describe(self) -> str:
         """One phrase a user can check against the AWS console: runtime, arch, OS and glibc."""

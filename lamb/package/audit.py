@@ -1,0 +1,410 @@
+"""Judge the ELF files an artifact ships by what they need, against what the target's system has.
+
+A smoke run on this machine loads the artifact with this machine's glibc and libstdc++, so it
+cannot see the commonest way a Lambda deployment fails: ``/lib64/libm.so.6: version
+`GLIBC_2.29' not found``. Like auditwheel, the audit reads each ELF file's headers (pyelftools,
+no binutils needed) and compares them with the target's system as data
+(``targets.LinuxSystem``):
+
+- every versioned-symbol need (``.gnu.version_r``: GLIBC_, GLIBCXX_, CXXABI_, GCC_) on a library
+  the system provides must be a version that library has on the target;
+- every DT_NEEDED library must resolve: inside the artifact (the file's RPATH/RUNPATH with
+  ``$ORIGIN``, which is how auditwheel's ``<dist>.libs/`` folders are found, or the task root and
+  ``lib/`` on Lambda's LD_LIBRARY_PATH), or in the target's base system;
+- every ELF file must be built for the target's machine.
+
+Wheel tags are not trusted: several TFLite wheels tagged manylinux2014 need glibc 2.29.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from lamb.package.targets import Target
+
+# The versioned-symbol families a Lambda OS provides, and the library that defines each.
+FAMILIES = {"GLIBC": "glibc", "GLIBCXX": "libstdc++", "CXXABI": "libstdc++", "GCC": "libgcc_s"}
+# e_machine of the ELF header -> Lambda's architecture name.
+MACHINES = {"EM_X86_64": "x86_64", "EM_AARCH64": "arm64"}
+# Where Lambda's dynamic loader looks inside the function: LD_LIBRARY_PATH holds
+# /var/task:/var/task/lib (the task root), per the Lambda base images' Dockerfiles
+# (aws/aws-lambda-base-images: ENV LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:
+# /var/runtime/lib:/var/task:/var/task/lib:/opt/lib).
+TASK_ROOT = "/var/task"
+TASK_ROOT_LIBRARY_DIRS = ("", "lib")
+# glibc >= 2.36 links DT_RELR relocations and then requires this marker version, which no older
+# glibc defines (glibc 2.36 NEWS, "--enable-dt-relr"): it means "needs glibc 2.36".
+_MARKERS = {"GLIBC_ABI_DT_RELR": ("GLIBC", (2, 36))}
+_VERSION = re.compile(r"^([A-Z]+)_(\d+(?:\.\d+)*)$")
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    """What the dynamic loader reads from one ELF file."""
+
+    path: str  # posix path inside the audited tree
+    arch: str | None  # Lambda's arch name, or None for another machine
+    machine: str  # e_machine as pyelftools names it, e.g. "EM_X86_64"
+    soname: str | None
+    needed: tuple[str, ...]  # DT_NEEDED, in order
+    search_path: tuple[str, ...]  # DT_RUNPATH (or DT_RPATH when there is none), unexpanded
+    version_needs: tuple[tuple[str, str], ...]  # (library file, version name), from .gnu.version_r
+    version_defs: tuple[str, ...]  # the versions it defines (.gnu.version_d), for vendored libraries
+    extension: bool = False  # a Python extension module (exports PyInit_<name>): loaded by import
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason an ELF file will not load on the target."""
+
+    file: str
+    kind: str  # "symbol version" | "missing library" | "architecture" | "unreadable"
+    detail: str  # "needs GLIBC_2.29 (from libm.so.6); Amazon Linux 2 has glibc 2.26"
+    need: str = ""  # the version or library named, e.g. "GLIBC_2.29" or "libfoo.so.1"
+
+    def sentence(self) -> str:
+        return f"{self.file} {self.detail}"
+
+
+@dataclass
+class AuditReport:
+    """The audit of one artifact (or one wheel) against one target."""
+
+    target: str  # "python3.11-arm64"
+    system: str  # "Amazon Linux 2 (glibc 2.26, libstdc++ of GCC 7.3)"
+    files: int  # ELF files checked
+    resolved_in_artifact: int  # DT_NEEDED entries found inside the artifact
+    resolved_in_system: int  # DT_NEEDED entries the target's base system provides
+    newest: dict[str, str]  # family -> newest version needed from the system, e.g. {"GLIBC": "2.27"}
+    provided: dict[str, str]  # family -> newest version the target has
+    problems: list[Problem] = field(default_factory=list)
+    subject: str = "the artifact"  # what was audited: "the artifact", "ai_edge_litert-2.3.0-....whl"
+    # Libraries missing for files that no import loads (plugins and tools opened on demand, e.g.
+    # LiteRT's NPU compiler plugins needing the vendor's SDK): they fail only if something asks.
+    on_demand: list[Problem] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def libraries_resolved(self) -> int:
+        return self.resolved_in_artifact + self.resolved_in_system
+
+    def summary(self) -> str:
+        """One line for the package report: newest needs against what the target has."""
+        needs = ", ".join(
+            f"{family} {self.newest[family]} (target has {self.provided.get(family, '?')})"
+            for family in FAMILIES if family in self.newest
+        ) or "no versioned symbols"
+        verdict = "PASS" if self.passed else f"FAIL ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''})"
+        return (
+            f"{verdict}: {self.files} ELF files; newest needs: {needs}; {self.libraries_resolved} libraries "
+            f"resolved ({self.resolved_in_artifact} in the artifact, {self.resolved_in_system} from {self.system})"
+        )
+
+    def first_problem(self) -> str:
+        return self.problems[0].sentence() if self.problems else ""
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def is_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def read_elf(path: Path, name: str | None = None) -> ElfInfo | None:
+    """The loader-relevant headers of ``path``, or None when it is not an ELF file.
+
+    Raises ``ValueError`` for a file that starts like ELF but cannot be parsed.
+    """
+    with open(path, "rb") as f:
+        return _read(f, name or Path(path).name)
+
+
+def _read(stream, name: str) -> ElfInfo | None:
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+    from elftools.elf.hash import ELFHashSection, GNUHashSection
+
+    if stream.read(4) != b"\x7fELF":
+        return None
+    stream.seek(0)
+    try:
+        elf = ELFFile(stream)
+        needed: list[str] = []
+        rpath: list[str] = []
+        runpath: list[str] = []
+        soname = None
+        needs: list[tuple[str, str]] = []
+        defs: list[str] = []
+        extension = False
+        init = "PyInit_" + PurePosixPath(name).name.split(".")[0]
+        for section in elf.iter_sections():
+            if isinstance(section, DynamicSection):
+                for tag in section.iter_tags():
+                    if tag.entry.d_tag == "DT_NEEDED":
+                        needed.append(tag.needed)
+                    elif tag.entry.d_tag == "DT_RPATH":
+                        rpath.extend(p for p in tag.rpath.split(":") if p)
+                    elif tag.entry.d_tag == "DT_RUNPATH":
+                        runpath.extend(p for p in tag.runpath.split(":") if p)
+                    elif tag.entry.d_tag == "DT_SONAME":
+                        soname = tag.soname
+            elif isinstance(section, GNUVerNeedSection):
+                for verneed, auxiliaries in section.iter_versions():
+                    needs.extend((verneed.name, aux.name) for aux in auxiliaries)
+            elif isinstance(section, GNUVerDefSection):
+                for _verdef, auxiliaries in section.iter_versions():
+                    defs.extend(aux.name for aux in auxiliaries)
+            elif isinstance(section, (GNUHashSection, ELFHashSection)) and not extension:
+                # A hash-table lookup, not a walk of the whole symbol table (LiteRT's are huge).
+                symbol = section.get_symbol(init)
+                extension = symbol is not None and symbol["st_shndx"] != "SHN_UNDEF"
+        machine = elf.header["e_machine"]
+    except (ELFError, ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{name}: not a readable ELF file ({exc})") from None
+    return ElfInfo(
+        path=name,
+        arch=MACHINES.get(machine),
+        machine=str(machine),
+        soname=soname,
+        needed=tuple(needed),
+        # The loader ignores DT_RPATH when DT_RUNPATH is present (ld.so(8)).
+        search_path=tuple(runpath or rpath),
+        version_needs=tuple(needs),
+        version_defs=tuple(defs),
+        extension=extension,
+    )
+
+
+def parse_version(name: str) -> tuple[str, tuple[int, ...]] | None:
+    """``"GLIBC_2.29"`` -> ``("GLIBC", (2, 29))``; None for names that carry no comparable version."""
+    if name in _MARKERS:
+        return _MARKERS[name]
+    match = _VERSION.match(name)
+    if not match or match.group(1) not in FAMILIES:
+        return None
+    return match.group(1), tuple(int(x) for x in match.group(2).split("."))
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(str(x) for x in version)
+
+
+# -- judging --------------------------------------------------------------------------------------
+
+
+def audit_tree(root: Path, target: Target, subject: str = "the artifact") -> AuditReport:
+    """Audit every ELF file under ``root``, a task root laid out as it will be on Lambda."""
+    root = Path(root)
+    elves: list[ElfInfo] = []
+    problems: list[Problem] = []
+    present: set[str] = set()
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            if path.is_symlink() and path.exists():
+                present.add(path.relative_to(root).as_posix())
+            continue
+        rel = path.relative_to(root).as_posix()
+        present.add(rel)
+        try:
+            info = read_elf(path, rel)
+        except ValueError as exc:
+            problems.append(Problem(rel, "unreadable", str(exc).split(": ", 1)[-1]))
+            continue
+        if info is not None:
+            elves.append(info)
+    return judge(elves, present, target, subject, problems)
+
+
+def audit_wheel(wheel: Path, target: Target) -> AuditReport:
+    """Audit the ELF files of one wheel as ``pip install --target`` would lay them out."""
+    import io
+
+    wheel = Path(wheel)
+    elves: list[ElfInfo] = []
+    problems: list[Problem] = []
+    present: set[str] = set()
+    with zipfile.ZipFile(wheel) as zf:
+        for member in zf.infolist():
+            if member.is_dir():
+                continue
+            rel = _installed_path(member.filename)
+            present.add(rel)
+            with zf.open(member) as f:
+                head = f.read(4)
+            if head != b"\x7fELF":
+                continue
+            try:
+                info = _read(io.BytesIO(zf.read(member)), rel)
+            except ValueError as exc:
+                problems.append(Problem(rel, "unreadable", str(exc).split(": ", 1)[-1]))
+                continue
+            if info is not None:
+                elves.append(info)
+    return judge(elves, present, target, wheel.name, problems)
+
+
+def _installed_path(member: str) -> str:
+    """Where pip puts a wheel member: ``<dist>.data/purelib|platlib/x`` lands at ``x``."""
+    parts = PurePosixPath(member).parts
+    if len(parts) > 2 and parts[0].endswith(".data") and parts[1] in ("purelib", "platlib"):
+        return PurePosixPath(*parts[2:]).as_posix()
+    return member
+
+
+def judge(
+    elves: list[ElfInfo], present: set[str], target: Target, subject: str = "the artifact",
+    problems: list[Problem] | None = None,
+) -> AuditReport:
+    """Judge already-read ELF files (paths relative to the task root) against ``target``."""
+    system = target.system
+    problems = list(problems or [])
+    provided = system.provides()
+    newest: dict[str, tuple[int, ...]] = {}
+    in_artifact = in_system = 0
+    by_path = {e.path: e for e in elves}
+    imported = _loaded_by_import(elves, present)
+    on_demand: list[Problem] = []
+
+    for elf in elves:
+        if elf.arch != target.arch:
+            built_for = elf.arch or elf.machine
+            problems.append(Problem(
+                elf.path, "architecture", f"is built for {built_for}, not {target.arch}", built_for,
+            ))
+            continue
+        resolved: dict[str, ElfInfo | None] = {}  # needed name -> artifact library, or None = system
+        for name in elf.needed:
+            found = _resolve_in_artifact(name, elf, present)
+            if found is not None:
+                in_artifact += 1
+                resolved[name] = by_path.get(found)
+            elif system.has_library(name, target.arch, target.python_version):
+                in_system += 1
+                resolved[name] = None
+            else:
+                missing = Problem(
+                    elf.path, "missing library",
+                    f"needs {name}, which is neither in the artifact nor in {system.name}'s base system",
+                    name,
+                )
+                (problems if elf.path in imported else on_demand).append(missing)
+        for library, version in elf.version_needs:
+            parsed = parse_version(version)
+            vendored = resolved.get(library)
+            if vendored is not None:
+                # A library shipped in the artifact must itself define the version.
+                if vendored.version_defs and version not in vendored.version_defs:
+                    problems.append(Problem(
+                        elf.path, "symbol version",
+                        f"needs {version} from {library}, which the artifact's {vendored.path} does not define",
+                        version,
+                    ))
+                continue
+            if parsed is None:
+                if version == "GLIBC_PRIVATE":
+                    problems.append(Problem(
+                        elf.path, "symbol version",
+                        "needs GLIBC_PRIVATE symbols, which differ between glibc builds", version,
+                    ))
+                continue
+            family, number = parsed
+            if number > newest.get(family, ()):
+                newest[family] = number
+            have = provided.get(family)
+            if have is not None and number > have:
+                problems.append(Problem(
+                    elf.path, "symbol version",
+                    f"needs {version} (from {library}); {system.name} has {_have_phrase(family, have)}",
+                    version,
+                ))
+    problems.sort(key=_severity)
+    return AuditReport(
+        target=target.name,
+        system=system.describe(),
+        files=len(elves),
+        resolved_in_artifact=in_artifact,
+        resolved_in_system=in_system,
+        newest={f: _dotted(v) for f, v in newest.items()},
+        provided={f: _dotted(v) for f, v in provided.items()},
+        problems=problems,
+        subject=subject,
+        on_demand=on_demand,
+    )
+
+
+def _loaded_by_import(elves: list[ElfInfo], present: set[str]) -> set[str]:
+    """Paths of the extension modules and of every artifact library they pull in (DT_NEEDED)."""
+    by_path = {e.path: e for e in elves}
+    loaded = {e.path for e in elves if e.extension}
+    frontier = list(loaded)
+    while frontier:
+        elf = by_path[frontier.pop()]
+        for name in elf.needed:
+            found = _resolve_in_artifact(name, elf, present)
+            if found is not None and found in by_path and found not in loaded:
+                loaded.add(found)
+                frontier.append(found)
+    return loaded
+
+
+def _have_phrase(family: str, have: tuple[int, ...]) -> str:
+    if family == "GLIBC":
+        return f"glibc {_dotted(have)}"
+    return f"{family}_{_dotted(have)} at most"
+
+
+def _severity(problem: Problem) -> tuple:
+    """Worst first: the sentence a refusal quotes should name the highest version needed."""
+    order = {"architecture": 0, "symbol version": 1, "missing library": 2, "unreadable": 3}
+    parsed = parse_version(problem.need) if problem.kind == "symbol version" else None
+    family_rank = list(FAMILIES).index(parsed[0]) if parsed else 9
+    version = tuple(-x for x in parsed[1]) if parsed else ()
+    return (order.get(problem.kind, 9), family_rank, version, problem.file)
+
+
+def _resolve_in_artifact(name: str, elf: ElfInfo, present: set[str]) -> str | None:
+    """The artifact path the loader would find ``name`` at for ``elf``, or None."""
+    origin = PurePosixPath(elf.path).parent
+    candidates: list[PurePosixPath] = []
+    for entry in elf.search_path:
+        expanded = entry.replace("${ORIGIN}", "$ORIGIN")
+        if expanded.startswith("$ORIGIN"):
+            candidates.append(origin / expanded[len("$ORIGIN"):].lstrip("/"))
+        elif expanded.startswith(TASK_ROOT + "/") or expanded == TASK_ROOT:
+            candidates.append(PurePosixPath(expanded[len(TASK_ROOT):].lstrip("/")))
+        # Any other absolute path is on the build machine, not on Lambda.
+    candidates.extend(PurePosixPath(d) for d in TASK_ROOT_LIBRARY_DIRS)
+    for directory in candidates:
+        path = _normalise(directory / name)
+        if path is not None and path in present:
+            return path
+    return None
+
+
+def _normalise(path: PurePosixPath) -> str | None:
+    """Resolve ``..`` lexically; None when the path leaves the task root."""
+    parts: list[str] = []
+    for part in path.parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
