@@ -113,13 +113,21 @@ def test_image_context(tmp_path, verified_tiny):
     assert r.format == "image" and r.sha256 is None and r.slimming == []
     files = {p.name for p in out.iterdir()}
     assert out.stat().st_mode & 0o777 == 0o755
-    assert files == {"Dockerfile", ".dockerignore", "README.md", "requirements.txt", "lambda_function.py", "model.tflite", "lamb.json"}
+    assert files == {"Dockerfile", ".dockerignore", "README.md", "requirements.txt", "lambda_function.py", "model.tflite",
+                     "lamb.json", "sample-event.json"}
     dockerfile = (out / "Dockerfile").read_text()
     assert "FROM --platform=linux/arm64 public.ecr.aws/lambda/python:3.12" in dockerfile
     reqs = [ln for ln in (out / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
     assert "ai-edge-litert==2.3.0" in reqs and all("==" in ln for ln in reqs)
     readme = (out / "README.md").read_text()
-    assert "docker build --platform linux/arm64" in readme and "docker push" in readme and "--architectures arm64" in readme
+    assert "docker build --platform linux/arm64 --provenance=false -t tiny:latest ." in readme
+    assert "docker push $REGISTRY/tiny:latest" in readme and "--architectures arm64" in readme
+    # named after the model (tiny.lamb.json), never after a file of the context; no placeholder to fill in
+    assert "--function-name tiny " in readme and "--repository-name tiny " in readme and "lamb.json" not in readme
+    assert "YOUR" not in readme and "--role arn:aws:iam::$ACCOUNT:role/tiny-role" in readme
+    event = json.loads((out / "sample-event.json").read_text())
+    assert set(event) == {"image"}
+    assert "sample-event.json" not in (out / ".dockerignore").read_text()  # stays out of the image
     hadolint = Path(sys.executable).with_name("hadolint")
     if hadolint.exists():
         assert subprocess.run([str(hadolint), "Dockerfile"], cwd=out).returncode == 0

@@ -143,39 +143,69 @@ CMD ["lambda_function.lambda_handler"]
 """
 
 
+# The sample request the image README's commands send (written beside the Dockerfile, never
+# copied into the image: .dockerignore lets through only what the Dockerfile copies).
+SAMPLE_EVENT = "sample-event.json"
+
+
 def image_readme(target, name: str, model_bytes: int) -> str:
+    """Build, run, push and create-function commands that paste and run as they are.
+
+    ``name`` (from the model's) names the image, the ECR repository, the function and its role.
+    ``--provenance=false``: BuildKit otherwise pushes an OCI image index with an attestation,
+    whose media type Lambda rejects ("image manifest media type not supported").
+    """
     memory = 1024 if model_bytes < 100 * 2**20 else 2048
     arch = target.arch
+    platform = target.docker_platform
+    trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
     return f"""\
 # {name}: a Lambda container image context built by lamb
 
 Target: {target.describe()}. Base image: `{target.base_image}`.
 
+Every block below runs as it is, from this folder, in one shell (bash or zsh).
+`{SAMPLE_EVENT}` holds an image the function answered in lamb's smoke run.
+
 ## Build and try it locally
 
 ```sh
-docker build --platform {target.docker_platform} -t {name}:latest .
-docker run --rm --platform {target.docker_platform} -p 9000:8080 {name}:latest
-# in another shell:
-curl -s -XPOST http://localhost:9000/2015-03-31/functions/function/invocations \\
-     -d '{{"url": "https://example.com/some-image.jpg"}}'
+docker build --platform {platform} --provenance=false -t {name}:latest .
+docker run --rm -d --name {name} --platform {platform} -p 9000:8080 {name}:latest
+sleep 3
+curl -s -XPOST http://localhost:9000/2015-03-31/functions/function/invocations -d @{SAMPLE_EVENT}
+docker stop {name}
 ```
 
 ## Push to ECR and create the function
 
 ```sh
-AWS_REGION=us-east-1
+AWS_REGION=${{AWS_REGION:-us-east-1}}
 ACCOUNT=$(aws sts get-caller-identity --query Account --output text)
-REPO=$ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com/{name}
+REGISTRY=$ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com
 aws ecr create-repository --repository-name {name} --region $AWS_REGION
-aws ecr get-login-password --region $AWS_REGION | docker login --username AWS --password-stdin $ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com
-docker tag {name}:latest $REPO:latest
-docker push $REPO:latest
+aws ecr get-login-password --region $AWS_REGION | docker login --username AWS --password-stdin $REGISTRY
+docker tag {name}:latest $REGISTRY/{name}:latest
+docker push $REGISTRY/{name}:latest
+aws iam create-role --role-name {name}-role --assume-role-policy-document '{trust}'
+aws iam attach-role-policy --role-name {name}-role --policy-arn arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole
+sleep 10  # IAM: a new role takes a few seconds before Lambda may assume it
 aws lambda create-function --function-name {name} --region $AWS_REGION \\
-    --package-type Image --code ImageUri=$REPO:latest --architectures {arch} \\
-    --memory-size {memory} --timeout 30 --role arn:aws:iam::$ACCOUNT:role/YOUR_LAMBDA_ROLE
+    --package-type Image --code ImageUri=$REGISTRY/{name}:latest --architectures {arch} \\
+    --memory-size {memory} --timeout 30 --role arn:aws:iam::$ACCOUNT:role/{name}-role
+aws lambda wait function-active-v2 --function-name {name} --region $AWS_REGION
+aws lambda invoke --function-name {name} --region $AWS_REGION --cli-binary-format raw-in-base64-out \\
+    --payload fileb://{SAMPLE_EVENT} response.json && cat response.json
 ```
 
-To update later: build, tag and push again, then
-`aws lambda update-function-code --function-name {name} --image-uri $REPO:latest`.
+## Update it
+
+```sh
+AWS_REGION=${{AWS_REGION:-us-east-1}}
+REGISTRY=$(aws sts get-caller-identity --query Account --output text).dkr.ecr.$AWS_REGION.amazonaws.com
+docker build --platform {platform} --provenance=false -t {name}:latest .
+docker tag {name}:latest $REGISTRY/{name}:latest
+docker push $REGISTRY/{name}:latest
+aws lambda update-function-code --function-name {name} --region $AWS_REGION --image-uri $REGISTRY/{name}:latest
+```
 """

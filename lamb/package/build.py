@@ -195,7 +195,9 @@ def build_package(
         else:
             temp_output = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
             temp_output.chmod(0o755)  # mkdtemp's 0700 would hide the context from `docker build` run by others
-            _write_image_context(temp_output, own, install, target, _function_name(manifest_path))
+            _write_image_context(
+                temp_output, own, install, target, _function_name(manifest_path), sample_event(manifest, sample_image),
+            )
             context = {p.name: p for p in temp_output.iterdir() if p.name not in own}
             report_budget = budget.check(budget.measure_tree(deps, {**own, **context}), fmt="image", max_size=max_bytes)
         budget.enforce(report_budget)
@@ -265,20 +267,26 @@ def _artifact_manifest(manifest: mf.Manifest) -> mf.Manifest:
 
 
 def _function_name(manifest_path: Path) -> str:
-    """A name ECR and Lambda both accept (lowercase letters, digits, hyphens), from the model's."""
+    """The model's name as ECR, Lambda and IAM all accept it (lowercase letters, digits, hyphens;
+    short enough for "<name>-role", IAM's limit being 64)."""
     import re
 
     stem = manifest_path.name[: -len(mf.SUFFIX)] if manifest_path.name.endswith(mf.SUFFIX) else manifest_path.stem
-    return "lamb-" + (re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "model")
+    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:48].strip("-")
+    return name if name and name[0].isalpha() else f"lamb-{name or 'model'}"
 
 
 def _write_image_context(
-    folder: Path, own: dict[str, Path], install: wheels.InstallResult, target: targets.Target, name: str
+    folder: Path, own: dict[str, Path], install: wheels.InstallResult, target: targets.Target, name: str,
+    event: dict,
 ) -> None:
+    import json
+
     from lamb import __version__
 
-    for name, path in own.items():
-        shutil.copyfile(path, folder / name)
+    for filename, path in own.items():
+        shutil.copyfile(path, folder / filename)
+    (folder / artifact.SAMPLE_EVENT).write_text(json.dumps(event) + "\n", encoding="utf-8")
     pinned = install.pinned()
     header = f"# Resolved by lamb package for {target.describe()}; installed with --no-deps, so this is the whole set.\n"
     (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
