@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from lamb import manifest as mf
 from lamb.cli import app
 from lamb.errors import BudgetExceeded, DependencyError, InputError, ManifestError, VerificationFailed
-from lamb.package import build_package, bytecode, targets
+from lamb.package import build_package, bytecode, smoke_images, targets
 
 pytestmark = pytest.mark.network
 
@@ -61,6 +62,9 @@ def test_python312_zip_layout_choice_and_smoke(built312):
     else:
         assert s.stand_in and "STAND-IN" in s.label
     assert s.init_ms > 0 and s.invoke_ms > 0 and s.top.split()[0] in ("cat", "dog", "bird", "fish")
+    # every mode and format Pillow decodes answered with scores from the slimmed artifact
+    assert list(s.images) == [img.name for img in smoke_images.SMOKE_IMAGES]
+    assert all(answer.split()[0] in ("cat", "dog", "bird", "fish") for answer in s.images.values())
     assert r.slimmed_bytes > 20 * 2**20
     comps = {c.name: c for c in r.budget.components}
     assert comps["model"].files == 1 and comps["runtime lib"].unzipped > comps["handler"].unzipped
@@ -72,11 +76,27 @@ def test_same_inputs_same_sha256(tmp_path, verified_tiny, built312):
     assert again.sha256 == built312.sha256
 
 
-def test_no_slim_keeps_the_accelerators(tmp_path, verified_tiny, built312):
-    fat = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "fat.zip", slim_deps=False, smoke=False)
+def test_no_slim_keeps_the_accelerators_and_answers_every_image_alike(tmp_path, verified_tiny, built312):
+    fat = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "fat.zip", slim_deps=False)
     assert fat.slimming == [] and fat.bytes > built312.bytes
     with zipfile.ZipFile(fat.artifact) as zf:
         assert "ai_edge_litert/libLiteRtWebGpuAccelerator.so" in zf.namelist()
+    # slimming is proven, not assumed: the same images, the same answers
+    assert fat.smoke.images == built312.smoke.images and len(fat.smoke.images) == len(smoke_images.SMOKE_IMAGES)
+
+
+def test_slimming_that_breaks_an_image_kind_fails_the_build(tmp_path, verified_tiny, monkeypatch):
+    # What slimming did before: delete Pillow's colour management. A LAB TIFF then cannot become RGB.
+    from lamb.errors import ArtifactError
+    from lamb.package import slim
+
+    cms = slim.SlimRule("pillow colour management", "test", ("PIL/_imagingcms.*.so",))
+    monkeypatch.setattr(slim, "slim", functools.partial(slim.slim, rules=(*slim.RULES, cms)))
+    out = tmp_path / "fn.zip"
+    with pytest.raises(ArtifactError) as err:
+        build_package(verified_tiny, runtime="python3.12", output=out)
+    assert "LAB TIFF" in err.value.message and "RGB JPEG" not in err.value.message
+    assert not out.exists()
 
 
 def test_python311_zip_runs_itself_on_this_host(tmp_path, verified_tiny):

@@ -43,6 +43,9 @@ class SmokeResult:
     top: str | None = None  # the top label and score the function answered
     differences: list[str] = field(default_factory=list)  # package versions that differ from the target's
     error: str | None = None
+    # One answer per image of smoke_images.SMOKE_IMAGES (every mode and format Pillow decodes):
+    # image name -> "cat 0.4100" or the error it answered. All must answer with scores.
+    images: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -384,26 +387,48 @@ def _smoke(
 
 def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str, executable: str | None = None) -> SmokeResult:
     from lamb.local import LocalFunction
+    from lamb.package import smoke_images
 
+    answers: dict[str, str] = {}
+    failed: list[str] = []
     with LocalFunction(root, memory_mb=10240, timeout_s=120.0, python=executable) as fn:
         first = fn.invoke(event)
         second = fn.invoke(event) if first.error is None else None
+        if first.error is None:
+            for name, image_event in smoke_images.events():
+                image_error, answers[name] = _answer(fn.invoke(image_event))
+                if image_error is not None:
+                    failed.append(f"{name}: {image_error}")
     inv = second or first
-    error = None
-    top = None
-    if first.error is not None:
-        error = f"{first.error.get('errorType')}: {first.error.get('errorMessage')}"
-        if first.logs:
-            error += " | logs: " + first.logs.strip().splitlines()[-1][:300]
-    elif not isinstance(first.response, dict) or "error" in first.response:
-        error = f"the handler answered {str(first.response)[:300]}"
-    else:
-        scores = first.response
-        flat = scores if all(isinstance(v, (int, float)) for v in scores.values()) else next(iter(scores.values()), {})
-        if flat:
-            best = max(flat, key=flat.get)
-            top = f"{best} {flat[best]:.4f}"
+    error, top = _answer(first)
+    if error is None and failed:
+        # Good images all: an error is what slimming (or the target's Pillow) cannot decode.
+        error = f"{len(failed)} of {len(answers)} kinds of image failed: " + "; ".join(failed)
     return SmokeResult(
         ran=True, passed=error is None, stand_in=stand_in, label=label, python=python,
-        init_ms=first.init_ms, invoke_ms=inv.invoke_ms, peak_rss_mb=inv.peak_rss_mb, top=top, error=error,
+        init_ms=first.init_ms, invoke_ms=inv.invoke_ms, peak_rss_mb=inv.peak_rss_mb,
+        top=top if error is None else None, error=error, images=answers,
     )
+
+
+def _answer(inv) -> tuple[str | None, str]:
+    """(error or None, one-phrase answer) for one invocation: "cat 0.4100" or what went wrong."""
+    if inv.error is not None:
+        error = f"{inv.error.get('errorType')}: {inv.error.get('errorMessage')}"
+        if inv.logs:
+            error += " | logs: " + inv.logs.strip().splitlines()[-1][:300]
+        return error, error
+    response = inv.response
+    if not isinstance(response, dict) or "error" in response or not response:
+        if isinstance(response, dict) and "error" in response:
+            error = f"answered {response.get('statusCode', '?')} {str(response['error'])[:200]}"
+        else:
+            error = f"the handler answered {str(response)[:300]}"
+        return error, error
+    flat = response if all(isinstance(v, (int, float)) for v in response.values()) else next(iter(response.values()), {})
+    if not isinstance(flat, dict) or not flat:
+        error = f"the handler answered {str(response)[:300]}"
+        return error, error
+    best = max(flat, key=flat.get)
+    return None, f"{best} {flat[best]:.4f}"
+
