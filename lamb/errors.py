@@ -77,6 +77,13 @@ class ArtifactError(LambError):
     exit_code = 9
 
 
+class AwsError(LambError):
+    """AWS refused a call or could not be reached (credentials, permissions, throttling, a waiter
+    ending in Failed), or the deployed function is not the artifact that was built."""
+
+    exit_code = 10
+
+
 #: exit code -> what it means; rendered in ``lamb --help`` and the README.
 EXIT_CODES = {
     0: "success",
@@ -89,4 +96,5 @@ EXIT_CODES = {
     7: "wheels for the target could not be resolved",
     8: "the artifact exceeds a Lambda limit or your budget",
     9: "the artifact failed to run",
+    10: "AWS refused or could not be reached (credentials, permissions, throttling, a failed update)",
 }

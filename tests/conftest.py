@@ -247,3 +247,68 @@ def target_installs(tmp_path_factory):
         dest = tmp_path_factory.mktemp(f"deps-{target.name}")
         installs[target.name] = wheels.install_for_target([*choice.requirements, "pillow"], target, dest)
     return installs
+
+
+# -- deploy ------------------------------------------------------------------------------------
+# AWS is always a fake here (moto, botocore's Stubber): these fixtures make sure no test can
+# reach a real account, whatever the shell that runs pytest has configured.
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path_factory):
+    """Fake credentials and an empty AWS configuration; nothing from the caller's environment."""
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    empty = tmp_path_factory.mktemp("aws-config")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return "eu-west-1"
+
+
+def make_deploy_artifact(folder, *, model_bytes=1024, arch="x86_64", runtime="python3.12", seed=0, measured=True, name="model"):
+    """A zip shaped like `lamb package`'s (handler, lamb.json with its package record, a model of
+    ``model_bytes`` incompressible bytes, stored) and the manifest beside it with the smoke run's
+    figures. Returns the zip's path."""
+    import hashlib
+    import json
+    import zipfile
+    from pathlib import Path
+
+    import numpy as np
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"format": "zip", "runtime": runtime, "arch": arch, "handler": "lambda_function.lambda_handler"}
+    shipped = {
+        "tflite": "model.tflite", "source": f"{name}.h5",
+        "inputs": [{"name": "image", "shape": [1, 32, 32, 3], "dtype": "float32", "scale": None, "zero_point": None}],
+        "package": record,
+    }
+    path = folder / f"{name}-{runtime}-{arch}.zip"
+    model = np.random.default_rng(seed).integers(0, 256, size=model_bytes, dtype=np.uint8).tobytes()
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("lambda_function.py", (1980, 1, 1, 0, 0, 0))
+        zf.writestr(info, "def lambda_handler(event, context):\n    return {'cat': 1.0}\n")
+        zf.writestr(zipfile.ZipInfo("lamb.json", (1980, 1, 1, 0, 0, 0)), json.dumps(shipped))
+        zf.writestr(zipfile.ZipInfo("model.tflite", (1980, 1, 1, 0, 0, 0)), model)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    smoke = {"init_ms": 190.0, "invoke_ms": 200.0, "peak_rss_mb": 241.0} if measured else {}
+    host = {"package": {**record, "artifact": path.name, "sha256": sha, "smoke": smoke}}
+    (folder / f"{name}.lamb.json").write_text(json.dumps(host))
+    return path
+
+
+@pytest.fixture
+def deploy_artifact_factory(tmp_path):
+    """make_deploy_artifact in this test's tmp_path."""
+
+    def make(**kwargs):
+        return make_deploy_artifact(tmp_path / kwargs.pop("subdir", "out"), **kwargs)
+
+    return make

@@ -1,0 +1,382 @@
+"""The AWS calls deploy makes, through boto3, with every refusal turned into one ``AwsError`` line.
+
+``AwsSession`` owns the clients. Tests inject clients (moto's, or ones wrapped in botocore's
+``Stubber``) and a fake clock, so every error mapping, waiter and retry runs offline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from lamb.deploy.plan import BASIC_EXECUTION_POLICY_ARN, TRUST_POLICY
+from lamb.errors import AwsError, InputError
+
+# Lambda answers CreateFunction (and configuration updates that change the role) with this in
+# the seconds after a role is created, until IAM has propagated it; the fix everyone uses is to
+# retry (e.g. epam/aws-syndicate#63, LinusU/scandium#31). We retry for up to a minute.
+ROLE_NOT_READY = "cannot be assumed by Lambda"
+ROLE_PROPAGATION_TIMEOUT_S = 60.0
+# "An update is in progress for resource": a code or configuration change is still being applied
+# (LastUpdateStatus InProgress). We wait for function_updated_v2 and try again, this often.
+CONFLICT_RETRIES = 3
+# function_updated_v2 / function_active_v2 poll GetFunction every 1 s, 300 times (botocore's
+# waiters-2.json; `aws lambda wait function-updated-v2`: "poll every 1 seconds ... 300 failed checks").
+WAITER_DELAY_S = 1
+WAITER_MAX_ATTEMPTS = 300
+
+_CREDENTIAL_CODES = {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
+                     "SignatureDoesNotMatch", "InvalidAccessKeyId", "AuthFailure"}
+_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "KMSAccessDeniedException"}
+_THROTTLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException", "SlowDown", "RequestLimitExceeded"}
+_ACTION_IN_MESSAGE = re.compile(r"perform:\s*([a-z0-9-]+:[A-Za-z0-9]+)")
+
+
+def missing_action(message: str) -> str | None:
+    """The IAM action an AccessDenied message names ("... not authorized to perform: lambda:CreateFunction ...")."""
+    match = _ACTION_IN_MESSAGE.search(message or "")
+    return match.group(1) if match else None
+
+
+def error_code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+def error_message(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Message", "") or str(exc)
+
+
+@contextlib.contextmanager
+def refusals(doing: str, *, iam_action: str | None = None) -> Iterator[None]:
+    """Turn whatever botocore raises while ``doing`` into one ``AwsError`` naming what to do."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        ReadTimeoutError,
+        WaiterError,
+    )
+
+    try:
+        yield
+    except (NoCredentialsError, PartialCredentialsError):
+        raise AwsError(
+            f"no AWS credentials for {doing}",
+            "run `aws configure` (or `aws sso login`), pass --profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ) from None
+    except ProfileNotFound as exc:
+        raise InputError(f"no AWS profile {exc.kwargs.get('profile')!r}", "list yours with `aws configure list-profiles`") from None
+    except NoRegionError:
+        raise InputError("no AWS region", "pass --region, or set AWS_DEFAULT_REGION (or a region in your profile)") from None
+    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as exc:
+        raise AwsError(f"cannot reach AWS while {doing} ({exc})", "check the network, --region and --endpoint-url") from None
+    except WaiterError as exc:
+        last = exc.last_response or {}
+        config = last.get("Configuration", last)
+        status = config.get("LastUpdateStatus") or config.get("State") or "an unexpected state"
+        reason = config.get("LastUpdateStatusReason") or config.get("StateReason") or str(exc.kwargs.get("reason", exc))
+        raise AwsError(
+            f"{doing} ended in {status}: {reason}",
+            "see the function in the Lambda console or `aws lambda get-function`; fix what the reason names and deploy again",
+        ) from None
+    except ClientError as exc:
+        raise translate(exc, doing, iam_action=iam_action) from None
+
+
+def translate(exc: Exception, doing: str, *, iam_action: str | None = None) -> AwsError:
+    code, message = error_code(exc), error_message(exc)
+    if code in _CREDENTIAL_CODES:
+        return AwsError(f"AWS refused the credentials while {doing} ({code})", "refresh them: `aws sso login`, `aws configure`, or a new session token")
+    if code in _DENIED_CODES or "not authorized" in message:
+        action = missing_action(message) or iam_action
+        return AwsError(
+            f"AWS denied {doing}" + (f": the caller lacks {action}" if action else f" ({message})"),
+            f"grant {action} to the identity running lamb (an IAM policy), or deploy with a role that has it" if action
+            else "grant the IAM permission the message names to the identity running lamb",
+        )
+    if code in _THROTTLE_CODES:
+        return AwsError(f"AWS throttled {doing} ({code})", "wait a minute and deploy again; lamb already retried (botocore's standard retry mode)")
+    if code == "RequestEntityTooLargeException":
+        return AwsError(f"Lambda refused the zip as too large while {doing}: {message}", "pass --s3-bucket BUCKET to upload it through S3")
+    return AwsError(f"AWS refused {doing}: {code}: {message}", "fix what the message names and deploy again")
+
+
+def configured_region(session: Any) -> str | None:
+    """The region a boto3 session resolves, else AWS_REGION: boto3 reads only AWS_DEFAULT_REGION,
+    while the AWS CLI v2 and Lambda itself set AWS_REGION, so users often have only that one."""
+    import os
+
+    return session.region_name or os.environ.get("AWS_REGION") or None
+
+
+class AwsSession:
+    """The clients deploy uses, for one region (and profile, and endpoint)."""
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        clients: dict[str, Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        waiter_delay_s: float = WAITER_DELAY_S,
+        role_timeout_s: float = ROLE_PROPAGATION_TIMEOUT_S,
+    ):
+        self._clients = dict(clients or {})
+        self.endpoint_url = endpoint_url
+        self.sleep, self.clock = sleep, clock
+        self.waiter_delay_s, self.role_timeout_s = waiter_delay_s, role_timeout_s
+        if clients is not None and region is not None:
+            self._session, self.region = None, region
+            return
+        import boto3
+
+        with refusals("reading the AWS configuration"):
+            self._session = boto3.Session(profile_name=profile, region_name=region)
+        self.region = region or configured_region(self._session)
+        if not self.region:
+            raise InputError("no AWS region", "pass --region, or set AWS_DEFAULT_REGION (or a region in your profile)")
+
+    def client(self, name: str) -> Any:
+        if name not in self._clients:
+            from botocore.config import Config
+
+            # standard mode: retries throttling and transient errors with backoff (botocore's default, "legacy", does fewer)
+            config = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="lamb-deploy")
+            self._clients[name] = self._session.client(name, region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+        return self._clients[name]
+
+    @property
+    def lam(self) -> Any:
+        return self.client("lambda")
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def account_id(self) -> str:
+        with refusals("checking who is deploying (sts:GetCallerIdentity)"):
+            return self.client("sts").get_caller_identity()["Account"]
+
+    # -- the role ------------------------------------------------------------------------------
+
+    def ensure_role(self, name: str) -> tuple[str, bool]:
+        """(ARN, created) of the least-privilege execution role ``name``."""
+        iam = self.client("iam")
+        with refusals(f"looking up the role {name}", iam_action="iam:GetRole"):
+            try:
+                arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+                created = False
+            except iam.exceptions.NoSuchEntityException:
+                arn = None
+        if arn is None:
+            with refusals(f"creating the role {name}", iam_action="iam:CreateRole"):
+                arn = iam.create_role(
+                    RoleName=name,
+                    AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+                    Description="Lambda execution role made by lamb deploy: CloudWatch Logs only",
+                )["Role"]["Arn"]
+            created = True
+        with refusals(f"attaching the basic execution policy to {name}", iam_action="iam:AttachRolePolicy"):
+            iam.attach_role_policy(RoleName=name, PolicyArn=BASIC_EXECUTION_POLICY_ARN)  # idempotent
+        return arn, created
+
+    # -- S3 ------------------------------------------------------------------------------------
+
+    def ensure_bucket(self, bucket: str) -> bool:
+        """Create ``bucket`` in this region unless it exists; True when it was created."""
+        s3 = self.client("s3")
+        with refusals(f"checking the bucket {bucket}", iam_action="s3:ListBucket"):
+            try:
+                s3.head_bucket(Bucket=bucket)
+                return False
+            except s3.exceptions.ClientError as exc:
+                if error_code(exc) in ("403", "Forbidden", "AccessDenied"):
+                    raise AwsError(
+                        f"the bucket {bucket} exists but this identity cannot use it (another account's, or s3:ListBucket is missing)",
+                        "pass --s3-bucket with a bucket of yours in this region",
+                    ) from None
+                if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if self.region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        with refusals(f"creating the bucket {bucket}", iam_action="s3:CreateBucket"):
+            try:
+                s3.create_bucket(**kwargs)
+            except s3.exceptions.BucketAlreadyOwnedByYou:
+                return False
+        return True
+
+    def upload_once(self, bucket: str, key: str, path: Path) -> bool:
+        """Upload ``path`` to ``s3://bucket/key`` unless the key exists; True when bytes were sent."""
+        s3 = self.client("s3")
+        with refusals(f"checking s3://{bucket}/{key}", iam_action="s3:GetObject"):
+            try:
+                s3.head_object(Bucket=bucket, Key=key)
+                return False
+            except s3.exceptions.ClientError as exc:
+                if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+        with refusals(f"uploading {path.name} to s3://{bucket}/{key}", iam_action="s3:PutObject"):
+            s3.upload_file(str(path), bucket, key)
+        return True
+
+    # -- ECR -----------------------------------------------------------------------------------
+
+    def ensure_repository(self, name: str) -> tuple[str, bool]:
+        """(URI, created) of the ECR repository ``name``."""
+        ecr = self.client("ecr")
+        with refusals(f"creating the ECR repository {name}", iam_action="ecr:CreateRepository"):
+            try:
+                repo = ecr.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": True})["repository"]
+                return repo["repositoryUri"], True
+            except ecr.exceptions.RepositoryAlreadyExistsException:
+                repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+                return repo["repositoryUri"], False
+
+    def image_digest(self, image_uri: str) -> str:
+        """The pushed image's digest (hex), which Lambda reports as the function's CodeSha256."""
+        repo_part, _, ref = image_uri.partition("/")[2].rpartition("@") if "@" in image_uri else (None, None, None)
+        if repo_part is not None:
+            repository, image_id = repo_part, {"imageDigest": ref}
+        else:
+            path = image_uri.split("/", 1)[1] if "/" in image_uri else image_uri
+            repository, _, tag = path.partition(":")
+            image_id = {"imageTag": tag or "latest"}
+        ecr = self.client("ecr")
+        with refusals(f"looking up the pushed image {image_uri}", iam_action="ecr:DescribeImages"):
+            try:
+                detail = ecr.describe_images(repositoryName=repository, imageIds=[image_id])["imageDetails"][0]
+            except (ecr.exceptions.ImageNotFoundException, ecr.exceptions.RepositoryNotFoundException):
+                raise InputError(f"no image {image_uri} in ECR", "build and push it first: `lamb deploy --plan` prints the commands") from None
+        return detail["imageDigest"].split(":", 1)[-1]
+
+    # -- the function --------------------------------------------------------------------------
+
+    def get_function(self, name: str, qualifier: str | None = None) -> dict[str, Any] | None:
+        kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
+        with refusals(f"looking up the function {name}", iam_action="lambda:GetFunction"):
+            try:
+                return self.lam.get_function(**kwargs)
+            except self.lam.exceptions.ResourceNotFoundException:
+                return None
+
+    def wait(self, waiter: str, name: str, doing: str) -> None:
+        config = {"Delay": self.waiter_delay_s, "MaxAttempts": WAITER_MAX_ATTEMPTS}
+        with refusals(doing, iam_action="lambda:GetFunction"):
+            self.lam.get_waiter(waiter).wait(FunctionName=name, WaiterConfig=config)
+
+    def create_function(self, **kwargs: Any) -> dict[str, Any]:
+        name = kwargs["FunctionName"]
+        with refusals(f"creating the function {name}", iam_action="lambda:CreateFunction"):
+            created = self._retrying(lambda: self.lam.create_function(**kwargs), name, role=True)
+        self.wait("function_active_v2", name, f"creating the function {name}")
+        return created
+
+    def update_code(self, name: str, code: dict[str, Any]) -> dict[str, Any]:
+        with refusals(f"updating the code of {name}", iam_action="lambda:UpdateFunctionCode"):
+            result = self._retrying(lambda: self.lam.update_function_code(FunctionName=name, **code), name)
+        self.wait("function_updated_v2", name, f"updating the code of {name}")
+        return result
+
+    def update_configuration(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        doing = f"updating the configuration of {name}"
+        with refusals(doing, iam_action="lambda:UpdateFunctionConfiguration"):
+            result = self._retrying(lambda: self.lam.update_function_configuration(FunctionName=name, **config), name, role=True)
+        self.wait("function_updated_v2", name, doing)
+        return result
+
+    def latest_version(self, name: str) -> dict[str, Any] | None:
+        """The newest published version's configuration, or None when none was published."""
+        newest = None
+        with refusals(f"listing the versions of {name}", iam_action="lambda:ListVersionsByFunction"):
+            for page in self.lam.get_paginator("list_versions_by_function").paginate(FunctionName=name):
+                for version in page["Versions"]:
+                    if version["Version"].isdigit() and (newest is None or int(version["Version"]) > int(newest["Version"])):
+                        newest = version
+        return newest
+
+    def publish_version(self, name: str, code_sha256: str | None) -> dict[str, Any]:
+        kwargs = {"FunctionName": name, "Description": "published by lamb deploy", **({"CodeSha256": code_sha256} if code_sha256 else {})}
+        with refusals(f"publishing a version of {name}", iam_action="lambda:PublishVersion"):
+            return self._retrying(lambda: self.lam.publish_version(**kwargs), name)
+
+    def ensure_alias(self, name: str, alias: str, version: str) -> str:
+        """Point ``alias`` at ``version``: "created", "moved" or "unchanged"."""
+        with refusals(f"pointing the alias {alias} at version {version}", iam_action="lambda:UpdateAlias"):
+            try:
+                current = self.lam.get_alias(FunctionName=name, Name=alias)
+            except self.lam.exceptions.ResourceNotFoundException:
+                self.lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+                return "created"
+            if current["FunctionVersion"] == version:
+                return "unchanged"
+            self.lam.update_alias(FunctionName=name, Name=alias, FunctionVersion=version)
+            return "moved"
+
+    def ensure_url(self, name: str, qualifier: str | None, auth_type: str) -> tuple[str, str]:
+        """(URL, "created" | "updated" | "unchanged") for the function URL with ``auth_type``."""
+        kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
+        with refusals(f"setting up the function URL of {name}", iam_action="lambda:CreateFunctionUrlConfig"):
+            try:
+                current = self.lam.get_function_url_config(**kwargs)
+            except self.lam.exceptions.ResourceNotFoundException:
+                return self.lam.create_function_url_config(**kwargs, AuthType=auth_type)["FunctionUrl"], "created"
+            if current["AuthType"] == auth_type:
+                return current["FunctionUrl"], "unchanged"
+            return self.lam.update_function_url_config(**kwargs, AuthType=auth_type)["FunctionUrl"], "updated"
+
+    def add_permission(self, name: str, qualifier: str | None, **statement: Any) -> bool:
+        """Add a resource-policy statement; False when one with that id already exists (not an error)."""
+        kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {}), **statement}
+        with refusals(f"adding the permission {statement['StatementId']} to {name}", iam_action="lambda:AddPermission"):
+            try:
+                self.lam.add_permission(**kwargs)
+                return True
+            except self.lam.exceptions.ResourceConflictException:
+                return False
+
+    def invoke(self, name: str, qualifier: str | None, event: Any) -> tuple[int, str | None, bytes]:
+        """(status code, FunctionError or None, payload) of one synchronous invocation."""
+        kwargs = {"FunctionName": name, "Payload": json.dumps(event).encode(), **({"Qualifier": qualifier} if qualifier else {})}
+        with refusals(f"invoking {name}", iam_action="lambda:InvokeFunction"):
+            response = self.lam.invoke(**kwargs)
+            return response["StatusCode"], response.get("FunctionError"), response["Payload"].read()
+
+    # -- retries -------------------------------------------------------------------------------
+
+    def _retrying(self, call: Callable[[], Any], name: str, *, role: bool = False) -> Any:
+        """``call()``, retried while an earlier update is in progress (ResourceConflictException:
+        wait for function_updated_v2, then again) and, with ``role``, while Lambda cannot yet
+        assume a freshly created role (up to a time limit)."""
+        deadline = self.clock() + self.role_timeout_s
+        delay, conflicts = 1.0, 0
+        while True:
+            try:
+                return call()
+            except self.lam.exceptions.ResourceConflictException:
+                if conflicts == CONFLICT_RETRIES:
+                    raise
+                conflicts += 1
+                config = {"Delay": self.waiter_delay_s, "MaxAttempts": WAITER_MAX_ATTEMPTS}
+                self.lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=config)
+            except self.lam.exceptions.InvalidParameterValueException as exc:
+                if not role or ROLE_NOT_READY not in error_message(exc):
+                    raise
+                if self.clock() + delay > deadline:
+                    raise AwsError(
+                        f"Lambda still cannot assume the execution role after {self.role_timeout_s:.0f} s",
+                        "check that the role trusts lambda.amazonaws.com (`aws iam get-role`), then deploy again",
+                    ) from None
+                self.sleep(delay)
+                delay = min(delay * 2, 8.0)

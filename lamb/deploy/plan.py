@@ -1,0 +1,367 @@
+"""The deployment, decided before any AWS call: settings, upload path, names, and the commands.
+
+Everything here is pure: it reads the artifact's facts and the user's options, checks them
+against Lambda's own limits (botocore's model accepts more than Lambda does), and says what
+would be created or updated, with the AWS CLI (and Docker) commands that do the same by hand.
+``lamb deploy --plan`` prints this and stops; ``lamb deploy`` carries it out (``lamb.deploy.aws``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamb.deploy.artifact import ArtifactFacts
+from lamb.errors import BudgetExceeded, InputError
+from lamb.invoke import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, MB_PER_VCPU, recommend_memory_mb
+from lamb.package.budget import UNZIPPED, MiB
+
+# -- Lambda's limits (sources beside each) -------------------------------------------------------
+# Timeout: 1 to 900 seconds ("Function timeout: 900 seconds (15 minutes)"),
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html . botocore's model
+# allows 5,400 s and 32,768 MB (Lambda Managed Instances), so we check before calling.
+TIMEOUT_RANGE_S = (1, 900)
+MEMORY_RANGE_MB = (LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB)  # 128-10,240 MB, see lamb.invoke
+# The 50 MB direct-upload limit is enforced on the request, where the zip travels base64-encoded:
+# "Request must be smaller than 69905067 bytes for the CreateFunction operation" (AWS's answer,
+# quoted in localstack/localstack#2999 and serverless/components#234): ceil(50 MiB x 4/3).
+DIRECT_UPLOAD_REQUEST_BYTES = 69_905_067
+# The request's other fields share that limit (configuration, description, environment up to
+# 4 KB); keep this much room so a zip just under 50 MiB does not fail after its upload.
+REQUEST_ENVELOPE_BYTES = 16 * 1024
+# Unzipped code: 250 MB including layers (lamb.package.budget.UNZIPPED, same source).
+UNZIPPED_BYTES = UNZIPPED
+# Names: FunctionName (name only) [a-zA-Z0-9-_]{1,64}; alias names 1-128 of [a-zA-Z0-9-_], not all
+# digits (API_CreateFunction / API_CreateAlias request syntax). IAM role names: 64 characters.
+FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ALIAS_NAME = re.compile(r"(?!^[0-9]+$)[A-Za-z0-9_-]{1,128}")
+ROLE_ARN = re.compile(r"arn:aws[a-zA-Z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+ROLE_NAME_MAX = 64
+# The basic execution policy: CloudWatch Logs only (logs:CreateLogGroup, CreateLogStream,
+# PutLogEvents). https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSLambdaBasicExecutionRole.html
+BASIC_EXECUTION_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+URL_MODES = ("none", "iam", "public")
+URL_AUTH_TYPES = {"iam": "AWS_IAM", "public": "NONE"}
+# Since October 2025 new function URLs need both actions in the resource policy: InvokeFunctionUrl
+# (with FunctionUrlAuthType NONE for public ones) and InvokeFunction (with InvokedViaFunctionUrl).
+# https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html ("Starting in October 2025, new
+# function URLs will require both lambda:InvokeFunctionUrl and lambda:InvokeFunction permissions").
+URL_PERMISSION_IDS = ("lamb-url-invoke-function-url", "lamb-url-invoke-function")
+# The shipped handler fetches {"url": ...} images with a connect + read cap of 3 + 10 s by default
+# (LAMB_CONNECT_TIMEOUT, LAMB_READ_TIMEOUT in lamb/handler/lambda_function.py).
+URL_FETCH_ALLOWANCE_S = 13
+# The first request after a cold start runs init + inference at the CPU share the memory buys;
+# twice that covers larger inputs and a noisy neighbour.
+_TIMEOUT_HEADROOM = 2.0
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What the user asked for (``lamb deploy``'s options)."""
+
+    function_name: str
+    region: str | None = None
+    profile: str | None = None
+    role_arn: str | None = None
+    create_role: bool = False
+    s3_bucket: str | None = None
+    memory_mb: int | None = None
+    timeout_s: int | None = None
+    url: str = "none"
+    alias: str | None = None
+    endpoint_url: str | None = None
+    image_uri: str | None = None
+    smoke: bool = True
+    sample_image: Path | None = None
+
+
+@dataclass
+class Settings:
+    """The function's memory and timeout, and where each came from."""
+
+    memory_mb: int
+    timeout_s: int
+    memory_source: str  # "--memory" | "from the measured peak RSS of 241 MB"
+    timeout_source: str
+
+
+@dataclass
+class Step:
+    """One thing a deployment does: what, to which resource, and the command that does it by hand."""
+
+    action: str  # "create role", "upload", "create or update function", ...
+    resource: str
+    commands: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    function_name: str
+    region: str
+    package_type: str
+    runtime: str | None
+    arch: str
+    handler: str
+    settings: Settings
+    upload: str  # "direct" | "s3" | "image"
+    s3_bucket: str | None  # None: direct upload, or the account's default bucket (named once known)
+    s3_key: str | None
+    role: str  # an ARN, or the name of the role to create
+    create_role: bool
+    url: str
+    alias: str | None
+    image_uri: str | None
+    steps: list[Step]
+    notes: list[str] = field(default_factory=list)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def check_options(options: DeployOptions) -> None:
+    """Refuse what Lambda would refuse, before any call (one line each, with the way out)."""
+    if not FUNCTION_NAME.fullmatch(options.function_name or ""):
+        raise InputError(
+            f"--function-name {options.function_name!r} is not a Lambda function name",
+            "use 1-64 letters, digits, hyphens or underscores, e.g. --function-name clothing-classifier",
+        )
+    if options.alias is not None and not ALIAS_NAME.fullmatch(options.alias):
+        raise InputError(f"--alias {options.alias!r} is not a Lambda alias name", "use letters, digits, hyphens or underscores, not only digits, e.g. --alias live")
+    if options.role_arn and options.create_role:
+        raise InputError("--role and --create-role both given", "pass one: an existing execution role's ARN, or --create-role")
+    if options.role_arn and not ROLE_ARN.fullmatch(options.role_arn):
+        raise InputError(f"--role {options.role_arn!r} is not an IAM role ARN", "e.g. --role arn:aws:iam::123456789012:role/lambda-basic")
+    if options.url not in URL_MODES:
+        raise InputError(f"--url {options.url!r} is not one of {', '.join(URL_MODES)}", "none: no URL; iam: signed requests only; public: anyone")
+    if options.memory_mb is not None and not MEMORY_RANGE_MB[0] <= options.memory_mb <= MEMORY_RANGE_MB[1]:
+        raise InputError(
+            f"--memory {options.memory_mb} is outside Lambda's range of {MEMORY_RANGE_MB[0]:,}-{MEMORY_RANGE_MB[1]:,} MB",
+            "leave it out to use the memory the artifact's measured peak needs",
+        )
+    if options.timeout_s is not None and not TIMEOUT_RANGE_S[0] <= options.timeout_s <= TIMEOUT_RANGE_S[1]:
+        raise InputError(
+            f"--timeout {options.timeout_s} is outside Lambda's range of {TIMEOUT_RANGE_S[0]}-{TIMEOUT_RANGE_S[1]} s",
+            "leave it out to use a timeout derived from the artifact's measured cold start",
+        )
+
+
+def check_artifact(facts: ArtifactFacts) -> None:
+    """Lambda's size limit on unzipped code, checked before anything is uploaded."""
+    if facts.package_type == "Zip" and facts.unzipped_bytes > UNZIPPED_BYTES:
+        raise BudgetExceeded(
+            f"{facts.path.name} unzips to {facts.unzipped_bytes / MiB:.1f} MB, over Lambda's {UNZIPPED_BYTES / MiB:.0f} MB limit; nothing was uploaded",
+            "quantize the model (lamb convert --quantize dynamic), or deploy a container image (lamb package --format image)",
+        )
+
+
+def base64_size(n: int) -> int:
+    return 4 * math.ceil(n / 3)
+
+
+def fits_direct_upload(zip_bytes: int) -> bool:
+    """True when the zip, base64-encoded in the request, stays under Lambda's request limit."""
+    return base64_size(zip_bytes) + REQUEST_ENVELOPE_BYTES <= DIRECT_UPLOAD_REQUEST_BYTES
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def recommend_timeout_s(init_ms: float, invoke_ms: float, memory_mb: int) -> int:
+    """A timeout for the first request after a cold start, at the CPU share ``memory_mb`` buys.
+
+    Lambda gives a function one vCPU per 1,769 MB, so below that everything measured here runs
+    proportionally slower. Twice that, plus the handler's own cap on fetching a ``{"url": ...}``
+    image, rounded up to whole seconds. (Lambda's default of 3 s is what timed the course's
+    function out.)
+    """
+    slowdown = max(1.0, MB_PER_VCPU / memory_mb)
+    seconds = (init_ms + invoke_ms) / 1000 * slowdown * _TIMEOUT_HEADROOM + URL_FETCH_ALLOWANCE_S
+    return int(min(TIMEOUT_RANGE_S[1], max(TIMEOUT_RANGE_S[0], math.ceil(seconds))))
+
+
+def settings_for(facts: ArtifactFacts, options: DeployOptions) -> Settings:
+    """Memory and timeout: the user's, else what the artifact's measured figures call for."""
+    if options.memory_mb is not None:
+        memory, memory_source = options.memory_mb, "--memory"
+    elif facts.peak_rss_mb:
+        memory = recommend_memory_mb(facts.peak_rss_mb)
+        memory_source = f"the measured peak memory of {facts.peak_rss_mb:,.0f} MB (as lamb invoke advises)"
+    else:
+        raise InputError(
+            f"{facts.path.name} carries no measured peak memory (it was packaged without a smoke run)",
+            "pass --memory and --timeout, or rebuild with `lamb package` (with its smoke run) so deploy can size the function",
+        )
+    if options.timeout_s is not None:
+        timeout, timeout_source = options.timeout_s, "--timeout"
+    elif facts.init_ms is not None and facts.invoke_ms is not None:
+        timeout = recommend_timeout_s(facts.init_ms, facts.invoke_ms, memory)
+        timeout_source = (
+            f"the measured cold start of {facts.init_ms:,.0f} + {facts.invoke_ms:,.0f} ms at {memory:,} MB's CPU share, "
+            f"x{_TIMEOUT_HEADROOM:g}, + {URL_FETCH_ALLOWANCE_S} s for fetching a url"
+        )
+    else:
+        raise InputError(
+            f"{facts.path.name} carries no measured cold start (it was packaged without a smoke run)",
+            "pass --timeout, or rebuild with `lamb package` (with its smoke run)",
+        )
+    return Settings(memory, timeout, memory_source, timeout_source)
+
+
+# -- names ----------------------------------------------------------------------------------------
+
+
+def role_name(function_name: str) -> str:
+    return f"lamb-{function_name}"[:ROLE_NAME_MAX]
+
+
+def default_bucket(account: str, region: str) -> str:
+    """The bucket deploy creates or reuses when no --s3-bucket is given: one per account and region."""
+    return f"lamb-artifacts-{account}-{region}"
+
+
+def s3_key(sha256: str) -> str:
+    """Content-addressed: the same zip always lands on the same key, so it is uploaded once."""
+    return f"lamb/{sha256}.zip"
+
+
+def ecr_repository(function_name: str) -> str:
+    return function_name.lower()  # ECR repository names are lowercase
+
+
+# -- the plan -------------------------------------------------------------------------------------
+
+
+def make_plan(facts: ArtifactFacts, options: DeployOptions, *, region: str, account: str | None = None) -> Plan:
+    """Decide everything that does not depend on what already exists in the account."""
+    check_options(options)
+    check_artifact(facts)
+    settings = settings_for(facts, options)
+    name = options.function_name
+    notes: list[str] = []
+    if options.create_role:
+        role = role_name(name)
+    elif options.role_arn:
+        role = options.role_arn
+    else:
+        role = "<existing function's role>"
+        notes.append("no --role or --create-role: an existing function keeps its role; creating one needs either")
+
+    bucket = key = image_uri = None
+    if facts.package_type == "Image":
+        upload = "image"
+        image_uri = options.image_uri or image_uri_for(account or "<ACCOUNT>", region, name, facts)
+    elif facts.zipped_bytes is not None and fits_direct_upload(facts.zipped_bytes):
+        upload = "direct"
+    else:
+        upload = "s3"
+        assert facts.sha256 is not None
+        key = s3_key(facts.sha256)
+        bucket = options.s3_bucket or (default_bucket(account, region) if account else None)
+        if options.s3_bucket is None:
+            notes.append(
+                f"{facts.path.name} is over the direct-upload limit: it goes through S3, to the bucket "
+                f"lamb-artifacts-<account>-{region} (created if missing; --s3-bucket to choose one)"
+            )
+    plan = Plan(
+        function_name=name, region=region, package_type=facts.package_type, runtime=facts.runtime,
+        arch=facts.arch, handler=facts.handler, settings=settings, upload=upload, s3_bucket=bucket,
+        s3_key=key, role=role, create_role=options.create_role, url=options.url, alias=options.alias,
+        image_uri=image_uri, steps=[], notes=notes,
+    )
+    plan.steps = _steps(plan, facts, options, account)
+    return plan
+
+
+def image_uri_for(account: str, region: str, function_name: str, facts: ArtifactFacts) -> str:
+    tag = f"{facts.model}-{facts.arch}".lower()
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/{ecr_repository(function_name)}:{tag}"
+
+
+def _aws(*args: str, region: str, endpoint_url: str | None = None) -> str:
+    extra = ["--region", region] + (["--endpoint-url", endpoint_url] if endpoint_url else [])
+    return shlex.join(["aws", *args, *extra])
+
+
+def _steps(plan: Plan, facts: ArtifactFacts, options: DeployOptions, account: str | None) -> list[Step]:
+    aws = lambda *a: _aws(*a, region=plan.region, endpoint_url=options.endpoint_url)  # noqa: E731
+    name = plan.function_name
+    steps: list[Step] = []
+    role_arn = plan.role
+    if plan.create_role:
+        role_arn = f"arn:aws:iam::{account or '<ACCOUNT>'}:role/{plan.role}"
+        steps.append(Step("create or reuse execution role", plan.role, [
+            aws("iam", "create-role", "--role-name", plan.role, "--assume-role-policy-document", json.dumps(TRUST_POLICY, separators=(",", ":"))),
+            aws("iam", "attach-role-policy", "--role-name", plan.role, "--policy-arn", BASIC_EXECUTION_POLICY_ARN),
+        ], "trusts lambda.amazonaws.com; basic execution policy (CloudWatch Logs) only"))
+
+    if plan.upload == "image":
+        repo = ecr_repository(name)
+        registry = plan.image_uri.split("/", 1)[0] if plan.image_uri else ""
+        steps.append(Step("create or reuse ECR repository", repo, [aws("ecr", "create-repository", "--repository-name", repo)]))
+        if options.image_uri is None:
+            steps.append(Step("build and push the image", plan.image_uri or "", [
+                shlex.join(["docker", "build", "--platform", "linux/amd64" if plan.arch == "x86_64" else "linux/arm64",
+                            "--provenance=false", "-t", plan.image_uri or "", str(facts.path)]),
+                aws("ecr", "get-login-password") + " | " + shlex.join(["docker", "login", "--username", "AWS", "--password-stdin", registry]),
+                shlex.join(["docker", "push", plan.image_uri or ""]),
+            ], "--provenance=false: Lambda refuses the multi-platform manifest list BuildKit writes by default"))
+        code_create, code_update = ["--package-type", "Image", "--code", f"ImageUri={plan.image_uri}"], ["--image-uri", plan.image_uri or ""]
+    elif plan.upload == "s3":
+        bucket = plan.s3_bucket or f"lamb-artifacts-<ACCOUNT>-{plan.region}"
+        if options.s3_bucket is None:
+            steps.append(Step("create or reuse bucket", bucket, [
+                aws("s3api", "create-bucket", "--bucket", bucket, *(["--create-bucket-configuration", f"LocationConstraint={plan.region}"] if plan.region != "us-east-1" else [])),
+            ]))
+        steps.append(Step("upload unless the key exists", f"s3://{bucket}/{plan.s3_key}", [
+            aws("s3", "cp", str(facts.path), f"s3://{bucket}/{plan.s3_key}"),
+        ], f"{facts.zipped_bytes / MiB:.1f} MB, content-addressed by sha256"))
+        code_create, code_update = ["--code", f"S3Bucket={bucket},S3Key={plan.s3_key}"], ["--s3-bucket", bucket, "--s3-key", plan.s3_key or ""]
+    else:
+        code_create = code_update = ["--zip-file", f"fileb://{facts.path}"]
+
+    config = ["--memory-size", str(plan.settings.memory_mb), "--timeout", str(plan.settings.timeout_s), "--handler", plan.handler]
+    if plan.runtime:
+        config += ["--runtime", plan.runtime]
+    steps.append(Step("create the function if missing", name, [
+        aws("lambda", "create-function", "--function-name", name, "--role", role_arn, "--architectures", plan.arch, *config, *code_create),
+        aws("lambda", "wait", "function-active-v2", "--function-name", name),
+    ], f"{plan.runtime or 'image'} on {plan.arch}, {plan.settings.memory_mb:,} MB, {plan.settings.timeout_s} s"))
+    steps.append(Step("else update its code, then its configuration", name, [
+        aws("lambda", "update-function-code", "--function-name", name, *code_update),
+        aws("lambda", "wait", "function-updated-v2", "--function-name", name),
+        aws("lambda", "update-function-configuration", "--function-name", name, *config, *(["--role", role_arn] if options.role_arn or plan.create_role else [])),
+        aws("lambda", "wait", "function-updated-v2", "--function-name", name),
+    ], "refused before any upload if the existing function is another package type or arch; skipped where unchanged"))
+    sha_arg = ["--code-sha256", facts.code_sha256] if facts.code_sha256 else []
+    steps.append(Step("publish a version (none if nothing changed)", name, [aws("lambda", "publish-version", "--function-name", name, *sha_arg)]))
+    if plan.alias:
+        steps.append(Step("create or move alias", f"{name}:{plan.alias}", [
+            aws("lambda", "create-alias", "--function-name", name, "--name", plan.alias, "--function-version", "<VERSION>"),
+        ], "update-alias --function-version <VERSION> when it exists"))
+    if plan.url != "none":
+        qualifier = ["--qualifier", plan.alias] if plan.alias else []
+        commands = [aws("lambda", "create-function-url-config", "--function-name", name, *qualifier, "--auth-type", URL_AUTH_TYPES[plan.url])]
+        if plan.url == "public":
+            commands += [
+                aws("lambda", "add-permission", "--function-name", name, *qualifier, "--statement-id", URL_PERMISSION_IDS[0],
+                    "--action", "lambda:InvokeFunctionUrl", "--principal", "*", "--function-url-auth-type", "NONE"),
+                aws("lambda", "add-permission", "--function-name", name, *qualifier, "--statement-id", URL_PERMISSION_IDS[1],
+                    "--action", "lambda:InvokeFunction", "--principal", "*", "--invoked-via-function-url"),
+            ]
+        steps.append(Step(f"create or update the function URL ({URL_AUTH_TYPES[plan.url]})", name + (f":{plan.alias}" if plan.alias else ""), commands,
+                          "public: both permissions new URLs need since October 2025; an existing one is kept" if plan.url == "public" else ""))
+    if options.smoke:
+        steps.append(Step("smoke test: invoke once with a sample image", f"{name}:<VERSION>", [
+            aws("lambda", "invoke", "--function-name", name, "--qualifier", "<VERSION>", "--cli-binary-format", "raw-in-base64-out",
+                "--payload", "file://event.json", "response.json"),
+        ], "fails if FunctionError is set, not only on the status code"))
+    return steps

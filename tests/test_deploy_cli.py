@@ -1,0 +1,87 @@
+"""`lamb deploy` through the CLI: one-line refusals, --plan, and one end-to-end run against moto's server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lamb.cli import app
+
+runner = CliRunner()
+
+
+def test_memory_outside_lambdas_range_is_one_line_before_any_call(deploy_artifact_factory, aws_env):
+    artifact = deploy_artifact_factory()
+    result = runner.invoke(app, ["deploy", str(artifact), "--function-name", "clothes", "--create-role", "--memory", "20000",
+                                 "--endpoint-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 3
+    assert "128-10,240 MB" in result.output and "Traceback" not in result.output
+
+
+def test_plan_prints_every_command_without_calling_aws(deploy_artifact_factory, aws_env):
+    artifact = deploy_artifact_factory()
+    result = runner.invoke(app, ["deploy", str(artifact), "-n", "clothes", "--create-role", "--url", "public", "--alias", "live", "--plan"],
+                           env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for expected in ("aws iam create-role", "aws lambda create-function", "aws lambda update-function-code",
+                     "aws lambda wait function-updated-v2", "aws lambda publish-version", "aws lambda create-alias",
+                     "--invoked-via-function-url", "aws lambda invoke"):
+        assert expected in result.output
+    assert not artifact.with_name(artifact.stem + ".deploy.json").exists()
+
+
+def test_unreachable_aws_is_exit_code_10(deploy_artifact_factory, aws_env):
+    result = runner.invoke(app, ["deploy", str(deploy_artifact_factory()), "-n", "clothes", "--create-role",
+                                 "--endpoint-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 10
+    assert "cannot reach AWS" in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture
+def moto_server(aws_env, monkeypatch):
+    """moto's server on a free port, Lambda without Docker (its config API), AWS managed policies loaded."""
+    import requests
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    before = requests.get(f"{url}/moto-api/config").json()
+    requests.post(f"{url}/moto-api/config", json={"lambda": {"use_docker": False}}).raise_for_status()
+    try:
+        yield url
+    finally:
+        requests.post(f"{url}/moto-api/config", json={"lambda": before["lambda"]})
+        requests.post(f"{url}/moto-api/reset")
+        server.stop()
+
+
+@pytest.mark.e2e
+def test_deploy_end_to_end_against_moto_server(moto_server, deploy_artifact_factory):
+    import requests
+
+    artifact = deploy_artifact_factory()
+    args = ["deploy", str(artifact), "--function-name", "clothes", "--create-role", "--url", "public", "--alias", "live",
+            "--region", "eu-west-1", "--endpoint-url", moto_server, "--json"]
+    answers = {"results": [json.dumps({"cat": 0.9}), json.dumps({"cat": 0.9})], "region": "eu-west-1"}
+    requests.post(f"{moto_server}/moto-api/static/lambda-simple/response", json=answers).raise_for_status()
+
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["action"] == "created" and report["smoke"]["passed"] and report["version"] == "1"
+    assert report["deployed_code_sha256"] == report["code_sha256"]
+    assert report["url"].startswith("https://")
+
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    again = json.loads(second.stdout)
+    assert again["action"] == "unchanged" and again["uploaded_bytes"] == 0 and not again["published"] and again["version"] == "1"
+
+    record = json.loads(artifact.with_name(artifact.stem + ".deploy.json").read_text())
+    assert record["function_arn"].endswith(":function:clothes") and record["alias"] == "live"
+    assert (artifact.parent / "template.yaml").is_file()

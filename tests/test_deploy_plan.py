@@ -1,0 +1,166 @@
+"""lamb.deploy.plan and lamb.deploy.artifact: limits, settings, upload path and commands, no AWS."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+
+import pytest
+
+from lamb.deploy import plan as planning
+from lamb.deploy.artifact import read_facts
+from lamb.deploy.plan import DeployOptions
+from lamb.errors import ArtifactError, BudgetExceeded, InputError
+from lamb.package.budget import MiB
+
+
+def test_direct_upload_limit_is_the_base64_request_limit():
+    # Lambda's 69,905,067 bytes is 50 MiB x 4/3: a zip of exactly 50 MiB, padded and wrapped in a request, is over.
+    assert -(-50 * MiB * 4 // 3) == planning.DIRECT_UPLOAD_REQUEST_BYTES
+    assert planning.base64_size(50 * MiB) > planning.DIRECT_UPLOAD_REQUEST_BYTES
+    assert not planning.fits_direct_upload(50 * MiB)
+    assert planning.fits_direct_upload(45 * MiB)
+    assert planning.fits_direct_upload(50 * MiB - 3 * planning.REQUEST_ENVELOPE_BYTES)
+
+
+def test_facts_come_from_the_record_and_the_bytes(deploy_artifact_factory):
+    path = deploy_artifact_factory(arch="arm64", runtime="python3.11")
+    facts = read_facts(path)
+    assert (facts.package_type, facts.runtime, facts.arch, facts.handler) == ("Zip", "python3.11", "arm64", "lambda_function.lambda_handler")
+    assert facts.peak_rss_mb == 241.0 and facts.init_ms == 190.0
+    import base64
+    import hashlib
+
+    assert facts.code_sha256 == base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
+
+
+def test_facts_ignore_the_file_name(deploy_artifact_factory, tmp_path):
+    path = deploy_artifact_factory(arch="arm64")
+    renamed = path.rename(tmp_path / "out" / "model-python3.13-x86_64.zip")
+    facts = read_facts(renamed)
+    assert facts.arch == "arm64" and facts.runtime == "python3.12"
+
+
+def test_figures_of_another_build_are_not_used(deploy_artifact_factory):
+    path = deploy_artifact_factory()
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("extra.txt", "changed after packaging")
+    facts = read_facts(path)
+    assert facts.peak_rss_mb is None  # the manifest beside it records another sha256
+
+
+def test_a_zip_without_a_record_is_refused(tmp_path):
+    path = tmp_path / "foreign.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("lambda_function.py", "")
+    with pytest.raises(InputError, match="not built by `lamb package`"):
+        read_facts(path)
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("lamb.json", json.dumps({"tflite": "model.tflite"}))
+    with pytest.raises(ArtifactError, match="no package record"):
+        read_facts(path)
+    (tmp_path / "broken.zip").write_bytes(b"PK not really")
+    with pytest.raises(InputError, match="not a readable zip"):
+        read_facts(tmp_path / "broken.zip")
+
+
+@pytest.mark.parametrize("memory", [127, 10241, 20000])
+def test_memory_outside_lambdas_range_is_refused(memory):
+    with pytest.raises(InputError, match="128-10,240 MB"):
+        planning.check_options(DeployOptions("f", memory_mb=memory))
+
+
+@pytest.mark.parametrize("timeout", [0, 901, 5400])
+def test_timeout_outside_lambdas_range_is_refused(timeout):
+    with pytest.raises(InputError, match="1-900 s"):
+        planning.check_options(DeployOptions("f", timeout_s=timeout))
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (DeployOptions("has space"), "not a Lambda function name"),
+        (DeployOptions("x" * 65), "not a Lambda function name"),
+        (DeployOptions("f", alias="123"), "not a Lambda alias name"),
+        (DeployOptions("f", role_arn="arn:aws:iam::123456789012:role/r", create_role=True), "both given"),
+        (DeployOptions("f", role_arn="my-role"), "not an IAM role ARN"),
+        (DeployOptions("f", url="open"), "is not one of none, iam, public"),
+    ],
+)
+def test_bad_options_are_one_line_each(options, match):
+    with pytest.raises(InputError, match=match) as info:
+        planning.check_options(options)
+    assert "\n" not in info.value.message and info.value.hint
+
+
+def test_over_250_mb_unzipped_is_refused_before_anything(deploy_artifact_factory):
+    facts = dataclasses.replace(read_facts(deploy_artifact_factory()), unzipped_bytes=251 * MiB)
+    with pytest.raises(BudgetExceeded, match="over Lambda's 250 MB limit; nothing was uploaded"):
+        planning.make_plan(facts, DeployOptions("f", create_role=True), region="eu-west-1")
+
+
+def test_settings_follow_the_measured_figures(deploy_artifact_factory):
+    facts = read_facts(deploy_artifact_factory())
+    from lamb.invoke import recommend_memory_mb
+
+    settings = planning.settings_for(facts, DeployOptions("f"))
+    assert settings.memory_mb == recommend_memory_mb(241.0) == 384
+    # (190 + 200) ms at 384 MB's CPU share (1769/384 = 4.6x), x2, + 13 s url fetch = 16.6 -> 17 s; never the default 3 s
+    assert settings.timeout_s == 17
+    given = planning.settings_for(facts, DeployOptions("f", memory_mb=2048, timeout_s=30))
+    assert (given.memory_mb, given.timeout_s, given.memory_source) == (2048, 30, "--memory")
+
+
+def test_without_measured_figures_memory_must_be_given(deploy_artifact_factory):
+    facts = read_facts(deploy_artifact_factory(measured=False))
+    with pytest.raises(InputError, match="no measured peak memory"):
+        planning.settings_for(facts, DeployOptions("f"))
+    with pytest.raises(InputError, match="no measured cold start"):
+        planning.settings_for(facts, DeployOptions("f", memory_mb=512))
+    assert planning.settings_for(facts, DeployOptions("f", memory_mb=512, timeout_s=20)).timeout_s == 20
+
+
+def test_timeout_advice_stays_in_range():
+    assert planning.recommend_timeout_s(0, 0, 10240) == planning.URL_FETCH_ALLOWANCE_S
+    assert planning.recommend_timeout_s(10_000_000, 0, 128) == 900
+
+
+def test_plan_small_zip_goes_direct(deploy_artifact_factory):
+    facts = read_facts(deploy_artifact_factory())
+    plan = planning.make_plan(facts, DeployOptions("clothes", create_role=True, url="public", alias="live"), region="eu-west-1")
+    assert plan.upload == "direct" and plan.s3_key is None
+    commands = "\n".join(c for s in plan.steps for c in s.commands)
+    assert "--zip-file fileb://" in commands
+    assert "--policy-arn arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in commands
+    assert "--action lambda:InvokeFunctionUrl --principal '*' --function-url-auth-type NONE" in commands
+    assert "--action lambda:InvokeFunction --principal '*' --invoked-via-function-url" in commands
+    assert "--runtime python3.12" in commands and "--architectures x86_64" in commands
+    assert "aws lambda wait function-updated-v2" in commands
+
+
+def test_plan_large_zip_goes_through_s3_content_addressed(deploy_artifact_factory, monkeypatch):
+    monkeypatch.setattr(planning, "DIRECT_UPLOAD_REQUEST_BYTES", 1000)  # a small zip stands in for a 97 MB one
+    facts = read_facts(deploy_artifact_factory())
+    plan = planning.make_plan(facts, DeployOptions("clothes", create_role=True), region="eu-west-1", account="123456789012")
+    assert plan.upload == "s3"
+    assert plan.s3_key == f"lamb/{facts.sha256}.zip"
+    assert plan.s3_bucket == "lamb-artifacts-123456789012-eu-west-1"
+    assert any("goes through S3" in n for n in plan.notes)
+    given = planning.make_plan(facts, DeployOptions("clothes", create_role=True, s3_bucket="mine"), region="eu-west-1")
+    assert given.s3_bucket == "mine" and not any(s.action == "create or reuse bucket" for s in given.steps)
+
+
+def test_plan_for_an_image_prints_the_build_and_push(tmp_path):
+    context = tmp_path / "model-python3.12-arm64-image"
+    context.mkdir()
+    (context / "lamb.json").write_text(json.dumps({"source": "model.h5", "package": {
+        "format": "image", "runtime": "python3.12", "arch": "arm64", "handler": "lambda_function.lambda_handler"}}))
+    (context / "Dockerfile").write_text("FROM public.ecr.aws/lambda/python:3.12\n")
+    facts = read_facts(context)
+    assert facts.package_type == "Image" and facts.sha256 is None
+    plan = planning.make_plan(facts, DeployOptions("clothes", create_role=True, memory_mb=1024, timeout_s=30), region="eu-west-1")
+    commands = "\n".join(c for s in plan.steps for c in s.commands)
+    assert "docker build --platform linux/arm64 --provenance=false" in commands
+    assert "aws ecr create-repository --repository-name clothes" in commands
+    assert "docker push" in commands and "--package-type Image" in commands
