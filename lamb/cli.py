@@ -411,7 +411,7 @@ def deploy(
     region: str = typer.Option(None, "--region", help="AWS region \\[default: AWS_REGION or your profile's]."),
     profile: str = typer.Option(None, "--profile", help="AWS profile from ~/.aws/config \\[default: AWS_PROFILE or default]."),
     role: str = typer.Option(None, "--role", help="ARN of an existing execution role (needed to create a function, unless --create-role)."),
-    create_role: bool = typer.Option(False, "--create-role", help="Create (or reuse) lamb-FUNCTION: trusts lambda.amazonaws.com, basic execution policy (CloudWatch Logs) only."),
+    create_role: bool = typer.Option(False, "--create-role", help="Create (or reuse) FUNCTION-role: trusts lambda.amazonaws.com, basic execution policy (CloudWatch Logs) only."),
     s3_bucket: str = typer.Option(None, "--s3-bucket", help="Bucket for zips over the 50 MB direct-upload limit \\[default: lamb-artifacts-ACCOUNT-REGION, created if missing]."),
     memory: int = typer.Option(None, "--memory", help="Memory in MB, 128-10,240 \\[default: from the artifact's measured peak, as lamb invoke advises]."),
     timeout: int = typer.Option(None, "--timeout", help="Timeout in seconds, 1-900 \\[default: from the artifact's measured cold start]."),

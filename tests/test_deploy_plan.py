@@ -102,12 +102,14 @@ def test_over_250_mb_unzipped_is_refused_before_anything(deploy_artifact_factory
 
 def test_settings_follow_the_measured_figures(deploy_artifact_factory):
     facts = read_facts(deploy_artifact_factory())
-    from lamb.invoke import recommend_memory_mb
+    from lamb.cost import advise_memory
 
     settings = planning.settings_for(facts, DeployOptions("f"))
-    assert settings.memory_mb == recommend_memory_mb(241.0) == 384
-    # (190 + 200) ms at 384 MB's CPU share (1769/384 = 4.6x), x2, + 13 s url fetch = 16.6 -> 17 s; never the default 3 s
-    assert settings.timeout_s == 17
+    assert settings.memory_mb == advise_memory(200.0, peak_rss_mb=241.0).recommended_mb == 1769
+    # (190 + 200) ms at a full vCPU, x2, + 13 s url fetch = 13.8 -> 14 s; never Lambda's default 3 s
+    assert settings.timeout_s == 14
+    # at 384 MB the CPU share is 384/1769: 390 ms x 4.6 x 2 + 13 = 16.6 -> 17 s
+    assert planning.settings_for(facts, DeployOptions("f", memory_mb=384)).timeout_s == 17
     given = planning.settings_for(facts, DeployOptions("f", memory_mb=2048, timeout_s=30))
     assert (given.memory_mb, given.timeout_s, given.memory_source) == (2048, 30, "--memory")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lamb.deploy.artifact import ArtifactFacts
 from lamb.errors import BudgetExceeded, InputError
-from lamb.invoke import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, MB_PER_VCPU, recommend_memory_mb
+from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, advise_memory, lambda_duration_ms
 from lamb.package.budget import UNZIPPED, MiB
 
 # -- Lambda's limits (sources beside each) -------------------------------------------------------
@@ -25,7 +25,7 @@ from lamb.package.budget import UNZIPPED, MiB
 # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html . botocore's model
 # allows 5,400 s and 32,768 MB (Lambda Managed Instances), so we check before calling.
 TIMEOUT_RANGE_S = (1, 900)
-MEMORY_RANGE_MB = (LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB)  # 128-10,240 MB, see lamb.invoke
+MEMORY_RANGE_MB = (LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB)  # 128-10,240 MB, see lamb.cost
 # The 50 MB direct-upload limit is enforced on the request, where the zip travels base64-encoded:
 # "Request must be smaller than 69905067 bytes for the CreateFunction operation" (AWS's answer,
 # quoted in localstack/localstack#2999 and serverless/components#234): ceil(50 MiB x 4/3).
@@ -179,12 +179,11 @@ def recommend_timeout_s(init_ms: float, invoke_ms: float, memory_mb: int) -> int
     """A timeout for the first request after a cold start, at the CPU share ``memory_mb`` buys.
 
     Lambda gives a function one vCPU per 1,769 MB, so below that everything measured here runs
-    proportionally slower. Twice that, plus the handler's own cap on fetching a ``{"url": ...}``
-    image, rounded up to whole seconds. (Lambda's default of 3 s is what timed the course's
-    function out.)
+    proportionally slower (``lamb.cost.lambda_duration_ms``). Twice that, plus the handler's own
+    cap on fetching a ``{"url": ...}`` image, rounded up to whole seconds. (Lambda's default of
+    3 s is what timed the course's function out.)
     """
-    slowdown = max(1.0, MB_PER_VCPU / memory_mb)
-    seconds = (init_ms + invoke_ms) / 1000 * slowdown * _TIMEOUT_HEADROOM + URL_FETCH_ALLOWANCE_S
+    seconds = lambda_duration_ms(init_ms + invoke_ms, memory_mb) / 1000 * _TIMEOUT_HEADROOM + URL_FETCH_ALLOWANCE_S
     return int(min(TIMEOUT_RANGE_S[1], max(TIMEOUT_RANGE_S[0], math.ceil(seconds))))
 
 
@@ -193,8 +192,9 @@ def settings_for(facts: ArtifactFacts, options: DeployOptions) -> Settings:
     if options.memory_mb is not None:
         memory, memory_source = options.memory_mb, "--memory"
     elif facts.peak_rss_mb:
-        memory = recommend_memory_mb(facts.peak_rss_mb)
-        memory_source = f"the measured peak memory of {facts.peak_rss_mb:,.0f} MB (as lamb invoke advises)"
+        # the advice `lamb invoke` gives for the same figures (lamb.cost): cost, latency, peak-RSS floor
+        advice = advise_memory(facts.invoke_ms, peak_rss_mb=facts.peak_rss_mb, arch=facts.arch)
+        memory, memory_source = advice.recommended_mb, f"lamb invoke's advice: {advice.reason}"
     else:
         raise InputError(
             f"{facts.path.name} carries no measured peak memory (it was packaged without a smoke run)",
@@ -220,7 +220,8 @@ def settings_for(facts: ArtifactFacts, options: DeployOptions) -> Settings:
 
 
 def role_name(function_name: str) -> str:
-    return f"lamb-{function_name}"[:ROLE_NAME_MAX]
+    """FUNCTION-role, as the image context's README names it (lamb.package.artifact.image_readme)."""
+    return f"{function_name[:ROLE_NAME_MAX - 5]}-role"
 
 
 def default_bucket(account: str, region: str) -> str:
@@ -234,7 +235,8 @@ def s3_key(sha256: str) -> str:
 
 
 def ecr_repository(function_name: str) -> str:
-    return function_name.lower()  # ECR repository names are lowercase
+    """Named after the function, as in the image context's README; ECR repository names are lowercase."""
+    return function_name.lower()
 
 
 # -- the plan -------------------------------------------------------------------------------------
