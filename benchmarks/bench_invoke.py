@@ -260,9 +260,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-invoke-"))
     try:
         root = unpack_artifact(artifact, work / "lamb")
+        from lamb import tflite_lib
         from lamb.package.wheels import installed_distributions
 
-        lib = {k: v for k, v in installed_distributions(root).items() if k in ("ai-edge-litert", "tflite-runtime")}
+        lib = {k: v for k, v in installed_distributions(root).items() if k in tflite_lib.NAMES}
         print(f"lamb artifact: {artifact.name} ({artifact.stat().st_size / 2**20:.0f} MB zip), {lib}, "
               f"run with {python or sys.executable}; {args.threads} thread(s), {args.memory} MB", flush=True)
         litert_medians: list[float] = []

@@ -122,7 +122,7 @@ def main() -> None:
     h5 = ensure_xception_h5()
     manifest = converted(h5, "float32")
     from lamb import manifest as mf
-    from lamb.verify import verify_model
+    from lamb.verify import VerifyInputs, verify_model
 
     tflite = mf.read(manifest).tflite_path(manifest)
 
@@ -130,13 +130,14 @@ def main() -> None:
     print("warm-up ...", flush=True)
     with tflog.capture_fd2():
         baseline(h5, tflite, 4, seed=1)
-    verify_model(manifest_path=manifest, samples=4, seed=1, write_manifest=False)
+    # (its verdict lands in the manifest; the measured runs below overwrite it)
+    verify_model(manifest_path=manifest, inputs=VerifyInputs(samples=4, seed=1))
 
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "lamb": []}
     for rep in range(args.reps):
         with tflog.capture_fd2():
             runs["baseline"].append(baseline(h5, tflite, args.samples, seed=0))
-        report = verify_model(manifest_path=manifest, samples=args.samples, seed=0)
+        report = verify_model(manifest_path=manifest, inputs=VerifyInputs(samples=args.samples, seed=0))
         assert report.passed, report.failures
         runs["lamb"].append(dict(report.timings))
         print(f"rep {rep + 1}: baseline {runs['baseline'][-1]['total']:.1f} s, lamb {report.timings['total']:.1f} s", flush=True)
@@ -162,7 +163,7 @@ def main() -> None:
         print(f"{'mode':<9}{'max abs':>10}{'max/range':>11}{'mean abs':>10}{'cosine':>11}{'top-1':>8}  verdict with defaults")
         for mode in ["float32", *modes]:
             path = converted(h5, mode)
-            r = verify_model(manifest_path=path, samples=args.samples, seed=0)
+            r = verify_model(manifest_path=path, inputs=VerifyInputs(samples=args.samples, seed=0))
             o = r.outputs[0]
             print(f"{mode:<9}{o.max_abs:>10.3g}{o.max_rel:>11.3g}{o.mean_abs:>10.3g}{o.cosine:>11.6f}{o.top1:>8.0%}  "
                   f"{'PASS' if r.passed else 'FAIL: ' + '; '.join(r.failures)}")

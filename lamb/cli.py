@@ -196,25 +196,18 @@ def verify(
     """
     with handle_errors(verbose):
         from lamb.convert.preprocess import parse_labels_option
-        from lamb.verify import render_report, verify_model
+        from lamb.verify import ToleranceOverrides, VerifyInputs, render_report, verify_model
 
         report = verify_model(
             keras_model,
             tflite_model,
             manifest_path=manifest,
-            samples=samples,
-            images=images,
-            seed=seed,
-            preprocess=preprocess,
+            inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess),
+            tolerances=ToleranceOverrides(atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k),
             labels=parse_labels_option(labels),
             quantization=quantize,
-            runtime_lib=runtime_lib,
+            tflite_lib=runtime_lib,
             runtime=runtime,
-            atol=atol,
-            rtol=rtol,
-            min_top1=min_top1,
-            min_cosine=min_cosine,
-            top_k=top_k,
             allow_unsafe_lambda=allow_unsafe_lambda,
         )
         if as_json:

@@ -53,8 +53,8 @@ class ConversionError(LambError):
     exit_code = 5
 
 
-class RuntimeLibError(LambError):
-    """The TFLite runtime library cannot load or run the model."""
+class TFLiteLibError(LambError):
+    """The TFLite library (ai-edge-litert, tflite-runtime) cannot load or run the model."""
 
     exit_code = 6
 

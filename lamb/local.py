@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamb import tflite_lib
 from lamb.errors import ArtifactError, InputError
 
 HANDLER = "lambda_function.lambda_handler"
@@ -169,7 +170,7 @@ def _install_for_this_machine(pins: dict[str, str], dest: Path) -> tuple[str, bo
             "run the artifact on Lambda, or in its container image",
         )
     names = {wheels.normalise(p) for p in pins}
-    keep = next((n for n in ("ai-edge-litert", "tflite-runtime") if n in names), "ai-edge-litert")
+    keep = next((n for n in tflite_lib.NAMES if n in names), tflite_lib.NAMES[0])
     _, differences = wheels.install_same_versions(pins, host, dest, keep=keep)
     how = f"the same package versions built for {host.name}"
     return (how + " except " + ", ".join(differences), True) if differences else (how, False)

@@ -42,6 +42,11 @@ class TensorSpec:
     zero_point: int | None = None
 
 
+def format_shape(shape: Any) -> str:
+    """``(None, 224, 224, 3)``: a shape as Keras prints it, ``None`` for an open dimension (error messages)."""
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
 @dataclass
 class Verification:
     """What ``lamb verify`` found, written back so ``lamb package`` can trust (or refuse) it."""

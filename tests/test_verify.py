@@ -18,12 +18,14 @@ from lamb.errors import InputError, ManifestError, VerificationFailed
 from lamb.verify import (
     DEFAULT_TOLERANCES,
     OutputMismatch,
+    ToleranceOverrides,
+    VerifyInputs,
     compare_outputs,
     default_tolerances,
     image_inputs,
     random_inputs,
-    verify_model,
 )
+from lamb.verify import verify_model as _verify_model
 
 LABELS = [f"class_{i}" for i in range(10)]
 
@@ -151,6 +153,12 @@ def write_manifest(folder: Path, h5: Path, tflite: Path, quantization: str, *, p
     return path
 
 
+def verify_model(*paths, samples=None, images=None, preprocess=None, runtime_lib=None, **kw):
+    """verify_model with its inputs spelled as the CLI options (--samples, --images, ...)."""
+    inputs = VerifyInputs(samples=samples, images=images, preprocess=preprocess)
+    return _verify_model(*paths, inputs=inputs, tflite_lib=runtime_lib, **kw)
+
+
 def verify(zoo, key, **kw):
     kw.setdefault("samples", 24)
     kw.setdefault("preprocess", "xception")
@@ -189,7 +197,7 @@ def test_top1_disagreement_names_classes_by_label():
     ref = np.eye(4, dtype=np.float32)[[0, 1, 2, 3]] * 3.0
     out = ref.copy()
     out[1] = [0.0, 1.0, 5.0, 0.0]  # sample 1 flips from class 1 to class 2
-    tol = default_tolerances("int8", rtol=10.0, min_cosine=0.0, min_top1=0.8)  # judge only the classes
+    tol = default_tolerances("int8", ToleranceOverrides(rtol=10.0, min_cosine=0.0, min_top1=0.8))  # judge only the classes
     metrics, _, failures = compare_outputs([ref], [out], ["logits"], tol, labels=["cat", "dog", "bird", "fish"])
     assert metrics[0].top1 == 0.75 and metrics[0].disagreements == [1]
     assert failures == [
@@ -201,7 +209,7 @@ def test_top1_disagreement_names_classes_by_label():
 def test_top_k_overlap_and_non_classifier_outputs():
     ref = np.array([[5, 4, 3, 0, 0], [1, 2, 3, 4, 5]], dtype=np.float32)
     out = np.array([[5, 4, 0, 3, 0], [1, 2, 3, 4, 5]], dtype=np.float32)  # sample 0: 3rd class differs
-    tol = default_tolerances("float32", top_k=3, rtol=1.0, min_cosine=0.0)
+    tol = default_tolerances("float32", ToleranceOverrides(top_k=3, rtol=1.0, min_cosine=0.0))
     metrics, checks, failures = compare_outputs([ref], [out], ["logits"], tol)
     assert metrics[0].topk == pytest.approx((2 / 3 + 1) / 2) and metrics[0].k == 3
     assert any(c.metric == "top3" and c.passed is False for c in checks)
@@ -226,17 +234,17 @@ def test_nan_from_the_tflite_fails_with_a_count():
 
 
 def test_tolerance_overrides_and_bad_values():
-    tol = default_tolerances("dynamic", atol=0.5, min_top1=1.0, top_k=5)
+    tol = default_tolerances("dynamic", ToleranceOverrides(atol=0.5, min_top1=1.0, top_k=5))
     assert (tol.atol, tol.rtol, tol.min_top1, tol.top_k, tol.min_topk) == (0.5, 0.1, 1.0, 5, 1.0)
     assert DEFAULT_TOLERANCES["dynamic"].atol == 1e-4  # the defaults are not mutated
     with pytest.raises(InputError):
-        default_tolerances("float32", min_top1=1.5)
+        default_tolerances("float32", ToleranceOverrides(min_top1=1.5))
     with pytest.raises(InputError):
-        default_tolerances("float32", atol=-1)
+        default_tolerances("float32", ToleranceOverrides(atol=-1))
     with pytest.raises(InputError):
         default_tolerances("bfloat16")
     with pytest.raises(InputError):
-        default_tolerances("float32", top_k=1)
+        default_tolerances("float32", ToleranceOverrides(top_k=1))
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -420,14 +428,14 @@ def test_tflite_changed_since_convert_is_noted_and_verified_as_it_is(zoo, tmp_pa
 def tflite_runtime_env():
     """tflite-runtime installed for this machine's Lambda target (cached); skipped where no wheel
     exists (it stopped at 2.14: CPython 3.10/3.11 on x86_64, 3.10 on arm64)."""
-    from lamb.package import runtime_lib
+    from lamb import tflite_lib
     from lamb.package.targets import host_target
-    from lamb.runtime import resolve_runtime
+    from lamb.verify.runner import resolve_tflite_env
 
     host = host_target()
-    if host is None or not runtime_lib.available(host, "tflite-runtime"):
+    if host is None or not tflite_lib.available(host, "tflite-runtime"):
         pytest.skip("tflite-runtime has no wheel for this machine's Python/arch")
-    return resolve_runtime("tflite-runtime", ["tflite-runtime==2.14.0", "numpy<2"])
+    return resolve_tflite_env("tflite-runtime", ["tflite-runtime==2.14.0", "numpy<2"])
 
 
 @pytest.mark.network
@@ -517,14 +525,14 @@ def test_tflite_runtime_on_numpy_2_is_explained(zoo, tflite_runtime_env):
     """The NumPy-2 ABI crash the issue measured: tflite-runtime 2.14 beside lamb's own NumPy 2."""
     import sys
 
-    from lamb.runtime import RuntimeEnv, RuntimeFailure, TFLiteRunner, explain_runtime_failure
+    from lamb.verify.runner import TFLiteEnv, TFLiteFailure, TFLiteRunner, explain_failure
 
     isolated = tflite_runtime_env
     numpy2_site = str(Path(np.__file__).parent.parent)
-    env = RuntimeEnv("tflite-runtime", sys.executable, [numpy2_site, *isolated.paths], "NumPy 2 first")
-    with TFLiteRunner(env, zoo["float32"]) as runner, pytest.raises(RuntimeFailure) as info:
+    env = TFLiteEnv("tflite-runtime", sys.executable, [numpy2_site, *isolated.paths], "NumPy 2 first")
+    with TFLiteRunner(env, zoo["float32"]) as runner, pytest.raises(TFLiteFailure) as info:
         runner.wait_ready()
-    sentence = explain_runtime_failure("tflite-runtime", "2.14.0", zoo["float32"], info.value)
+    sentence = explain_failure("tflite-runtime", "2.14.0", zoo["float32"], info.value)
     assert sentence.startswith(f"tflite-runtime 2.14.0 cannot run with NumPy {np.__version__}: it was built against NumPy 1.x")
 
 
@@ -560,11 +568,11 @@ def test_savedmodel_source(tmp_path):
 def test_runtime_option_verifies_on_that_runtimes_library(zoo):
     """--runtime python3.11 ships ai-edge-litert 1.4.0 (2.x wheels need glibc 2.27; AL2 has 2.26):
     verify installs that release for this machine and runs the model on it."""
-    from lamb.package import runtime_lib
+    from lamb import tflite_lib
     from lamb.package.targets import get_target, host_target
 
     host = host_target()
-    (row, *_) = runtime_lib.available(get_target("python3.11"), "ai-edge-litert")
+    (row, *_) = tflite_lib.available(get_target("python3.11"), "ai-edge-litert")
     if host is None or host.runtime.python not in row.pythons:
         pytest.skip(f"ai-edge-litert {row.version} has no wheel for this machine's Python")
     report = verify(zoo, "float32", runtime="python3.11", samples=8)

@@ -230,19 +230,19 @@ def _apply_input_shape(specs: list[_Spec], input_shape: tuple[int, ...] | None) 
         spec = specs[0]
         given = [int(d) for d in input_shape]
         if any(d <= 0 for d in given):
-            raise InputError(f"--input-shape {_fmt(given)} has a non-positive dimension", "give positive sizes, e.g. 224,224,3")
+            raise InputError(f"--input-shape {mf.format_shape(given)} has a non-positive dimension", "give positive sizes, e.g. 224,224,3")
         if len(given) == len(spec.shape) - 1:
             given = [spec.shape[0], *given]  # without the batch dimension, as Keras' input_shape
         if len(given) != len(spec.shape):
             raise InputError(
-                f"--input-shape {_fmt(input_shape)} has {len(input_shape)} dimensions; the model's input "
-                f"{spec.name!r} is {_fmt(spec.shape)}",
+                f"--input-shape {mf.format_shape(input_shape)} has {len(input_shape)} dimensions; the model's input "
+                f"{spec.name!r} is {mf.format_shape(spec.shape)}",
                 f"give {len(spec.shape) - 1} sizes (without the batch dimension)",
             )
         for i, (have, want) in enumerate(zip(spec.shape, given)):
             if have is not None and want is not None and have != want:
                 raise InputError(
-                    f"--input-shape {_fmt(input_shape)} contradicts the model's input {spec.name!r} {_fmt(spec.shape)} "
+                    f"--input-shape {mf.format_shape(input_shape)} contradicts the model's input {spec.name!r} {mf.format_shape(spec.shape)} "
                     f"at dimension {i}",
                     "only open (None) dimensions can be set",
                 )
@@ -250,14 +250,10 @@ def _apply_input_shape(specs: list[_Spec], input_shape: tuple[int, ...] | None) 
     for spec in specs:
         if any(d is None for d in spec.shape[1:]):
             raise ConversionError(
-                f"the model's input {spec.name!r} has open dimensions {_fmt(spec.shape)}; TFLite needs them fixed",
+                f"the model's input {spec.name!r} has open dimensions {mf.format_shape(spec.shape)}; TFLite needs them fixed",
                 "pass --input-shape with the size the model should take, e.g. --input-shape 224,224,3",
             )
     return specs
-
-
-def _fmt(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 @contextlib.contextmanager
@@ -463,7 +459,7 @@ def _representative_dataset(files: list[Path], inputs: list[_Spec], mode: str) -
     from lamb.handler.lambda_function import decode_image, image_to_pixels, preprocess
 
     if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[3] != 3:
-        shapes = ", ".join(_fmt(s.shape) for s in inputs)
+        shapes = ", ".join(mf.format_shape(s.shape) for s in inputs)
         raise InputError(
             f"int8 calibration needs one RGB image input (batch, height, width, 3); the model takes {shapes}",
             "use --quantize dynamic or float16 for this model",

@@ -7,6 +7,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamb import tflite_lib
 from lamb.errors import BudgetExceeded, InputError
 
 MiB = 2**20
@@ -27,7 +28,7 @@ IMAGE_BASE_ALLOWANCE = 1024 * MiB
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model", ("model.tflite",)),
     ("handler", ("lambda_function.py", "lamb.json", "requirements.txt", "dockerfile", ".dockerignore", "readme.md")),
-    ("runtime lib", ("ai_edge_litert", "ai_edge_litert-", "tflite_runtime", "tflite_runtime-")),
+    ("runtime lib", tuple(p for lib in tflite_lib.LIBRARIES.values() for p in (lib.module, lib.module + "-"))),
     ("numpy", ("numpy", "numpy.libs", "numpy-")),
     ("pillow", ("pil", "pillow.libs", "pillow-")),
 )

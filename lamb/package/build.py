@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 from lamb import manifest as mf
+from lamb import tflite_lib
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
-from lamb.package import artifact, budget, bytecode, runtime_lib, slim, targets, wheels
+from lamb.package import artifact, budget, bytecode, slim, targets, wheels
 
 HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / "lambda_function.py"
 FORMATS = ("zip", "image")
@@ -54,7 +55,7 @@ class PackageReport:
     format: str  # "zip" | "image"
     target: str  # "python3.12-x86_64"
     target_description: str
-    runtime_lib: runtime_lib.RuntimeLibChoice
+    runtime_lib: tflite_lib.TFLiteLibChoice
     installed: dict[str, str]  # distribution -> version in the artifact
     wheel_source: str  # "cache" | "index" | "wheelhouse"
     slimming: list[slim.SlimResult]
@@ -144,7 +145,7 @@ def build_package(
         raise InputError(f"the manifest names {tflite}, which does not exist", "re-run `lamb convert` to write the .tflite again")
     verification = check_verification(manifest, tflite, skip_verify)
 
-    choice = runtime_lib.choose(target, manifest, runtime_lib_name)
+    choice = tflite_lib.choose(target, manifest, runtime_lib_name)
     output = Path(output) if output is not None else default_output(manifest_path, target, fmt)
     if fmt == "zip" and output.suffix != ".zip":
         output = output.with_name(output.name + ".zip")
@@ -323,7 +324,7 @@ def sample_event(manifest: mf.Manifest, image: Path | None = None) -> dict:
 
 def _smoke(
     built: Path, fmt: str, target: targets.Target, install: wheels.InstallResult,
-    choice: runtime_lib.RuntimeLibChoice, own: dict[str, Path], slimmed: bool, compiled: bool, work: Path,
+    choice: tflite_lib.TFLiteLibChoice, own: dict[str, Path], slimmed: bool, compiled: bool, work: Path,
     sample_image: Path | None, manifest: mf.Manifest, wheelhouse: Path | None, cache: Path | None,
 ) -> SmokeResult:
     event = sample_event(manifest, sample_image)

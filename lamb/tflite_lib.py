@@ -1,17 +1,48 @@
-"""Which TFLite runtime library ships for a target, and why.
+"""The TFLite library that runs a ``.tflite`` without TensorFlow: which ones exist, and which one to use.
 
-Two libraries can run a .tflite in a Lambda function without TensorFlow: ``ai-edge-litert``
-(Google's current one) and ``tflite-runtime`` (its predecessor, frozen at 2.14). Which versions have
-wheels for which Lambda runtime is a fact of the package index, so it lives below as data, with
-the command that measured it. ``choose`` picks from that table using what ``lamb verify`` proved.
+Two libraries can run a .tflite in a Lambda function: ``ai-edge-litert`` (Google's current one)
+and ``tflite-runtime`` (its predecessor, frozen at 2.14). "Runtime" in lamb means a Lambda runtime
+(``targets.Runtime``); the interpreter library is the *TFLite library*, and this module owns every
+fact about it: the libraries (``LIBRARIES``), which releases have wheels for which Lambda target
+(``WHEELS``, a fact of the package index, measured by the command quoted below), and the choice.
+``choose`` picks what ``lamb package`` ships for a target, using what ``lamb verify`` proved;
+``choose_for_host`` is ``lamb verify --runtime-lib NAME`` with no Lambda runtime named.
+
+Nothing here imports TensorFlow, NumPy or another lamb step: ``verify`` and ``package`` both ask it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from lamb.errors import DependencyError, InputError, RuntimeLibError
-from lamb.package.targets import Target
+from lamb.errors import DependencyError, InputError, TFLiteLibError
+
+if TYPE_CHECKING:  # only for annotations: this module sits below lamb.package
+    from lamb.package.targets import Target
+
+
+@dataclass(frozen=True)
+class Library:
+    """One TFLite library: its distribution, what the handler imports, what its wheels omit."""
+
+    name: str  # distribution name on the index
+    module: str  # what the handler imports (``<module>.interpreter.Interpreter``)
+    aliases: tuple[str, ...]  # what --runtime-lib also accepts
+    # Requirements its wheels need at run time but do not declare.
+    needs: tuple[str, ...] = ()
+    # No new releases: without a target to decide, its last release is the one to use.
+    frozen: bool = False
+
+
+# In preference order: when verify has no say, the maintained library first.
+LIBRARIES: dict[str, Library] = {
+    "ai-edge-litert": Library("ai-edge-litert", "ai_edge_litert", ("litert",)),
+    # tflite-runtime 2.14 was built against NumPy 1.x's ABI: with NumPy 2 its extension fails
+    # to import ("module compiled against ABI version 0x1000009"), and its wheel does not say so.
+    "tflite-runtime": Library("tflite-runtime", "tflite_runtime", ("tflite",), needs=("numpy<2",), frozen=True),
+}
+NAMES = tuple(LIBRARIES)
 
 # Measured on PyPI on 2026-11-24 with, for each Lambda runtime and arch,
 #   pip index versions PKG --only-binary=:all: --implementation cp --python-version 3.X \
@@ -23,54 +54,47 @@ from lamb.package.targets import Target
 
 @dataclass(frozen=True)
 class WheelRow:
-    """One release of a runtime library and the targets it has wheels for."""
+    """One release of a TFLite library and the targets it has wheels for."""
 
-    name: str  # distribution name on the index
+    name: str  # a key of LIBRARIES
     version: str
     pythons: tuple[str, ...]
     arches: tuple[str, ...]  # Lambda's arch names
     min_glibc: tuple[int, int]
-    module: str  # what the handler imports
-    # Extra requirements the wheel needs at run time but does not declare.
-    needs: tuple[str, ...] = ()
     # Quantization modes whose kernels (op versions) this release is known to lack for models from
     # the TensorFlow lamb converts with; models in other modes still run through the smoke test.
     lacks_quantization: tuple[str, ...] = ()
+
+    @property
+    def module(self) -> str:
+        return LIBRARIES[self.name].module
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return LIBRARIES[self.name].needs
 
 
 _BOTH = ("x86_64", "arm64")
 
 # Newest first within each library; the first row that fits a target wins.
 WHEELS: tuple[WheelRow, ...] = (
-    WheelRow("ai-edge-litert", "2.3.0", ("3.12", "3.13", "3.14"), _BOTH, (2, 27), "ai_edge_litert"),
-    WheelRow("ai-edge-litert", "1.4.0", ("3.10", "3.11", "3.12"), _BOTH, (2, 17), "ai_edge_litert"),
-    # tflite-runtime 2.14 was built against NumPy 1.x's ABI: with NumPy 2 its extension fails
-    # to import ("module compiled against ABI version 0x1000009"), and its wheel does not say so.
-    # Its kernels predate the op versions TF 2.16+ writes for hybrid (dynamic-range) and int8
-    # models, so those models fail in AllocateTensors.
-    WheelRow(
-        "tflite-runtime", "2.14.0", ("3.10", "3.11"), ("x86_64",), (2, 17), "tflite_runtime",
-        needs=("numpy<2",), lacks_quantization=("dynamic", "int8"),
-    ),
-    WheelRow(
-        "tflite-runtime", "2.13.0", ("3.10",), ("arm64",), (2, 17), "tflite_runtime",
-        needs=("numpy<2",), lacks_quantization=("dynamic", "int8"),
-    ),
+    WheelRow("ai-edge-litert", "2.3.0", ("3.12", "3.13", "3.14"), _BOTH, (2, 27)),
+    WheelRow("ai-edge-litert", "1.4.0", ("3.10", "3.11", "3.12"), _BOTH, (2, 17)),
+    # tflite-runtime's kernels predate the op versions TF 2.16+ writes for hybrid (dynamic-range)
+    # and int8 models, so those models fail in AllocateTensors.
+    WheelRow("tflite-runtime", "2.14.0", ("3.10", "3.11"), ("x86_64",), (2, 17), lacks_quantization=("dynamic", "int8")),
+    WheelRow("tflite-runtime", "2.13.0", ("3.10",), ("arm64",), (2, 17), lacks_quantization=("dynamic", "int8")),
 )
-
-LIBRARIES = ("ai-edge-litert", "tflite-runtime")
-# When verify has no say: the maintained library first.
-_PREFERENCE = LIBRARIES
 
 
 @dataclass
-class RuntimeLibChoice:
-    """The runtime library that ships, pinned, and the sentence explaining the pick."""
+class TFLiteLibChoice:
+    """The TFLite library to use, pinned, and the sentence explaining the pick."""
 
-    name: str  # "ai-edge-litert" | "tflite-runtime"
+    name: str  # a key of LIBRARIES
     requirement: str  # "ai-edge-litert==2.3.0"
     reason: str
-    version: str = ""
+    version: str = ""  # "" when unpinned
     module: str = ""  # "ai_edge_litert" | "tflite_runtime"
     extra_requirements: list[str] = field(default_factory=list)  # e.g. ["numpy<2"]
 
@@ -92,16 +116,16 @@ def available(target: Target, name: str | None = None) -> list[WheelRow]:
 
 
 def normalise_name(name: str) -> str:
+    """The library ``name`` means (``tflite_runtime``, ``litert``, ...), or InputError."""
     wanted = name.strip().lower().replace("_", "-")
-    if wanted in ("litert", "ai-edge-litert"):
-        return "ai-edge-litert"
-    if wanted in ("tflite-runtime", "tflite"):
-        return "tflite-runtime"
-    raise InputError(f"unknown runtime library {name!r}", f"use one of: {', '.join(LIBRARIES)}")
+    for lib in LIBRARIES.values():
+        if wanted == lib.name or wanted in lib.aliases:
+            return lib.name
+    raise InputError(f"unknown runtime library {name!r}", f"use one of: {', '.join(NAMES)}")
 
 
-def _choice(row: WheelRow, reason: str) -> RuntimeLibChoice:
-    return RuntimeLibChoice(
+def _choice(row: WheelRow, reason: str) -> TFLiteLibChoice:
+    return TFLiteLibChoice(
         name=row.name,
         requirement=f"{row.name}=={row.version}",
         reason=reason,
@@ -111,8 +135,17 @@ def _choice(row: WheelRow, reason: str) -> RuntimeLibChoice:
     )
 
 
-def choose(target: Target, manifest, override: str | None = None) -> RuntimeLibChoice:
-    """Pick the runtime library for ``target`` that can run the model described by ``manifest``.
+def unpinned(name: str, reason: str) -> TFLiteLibChoice:
+    """``name`` with no target to pick a wheel: a frozen library at its last release, else any version."""
+    lib = LIBRARIES[name]
+    if lib.frozen:
+        last = next(row for row in WHEELS if row.name == name)
+        return _choice(last, reason)
+    return TFLiteLibChoice(name=name, requirement=name, reason=reason, module=lib.module, extra_requirements=list(lib.needs))
+
+
+def choose(target: Target, manifest: Any, override: str | None = None) -> TFLiteLibChoice:
+    """Pick the TFLite library for ``target`` that can run the model described by ``manifest``.
 
     Order of evidence: ``override`` (``--runtime-lib``), then the library ``lamb verify`` ran the
     model on, then the first library in preference order whose kernels cover the model's
@@ -121,7 +154,7 @@ def choose(target: Target, manifest, override: str | None = None) -> RuntimeLibC
     quantization = getattr(manifest, "quantization", "float32") if manifest is not None else "float32"
     if manifest is not None and getattr(manifest, "requires_flex", False):
         ops = ", ".join(manifest.flex_ops) or "TensorFlow ops"
-        raise RuntimeLibError(
+        raise TFLiteLibError(
             f"the model needs the Flex delegate ({ops}); neither ai-edge-litert nor tflite-runtime ships it",
             "re-run `lamb convert` without --allow-flex (replace the layers that need TF ops), "
             "or deploy full TensorFlow in a container image yourself",
@@ -151,7 +184,7 @@ def choose(target: Target, manifest, override: str | None = None) -> RuntimeLibC
             how = "the same version" if same else f"{row.version}, its newest wheel for {target.name}"
             return _choice(row, f"lamb verify ran the model on {name} {verification.runtime_version}; shipping {how}")
 
-    for name in _PREFERENCE:
+    for name in NAMES:
         rows = available(target, name)
         fitting = [r for r in rows if quantization not in r.lacks_quantization]
         if fitting:
@@ -167,6 +200,16 @@ def choose(target: Target, manifest, override: str | None = None) -> RuntimeLibC
         f"no TFLite runtime library has a wheel for {target.describe()} that runs {quantization} models",
         f"pick another --runtime or --arch; available: {_offer(target) or 'none'}",
     )
+
+
+def choose_for_host(name: str, host: Target | None) -> TFLiteLibChoice:
+    """``name``'s newest wheel for this machine's Lambda target (``host``), to run a model here."""
+    name = normalise_name(name)
+    rows = available(host, name) if host is not None else []
+    if not rows:
+        return unpinned(name, f"--runtime-lib {name}")
+    row = rows[0]
+    return _choice(row, f"{row.name}=={row.version}, its newest wheel for this machine")
 
 
 def _offer(target: Target) -> str:

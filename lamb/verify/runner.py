@@ -1,11 +1,12 @@
-"""The TFLite runtime library a Lambda artifact ships, and running a ``.tflite`` on it.
+"""The TFLite library a Lambda artifact ships, and running a ``.tflite`` on it for ``lamb verify``.
 
-Which library (``pick_runtime``: what ``lamb package`` would ship), an environment that has it
-(``resolve_runtime``: lamb's own for ai-edge-litert, an isolated cached one for tflite-runtime,
-which needs NumPy 1.x), and a runner subprocess (``TFLiteRunner``, ``python -I -S
-_tflite_runner.py``) that imports only that library and NumPy, never TensorFlow. A runtime that
-cannot import, load or run the model raises ``RuntimeFailure``; ``explain_runtime_failure`` turns
-it into one sentence about what that means for the artifact.
+Which library (``pick_tflite_lib``: what ``lamb package`` would ship, as ``lamb.tflite_lib``
+chooses it), an environment that has it (``resolve_tflite_env``: lamb's own for ai-edge-litert, an
+isolated cached one for a library whose needs clash with lamb's, such as tflite-runtime and NumPy
+1.x), and a runner subprocess (``TFLiteRunner``, ``python -I -S _tflite_runner.py``) that imports
+only that library and NumPy, never TensorFlow. A library that cannot import, load or run the model
+raises ``TFLiteFailure``; ``explain_failure`` turns it into one sentence about what that means for
+the artifact.
 """
 
 from __future__ import annotations
@@ -24,21 +25,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lamb.errors import DependencyError, InputError, RuntimeLibError
+from lamb import tflite_lib
+from lamb.errors import DependencyError, InputError, TFLiteLibError
 from lamb.manifest import Manifest
 
-RUNTIME_LIBS = ("ai-edge-litert", "tflite-runtime")
-#: The tflite-runtime release lamb verifies against when nothing pins one: the last one published
-#: (2.14.0, 2023). It is built against NumPy 1.x, so its environment pins numpy<2.
-TFLITE_RUNTIME_REQUIREMENT = "tflite-runtime==2.14.0"
-
-
-# -- the runtime library and its environment-----------------------------------------------------
+# -- the TFLite library and its environment -----------------------------------------------------
 
 
 @dataclass
-class RuntimeEnv:
-    """Where and how the runner runs: an interpreter and the paths that hold the runtime library."""
+class TFLiteEnv:
+    """Where and how the runner runs: an interpreter and the paths that hold the TFLite library."""
 
     lib: str
     python: str
@@ -46,65 +42,66 @@ class RuntimeEnv:
     origin: str  # "lamb's environment" | "isolated environment at <dir>"
 
 
-def pick_runtime(
+def pick_tflite_lib(
     lib: str | None = None, runtime: str | None = None, manifest: Manifest | None = None
-) -> tuple[str, list[str], str]:
-    """The runtime library to verify on, its requirements, and why: what the artifact will ship.
+) -> tflite_lib.TFLiteLibChoice:
+    """The TFLite library to verify on, pinned, and why: what the artifact will ship.
 
     ``runtime`` names a Lambda runtime (``python3.12``): the library ``lamb package`` would ship
     for it. Without one, ``lib`` alone picks that library's newest wheel for this machine, and with
     neither the default target's choice is taken. A previous verification in the manifest is
     ignored here: which library verify used is what it is meant to establish.
     """
-    from lamb.package import runtime_lib as rl
     from lamb.package import targets
 
+    if runtime is None and lib is not None:
+        return tflite_lib.choose_for_host(lib, targets.host_target())
     fresh = dataclasses.replace(manifest, verification=None) if manifest is not None else None
-    if runtime is not None or lib is None:
-        target = targets.get_target(runtime)
-        try:
-            choice = rl.choose(target, fresh, override=lib)
-        except RuntimeLibError:
-            # A Flex model: no library can run it; verify on the default one and report that it fails.
-            return "ai-edge-litert", [], "no runtime library runs Flex models; tried the default, ai-edge-litert"
-        return choice.name, choice.requirements, f"{choice.requirement}, what `lamb package` ships for {target.name}"
-    name = rl.normalise_name(lib)
-    host = targets.host_target()
-    rows = rl.available(host, name) if host is not None else []
-    if not rows:
-        requirement = TFLITE_RUNTIME_REQUIREMENT if name == "tflite-runtime" else name
-        needs = ["numpy<2"] if name == "tflite-runtime" else []
-        return name, [requirement, *needs], f"--runtime-lib {name}"
-    row = rows[0]
-    return name, [f"{row.name}=={row.version}", *row.needs], f"{row.name}=={row.version}, its newest wheel for this machine"
+    target = targets.get_target(runtime)
+    try:
+        choice = tflite_lib.choose(target, fresh, override=lib)
+    except TFLiteLibError:
+        # A Flex model: no library can run it; verify on the default one and report that it fails.
+        default = tflite_lib.NAMES[0]
+        return tflite_lib.unpinned(default, f"no runtime library runs Flex models; tried the default, {default}")
+    return dataclasses.replace(choice, reason=f"{choice.requirement}, what `lamb package` ships for {target.name}")
 
 
-def resolve_runtime(lib: str, requirements: Sequence[str] = ()) -> RuntimeEnv:
+def resolve_tflite_env(lib: str, requirements: Sequence[str] = ()) -> TFLiteEnv:
     """Find (or build, once, under the lamb cache) an environment that has ``lib`` importable.
 
     ai-edge-litert comes with lamb: its own installation is used when it satisfies the requirement.
-    tflite-runtime's last release is built against NumPy 1.x and lamb's environment has NumPy 2,
-    so it always gets an isolated environment of Linux wheels for this machine's Python, installed
-    the way the artifact's dependencies are (``lamb.package.wheels.install_for_target``).
+    A library with needs of its own (tflite-runtime's last release is built against NumPy 1.x and
+    lamb's environment has NumPy 2) always gets an isolated environment of Linux wheels for this
+    machine's Python, installed the way the artifact's dependencies are
+    (``lamb.package.wheels.install_for_target``).
     """
-    if lib not in RUNTIME_LIBS:
-        raise InputError(f"unknown runtime library {lib!r}", f"use one of: {', '.join(RUNTIME_LIBS)}")
-    requirements = list(requirements) or [TFLITE_RUNTIME_REQUIREMENT if lib == "tflite-runtime" else lib]
-    if lib == "ai-edge-litert" and _installed_satisfies("ai-edge-litert", requirements[0]):
+    if lib not in tflite_lib.LIBRARIES:
+        raise InputError(f"unknown runtime library {lib!r}", f"use one of: {', '.join(tflite_lib.NAMES)}")
+    library = tflite_lib.LIBRARIES[lib]
+    requirements = list(requirements) or [tflite_lib.unpinned(lib, "").requirement]
+    if not library.needs and _installed_satisfies(lib, requirements[0]):
         import importlib.util
 
         paths = []
-        for module in ("ai_edge_litert", "numpy"):
+        for module in (library.module, "numpy"):
             spec = importlib.util.find_spec(module)
             assert spec is not None and spec.origin is not None  # both are lamb dependencies
             site = str(Path(spec.origin).parent.parent)
             if site not in paths:
                 paths.append(site)
-        return RuntimeEnv(lib, sys.executable, paths, "lamb's environment")
-    if lib == "tflite-runtime" and not any(r.startswith("numpy") for r in requirements):
-        requirements.append("numpy<2")
+        return TFLiteEnv(lib, sys.executable, paths, "lamb's environment")
+    for need in library.needs:
+        if not any(_dist(r) == _dist(need) for r in requirements):
+            requirements.append(need)
     dest = _isolated_env(requirements)
-    return RuntimeEnv(lib, sys.executable, [str(dest)], f"isolated environment at {dest}")
+    return TFLiteEnv(lib, sys.executable, [str(dest)], f"isolated environment at {dest}")
+
+
+def _dist(requirement: str) -> str:
+    from packaging.requirements import Requirement
+
+    return Requirement(requirement).name.lower().replace("_", "-")
 
 
 def _installed_satisfies(dist: str, requirement: str | None) -> bool:
@@ -155,34 +152,35 @@ def _isolated_env(requirements: list[str]) -> Path:
 # -- the runner process ---------------------------------------------------------------------------
 
 _RUNNER = Path(__file__).with_name("_tflite_runner.py")
-_HANDLER_DIR = Path(__file__).with_name("handler")  # the runner (de)quantizes with the shipped handler's code
+_HANDLER_DIR = Path(__file__).parent.parent / "handler"  # the runner (de)quantizes with the shipped handler's code
 
 
-class RuntimeFailure(Exception):
-    """The runtime library could not import, load or run the model (internal; becomes report.error)."""
+class TFLiteFailure(Exception):
+    """The TFLite library could not import, load or run the model (internal; becomes report.error)."""
 
     def __init__(self, stage: str, message: str, stderr: str = ""):
         super().__init__(message)
         self.stage = stage
         self.message = message
-        self.stderr = stderr  # what the runtime printed: NumPy's ABI complaint lands only there
+        self.stderr = stderr  # what the library printed: NumPy's ABI complaint lands only there
 
 
 class TFLiteRunner:
-    """The .tflite, loaded by the runtime library in a subprocess that lives for one verification."""
+    """The .tflite, loaded by the TFLite library in a subprocess that lives for one verification."""
 
-    def __init__(self, env: RuntimeEnv, model: Path):
+    def __init__(self, env: TFLiteEnv, model: Path):
         self.env = env
         self.model = Path(model)
         self._stderr = tempfile.TemporaryFile(mode="w+b")
-        cmd = [env.python, "-I", "-S", str(_RUNNER), env.lib, str(self.model), *env.paths, str(_HANDLER_DIR)]
+        module = tflite_lib.LIBRARIES[env.lib].module
+        cmd = [env.python, "-I", "-S", str(_RUNNER), env.lib, module, str(self.model), *env.paths, str(_HANDLER_DIR)]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
         )
         self.info: dict[str, Any] | None = None
 
     def wait_ready(self) -> dict[str, Any]:
-        """Block until the runtime has loaded the model; its signature, version and timings."""
+        """Block until the library has loaded the model; its signature, version and timings."""
         if self.info is None:
             self.info = self._read("load")
         return self.info
@@ -210,10 +208,10 @@ class TFLiteRunner:
             stderr = self._stderr_text()
             tail = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            raise RuntimeFailure(stage, f"the runtime process died ({how}): {tail[-1] if tail else 'no output'}", stderr)
+            raise TFLiteFailure(stage, f"the runtime process died ({how}): {tail[-1] if tail else 'no output'}", stderr)
         event = json.loads(line)
         if event.get("event") == "error":
-            raise RuntimeFailure(event["stage"], f"{event['type']}: {event['message']}", self._stderr_text())
+            raise TFLiteFailure(event["stage"], f"{event['type']}: {event['message']}", self._stderr_text())
         return event
 
     def _stderr_text(self) -> str:
@@ -240,8 +238,8 @@ class TFLiteRunner:
         self.close()
 
 
-def explain_runtime_failure(lib: str, version: str, model: Path, failure: RuntimeFailure) -> str:
-    """One sentence: what the runtime said, and what it means for the artifact."""
+def explain_failure(lib: str, version: str, model: Path, failure: TFLiteFailure) -> str:
+    """One sentence: what the TFLite library said, and what it means for the artifact."""
     import re
 
     text = failure.message
@@ -276,7 +274,7 @@ def _short(text: str, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def lib_version(env: RuntimeEnv) -> str:
+def lib_version(env: TFLiteEnv) -> str:
     """The version of ``env.lib`` installed where the runner will import it from."""
     from importlib import metadata
 

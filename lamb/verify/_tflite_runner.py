@@ -1,11 +1,12 @@
-"""Run a .tflite on a TFLite runtime library, in its own process, for ``lamb verify``.
+"""Run a .tflite on a TFLite library, in its own process, for ``lamb verify``.
 
-This file is executed as a script (``python -I -S _tflite_runner.py LIB [PATH ...]``), never
-imported by lamb. It imports only the runtime library, NumPy, the standard library and the shipped
-handler's quantization functions — what the Lambda artifact ships — so the numbers ``lamb verify`` compares are the numbers Lambda will
-compute. Running it in a separate process keeps TensorFlow (loaded by lamb for the Keras side) and
-the runtime library out of each other's way, and lets the runtime live in a different environment
-(``tflite-runtime`` 2.14 needs NumPy < 2; lamb's own environment has NumPy 2).
+This file is executed as a script (``python -I -S _tflite_runner.py LIB MODULE MODEL [PATH ...]``),
+never imported by lamb: ``LIB`` is the library's distribution, ``MODULE`` what it imports as (both
+from ``lamb.tflite_lib``). It imports only the TFLite library, NumPy, the standard library and the
+shipped handler's quantization functions (what the Lambda artifact ships), so the numbers
+``lamb verify`` compares are the numbers Lambda will compute. Running it in a separate process keeps TensorFlow (loaded by lamb for the Keras side) and
+the TFLite library out of each other's way, and lets the library live in a different environment
+(see ``lamb.tflite_lib.Library.needs``).
 
 Protocol: one JSON object per line. The runner loads the library and the model, then writes
 ``{"event": "ready", ...signature...}`` (or ``{"event": "error", ...}``) and waits. lamb sends
@@ -13,7 +14,7 @@ Protocol: one JSON object per line. The runner loads the library and the model, 
 per sample at the model's own batch size (as the deployed handler does), writes one ``.npy`` per
 output and answers ``{"event": "done", ...}``. End of input ends the process.
 
-Failures of the runtime (import, model load, allocation, invoke) are reported as an ``error`` event
+Failures of the library (import, model load, allocation, invoke) are reported as an ``error`` event
 carrying the library's own message: lamb turns them into a verification failure.
 """
 
@@ -23,8 +24,6 @@ import json
 import os
 import sys
 import time
-
-MODULES = {"ai-edge-litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime"}
 
 
 def _emit(channel, obj) -> None:
@@ -91,7 +90,7 @@ def _dtype_counts(interpreter) -> dict:
 
 
 def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict) -> dict:
-    # The shipped handler's own (de)quantization: its folder is on sys.path (lamb.runtime puts it
+    # The shipped handler's own (de)quantization: its folder is on sys.path (lamb.verify.runner puts it
     # there), and at module level it imports only NumPy and the standard library.
     from lambda_function import dequantize, quantize
 
@@ -129,8 +128,8 @@ def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict
 
 
 def main(argv: list[str]) -> int:
-    lib, model_path, extra_paths = argv[0], argv[1], argv[2:]
-    # Anything the runtime prints (XNNPACK banners, NumPy ABI warnings) goes to stderr, so stdout
+    lib, module_name, model_path, extra_paths = argv[0], argv[1], argv[2], argv[3:]
+    # Anything the library prints (XNNPACK banners, NumPy ABI warnings) goes to stderr, so stdout
     # carries nothing but the protocol.
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -141,7 +140,7 @@ def main(argv: list[str]) -> int:
     try:
         import numpy as np
 
-        module = __import__(MODULES[lib] + ".interpreter", fromlist=["Interpreter"])
+        module = __import__(module_name + ".interpreter", fromlist=["Interpreter"])
     except Exception as exc:  # noqa: BLE001 - reported to lamb, which explains it to the user
         _error(channel, "import", exc)
         return 3
@@ -154,7 +153,7 @@ def main(argv: list[str]) -> int:
         # Models converted from Keras have batch 1 baked into the tensor shapes; the runner keeps
         # it, as the deployed handler does, and feeds one sample per invoke.
         inputs, outputs, signature = _signature(interpreter)
-    except Exception as exc:  # noqa: BLE001 - the runtime cannot load this model: that is the finding
+    except Exception as exc:  # noqa: BLE001 - the library cannot load this model: that is the finding
         _error(channel, "load", exc)
         return 3
     _emit(

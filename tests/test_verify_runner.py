@@ -1,4 +1,4 @@
-"""The shipped runtime library: which one, where it is importable, and running a .tflite on it."""
+"""lamb.verify.runner: the shipped TFLite library, where it is importable, and running a .tflite on it."""
 
 from __future__ import annotations
 
@@ -10,47 +10,52 @@ import pytest
 
 from lamb.errors import InputError
 from lamb.handler.lambda_function import preprocess
-from lamb.runtime import (
-    RuntimeEnv,
-    RuntimeFailure,
+from lamb.verify.runner import (
+    TFLiteEnv,
+    TFLiteFailure,
     TFLiteRunner,
-    explain_runtime_failure,
+    explain_failure,
     lib_version,
-    pick_runtime,
-    resolve_runtime,
+    pick_tflite_lib,
+    resolve_tflite_env,
 )
 
 
+def pick(**kw):
+    choice = pick_tflite_lib(**kw)
+    return choice.name, choice.requirements, choice.reason
+
+
 def test_default_is_what_lamb_package_ships_for_the_newest_runtime():
-    lib, requirements, why = pick_runtime()
+    lib, requirements, why = pick()
     assert lib == "ai-edge-litert" and requirements[0].startswith("ai-edge-litert==2.")
     assert "python3.14" in why
 
 
 def test_a_lambda_runtime_picks_its_own_library():
     # python3.11 runs on Amazon Linux 2 (glibc 2.26): ai-edge-litert 2.x has no wheel for it.
-    lib, requirements, why = pick_runtime(runtime="python3.11")
+    lib, requirements, why = pick(runtime="python3.11")
     assert (lib, requirements[0]) == ("ai-edge-litert", "ai-edge-litert==1.4.0") and "python3.11" in why
 
 
 def test_tflite_runtime_always_brings_numpy_1():
-    lib, requirements, _ = pick_runtime(lib="tflite-runtime")
+    lib, requirements, _ = pick(lib="tflite-runtime")
     assert lib == "tflite-runtime" and "numpy<2" in requirements
 
 
 def test_ai_edge_litert_comes_from_lambs_own_environment():
-    env = resolve_runtime("ai-edge-litert")
+    env = resolve_tflite_env("ai-edge-litert")
     assert env.origin == "lamb's environment" and env.python == sys.executable
     assert lib_version(env) == __import__("importlib").metadata.version("ai-edge-litert")
 
 
 def test_an_unknown_library_is_refused():
     with pytest.raises(InputError, match="unknown runtime library 'tensorflow'"):
-        resolve_runtime("tensorflow")
+        resolve_tflite_env("tensorflow")
 
 
 def test_runner_loads_and_runs_the_model_without_tensorflow(converted_tiny, tmp_path):
-    env = resolve_runtime("ai-edge-litert")
+    env = resolve_tflite_env("ai-edge-litert")
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
     with TFLiteRunner(env, converted_tiny.tflite_path) as runner:
         info = runner.wait_ready()
@@ -63,20 +68,20 @@ def test_runner_loads_and_runs_the_model_without_tensorflow(converted_tiny, tmp_
 def test_a_model_the_runtime_cannot_load_is_a_runtime_failure(tmp_path):
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a flatbuffer" * 8)
-    with TFLiteRunner(resolve_runtime("ai-edge-litert"), junk) as runner, pytest.raises(RuntimeFailure) as info:
+    with TFLiteRunner(resolve_tflite_env("ai-edge-litert"), junk) as runner, pytest.raises(TFLiteFailure) as info:
         runner.wait_ready()
     assert info.value.stage == "load"
-    sentence = explain_runtime_failure("ai-edge-litert", "2.3.0", junk, info.value)
+    sentence = explain_failure("ai-edge-litert", "2.3.0", junk, info.value)
     assert sentence.startswith("ai-edge-litert 2.3.0 cannot load junk.tflite: ")
 
 
 def test_a_runtime_that_is_not_importable_is_a_runtime_failure(converted_tiny, tmp_path):
     # No runtime library on the path: the runner reports the import, it does not crash lamb.
-    env = RuntimeEnv("tflite-runtime", sys.executable, [str(tmp_path)], "empty folder")
-    with TFLiteRunner(env, converted_tiny.tflite_path) as runner, pytest.raises(RuntimeFailure) as info:
+    env = TFLiteEnv("tflite-runtime", sys.executable, [str(tmp_path)], "empty folder")
+    with TFLiteRunner(env, converted_tiny.tflite_path) as runner, pytest.raises(TFLiteFailure) as info:
         runner.wait_ready()
     assert info.value.stage == "import"
-    assert explain_runtime_failure("tflite-runtime", "", Path("m.tflite"), info.value).startswith("tflite-runtime cannot be imported")
+    assert explain_failure("tflite-runtime", "", Path("m.tflite"), info.value).startswith("tflite-runtime cannot be imported")
 
 
 @pytest.mark.parametrize(
@@ -91,5 +96,5 @@ def test_a_runtime_that_is_not_importable_is_a_runtime_failure(converted_tiny, t
     ],
 )
 def test_failures_are_explained_in_one_sentence(message, stderr, expected):
-    sentence = explain_runtime_failure("tflite-runtime", "2.14.0", Path("model.tflite"), RuntimeFailure("load", message, stderr))
+    sentence = explain_failure("tflite-runtime", "2.14.0", Path("model.tflite"), TFLiteFailure("load", message, stderr))
     assert expected in sentence and "\n" not in sentence

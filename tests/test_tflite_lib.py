@@ -1,4 +1,4 @@
-"""Choosing the TFLite runtime library per target, from the measured wheel table."""
+"""Choosing the TFLite library per target, from the measured wheel table."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from lamb.errors import DependencyError, InputError, RuntimeLibError
+from lamb import tflite_lib
+from lamb.errors import DependencyError, InputError, TFLiteLibError
 from lamb.manifest import Verification
-from lamb.package import runtime_lib, targets, wheels
+from lamb.package import targets, wheels
 
 
 def _manifest(converted_tiny, **changes):
@@ -22,7 +23,7 @@ def _verified(lib, version):
 
 
 def test_python312_gets_litert_2(converted_tiny):
-    choice = runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest)
+    choice = tflite_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest)
     assert (choice.name, choice.requirement, choice.module) == ("ai-edge-litert", "ai-edge-litert==2.3.0", "ai_edge_litert")
     assert choice.extra_requirements == []
     assert "python3.12" in choice.reason
@@ -30,13 +31,13 @@ def test_python312_gets_litert_2(converted_tiny):
 
 def test_python311_gets_litert_1_4_because_2x_needs_glibc_227(converted_tiny):
     for arch in ("x86_64", "arm64"):
-        choice = runtime_lib.choose(targets.get_target("python3.11", arch), converted_tiny.manifest)
+        choice = tflite_lib.choose(targets.get_target("python3.11", arch), converted_tiny.manifest)
         assert choice.requirement == "ai-edge-litert==1.4.0"
 
 
 def test_verified_library_is_kept_when_the_target_has_it(converted_tiny):
     m = _manifest(converted_tiny, verification=_verified("tflite-runtime", "2.14.0"))
-    choice = runtime_lib.choose(targets.get_target("python3.11"), m)
+    choice = tflite_lib.choose(targets.get_target("python3.11"), m)
     assert choice.requirement == "tflite-runtime==2.14.0"
     assert choice.extra_requirements == ["numpy<2"]  # its extension is built against NumPy 1.x
     assert "verify" in choice.reason
@@ -44,32 +45,32 @@ def test_verified_library_is_kept_when_the_target_has_it(converted_tiny):
 
 def test_verified_library_without_wheels_falls_back_and_says_so(converted_tiny):
     m = _manifest(converted_tiny, verification=_verified("tflite-runtime", "2.14.0"))
-    choice = runtime_lib.choose(targets.get_target("python3.12"), m)
+    choice = tflite_lib.choose(targets.get_target("python3.12"), m)
     assert choice.name == "ai-edge-litert"
     assert "tflite-runtime 2.14.0" in choice.reason and "has none" in choice.reason
 
 
 def test_dynamic_range_model_never_gets_tflite_runtime(converted_tiny):
     m = _manifest(converted_tiny, quantization="dynamic", verification=_verified("tflite-runtime", "2.14.0"))
-    choice = runtime_lib.choose(targets.get_target("python3.11"), m)
+    choice = tflite_lib.choose(targets.get_target("python3.11"), m)
     assert choice.name == "ai-edge-litert"
 
 
 def test_override_wins_and_is_checked_against_the_target(converted_tiny):
-    choice = runtime_lib.choose(targets.get_target("python3.11"), converted_tiny.manifest, "tflite_runtime")
+    choice = tflite_lib.choose(targets.get_target("python3.11"), converted_tiny.manifest, "tflite_runtime")
     assert choice.requirement == "tflite-runtime==2.14.0" and "--runtime-lib" in choice.reason
     with pytest.raises(DependencyError) as err:
-        runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "tflite-runtime")
+        tflite_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "tflite-runtime")
     assert "tflite-runtime" in err.value.message and "python3.12" in err.value.message
     assert "ai-edge-litert 2.3.0" in err.value.hint
     with pytest.raises(InputError):
-        runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "onnxruntime")
+        tflite_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "onnxruntime")
 
 
 def test_flex_model_is_refused(converted_tiny):
     m = _manifest(converted_tiny, requires_flex=True, flex_ops=["FlexErf"])
-    with pytest.raises(RuntimeLibError) as err:
-        runtime_lib.choose(targets.get_target("python3.12"), m)
+    with pytest.raises(TFLiteLibError) as err:
+        tflite_lib.choose(targets.get_target("python3.12"), m)
     assert "FlexErf" in err.value.message
 
 
@@ -83,7 +84,7 @@ def test_wheel_table_matches_the_index(runtime, arch, row):
     """Re-measure: the index really lists the table's versions for the target's tags, and not 2.x for AL2."""
     target = targets.get_target(runtime, arch)
     name, version = row
-    assert any((r.name, r.version) == row for r in runtime_lib.available(target))
+    assert any((r.name, r.version) == row for r in tflite_lib.available(target))
     versions = _index_versions(name, target)
     assert version in versions
     if target.runtime.glibc < (2, 27):

@@ -1,0 +1,83 @@
+"""The verdict of ``lamb verify``: ``VerifyReport``, and ``OutputMismatch`` raised from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamb.errors import VerificationFailed
+from lamb.manifest import Verification
+from lamb.verify.compare import Check, OutputMetrics
+from lamb.verify.tolerances import Tolerances
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify_model`` found: the CLI renders it, ``--json`` serialises it, the manifest keeps it."""
+
+    passed: bool
+    keras_path: Path
+    tflite_path: Path
+    tflite_sha256: str
+    manifest_path: Path | None
+    quantization: str
+    quantization_source: str  # "manifest" | "inferred from the .tflite" | "given" | "default"
+    preprocess: str
+    # The TFLite library the .tflite ran on (field names kept: they are the --json and manifest keys).
+    runtime_lib: str
+    runtime_version: str
+    runtime_python: str  # the interpreter the runner ran on, and where the library came from
+    samples: int
+    seed: int
+    images: int
+    skipped_images: int
+    tolerances: Tolerances
+    outputs: list[OutputMetrics] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one sentence per failed check
+    error: str | None = None  # the TFLite library could not load or run the model at all
+    skipped: list[str] = field(default_factory=list)  # "<file>: <why>" for undecodable images
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    recorded: bool = False  # the verdict was written into the manifest
+
+    def raise_for_failure(self) -> None:
+        if not self.passed:
+            raise OutputMismatch(self)
+
+    def to_verification(self) -> Verification:
+        return Verification(
+            passed=self.passed,
+            tflite_sha256=self.tflite_sha256,
+            runtime_lib=self.runtime_lib,
+            runtime_version=self.runtime_version,
+            samples=self.samples,
+            images=self.images,
+            skipped_images=self.skipped_images,
+            tolerances=self.tolerances.as_dict(),
+            metrics=[m.as_dict() for m in self.outputs],
+            failures=list(self.failures),
+            error=self.error,
+        )
+
+
+class OutputMismatch(VerificationFailed):
+    """The .tflite does not compute what the Keras model computes; carries the report."""
+
+    def __init__(self, report: VerifyReport):
+        self.report = report
+        if report.error:
+            message = report.error
+            hint = (
+                "ship a runtime library that can run the model (ai-edge-litert, lamb's default), or convert "
+                "with a TensorFlow no newer than the runtime library"
+            )
+        else:
+            first = report.failures[0] if report.failures else "a check failed"
+            more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+            message = f"{report.tflite_path.name} does not match {report.keras_path.name}: {first}{more}"
+            hint = (
+                "re-run `lamb convert`; if the model is quantized, a looser --atol/--rtol/--min-top1 "
+                "may be justified, or try a less aggressive --quantize mode"
+            )
+        super().__init__(message, hint)

@@ -1,0 +1,142 @@
+"""Lining up the two models' signatures before anything runs, and telling the .tflite's quantization.
+
+The Keras side is read from the loaded model; the TFLite side from what the runner reports
+(``_tflite_runner.py``: the serving signature's keys, shapes and dtypes). Inputs and outputs are
+paired by name, counts and shapes must agree, or the two files are not one model converted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from lamb.errors import InputError
+from lamb.manifest import format_shape
+
+
+@dataclass
+class PairedSignature:
+    """Each Keras input and output beside its TFLite counterpart, in the Keras model's order."""
+
+    input_keys: list[str]  # the TFLite signature key of each Keras input
+    input_shapes: list[list[int]]  # per sample, from the .tflite: concrete where Keras may leave dimensions open
+    output_names: list[str]  # the Keras outputs' names
+    output_keys: list[str]  # the TFLite signature key of each Keras output
+    output_shapes: list[list[int | None]]  # per sample, as Keras declares them
+
+
+def pair_signatures(loaded: Any, info: dict[str, Any], keras_path: Path, tflite_path: Path) -> PairedSignature:
+    """Pair the models' inputs and outputs; InputError when their counts or shapes differ."""
+    k_in_names, k_in_shapes, k_out_names, k_out_shapes = keras_signature(loaded)
+    models = (keras_path.name, tflite_path.name)
+    _check_count("input", k_in_names, info["inputs"], models)
+    _check_count("output", k_out_names, info["outputs"], models)
+    ins = _match("input", k_in_names, k_in_shapes, info["inputs"], models)
+    outs = _match("output", k_out_names, k_out_shapes, info["outputs"], models)
+    return PairedSignature(
+        input_keys=[t["key"] for t in ins],
+        input_shapes=[t["shape"][1:] for t in ins],
+        output_names=k_out_names,
+        output_keys=[t["key"] for t in outs],
+        output_shapes=k_out_shapes,
+    )
+
+
+def _check_count(what: str, names: list[str], specs: list[dict[str, Any]], models: tuple[str, str]) -> None:
+    if len(names) != len(specs):
+        raise InputError(
+            f"the models' signatures differ: {models[0]} has {len(names)} {what}s, {models[1]} has {len(specs)}",
+            "verify a .tflite against the Keras model it was converted from",
+        )
+
+
+def _match(
+    what: str, names: list[str], shapes: list[list[int | None]], specs: list[dict[str, Any]], models: tuple[str, str]
+) -> list[dict[str, Any]]:
+    """The TFLite spec of each Keras input (``what="input"``) or output, checked for shape."""
+    keras_name, tflite_name = models
+    paired = [specs[j] for j in _pair(names, [t["key"] for t in specs], what)]
+    for name, shape, spec in zip(names, shapes, paired):
+        tshape = spec["shape"][1:]
+        if not _shapes_agree(shape, tshape):
+            raise InputError(
+                f"the models' {what}s differ: {keras_name} {what} {name!r} is {format_shape(shape)}, "
+                f"{tflite_name} {what} {spec['key']!r} is {format_shape(tshape)}",
+                "verify a .tflite against the Keras model it was converted from",
+            )
+    return paired
+
+
+def check_labels(labels: Sequence[str] | None, paired: PairedSignature) -> None:
+    """One label per class of a single classifier output, when labels are given."""
+    if not labels:
+        return
+    shapes = paired.output_shapes
+    classifier = [s for s in shapes if len(s) == 1]
+    if len(shapes) == 1 and classifier and classifier[0][0] not in (None, len(labels)):
+        raise InputError(
+            f"{len(labels)} labels given but the model has {classifier[0][0]} classes",
+            "pass one label per class, in class-index order",
+        )
+
+
+def _shapes_agree(keras_shape: Sequence[int | None], tflite_shape: Sequence[int]) -> bool:
+    return len(keras_shape) == len(tflite_shape) and all(k is None or k == t for k, t in zip(keras_shape, tflite_shape))
+
+
+def keras_signature(loaded: Any) -> tuple[list[str], list[list[int | None]], list[str], list[list[int | None]]]:
+    """Names and per-sample shapes (None for open dimensions) of the source model's inputs/outputs."""
+    if loaded.is_keras:
+        model = loaded.model
+
+        def shape_of(t: Any) -> list[int | None]:
+            return [None if d is None else int(d) for d in tuple(t.shape)[1:]]
+
+        in_names = [getattr(t, "name", f"input_{i}").split(":")[0] for i, t in enumerate(model.inputs)]
+        out_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+        return in_names, [shape_of(t) for t in model.inputs], out_names, [shape_of(t) for t in model.outputs]
+    sig = loaded.signature
+    ins = sig.structured_input_signature[1]
+    outs = sig.structured_outputs
+    in_names = sorted(ins)
+    out_names = sorted(outs)
+
+    def tshape(spec: Any) -> list[int | None]:
+        return [None if d is None else int(d) for d in spec.shape.as_list()[1:]]
+
+    return in_names, [tshape(ins[n]) for n in in_names], out_names, [tshape(outs[n]) for n in out_names]
+
+
+def _pair(keras_names: list[str], tflite_keys: list[str], what: str) -> list[int]:
+    """For each Keras input/output, the index of its TFLite counterpart.
+
+    The converter names signature entries after the Keras outputs (tf_keras: sorted layer names)
+    or ``output_0``, ``output_1``, ... in Keras order (Keras 3); either way the interpreter's own
+    tensor order is not the model's, so pair by name, then by ``output_<i>``, then by position.
+    """
+    import re
+
+    # lamb convert names signature entries after the Keras names with anything but [A-Za-z0-9_]
+    # replaced (``serving_default_<name>:0`` must stay a valid tensor name).
+    cleaned = [re.sub(r"[^A-Za-z0-9_]", "_", n.split(":")[0]).strip("_") for n in keras_names]
+    for names in (keras_names, cleaned):
+        if sorted(names) == sorted(tflite_keys) and len(set(names)) == len(names):
+            return [tflite_keys.index(n) for n in names]
+    prefix = "output_" if what == "output" else "args_"
+    indexed = {f"{prefix}{i}": i for i in range(len(tflite_keys))}
+    if set(tflite_keys) == set(indexed):
+        return [tflite_keys.index(f"{prefix}{i}") for i in range(len(keras_names))]
+    return list(range(len(keras_names)))
+
+
+def infer_quantization(info: dict[str, Any]) -> str:
+    counts: dict[str, int] = info.get("tensor_dtypes", {})
+    if counts.get("float16"):
+        return "float16"
+    ints = counts.get("int8", 0) + counts.get("uint8", 0)
+    if not ints:
+        return "float32"
+    # Full-integer models carry int8 activations everywhere; dynamic-range models keep float
+    # activations and only their weights are int8.
+    return "int8" if ints > counts.get("float32", 0) else "dynamic"

@@ -1,0 +1,283 @@
+"""``verify_model``: the ``lamb verify`` step, from two model files (or a manifest) to a ``VerifyReport``."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamb import manifest as manifest_mod
+from lamb.errors import InputError
+from lamb.manifest import Manifest
+from lamb.verify.compare import compare_outputs
+from lamb.verify.inputs import VerifyInputs, build_inputs
+from lamb.verify.report import VerifyReport
+from lamb.verify.runner import TFLiteEnv, TFLiteFailure, TFLiteRunner, explain_failure, lib_version, pick_tflite_lib, resolve_tflite_env
+from lamb.verify.signature import check_labels, infer_quantization, pair_signatures
+from lamb.verify.tolerances import ToleranceOverrides, Tolerances, default_tolerances
+
+KERAS_BATCH = 32  # Keras runs batched; 32 bounds memory on a 299x299 model (~1 GB of activations)
+
+
+def verify_model(
+    keras_model: Path | None = None,
+    tflite_model: Path | None = None,
+    *,
+    manifest_path: Path | None = None,
+    inputs: VerifyInputs | None = None,
+    tolerances: ToleranceOverrides | None = None,
+    labels: list[str] | None = None,
+    quantization: str | None = None,
+    tflite_lib: str | None = None,
+    runtime: str | None = None,
+    allow_unsafe_lambda: bool = False,
+) -> VerifyReport:
+    """Run the Keras model and the .tflite on the same inputs and compare them output by output.
+
+    With no paths, the manifest in the current directory names both models. ``inputs`` says what
+    to feed both (random samples, images, or both); ``tolerances`` overrides the quantization
+    mode's defaults. The .tflite runs on ``tflite_lib`` (default: the library ``lamb package``
+    ships for ``runtime``, the newest Lambda runtime by default). The verdict is written into the
+    manifest when there is one. Raises ``LambError`` for bad input; a mismatch or a library that
+    cannot run the model is a report with ``passed=False`` (``report.raise_for_failure()`` turns
+    it into ``OutputMismatch``).
+    """
+    run = _prepare(keras_model, tflite_model, manifest_path, inputs or VerifyInputs(), labels)
+    overrides = tolerances or ToleranceOverrides()
+    # Cheap checks first: a typo in a tolerance should not cost a model load.
+    default_tolerances(quantization or "float32", overrides)
+
+    t0 = time.perf_counter()
+    choice = pick_tflite_lib(tflite_lib, runtime, run.manifest)
+    run.env = resolve_tflite_env(choice.name, choice.requirements)
+    run.notes.append(f"runtime library: {choice.reason}")
+    run.timings["runtime_env"] = time.perf_counter() - t0
+
+    # Start the library first: it loads the .tflite while this process imports TensorFlow and
+    # loads the Keras model (two cores, two processes).
+    with TFLiteRunner(run.env, run.tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
+        loaded = _load_keras(run, allow_unsafe_lambda)
+        try:
+            info = runner.wait_ready()
+        except TFLiteFailure as failure:
+            quant, source = _quantization(quantization, run.manifest, None)
+            tol = default_tolerances(quant, overrides)
+            return run.failed(failure, lib_version(run.env), quantization=quant, quantization_source=source, tolerances=tol)
+        # Measured inside the runner: it overlaps the Keras load, so wall time here would mislead.
+        run.timings["tflite_load"] = float(info.get("import_s", 0.0)) + float(info.get("load_s", 0.0))
+
+        quant, quant_source = _quantization(quantization, run.manifest, info)
+        tol = default_tolerances(quant, overrides)
+        if quant == "int8" and run.inputs.images is None:
+            run.notes.append(
+                "int8 model verified on random pixels only: they reach activations outside the ranges it was "
+                "calibrated on, so add --images with real images for a meaningful check"
+            )
+
+        paired = pair_signatures(loaded, info, run.keras_path, run.tflite_path)
+        check_labels(run.labels, paired)
+        arrays, used_images, skipped = build_inputs(paired.input_shapes, run.inputs, run.samples, run.preprocess)
+
+        # Keras here, then the .tflite in the runner. One after the other, not overlapped: both
+        # use every core, and on two cores running them together was 15 % slower (thread
+        # oversubscription; see benchmarks/bench_verify.py).
+        t0 = time.perf_counter()
+        from lamb import tflog
+
+        with tflog.capture_fd2():
+            reference = _predict_batched(loaded, arrays)
+        run.timings["keras_predict"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        version = info.get("version", "unknown")
+        common: dict[str, Any] = dict(
+            quantization=quant, quantization_source=quant_source, tolerances=tol,
+            images=len(used_images), skipped_images=len(skipped), skipped=skipped,
+        )
+        try:
+            tflite_outputs, answer = runner.run(dict(zip(paired.input_keys, arrays)), Path(workdir))
+        except TFLiteFailure as failure:
+            run.timings["tflite_run"] = time.perf_counter() - t0
+            return run.failed(failure, version, **common)
+        run.timings["tflite_run"] = time.perf_counter() - t0
+        run.timings["tflite_invoke"] = float(answer.get("invoke_s", 0.0))
+
+        t0 = time.perf_counter()
+        candidate = [tflite_outputs[key] for key in paired.output_keys]
+        reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(reference, candidate)]
+        metrics, checks, failures = compare_outputs(
+            reference, candidate, paired.output_names, tol, tflite_names=paired.output_keys, labels=run.labels
+        )
+        run.timings["metrics"] = time.perf_counter() - t0
+    result = run.report(passed=not failures, runtime_version=version, outputs=metrics, checks=checks, failures=failures, **common)
+    assert len(arrays[0]) == result.samples + result.images
+    return run.finish(result)
+
+
+@dataclass
+class _Run:
+    """One verification's settled facts, shared by its phases."""
+
+    keras_path: Path
+    tflite_path: Path
+    tflite_sha256: str
+    manifest_path: Path | None
+    manifest: Manifest | None
+    inputs: VerifyInputs
+    samples: int
+    preprocess: str
+    labels: list[str] | None
+    record: bool  # write the verdict into the manifest
+    notes: list[str]
+    started: float
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    env: TFLiteEnv | None = None
+
+    def report(self, **kw: Any) -> VerifyReport:
+        assert self.env is not None
+        self.timings["total"] = time.perf_counter() - self.started
+        return VerifyReport(
+            keras_path=self.keras_path, tflite_path=self.tflite_path, tflite_sha256=self.tflite_sha256,
+            manifest_path=self.manifest_path, preprocess=self.preprocess, runtime_lib=self.env.lib,
+            runtime_python=f"{self.env.python} ({self.env.origin})", samples=self.samples, seed=self.inputs.seed,
+            notes=self.notes, timings=self.timings, **kw,
+        )
+
+    def failed(self, failure: TFLiteFailure, version: str, *, tolerances: Tolerances, **kw: Any) -> VerifyReport:
+        """The library could not load or run the model: a failed verdict carrying the reason."""
+        assert self.env is not None
+        error = explain_failure(self.env.lib, version, self.tflite_path, failure)
+        kw.setdefault("images", 0)
+        kw.setdefault("skipped_images", 0)
+        result = self.report(passed=False, runtime_version=version, tolerances=tolerances, error=error, failures=[error], **kw)
+        return self.finish(result)
+
+    def finish(self, result: VerifyReport) -> VerifyReport:
+        if self.record and self.manifest is not None and self.manifest_path is not None:
+            self.manifest.verification = result.to_verification()
+            manifest_mod.write(self.manifest, self.manifest_path)
+            result.recorded = True
+        return result
+
+
+def _prepare(
+    keras_model: Path | None, tflite_model: Path | None, manifest_path: Path | None, inputs: VerifyInputs,
+    labels: list[str] | None,
+) -> _Run:
+    """Resolve the files and settle every option that can be settled before a model loads."""
+    from lamb.handler.lambda_function import PREPROCESSORS
+
+    started = time.perf_counter()
+    notes: list[str] = []
+    keras_path, tflite_path, manifest_path, manifest = _resolve_paths(keras_model, tflite_model, manifest_path)
+    preprocess = inputs.preprocess
+    if preprocess is None:
+        if manifest is not None:
+            preprocess = manifest.preprocess
+        else:
+            preprocess = "none"
+            notes.append("no manifest and no --preprocess: inputs are raw pixels in [0, 255] (preprocess 'none')")
+    if preprocess not in PREPROCESSORS:
+        raise InputError(f"unknown preprocessing {preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
+    record = True
+    if manifest is not None and preprocess != manifest.preprocess:
+        # The deployed handler preprocesses as the manifest says; a verdict reached on other inputs
+        # says nothing about the artifact, so it must not vouch for it.
+        record = False
+        notes.append(
+            f"verified with --preprocess {preprocess}, but the manifest (and so the artifact) uses "
+            f"{manifest.preprocess}: the verdict is not recorded; re-run `lamb convert --preprocess {preprocess}` to change it"
+        )
+    if labels is None and manifest is not None:
+        labels = manifest.labels
+    samples = inputs.sample_count()
+
+    tflite_sha256 = manifest_mod.sha256_file(tflite_path)
+    if manifest is not None and manifest.tflite_sha256 != tflite_sha256:
+        notes.append(f"{tflite_path.name} changed since `lamb convert` wrote the manifest; verifying the file as it is now")
+    return _Run(
+        keras_path=keras_path, tflite_path=tflite_path, tflite_sha256=tflite_sha256, manifest_path=manifest_path,
+        manifest=manifest, inputs=inputs, samples=samples, preprocess=preprocess, labels=labels, record=record,
+        notes=notes, started=started,
+    )
+
+
+def _load_keras(run: _Run, allow_unsafe_lambda: bool) -> Any:
+    from lamb import tflog
+    from lamb.convert import load_keras_model
+
+    t0 = time.perf_counter()
+    # TensorFlow's C++ core writes its start-up chatter straight to fd 2.
+    with tflog.capture_fd2():
+        loaded = load_keras_model(run.keras_path, allow_unsafe_lambda=allow_unsafe_lambda)
+    run.timings["load_keras"] = time.perf_counter() - t0
+    return loaded
+
+
+def _quantization(given: str | None, manifest: Manifest | None, info: dict[str, Any] | None) -> tuple[str, str]:
+    """Whose default tolerances apply, and where that came from."""
+    if given is not None:
+        return given, "given"
+    if manifest is not None:
+        return manifest.quantization, "manifest"
+    if info is None:  # the library could not even load the model to say
+        return "float32", "default"
+    return infer_quantization(info), "inferred from the .tflite"
+
+
+def _predict_batched(loaded: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The source model's outputs, in its own output order, KERAS_BATCH samples at a time."""
+    if loaded.is_keras:
+        # predict() runs a traced graph: ~25 % faster than eager calls on Xception, same numbers.
+        out = loaded.model.predict(inputs[0] if len(inputs) == 1 else list(inputs), batch_size=KERAS_BATCH, verbose=0)
+        if isinstance(out, dict):
+            names = list(getattr(loaded.model, "output_names", None) or [])
+            names = names if sorted(names) == sorted(out) else list(out)
+            return [np.asarray(out[k]) for k in names]
+        return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
+    n = len(inputs[0])
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, n, KERAS_BATCH):
+        chunks.append(loaded.predict(*[x[start : start + KERAS_BATCH] for x in inputs]))
+    return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+
+
+def _resolve_paths(
+    keras_model: Path | None, tflite_model: Path | None, manifest_path: Path | None
+) -> tuple[Path, Path, Path | None, Manifest | None]:
+    manifest: Manifest | None = None
+    if manifest_path is None and keras_model is None and tflite_model is None:
+        manifest_path = manifest_mod.find()
+    if manifest_path is None and tflite_model is not None:
+        beside = manifest_mod.manifest_path_for(Path(tflite_model))
+        if beside.is_file():
+            candidate = manifest_mod.read(beside)
+            if candidate.tflite_path(beside).resolve() == Path(tflite_model).resolve():
+                manifest_path = beside
+    if manifest_path is not None:
+        manifest_path = Path(manifest_path)
+        manifest = manifest_mod.read(manifest_path)
+        keras_model = Path(keras_model) if keras_model is not None else manifest.source_path(manifest_path)
+        tflite_model = Path(tflite_model) if tflite_model is not None else manifest.tflite_path(manifest_path)
+    if keras_model is None or tflite_model is None:
+        raise InputError(
+            "name both models: lamb verify MODEL.h5 MODEL.tflite",
+            "or run `lamb verify` with no arguments where `lamb convert` wrote its manifest",
+        )
+    keras_model, tflite_model = Path(keras_model), Path(tflite_model)
+    if not keras_model.exists():
+        raise InputError(f"no Keras model at {keras_model}", "check the path (the manifest records where the source was)")
+    if not tflite_model.is_file():
+        raise InputError(f"no .tflite at {tflite_model}", "run `lamb convert MODEL` to produce it, or check the path")
+    with open(tflite_model, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise InputError(
+            f"{tflite_model} is not a TensorFlow Lite model (no TFL3 identifier)",
+            "pass the .tflite that `lamb convert` wrote",
+        )
+    return keras_model, tflite_model, manifest_path, manifest
