@@ -218,3 +218,42 @@ def test_plan_calls_nothing(deploy_artifact_factory, aws_env, monkeypatch):
     report = deploy_artifact(deploy_artifact_factory(), DeployOptions("clothes", create_role=True, url="public"), plan_only=True)
     assert report.planned_only and report.region == REGION and report.record_path is None
     assert [s.action for s in report.plan.steps][:2] == ["create or reuse execution role", "create the function if missing"]
+
+
+def test_image_deploys_the_pushed_image_and_proves_its_digest(moto, tmp_path, monkeypatch):
+    import boto3
+
+    monkeypatch.setenv("MOTO_LAMBDA_STUB_ECR", "false")  # moto then reports the ECR digest as CodeSha256, as Lambda does
+    context = tmp_path / "model-python3.12-arm64-image"
+    context.mkdir()
+    (context / "lamb.json").write_text(json.dumps({"source": "model.h5", "package": {
+        "format": "image", "runtime": "python3.12", "arch": "arm64", "handler": "lambda_function.lambda_handler"}}))
+    role = existing_role()
+    options = dict(role_arn=role, memory_mb=1024, timeout_s=30, smoke=False)  # moto cannot invoke image functions
+    with pytest.raises(InputError, match="no pushed image was named") as info:
+        deploy_artifact(context, DeployOptions("clothes", **options), session=AwsSession(region=REGION))
+    assert "--image-uri" in info.value.hint
+    ecr = boto3.client("ecr", region_name=REGION)
+    repository = ecr.describe_repositories(repositoryNames=["clothes"])["repositories"][0]  # created for the push
+
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": [],
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": "sha256:" + "b" * 64}}
+    digest = ecr.put_image(repositoryName="clothes", imageManifest=json.dumps(manifest), imageTag="v1")["image"]["imageId"]["imageDigest"]
+    uri = f"{repository['repositoryUri']}:v1"
+    report = deploy_artifact(context, DeployOptions("clothes", image_uri=uri, **options), session=AwsSession(region=REGION))
+    assert report.action == "created" and report.upload == "image" and report.uploaded_bytes == 0
+    assert report.deployed_code_sha256 == digest.split(":", 1)[1] == report.code_sha256
+    config = lam().get_function(FunctionName="clothes")["Configuration"]
+    assert (config["PackageType"], config["Architectures"]) == ("Image", ["arm64"])
+    assert any("not to be built from this context" in n for n in report.notes)
+
+    again = deploy_artifact(context, DeployOptions("clothes", image_uri=uri, **options), session=AwsSession(region=REGION))
+    assert again.action == "unchanged" and not again.published
+
+
+def test_zip_over_an_image_function_is_refused(moto, tmp_path, deploy_artifact_factory):
+    lam().create_function(FunctionName="clothes", Role=existing_role(), PackageType="Image",
+                          Code={"ImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/clothes:v1"})
+    with pytest.raises(InputError, match="has package type Image and .* is Zip; Lambda cannot change a function's package type") as info:
+        deploy(deploy_artifact_factory())
+    assert "delete-function" in info.value.hint

@@ -144,16 +144,17 @@ def deploy_artifact(
     assert deployed is not None
     report.deployed_code_sha256 = _prove(deployed["Configuration"], facts, expected, name)
 
+    # "Lambda doesn't publish a version if the function's configuration and code haven't changed
+    # since the last version" (API_PublishVersion): it answers with that version, so asking is safe
+    # and a second deploy of the same zip publishes nothing. CodeSha256 makes Lambda refuse to
+    # publish other code than the artifact's, should someone deploy in between.
     newest = aws.latest_version(name)
-    if not report.changed and newest is not None and newest.get("CodeSha256") == expected:
-        report.version = newest["Version"]
-    else:
-        published = aws.publish_version(name, expected)
-        if published.get("CodeSha256") != expected:
-            raise AwsError(f"version {published['Version']} of {name} holds other code than the artifact ({published.get('CodeSha256')} != {expected})",
-                           "another deployment changed the function meanwhile; deploy again")
-        report.version = published["Version"]
-        report.published = newest is None or newest["Version"] != published["Version"]
+    published = aws.publish_version(name, expected)
+    if published.get("CodeSha256") != expected:
+        raise AwsError(f"version {published['Version']} of {name} holds other code than the artifact ({published.get('CodeSha256')} != {expected})",
+                       "another deployment changed the function meanwhile; deploy again")
+    report.version = published["Version"]
+    report.published = newest is None or newest["Version"] != published["Version"]
 
     if options.alias:
         report.alias_action = aws.ensure_alias(name, options.alias, report.version)
@@ -201,7 +202,7 @@ def _refuse_kind_change(current: dict[str, Any], facts: ArtifactFacts, name: str
     arch = (current.get("Architectures") or ["x86_64"])[0]
     if package_type != facts.package_type:
         raise InputError(
-            f"the function {name} is a {package_type} function and {facts.path.name} is a{'n' if facts.package_type == 'Image' else ''} {facts.package_type} artifact; Lambda cannot change a function's package type",
+            f"the function {name} has package type {package_type} and {facts.path.name} is {facts.package_type}; Lambda cannot change a function's package type; nothing was uploaded",
             f"deploy under another --function-name, or delete it first: aws lambda delete-function --function-name {name}",
         )
     if arch != facts.arch:
