@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import typer
 from rich.console import Console
 
-from lamb.errors import EXIT_CODES, LambError
+from lamb.errors import EXIT_CODES, InputError, LambError
 
 app = typer.Typer(
     name="lamb",
@@ -102,7 +102,8 @@ def main(
 def convert(
     model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder."),
     output: Path = typer.Option(None, "--output", "-o", help="Where to write the .tflite, or a folder for it \\[default: ./<model stem>.tflite]; the manifest goes beside it."),
-    quantize: str = typer.Option("float32", "--quantize", "-q", help="float32 | float16 | dynamic | int8 (full-integer, needs --calibration)."),
+    quantize: str = typer.Option("float32", "--quantize", "-q", help="float32 | float16 | dynamic | int8 (full-integer, needs --calibration) | auto (run `lamb compare` and keep the mode it recommends)."),
+    images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
     int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
     input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
@@ -130,19 +131,29 @@ def convert(
         from lamb.convert import convert_model
         from lamb.convert.preprocess import parse_input_shape, parse_labels_option
 
-        result = convert_model(
-            model,
-            output,
-            quantize=quantize,
-            calibration=calibration,
-            input_shape=parse_input_shape(input_shape),
-            allow_flex=allow_flex,
-            preprocess=preprocess,
-            labels=parse_labels_option(labels),
-            labels_file=labels_file,
-            allow_unsafe_lambda=allow_unsafe_lambda,
-            int8_io=int8_io,
-        )
+        if quantize == "auto":
+            from lamb.compare.core import convert_auto
+            from lamb.compare.render import render as render_comparison
+
+            if int8_io or allow_flex:
+                raise InputError("--quantize auto compares the modes lamb ships as they are", "drop --int8-io/--allow-flex, or pick a mode")
+            result, comparison = convert_auto(
+                model, output, images=images, calibration=calibration, input_shape=parse_input_shape(input_shape),
+                preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
+                allow_unsafe_lambda=allow_unsafe_lambda,
+                modes=None if calibration is not None else ["float32", "float16", "dynamic"],
+            )
+            if not as_json:
+                for renderable in render_comparison(comparison):
+                    console.print(renderable, highlight=False)
+        elif images is not None:
+            raise InputError("--images only applies to --quantize auto", "verify with `lamb verify --images DIR`")
+        else:
+            result = convert_model(
+                model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
+                allow_flex=allow_flex, preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
+                allow_unsafe_lambda=allow_unsafe_lambda, int8_io=int8_io,
+            )
     if as_json:
         print_json(result)
         return
@@ -220,6 +231,76 @@ def verify(
             if report.recorded:
                 console.print(f"[dim]recorded in {report.manifest_path}[/]", highlight=False)
         report.raise_for_failure()
+
+
+# -- compare -------------------------------------------------------------------------------------
+
+
+@app.command()
+def compare(
+    model: Path = typer.Argument(..., help="Keras model: a .h5, a .keras file, or a SavedModel folder."),
+    images: Path = typer.Option(None, "--images", help="Folder of real images to verify every mode on (recommended: int8 needs them to pass)."),
+    calibration: Path = typer.Option(None, "--calibration", help="Calibration images for int8; without them int8 is skipped."),
+    samples: int = typer.Option(32, "--samples", "-n", help="Seeded random inputs, besides --images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+    runtime: str = typer.Option(None, "--runtime", "-r", help="Lambda runtime: python3.10 ... python3.14 \\[default: the newest]."),
+    arch: str = typer.Option(None, "--arch", "-a", help="Lambda architecture: x86_64 | arm64 (sets the prices) \\[default: x86_64]."),
+    memory: str = typer.Option(None, "--memory", help="Memory settings to price, in MB, comma-separated \\[default: 512,1024,1769,3008]."),
+    modes: str = typer.Option(None, "--modes", help="Modes to compare, comma-separated \\[default: float32,float16,dynamic,int8]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help="Verify on ai-edge-litert or tflite-runtime \\[default: what the target ships]."),
+    preprocess: str = typer.Option(None, "--preprocess", help="xception | caffe | torch | scale | none \\[default: inferred, as lamb convert does]."),
+    labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated."),
+    labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3."),
+    max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Advise the cheapest memory meeting this request time \\[default: where cost stops being flat]."),
+    output_dir: Path = typer.Option(None, "--output-dir", help="Keep every converted model (and its manifest, verdict recorded) in this folder."),
+    plot: Path = typer.Option(None, "--plot", help="Write a PNG of error against warm time, marker size by zip size (needs the [plot] extra)."),
+    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (only for files you trust)."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Choose the quantization to ship: every mode's error, size, latency and Lambda cost, side by side.
+
+    Loads and runs the Keras model once; converts it in each mode (int8 only with --calibration) and verifies each against the same reference outputs on the TFLite library the target ships, with the mode's default tolerances. Projects each artifact's zip from the target's real, slimmed dependencies; times the shipped handler (cold start, and the warm median at 1 thread) in fresh processes; prices a million requests at each --memory (1 vCPU per 1,769 MB; us-east-1 on-demand prices: an estimate from local timing). A mode that fails to convert, or that the library cannot run, is a marked row.
+
+    Recommends the cheapest mode that passes and fits Lambda's 50 MB direct upload, else the cheapest that passes, and the memory setting for it. Exit code 0 with a recommendation, 1 when no mode passed.
+
+    Examples:
+
+      lamb compare model.h5 --images samples/
+
+      lamb compare model.h5 --images samples/ --calibration calib/ --memory 1024,1769 --plot compare.png
+
+      lamb compare model.h5 --modes float32,dynamic --runtime python3.12 --arch arm64 --json
+    """
+    with handle_errors(verbose):
+        from lamb.compare import DEFAULT_MEMORY_MB, compare_models
+        from lamb.compare.render import check_plot, render, write_plot
+        from lamb.convert.preprocess import parse_input_shape, parse_labels_option
+        from lamb.cost import parse_memory_list
+        from lamb.errors import VerificationFailed
+
+        check_plot(plot)
+        status = contextlib.nullcontext() if as_json else err_console.status("lamb compare")
+        with status as shown:
+            report = compare_models(
+                model, images=images, calibration=calibration, samples=samples, seed=seed, runtime=runtime, arch=arch,
+                memory=parse_memory_list(memory, DEFAULT_MEMORY_MB), modes=modes, runtime_lib=runtime_lib,
+                preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
+                input_shape=parse_input_shape(input_shape), allow_unsafe_lambda=allow_unsafe_lambda,
+                max_latency_ms=max_latency_ms, output_dir=output_dir, progress=shown.update if shown is not None else None,
+            )
+        if plot is not None:
+            write_plot(report, plot)
+        if as_json:
+            print_json(report)
+        else:
+            for renderable in render(report):
+                console.print(renderable, highlight=False)
+            if plot is not None:
+                console.print(f"[dim]plot written to {plot}[/]", highlight=False)
+        if report.recommended is None:
+            raise VerificationFailed(f"no recommendation: {report.why}", "see each mode's row; --images with real images gives int8 a fair test")
 
 
 # -- package -------------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ MB_PER_VCPU = 1769
 _HEADROOM = 1.25
 _HEADROOM_MB = 32
 _STEP_MB = 64
+# "Flat": within 2 % of the cheapest setting. The 1 ms billing granularity makes costs wobble by
+# about that much between neighbouring settings for requests of a few tens of ms.
+FLAT = 0.02
 
 
 @dataclass(frozen=True)
@@ -181,11 +184,12 @@ def advise_memory(
 ) -> MemoryAdvice:
     """The setting to use, from a request's one-thread duration measured here and the floors.
 
-    Without a latency target: where cost stops being flat (one full vCPU: below it the same
-    GB-seconds buy proportionally less latency; above it cost grows and one thread gets no faster).
-    With ``max_latency_ms``: the smallest setting whose projected duration meets it (in the flat
-    region all settings cost about the same, so the smallest keeps the least memory reserved).
-    Never below a floor: the peak-RSS rule, plus any ``floors`` the caller adds (name -> MB).
+    Without a latency target: where cost stops being flat, the largest setting up to one vCPU
+    whose cost is within ``FLAT`` of the cheapest (for CPU-bound work that is one full vCPU: below
+    it the same GB-seconds buy proportionally less latency; above it cost grows and one thread
+    gets no faster). With ``max_latency_ms``: the cheapest setting whose projected duration meets
+    it (the smallest among those within ``FLAT`` of the cheapest). Never below a floor: the
+    peak-RSS rule, plus any ``floors`` the caller adds (name -> MB).
     """
     all_floors = dict(floors or {})
     if peak_rss_mb:
@@ -199,39 +203,43 @@ def advise_memory(
         return MemoryAdvice(floor, f"{floor} MB: {reason}; no timing to weigh cost and latency", all_floors,
                             max_latency_ms=max_latency_ms, arch=arch)
 
+    settings = range(floor, LAMBDA_MAX_MEMORY_MB + 1)
+    costs = {m: cost_per_million(local_ms, m, arch) for m in settings}
     met: bool | None = None
-    if max_latency_ms is None:
-        wanted = MB_PER_VCPU
-        reason = (
-            f"{MB_PER_VCPU:,} MB is where cost stops being flat: below it Lambda's CPU share shrinks with memory, "
-            f"so the same GB-seconds buy a slower request ({lambda_duration_ms(local_ms, LAMBDA_MIN_MEMORY_MB):,.0f} ms "
-            f"at {LAMBDA_MIN_MEMORY_MB} MB); above it cost grows and one thread gets no faster"
-        )
-    else:
-        needed = math.ceil(MB_PER_VCPU * local_ms / max_latency_ms)
-        if needed <= MB_PER_VCPU:
-            wanted = max(LAMBDA_MIN_MEMORY_MB, needed)
+    if max_latency_ms is not None:
+        meeting = [m for m in settings if lambda_duration_ms(local_ms, m) <= max_latency_ms]
+        if meeting:
+            cheapest = min(costs[m] for m in meeting)
+            recommended = min(m for m in meeting if costs[m] <= cheapest * (1 + FLAT))
             met = True
             reason = (
-                f"{wanted:,} MB is the smallest setting whose projected request time "
-                f"({lambda_duration_ms(local_ms, wanted):,.0f} ms) meets {max_latency_ms:,.0f} ms, at the same cost as any "
-                f"setting up to {MB_PER_VCPU:,} MB"
+                f"{recommended:,} MB is the cheapest setting whose projected request time "
+                f"({lambda_duration_ms(local_ms, recommended):,.0f} ms) meets {max_latency_ms:,.0f} ms"
             )
         else:
-            wanted = MB_PER_VCPU
             met = False
+    if met is not True:
+        # Where cost stops being flat: the largest setting up to one vCPU (beyond it one thread
+        # gets no faster) whose cost is within FLAT of the cheapest. For work of a few ms the
+        # 1 ms billing granularity makes small settings cheaper, and the point comes earlier.
+        cheapest = min(costs.values())
+        flat = [m for m in settings if costs[m] <= cheapest * (1 + FLAT)]
+        recommended = max([m for m in flat if m <= MB_PER_VCPU] or [min(flat)])
+        if recommended == floor and floor > MB_PER_VCPU:
+            reason = f"{recommended:,} MB, the floor set by {floor_why}"
+        else:
             reason = (
-                f"no setting meets {max_latency_ms:,.0f} ms: one thread takes {local_ms:,.0f} ms even with a full vCPU "
-                f"({MB_PER_VCPU:,} MB, recommended); a smaller model or quantization would"
+                f"{recommended:,} MB is where cost stops being flat: below it the same cost buys a slower request "
+                f"({lambda_duration_ms(local_ms, floor):,.0f} ms at {floor:,} MB)"
+                + ("; above it cost grows and one thread gets no faster" if recommended == MB_PER_VCPU else "; above it cost grows")
             )
-    recommended = max(wanted, floor)
-    if recommended > wanted:
-        reason = (
-            f"{recommended:,} MB, the floor set by {floor_why}, is above the {wanted:,} MB that cost and latency "
-            f"alone would pick"
-        )
-        if met is not None:
-            met = lambda_duration_ms(local_ms, recommended) <= max_latency_ms  # type: ignore[operator]
+            if recommended == floor and floor_why:
+                reason = f"{recommended:,} MB, the floor set by {floor_why}: cost is not flat above it"
+        if met is False:
+            reason = (
+                f"no setting meets {max_latency_ms:,.0f} ms: one thread takes {local_ms:,.0f} ms even with a full vCPU; "
+                + reason
+            )
     return MemoryAdvice(
         recommended_mb=recommended,
         reason=reason,

@@ -88,6 +88,8 @@ class Manifest:
     calibration: dict[str, Any] | None = None  # int8: {"dir": ..., "images": N, "io_dtype": "float32"}
     versions: dict[str, str] = field(default_factory=dict)  # lamb, tensorflow, keras, tf_keras
     verification: Verification | None = None
+    # `lamb convert --quantize auto`: the comparison that chose this model (CompareReport.summary()).
+    comparison: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     # -- paths -------------------------------------------------------------------------------

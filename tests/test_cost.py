@@ -67,3 +67,11 @@ def test_bad_values_are_input_errors():
     with pytest.raises(InputError):
         cost.advise_memory(10.0, max_latency_ms=0)
     assert cost.parse_memory_list("1024, 512MB,512", (1,)) == [512, 1024]
+
+
+def test_for_requests_of_a_millisecond_the_billing_granularity_moves_the_point():
+    # 0.5 ms at one vCPU: 1 ms is billed at any setting above ~900 MB, so cost grows from there.
+    advice = cost.advise_memory(0.5, peak_rss_mb=50)
+    assert 128 < advice.recommended_mb < 1769
+    cheapest = min(cost.cost_per_million(0.5, m) for m in range(128, 10241))
+    assert advice.cost_per_million <= cheapest * (1 + cost.FLAT)

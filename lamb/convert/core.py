@@ -77,10 +77,12 @@ def convert_model(
     labels_file: Path | None = None,
     allow_unsafe_lambda: bool = False,
     int8_io: bool = False,
+    loaded: LoadedModel | None = None,
 ) -> ConversionResult:
     """Load ``source``, convert it to TFLite, write ``<output>`` and ``<output stem>.lamb.json``.
 
-    Nothing is written unless both conversion and inspection of the result succeed.
+    Nothing is written unless both conversion and inspection of the result succeed. ``loaded``
+    (``source`` already loaded) lets one load serve several conversions (``lamb compare``).
     """
     started = time.perf_counter()
     source = Path(source)
@@ -114,8 +116,9 @@ def convert_model(
 
     from lamb import tflog
 
-    with tflog.capture_fd2():
-        loaded = load_keras_model(source, allow_unsafe_lambda=allow_unsafe_lambda)
+    if loaded is None:
+        with tflog.capture_fd2():
+            loaded = load_keras_model(source, allow_unsafe_lambda=allow_unsafe_lambda)
     notes = list(loaded.notes)
 
     inputs = _input_specs(loaded)

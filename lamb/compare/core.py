@@ -1,0 +1,425 @@
+"""``lamb compare``: convert a model in every quantization mode and measure what each would cost.
+
+The Keras model is loaded once and run once: every mode is converted from the same loaded model
+and compared with the same reference outputs, on the same inputs, on the runtime library the
+target ships (``lamb verify``'s runner and comparison). Each mode's artifact is projected from the
+target's real, slimmed dependencies (``deps``); its handler is timed cold and warm at one thread
+(``timing``); Lambda's bill follows from the timing (``lamb.cost``). A mode that fails to convert
+or that the library cannot run becomes a marked row; the comparison goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from lamb import cost as cost_mod
+from lamb import manifest as mf
+from lamb.compare import deps as deps_mod
+from lamb.compare.report import (
+    CANNOT_RUN, CONVERSION_FAILED, SKIPPED, VERIFIED, CompareReport, ModeResult, ModeSize, fits_direct_upload, recommend,
+)
+from lamb.errors import ArtifactError, ConversionError, InputError, LambError
+
+DEFAULT_MODES = ("float32", "float16", "dynamic", "int8")
+DEFAULT_MEMORY_MB = (512, 1024, 1769, 3008)
+
+
+def parse_modes(text: str | Sequence[str] | None) -> list[str]:
+    if text is None:
+        return list(DEFAULT_MODES)
+    items = text.split(",") if isinstance(text, str) else list(text)
+    modes = []
+    for item in items:
+        mode = item.strip().lower()
+        if mode == "dynamic-range":
+            mode = "dynamic"
+        if not mode:
+            continue
+        if mode not in mf.QUANTIZE_MODES:
+            raise InputError(f"unknown quantization mode {item.strip()!r} in --modes", f"use some of: {', '.join(mf.QUANTIZE_MODES)}")
+        if mode not in modes:
+            modes.append(mode)
+    if not modes:
+        raise InputError("--modes names no mode", f"e.g. --modes {','.join(DEFAULT_MODES[:3])}")
+    return modes
+
+
+def compare_models(
+    source: Path,
+    *,
+    images: Path | None = None,
+    calibration: Path | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    runtime: str | None = None,
+    arch: str | None = None,
+    memory: Sequence[int] | None = None,
+    modes: Sequence[str] | str | None = None,
+    runtime_lib: str | None = None,
+    preprocess: str | None = None,
+    labels: list[str] | None = None,
+    labels_file: Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    allow_unsafe_lambda: bool = False,
+    max_latency_ms: float | None = None,
+    output_dir: Path | None = None,
+    progress: Any = None,
+) -> CompareReport:
+    """Convert ``source`` in each mode, verify, size, time and price each; recommend one.
+
+    The converted models (and their manifests, each with its verification recorded) are written
+    to ``output_dir`` as ``<stem>-<mode>.tflite``; without one they go to a temp folder that is
+    removed. Raises ``LambError`` for what ``convert`` or ``verify`` would refuse.
+    """
+    from lamb.handler.lambda_function import PREPROCESSORS
+    from lamb.package import targets
+
+    step = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    notes: list[str] = []
+    # Cheap checks first: a typo should not cost a model load.
+    source = Path(source)
+    if not source.exists():
+        raise InputError(f"no model at {source}", "check the path: an .h5 or .keras file, or a SavedModel folder")
+    wanted = parse_modes(modes)
+    settings = sorted(set(cost_mod.check_memory(int(m)) for m in (memory or DEFAULT_MEMORY_MB)))
+    target = targets.get_target(runtime, arch)
+    cost_mod.price_for(target.arch)
+    if samples is None:
+        samples = 32
+    if samples < 0:
+        raise InputError(f"--samples {samples} is negative", "use --samples 0 or more")
+    if samples == 0 and images is None:
+        raise InputError("nothing to verify with: --samples 0 and no --images", "use --samples N, --images DIR, or both")
+    if images is not None and not Path(images).is_dir():
+        raise InputError(f"no image folder at {images}", "pass --images with a folder of .jpg/.png files")
+    if preprocess is not None and preprocess not in PREPROCESSORS:
+        raise InputError(f"unknown preprocessing {preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
+    if calibration is not None and "int8" not in wanted:
+        raise InputError("--calibration only applies to int8", "add int8 to --modes, or drop --calibration")
+
+    keep = output_dir is not None
+    out = Path(output_dir) if keep else Path(tempfile.mkdtemp(prefix="lamb-compare-"))
+    out.mkdir(parents=True, exist_ok=True)
+    stem = source.name if source.is_dir() else source.stem
+    try:
+        from lamb import tflog
+        from lamb.convert import convert_model, load_keras_model
+
+        step("loading the Keras model")
+        t0 = time.perf_counter()
+        with tflog.capture_fd2():
+            loaded = load_keras_model(source, allow_unsafe_lambda=allow_unsafe_lambda)
+        seconds["load_keras"] = time.perf_counter() - t0
+
+        rows: list[ModeResult] = []
+        for mode in wanted:
+            if mode == "int8" and calibration is None:
+                rows.append(ModeResult(mode, SKIPPED, "int8 needs calibration images: pass --calibration DIR (~100 representative images)"))
+                continue
+            step(f"converting: {mode}")
+            t0 = time.perf_counter()
+            try:
+                with tflog.capture_fd2():
+                    result = convert_model(
+                        source, out / f"{stem}-{mode}.tflite", quantize=mode,
+                        calibration=calibration if mode == "int8" else None, input_shape=input_shape,
+                        preprocess=preprocess, labels=labels, labels_file=labels_file,
+                        allow_unsafe_lambda=allow_unsafe_lambda, loaded=loaded,
+                    )
+            except ConversionError as exc:
+                # The converter refused this mode; others may still convert.
+                rows.append(ModeResult(mode, CONVERSION_FAILED, exc.message, seconds={"convert": time.perf_counter() - t0}))
+                continue
+            rows.append(ModeResult(
+                mode, VERIFIED, tflite_path=result.tflite_path, manifest_path=result.manifest_path,
+                seconds={"convert": time.perf_counter() - t0},
+            ))
+        seconds["convert"] = sum(r.seconds.get("convert", 0.0) for r in rows)
+
+        converted = [r for r in rows if r.status == VERIFIED]
+        reference = None
+        if converted:
+            step("verifying every mode against one Keras run")
+            t0 = time.perf_counter()
+            first = mf.read(converted[0].manifest_path)  # type: ignore[arg-type]
+            reference = _Reference(loaded, source, samples, images, seed, first.preprocess, first.labels)
+            for row in converted:
+                _verify_mode(row, reference, runtime_lib, target)
+            seconds["verify"] = time.perf_counter() - t0
+            seconds["keras_predict"] = reference.predict_s
+            if reference.images:
+                notes.append(f"verified on {samples} random sample(s) and {reference.images} image(s), the Keras model run once")
+
+        runnable = [r for r in rows if r.status == VERIFIED]
+        if runnable:
+            t0 = time.perf_counter()
+            _size_and_time(runnable, target, images, runtime_lib, step, notes)
+            seconds["size_and_time"] = time.perf_counter() - t0
+        for row in runnable:
+            if row.speed is None:
+                continue
+            advice = cost_mod.advise_memory(
+                row.speed.warm_ms, peak_rss_mb=row.speed.peak_rss_mb, max_latency_ms=max_latency_ms, arch=target.arch,
+            )
+            row.memory = advice
+            row.costs = cost_mod.memory_points(row.speed.warm_ms, settings, target.arch, advice.floor_mb)
+
+        mode, why = recommend(rows)
+        seconds["total"] = time.perf_counter() - started
+        report = CompareReport(
+            source=source, target=target.name, arch=target.arch, samples=samples, seed=seed,
+            images=reference.images if reference is not None else 0,
+            preprocess=first.preprocess if converted else (preprocess or "none"),
+            memory_settings=settings, rows=rows, recommended=mode, why=why, notes=notes,
+            estimate_note=cost_mod.ESTIMATE_NOTE, seconds=seconds,
+        )
+        if not keep:
+            for row in rows:  # the paths pointed into a folder that is about to go
+                row.tflite_path = row.manifest_path = None
+        return report
+    finally:
+        if not keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+# -- verification against one reference ------------------------------------------------------------
+
+
+class _Reference:
+    """The Keras model's outputs on the comparison's inputs, computed on first use, once."""
+
+    def __init__(self, loaded: Any, source: Path, samples: int, images: Path | None, seed: int, preprocess: str, labels: list[str] | None):
+        self.loaded = loaded
+        self.source = source
+        self.samples = samples
+        self.images_dir = images
+        self.seed = seed
+        self.preprocess = preprocess
+        self.labels = labels
+        self.inputs: list[np.ndarray] | None = None
+        self.outputs: list[np.ndarray] | None = None
+        self.images = 0
+        self.skipped: list[str] = []
+        self.predict_s = 0.0
+
+    def compute(self, shapes: list[list[int]]) -> None:
+        if self.inputs is not None:
+            return
+        from lamb import tflog
+        from lamb.verify import _predict_batched, image_inputs, random_inputs
+
+        batches: list[list[np.ndarray]] = [[] for _ in shapes]
+        if self.samples:
+            for b, x in zip(batches, random_inputs(shapes, self.samples, self.seed, self.preprocess)):
+                b.append(x)
+        if self.images_dir is not None:
+            if len(shapes) != 1:
+                raise InputError(
+                    f"--images needs a model with one image input; this one has {len(shapes)} inputs",
+                    "compare with --samples instead",
+                )
+            x, used, self.skipped = image_inputs(self.images_dir, shapes[0], self.preprocess)
+            batches[0].append(x)
+            self.images = len(used)
+        self.inputs = [np.concatenate(b) for b in batches]
+        t0 = time.perf_counter()
+        with tflog.capture_fd2():
+            self.outputs = _predict_batched(self.loaded, self.inputs)
+        self.predict_s = time.perf_counter() - t0
+
+
+def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, target: Any) -> None:
+    """Run the mode's .tflite on the target's library, compare with the reference, record the verdict."""
+    from lamb.runtime import RuntimeFailure, TFLiteRunner, explain_runtime_failure, lib_version, pick_runtime, resolve_runtime
+    from lamb.verify import (
+        VerifyReport, _check_counts, _keras_signature, _pair, _shapes_agree, compare_outputs, default_tolerances,
+    )
+
+    t0 = time.perf_counter()
+    assert row.tflite_path is not None and row.manifest_path is not None
+    manifest = mf.read(row.manifest_path)
+    lib, requirements, _why = pick_runtime(runtime_lib, target.runtime.name, manifest)
+    env = resolve_runtime(lib, requirements)
+    tol = default_tolerances(row.mode)
+    with TFLiteRunner(env, row.tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
+        version = lib_version(env)
+        row.runtime_lib = f"{lib} {version}"
+        try:
+            info = runner.wait_ready()
+            k_in, _k_in_shapes, k_out, k_out_shapes = _keras_signature(ref.loaded)
+            t_ins, t_outs = info["inputs"], info["outputs"]
+            _check_counts(len(k_in), len(t_ins), "inputs", ref.source, row.tflite_path)
+            _check_counts(len(k_out), len(t_outs), "outputs", ref.source, row.tflite_path)
+            in_pairs = _pair(k_in, [t["key"] for t in t_ins], "input")
+            out_pairs = _pair(k_out, [t["key"] for t in t_outs], "output")
+            for kshape, j in zip(k_out_shapes, out_pairs):
+                if not _shapes_agree(kshape, t_outs[j]["shape"][1:]):
+                    raise InputError(f"{row.tflite_path.name}'s outputs differ from the Keras model's", "a converter bug: report it")
+            ref.compute([t_ins[j]["shape"][1:] for j in in_pairs])
+            assert ref.inputs is not None and ref.outputs is not None
+            inputs, expected = ref.inputs, ref.outputs
+            if row.mode == "int8" and ref.images:
+                # int8 is judged on the real images only: random pixels reach activations outside the
+                # ranges it was calibrated on (0.35 of the range on the demo model, 0.097 on images).
+                inputs = [x[-ref.images:] for x in inputs]
+                expected = [y[-ref.images:] for y in expected]
+            feed = {t_ins[j]["key"]: x for j, x in zip(in_pairs, inputs)}
+            got, _answer = runner.run(feed, Path(workdir))
+        except RuntimeFailure as failure:
+            row.status = CANNOT_RUN
+            row.reason = explain_runtime_failure(lib, version, row.tflite_path, failure)
+            row.seconds["verify"] = time.perf_counter() - t0
+            return
+    candidate = [got[t_outs[j]["key"]] for j in out_pairs]
+    reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(expected, candidate)]
+    metrics, checks, failures = compare_outputs(
+        reference, candidate, k_out, tol, tflite_names=[t_outs[j]["key"] for j in out_pairs], labels=ref.labels
+    )
+    from lamb.compare.evidence import judge
+
+    n = len(candidate[0])
+    judged = judge(
+        {m.name: m.top1 for m in metrics}, n, tol.min_top1, failures, quantization=row.mode,
+        images=ref.images if row.mode != "int8" or not ref.images else n,
+    )
+    failures = judged.failures
+    report = VerifyReport(
+        passed=judged.passed, keras_path=ref.source, tflite_path=row.tflite_path,
+        tflite_sha256=manifest.tflite_sha256, manifest_path=row.manifest_path, quantization=row.mode,
+        quantization_source="given", preprocess=ref.preprocess, runtime_lib=lib, runtime_version=version,
+        runtime_python=f"{env.python} ({env.origin})", samples=n - ref.images, seed=ref.seed, images=ref.images,
+        skipped_images=len(ref.skipped), tolerances=tol, outputs=metrics, checks=checks, failures=failures,
+        skipped=list(ref.skipped), notes=list(judged.warnings),
+    )
+    manifest.verification = report.to_verification()
+    mf.write(manifest, row.manifest_path)
+    row.passed = report.passed
+    row.verdict = judged.verdict
+    row.failures = list(failures)
+    row.warnings = list(judged.warnings)
+    bounds = list(judged.lower_bounds.values())
+    row.top1_lower = min(bounds) if bounds else None
+    rels = [m.max_rel for m in metrics if m.max_rel is not None]
+    row.max_rel = max(rels) if rels else None
+    cosines = [m.cosine for m in metrics if m.cosine is not None]
+    row.cosine = min(cosines) if cosines else None
+    tops = [m.top1 for m in metrics if m.top1 is not None]
+    row.top1 = min(tops) if tops else None
+    row.seconds["verify"] = time.perf_counter() - t0
+
+
+# -- size and speed ---------------------------------------------------------------------------------
+
+
+def _size_and_time(rows: list[ModeResult], target: Any, images: Path | None, lib: str | None, step: Any, notes: list[str]) -> None:
+    from lamb.package import build, runtime_lib
+
+    for row in rows:
+        assert row.tflite_path is not None and row.manifest_path is not None
+        manifest = mf.read(row.manifest_path)
+        try:
+            choice = runtime_lib.choose(target, manifest, lib)
+        except LambError as exc:
+            row.status, row.reason = CANNOT_RUN, exc.message
+            continue
+        step(f"measuring the dependencies {target.name} ships: {', '.join(choice.requirements)}")
+        deps = deps_mod.target_deps(choice.requirements, target)
+        with tempfile.TemporaryDirectory(prefix="lamb-compare-root-") as scratch:
+            files_dir = Path(scratch) / "files"
+            files_dir.mkdir()
+            shipped = mf.write(build._artifact_manifest(manifest), files_dir / mf.ARTIFACT_MANIFEST)
+            own = {"lambda_function.py": build.HANDLER_TEMPLATE, "model.tflite": row.tflite_path, mf.ARTIFACT_MANIFEST: shipped}
+            zipped = deps.zipped + sum(deps_mod.deflated_size(p) if n != "model.tflite" else 0 for n, p in own.items())
+            zipped += deps_mod.deflated_size(row.tflite_path)
+            unzipped = deps.unzipped + sum(Path(p).stat().st_size for p in own.values())
+            row.size = ModeSize(row.tflite_path.stat().st_size, zipped, unzipped, fits_direct_upload(zipped))
+
+            step(f"timing the handler: {row.mode}")
+            tree, python, where = deps_mod.timing_deps(deps, target, choice.name)
+            root = deps_mod.task_root(tree, own, Path(scratch) / "task")
+            event = build.sample_event(manifest, _first_image(images))
+            from lamb.compare.timing import time_handler
+
+            t0 = time.perf_counter()
+            try:
+                row.speed = time_handler(root, event, python=python, where=where)
+            except ArtifactError as exc:  # verified, but the shipped handler cannot serve it
+                row.status, row.reason = CANNOT_RUN, exc.message
+            row.seconds["time"] = time.perf_counter() - t0
+    wheres = sorted({r.speed.where for r in rows if r.speed})
+    if wheres:
+        notes.append("timed on " + "; ".join(wheres))
+
+
+def _first_image(images: Path | None) -> Path | None:
+    if images is None:
+        return None
+    from lamb.verify import IMAGE_SUFFIXES
+
+    files = sorted(p for p in Path(images).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return files[0] if files else None
+
+
+# -- lamb convert --quantize auto ------------------------------------------------------------------
+
+
+def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tuple[Any, CompareReport]:
+    """Compare the modes and keep the recommended one at ``output`` (``lamb convert -q auto``).
+
+    The kept model's manifest records its verification and the comparison that chose it, so
+    ``lamb package`` can follow directly. Nothing is written when no mode passes.
+    """
+    from lamb.convert import ConversionResult, default_output
+    from lamb.errors import VerificationFailed
+
+    source = Path(source)
+    tflite_path = Path(output) if output is not None else default_output(source)
+    if tflite_path.is_dir() or not tflite_path.suffix:
+        tflite_path = tflite_path / default_output(source).name
+    if tflite_path.suffix != ".tflite":
+        raise InputError(
+            f"the output {tflite_path} does not end in .tflite",
+            "name the output file like model.tflite (the manifest goes beside it as model.lamb.json), or pass a folder",
+        )
+    tflite_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".lamb-auto-", dir=tflite_path.parent))
+    try:
+        report = compare_models(source, output_dir=work, **options)
+        row = report.row(report.recommended) if report.recommended else None
+        if row is None or row.tflite_path is None or row.manifest_path is None:
+            raise VerificationFailed(
+                f"--quantize auto kept nothing: {report.why}",
+                "run `lamb compare` to see each mode's verdict, or pick a mode with --quantize",
+            )
+        manifest = mf.read(row.manifest_path)
+        manifest_path = mf.manifest_path_for(tflite_path)
+        manifest.tflite = mf.relative_to_manifest(manifest_path, tflite_path)
+        manifest.source = mf.relative_to_manifest(manifest_path, source)
+        manifest.comparison = report.summary()
+        os.replace(row.tflite_path, tflite_path)
+        mf.write(manifest, manifest_path)
+        row.tflite_path, row.manifest_path = tflite_path, manifest_path
+        for other in report.rows:
+            if other is not row:
+                other.tflite_path = other.manifest_path = None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = ConversionResult(
+        tflite_path=tflite_path,
+        manifest_path=manifest_path,
+        manifest=manifest,
+        seconds=report.seconds.get("total", 0.0),
+        source_bytes=manifest.source_bytes,
+        tflite_bytes=manifest.tflite_bytes,
+        notes=[f"--quantize auto kept {row.mode}: {report.why}", "verified while comparing: the verdict is in the manifest"],
+    )
+    return result, report

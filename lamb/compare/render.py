@@ -1,0 +1,160 @@
+"""The comparison as a Rich table (the CLI prints it) and as a PNG (``--plot``, matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lamb.compare.report import VERIFIED, CompareReport, ModeResult
+from lamb.errors import DependencyError
+
+MiB = 2**20
+PLOT_INSTALL = "pip install 'lamb[plot]'"
+
+
+def _verdict(row: ModeResult) -> str:
+    if row.status != VERIFIED:
+        return f"[yellow]{row.status}[/]"
+    colour = {"pass": "green", "pass with warning": "yellow", "not enough evidence": "yellow"}.get(row.verdict or "", "red")
+    return f"[{colour}]{(row.verdict or '').upper()}[/]"
+
+
+def _mark(report: CompareReport, row: ModeResult) -> str:
+    return "[bold green]★[/]" if row.mode == report.recommended else ""
+
+
+def _top1(row: ModeResult) -> str:
+    if row.top1 is None:
+        return "-"
+    low = f" ({row.top1_lower:.1%})" if row.top1_lower is not None else ""
+    return f"{row.top1:.1%}{low}"
+
+
+def render(report: CompareReport) -> list[Any]:
+    """Rich renderables: the table (recommendation marked), why, then the notes."""
+    from rich.table import Table
+    from rich.text import Text
+
+    inputs = []
+    if report.samples:
+        inputs.append(f"{report.samples} random samples (seed {report.seed})")
+    if report.images:
+        inputs.append(f"{report.images} images")
+    out: list[Any] = [Text.from_markup(
+        f"[bold]{report.source.name}[/] for [bold]{report.target}[/]: every mode checked against one Keras run on "
+        f"{' + '.join(inputs)}, preprocess {report.preprocess}"
+    )]
+    table = Table(title_justify="left", padding=(0, 1))
+    for title, justify in (
+        ("", "left"), ("mode", "left"), ("verdict", "left"), ("err/range", "right"), ("top-1 (95% low)", "right"),
+        ("tflite MB", "right"), ("zip MB", "right"), ("init ms", "right"), ("warm ms", "right"),
+    ):
+        table.add_column(title, justify=justify)  # type: ignore[arg-type]
+    for row in report.rows:
+        size = row.size
+        zip_mb = "-" if size is None else (f"{size.zip / MiB:.1f}" if size.fits_direct_upload else f"[yellow]{size.zip / MiB:.1f}[/]")
+        table.add_row(
+            _mark(report, row), row.mode, _verdict(row),
+            "-" if row.max_rel is None else f"{row.max_rel:.1e}",
+            _top1(row),
+            "-" if size is None else f"{size.tflite / MiB:.1f}",
+            zip_mb,
+            "-" if row.speed is None else f"{row.speed.init_ms:,.0f}",
+            "-" if row.speed is None else f"{row.speed.warm_ms:,.1f}",
+        )
+    out.append(table)
+
+    priced = [r for r in report.rows if r.costs]
+    if priced:
+        costs = Table(title=f"Lambda $ per million requests ({report.arch}, estimate)", title_justify="left", padding=(0, 1))
+        costs.add_column("")
+        costs.add_column("mode")
+        for m in report.memory_settings:
+            costs.add_column(f"{m:,} MB", justify="right")
+        costs.add_column("advised", justify="right")
+        for row in priced:
+            points = {p.memory_mb: p for p in row.costs}
+            cells = [_mark(report, row), row.mode]
+            for m in report.memory_settings:
+                p = points[m]
+                text = f"{p.cost_per_million:,.2f} ({p.duration_ms:,.0f} ms)"
+                cells.append(f"[dim]{text}†[/]" if p.below_floor else text)
+            assert row.memory is not None
+            cells.append(f"{row.memory.recommended_mb:,} MB: {row.memory.cost_per_million:,.2f}")
+            costs.add_row(*cells)
+        out.append(costs)
+    for row in report.rows:
+        if row.reason:
+            out.append(Text.from_markup(f"[yellow]{row.mode}:[/] {row.reason}"))
+        for failure in row.failures[:2]:
+            out.append(Text.from_markup(f"[red]{row.mode}:[/] {failure}"))
+        for warning in row.warnings:
+            out.append(Text.from_markup(f"[yellow]{row.mode}:[/] {warning}"))
+    if report.recommended:
+        out.append(Text.from_markup(f"[bold green]★ recommended:[/] {report.why}"))
+        row = report.row(report.recommended)
+        if row is not None and row.memory is not None:
+            out.append(Text.from_markup(f"[dim]memory:[/] {row.memory.reason}"))
+    else:
+        out.append(Text.from_markup(f"[bold red]no recommendation:[/] {report.why}"))
+    if any(p.below_floor for r in report.rows for p in r.costs):
+        out.append(Text("† below the memory the peak RSS needs: the function would be killed there", style="dim"))
+    out.append(Text(f"zip MB in yellow: over Lambda's 50 MB direct upload (deploy through S3); {report.estimate_note}", style="dim"))
+    for note in report.notes:
+        out.append(Text.from_markup(f"[dim]note:[/] {note}"))
+    return out
+
+
+def check_plot(path: Path | None) -> None:
+    """Refuse ``--plot`` before any work when matplotlib is missing or the path is no PNG."""
+    if path is None:
+        return
+    if Path(path).suffix.lower() != ".png":
+        from lamb.errors import InputError
+
+        raise InputError(f"--plot {path} does not end in .png", "name a PNG file, e.g. --plot compare.png")
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise DependencyError("--plot needs matplotlib, which is not installed", f"install the plot extra: {PLOT_INSTALL}")
+
+
+def write_plot(report: CompareReport, path: Path) -> Path:
+    """A PNG of each mode's error against its warm time, marker area by zip size. Atomic."""
+    check_plot(path)
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write the file only
+    import matplotlib.pyplot as plt
+
+    from lamb.manifest import atomic_output
+
+    path = Path(path)
+    rows = [r for r in report.rows if r.speed is not None and r.max_rel is not None and r.size is not None]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    try:
+        biggest = max((r.size.zip for r in rows), default=1)  # type: ignore[union-attr]
+        for r in rows:
+            assert r.size is not None and r.speed is not None and r.max_rel is not None
+            colour = "tab:green" if r.passed else "tab:red"
+            ax.scatter([r.speed.warm_ms], [max(r.max_rel, 1e-9)], s=80 + 1200 * r.size.zip / biggest, c=colour, alpha=0.6,
+                       edgecolors="black" if r.mode == report.recommended else "none", linewidths=2)
+            label = f"{r.mode} ({r.size.zip / MiB:.0f} MB zip)" + (" ★" if r.mode == report.recommended else "")
+            ax.annotate(label, (r.speed.warm_ms, max(r.max_rel, 1e-9)), textcoords="offset points", xytext=(10, 6))
+        ax.set_yscale("log")
+        ax.set_xlabel("warm request, ms (1 thread, through the shipped handler)")
+        ax.set_ylabel("max error / output range")
+        ax.set_title(f"{report.source.name} on {report.target}: error vs time (marker area: zip size)")
+        ax.grid(True, which="both", alpha=0.3)
+        fig.tight_layout()
+        tmp = atomic_output(path)
+        try:
+            fig.savefig(tmp, format="png")
+            tmp.chmod(0o644)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    finally:
+        plt.close(fig)
+    return path

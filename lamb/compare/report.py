@@ -1,0 +1,147 @@
+"""What ``lamb compare`` found: one row per quantization mode, and the mode it recommends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamb.cost import MemoryAdvice, MemoryPoint
+from lamb.package.budget import ZIP_DIRECT_UPLOAD
+
+# A row's status. Only "verified" rows carry a verdict; the others say why they have none.
+VERIFIED = "verified"
+SKIPPED = "skipped"  # not attempted (int8 without calibration images)
+CONVERSION_FAILED = "conversion failed"  # the converter refused this mode
+CANNOT_RUN = "cannot run"  # the target's runtime library cannot load or run the model
+
+
+@dataclass
+class ModeSize:
+    """Bytes of the model and of the projected artifact for the target."""
+
+    tflite: int
+    zip: int  # projected: the target's slimmed dependencies as measured, plus this model and the handler
+    unzipped: int
+    fits_direct_upload: bool  # zip <= 50 MB (Lambda's direct-upload limit)
+
+
+@dataclass
+class ModeSpeed:
+    """Measured here, through the shipped handler on the shipped runtime library, at 1 thread."""
+
+    init_ms: float  # cold start: median of a few fresh processes (interpreter + handler import + model load)
+    warm_ms: float  # median whole-handler time of a warm request (what Lambda bills)
+    inference_ms: float | None  # median of the interpreter's invoke alone, from the handler's timing log
+    runs: int  # warm requests measured
+    peak_rss_mb: float
+    where: str  # the interpreter and what ran: the target's own wheels, or a host stand-in
+
+
+@dataclass
+class ModeResult:
+    """One quantization mode, converted, verified, sized, timed and priced."""
+
+    mode: str
+    status: str  # VERIFIED | SKIPPED | CONVERSION_FAILED | CANNOT_RUN
+    reason: str | None = None  # why a row has no verdict (one sentence)
+    tflite_path: Path | None = None
+    manifest_path: Path | None = None
+    runtime_lib: str | None = None  # "ai-edge-litert 2.3.0"
+    passed: bool | None = None  # the verification verdict (None without one)
+    verdict: str | None = None  # "pass" | "pass with warning" | "not enough evidence" | "fail"
+    max_rel: float | None = None  # max error relative to the output's range (worst output)
+    cosine: float | None = None
+    top1: float | None = None  # top-1 agreement with the Keras model (classifiers)
+    top1_lower: float | None = None  # its 95 % Wilson lower bound
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    size: ModeSize | None = None
+    speed: ModeSpeed | None = None
+    costs: list[MemoryPoint] = field(default_factory=list)  # per --memory setting
+    memory: MemoryAdvice | None = None  # the setting this mode would use, and why
+    seconds: dict[str, float] = field(default_factory=dict)  # convert / verify / time
+
+    @property
+    def cost(self) -> float | None:
+        """US dollars per million requests at this mode's advised memory setting."""
+        return self.memory.cost_per_million if self.memory is not None else None
+
+
+@dataclass
+class CompareReport:
+    source: Path
+    target: str  # "python3.14-x86_64"
+    arch: str
+    samples: int
+    seed: int
+    images: int
+    preprocess: str
+    memory_settings: list[int]
+    rows: list[ModeResult]
+    recommended: str | None  # a mode, or None when none passed
+    why: str  # one sentence
+    notes: list[str] = field(default_factory=list)
+    estimate_note: str = ""  # the cost is an estimate from local timing, and on which prices
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase, and "total"
+
+    def row(self, mode: str) -> ModeResult | None:
+        return next((r for r in self.rows if r.mode == mode), None)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``lamb convert --quantize auto`` records in the manifest: the table, compactly."""
+        rows = []
+        for r in self.rows:
+            rows.append({
+                "mode": r.mode, "status": r.status, "reason": r.reason, "verdict": r.verdict,
+                "max_rel": r.max_rel, "top1": r.top1, "top1_lower": r.top1_lower,
+                "tflite_bytes": r.size.tflite if r.size else None, "zip_bytes": r.size.zip if r.size else None,
+                "warm_ms": r.speed.warm_ms if r.speed else None, "init_ms": r.speed.init_ms if r.speed else None,
+                "memory_mb": r.memory.recommended_mb if r.memory else None, "cost_per_million_usd": r.cost,
+            })
+        return {
+            "recommended": self.recommended, "why": self.why, "target": self.target,
+            "samples": self.samples, "images": self.images, "rows": rows, "estimate": self.estimate_note,
+        }
+
+
+def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:
+    """The cheapest mode that passes and fits the 50 MB direct upload, else the cheapest that passes.
+
+    Cheapest by the estimated cost per million requests at each mode's advised memory; equal costs
+    go to the smaller zip. Returns the mode (None when nothing passed) and one sentence saying why.
+    """
+    passing = [r for r in rows if r.status == VERIFIED and r.passed and r.cost is not None and r.size is not None]
+    if not passing:
+        tried = [r for r in rows if r.status == VERIFIED]
+        if not tried:
+            return None, "no mode could be verified, so none is recommended"
+        return None, "no mode passed verification against the Keras model, so none is recommended"
+
+    def key(r: ModeResult) -> tuple[float, int]:
+        return (round(r.cost or 0.0, 4), r.size.zip if r.size else 0)
+
+    fitting = [r for r in passing if r.size and r.size.fits_direct_upload]
+    pool = fitting or passing
+    best = min(pool, key=key)
+    assert best.size is not None and best.memory is not None
+    others = [r for r in pool if r is not best]
+    cheaper_too_big = [r for r in passing if r not in fitting and key(r) < key(best)]
+    cost = f"${best.cost:,.2f} per million requests at {best.memory.recommended_mb:,} MB"
+    zip_mb = best.size.zip / 2**20
+    if fitting:
+        why = f"{best.mode} is the cheapest mode that passes verification and fits the 50 MB direct upload ({cost}, {zip_mb:.1f} MB zipped)"
+        if cheaper_too_big:
+            why += f"; {', '.join(r.mode for r in cheaper_too_big)} would cost less but only deploys through S3"
+    else:
+        why = (
+            f"{best.mode} is the cheapest mode that passes verification ({cost}); none that passes fits the 50 MB "
+            f"direct upload, so its {zip_mb:.1f} MB zip must go through S3"
+        )
+    if not others and len(passing) == 1 and len(rows) > 1:
+        why += "; it is the only mode that passed"
+    return best.mode, why
+
+
+def fits_direct_upload(zip_bytes: int) -> bool:
+    return zip_bytes <= ZIP_DIRECT_UPLOAD

@@ -1,0 +1,82 @@
+"""Time the shipped handler: cold start and warm requests, in fresh processes, at 1 thread.
+
+The handler runs as ``lamb invoke`` runs it (``lamb.local.LocalFunction``: ``python -I -S``, the
+task root and the standard library only), with ``LAMB_NUM_THREADS=1`` because Lambda gives one
+vCPU at 1,769 MB and the cost model scales one-thread time, and ``LAMB_LOG_TIMING=1`` so the
+interpreter's own share of each request can be read from the handler's log.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from lamb.compare.report import ModeSpeed
+from lamb.errors import ArtifactError
+from lamb.local import LocalFunction
+
+COLD_STARTS = 3  # fresh processes; the median is reported
+MIN_WARM_RUNS = 10
+MIN_WARM_SECONDS = 2.0  # keep going until the median rests on this much work...
+MAX_WARM_RUNS = 60  # ...but never more requests than this
+_KILL_LIMIT_MB = 10240  # time without Lambda's memory kill in the way; the RSS is reported instead
+
+
+def _inference_ms(logs: str) -> float | None:
+    for line in logs.splitlines():
+        if '"lamb_timing"' in line:
+            try:
+                return float(json.loads(line)["lamb_timing"]["inference_ms"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+def _failed(invocation: Any) -> str | None:
+    if invocation.error is not None:
+        return f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"
+    response = invocation.response
+    if isinstance(response, dict) and "error" in response and "statusCode" in response:
+        return str(response["error"])
+    return None
+
+
+def time_handler(task_root: Path, event: dict, *, python: str | None, where: str) -> ModeSpeed:
+    """Cold starts (median of ``COLD_STARTS``) and warm requests (median) of the handler."""
+    env = {"LAMB_NUM_THREADS": "1", "LAMB_LOG_TIMING": "1"}
+    inits: list[float] = []
+    warm: list[float] = []
+    inference: list[float] = []
+    peak = 0.0
+    for attempt in range(COLD_STARTS):
+        with LocalFunction(task_root, memory_mb=_KILL_LIMIT_MB, env=env, python=python, function_name="lamb-compare") as function:
+            first = function.invoke(event)
+            problem = _failed(first)
+            if problem is not None:
+                raise ArtifactError(f"the handler failed on the sample image: {problem}", "run `lamb invoke` on a packaged artifact with --verbose")
+            inits.append(float(first.init_ms or 0.0))
+            peak = max(peak, float(first.peak_rss_mb or 0.0))
+            if attempt:
+                continue  # later processes only measure the cold start
+            started = time.perf_counter()
+            while len(warm) < MAX_WARM_RUNS and (len(warm) < MIN_WARM_RUNS or time.perf_counter() - started < MIN_WARM_SECONDS):
+                result = function.invoke(event)
+                problem = _failed(result)
+                if problem is not None:
+                    raise ArtifactError(f"a warm request failed: {problem}", "run `lamb invoke --repeat 5 --verbose` on a packaged artifact")
+                warm.append(float(result.invoke_ms or 0.0))
+                peak = max(peak, float(result.peak_rss_mb or 0.0))
+                ms = _inference_ms(result.logs)
+                if ms is not None:
+                    inference.append(ms)
+    return ModeSpeed(
+        init_ms=statistics.median(inits),
+        warm_ms=statistics.median(warm),
+        inference_ms=statistics.median(inference) if inference else None,
+        runs=len(warm),
+        peak_rss_mb=peak,
+        where=where,
+    )

@@ -1,0 +1,177 @@
+"""lamb compare: a small real model in every mode, real runtime libraries, the real handler timed.
+
+Network-marked tests resolve the target's wheels once (cached under the lamb cache afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lamb.cli import app
+from lamb.compare import compare_models, recommend
+from lamb.compare.report import CANNOT_RUN, SKIPPED, VERIFIED, ModeResult, ModeSize
+from lamb.cost import MemoryAdvice
+from lamb.errors import InputError
+
+runner = CliRunner()
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def build_small_classifier():
+    """32x32 RGB -> 10 logits, with Dense layers big enough (>1024 weights) for dynamic-range
+    quantization to quantize them (so tflite-runtime 2.14 meets hybrid kernels it lacks)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Conv2D(16, 3, activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(32, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    outputs = keras.layers.Dense(10, name="logits")(x)
+    return keras.Model(inputs, outputs, name="small_classifier")
+
+
+@pytest.fixture(scope="module")
+def small_h5(tmp_path_factory):
+    path = tmp_path_factory.mktemp("compare_model") / "small.h5"
+    build_small_classifier().save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def quick_timing():
+    """Fewer timed requests than a real comparison: the figures are checked for shape, not speed."""
+    from lamb.compare import timing
+
+    saved = timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS
+    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = 1, 5, 0.0
+    yield
+    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = saved
+
+
+@pytest.fixture(scope="module")
+def cli_run(small_h5, sample_images, quick_timing, tmp_path_factory):
+    """One real comparison through the CLI with --json and --plot (int8 without calibration)."""
+    out = tmp_path_factory.mktemp("compare_cli")
+    plot = out / "compare.png"
+    result = runner.invoke(app, [
+        "compare", str(small_h5), "--images", str(sample_images), "--samples", "16", "--preprocess", "xception",
+        "--runtime", "python3.12", "--memory", "256,1024,1769", "--json", "--plot", str(plot),
+    ])
+    return result, plot
+
+
+# -- recommendation (pure) ------------------------------------------------------------------------
+
+
+def _row(mode, cost, zip_mb, passed=True):
+    row = ModeResult(mode, VERIFIED, passed=passed, verdict="pass" if passed else "fail")
+    row.size = ModeSize(1, int(zip_mb * 2**20), 1, zip_mb <= 50)
+    row.memory = MemoryAdvice(1769, "", cost_per_million=cost)
+    return row
+
+
+def test_recommendation_prefers_what_fits_the_direct_upload():
+    rows = [_row("float32", 3.0, 97), _row("float16", 3.0, 60), _row("dynamic", 1.6, 44)]
+    assert recommend(rows)[0] == "dynamic"
+    rows = [_row("float32", 1.0, 97), _row("dynamic", 1.6, 44)]
+    mode, why = recommend(rows)
+    assert mode == "dynamic" and "float32 would cost less but only deploys through S3" in why
+    mode, why = recommend([_row("float32", 3.0, 97), _row("float16", 2.0, 60)])
+    assert mode == "float16" and "through S3" in why  # none fits: the cheapest that passes
+    assert recommend([_row("float32", 1.0, 10, passed=False)])[0] is None
+    assert recommend([ModeResult("int8", SKIPPED, "no calibration")])[0] is None
+
+
+def test_bad_options_are_refused_before_any_work(small_h5, tmp_path):
+    with pytest.raises(InputError, match="unknown quantization mode"):
+        compare_models(small_h5, modes="float32,bfloat")
+    with pytest.raises(InputError, match="outside Lambda's range"):
+        compare_models(small_h5, memory=[64])
+    with pytest.raises(InputError, match="no model"):
+        compare_models(tmp_path / "missing.h5")
+    result = runner.invoke(app, ["compare", str(small_h5), "--plot", str(tmp_path / "x.jpg")])
+    assert result.exit_code == 3 and "does not end in .png" in result.output
+
+
+# -- a real comparison ----------------------------------------------------------------------------
+
+
+@pytest.mark.network  # the target's wheels, resolved once and cached
+def test_every_mode_measured_and_the_recommendation_follows_the_rows(cli_run):
+    result, _plot = cli_run
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rows = {r["mode"]: r for r in data["rows"]}
+    assert list(rows) == ["float32", "float16", "dynamic", "int8"]
+    for mode in ("float32", "float16", "dynamic"):
+        row = rows[mode]
+        assert row["status"] == VERIFIED and row["verdict"] in ("pass", "pass with warning"), row
+        assert row["runtime_lib"].startswith("ai-edge-litert")
+        assert row["size"]["tflite"] > 0 and row["size"]["zip"] > row["size"]["tflite"]
+        assert row["size"]["unzipped"] > row["size"]["zip"] and row["size"]["fits_direct_upload"]
+        assert row["speed"]["warm_ms"] > 0 and row["speed"]["init_ms"] > 0 and row["speed"]["runs"] >= 5
+        assert [p["memory_mb"] for p in row["costs"]] == [256, 1024, 1769]
+        assert row["memory"]["recommended_mb"] >= row["memory"]["floors"]["peak RSS"]
+        assert row["top1_lower"] is not None and row["top1_lower"] <= row["top1"]
+    # int8 without calibration images: a skipped row with the reason, not a stop.
+    assert rows["int8"]["status"] == SKIPPED and "--calibration" in rows["int8"]["reason"]
+    # The recommendation is the cheapest passing row that fits 50 MB (ties to the smaller zip).
+    passing = [r for r in rows.values() if r["status"] == VERIFIED and r["verdict"] in ("pass", "pass with warning")]
+    best = min(passing, key=lambda r: (round(r["memory"]["cost_per_million"], 4), r["size"]["zip"]))
+    assert data["recommended"] == best["mode"] and data["why"].startswith(best["mode"])
+    assert data["target"] == "python3.12-x86_64" and data["samples"] == 16 and data["images"] == 12
+    assert "estimate from local timing" in data["estimate_note"]
+
+
+@pytest.mark.network
+def test_plot_is_a_real_png(cli_run):
+    _result, plot = cli_run
+    assert plot.read_bytes()[:8] == PNG_SIGNATURE and plot.stat().st_size > 5000
+
+
+@pytest.mark.network
+def test_int8_with_calibration_and_a_library_that_cannot_run_a_mode(small_h5, sample_images, quick_timing, tmp_path):
+    """python3.11 with tflite-runtime 2.14: it runs float32, but lacks the hybrid kernels a
+    dynamic-range model from this TensorFlow needs; that is a marked row, and the rest goes on."""
+    report = compare_models(
+        small_h5, images=sample_images, calibration=sample_images, samples=8, preprocess="xception",
+        runtime="python3.11", runtime_lib="tflite-runtime", modes="float32,dynamic,int8", output_dir=tmp_path,
+    )
+    rows = {r.mode: r for r in report.rows}
+    assert rows["float32"].status == VERIFIED and rows["float32"].runtime_lib.startswith("tflite-runtime 2.14")
+    assert rows["float32"].speed is not None and rows["float32"].size is not None
+    assert rows["dynamic"].status == CANNOT_RUN and rows["dynamic"].speed is None
+    assert "tflite-runtime 2.14" in rows["dynamic"].reason and "FULLY_CONNECTED" in rows["dynamic"].reason
+    # int8 with calibration is compared, and judged on the real images only.
+    assert rows["int8"].status == VERIFIED and rows["int8"].verdict is not None
+    from lamb import manifest as mf
+
+    int8 = mf.read(rows["int8"].manifest_path).verification
+    assert int8.images == 12 and int8.samples == 0
+    assert report.recommended in ("float32", "int8")
+    # Kept models carry the verdict, so `lamb package` can follow.
+    kept = mf.read(rows["float32"].manifest_path)
+    assert kept.verification is not None and kept.verification.runtime_lib == "tflite-runtime"
+
+
+@pytest.mark.network
+def test_convert_quantize_auto_keeps_the_recommended_model(small_h5, sample_images, quick_timing, tmp_path):
+    from lamb import manifest as mf
+
+    out = tmp_path / "auto.tflite"
+    result = runner.invoke(app, [
+        "convert", str(small_h5), "-q", "auto", "--images", str(sample_images), "--preprocess", "xception", "-o", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    manifest = mf.read(mf.manifest_path_for(out))
+    assert manifest.comparison is not None and manifest.quantization == manifest.comparison["recommended"]
+    assert manifest.verification is not None and manifest.verification.passed
+    assert manifest.tflite_path(mf.manifest_path_for(out)) == out and out.is_file()
+    assert manifest.source_path(mf.manifest_path_for(out)).resolve() == small_h5.resolve()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["auto.lamb.json", "auto.tflite"]  # nothing else left
