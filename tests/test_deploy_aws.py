@@ -189,3 +189,31 @@ def test_invoke_reports_function_error(stubbed):
                          {"FunctionName": NAME, "Qualifier": "3", "Payload": ANY})
     status, error, payload = session.invoke(NAME, "3", {"image": "..."})
     assert (status, error, payload) == (200, "Unhandled", body)
+
+
+def test_a_create_ending_in_failed_gives_the_state_reason(stubbed):
+    session, stubber, _ = stubbed
+    stubber.add_response("create_function", {"FunctionName": NAME, "FunctionArn": ARN}, CREATE)
+    stubber.add_response("get_function", {"Configuration": {"FunctionName": NAME, "State": "Pending"}}, {"FunctionName": NAME})
+    stubber.add_response("get_function", {"Configuration": {"FunctionName": NAME, "State": "Failed", "StateReason": "Lambda was unable to decrypt the environment variables"}},
+                         {"FunctionName": NAME})
+    with pytest.raises(AwsError, match="creating the function clothes ended in Failed: Lambda was unable to decrypt"):
+        session.create_function(**CREATE)
+
+
+def test_unknown_profile_is_bad_input(aws_env):
+    from lamb.errors import InputError
+
+    with pytest.raises(InputError, match="no AWS profile 'nope'") as info:
+        AwsSession(region="eu-west-1", profile="nope")
+    assert "list-profiles" in info.value.hint
+
+
+def test_no_region_is_bad_input(aws_env, monkeypatch):
+    from lamb.errors import InputError
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(InputError, match="no AWS region"):
+        AwsSession()
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")  # what the AWS CLI v2 and Lambda set; boto3 alone ignores it
+    assert AwsSession().region == "ap-south-1"
