@@ -125,6 +125,8 @@ def test_an_update_ending_in_failed_is_one_line_with_the_reason(stubbed):
 
 def test_an_existing_permission_is_not_an_error(stubbed):
     session, stubber, _ = stubbed
+    stubber.add_client_error("get_policy", service_error_code="ResourceNotFoundException", http_status_code=404,
+                             service_message="The resource you requested does not exist.")
     stubber.add_client_error("add_permission", service_error_code="ResourceConflictException", http_status_code=409,
                              service_message="The statement id (lamb-url-invoke-function) provided already exists. Please provide a new statement id, or remove the existing statement.")
     assert session.add_permission(NAME, "live", StatementId="lamb-url-invoke-function", Action="lambda:InvokeFunction",

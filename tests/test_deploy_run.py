@@ -103,12 +103,15 @@ def test_create_direct_with_role_url_alias_and_smoke(moto_iam, deploy_artifact_f
 
 def test_second_deploy_of_the_same_zip_uploads_and_publishes_nothing(moto_iam, deploy_artifact_factory):
     artifact = deploy_artifact_factory()
-    first = deploy(artifact, create_role=True, alias="live")
-    second = deploy(artifact, create_role=True, alias="live")
+    first = deploy(artifact, create_role=True, alias="live", url="public")
+    second = deploy(artifact, create_role=True, alias="live", url="public")
     assert second.action == "unchanged" and second.changed == []
     assert second.uploaded_bytes == 0 and second.upload.startswith("none")
     assert second.version == first.version and not second.published
     assert second.alias_action == "unchanged" and not second.role_created
+    assert second.url == first.url and second.url_action == "unchanged" and second.permissions_added == []
+    statements = json.loads(lam().get_policy(FunctionName="clothes", Qualifier="live")["Policy"])["Statement"]
+    assert len(statements) == 2
     assert [v["Version"] for v in lam().list_versions_by_function(FunctionName="clothes")["Versions"]] == ["$LATEST", "1"]
 
 

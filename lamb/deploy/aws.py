@@ -337,11 +337,21 @@ class AwsSession:
             return self.lam.update_function_url_config(**kwargs, AuthType=auth_type)["FunctionUrl"], "updated"
 
     def add_permission(self, name: str, qualifier: str | None, **statement: Any) -> bool:
-        """Add a resource-policy statement; False when one with that id already exists (not an error)."""
-        kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {}), **statement}
+        """Add a resource-policy statement; False when one with that id already exists (not an error).
+
+        The policy is read first, so a redeploy changes nothing; Lambda's own answer to a duplicate
+        id (ResourceConflictException) is accepted too, for a statement added in between.
+        """
+        target = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
         with refusals(f"adding the permission {statement['StatementId']} to {name}", iam_action="lambda:AddPermission"):
             try:
-                self.lam.add_permission(**kwargs)
+                policy = json.loads(self.lam.get_policy(**target)["Policy"])
+            except self.lam.exceptions.ResourceNotFoundException:  # no policy yet
+                policy = {}
+            if any(s.get("Sid") == statement["StatementId"] for s in policy.get("Statement", [])):
+                return False
+            try:
+                self.lam.add_permission(**target, **statement)
                 return True
             except self.lam.exceptions.ResourceConflictException:
                 return False
