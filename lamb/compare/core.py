@@ -29,6 +29,7 @@ from lamb.errors import ArtifactError, ConversionError, InputError, LambError
 
 DEFAULT_MODES = ("float32", "float16", "dynamic", "int8")
 DEFAULT_MEMORY_MB = (512, 1024, 1769, 3008)
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")  # what the sample request sends
 
 
 def parse_modes(text: str | Sequence[str] | None) -> list[str]:
@@ -215,22 +216,12 @@ class _Reference:
         if self.inputs is not None:
             return
         from lamb import tflog
-        from lamb.verify import _predict_batched, image_inputs, random_inputs
+        from lamb.verify.inputs import VerifyInputs, build_inputs
+        from lamb.verify.step import _predict_batched
 
-        batches: list[list[np.ndarray]] = [[] for _ in shapes]
-        if self.samples:
-            for b, x in zip(batches, random_inputs(shapes, self.samples, self.seed, self.preprocess)):
-                b.append(x)
-        if self.images_dir is not None:
-            if len(shapes) != 1:
-                raise InputError(
-                    f"--images needs a model with one image input; this one has {len(shapes)} inputs",
-                    "compare with --samples instead",
-                )
-            x, used, self.skipped = image_inputs(self.images_dir, shapes[0], self.preprocess)
-            batches[0].append(x)
-            self.images = len(used)
-        self.inputs = [np.concatenate(b) for b in batches]
+        wanted = VerifyInputs(samples=self.samples, images=self.images_dir, seed=self.seed, preprocess=self.preprocess)
+        self.inputs, used, self.skipped = build_inputs(shapes, wanted, self.samples, self.preprocess)
+        self.images = len(used)
         t0 = time.perf_counter()
         with tflog.capture_fd2():
             self.outputs = _predict_batched(self.loaded, self.inputs)
@@ -239,32 +230,24 @@ class _Reference:
 
 def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, target: Any) -> None:
     """Run the mode's .tflite on the target's library, compare with the reference, record the verdict."""
-    from lamb.runtime import RuntimeFailure, TFLiteRunner, explain_runtime_failure, lib_version, pick_runtime, resolve_runtime
-    from lamb.verify import (
-        VerifyReport, _check_counts, _keras_signature, _pair, _shapes_agree, compare_outputs, default_tolerances,
-    )
+    from lamb.verify import VerifyReport, compare_outputs, default_tolerances
+    from lamb.verify.runner import TFLiteFailure, TFLiteRunner, explain_failure, lib_version, pick_tflite_lib, resolve_tflite_env
+    from lamb.verify.signature import pair_signatures
 
     t0 = time.perf_counter()
     assert row.tflite_path is not None and row.manifest_path is not None
     manifest = mf.read(row.manifest_path)
-    lib, requirements, _why = pick_runtime(runtime_lib, target.runtime.name, manifest)
-    env = resolve_runtime(lib, requirements)
+    choice = pick_tflite_lib(runtime_lib, target.runtime.name, manifest)
+    lib = choice.name
+    env = resolve_tflite_env(lib, choice.requirements)
     tol = default_tolerances(row.mode)
     with TFLiteRunner(env, row.tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
         version = lib_version(env)
         row.runtime_lib = f"{lib} {version}"
         try:
             info = runner.wait_ready()
-            k_in, _k_in_shapes, k_out, k_out_shapes = _keras_signature(ref.loaded)
-            t_ins, t_outs = info["inputs"], info["outputs"]
-            _check_counts(len(k_in), len(t_ins), "inputs", ref.source, row.tflite_path)
-            _check_counts(len(k_out), len(t_outs), "outputs", ref.source, row.tflite_path)
-            in_pairs = _pair(k_in, [t["key"] for t in t_ins], "input")
-            out_pairs = _pair(k_out, [t["key"] for t in t_outs], "output")
-            for kshape, j in zip(k_out_shapes, out_pairs):
-                if not _shapes_agree(kshape, t_outs[j]["shape"][1:]):
-                    raise InputError(f"{row.tflite_path.name}'s outputs differ from the Keras model's", "a converter bug: report it")
-            ref.compute([t_ins[j]["shape"][1:] for j in in_pairs])
+            paired = pair_signatures(ref.loaded, info, ref.source, row.tflite_path)
+            ref.compute(paired.input_shapes)
             assert ref.inputs is not None and ref.outputs is not None
             inputs, expected = ref.inputs, ref.outputs
             if row.mode == "int8" and ref.images:
@@ -272,17 +255,16 @@ def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, targ
                 # ranges it was calibrated on (0.35 of the range on the demo model, 0.097 on images).
                 inputs = [x[-ref.images:] for x in inputs]
                 expected = [y[-ref.images:] for y in expected]
-            feed = {t_ins[j]["key"]: x for j, x in zip(in_pairs, inputs)}
-            got, _answer = runner.run(feed, Path(workdir))
-        except RuntimeFailure as failure:
+            got, _answer = runner.run(dict(zip(paired.input_keys, inputs)), Path(workdir))
+        except TFLiteFailure as failure:
             row.status = CANNOT_RUN
-            row.reason = explain_runtime_failure(lib, version, row.tflite_path, failure)
+            row.reason = explain_failure(lib, version, row.tflite_path, failure)
             row.seconds["verify"] = time.perf_counter() - t0
             return
-    candidate = [got[t_outs[j]["key"]] for j in out_pairs]
+    candidate = [got[key] for key in paired.output_keys]
     reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(expected, candidate)]
     metrics, checks, failures = compare_outputs(
-        reference, candidate, k_out, tol, tflite_names=[t_outs[j]["key"] for j in out_pairs], labels=ref.labels
+        reference, candidate, paired.output_names, tol, tflite_names=paired.output_keys, labels=ref.labels
     )
     from lamb.compare.evidence import judge
 
@@ -321,13 +303,14 @@ def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, targ
 
 
 def _size_and_time(rows: list[ModeResult], target: Any, images: Path | None, lib: str | None, step: Any, notes: list[str]) -> None:
-    from lamb.package import build, runtime_lib
+    from lamb import tflite_lib
+    from lamb.package import build
 
     for row in rows:
         assert row.tflite_path is not None and row.manifest_path is not None
         manifest = mf.read(row.manifest_path)
         try:
-            choice = runtime_lib.choose(target, manifest, lib)
+            choice = tflite_lib.choose(target, manifest, lib)
         except LambError as exc:
             row.status, row.reason = CANNOT_RUN, exc.message
             continue
@@ -363,9 +346,7 @@ def _size_and_time(rows: list[ModeResult], target: Any, images: Path | None, lib
 def _first_image(images: Path | None) -> Path | None:
     if images is None:
         return None
-    from lamb.verify import IMAGE_SUFFIXES
-
-    files = sorted(p for p in Path(images).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in Path(images).rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
     return files[0] if files else None
 
 
