@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from lamb import layout
 from lamb import manifest as mf
 from lamb.cost import MemoryAdvice, advise_memory, memory_advice, recommend_memory_mb  # noqa: F401 (re-exported)
-from lamb.errors import ArtifactError, InputError
+from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, LocalFunction, find_python, unpack_artifact
 
 @dataclass
@@ -68,16 +69,21 @@ def percentile(values: list[float], q: float) -> float | None:
 def default_artifact(directory: Path | None = None) -> Path:
     """The artifact ``lamb package`` last built here.
 
-    ``lamb package`` writes ``<stem>-<runtime>-<arch>.zip`` (or ``...-image/``) into the current
-    folder, next to the model's manifest: the newest such artifact of the manifest's model wins;
-    without a manifest, the newest zip or image folder that holds a lamb handler.
+    A manifest here names the artifact ``lamb package`` last built from its model (its package
+    record). A manifest without one (written before lamb kept records) points at the artifacts
+    named after it, ``<stem>-<runtime>-<arch>.zip`` (or ``...-image/``): the newest wins. Without
+    a manifest: the newest zip or image folder here that holds a lamb handler.
     """
     directory = Path(directory or Path.cwd())
     manifests = sorted(directory.glob("*" + mf.SUFFIX))
     candidates: list[Path] = []
     for manifest_path in manifests:
-        stem = manifest_path.name[: -len(mf.SUFFIX)]
-        candidates += [p for p in directory.glob(f"{glob_escape(stem)}-python*") if _is_artifact(p)]
+        recorded = _recorded_artifact(manifest_path)
+        if recorded is not None:
+            candidates.append(recorded)
+        else:
+            stem = mf.model_stem(manifest_path)
+            candidates += [p for p in directory.glob(f"{glob_escape(stem)}-python*") if _is_artifact(p)]
     if not candidates:
         candidates = [p for p in directory.iterdir() if (p.suffix == ".zip" or p.is_dir()) and _is_artifact(p)]
     if not candidates:
@@ -92,9 +98,18 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
+def _recorded_artifact(manifest_path: Path) -> Path | None:
+    try:
+        record = mf.read(manifest_path).package
+    except ManifestError:
+        return None
+    path = record.artifact_path(manifest_path) if record is not None else None
+    return path if path is not None and _is_artifact(path) else None
+
+
 def _is_artifact(path: Path) -> bool:
     if path.is_dir():
-        return (path / "lambda_function.py").is_file() and (path / mf.ARTIFACT_MANIFEST).is_file()
+        return (path / layout.HANDLER_FILE).is_file() and (path / layout.MANIFEST_FILE).is_file()
     if path.suffix != ".zip" or not path.is_file():
         return False
     import zipfile
@@ -104,7 +119,7 @@ def _is_artifact(path: Path) -> bool:
             names = set(zf.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
-    return "lambda_function.py" in names and mf.ARTIFACT_MANIFEST in names
+    return layout.HANDLER_FILE in names and layout.MANIFEST_FILE in names
 
 
 # -- the event ---------------------------------------------------------------------------------------
@@ -139,8 +154,24 @@ def build_event(*, event_file: Path | None = None, image: Path | None = None, ur
 # -- running -----------------------------------------------------------------------------------------
 
 
+def built_for(task_root: Path) -> tuple[str, str, str] | None:
+    """(python "3.12", machine "aarch64", arch "arm64") the artifact's wheels are built for.
+
+    The package record in its ``lamb.json`` says so. An artifact packaged before lamb wrote records
+    is read from the tags of its extension modules; None when neither tells (pure Python).
+    """
+    from lamb.package import targets
+
+    record = mf.package_record(task_root)
+    if record is not None:
+        return record.python, targets.ARCHES.get(record.arch, record.arch), record.arch
+    compiled = _compiled_for(task_root)
+    return None if compiled is None else (*compiled, compiled[1])
+
+
 def _compiled_for(task_root: Path) -> tuple[str, str] | None:
-    """(python "3.12", machine "x86_64") of the first CPython extension module in the task root."""
+    """(python "3.12", machine "x86_64") of the first CPython extension module in the task root:
+    for artifacts without a package record only."""
     pattern = re.compile(r"\.cpython-(\d)(\d+)-([a-z0-9_]+)-linux-gnu\.so$")
     for path in task_root.rglob("*.so"):
         match = pattern.search(path.name)
@@ -161,10 +192,10 @@ def check_runnable(task_root: Path, python: str | None, *, stand_in: bool = True
 
     from lamb.local import host_stand_in
 
-    compiled = _compiled_for(task_root)
-    if compiled is None or python is not None:
+    built = built_for(task_root)
+    if built is None or python is not None:
         return task_root, python, []
-    want_python, want_machine = compiled
+    want_python, want_machine, want_arch = built
     host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
     if want_machine == platform.machine():
         if want_python == host_python:
@@ -172,14 +203,14 @@ def check_runnable(task_root: Path, python: str | None, *, stand_in: bool = True
         found = find_python(want_python)
         if found is not None:
             return task_root, found, [f"the artifact is built for Python {want_python}: ran it with {found}"]
-    built_for = f"Python {want_python} on {want_machine}"
+    target = f"Python {want_python} on {want_arch}"
     if not stand_in:
         raise ArtifactError(
-            f"the artifact is built for {built_for}; this machine runs Python {host_python} on {platform.machine()}",
+            f"the artifact is built for {target}; this machine runs Python {host_python} on {platform.machine()}",
             f"pass --python /path/to/python{want_python}, allow a host stand-in, or build for this machine: "
             f"`lamb package --runtime python{host_python}`",
         )
-    notes: list[str] = [f"the artifact is built for {built_for}"]
+    notes: list[str] = [f"the artifact is built for {target}"]
     return host_stand_in(task_root, notes), None, notes
 
 

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamb import layout
 from lamb import tflite_lib
 from lamb.errors import ArtifactError, InputError
 
-HANDLER = "lambda_function.lambda_handler"
+HANDLER = layout.HANDLER
 #: Lambda's console default is 128 MB; image models need far more, so the local default is what a
 #: mid-sized model actually uses. ``lamb invoke`` prints a recommendation from the measured peak.
 DEFAULT_MEMORY_MB = 1024
@@ -112,9 +113,9 @@ def unpack_artifact(path: Path, dest: Path | None = None, notes: list[str] | Non
             _extract_zip(path, dest)
         else:
             raise InputError(f"{path} is neither a zip nor an image-context folder", "name the artifact `lamb package` built")
-        if not (dest / "lambda_function.py").is_file():
+        if not (dest / layout.HANDLER_FILE).is_file():
             raise ArtifactError(
-                f"{path} has no lambda_function.py at its root",
+                f"{path} has no {layout.HANDLER_FILE} at its root",
                 "Lambda looks for the handler at the root of the zip; rebuild it with `lamb package`",
             )
     except BaseException:
@@ -176,9 +177,6 @@ def _install_for_this_machine(pins: dict[str, str], dest: Path) -> tuple[str, bo
     return (how + " except " + ", ".join(differences), True) if differences else (how, False)
 
 
-_OWN_FILES = ("lambda_function.py", "model.tflite", "lamb.json")  # what lamb package puts beside the wheels
-
-
 def host_stand_in(task_root: Path, notes: list[str]) -> Path:
     """A task root with the same handler, model and manifest, but wheels this machine can load.
 
@@ -192,7 +190,7 @@ def host_stand_in(task_root: Path, notes: list[str]) -> Path:
     dest = Path(tempfile.mkdtemp(prefix="lamb-standin-"))
     try:
         how, _ = _install_for_this_machine(pins, dest)
-        for name in _OWN_FILES:
+        for name in layout.ROOT_FILES:
             if (task_root / name).is_file():
                 shutil.copy2(task_root / name, dest / name)
         slim.slim(dest)

@@ -1,8 +1,9 @@
 """The manifest: the one file that carries state from step to step.
 
 ``lamb convert`` writes ``<stem>.lamb.json`` next to ``<stem>.tflite``; ``lamb verify`` adds its
-verdict; ``lamb package`` reads all of it and ships a trimmed copy (``lamb.json``) beside the
-handler. Only this module reads or writes the file.
+verdict; ``lamb package`` reads all of it, ships a trimmed copy (``lamb.json``) beside the
+handler, and records what it built (``PackageRecord``) in both. Only this module reads or writes
+these files; ``read_shipped`` reads an artifact's copy without unpacking the artifact.
 
 Paths inside the manifest are stored relative to the manifest's folder when they lie below it, so
 a folder of ``model.tflite`` + ``model.lamb.json`` can be moved as a unit.
@@ -15,16 +16,18 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamb import layout
 from lamb.errors import ManifestError
 
 SCHEMA_VERSION = 1
 SUFFIX = ".lamb.json"
-#: The name of the manifest copy that ships inside an artifact, beside the handler.
-ARTIFACT_MANIFEST = "lamb.json"
+#: The shipped manifest's name inside an artifact (its one home is lamb.layout).
+ARTIFACT_MANIFEST = layout.MANIFEST_FILE
 
 PREPROCESS_MODES = ("xception", "caffe", "torch", "scale", "none")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
@@ -65,6 +68,65 @@ class Verification:
 
 
 @dataclass
+class SmokeResult:
+    """What happened when the built function answered a sample image in a fresh subprocess."""
+
+    ran: bool
+    passed: bool
+    stand_in: bool  # True: the host cannot run the target's wheels; a host build was run instead
+    label: str  # one sentence saying exactly what was run
+    python: str = ""  # the target the smoke run's wheels were resolved for
+    init_ms: float | None = None  # cold start: interpreter start + handler import + model load
+    invoke_ms: float | None = None
+    peak_rss_mb: float | None = None
+    top: str | None = None  # the top label and score the function answered
+    differences: list[str] = field(default_factory=list)  # package versions that differ from the target's
+    error: str | None = None
+    # One answer per image of smoke_images.SMOKE_IMAGES (every mode and format Pillow decodes):
+    # image name -> "cat 0.4100" or the error it answered. All must answer with scores.
+    images: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PackageRecord:
+    """What ``lamb package`` built, so invoke, serve and deploy read it instead of guessing it back.
+
+    The artifact's own ``lamb.json`` carries the first group of fields. The manifest beside the
+    .tflite carries them all: a zip cannot hold its own sha256, nor the result of a smoke run made
+    after it was written, so those stay None in the shipped copy.
+    """
+
+    target: str  # "python3.12-x86_64"
+    runtime: str  # the Lambda runtime: "python3.12"
+    python: str  # "3.12"
+    arch: str  # Lambda's name: "x86_64" | "arm64"
+    os: str  # "Amazon Linux 2023"
+    glibc: str  # "2.34"
+    format: str  # "zip" | "image"
+    handler: str  # Lambda's handler setting: layout.HANDLER
+    tflite_lib: str  # the TFLite interpreter library that ships: "ai-edge-litert" | "tflite-runtime"
+    tflite_lib_version: str
+    installed: dict[str, str]  # distribution -> version, every package in the artifact
+    lamb_version: str
+    # -- only in the manifest beside the .tflite (see the class docstring) --
+    artifact: str | None = None  # relative to the manifest's folder when below it
+    sha256: str | None = None  # of the zip; None for an image context
+    zipped_bytes: int | None = None
+    unzipped_bytes: int | None = None
+    smoke: SmokeResult | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PackageRecord:
+        data = dict(data)
+        if data.get("smoke") is not None:
+            data["smoke"] = SmokeResult(**data["smoke"])
+        return cls(**data)
+
+    def artifact_path(self, manifest_path: Path) -> Path | None:
+        return None if self.artifact is None else _resolve(manifest_path, self.artifact)
+
+
+@dataclass
 class Manifest:
     """Everything later steps need to know about a converted model."""
 
@@ -90,6 +152,7 @@ class Manifest:
     verification: Verification | None = None
     # `lamb convert --quantize auto`: the comparison that chose this model (CompareReport.summary()).
     comparison: dict[str, Any] | None = None
+    package: PackageRecord | None = None  # what `lamb package` last built from this model
     schema_version: int = SCHEMA_VERSION
 
     # -- paths -------------------------------------------------------------------------------
@@ -127,6 +190,8 @@ class Manifest:
         if data.get("verification") is not None:
             data["verification"] = Verification(**data["verification"])
         try:
+            if data.get("package") is not None:
+                data["package"] = PackageRecord.from_dict(data["package"])
             return cls(**data)
         except TypeError as exc:  # a required field is missing
             raise ManifestError(
@@ -140,6 +205,12 @@ class Manifest:
 def manifest_path_for(tflite: Path) -> Path:
     """``model.tflite`` -> ``model.lamb.json`` in the same folder."""
     return tflite.with_name(tflite.stem + SUFFIX)
+
+
+def model_stem(manifest_path: Path) -> str:
+    """``model.lamb.json`` -> ``model``: the name artifacts built from it are named after."""
+    name = Path(manifest_path).name
+    return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else Path(name).stem
 
 
 def read(path: Path) -> Manifest:
@@ -156,6 +227,36 @@ def read(path: Path) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{path} is not a lamb manifest", "re-run `lamb convert` to write a fresh manifest")
     return Manifest.from_dict(data)
+
+
+def read_shipped(artifact: Path) -> Manifest:
+    """The ``lamb.json`` inside an artifact (a zip, an image-context folder or a task root),
+    read without unpacking the rest."""
+    artifact = Path(artifact)
+    try:
+        if artifact.is_dir():
+            text = (artifact / layout.MANIFEST_FILE).read_bytes()
+        else:
+            with zipfile.ZipFile(artifact) as zf:
+                text = zf.read(layout.MANIFEST_FILE)
+        data = json.loads(text)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # KeyError: no such member
+        raise ManifestError(
+            f"{artifact} holds no readable {layout.MANIFEST_FILE} ({exc.__class__.__name__})",
+            "name an artifact that `lamb package` built",
+        ) from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{artifact}'s {layout.MANIFEST_FILE} is not a lamb manifest", "rebuild it with `lamb package`")
+    return Manifest.from_dict(data)
+
+
+def package_record(artifact: Path) -> PackageRecord | None:
+    """The package record an artifact carries; None for one built before lamb wrote records
+    (or not by lamb at all)."""
+    try:
+        return read_shipped(artifact).package
+    except ManifestError:
+        return None
 
 
 def write(manifest: Manifest, path: Path) -> Path:

@@ -99,13 +99,14 @@ def make_task_root(root, conversion, deps=None):
     import shutil
     from pathlib import Path
 
+    from lamb import layout
     from lamb import manifest as mf
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy2(Path(__file__).parent.parent / "lamb" / "handler" / "lambda_function.py", root)
     shutil.copy2(conversion.tflite_path, root / "model.tflite")
-    mf.write(dataclasses.replace(conversion.manifest, tflite="model.tflite"), root / mf.ARTIFACT_MANIFEST)
+    mf.write(dataclasses.replace(conversion.manifest, tflite="model.tflite"), root / layout.MANIFEST_FILE)
     if deps is not None:
         for entry in Path(deps).iterdir():
             if entry.name not in ("bin", "__pycache__"):

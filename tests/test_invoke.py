@@ -182,6 +182,35 @@ def test_artifact_for_another_python_or_arch(tmp_path, monkeypatch):
         check_runnable(tmp_path, None, stand_in=False)
 
 
+def test_the_package_record_says_what_the_artifact_is_built_for(tmp_path, monkeypatch):
+    import lamb.invoke as invoke_module
+    from test_manifest import make_manifest, make_record
+
+    from lamb import manifest as mf
+
+    # The record wins over what the extension modules' names would suggest.
+    (tmp_path / "mod.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    mf.write(make_manifest(package=make_record(python="3.99", arch="arm64")), tmp_path / "lamb.json")
+    monkeypatch.setattr(invoke_module, "find_python", lambda version: None)
+    with pytest.raises(ArtifactError, match="built for Python 3.99 on arm64"):
+        check_runnable(tmp_path, None, stand_in=False)
+
+
+def test_default_artifact_is_the_one_the_manifest_recorded(tmp_path):
+    from test_manifest import make_manifest, make_record
+
+    from lamb import manifest as mf
+
+    recorded = tmp_path / "elsewhere" / "fn.zip"
+    recorded.parent.mkdir()
+    for path in (recorded, tmp_path / "m-python3.12-x86_64.zip"):  # the second is newer but not recorded
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("lambda_function.py", "")
+            zf.writestr("lamb.json", "{}")
+    mf.write(make_manifest(package=make_record(artifact="elsewhere/fn.zip")), tmp_path / "m.lamb.json")
+    assert default_artifact(tmp_path) == recorded
+
+
 @pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 @pytest.mark.e2e
 def test_artifact_for_another_python_runs_on_a_labelled_stand_in(tmp_path, monkeypatch, converted_tiny, png_file):

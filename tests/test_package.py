@@ -71,6 +71,25 @@ def test_python312_zip_layout_choice_and_smoke(built312):
     assert r.budget.total_zipped == r.bytes and not r.budget.failed
 
 
+def test_the_artifact_and_the_manifest_record_what_was_built(built312, verified_tiny):
+    r = built312
+    with zipfile.ZipFile(r.artifact) as zf:
+        shipped = json.loads(zf.read("lamb.json"))["package"]
+    assert shipped["runtime"] == "python3.12" and shipped["arch"] == "x86_64"
+    assert shipped["os"] == "Amazon Linux 2023" and shipped["glibc"] == "2.34" and shipped["format"] == "zip"
+    assert shipped["tflite_lib"] == "ai-edge-litert" and shipped["tflite_lib_version"] == "2.3.0"
+    assert shipped["handler"] == "lambda_function.lambda_handler" and shipped["installed"] == r.installed
+    # A zip cannot hold its own sha256, nor a smoke run made after it was written.
+    assert shipped["sha256"] is None and shipped["smoke"] is None and shipped["artifact"] is None
+    assert mf.package_record(r.artifact) == mf.PackageRecord.from_dict(shipped)
+    record = r.record
+    assert record.sha256 == r.sha256 and record.zipped_bytes == r.bytes
+    assert record.unzipped_bytes == r.budget.total_unzipped and record.smoke == r.smoke
+    assert record.artifact_path(verified_tiny) == r.artifact
+    assert dataclasses.replace(record, artifact=None, sha256=None, zipped_bytes=None, unzipped_bytes=None,
+                               smoke=None) == mf.package_record(r.artifact)
+
+
 def test_same_inputs_same_sha256(tmp_path, verified_tiny, built312):
     again = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "again.zip", smoke=False)
     assert again.sha256 == built312.sha256
@@ -152,6 +171,10 @@ def test_image_context(tmp_path, verified_tiny):
     if hadolint.exists():
         assert subprocess.run([str(hadolint), "Dockerfile"], cwd=out).returncode == 0
     assert r.budget.checks[0].name.startswith("container image") and r.budget.checks[0].ok
+    record = mf.read(verified_tiny).package
+    assert record.format == "image" and record.arch == "arm64" and record.sha256 is None and record.zipped_bytes is None
+    assert record.artifact_path(verified_tiny) == out and record.smoke.ran is False
+    assert mf.package_record(out).target == "python3.12-arm64"
 
 
 def test_refuses_unverified_failed_or_changed_models(verified_copy):

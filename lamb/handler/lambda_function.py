@@ -137,7 +137,9 @@ def decode_image(data: bytes):
 # reaches a real function, so refusing it here keeps local runs honest.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 _MAX_REDIRECTS = 3
-_MANIFEST = "lamb.json"  # lamb.manifest.ARTIFACT_MANIFEST (the handler cannot import lamb)
+# lamb.layout.MANIFEST_FILE and MODEL_FILE: the handler cannot import lamb (tests/test_layout.py).
+_MANIFEST = "lamb.json"
+_MODEL = "model.tflite"
 _TASK_ROOT = os.path.dirname(os.path.abspath(__file__))
 # Lambda gives a function one full vCPU per 1,769 MB of memory, up to 6 vCPUs at 10,240 MB:
 # https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
@@ -239,7 +241,7 @@ class Model:
         if self.preprocess_mode not in PREPROCESSORS:
             raise ValueError(f"{_MANIFEST} names an unknown preprocessing mode {self.preprocess_mode!r}")
         self.labels = manifest.get("labels")
-        tflite = manifest.get("tflite") or "model.tflite"
+        tflite = manifest.get("tflite") or _MODEL
         tflite = os.path.join(task_root, os.path.basename(tflite))  # the artifact keeps it at the root
         self.num_threads = _default_num_threads()
         self.interpreter = _load_interpreter_class()(model_path=tflite, num_threads=self.num_threads)

@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamb import layout
 from lamb.manifest import atomic_output
 
 # Zip's epoch: the earliest timestamp the format can store (DOS time starts in 1980).
@@ -112,14 +113,9 @@ def replace_dir(staging: Path, output: Path) -> None:
 
 # -- container image context ------------------------------------------------------------------------
 
-DOCKERIGNORE = """\
-# Only what the Dockerfile copies goes to the Docker daemon.
-*
-!lambda_function.py
-!model.tflite
-!lamb.json
-!requirements.txt
-"""
+DOCKERIGNORE = "# Only what the Dockerfile copies goes to the Docker daemon.\n*\n" + "".join(
+    f"!{name}\n" for name in (*layout.ROOT_FILES, "requirements.txt")
+)
 
 
 def dockerfile(target, requirements: list[str], lamb_version: str) -> str:
@@ -137,9 +133,9 @@ COPY requirements.txt ${{LAMBDA_TASK_ROOT}}/
 RUN pip install --no-cache-dir --only-binary=:all: --no-deps \\
         --target "${{LAMBDA_TASK_ROOT}}" -r "${{LAMBDA_TASK_ROOT}}/requirements.txt"
 
-COPY lambda_function.py model.tflite lamb.json ${{LAMBDA_TASK_ROOT}}/
+COPY {" ".join(layout.ROOT_FILES)} ${{LAMBDA_TASK_ROOT}}/
 
-CMD ["lambda_function.lambda_handler"]
+CMD ["{layout.HANDLER}"]
 """
 
 

@@ -7,6 +7,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamb import layout
 from lamb import tflite_lib
 from lamb.errors import BudgetExceeded, InputError
 
@@ -26,8 +27,8 @@ IMAGE_BASE_ALLOWANCE = 1024 * MiB
 
 # Which component a file belongs to, by its first path segment (normalised). Order matters.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("model", ("model.tflite",)),
-    ("handler", ("lambda_function.py", "lamb.json", "requirements.txt", "dockerfile", ".dockerignore", "readme.md")),
+    ("model", (layout.MODEL_FILE,)),
+    ("handler", (layout.HANDLER_FILE, layout.MANIFEST_FILE, "requirements.txt", "dockerfile", ".dockerignore", "readme.md")),
     ("runtime lib", tuple(p for lib in tflite_lib.LIBRARIES.values() for p in (lib.module, lib.module + "-"))),
     ("numpy", ("numpy", "numpy.libs", "numpy-")),
     ("pillow", ("pil", "pillow.libs", "pillow-")),

@@ -18,35 +18,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from lamb import layout
 from lamb import manifest as mf
 from lamb import tflite_lib
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
+from lamb.manifest import SmokeResult
 from lamb.package import artifact, budget, bytecode, slim, targets, wheels
 
-HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / "lambda_function.py"
+HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / layout.HANDLER_FILE
 FORMATS = ("zip", "image")
 # Pillow decodes the images the handler receives; it is not a dependency of either runtime lib.
 IMAGE_LIBRARY = "pillow"
-
-
-@dataclass
-class SmokeResult:
-    """What happened when the built function answered a sample image in a fresh subprocess."""
-
-    ran: bool
-    passed: bool
-    stand_in: bool  # True: the host cannot run the target's wheels; a host build was run instead
-    label: str  # one sentence saying exactly what was run
-    python: str = ""  # the target the smoke run's wheels were resolved for
-    init_ms: float | None = None  # cold start: interpreter start + handler import + model load
-    invoke_ms: float | None = None
-    peak_rss_mb: float | None = None
-    top: str | None = None  # the top label and score the function answered
-    differences: list[str] = field(default_factory=list)  # package versions that differ from the target's
-    error: str | None = None
-    # One answer per image of smoke_images.SMOKE_IMAGES (every mode and format Pillow decodes):
-    # image name -> "cat 0.4100" or the error it answered. All must answer with scores.
-    images: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,6 +49,7 @@ class PackageReport:
     bytes: int  # zip size, or the context folder's size
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    record: mf.PackageRecord | None = None  # what the manifest now says about this artifact
 
     @property
     def slimmed_bytes(self) -> int:
@@ -106,7 +89,7 @@ def check_verification(manifest: mf.Manifest, tflite: Path, skip_verify: bool) -
 
 
 def default_output(manifest_path: Path, target: targets.Target, fmt: str) -> Path:
-    stem = manifest_path.name[: -len(mf.SUFFIX)] if manifest_path.name.endswith(mf.SUFFIX) else manifest_path.stem
+    stem = mf.model_stem(manifest_path)
     return Path.cwd() / (f"{stem}-{target.name}.zip" if fmt == "zip" else f"{stem}-{target.name}-image")
 
 
@@ -171,10 +154,11 @@ def build_package(
 
         files = work / "files"
         files.mkdir()
-        shutil.copyfile(HANDLER_TEMPLATE, files / "lambda_function.py")
-        shutil.copyfile(tflite, files / "model.tflite")
-        mf.write(_artifact_manifest(manifest), files / mf.ARTIFACT_MANIFEST)
-        own = {name: files / name for name in ("lambda_function.py", "model.tflite", mf.ARTIFACT_MANIFEST)}
+        record = package_record(target, fmt, choice, install)
+        shutil.copyfile(HANDLER_TEMPLATE, files / layout.HANDLER_FILE)
+        shutil.copyfile(tflite, files / layout.MODEL_FILE)
+        mf.write(_artifact_manifest(manifest, record), files / layout.MANIFEST_FILE)
+        own = {name: files / name for name in layout.ROOT_FILES}
 
         if fmt == "zip" and compile_bytecode:
             step(f"compiling bytecode for Python {target.python_version}")
@@ -237,6 +221,15 @@ def build_package(
     warnings = list(report_budget.warnings)
     if skip_verify:
         warnings.append("the model was packaged without a passed verification (--skip-verify)")
+    record = replace(
+        record, artifact=mf.relative_to_manifest(manifest_path, output), sha256=sha,
+        zipped_bytes=report_budget.total_zipped, unzipped_bytes=report_budget.total_unzipped,
+        smoke=smoke_result,
+    )
+    try:
+        mf.write(replace(manifest, package=record), manifest_path)
+    except OSError as exc:  # the artifact is built and sound; only its record could not be kept
+        warnings.append(f"could not record the package in {manifest_path} ({exc.strerror or exc})")
     return PackageReport(
         artifact=output,
         format=fmt,
@@ -254,6 +247,7 @@ def build_package(
         bytes=size,
         seconds=time.perf_counter() - start,
         warnings=warnings,
+        record=record,
     )
 
 
@@ -262,12 +256,28 @@ def _replace_file(tmp: Path, output: Path) -> None:
     os.replace(tmp, output)
 
 
-def _artifact_manifest(manifest: mf.Manifest) -> mf.Manifest:
+def package_record(
+    target: targets.Target, fmt: str, choice: tflite_lib.TFLiteLibChoice, install: wheels.InstallResult
+) -> mf.PackageRecord:
+    """The facts the artifact ships about itself (the manifest's copy adds sha256, sizes, smoke run)."""
+    from lamb import __version__
+
+    return mf.PackageRecord(
+        target=target.name, runtime=target.runtime.name, python=target.python_version, arch=target.arch,
+        os=target.runtime.os, glibc=target.glibc, format=fmt, handler=layout.HANDLER,
+        tflite_lib=choice.name, tflite_lib_version=choice.version, installed=dict(sorted(install.installed.items())),
+        lamb_version=__version__,
+    )
+
+
+def _artifact_manifest(manifest: mf.Manifest, record: mf.PackageRecord) -> mf.Manifest:
     """The copy that ships: the model sits beside the handler; host paths stay on the host."""
     calibration = manifest.calibration
     if calibration and calibration.get("dir"):
         calibration = {**calibration, "dir": Path(str(calibration["dir"])).name}
-    return replace(manifest, tflite="model.tflite", source=Path(manifest.source).name, calibration=calibration)
+    return replace(
+        manifest, tflite=layout.MODEL_FILE, source=Path(manifest.source).name, calibration=calibration, package=record
+    )
 
 
 def _function_name(manifest_path: Path) -> str:
@@ -275,8 +285,7 @@ def _function_name(manifest_path: Path) -> str:
     short enough for "<name>-role", IAM's limit being 64)."""
     import re
 
-    stem = manifest_path.name[: -len(mf.SUFFIX)] if manifest_path.name.endswith(mf.SUFFIX) else manifest_path.stem
-    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:48].strip("-")
+    name = re.sub(r"[^a-z0-9]+", "-", mf.model_stem(manifest_path).lower()).strip("-")[:48].strip("-")
     return name if name and name[0].isalpha() else f"lamb-{name or 'model'}"
 
 
@@ -296,7 +305,7 @@ def _write_image_context(
     (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
     (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__), encoding="utf-8")
     (folder / ".dockerignore").write_text(artifact.DOCKERIGNORE, encoding="utf-8")
-    (folder / "README.md").write_text(artifact.image_readme(target, name, own["model.tflite"].stat().st_size), encoding="utf-8")
+    (folder / "README.md").write_text(artifact.image_readme(target, name, own[layout.MODEL_FILE].stat().st_size), encoding="utf-8")
 
 
 # -- smoke run --------------------------------------------------------------------------------------

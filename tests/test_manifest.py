@@ -1,0 +1,130 @@
+"""The manifest: round trips, refusals, paths relative to its folder, and the package record an
+artifact carries (read without unpacking it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lamb import layout
+from lamb import manifest as mf
+from lamb.errors import ManifestError
+
+
+def make_manifest(**changes) -> mf.Manifest:
+    base = mf.Manifest(
+        tflite="m.tflite", tflite_sha256="ab" * 32, tflite_bytes=10, source="m.h5", source_sha256=None,
+        source_format="h5", source_bytes=20, loader="keras",
+        inputs=[mf.TensorSpec("x", [-1, 8, 8, 3], "float32")], outputs=[mf.TensorSpec("y", [-1, 2], "float32")],
+        quantization="float32", preprocess="none",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def make_record(**changes) -> mf.PackageRecord:
+    base = mf.PackageRecord(
+        target="python3.12-arm64", runtime="python3.12", python="3.12", arch="arm64", os="Amazon Linux 2023",
+        glibc="2.34", format="zip", handler=layout.HANDLER, tflite_lib="ai-edge-litert", tflite_lib_version="2.3.0",
+        installed={"ai-edge-litert": "2.3.0", "numpy": "2.3.5"}, lamb_version="0.1.0",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_round_trip_with_verification_and_package(tmp_path):
+    smoke = mf.SmokeResult(True, True, False, "the artifact itself", init_ms=190.0, invoke_ms=12.5, peak_rss_mb=80.0)
+    record = make_record(artifact="m-python3.12-arm64.zip", sha256="cd" * 32, zipped_bytes=5, unzipped_bytes=9, smoke=smoke)
+    verification = mf.Verification(True, "ab" * 32, "ai-edge-litert", "2.3.0", 10, 0, 0, {"atol": 1e-5}, [])
+    m = make_manifest(verification=verification, package=record, labels=["a", "b"])
+    path = mf.write(m, tmp_path / "m.lamb.json")
+    again = mf.read(path)
+    assert again == m and isinstance(again.package.smoke, mf.SmokeResult)
+    assert again.package.artifact_path(path) == tmp_path / "m-python3.12-arm64.zip"
+
+
+def test_a_manifest_without_a_package_record_still_reads(tmp_path):
+    """Manifests written before lamb kept package records have no "package" key."""
+    data = make_manifest().to_dict()
+    del data["package"]
+    path = tmp_path / "old.lamb.json"
+    path.write_text(json.dumps(data))
+    assert mf.read(path).package is None
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("{nope", "not a readable"),
+    ("[1, 2]", "not a lamb manifest"),
+    ('{"schema_version": 99}', "schema version 99"),
+    ('{"schema_version": 1, "colour": "red"}', "does not know: colour"),
+    ('{"schema_version": 1, "tflite": "m.tflite"}', "incomplete"),
+])
+def test_refusals_name_the_problem(tmp_path, text, match):
+    path = tmp_path / "m.lamb.json"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=match):
+        mf.read(path)
+
+
+def test_an_incomplete_package_record_is_refused(tmp_path):
+    data = make_manifest().to_dict()
+    data["package"] = {"target": "python3.12-x86_64"}
+    path = tmp_path / "m.lamb.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="incomplete"):
+        mf.read(path)
+
+
+def test_find_and_stem(tmp_path):
+    with pytest.raises(ManifestError, match="no lamb manifest"):
+        mf.find(tmp_path)
+    mf.write(make_manifest(), tmp_path / "a.b.lamb.json")
+    assert mf.find(tmp_path) == tmp_path / "a.b.lamb.json"
+    assert mf.model_stem(tmp_path / "a.b.lamb.json") == "a.b"
+    assert mf.manifest_path_for(Path("x/model.tflite")) == Path("x/model.lamb.json")
+    mf.write(make_manifest(), tmp_path / "c.lamb.json")
+    with pytest.raises(ManifestError, match="several manifests"):
+        mf.find(tmp_path)
+
+
+def test_paths_relative_to_the_manifest(tmp_path):
+    manifest_path = tmp_path / "m.lamb.json"
+    assert mf.relative_to_manifest(manifest_path, tmp_path / "sub" / "m.tflite") == "sub/m.tflite"
+    m = make_manifest(tflite="sub/m.tflite")
+    assert m.tflite_path(manifest_path) == tmp_path / "sub" / "m.tflite"
+
+
+def test_read_shipped_from_a_zip_and_a_folder_without_unpacking(tmp_path):
+    shipped = make_manifest(tflite=layout.MODEL_FILE, package=make_record())
+    text = json.dumps(shipped.to_dict())
+    zip_path = tmp_path / "fn.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr(layout.MANIFEST_FILE, text)
+        zf.writestr(layout.HANDLER_FILE, "")
+    folder = tmp_path / "ctx"
+    folder.mkdir()
+    (folder / layout.MANIFEST_FILE).write_text(text)
+    for artifact in (zip_path, folder):
+        assert mf.read_shipped(artifact) == shipped
+        assert mf.package_record(artifact) == make_record()
+    assert not (tmp_path / layout.MODEL_FILE).exists()  # nothing was extracted
+
+
+def test_an_artifact_without_a_record(tmp_path):
+    bare = tmp_path / "bare.zip"
+    with zipfile.ZipFile(bare, "w") as zf:
+        zf.writestr(layout.MANIFEST_FILE, "{}")  # not lamb's, or from before it kept records
+    assert mf.package_record(bare) is None
+    assert mf.package_record(tmp_path / "missing.zip") is None
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(ManifestError, match="no readable lamb.json"):
+        mf.read_shipped(tmp_path / "junk.zip")
+
+
+def test_atomic_write_leaves_no_temp_file(tmp_path):
+    mf.atomic_write_bytes(tmp_path / "f.bin", b"one")
+    mf.atomic_write_bytes(tmp_path / "f.bin", b"two")
+    assert (tmp_path / "f.bin").read_bytes() == b"two" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+    assert mf.sha256_file(tmp_path / "f.bin") == "3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3"
