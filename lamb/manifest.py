@@ -65,6 +65,8 @@ class Verification:
     metrics: list[dict[str, Any]]  # one dict per output: name, max_abs, max_rel, mean_abs, cosine, top1, ...
     failures: list[str] = field(default_factory=list)  # one sentence per failed check
     error: str | None = None  # set when the runtime could not run the model at all
+    verdict: str | None = None  # "pass" | "pass with warning" | "not enough evidence" | "fail"
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

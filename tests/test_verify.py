@@ -315,7 +315,12 @@ def test_float32_passes_and_is_recorded_in_the_manifest(zoo, tmp_path):
 def test_quantized_models_pass_with_their_defaults(zoo, mode):
     report = verify(zoo, mode, samples=32)
     assert report.quantization == mode and report.quantization_source == "inferred from the .tflite"
-    assert report.passed, report.failures
+    if mode == "int8":  # random pixels alone cannot prove an int8 model: not a pass, whatever the numbers
+        assert report.verdict == "not enough evidence" and not report.passed and "--images" in report.failures[0]
+    else:
+        assert report.passed, report.failures
+        # 32 agreeing samples cannot show 99 %: the lower bound says so, and the pass carries a warning.
+        assert report.verdict == "pass with warning" and "inputs agreeing at this rate would settle it" in report.warnings[0]
     (m,) = report.outputs
     assert m.max_rel > 0  # quantization really changed the numbers
     if mode == "int8":

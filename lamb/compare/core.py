@@ -266,13 +266,10 @@ def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, targ
     metrics, checks, failures = compare_outputs(
         reference, candidate, paired.output_names, tol, tflite_names=paired.output_keys, labels=ref.labels
     )
-    from lamb.compare.evidence import judge
+    from lamb.verify.evidence import judge_outputs
 
     n = len(candidate[0])
-    judged = judge(
-        {m.name: m.top1 for m in metrics}, n, tol.min_top1, failures, quantization=row.mode,
-        images=ref.images if row.mode != "int8" or not ref.images else n,
-    )
+    judged = judge_outputs(metrics, checks, failures, n, tol.min_top1, quantization=row.mode, images=ref.images)
     failures = judged.failures
     report = VerifyReport(
         passed=judged.passed, keras_path=ref.source, tflite_path=row.tflite_path,
@@ -280,7 +277,7 @@ def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, targ
         quantization_source="given", preprocess=ref.preprocess, runtime_lib=lib, runtime_version=version,
         runtime_python=f"{env.python} ({env.origin})", samples=n - ref.images, seed=ref.seed, images=ref.images,
         skipped_images=len(ref.skipped), tolerances=tol, outputs=metrics, checks=checks, failures=failures,
-        skipped=list(ref.skipped), notes=list(judged.warnings),
+        skipped=list(ref.skipped), verdict=judged.verdict, warnings=list(judged.warnings),
     )
     manifest.verification = report.to_verification()
     mf.write(manifest, row.manifest_path)

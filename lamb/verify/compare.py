@@ -16,7 +16,7 @@ class Check:
     """One row of the verdict: a metric of one output against its limit."""
 
     output: str
-    metric: str  # "max_abs" | "max_rel" | "mean_abs" | "cosine" | "top1" | "top<k>" | "finite"
+    metric: str  # "max_abs" | "max_rel" | "mean_abs" | "cosine" | "top1" | "top1_lower" | "top<k>" | "finite"
     value: float
     limit: float | None  # None: reported, not judged
     passed: bool | None  # None: reported, not judged
@@ -37,6 +37,7 @@ class OutputMetrics:
     mean_abs: float | None
     cosine: float | None  # mean over samples of the cosine similarity of the flattened outputs
     top1: float | None = None  # classifier-shaped outputs only: (N, C) with C > 1
+    top1_lower: float | None = None  # its 95 % Wilson lower bound (lamb.verify.evidence)
     topk: float | None = None
     k: int | None = None
     disagreements: list[int] = field(default_factory=list)  # sample indices whose top-1 differs (first 10)

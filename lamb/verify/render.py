@@ -14,6 +14,13 @@ _METRIC_TITLES = {
     "mean_abs": "mean abs error",
     "cosine": "cosine similarity",
     "top1": "top-1 agreement",
+    "top1_lower": "top-1, 95 % lower bound",
+}
+_VERDICTS = {
+    "pass": "[bold green]PASS[/]",
+    "pass with warning": "[bold yellow]PASS with warning[/]",
+    "not enough evidence": "[bold yellow]NOT ENOUGH EVIDENCE[/]",
+    "fail": "[bold red]FAIL[/]",
 }
 
 
@@ -28,7 +35,7 @@ def render_report(report: VerifyReport) -> list[Any]:
     if report.images or report.skipped_images:
         skipped = f", {report.skipped_images} skipped" if report.skipped_images else ""
         inputs.append(f"{report.images} image{'s' if report.images != 1 else ''}{skipped}")
-    verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
+    verdict = _VERDICTS.get(report.verdict) or ("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
     head = (
         f"{verdict} {report.tflite_path.name} vs {report.keras_path.name} on "
         f"{report.runtime_lib} {report.runtime_version}: {' + '.join(inputs) or 'no inputs'}, "
@@ -57,9 +64,16 @@ def render_report(report: VerifyReport) -> list[Any]:
             value = f"{c.value:.3g}"
             limit = f"≤ {c.limit:.3g}" if c.limit is not None else ""
         result = "[green]PASS[/]" if c.passed else ("[red]FAIL[/]" if c.passed is False else "[dim]info[/]")
+        if c.metric == "top1_lower" and c.limit is not None:
+            result = "[green]ok[/]" if c.value >= c.limit else "[yellow]warn[/]"
         table.add_row(c.output if c.output != last else "", title, value, limit, result)
         last = c.output
     out.append(table)
+    for warning in report.warnings:
+        out.append(Text(f"warning: {warning}", style="yellow"))
+    if report.verdict == "not enough evidence":
+        for failure in report.failures:
+            out.append(Text(failure, style="yellow"))
     for line in report.skipped[:5]:
         out.append(Text(f"skipped {line}", style="yellow"))
     if len(report.skipped) > 5:

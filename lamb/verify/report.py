@@ -40,6 +40,13 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     recorded: bool = False  # the verdict was written into the manifest
+    # "pass" | "pass with warning" | "not enough evidence" | "fail" (lamb.verify.evidence); the first two pass
+    verdict: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. a top-1 rate whose 95 % lower bound misses the limit
+
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            self.verdict = "pass" if self.passed else "fail"
 
     def raise_for_failure(self) -> None:
         if not self.passed:
@@ -58,6 +65,8 @@ class VerifyReport:
             metrics=[m.as_dict() for m in self.outputs],
             failures=list(self.failures),
             error=self.error,
+            verdict=self.verdict,
+            warnings=list(self.warnings),
         )
 
 
@@ -72,6 +81,9 @@ class OutputMismatch(VerificationFailed):
                 "ship a runtime library that can run the model (ai-edge-litert, lamb's default), or convert "
                 "with a TensorFlow no newer than the runtime library"
             )
+        elif report.verdict == "not enough evidence":
+            message = f"{report.tflite_path.name} is not proven to match {report.keras_path.name}: " + report.failures[0]
+            hint = "lamb verify --images DIR with real images like those the function will see"
         else:
             first = report.failures[0] if report.failures else "a check failed"
             more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""

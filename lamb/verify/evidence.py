@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lamb.verify.compare import Check, OutputMetrics
 
 Z95 = 1.959963984540054  # two-sided 95 %: the standard normal's 97.5th percentile
 
@@ -105,3 +109,26 @@ def judge(
                 f"lower bound is {low:.1%}; {settle}"
             )
     return Judgement(PASS_WITH_WARNING if warnings else PASS, True, bounds, warnings=warnings)
+
+
+def judge_outputs(
+    metrics: list[OutputMetrics],
+    checks: list[Check],
+    failures: list[str],
+    n: int,
+    min_top1: float,
+    *,
+    quantization: str,
+    images: int,
+) -> Judgement:
+    """``judge`` for ``compare_outputs``'s results: each classifier output's ``top1_lower`` is set
+    and a "top1_lower" check row (reported beside the rate, not judged on its own) added after it."""
+    from lamb.verify.compare import Check
+
+    judged = judge({m.name: m.top1 for m in metrics}, n, min_top1, failures, quantization=quantization, images=images)
+    for m in metrics:
+        if m.name in judged.lower_bounds:
+            m.top1_lower = judged.lower_bounds[m.name]
+            at = next((i for i, c in enumerate(checks) if c.output == m.name and c.metric == "top1"), len(checks) - 1)
+            checks.insert(at + 1, Check(m.name, "top1_lower", m.top1_lower, min_top1, None, ">="))
+    return judged

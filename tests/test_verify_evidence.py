@@ -1,8 +1,8 @@
-"""The Wilson lower bound and the verdicts it qualifies (lamb.compare.evidence): pure arithmetic."""
+"""The Wilson lower bound and the verdicts it qualifies (lamb.verify.evidence): pure arithmetic."""
 
 import pytest
 
-from lamb.compare.evidence import (
+from lamb.verify.evidence import (
     FAIL, NOT_ENOUGH_EVIDENCE, PASS, PASS_WITH_WARNING, inputs_to_settle, judge, wilson_lower_bound,
 )
 
