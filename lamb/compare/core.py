@@ -300,8 +300,8 @@ def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, targ
 
 
 def _size_and_time(rows: list[ModeResult], target: Any, images: Path | None, lib: str | None, step: Any, notes: list[str]) -> None:
-    from lamb import tflite_lib
-    from lamb.package import build
+    from lamb import layout, tflite_lib
+    from lamb.package import build, wheels
 
     for row in rows:
         assert row.tflite_path is not None and row.manifest_path is not None
@@ -316,10 +316,11 @@ def _size_and_time(rows: list[ModeResult], target: Any, images: Path | None, lib
         with tempfile.TemporaryDirectory(prefix="lamb-compare-root-") as scratch:
             files_dir = Path(scratch) / "files"
             files_dir.mkdir()
-            shipped = mf.write(build._artifact_manifest(manifest), files_dir / mf.ARTIFACT_MANIFEST)
-            own = {"lambda_function.py": build.HANDLER_TEMPLATE, "model.tflite": row.tflite_path, mf.ARTIFACT_MANIFEST: shipped}
-            zipped = deps.zipped + sum(deps_mod.deflated_size(p) if n != "model.tflite" else 0 for n, p in own.items())
-            zipped += deps_mod.deflated_size(row.tflite_path)
+            installed = wheels.InstallResult(deps.root, target.name, deps.requirements, deps.pins, "cache", 0.0)
+            record = build.package_record(target, "zip", choice, installed)
+            shipped = mf.write(build._artifact_manifest(manifest, record), files_dir / layout.MANIFEST_FILE)
+            own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, layout.MODEL_FILE: row.tflite_path, layout.MANIFEST_FILE: shipped}
+            zipped = deps.zipped + sum(deps_mod.deflated_size(p, name) for name, p in own.items())
             unzipped = deps.unzipped + sum(Path(p).stat().st_size for p in own.values())
             row.size = ModeSize(row.tflite_path.stat().st_size, zipped, unzipped, fits_direct_upload(zipped))
 

@@ -96,15 +96,15 @@ def target_deps(requirements: list[str], target: Target, *, cache: Path | None =
     )
 
 
-def deflated_size(path: Path) -> int:
-    """Bytes ``path`` takes in the artifact's zip: deflated as the writer does, plus its headers."""
+def deflated_size(path: Path, arcname: str) -> int:
+    """Bytes ``path`` takes in the artifact's zip as ``arcname``: deflated as the writer does, plus its headers."""
     packer = zlib.compressobj(artifact.COMPRESS_LEVEL, zlib.DEFLATED, -15)
     total = 0
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             total += len(packer.compress(chunk))
     total += len(packer.flush())
-    name = len(path.name.encode())
+    name = len(arcname.encode())
     return total + 30 + name + 46 + name  # local header + central directory entry
 
 
