@@ -72,6 +72,17 @@ def built(tmp_path_factory):
     # Linked against the newer libvend (VEND_2.0), shipped with the older one (VEND_1.0 only).
     _cc(base / "newer.so", "int vend_two(void);\nint f(void) { return vend_two(); }\nvoid *PyInit_newer(void) { return 0; }\n",
         "-L" + str(newvend), "-l:libvend.so.1", "-Wl,-rpath,$ORIGIN/../pkg.libs")
+    # auditwheel's layout: the extension has DT_RPATH $ORIGIN/../pkg.libs, the vendored libraries
+    # have none and find each other because DT_RPATH is inherited down the load chain.
+    _cc(root / "pkg.libs" / "libsib.so.1", "int sib(void) { return 3; }\n", "-Wl,-soname,libsib.so.1")
+    _cc(root / "pkg.libs" / "libchain.so.1", "int sib(void);\nint chain(void) { return sib(); }\n",
+        "-L" + str(root / "pkg.libs"), "-l:libsib.so.1", "-Wl,-soname,libchain.so.1")
+    rmod = "int chain(void);\nint r(void) { return chain(); }\nvoid *PyInit_rmod(void) { return 0; }\n"
+    _cc(root / "pkg" / "rmod.so", rmod, "-L" + str(root / "pkg.libs"), "-l:libchain.so.1",
+        "-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../pkg.libs")
+    # The same with DT_RUNPATH, which applies to the extension's own needs only.
+    _cc(base / "rmod_runpath.so", rmod, "-L" + str(root / "pkg.libs"), "-l:libchain.so.1",
+        "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/../pkg.libs")
     plugins = base / "plugins"
     plugins.mkdir()
     _cc(plugins / "libsdk.so", "int sdk(void) { return 1; }\n")
@@ -90,7 +101,7 @@ def test_reader_sees_needed_runpath_versions_and_extension(built):
     info = audit.read_elf(built / "root" / "pkg" / "mod.so", "pkg/mod.so")
     assert info.arch == HOST_ARCH and info.extension
     assert "libvend.so.1" in info.needed and "libstdc++.so.6" in info.needed
-    assert info.search_path == ("$ORIGIN/../pkg.libs",)
+    assert info.runpath == ("$ORIGIN/../pkg.libs",) and info.rpath == ()
     assert ("libvend.so.1", "VEND_1.0") in info.version_needs
     assert ("libstdc++.so.6", "GLIBCXX_3.4.30") in info.version_needs
     vend = audit.read_elf(built / "root" / "pkg.libs" / "libvend.so.1")
@@ -111,13 +122,23 @@ def test_a_truncated_elf_file_is_a_problem_not_a_crash(built, tmp_path):
 def test_al2023_passes_and_the_report_counts_resolutions(built):
     report = audit.audit_tree(built / "root", targets.get_target("python3.12", HOST_ARCH))
     assert report.passed, report.problems
-    assert report.files == 3
-    assert report.resolved_in_artifact == 1  # libvend through $ORIGIN/../pkg.libs
+    assert report.files == 6
+    # libvend through RUNPATH $ORIGIN/../pkg.libs; libchain through RPATH; libsib through the
+    # RPATH libchain inherits from rmod.so
+    assert report.resolved_in_artifact == 3
     assert report.resolved_in_system >= 2  # libm and libstdc++ (libc too where the linker adds it)
     assert report.newest["GLIBCXX"] == "3.4.30" and report.provided["GLIBCXX"] == "3.4.33"
     # the plugin's SDK is missing, but no import loads the plugin: reported, not failed
     assert [p.need for p in report.on_demand] == ["libsdk.so"]
-    assert "PASS" in report.summary() and "1 in the artifact" in report.summary()
+    assert "PASS" in report.summary() and "3 in the artifact" in report.summary()
+
+
+def test_runpath_is_not_inherited_by_the_libraries_it_finds(built, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(built / "root", root)
+    (root / "pkg" / "rmod.so").write_bytes((built / "rmod_runpath.so").read_bytes())
+    report = audit.audit_tree(root, targets.get_target("python3.12", HOST_ARCH))
+    assert [(p.file, p.need) for p in report.problems] == [("pkg.libs/libchain.so.1", "libsib.so.1")]
 
 
 def test_al2_names_the_newest_symbol_versions_it_lacks(built):
@@ -175,7 +196,7 @@ def test_a_wheel_is_audited_as_pip_would_install_it(built, tmp_path):
                 name = f"pkg-1.0.data/platlib/{rel}" if rel.startswith("pkg.libs/") else rel
                 zf.write(path, name)
     report = audit.audit_wheel(wheel, targets.get_target("python3.12", HOST_ARCH))
-    assert report.passed and report.subject == wheel.name and report.resolved_in_artifact == 1
+    assert report.passed and report.subject == wheel.name and report.resolved_in_artifact == 3
 
 
 def test_version_names():

@@ -50,7 +50,8 @@ class ElfInfo:
     machine: str  # e_machine as pyelftools names it, e.g. "EM_X86_64"
     soname: str | None
     needed: tuple[str, ...]  # DT_NEEDED, in order
-    search_path: tuple[str, ...]  # DT_RUNPATH (or DT_RPATH when there is none), unexpanded
+    rpath: tuple[str, ...]  # DT_RPATH, unexpanded: searched for this file's and its loadees' needs
+    runpath: tuple[str, ...]  # DT_RUNPATH, unexpanded: for this file's own needs only (and voids DT_RPATH)
     version_needs: tuple[tuple[str, str], ...]  # (library file, version name), from .gnu.version_r
     version_defs: tuple[str, ...]  # the versions it defines (.gnu.version_d), for vendored libraries
     extension: bool = False  # a Python extension module (exports PyInit_<name>): loaded by import
@@ -85,14 +86,13 @@ class AuditReport:
     # Libraries missing for files that no import loads (plugins and tools opened on demand, e.g.
     # LiteRT's NPU compiler plugins needing the vendor's SDK): they fail only if something asks.
     on_demand: list[Problem] = field(default_factory=list)
+    # Derived, but fields so that --json and the manifest carry them.
+    passed: bool = field(init=False)
+    libraries_resolved: int = field(init=False)
 
-    @property
-    def passed(self) -> bool:
-        return not self.problems
-
-    @property
-    def libraries_resolved(self) -> int:
-        return self.resolved_in_artifact + self.resolved_in_system
+    def __post_init__(self) -> None:
+        self.passed = not self.problems
+        self.libraries_resolved = self.resolved_in_artifact + self.resolved_in_system
 
     def summary(self) -> str:
         """One line for the package report: newest needs against what the target has."""
@@ -180,8 +180,8 @@ def _read(stream, name: str) -> ElfInfo | None:
         machine=str(machine),
         soname=soname,
         needed=tuple(needed),
-        # The loader ignores DT_RPATH when DT_RUNPATH is present (ld.so(8)).
-        search_path=tuple(runpath or rpath),
+        rpath=tuple(rpath),
+        runpath=tuple(runpath),
         version_needs=tuple(needs),
         version_defs=tuple(defs),
         extension=extension,
@@ -273,70 +273,72 @@ def judge(
     problems = list(problems or [])
     provided = system.provides()
     newest: dict[str, tuple[int, ...]] = {}
-    in_artifact = in_system = 0
-    by_path = {e.path: e for e in elves}
-    imported = _loaded_by_import(elves, present)
     on_demand: list[Problem] = []
+    wrong_machine = {e.path for e in elves if e.arch != target.arch}
+    for path in sorted(wrong_machine):
+        elf = next(e for e in elves if e.path == path)
+        built_for = elf.arch or elf.machine
+        problems.append(Problem(path, "architecture", f"is built for {built_for}, not {target.arch}", built_for))
+    elves = [e for e in elves if e.path not in wrong_machine]
+    loader = _Loader(elves, present, lambda name: system.has_library(name, target.arch, target.python_version))
+    resolutions = loader.import_all()
+    imported = {path for path, _name in resolutions}
+    # Names an import has loaded into the process: a plugin dlopen'ed later reuses them.
+    in_process = {
+        alias: path for path in {w for w in resolutions.values() if w not in (None, SYSTEM)} | imported
+        for alias in (PurePosixPath(path).name, loader.by_path[path].soname) if alias and path in loader.by_path
+    }
+    for elf in elves:  # what no import loads (plugins, tools): resolved as a dlopen of it would be
+        if elf.path not in imported:
+            for name in elf.needed:
+                where = loader.locate(name, elf, loader.own_rpath(elf))
+                resolutions[(elf.path, name)] = in_process.get(name) if where is None else where
 
+    for (path, name), where in resolutions.items():
+        if where is None:
+            missing = Problem(
+                path, "missing library",
+                f"needs {name}, which is neither in the artifact nor in {system.name}'s base system", name,
+            )
+            (problems if path in imported else on_demand).append(missing)
     for elf in elves:
-        if elf.arch != target.arch:
-            built_for = elf.arch or elf.machine
-            problems.append(Problem(
-                elf.path, "architecture", f"is built for {built_for}, not {target.arch}", built_for,
-            ))
-            continue
-        resolved: dict[str, ElfInfo | None] = {}  # needed name -> artifact library, or None = system
-        for name in elf.needed:
-            found = _resolve_in_artifact(name, elf, present)
-            if found is not None:
-                in_artifact += 1
-                resolved[name] = by_path.get(found)
-            elif system.has_library(name, target.arch, target.python_version):
-                in_system += 1
-                resolved[name] = None
-            else:
-                missing = Problem(
-                    elf.path, "missing library",
-                    f"needs {name}, which is neither in the artifact nor in {system.name}'s base system",
-                    name,
-                )
-                (problems if elf.path in imported else on_demand).append(missing)
         for library, version in elf.version_needs:
-            parsed = parse_version(version)
-            vendored = resolved.get(library)
-            if vendored is not None:
+            where = resolutions.get((elf.path, library))
+            if where is None:
+                continue  # missing: said above
+            if where != SYSTEM:
+                vendored = loader.by_path.get(where)
                 # A library shipped in the artifact must itself define the version.
-                if vendored.version_defs and version not in vendored.version_defs:
+                if vendored is not None and vendored.version_defs and version not in vendored.version_defs:
                     problems.append(Problem(
                         elf.path, "symbol version",
                         f"needs {version} from {library}, which the artifact's {vendored.path} does not define",
                         version,
                     ))
                 continue
+            parsed = parse_version(version)
             if parsed is None:
                 if version == "GLIBC_PRIVATE":
                     problems.append(Problem(
-                        elf.path, "symbol version",
-                        "needs GLIBC_PRIVATE symbols, which differ between glibc builds", version,
+                        elf.path, "symbol version", "needs GLIBC_PRIVATE symbols, which differ between glibc builds",
+                        version,
                     ))
                 continue
             family, number = parsed
-            if number > newest.get(family, ()):
-                newest[family] = number
+            newest[family] = max(newest.get(family, ()), number)
             have = provided.get(family)
             if have is not None and number > have:
                 problems.append(Problem(
                     elf.path, "symbol version",
-                    f"needs {version} (from {library}); {system.name} has {_have_phrase(family, have)}",
-                    version,
+                    f"needs {version} (from {library}); {system.name} has {_have_phrase(family, have)}", version,
                 ))
     problems.sort(key=_severity)
     return AuditReport(
         target=target.name,
         system=system.describe(),
-        files=len(elves),
-        resolved_in_artifact=in_artifact,
-        resolved_in_system=in_system,
+        files=len(elves) + len(wrong_machine),
+        resolved_in_artifact=sum(1 for w in resolutions.values() if w is not None and w != SYSTEM),
+        resolved_in_system=sum(1 for w in resolutions.values() if w == SYSTEM),
         newest={f: _dotted(v) for f, v in newest.items()},
         provided={f: _dotted(v) for f, v in provided.items()},
         problems=problems,
@@ -345,19 +347,76 @@ def judge(
     )
 
 
-def _loaded_by_import(elves: list[ElfInfo], present: set[str]) -> set[str]:
-    """Paths of the extension modules and of every artifact library they pull in (DT_NEEDED)."""
-    by_path = {e.path: e for e in elves}
-    loaded = {e.path for e in elves if e.extension}
-    frontier = list(loaded)
-    while frontier:
-        elf = by_path[frontier.pop()]
-        for name in elf.needed:
-            found = _resolve_in_artifact(name, elf, present)
-            if found is not None and found in by_path and found not in loaded:
-                loaded.add(found)
-                frontier.append(found)
-    return loaded
+SYSTEM = "<system>"  # a need the target's base system satisfies
+
+
+class _Loader:
+    """glibc's search for each DT_NEEDED, replayed for the imports of every extension module.
+
+    As ld.so(8) describes it: a name already loaded (by file name or soname) is reused; else the
+    DT_RPATH of the needing object and of each object that loaded it (unless the needing object
+    has a DT_RUNPATH), then LD_LIBRARY_PATH (Lambda's: the task root and its lib/), then the
+    needing object's DT_RUNPATH, then the system. Dependencies load breadth first, so an
+    auditwheel-vendored library without an RPATH of its own finds its siblings: the extension's
+    RPATH (``$ORIGIN/../<dist>.libs``) is inherited.
+    """
+
+    def __init__(self, elves: list[ElfInfo], present: set[str], in_system):
+        self.by_path = {e.path: e for e in elves}
+        self.present = present
+        self.in_system = in_system
+
+    def import_all(self) -> dict[tuple[str, str], str | None]:
+        """(needing file, needed name) -> artifact path, SYSTEM, or None when nothing has it."""
+        from collections import deque
+
+        found: dict[tuple[str, str], str | None] = {}
+        for entry in (e for e in self.by_path.values() if e.extension):
+            loaded: dict[str, str] = {PurePosixPath(entry.path).name: entry.path}
+            queue = deque([(entry, self.own_rpath(entry))])
+            while queue:
+                obj, chain = queue.popleft()
+                for name in obj.needed:
+                    if name in loaded:
+                        where = loaded[name]
+                    else:
+                        where = self.locate(name, obj, chain)
+                        if where is not None:
+                            loaded[name] = where
+                        if where not in (None, SYSTEM) and where in self.by_path:
+                            child = self.by_path[where]
+                            if child.soname:
+                                loaded.setdefault(child.soname, where)
+                            queue.append((child, self.own_rpath(child) + chain))
+                    if found.get((obj.path, name)) is None:
+                        found[(obj.path, name)] = where
+        return found
+
+    def own_rpath(self, elf: ElfInfo) -> list[PurePosixPath]:
+        return self._expand(elf.rpath, elf)
+
+    def locate(self, name: str, elf: ElfInfo, rpath_chain: list[PurePosixPath]) -> str | None:
+        dirs = [] if elf.runpath else list(rpath_chain)
+        dirs += [PurePosixPath(d) for d in TASK_ROOT_LIBRARY_DIRS]
+        dirs += self._expand(elf.runpath, elf)
+        for directory in dirs:
+            path = _normalise(directory / name)
+            if path is not None and path in self.present:
+                return path
+        return SYSTEM if self.in_system(name) else None
+
+    @staticmethod
+    def _expand(entries: tuple[str, ...], elf: ElfInfo) -> list[PurePosixPath]:
+        origin = PurePosixPath(elf.path).parent
+        out = []
+        for entry in entries:
+            expanded = entry.replace("${ORIGIN}", "$ORIGIN")
+            if expanded.startswith("$ORIGIN"):
+                out.append(origin / expanded[len("$ORIGIN"):].lstrip("/"))
+            elif expanded == TASK_ROOT or expanded.startswith(TASK_ROOT + "/"):
+                out.append(PurePosixPath(expanded[len(TASK_ROOT):].lstrip("/")))
+            # Any other absolute path is on the build machine, not on Lambda.
+        return out
 
 
 def _have_phrase(family: str, have: tuple[int, ...]) -> str:
@@ -373,25 +432,6 @@ def _severity(problem: Problem) -> tuple:
     family_rank = list(FAMILIES).index(parsed[0]) if parsed else 9
     version = tuple(-x for x in parsed[1]) if parsed else ()
     return (order.get(problem.kind, 9), family_rank, version, problem.file)
-
-
-def _resolve_in_artifact(name: str, elf: ElfInfo, present: set[str]) -> str | None:
-    """The artifact path the loader would find ``name`` at for ``elf``, or None."""
-    origin = PurePosixPath(elf.path).parent
-    candidates: list[PurePosixPath] = []
-    for entry in elf.search_path:
-        expanded = entry.replace("${ORIGIN}", "$ORIGIN")
-        if expanded.startswith("$ORIGIN"):
-            candidates.append(origin / expanded[len("$ORIGIN"):].lstrip("/"))
-        elif expanded.startswith(TASK_ROOT + "/") or expanded == TASK_ROOT:
-            candidates.append(PurePosixPath(expanded[len(TASK_ROOT):].lstrip("/")))
-        # Any other absolute path is on the build machine, not on Lambda.
-    candidates.extend(PurePosixPath(d) for d in TASK_ROOT_LIBRARY_DIRS)
-    for directory in candidates:
-        path = _normalise(directory / name)
-        if path is not None and path in present:
-            return path
-    return None
 
 
 def _normalise(path: PurePosixPath) -> str | None:

@@ -23,7 +23,7 @@ from lamb import manifest as mf
 from lamb import tflite_lib
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.manifest import SmokeResult
-from lamb.package import artifact, budget, bytecode, slim, targets, wheels
+from lamb.package import artifact, audit, budget, bytecode, slim, targets, wheels
 
 HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / layout.HANDLER_FILE
 FORMATS = ("zip", "image")
@@ -44,6 +44,9 @@ class PackageReport:
     bytecode: bytecode.BytecodeResult
     budget: budget.BudgetReport
     smoke: SmokeResult
+    # Every ELF file that ships (for an image: its pinned wheels, installed) judged against the
+    # target's system: what a smoke run on this machine cannot see.
+    audit: audit.AuditReport | None
     verification: str  # "passed on ai-edge-litert 2.3.0 (...)" or "skipped (--skip-verify)"
     sha256: str | None  # of the zip; None for an image context
     bytes: int  # zip size, or the context folder's size
@@ -86,6 +89,18 @@ def check_verification(manifest: mf.Manifest, tflite: Path, skip_verify: bool) -
             hint,
         )
     return f"passed on {v.runtime_lib} {v.runtime_version} ({v.samples} samples, {v.images} images)"
+
+
+def check_audit(report: audit.AuditReport, target: targets.Target) -> audit.AuditReport:
+    """Refuse an artifact with an ELF file the target's system cannot load; return the report."""
+    if not report.passed:
+        more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        raise DependencyError(
+            f"the artifact would not load on {target.describe()}: {report.first_problem()}{more}",
+            "give --wheelhouse wheels built for that system, or choose a newer --runtime (python3.12+ runs "
+            "Amazon Linux 2023, glibc 2.34) or another --arch",
+        )
+    return report
 
 
 def default_output(manifest_path: Path, target: targets.Target, fmt: str) -> Path:
@@ -151,6 +166,8 @@ def build_package(
         if slim_deps and fmt == "zip":
             step("slimming the dependencies")
             slimmed = slim.slim(deps)
+        step(f"auditing the ELF files against {target.system.describe()}")
+        audited = check_audit(audit.audit_tree(deps, target), target)
 
         files = work / "files"
         files.mkdir()
@@ -219,6 +236,13 @@ def build_package(
         shutil.rmtree(work, ignore_errors=True)
 
     warnings = list(report_budget.warnings)
+    if audited.on_demand:
+        files = sorted({p.file.rsplit("/", 1)[-1] for p in audited.on_demand})
+        warnings.append(
+            f"{len(files)} shipped librar{'y' if len(files) == 1 else 'ies'} loaded only on demand "
+            f"({', '.join(files[:3])}{', ...' if len(files) > 3 else ''}) need libraries the artifact and "
+            f"{target.system.name} lack (e.g. {audited.on_demand[0].need}); the handler never loads them"
+        )
     if skip_verify:
         warnings.append("the model was packaged without a passed verification (--skip-verify)")
     record = replace(
@@ -242,6 +266,7 @@ def build_package(
         bytecode=compiled,
         budget=report_budget,
         smoke=smoke_result,
+        audit=audited,
         verification=verification,
         sha256=sha,
         bytes=size,
@@ -344,20 +369,20 @@ def _smoke(
         from lamb.local import unpack_artifact
 
         root = unpack_artifact(built, work / "task")
-        label = f"the artifact itself, unpacked, on Python {target.python_version} ({own_python})"
+        label = f"the artifact itself, unpacked, on Python {target.python_version} ({own_python}){_HOST_LIBC}"
         return _run(root, event, label, stand_in=False, python=target.name, executable=own_python)
     if targets.can_run_on_host(target):
         if fmt == "zip":
             from lamb.local import unpack_artifact
 
             root = unpack_artifact(built, work / "task")
-            label = f"the artifact itself, unpacked, on this machine's Python {target.python_version}"
+            label = f"the artifact itself, unpacked, on this machine's Python {target.python_version}{_HOST_LIBC}"
         else:
             root = work / "task"
             shutil.copytree(install.dest, root)
             for name, path in own.items():
                 shutil.copyfile(path, root / name)
-            label = f"the image's files with its pinned wheels, on this machine's Python {target.python_version}"
+            label = f"the image's files with its pinned wheels, on this machine's Python {target.python_version}{_HOST_LIBC}"
         return _run(root, event, label, stand_in=False, python=target.name)
 
     host = targets.host_smoke_target()
@@ -386,13 +411,19 @@ def _smoke(
         why.append(f"glibc {host.glibc} here, {target.glibc} on the target")
     label = (
         f"HOST STAND-IN: this machine cannot run {target.name} wheels ({'; '.join(why)}); "
-        f"ran the same files with the same package versions built for python{host.python_version}-{host.arch}"
+        f"ran the same files with the same package versions built for python{host.python_version}-{host.arch}. "
+        f"It cannot prove the target's wheels load on {target.runtime.os}'s glibc and libstdc++: "
+        f"the ELF audit checked that"
     )
     if differences:
         label += " except " + ", ".join(differences)
     result = _run(root, event, label, stand_in=True, python=f"python{host.python_version}-{host.arch} (host)")
     result.differences = differences
     return result
+
+
+# A smoke run here loads the wheels with this machine's glibc and libstdc++, never the target's.
+_HOST_LIBC = "; this machine's C libraries, not the target's: the ELF audit checked those"
 
 
 def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str, executable: str | None = None) -> SmokeResult:

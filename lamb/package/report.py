@@ -26,6 +26,9 @@ def render(report: PackageReport, verbose: bool = False) -> list:
     summary.add_row("wheels", f"{pins} (from the {report.wheel_source})")
     summary.add_row("verification", report.verification)
     summary.add_row("bytecode", report.bytecode.note)
+    if report.audit is not None:
+        a = report.audit
+        summary.add_row("ELF audit", f"[green]{a.summary()}[/]" if a.passed else f"[red]{a.summary()}[/]")
     s = report.smoke
     if s.ran:
         status = "[green]passed[/]" if s.passed else f"[red]failed[/]: {s.error}"
