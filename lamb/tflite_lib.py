@@ -144,6 +144,17 @@ def unpinned(name: str, reason: str) -> TFLiteLibChoice:
     return TFLiteLibChoice(name=name, requirement=name, reason=reason, module=lib.module, extra_requirements=list(lib.needs))
 
 
+def refuse_flex(manifest: Any) -> None:
+    """A Flex model cannot ship: neither library carries the Flex delegate."""
+    if manifest is not None and getattr(manifest, "requires_flex", False):
+        ops = ", ".join(manifest.flex_ops) or "TensorFlow ops"
+        raise TFLiteLibError(
+            f"the model needs the Flex delegate ({ops}); neither ai-edge-litert nor tflite-runtime ships it",
+            "re-run `lamb convert` without --allow-flex (replace the layers that need TF ops), "
+            "or deploy full TensorFlow in a container image yourself",
+        )
+
+
 def choose(target: Target, manifest: Any, override: str | None = None) -> TFLiteLibChoice:
     """Pick the TFLite library for ``target`` that can run the model described by ``manifest``.
 
@@ -152,13 +163,7 @@ def choose(target: Target, manifest: Any, override: str | None = None) -> TFLite
     quantization. A Flex model is refused: neither library ships the Flex delegate.
     """
     quantization = getattr(manifest, "quantization", "float32") if manifest is not None else "float32"
-    if manifest is not None and getattr(manifest, "requires_flex", False):
-        ops = ", ".join(manifest.flex_ops) or "TensorFlow ops"
-        raise TFLiteLibError(
-            f"the model needs the Flex delegate ({ops}); neither ai-edge-litert nor tflite-runtime ships it",
-            "re-run `lamb convert` without --allow-flex (replace the layers that need TF ops), "
-            "or deploy full TensorFlow in a container image yourself",
-        )
+    refuse_flex(manifest)
 
     if override:
         name = normalise_name(override)

@@ -256,6 +256,37 @@ def audit_wheel(wheel: Path, target: Target) -> AuditReport:
     return judge(elves, present, target, wheel.name, problems)
 
 
+def audit_wheel_as_shipped(wheel: Path, target: Target, slimmed: bool) -> AuditReport:
+    """Audit a wheel's files as the artifact will ship them: installed, then slimmed if it will be.
+
+    Slimming removes files (LiteRT's accelerators, vendor plugins) whose needs must not decide
+    the choice of a runtime library that ships without them.
+    """
+    if not slimmed:
+        return audit_wheel(wheel, target)
+    import shutil
+    import tempfile
+
+    from lamb.package import slim
+
+    wheel = Path(wheel)
+    root = Path(tempfile.mkdtemp(prefix="lamb-audit-"))
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for member in zf.infolist():
+                rel = _normalise(PurePosixPath(_installed_path(member.filename)))
+                if member.is_dir() or not rel:
+                    continue
+                path = root / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, open(path, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        slim.slim(root)
+        return audit_tree(root, target, subject=wheel.name)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def _installed_path(member: str) -> str:
     """Where pip puts a wheel member: ``<dist>.data/purelib|platlib/x`` lands at ``x``."""
     parts = PurePosixPath(member).parts

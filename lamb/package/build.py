@@ -23,7 +23,7 @@ from lamb import manifest as mf
 from lamb import tflite_lib
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.manifest import SmokeResult
-from lamb.package import artifact, audit, budget, bytecode, slim, targets, wheels
+from lamb.package import artifact, audit, budget, bytecode, lib_choice, slim, targets, wheels
 
 HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / layout.HANDLER_FILE
 FORMATS = ("zip", "image")
@@ -143,7 +143,6 @@ def build_package(
         raise InputError(f"the manifest names {tflite}, which does not exist", "re-run `lamb convert` to write the .tflite again")
     verification = check_verification(manifest, tflite, skip_verify)
 
-    choice = tflite_lib.choose(target, manifest, runtime_lib_name)
     output = Path(output) if output is not None else default_output(manifest_path, target, fmt)
     if fmt == "zip" and output.suffix != ".zip":
         output = output.with_name(output.name + ".zip")
@@ -153,6 +152,14 @@ def build_package(
     if fmt == "image" and output.exists() and not output.is_dir():
         raise InputError(f"{output} is a file, not an image-context folder", "name a folder with --output")
     output.parent.mkdir(parents=True, exist_ok=True)
+
+    # The library release: the newest whose wheel passes the ELF audit for the target, as it will
+    # ship (slimmed for a zip); refused here, before anything is built, when none does.
+    audited_choice = lib_choice.choose(
+        target, manifest, runtime_lib_name, slimmed=slim_deps and fmt == "zip", wheelhouse=wheelhouse, cache=cache,
+        progress=step,
+    )
+    choice = audited_choice.choice
 
     work = Path(tempfile.mkdtemp(prefix="lamb-package-"))
     temp_output: Path | None = None

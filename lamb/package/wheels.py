@@ -50,8 +50,13 @@ def cache_dir() -> Path:
     return cache_root() / "wheels"
 
 
-def target_args(target: Target) -> list[str]:
-    """pip options that describe the target instead of this machine."""
+def target_args(target: Target, local_builds: bool = False) -> list[str]:
+    """pip options that describe the target instead of this machine.
+
+    ``local_builds`` also accepts ``linux_<machine>`` wheels: built on some Linux (say on Amazon
+    Linux itself, as the course's tflite_runtime wheels were) and tagged for nothing more. Only a
+    wheelhouse offers them (PyPI refuses them); the ELF audit then judges what they need.
+    """
     args = [
         "--only-binary=:all:",
         "--implementation", "cp",
@@ -60,7 +65,7 @@ def target_args(target: Target) -> list[str]:
         "--abi", "abi3",  # stable-ABI wheels (cp3X-abi3) load on any newer CPython
         "--abi", "none",
     ]
-    for tag in target.platform_tags:
+    for tag in target.platform_tags + ([f"linux_{target.machine}"] if local_builds else []):
         args += ["--platform", tag]
     return args
 
@@ -88,7 +93,7 @@ def install_for_target(
         wheelhouse = Path(wheelhouse)
         if not wheelhouse.is_dir():
             raise InputError(f"the wheelhouse {wheelhouse} is not a folder", "pass a folder of .whl files to --wheelhouse")
-        _pip_install(requirements, target, dest, [wheelhouse], "the wheelhouse " + str(wheelhouse))
+        _pip_install(requirements, target, dest, [wheelhouse], "the wheelhouse " + str(wheelhouse), local_builds=True)
         source = "wheelhouse"
         links = [wheelhouse]
     else:
@@ -103,7 +108,7 @@ def install_for_target(
             _pip_install(requirements, target, dest, links, "the wheel cache")
             source = "index"
     installed = installed_distributions(dest)
-    supported = supported_tags(target)
+    supported = supported_tags(target, local_builds=wheelhouse is not None)
     wheels = sorted({
         p.name for link in links for p in Path(link).glob("*.whl")
         if _dist_key(p.name) in set(installed.items()) and _wheel_tags(p.name) & supported
@@ -188,14 +193,62 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def supported_tags(target: Target) -> set:
+def supported_tags(target: Target, local_builds: bool = False) -> set:
     """Every wheel tag the target's interpreter accepts (``packaging.tags`` for its CPython)."""
+    return set(_ordered_tags(target, local_builds))
+
+
+def _ordered_tags(target: Target, local_builds: bool = False) -> list:
+    """The target's tags, most specific first (pip's order of preference)."""
     from packaging import tags
 
     version = tuple(int(x) for x in target.python_version.split("."))
-    platforms = target.platform_tags
-    found = set(tags.cpython_tags(version, abis=[target.abi, "abi3", "none"], platforms=platforms))
-    found.update(tags.compatible_tags(version, interpreter=target.abi, platforms=platforms))
+    platforms = target.platform_tags + ([f"linux_{target.machine}"] if local_builds else [])
+    ordered = list(tags.cpython_tags(version, abis=[target.abi, "abi3", "none"], platforms=platforms))
+    ordered += list(tags.compatible_tags(version, interpreter=target.abi, platforms=platforms))
+    return ordered
+
+
+def wheel_versions(folder: Path, name: str, target: Target, local_builds: bool = False) -> dict[str, Path]:
+    """version -> the best wheel file of distribution ``name`` in ``folder`` for ``target``, newest first."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.version import Version
+
+    rank = {tag: i for i, tag in enumerate(_ordered_tags(target, local_builds))}
+    best: dict[str, tuple[int, Path]] = {}
+    for path in Path(folder).glob("*.whl"):
+        try:
+            dist, version, _build, wheel_tags = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        if normalise(dist) != normalise(name):
+            continue
+        score = min((rank[t] for t in wheel_tags if t in rank), default=None)
+        if score is not None and (str(version) not in best or score < best[str(version)][0]):
+            best[str(version)] = (score, path)
+    return {v: best[v][1] for v in sorted(best, key=Version, reverse=True)}
+
+
+def fetch_wheel(name: str, version: str, target: Target, *, wheelhouse: Path | None = None, cache: Path | None = None) -> Path:
+    """The one wheel of ``name==version`` that pip would install for ``target`` (no dependencies):
+    from the wheelhouse, else the cache, else downloaded from the index into the cache."""
+    if wheelhouse is not None:
+        found = wheel_versions(wheelhouse, name, target, local_builds=True).get(version)
+        if found is None:
+            raise DependencyError(f"no wheel of {name} {version} for {target.name} in the wheelhouse {wheelhouse}",
+                                  "add the wheel to the wheelhouse, or pick another --runtime-lib")
+        return found
+    cache = Path(cache) if cache is not None else cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    found = wheel_versions(cache, name, target).get(version)
+    if found is None:
+        args = ["download", "--no-deps", "--dest", str(cache), "--find-links", str(cache), "--quiet"]
+        proc = _run_pip(args + target_args(target) + [f"{name}=={version}"])
+        if proc.returncode != 0:
+            raise _dependency_error(proc.stderr, target, "the package index")
+        found = wheel_versions(cache, name, target).get(version)
+    if found is None:
+        raise DependencyError(f"pip found no wheel of {name} {version} for {target.name}", "run with --verbose")
     return found
 
 
@@ -225,11 +278,13 @@ def _run_pip(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
 
 
-def _pip_install(requirements: list[str], target: Target, dest: Path, links: list[Path], where: str) -> None:
+def _pip_install(
+    requirements: list[str], target: Target, dest: Path, links: list[Path], where: str, local_builds: bool = False,
+) -> None:
     args = ["install", "--no-index", "--no-compile", "--upgrade", "--target", str(dest), "--quiet"]
     for link in links:
         args += ["--find-links", str(link)]
-    proc = _run_pip(args + target_args(target) + requirements)
+    proc = _run_pip(args + target_args(target, local_builds) + requirements)
     if proc.returncode != 0:
         raise _dependency_error(proc.stderr, target, where)
 

@@ -1,0 +1,168 @@
+"""Which TFLite library release ships for a target: the newest whose wheel passes the ELF audit.
+
+``tflite_lib.choose`` decides the library and the newest release with a wheel *tagged* for the
+target (and what ``lamb verify`` proved). Tags are not enough: several releases tagged manylinux
+need a newer glibc than Amazon Linux 2 has. So before anything is built, each candidate wheel is
+fetched (cached) and audited as it will ship (slimmed or not), newest first; the first that passes
+ships, and the reason says why the newer ones did not. When none passes, ``lamb package`` refuses
+with one sentence naming the library, the symbol version it needs, the target's glibc, and the
+way out.
+
+With ``--wheelhouse`` the candidates are the library's wheels in that folder, whatever their
+platform tag (``linux_x86_64`` included): judged by what they need, not by what they claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from lamb import tflite_lib
+from lamb.errors import DependencyError
+from lamb.package import audit, wheels
+from lamb.package.targets import Target
+
+
+@dataclass
+class AuditedChoice:
+    """The library that ships, and the audit of its wheel that justified it."""
+
+    choice: tflite_lib.TFLiteLibChoice
+    wheel_audit: audit.AuditReport
+    rejected: list[str]  # one phrase per newer candidate the audit refused
+
+
+def choose(
+    target: Target,
+    manifest: Any,
+    override: str | None = None,
+    *,
+    slimmed: bool = True,
+    wheelhouse: Path | None = None,
+    cache: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AuditedChoice:
+    """The newest release of the library ``tflite_lib.choose`` picks whose wheel loads on ``target``."""
+    step = progress or (lambda _msg: None)
+    if wheelhouse is not None:
+        return _from_wheelhouse(target, manifest, override, Path(wheelhouse), slimmed, step)
+    first = tflite_lib.choose(target, manifest, override)
+    quantization = getattr(manifest, "quantization", "float32") if manifest is not None else "float32"
+    rejected: list[tuple[str, str, audit.AuditReport]] = []  # (name, version, report), newest first
+    for row in _candidates(target, first, override, quantization):
+        step(f"auditing the wheel of {row.name} {row.version} for {target.name}")
+        wheel = wheels.fetch_wheel(row.name, row.version, target, cache=cache)
+        report = audit.audit_wheel_as_shipped(wheel, target, slimmed)
+        if report.passed:
+            picked = (row.name, row.version) == (first.name, first.version)
+            choice = first if picked else _row_choice(row)
+            why = _why(first.reason if picked else "", row.name, row.version, report, rejected, target)
+            return AuditedChoice(replace(choice, reason=why), report, [_phrase(*r) for r in rejected])
+        rejected.append((row.name, row.version, report))
+    raise _refusal(target, rejected, via=None)
+
+
+def _candidates(target: Target, first: tflite_lib.TFLiteLibChoice, override: str | None, quantization: str):
+    """The table's pick, then its older releases, then (unless asked for one library) the others'."""
+    rows = tflite_lib.available(target, first.name)
+    yield from rows[[r.version for r in rows].index(first.version):]
+    if override:
+        return
+    for name in tflite_lib.NAMES:
+        if name != first.name:
+            yield from (r for r in tflite_lib.available(target, name) if quantization not in r.lacks_quantization)
+
+
+def _row_choice(row: tflite_lib.WheelRow) -> tflite_lib.TFLiteLibChoice:
+    return tflite_lib.TFLiteLibChoice(
+        name=row.name, requirement=f"{row.name}=={row.version}", reason="", version=row.version,
+        module=row.module, extra_requirements=list(row.needs),
+    )
+
+
+def _why(reason: str, name: str, version: str, report: audit.AuditReport,
+         rejected: list[tuple[str, str, audit.AuditReport]], target: Target) -> str:
+    needs = _needs_phrase(report)
+    passed = f"{name} {version}'s wheel passes the ELF audit for {target.system.name} ({needs})"
+    if not rejected:
+        return f"{reason}; {passed}" if reason else passed
+    refused = "; ".join(_phrase(*r) for r in rejected)
+    return f"{refused}; {passed}, the newest that does"
+
+
+def _phrase(name: str, version: str, report: audit.AuditReport) -> str:
+    problem = report.problems[0]
+    return f"{name} {version} needs {problem.need} ({problem.file.rsplit('/', 1)[-1]})"
+
+
+def _needs_phrase(report: audit.AuditReport) -> str:
+    return ", ".join(f"{family} {version}" for family, version in report.newest.items() if family in ("GLIBC", "GLIBCXX")) \
+        or "no versioned symbols"
+
+
+def _way_out(target: Target, name: str) -> str:
+    outs = []
+    if target.runtime.os != "Amazon Linux 2023":
+        outs.append(f"python3.12 or newer on {target.arch} (Amazon Linux 2023, glibc 2.34)")
+    if target.arch != "x86_64":
+        outs.append("x86_64")
+    outs.append(f"--wheelhouse with a wheel of {name} built for {target.runtime.os}")
+    return "use " + ", or ".join(outs)
+
+
+def _refusal(target: Target, rejected: list[tuple[str, str, audit.AuditReport]], via: str | None) -> DependencyError:
+    name, version, report = rejected[0]
+    problem = report.problems[0]
+    least = min(rejected, key=lambda r: _need_rank(r[2]))
+    also = ""
+    if len(rejected) > 1 and least is not rejected[0]:
+        also = f" (even {least[0]} {least[1]} needs {least[2].problems[0].need})"
+    source = f"the wheelhouse's {Path(via).name}" if via else f"{name} {version}"
+    return DependencyError(
+        f"{source} cannot load on {target.describe()}: its {problem.file.rsplit('/', 1)[-1]} needs "
+        f"{problem.need}{also}",
+        _way_out(target, name),
+    )
+
+
+def _need_rank(report: audit.AuditReport) -> tuple:
+    parsed = audit.parse_version(report.problems[0].need) if report.problems else None
+    return parsed[1] if parsed else (999,)
+
+
+def _from_wheelhouse(target: Target, manifest: Any, override: str | None, wheelhouse: Path, slimmed: bool,
+                     step: Callable[[str], None]) -> AuditedChoice:
+    """The newest wheel of the library in the wheelhouse that loads on the target."""
+    tflite_lib.refuse_flex(manifest)
+    if override:
+        names = [tflite_lib.normalise_name(override)]
+    else:
+        verification = getattr(manifest, "verification", None) if manifest is not None else None
+        verified = tflite_lib.normalise_name(verification.runtime_lib) if verification and verification.runtime_lib else None
+        names = ([verified] if verified else []) + [n for n in tflite_lib.NAMES if n != verified]
+    rejected: list[tuple[str, str, audit.AuditReport]] = []
+    last_wheel = None
+    for name in names:
+        for version, wheel in wheels.wheel_versions(wheelhouse, name, target, local_builds=True).items():
+            step(f"auditing {wheel.name} for {target.name}")
+            report = audit.audit_wheel_as_shipped(wheel, target, slimmed)
+            if report.passed:
+                lib = tflite_lib.LIBRARIES[name]
+                choice = tflite_lib.TFLiteLibChoice(
+                    name=name, requirement=f"{name}=={version}", version=version, module=lib.module,
+                    extra_requirements=list(lib.needs),
+                    reason=_why("", name, version, report, rejected, target).replace(
+                        f"{name} {version}'s wheel", f"the wheelhouse's {wheel.name}", 1),
+                )
+                return AuditedChoice(choice, report, [_phrase(*r) for r in rejected])
+            rejected.append((name, version, report))
+            last_wheel = last_wheel or wheel
+        if override or rejected:
+            break  # the library asked for, or the first one the wheelhouse has, decides
+    if not rejected:
+        raise DependencyError(
+            f"the wheelhouse {wheelhouse} has no wheel of {' or '.join(names)} for {target.describe()}",
+            "add one (built for that Python and arch), or drop --wheelhouse to use the index",
+        )
+    raise _refusal(target, rejected, via=str(last_wheel))
