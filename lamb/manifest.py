@@ -110,6 +110,9 @@ class PackageRecord:
     tflite_lib_version: str
     installed: dict[str, str]  # distribution -> version, every package in the artifact
     lamb_version: str
+    # The ELF audit against the target's system (lamb.package.audit.AuditReport.record()):
+    # passed, newest GLIBC/GLIBCXX needed against what the target has, libraries resolved.
+    audit: dict[str, Any] | None = None
     # -- only in the manifest beside the .tflite (see the class docstring) --
     artifact: str | None = None  # relative to the manifest's folder when below it
     sha256: str | None = None  # of the zip; None for an image context

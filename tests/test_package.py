@@ -79,6 +79,10 @@ def test_the_artifact_and_the_manifest_record_what_was_built(built312, verified_
     assert shipped["os"] == "Amazon Linux 2023" and shipped["glibc"] == "2.34" and shipped["format"] == "zip"
     assert shipped["tflite_lib"] == "ai-edge-litert" and shipped["tflite_lib_version"] == "2.3.0"
     assert shipped["handler"] == "lambda_function.lambda_handler" and shipped["installed"] == r.installed
+    # the ELF audit travels with the artifact: newest needs against what the target has
+    audit = shipped["audit"]
+    assert audit["passed"] and audit["newest"]["GLIBC"] == r.audit.newest["GLIBC"] and audit["provided"]["GLIBC"] == "2.34"
+    assert audit["libraries_resolved"] == r.audit.libraries_resolved > 0 and audit["problems"] == []
     # A zip cannot hold its own sha256, nor a smoke run made after it was written.
     assert shipped["sha256"] is None and shipped["smoke"] is None and shipped["artifact"] is None
     assert mf.package_record(r.artifact) == mf.PackageRecord.from_dict(shipped)

@@ -94,6 +94,15 @@ class AuditReport:
         self.passed = not self.problems
         self.libraries_resolved = self.resolved_in_artifact + self.resolved_in_system
 
+    def record(self) -> dict:
+        """What the manifest and the shipped ``lamb.json`` keep of the audit (no file lists)."""
+        return {
+            "passed": self.passed, "system": self.system, "files": self.files, "newest": dict(self.newest),
+            "provided": dict(self.provided), "libraries_resolved": self.libraries_resolved,
+            "resolved_in_artifact": self.resolved_in_artifact, "resolved_in_system": self.resolved_in_system,
+            "problems": [p.sentence() for p in self.problems], "summary": self.summary(),
+        }
+
     def summary(self) -> str:
         """One line for the package report: newest needs against what the target has."""
         needs = ", ".join(

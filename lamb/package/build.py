@@ -178,7 +178,7 @@ def build_package(
 
         files = work / "files"
         files.mkdir()
-        record = package_record(target, fmt, choice, install)
+        record = replace(package_record(target, fmt, choice, install), audit=audited.record())
         shutil.copyfile(HANDLER_TEMPLATE, files / layout.HANDLER_FILE)
         shutil.copyfile(tflite, files / layout.MODEL_FILE)
         mf.write(_artifact_manifest(manifest, record), files / layout.MANIFEST_FILE)
