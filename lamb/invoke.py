@@ -55,6 +55,40 @@ class InvokeReport:
         return None
 
 
+def pixel_budget_floor(peak_rss_mb: float, env: dict[str, str] | None = None) -> int:
+    """The smallest memory setting that holds the measured peak plus the largest image the
+    handler's pixel budget admits at that setting.
+
+    The handler refuses images over its budget before decoding (413); the budget is a share of
+    the memory setting unless ``LAMB_MAX_IMAGE_PIXELS`` fixes it, so a setting sized on a small test
+    image alone would be killed by the largest image it still accepts.
+    """
+    from lamb.handler.lambda_function import IMAGE_BYTES_PER_PIXEL, pixel_budget
+
+    memory = recommend_memory_mb(peak_rss_mb)
+    while True:  # converges: the image's share grows more slowly than the memory setting
+        image_mb = pixel_budget(memory, _explicit_pixels(env)) * IMAGE_BYTES_PER_PIXEL / (1024 * 1024)
+        wanted = recommend_memory_mb(peak_rss_mb + image_mb)
+        if wanted <= memory:
+            return memory
+        memory = wanted
+
+
+def _explicit_pixels(env: dict[str, str] | None) -> int:
+    value = (env or {}).get("LAMB_MAX_IMAGE_PIXELS", "").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def _pixel_budget_note(memory_mb: int, env: dict[str, str] | None) -> str:
+    from lamb.handler.lambda_function import pixel_budget
+
+    pixels = pixel_budget(memory_mb, _explicit_pixels(env))
+    return (
+        f"at {memory_mb:,} MB the handler admits images up to {pixels / 1e6:.1f} megapixels (its pixel budget; "
+        "LAMB_MAX_IMAGE_PIXELS sets it) and the advice covers the largest of them"
+    )
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (no interpolation: every reported figure was actually measured)."""
     if not values:
@@ -287,7 +321,8 @@ def invoke_artifact(
         # The handler runs one interpreter thread per vCPU of the setting, so below 3,538 MB the
         # time measured here is one-thread time, what Lambda's CPU share scales.
         local_ms = percentile(warm, 50) if warm else first.invoke_ms
-        advice = advise_memory(local_ms, peak_rss_mb=first.peak_rss_mb, max_latency_ms=max_latency_ms, arch=arch)
+        floors = {"the pixel budget": pixel_budget_floor(first.peak_rss_mb, env)}
+        advice = advise_memory(local_ms, peak_rss_mb=first.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms, arch=arch)
         if not warm:
             notes.append("memory advice from the first invocation's time; --repeat N gives a steadier warm median")
     if first.peak_rss_mb and first.peak_rss_mb > memory_mb * 0.9 and first.error is None:
@@ -305,7 +340,7 @@ def invoke_artifact(
         peak_rss_mb=first.peak_rss_mb,
         memory_mb=memory_mb,
         recommended_memory_mb=advice.recommended_mb if advice else None,
-        memory_advice=memory_advice(advice) if advice else "",
+        memory_advice=f"{memory_advice(advice)}; {_pixel_budget_note(advice.recommended_mb, env)}" if advice else "",
         python=version,
         logs=first.logs,
         notes=notes,

@@ -22,6 +22,7 @@ from lamb.invoke import (
     default_artifact,
     invoke_artifact,
     percentile,
+    pixel_budget_floor,
     recommend_memory_mb,
 )
 
@@ -157,6 +158,35 @@ def test_memory_rule():
     assert recommend_memory_mb(300) == 448  # 300 x 1.25 + 32 = 407 -> next 64 MB step
     assert recommend_memory_mb(9000) == 10240  # Lambda's maximum
     assert recommend_memory_mb(120) % 64 == 0
+
+
+def test_pixel_budget_floor_holds_the_largest_admitted_image():
+    from lamb.handler.lambda_function import IMAGE_BYTES_PER_PIXEL, pixel_budget
+
+    # The demo model peaks near 57 MB: 128 MB would hold it, but not the 4.2-megapixel image the
+    # handler admits at 128 MB. At 192 MB the budget is 6.3 megapixels, and that fits.
+    assert recommend_memory_mb(57) == 128
+    assert pixel_budget_floor(57) == 192
+    for peak in (57, 300, 2000):
+        floor = pixel_budget_floor(peak)
+        image_mb = pixel_budget(floor) * IMAGE_BYTES_PER_PIXEL / 2**20
+        assert recommend_memory_mb(peak + image_mb) <= floor
+    assert pixel_budget_floor(57, {"LAMB_MAX_IMAGE_PIXELS": "1000000"}) == recommend_memory_mb(57 + 8 * 1e6 / 2**20)
+    assert pixel_budget_floor(9000) == 10240
+
+
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
+def test_the_50_megapixel_png_is_a_413_not_out_of_memory(tiny_zip, tmp_path):
+    from test_handler_input import big_png
+
+    image = tmp_path / "huge.png"
+    image.write_bytes(big_png(10000, 5000))  # 194 KB; decoded, 200 MB
+    report = invoke_artifact(tiny_zip, image=image, memory_mb=128)
+    assert report.error is None and report.status_code == 413, report.error
+    assert "over the pixel budget of 4.2 megapixels" in report.response["error"]
+    assert report.peak_rss_mb < 128
+    assert report.memory.floors["the pixel budget"] == pixel_budget_floor(report.peak_rss_mb)
+    assert "the advice covers the largest of them" in report.memory_advice
 
 
 def test_percentile_is_nearest_rank():

@@ -11,7 +11,8 @@ Entry point: ``lambda_function.lambda_handler`` (the AWS convention). Events it 
   invocation. The result is ``{label: score, ...}``; a bad request returns
   ``{"error": "<what is wrong>", "statusCode": 400}`` (413 for a too-large image, 502/504 when the
   url's server fails or is too slow, 500 when the function itself fails) instead of raising, so a
-  caller always gets JSON and the container stays up. A model with several outputs returns ``{output name: {label: score}}``.
+  caller always gets JSON and the container stays up. A model with several outputs returns
+  ``{output name: {label: score}}``.
 - API Gateway REST (v1) and HTTP API (v2) proxy events and Lambda Function URL events: the body
   is that same JSON, or the image bytes themselves (binary body, ``isBase64Encoded``); a GET may
   pass ``?url=...``. The answer is ``{"statusCode", "headers", "body"}`` with a JSON body, errors
@@ -21,9 +22,12 @@ The deployer tunes it with environment variables (all optional):
 
 - ``LAMB_ALLOW_PRIVATE_URLS=1``: let ``url`` reach loopback/private/link-local addresses (off by
   default: see ``_check_address``).
-- ``LAMB_MAX_DOWNLOAD_BYTES`` (default 16 MiB), ``LAMB_CONNECT_TIMEOUT`` (3 s),
-  ``LAMB_READ_TIMEOUT`` (10 s; the whole download is capped at connect + read), ``LAMB_MAX_IMAGE_PIXELS``
-  (50 megapixels).
+- ``LAMB_FETCH_TIMEOUT_S`` (15 s): one wall-clock deadline for fetching a url (DNS, connect, TLS,
+  headers, body, every redirect), never longer than the function's remaining time minus
+  ``_DEADLINE_MARGIN_S``; 504 when it passes.
+- ``LAMB_MAX_DOWNLOAD_BYTES`` (16 MiB): the most a url may send.
+- ``LAMB_MAX_IMAGE_PIXELS``: the pixel budget, checked from the image's header before decoding
+  (413). Default: see ``max_image_pixels``, derived from the memory setting.
 - ``LAMB_NUM_THREADS``: the interpreter's thread count (default: see ``_default_num_threads``).
 - ``LAMB_LOG_TIMING=1``: log ``{"lamb_timing": {input_ms, decode_ms, preprocess_ms, inference_ms,
   inference_cpu_ms}}`` per request.
@@ -38,8 +42,10 @@ import ipaddress
 import json
 import math
 import os
+import re
 import socket
 import sys
+import threading
 import time
 import traceback
 import urllib.parse
@@ -88,46 +94,121 @@ def preprocess(pixels, mode: str):
     return np.ascontiguousarray(fn(np.asarray(pixels, dtype=np.float32)), dtype=np.float32)
 
 
+class ImageError(ValueError):
+    """Bytes that cannot become the model's input; ``status`` is what the handler answers."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
 def image_to_pixels(image, size):
     """A PIL image -> an RGB float32 array of shape (height, width, 3), values in [0, 255].
 
     ``size`` is (height, width). Resizing is nearest-neighbour, as keras.utils.load_img does by
     default, so a model trained from load_img/ImageDataGenerator sees the pixels it was trained on.
+    It resizes before converting to RGB: nearest-neighbour picks the same source pixels in every
+    mode and the conversion is per pixel, so the pixels are the same, but a large image is never
+    held twice at full size (see ``IMAGE_BYTES_PER_PIXEL``).
     """
     from PIL import Image
 
     height, width = size
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.NEAREST)
+    try:
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.NEAREST)
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+    except (ValueError, OSError) as exc:  # a mode Pillow cannot resize or turn into RGB
+        raise ImageError(f"cannot use a {image.mode} image ({exc}); send RGB, RGBA or grayscale") from None
     return np.asarray(image, dtype=np.float32)
 
 
-def decode_image(data: bytes):
-    """Bytes -> a fully loaded PIL image; raises ValueError for anything that is not an image.
+# Decoding holds the whole image at full size before it is resized to the model's input. Pillow
+# keeps RGB, RGBA, CMYK, I and F images at 4 bytes a pixel, and a progressive JPEG also holds all
+# its DCT coefficients while it decodes. Measured peak RSS added per pixel: 4.0 for a 50-megapixel
+# RGBA PNG or baseline JPEG, 7.1 for a progressive JPEG (Pillow 13).
+IMAGE_BYTES_PER_PIXEL = 8
+# The share of the memory setting an image may take; the rest is the runtime, the model and its
+# tensor arena. At 128 MB that is 32 MiB: 4.19 megapixels (2048 x 2048).
+IMAGE_MEMORY_SHARE = 0.25
+_UNMETERED_MAX_PIXELS = 50_000_000  # no memory setting to derive a budget from (not on Lambda)
 
-    Decompression bombs (a few KB of PNG that inflate to gigabytes) are refused before any pixel
-    is decoded: Pillow only *warns* between MAX_IMAGE_PIXELS and twice that, so the warning is
-    turned into an error here, and our own pixel cap applies first.
+
+def pixel_budget(memory_mb: int, explicit: int = 0) -> int:
+    """The most pixels an image may have: ``explicit`` if given (``LAMB_MAX_IMAGE_PIXELS``),
+    otherwise what ``IMAGE_MEMORY_SHARE`` of the memory setting holds at ``IMAGE_BYTES_PER_PIXEL``.
+    Never above Pillow's own decompression-bomb limit (89.5 megapixels), which refuses first."""
+    from PIL import Image
+
+    if explicit > 0:
+        budget = explicit
+    elif memory_mb > 0:
+        budget = int(memory_mb * 1024 * 1024 * IMAGE_MEMORY_SHARE) // IMAGE_BYTES_PER_PIXEL
+    else:
+        budget = _UNMETERED_MAX_PIXELS
+    return min(budget, Image.MAX_IMAGE_PIXELS or budget)
+
+
+def max_image_pixels() -> int:
+    """This function's pixel budget, from its environment (see ``pixel_budget``)."""
+    return pixel_budget(_env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0), _env_int("LAMB_MAX_IMAGE_PIXELS", 0))
+
+
+def _budget_hint(budget: int) -> str:
+    from PIL import Image
+
+    if budget == Image.MAX_IMAGE_PIXELS:
+        return "Pillow's decompression-bomb limit"
+    if _env_int("LAMB_MAX_IMAGE_PIXELS", 0) > 0:
+        return "LAMB_MAX_IMAGE_PIXELS"
+    memory = _env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0)
+    if memory <= 0:
+        return "the default; set LAMB_MAX_IMAGE_PIXELS to change it"
+    return f"a quarter of the function's {memory} MB; give it more memory or set LAMB_MAX_IMAGE_PIXELS"
+
+
+def _pixels(n: int) -> str:
+    return f"{n / 1e6:.1f} megapixels" if n >= 100_000 else f"{n:,} pixels"
+
+
+# What Pillow's decoders raise on hostile bytes: a broken file is not always an OSError.
+_DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, KeyError, TypeError, ZeroDivisionError, OverflowError)
+
+
+def decode_image(data: bytes, max_pixels: int | None = None):
+    """Bytes -> a fully loaded PIL image; raises ImageError (a ValueError) for anything that is not
+    an image, or is over the pixel budget (``max_image_pixels()`` unless ``max_pixels`` is given).
+
+    The size comes from the image's header and is checked before a pixel is decoded: a few hundred
+    KB of PNG can inflate to gigabytes. Pillow only *warns* between its MAX_IMAGE_PIXELS and twice
+    that, so the warning is turned into an error here too.
     """
     from PIL import Image, UnidentifiedImageError
 
-    max_pixels = _env_int("LAMB_MAX_IMAGE_PIXELS", 50_000_000)
+    budget = max_image_pixels() if max_pixels is None else max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             width, height = image.size
-            if width * height > max_pixels:
-                raise ValueError(
-                    f"the image is {width}x{height} pixels, more than the {max_pixels} this function accepts"
+            if width * height > budget:
+                raise ImageError(
+                    f"the image is {width}x{height}, {_pixels(width * height)}, over the pixel budget of "
+                    f"{_pixels(budget)} ({_budget_hint(budget)})",
+                    413,
                 )
+            if width * height == 0:
+                raise ImageError("the image has no pixels")
             image.load()
+    except ImageError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"refused a possible decompression bomb ({exc})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as exc:
-        raise ValueError(f"not a decodable image ({exc.__class__.__name__})") from None
+        raise ImageError(f"refused a possible decompression bomb ({exc})", 413) from None
+    except UnidentifiedImageError:
+        raise ImageError("not a decodable image (no image format recognised)") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageError(f"not a decodable image ({exc.__class__.__name__})") from None
     return image
 
 
@@ -137,6 +218,11 @@ def decode_image(data: bytes):
 # reaches a real function, so refusing it here keeps local runs honest.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 _MAX_REDIRECTS = 3
+_MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024
+_FETCH_TIMEOUT_S = 15.0
+# Left over when the function's own timeout cuts the fetch deadline short: time to decode, run the
+# model and answer a JSON 504 instead of being killed with a Lambda timeout.
+_DEADLINE_MARGIN_S = 1.0
 # lamb.layout.MANIFEST_FILE and MODEL_FILE: the handler cannot import lamb (tests/test_layout.py).
 _MANIFEST = "lamb.json"
 _MODEL = "model.tflite"
@@ -191,6 +277,13 @@ class RequestError(Exception):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+def _clip(text, limit: int = 120, quote: bool = True) -> str:
+    """A client-given string for an error message (``repr`` when ``quote``), cut short: the
+    answer must stay far below Lambda's 6 MB response limit whatever the client sent."""
+    shown = repr(text) if quote else str(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 # -- the model (one per container) ----------------------------------------------------------------
@@ -358,41 +451,159 @@ def _allow_private() -> bool:
     return os.environ.get("LAMB_ALLOW_PRIVATE_URLS", "").strip().lower() in ("1", "true", "yes")
 
 
+# IPv6 prefixes that carry an IPv4 address, and where it sits: RFC 6052 section 2.2 puts it right
+# after a prefix of 32 to 96 bits, skipping bits 64-71. Inside a VPC with DNS64/NAT64, or on a host
+# that still routes the older forms, these reach the IPv4 address, metadata service included.
+_EMBEDDED_IPV4 = [
+    (ipaddress.ip_network("::/96"), (96,)),  # IPv4-compatible, deprecated (RFC 4291 2.5.5.1)
+    (ipaddress.ip_network("::ffff:0:0/96"), (96,)),  # IPv4-mapped (RFC 4291 2.5.5.2)
+    (ipaddress.ip_network("::ffff:0:0:0/96"), (96,)),  # IPv4-translated (RFC 2765 2.1)
+    (ipaddress.ip_network("64:ff9b::/96"), (96,)),  # NAT64 well-known prefix (RFC 6052 2.1); AWS DNS64 uses it
+    # NAT64 local-use prefix (RFC 8215): the operator picks the prefix length, so every place the
+    # address can sit is checked.
+    (ipaddress.ip_network("64:ff9b:1::/48"), (48, 56, 64, 96)),
+]
+
+
+def _rfc6052_ipv4(addr: ipaddress.IPv6Address, prefix_len: int) -> ipaddress.IPv4Address:
+    packed = addr.packed
+    if prefix_len == 96:
+        return ipaddress.IPv4Address(packed[12:])
+    without_u = packed[:8] + packed[9:]  # bits 64-71 (the "u" octet) never carry address bits
+    return ipaddress.IPv4Address(without_u[prefix_len // 8 : prefix_len // 8 + 4])
+
+
+def embedded_ipv4(addr) -> list:
+    """The IPv4 addresses an IPv6 address carries (none for a plain IPv6 or an IPv4 address)."""
+    if addr.version != 6:
+        return []
+    found = [_rfc6052_ipv4(addr, n) for net, lengths in _EMBEDDED_IPV4 if addr in net for n in lengths]
+    if addr.sixtofour is not None:  # 6to4, 2002::/16 (RFC 3056)
+        found.append(addr.sixtofour)
+    if addr.teredo is not None:  # Teredo, 2001::/32 (RFC 4380): (server, client)
+        found.extend(addr.teredo)
+    return found
+
+
 def _check_address(ip: str, host: str) -> None:
     """Refuse anything that is not a public unicast address.
 
     A function that fetches user-given URLs must not become a proxy into its own network: the
     metadata service (169.254.169.254, fd00:ec2::254), the Lambda runtime API on 127.0.0.1:9001,
     VPC-private hosts. ``is_global`` excludes loopback, private, link-local, CGNAT (100.64/10),
-    reserved and documentation ranges; IPv4-mapped and 6to4/Teredo IPv6 forms are unwrapped
-    first so they cannot smuggle a private IPv4 address.
+    reserved and documentation ranges. An IPv6 address that carries an IPv4 one (``embedded_ipv4``)
+    is judged by the IPv4 address(es) it carries, so it cannot smuggle a private one.
     """
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if addr.version == 6:
-        inner = addr.ipv4_mapped or addr.sixtofour or (addr.teredo[1] if addr.teredo else None)
-        if inner is not None:
-            addr = inner
-    if not addr.is_global or addr.is_multicast:
+    carried = embedded_ipv4(addr)
+    refused = [a for a in carried or [addr] if not a.is_global or a.is_multicast]
+    if refused:
+        which = f" (which carries {', '.join(sorted({str(a) for a in refused}))})" if carried else ""
         raise RequestError(
-            f"refusing to fetch {host!r}: it resolves to {ip}, a non-public address "
+            f"refusing to fetch {_clip(host)}: it resolves to {ip}{which}, a non-public address "
             "(set LAMB_ALLOW_PRIVATE_URLS=1 on the function to allow it)"
         )
 
 
-def _resolve(host: str, port: int) -> str:
+class _Deadline:
+    """One wall-clock deadline for a whole fetch; ``left()`` raises TimeoutError once it passed."""
+
+    def __init__(self, seconds: float, why: str):
+        self.seconds, self.why = seconds, why
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        return left
+
+
+def fetch_deadline(context=None) -> _Deadline:
+    """``LAMB_FETCH_TIMEOUT_S`` (15 s), cut to the function's remaining time minus a margin."""
+    seconds = _env_float("LAMB_FETCH_TIMEOUT_S", _FETCH_TIMEOUT_S)
+    why = f"the {seconds:g} s fetch deadline (LAMB_FETCH_TIMEOUT_S)"
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining_ms):
+        left = remaining_ms() / 1000.0 - _DEADLINE_MARGIN_S
+        if left < seconds:
+            seconds, why = left, f"the function's remaining time ({left + _DEADLINE_MARGIN_S:.1f} s, less {_DEADLINE_MARGIN_S:g} s to answer)"
+    return _Deadline(seconds, why)
+
+
+def _resolve(host: str, port: int, deadline: _Deadline) -> str:
     """The address to connect to: resolved once, checked, then used directly (no second lookup
-    that DNS rebinding could answer differently)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise RequestError(f"cannot resolve the url's host {host!r} ({exc})") from None
-    addresses = [info[4][0] for info in infos]
+    that DNS rebinding could answer differently).
+
+    ``getaddrinfo`` has no timeout, and a hostile name server can take its time answering, so the
+    lookup runs in a thread the deadline waits for.
+    """
+    answer: dict = {}
+
+    def lookup():
+        try:
+            answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError, ValueError) as exc:
+            answer["error"] = exc
+
+    thread = threading.Thread(target=lookup, name="lamb-resolve", daemon=True)
+    thread.start()
+    thread.join(deadline.left())
+    if thread.is_alive():
+        raise TimeoutError("name resolution")
+    if "error" in answer:
+        raise RequestError(f"cannot resolve the url's host {_clip(host)} ({answer['error']})")
+    addresses = [info[4][0] for info in answer["infos"]]
     if not addresses:
-        raise RequestError(f"cannot resolve the url's host {host!r}")
+        raise RequestError(f"cannot resolve the url's host {_clip(host)}")
     if not _allow_private():
         for ip in addresses:  # every answer, so a mixed public/private record cannot slip through
             _check_address(ip, host)
     return addresses[0]
+
+
+class _DeadlineSocket:
+    """A connected socket that gives every send and receive what is left of one deadline as its
+    timeout.
+
+    http.client reads the status line and headers a line at a time and the body in chunks, each
+    a recv that restarts a plain socket timeout: a server trickling a byte every half second
+    would never time out. ``makefile`` and ``close`` keep the socket open until both the
+    connection and the response are done with it, as ``socket.socket`` does.
+    """
+
+    def __init__(self, sock, deadline: _Deadline):
+        self._sock, self._deadline = sock, deadline
+        self._io_refs, self._closed = 0, False
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        self._sock.settimeout(self._deadline.left())
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def recv(self, bufsize, flags=0):
+        self._sock.settimeout(self._deadline.left())
+        return self._sock.recv(bufsize, flags)
+
+    def sendall(self, data, flags=0):
+        self._sock.settimeout(self._deadline.left())
+        return self._sock.sendall(data, flags)
+
+    def makefile(self, mode="rb", buffering=-1, **_kwargs):
+        self._io_refs += 1
+        return io.BufferedReader(socket.SocketIO(self, "rb"))
+
+    def _decref_socketios(self):  # SocketIO.close() calls this
+        self._io_refs -= 1
+        if self._closed and self._io_refs <= 0:
+            self._sock.close()
+
+    def close(self):
+        self._closed = True
+        if self._io_refs <= 0:
+            self._sock.close()
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
 
 
 _connections = None
@@ -400,7 +611,8 @@ _connections = None
 
 def _connection_classes():
     """(HTTP, HTTPS) connection classes that connect to an address resolved and checked
-    beforehand, while the Host header and the TLS certificate check use the name.
+    beforehand, while the Host header and the TLS certificate check use the name, and that keep
+    to the fetch's deadline from connect to the last body byte.
 
     Built on first use: http.client and ssl cost ~0.1 s of import that a function fed base64
     images would otherwise pay in every cold start.
@@ -412,91 +624,114 @@ def _connection_classes():
     import ssl
 
     class PinnedHTTPConnection(http.client.HTTPConnection):
-        def __init__(self, host, port, ip, timeout, read_timeout):
-            super().__init__(host, port, timeout=timeout)
-            self._ip = ip
-            self._read_timeout = read_timeout
+        def __init__(self, host, port, ip, deadline):
+            super().__init__(host, port)
+            self._ip, self._deadline = ip, deadline
+
+        def _open(self):
+            return socket.create_connection((self._ip, self.port), self._deadline.left())
 
         def connect(self):
-            self.sock = socket.create_connection((self._ip, self.port), self.timeout)
-            self.sock.settimeout(self._read_timeout)
+            self.sock = _DeadlineSocket(self._open(), self._deadline)
 
-    class PinnedHTTPSConnection(http.client.HTTPSConnection):
-        def __init__(self, host, port, ip, timeout, read_timeout):
-            super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-            self._ip = ip
-            self._read_timeout = read_timeout
+    class PinnedHTTPSConnection(PinnedHTTPConnection):
+        default_port = 443
 
         def connect(self):
-            sock = socket.create_connection((self._ip, self.port), self.timeout)
-            self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
-            self.sock.settimeout(self._read_timeout)
+            sock = self._open()
+            sock.settimeout(self._deadline.left())  # the TLS handshake runs under one timeout of its own
+            tls = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+            self.sock = _DeadlineSocket(tls, self._deadline)
 
     _connections = (PinnedHTTPConnection, PinnedHTTPSConnection)
     return _connections
 
 
-def fetch_url(url: str) -> bytes:
-    """Download ``url`` with the limits above; every redirect hop is checked like the first URL."""
+# http.client refuses these in a request line, and a browser percent-encodes them: a url holding
+# one is a mistake (or an attempt at header injection), said so rather than "fixed".
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+_KEEP_IN_TARGET = "!#$%&'()*+,/:;=?@[]~"  # everything printable stays; non-ASCII is percent-encoded
+
+
+def _parse_url(url: str, what: str):
+    """``url`` -> (scheme, ASCII host, port, request target); a RequestError naming the problem."""
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(f"{what} {_clip(url)} is not valid Unicode text (it holds a lone surrogate)") from None
+    bad = _URL_FORBIDDEN.search(url)
+    if bad:
+        name = "a space" if bad.group() == " " else f"the control character {bad.group()!r}"
+        raise RequestError(f"{what} {_clip(url)} contains {name} at position {bad.start()}; percent-encode it")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # "[::1", "[evil.com]", a host NFKC would change, a bad port
+        raise RequestError(f"{what} {_clip(url)} is malformed: {_clip(exc, 200, quote=False)}") from None
+    if parts.scheme not in ("http", "https"):
+        raise RequestError(f"only http and https urls can be fetched, not {parts.scheme or 'a relative url'!r}")
+    if not host:
+        raise RequestError(f"{what} {_clip(url)} has no host")
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        try:  # an internationalised name: the DNS and the Host header need its ASCII form
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise RequestError(f"the host {_clip(host)} in {what} {_clip(url)} is not a valid domain name ({exc})") from None
+    target = urllib.parse.quote(parts.path or "/", safe=_KEEP_IN_TARGET)
+    if parts.query:
+        target += "?" + urllib.parse.quote(parts.query, safe=_KEEP_IN_TARGET)
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), target
+
+
+def fetch_url(url: str, deadline: _Deadline | None = None) -> bytes:
+    """Download ``url`` within the limits above; every redirect hop is checked like the first URL."""
     import http.client
     import ssl
 
-    max_bytes = _env_int("LAMB_MAX_DOWNLOAD_BYTES", 16 * 1024 * 1024)
-    connect_timeout = _env_float("LAMB_CONNECT_TIMEOUT", 3.0)
-    read_timeout = _env_float("LAMB_READ_TIMEOUT", 10.0)
-    deadline = time.monotonic() + connect_timeout + read_timeout  # a trickling server cannot stall us
+    deadline = deadline or fetch_deadline()
+    max_bytes = _env_int("LAMB_MAX_DOWNLOAD_BYTES", _MAX_DOWNLOAD_BYTES)
+    what = "the url"
     for _ in range(_MAX_REDIRECTS + 1):
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise RequestError(f"only http and https urls can be fetched, not {parts.scheme or 'a relative url'!r}")
-        host = parts.hostname
-        if not host:
-            raise RequestError("the url has no host")
+        scheme, host, port, target = _parse_url(url, what)
+        conn = None
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise RequestError("the url has an invalid port") from None
-        ip = _resolve(host, port)
-        http_cls, https_cls = _connection_classes()
-        cls = https_cls if parts.scheme == "https" else http_cls
-        conn = cls(host, port, ip, connect_timeout, read_timeout)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        try:
-            conn.request("GET", path, headers={"User-Agent": "lamb-lambda/1", "Accept": "image/*", "Accept-Encoding": "identity"})
+            ip = _resolve(host, port, deadline)
+            http_cls, https_cls = _connection_classes()
+            conn = (https_cls if scheme == "https" else http_cls)(host, port, ip, deadline)
+            conn.request("GET", target, headers={"User-Agent": "lamb-lambda/1", "Accept": "image/*", "Accept-Encoding": "identity"})
             response = conn.getresponse()
             if response.status in (301, 302, 303, 307, 308):
                 location = response.getheader("Location")
                 if not location:
                     raise RequestError(f"the url answered HTTP {response.status} without a Location")
-                url = urllib.parse.urljoin(url, location)
+                what = f"the redirect from {_clip(host)} to"
+                try:
+                    url = urllib.parse.urljoin(url, location)
+                except ValueError as exc:
+                    raise RequestError(f"{what} {_clip(location)} is malformed: {_clip(exc, quote=False)}") from None
                 continue
             if response.status != 200:
-                raise RequestError(f"the url answered HTTP {response.status} {response.reason}")
-            length = response.getheader("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise RequestError(f"the image at the url is {int(length)} bytes, more than the {max_bytes} allowed", 413)
+                raise RequestError(f"the url answered HTTP {response.status} {_clip(response.reason, quote=False)}")
+            if response.length is not None and response.length > max_bytes:  # http.client's parsed Content-Length
+                raise RequestError(f"the image at the url is {response.length} bytes, more than the {max_bytes} allowed", 413)
             chunks, total = [], 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise RequestError("the url took too long to download", 504)
-                chunk = response.read(64 * 1024)
-                if not chunk:
-                    break
+            while chunk := response.read(64 * 1024):
                 total += len(chunk)
                 if total > max_bytes:
                     raise RequestError(f"the image at the url is more than the {max_bytes} bytes allowed", 413)
                 chunks.append(chunk)
             return b"".join(chunks)
-        except (socket.timeout, TimeoutError):
-            raise RequestError(f"timed out fetching the url from {host}", 504) from None
+        except TimeoutError:  # socket.timeout is TimeoutError too (Python 3.10+)
+            raise RequestError(f"fetching the url from {_clip(host)} did not finish within {deadline.why}", 504) from None
         except ssl.SSLError as exc:
-            raise RequestError(f"TLS error fetching the url from {host}: {exc.reason or exc}", 502) from None
+            raise RequestError(f"TLS error fetching the url from {_clip(host)}: {exc.reason or exc}", 502) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise RequestError(f"could not fetch the url from {host} ({exc.__class__.__name__}: {exc})", 502) from None
+            raise RequestError(f"could not fetch the url from {_clip(host)} ({exc.__class__.__name__}: {_clip(exc, quote=False)})", 502) from None
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
     raise RequestError(f"the url redirected more than {_MAX_REDIRECTS} times")
 
 
@@ -516,7 +751,7 @@ def _decode_base64(text) -> bytes:
         raise RequestError('"image" is not valid base64') from None
 
 
-def _image_bytes(payload) -> bytes:
+def _image_bytes(payload, context=None) -> bytes:
     """A direct payload ``{"url": ...}`` or ``{"image": ...}`` -> the image's bytes."""
     if not isinstance(payload, dict):
         raise RequestError('expected a JSON object with "url" or "image"')
@@ -524,7 +759,7 @@ def _image_bytes(payload) -> bytes:
         url = payload["url"]
         if not isinstance(url, str) or not url:
             raise RequestError('"url" must be a non-empty string')
-        return fetch_url(url)
+        return fetch_url(url, fetch_deadline(context))
     if "image" in payload:
         return _decode_base64(payload["image"])
     raise RequestError('expected a JSON object with "url" or "image"')
@@ -536,11 +771,11 @@ def _predict(data: bytes, timing=None):
     t0 = time.perf_counter()
     try:
         image = decode_image(data)
-    except ValueError as exc:
-        raise RequestError(str(exc)) from None
-    if timing is not None:
-        timing["decode_ms"] = (time.perf_counter() - t0) * 1000.0
-    return get_model().predict(image, timing)
+        if timing is not None:
+            timing["decode_ms"] = (time.perf_counter() - t0) * 1000.0
+        return get_model().predict(image, timing)
+    except ImageError as exc:
+        raise RequestError(str(exc), exc.status) from None
 
 
 def _is_proxy_event(event) -> bool:
@@ -548,39 +783,56 @@ def _is_proxy_event(event) -> bool:
     return isinstance(event, dict) and ("requestContext" in event or "httpMethod" in event or "routeKey" in event)
 
 
+def _string_map(event, field: str) -> dict:
+    """``event[field]`` as API Gateway sends it: absent, null, or an object of strings."""
+    value = event.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise RequestError(f'"{field}" must be an object whose values are strings')
+    return value
+
+
 def _header(event, name: str) -> str:
-    headers = event.get("headers") or {}
-    for key, value in headers.items():
+    for key, value in _string_map(event, "headers").items():
         if key.lower() == name:
-            return value or ""
+            return value
     return ""
 
 
-def _proxy_image_bytes(event) -> bytes:
+def _proxy_image_bytes(event, context=None) -> bytes:
     body = event.get("body")
+    encoded = event.get("isBase64Encoded")
+    if encoded is not None and not isinstance(encoded, bool):
+        raise RequestError('"isBase64Encoded" must be true or false')
+    content_type = _header(event, "content-type").split(";")[0].strip().lower()
     if body is None or body == "":
-        params = event.get("queryStringParameters") or {}
+        params = _string_map(event, "queryStringParameters")
         if params.get("url"):
-            return _image_bytes({"url": params["url"]})
+            return _image_bytes({"url": params["url"]}, context)
         raise RequestError('send a JSON body with "url" or "image", the image bytes, or ?url=')
     if not isinstance(body, str):
         raise RequestError("the request body must be a string")
     if len(body) > MAX_PAYLOAD_BYTES:
         raise RequestError(f"the request is larger than Lambda's {MAX_PAYLOAD_BYTES // (1024 * 1024)} MB payload limit", 413)
-    if event.get("isBase64Encoded"):
+    if encoded:
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise RequestError("the body is marked base64 but is not valid base64") from None
     else:
-        raw = body.encode("utf-8", "surrogateescape")
-    content_type = _header(event, "content-type").split(";")[0].strip().lower()
+        try:
+            raw = body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError("the body is not valid Unicode text (it holds a lone surrogate)") from None
     if content_type.endswith("json") or raw.lstrip()[:1] == b"{":
         try:
             payload = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except RecursionError:  # a 2 KB body of "[[[[..." is enough
+            raise RequestError("the body's JSON is nested too deeply") from None
+        except ValueError:  # not JSON, not UTF-8/16/32, or an integer of more than 4,300 digits
             raise RequestError("the body is not valid JSON") from None
-        return _image_bytes(payload)
+        return _image_bytes(payload, context)
     return raw  # the image itself (API Gateway binary media type, Function URL binary body)
 
 
@@ -594,7 +846,7 @@ def lambda_handler(event, context):
     timing = {} if os.environ.get("LAMB_LOG_TIMING") == "1" else None
     try:
         t0 = time.perf_counter()
-        data = _proxy_image_bytes(event) if proxy else _image_bytes(event)
+        data = _proxy_image_bytes(event, context) if proxy else _image_bytes(event, context)
         if timing is not None:
             timing["input_ms"] = (time.perf_counter() - t0) * 1000.0  # url fetch or base64 decode
         result, status = _predict(data, timing), 200

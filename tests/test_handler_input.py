@@ -1,0 +1,143 @@
+"""The shipped handler against hostile events and images: nesting, wrong types, the pixel budget."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY_LABELS
+from test_handler import b64, handler, http_api_event, proxy_result, rest_event  # noqa: F401 (handler is a fixture)
+
+
+def big_png(width: int, height: int, mode: str = "RGBA") -> bytes:
+    """A real PNG of black pixels, compressed a row at a time (never held decoded): 10000x5000
+    RGBA is the issue's 194 KB, 50-megapixel image."""
+    channels, colour_type = {"L": (1, 0), "RGB": (3, 2), "RGBA": (4, 6)}[mode]
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = b"\0" * (1 + width * channels)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="session")
+def png_50_megapixels():
+    return big_png(10000, 5000)
+
+
+# -- 3. deeply nested JSON -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [1000, 100_000])
+@pytest.mark.parametrize("opening, closing", [('{"a":', "}"), ("[", "]")])
+def test_deeply_nested_json_body_is_a_400(handler, depth, opening, closing):  # noqa: F811
+    body = opening * depth + "1" + closing * depth
+    for event in (rest_event(body), http_api_event(body), http_api_event(b64(body.encode()), base64_encoded=True)):
+        status, answer = proxy_result(handler.lambda_handler(event, None))
+        assert status == 400, answer
+        # 1,000 levels may parse on Pythons with a deeper C stack limit: then it is just not an image request
+        assert "nested too deeply" in answer["error"] or (depth == 1000 and '"url" or "image"' in answer["error"])
+
+
+def test_a_2_kb_body_is_enough_and_still_a_400(handler):  # noqa: F811
+    status, answer = proxy_result(handler.lambda_handler(http_api_event("[" * 2048), None))
+    assert status == 400 and "nested too deeply" in answer["error"]
+
+
+def test_a_huge_integer_is_not_json_we_take(handler):  # noqa: F811
+    status, answer = proxy_result(handler.lambda_handler(rest_event('{"image": ' + "9" * 5000 + "}"), None))
+    assert status == 400 and "not valid JSON" in answer["error"]
+
+
+# -- 6. every field of a proxy event can have the wrong type ----------------------------------------
+
+
+def with_field(event, **fields):
+    return {**event, **fields}
+
+
+WRONG_TYPES = [
+    (with_field(rest_event("{}"), headers={"Content-Type": 5}), '"headers" must be an object whose values are strings'),
+    (with_field(rest_event("{}"), headers=["Content-Type", "application/json"]), '"headers" must be an object'),
+    (with_field(rest_event("{}"), headers={"Content-Type": None}), '"headers" must be an object'),
+    (with_field(http_api_event(None), queryStringParameters=[["url", "http://x/"]]), '"queryStringParameters" must be an object'),
+    (with_field(http_api_event(None), queryStringParameters={"url": ["http://x/"]}), '"queryStringParameters" must be an object'),
+    (with_field(http_api_event(None), queryStringParameters="url=http://x/"), '"queryStringParameters" must be an object'),
+    (rest_event('{"image": "\ud800"}'), "lone surrogate"),
+    (rest_event("\udcff\udcfe"), "lone surrogate"),
+    (with_field(rest_event("{}"), isBase64Encoded="false"), '"isBase64Encoded" must be true or false'),
+    (with_field(rest_event("{}"), isBase64Encoded=1), '"isBase64Encoded" must be true or false'),
+    (with_field(rest_event("{}"), body={"image": "abc"}), "body must be a string"),
+    (with_field(rest_event("{}"), body=["x"]), "body must be a string"),
+    (rest_event(json.dumps({"url": {"nested": True}})), '"url" must be a non-empty string'),
+    (rest_event(json.dumps({"image": ["a"]})), '"image" must be a base64 string'),
+    (rest_event(json.dumps(["image"])), 'expected a JSON object'),
+]
+
+
+@pytest.mark.parametrize("event, fragment", WRONG_TYPES)
+def test_wrong_typed_proxy_fields_answer_400(handler, event, fragment):  # noqa: F811
+    status, answer = proxy_result(handler.lambda_handler(event, None))
+    assert status == 400 and fragment in answer["error"], answer
+
+
+# -- 5. the pixel budget, from the image's header, before decoding -----------------------------------
+
+
+def test_default_budget_follows_the_memory_setting(handler, monkeypatch):  # noqa: F811
+    monkeypatch.delenv("LAMB_MAX_IMAGE_PIXELS", raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+    assert handler.max_image_pixels() == 2048 * 2048  # a quarter of 128 MiB at 8 bytes a pixel
+    assert handler.pixel_budget(1024) == 8 * 2048 * 2048
+    assert handler.pixel_budget(10240) == Image.MAX_IMAGE_PIXELS  # Pillow's bomb limit still refuses first
+    monkeypatch.setenv("LAMB_MAX_IMAGE_PIXELS", "1000000")
+    assert handler.max_image_pixels() == handler.pixel_budget(10240, 1_000_000) == 1_000_000
+    monkeypatch.setenv("LAMB_MAX_IMAGE_PIXELS", "lots")  # a typo falls back to the memory rule
+    assert handler.max_image_pixels() == 2048 * 2048
+
+
+def test_the_50_megapixel_png_is_refused_before_decoding(handler, monkeypatch, png_50_megapixels):  # noqa: F811
+    monkeypatch.delenv("LAMB_MAX_IMAGE_PIXELS", raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+    assert len(png_50_megapixels) < 200_000
+    result = handler.lambda_handler({"image": b64(png_50_megapixels)}, None)
+    assert result["statusCode"] == 413
+    assert result["error"] == (
+        "the image is 10000x5000, 50.0 megapixels, over the pixel budget of 4.2 megapixels "
+        "(a quarter of the function's 128 MB; give it more memory or set LAMB_MAX_IMAGE_PIXELS)"
+    )
+    status, answer = proxy_result(handler.lambda_handler(rest_event(b64(png_50_megapixels), base64_encoded=True, content_type="image/png"), None))
+    assert status == 413 and "pixel budget" in answer["error"]
+
+
+def test_the_budget_is_exact(handler, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LAMB_MAX_IMAGE_PIXELS", "2000")
+    at, over = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (40, 50)).save(at, "PNG")
+    Image.new("RGB", (41, 50)).save(over, "PNG")
+    assert list(handler.lambda_handler({"image": b64(at.getvalue())}, None)) == TINY_LABELS
+    assert handler.lambda_handler({"image": b64(over.getvalue())}, None)["statusCode"] == 413
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "I", "F", "LA", "PA", "I;16", "RGBX"])
+def test_resizing_before_converting_gives_the_same_pixels(handler, mode):  # noqa: F811
+    rng = np.random.default_rng(0)
+    image = Image.new(mode, (97, 61))
+    image.putdata([tuple(rng.integers(0, 256, len(image.getbands()))) if len(image.getbands()) > 1 else int(rng.integers(0, 256)) for _ in range(97 * 61)])
+    convert_first = np.asarray(image.convert("RGB").resize((32, 32), Image.NEAREST), dtype=np.float32)
+    np.testing.assert_array_equal(handler.image_to_pixels(image, (32, 32)), convert_first)
+
+
+def test_a_mode_that_cannot_become_rgb_is_a_400(handler):  # noqa: F811
+    with pytest.raises(handler.ImageError, match="cannot use a La image"):
+        handler.image_to_pixels(Image.new("La", (5, 5)), (32, 32))
