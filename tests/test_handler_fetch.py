@@ -106,7 +106,7 @@ def test_a_trickling_server_meets_one_deadline(handler, monkeypatch, raw_server,
     elapsed = time.monotonic() - started
     assert result["statusCode"] == 504
     assert "did not finish within the 1 s fetch deadline (LAMB_FETCH_TIMEOUT_S)" in result["error"]
-    assert 0.9 < elapsed < 2.0  # each byte arrives within any per-read timeout: only the deadline ends it
+    assert 0.9 < elapsed < 4  # each byte arrives within any per-read timeout: only the deadline ends it
 
 
 def test_the_deadline_never_outlasts_the_function(handler, monkeypatch, raw_server):  # noqa: F811
@@ -117,7 +117,7 @@ def test_the_deadline_never_outlasts_the_function(handler, monkeypatch, raw_serv
     status, body = proxy_result(handler.lambda_handler(event, LambdaContext(2000)))
     elapsed = time.monotonic() - started
     assert status == 504 and "the function's remaining time (2.0 s, less 1 s to answer)" in body["error"]
-    assert 0.9 < elapsed < 1.8
+    assert 0.9 < elapsed < 4  # not the 15 s default
 
 
 def test_a_function_out_of_time_does_not_fetch(handler, no_connect):  # noqa: F811
@@ -139,7 +139,7 @@ def test_the_deadline_covers_name_resolution(handler, monkeypatch):  # noqa: F81
         result = handler.lambda_handler({"url": "http://slow-dns.invalid/cat.png"}, None)
     finally:
         release.set()
-    assert result["statusCode"] == 504 and time.monotonic() - started < 1.5
+    assert result["statusCode"] == 504 and time.monotonic() - started < 4  # the resolver would take 10 s
 
 
 def test_a_default_deadline_of_15_s(handler, monkeypatch):  # noqa: F811

@@ -141,3 +141,14 @@ def test_resizing_before_converting_gives_the_same_pixels(handler, mode):  # noq
 def test_a_mode_that_cannot_become_rgb_is_a_400(handler):  # noqa: F811
     with pytest.raises(handler.ImageError, match="cannot use a La image"):
         handler.image_to_pixels(Image.new("La", (5, 5)), (32, 32))
+
+
+def test_hostile_image_bytes_found_by_fuzzing_are_400s(handler):  # noqa: F811
+    # A mutated DDS header: Pillow's DDS plugin raises NotImplementedError for its pixel format.
+    dds = (
+        b"DDS |\x00\x00\x00\x00\x0f\x10\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x03" + b"\x00" * 56
+        + b" \x00\x00\x00@\x00\x00\x00\x00\x00\x00\x00\x18\x00\x00\x00\x00\x00\xff\x00\x00\xff\x00\x00\xff"
+        + b"\x00" * 9 + b"\x10" + b"\x00" * 21
+    )
+    result = handler.lambda_handler({"image": b64(dds)}, None)
+    assert result == {"error": "not a decodable image (NotImplementedError)", "statusCode": 400}
