@@ -15,6 +15,34 @@ import pytest  # noqa: E402
 
 # -- shared ------------------------------------------------------------------------------------
 
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt here, and is not ignored in child processes, for this test.
+
+    A shell starts a background job (``pytest &`` in a script) with SIGINT ignored, and Python
+    then keeps it ignored: a test that sends itself (or its child) SIGINT must install the handler
+    it relies on."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+# -- handler -----------------------------------------------------------------------------------
+# Hypothesis profiles for tests/test_handler_fuzz.py: a few seconds by default (CI), longer on
+# demand with LAMB_FUZZ_PROFILE=lamb-long or pytest --hypothesis-profile=lamb-long.
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "lamb-ci", max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("lamb-long", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("LAMB_FUZZ_PROFILE", "lamb-ci"))
+
 # -- convert -----------------------------------------------------------------------------------
 # Tiny real models (seconds to build) and their conversions, shared by every area's tests.
 

@@ -254,7 +254,7 @@ def test_no_leftover_processes(probe_root):
     assert gone(grandchild)  # the whole session is killed
 
 
-def test_ctrl_c_during_invoke_leaves_nothing(probe_root):
+def test_ctrl_c_during_invoke_leaves_nothing(probe_root, sigint_raises):
     fn = LocalFunction(probe_root, handler="probe.sleep", timeout_s=30)
     fn.start()
     pid = fn.pid

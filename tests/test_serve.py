@@ -128,6 +128,85 @@ def test_bad_requests_are_rejected_not_dropped(error_root):
     assert server.report.rejected == 4
 
 
+def raw_request(url: str, data: bytes, timeout: float = 10) -> tuple[bytes, float]:
+    """Send ``data`` as is to the server behind ``url``; (everything it answered, seconds taken)."""
+    host, port = url.split("/")[2].split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(data)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer:
+                head, _, body = answer.partition(b"\r\n\r\n")
+                length = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+                if length and len(body) >= length[0]:
+                    break
+    return answer, time.monotonic() - started
+
+
+def test_a_body_shorter_than_its_content_length_times_out(error_root, monkeypatch):
+    import lamb.serve
+
+    monkeypatch.setattr(lamb.serve, "CLIENT_TIMEOUT_S", 1.0)
+    with LocalServer(error_root, port=0) as server:
+        path = server.url.split("/", 3)[3]
+        answer, seconds = raw_request(server.url, f"POST /{path} HTTP/1.1\r\nContent-Length: 100\r\n\r\n{{}}".encode())
+        assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < seconds < 5
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["errorType"] == "RequestTimeoutException"
+        # a client trickling its body a byte at a time meets the same one deadline
+        host, port = server.url.split("/")[2].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(f"POST /{path} HTTP/1.1\r\nContent-Length: 100\r\n\r\n".encode())
+            started = time.monotonic()
+            try:
+                for _ in range(40):
+                    conn.sendall(b" ")
+                    time.sleep(0.1)
+            except OSError:
+                pass
+            assert conn.recv(65536).startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 5
+        assert requests.post(server.url, json={"after": 1}).json() == {"echo": {"after": 1}}
+
+
+def test_deeply_nested_json_is_a_400_not_a_dropped_connection(error_root, capfd):
+    with LocalServer(error_root, port=0) as server:
+        for depth in (100_000, 5_000):
+            answer = requests.post(server.url, data=b"[" * depth + b"]" * depth)
+            assert answer.status_code == 400
+            assert answer.json() == {"errorType": "InvalidRequestContentException", "errorMessage": "Could not parse request body into json: nested too deeply"}
+        # just under json's own limit: parsed here, but too deep to pass on; refused by a bound well below it
+        answer = requests.post(server.url, data=b"[" * 986 + b"]" * 986)
+        assert answer.status_code == 400 and answer.json()["errorMessage"] == "the event nests deeper than 500 levels"
+        deep_enough = '{"a":' * 500 + "1" + "}" * 500  # 500 levels: passed on
+        assert requests.post(server.url, data=deep_enough).json() == {"echo": json.loads(deep_enough)}
+        huge_int = requests.post(server.url, data=b'{"a": ' + b"9" * 5000 + b"}")
+        assert huge_int.status_code == 400 and huge_int.json()["errorType"] == "InvalidRequestContentException"
+        assert requests.post(server.url, json={"still": "serving"}).json() == {"echo": {"still": "serving"}}
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "GET", "HEAD", "BREW"])
+def test_other_methods_answer_a_json_405(error_root, method):
+    with LocalServer(error_root, port=0) as server:
+        answer = requests.request(method, server.url, data=b"{}")
+        assert answer.status_code == 405 and answer.headers["Content-Type"] == "application/json"
+        assert answer.headers["Allow"] == "POST"
+        if method == "HEAD":
+            assert answer.content == b""
+        else:
+            assert answer.json()["errorType"] == "MethodNotAllowed" and method in answer.json()["errorMessage"]
+        assert requests.request(method, server.url.replace("invocations", "nope")).status_code == 404
+        assert requests.post(server.url, json={"a": 1}).json() == {"echo": {"a": 1}}  # the connection pool still works
+
+
+def test_a_malformed_request_line_is_a_json_400(error_root):
+    with LocalServer(error_root, port=0) as server:
+        answer, _ = raw_request(server.url, b"THIS IS NOT HTTP\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["errorType"] == "InvalidRequestException"
+
+
 def test_busy_port_is_a_clear_error(error_root):
     from lamb.errors import InputError
 
@@ -148,7 +227,8 @@ def test_a_port_out_of_range_is_a_clear_error(error_root, port):
 
 
 @pytest.mark.e2e
-def test_cli_ctrl_c_leaves_no_process(tmp_path, error_root):
+@pytest.mark.parametrize("background", [False, True], ids=["ctrl-c", "background-job-sigterm"])
+def test_cli_ctrl_c_leaves_no_process(tmp_path, error_root, sigint_raises, background):
     import zipfile
 
     artifact = tmp_path / "echo.zip"
@@ -156,10 +236,10 @@ def test_cli_ctrl_c_leaves_no_process(tmp_path, error_root):
         zf.write(error_root / "lambda_function.py", "lambda_function.py")
     port = free_port()
     lamb = Path(sys.executable).with_name("lamb")
-    proc = subprocess.Popen(
-        [str(lamb), "serve", str(artifact), "--port", str(port), "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    command = [str(lamb), "serve", str(artifact), "--port", str(port), "--workers", "2"]
+    if background:  # as `lamb serve &` in a script: the shell starts it with SIGINT ignored
+        command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
         deadline = time.monotonic() + 60
@@ -172,7 +252,11 @@ def test_cli_ctrl_c_leaves_no_process(tmp_path, error_root):
                 time.sleep(0.2)
         workers = descendants(proc.pid)
         assert len(workers) >= 2
-        proc.send_signal(signal.SIGINT)
+        if background:
+            proc.send_signal(signal.SIGINT)  # ignored, as Ctrl-C would be: SIGTERM is what stops it
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
+        proc.send_signal(signal.SIGTERM if background else signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
