@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from conftest import TINY_LABELS
 from lamb.cli import app
 from lamb.errors import ArtifactError, InputError
+from lamb.cost import advise_memory
 from lamb.invoke import (
     InvokeReport,
     build_event,
@@ -62,8 +63,10 @@ def test_image_event_cold_and_warm(tiny_zip, png_file):
     assert len(report.warm_ms) == 5 and all(ms > 0 for ms in report.warm_ms)
     assert report.warm_p50_ms <= report.warm_p95_ms <= max(report.warm_ms)
     assert 20 < report.peak_rss_mb < 512
-    # Cost and latency pick the setting (one full vCPU, where cost stops being flat); RSS is the floor.
-    assert report.recommended_memory_mb == max(1769, recommend_memory_mb(report.peak_rss_mb))
+    # Cost and latency pick the setting (where cost stops being flat, from the warm median); RSS is the floor.
+    assert report.memory.local_ms == report.warm_p50_ms
+    assert report.recommended_memory_mb == advise_memory(report.warm_p50_ms, peak_rss_mb=report.peak_rss_mb).recommended_mb
+    assert recommend_memory_mb(report.peak_rss_mb) <= report.recommended_memory_mb <= 1769
     assert report.memory.floors["peak RSS"] == recommend_memory_mb(report.peak_rss_mb)
     assert report.memory_mb == 512 and report.python == "3.11"
 
