@@ -12,11 +12,12 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import typer
 from rich.console import Console
 
+from lamb import quantization, tflite_lib
 from lamb.errors import EXIT_CODES, InputError, LambError
 
 app = typer.Typer(
@@ -33,6 +34,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -43,6 +46,19 @@ EnvOpt = typer.Option(None, "--env", help="KEY=VALUE for the function's environm
 NoStandInOpt = typer.Option(
     False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."
 )
+
+
+def _help_from_tables(**fields: str) -> Callable[[F], F]:
+    """Fill ``{name}`` in a command's docstring (its --help) from lamb's tables, as EXIT_CODES fills the app's."""
+
+    def fill(command: F) -> F:
+        doc = command.__doc__ or ""
+        for name, text in fields.items():
+            doc = doc.replace("{" + name + "}", text)
+        command.__doc__ = doc
+        return command
+
+    return fill
 
 
 @contextlib.contextmanager
@@ -102,7 +118,7 @@ def main(
 def convert(
     model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder."),
     output: Path = typer.Option(None, "--output", "-o", help="Where to write the .tflite, or a folder for it \\[default: ./<model stem>.tflite]; the manifest goes beside it."),
-    quantize: str = typer.Option("float32", "--quantize", "-q", help="float32 | float16 | dynamic | int8 (full-integer, needs --calibration) | auto (run `lamb compare` and keep the mode it recommends)."),
+    quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help()} | auto (run `lamb compare` and keep the mode it recommends)."),
     images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
     int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
@@ -129,7 +145,7 @@ def convert(
     """
     with handle_errors(verbose):
         from lamb.convert import convert_model
-        from lamb.convert.preprocess import parse_input_shape, parse_labels_option
+        from lamb.convert.preprocess import parse_input_shape, parse_labels_option, read_labels
 
         if quantize == "auto":
             from lamb.compare.core import convert_auto
@@ -141,7 +157,7 @@ def convert(
                 model, output, images=images, calibration=calibration, input_shape=parse_input_shape(input_shape),
                 preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
                 allow_unsafe_lambda=allow_unsafe_lambda,
-                modes=None if calibration is not None else ["float32", "float16", "dynamic"],
+                modes=None if calibration is not None else [m.name for m in quantization.MODES if not m.calibrated],
             )
             if not as_json:
                 for renderable in render_comparison(comparison):
@@ -151,7 +167,7 @@ def convert(
         else:
             result = convert_model(
                 model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
-                allow_flex=allow_flex, preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
+                allow_flex=allow_flex, preprocess=preprocess, labels=read_labels(parse_labels_option(labels), labels_file),
                 allow_unsafe_lambda=allow_unsafe_lambda, int8_io=int8_io,
             )
     if as_json:
@@ -168,6 +184,10 @@ def convert(
 
 
 @app.command()
+@_help_from_tables(
+    tolerances=quantization.tolerances_help(),
+    calibrated=" and ".join(m.name for m in quantization.MODES if m.calibrated),
+)
 def verify(
     keras_model: Path = typer.Argument(None, help="The Keras model (.h5, .keras or SavedModel folder) \\[default: from the manifest]."),
     tflite_model: Path = typer.Argument(None, help="The .tflite converted from it \\[default: from the manifest]."),
@@ -177,8 +197,8 @@ def verify(
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
     preprocess: str = typer.Option(None, "--preprocess", help="xception | caffe | torch | scale | none \\[default: the manifest's; none without one]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated (names classes in failure messages) \\[default: the manifest's]."),
-    quantize: str = typer.Option(None, "--quantize", help="Whose default tolerances apply: float32 | float16 | dynamic | int8 \\[default: the manifest's, else inferred from the .tflite]."),
-    runtime_lib: str = typer.Option(None, "--runtime-lib", help="Run the .tflite on ai-edge-litert or tflite-runtime \\[default: the library the artifact ships]. tflite-runtime gets its own cached environment (it needs NumPy < 2)."),
+    quantize: str = typer.Option(None, "--quantize", help=f"Whose default tolerances apply: {' | '.join(quantization.NAMES)} \\[default: the manifest's, else inferred from the .tflite]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Run the .tflite on {' or '.join(tflite_lib.NAMES)} \\[default: the library the artifact ships]. {tflite_lib.isolation_help()}"),
     runtime: str = typer.Option(None, "--runtime", help="Lambda runtime whose shipped library to verify on, e.g. python3.12 \\[default: the newest]."),
     atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|keras - tflite| <= atol + rtol x range(keras output)."),
     rtol: float = typer.Option(None, "--rtol", help="Error allowed relative to the range of the Keras output (0.01 = 1% of the range)."),
@@ -191,9 +211,9 @@ def verify(
 ) -> None:
     """Prove the .tflite computes what the Keras model computes, on the runtime Lambda will run.
 
-    Runs both models on the same inputs and compares every output: max absolute error, max error relative to the Keras output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The .tflite runs on the TFLite runtime library the artifact ships (not TensorFlow's interpreter), in its own process; a runtime that cannot load the model is a failure with the reason.
+    Runs both models on the same inputs and compares every output: max absolute error, max error relative to the Keras output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The .tflite runs on the TFLite library the artifact ships (not TensorFlow's interpreter), in its own process; a library that cannot load the model is a failure with the reason.
 
-    Tolerances default per quantization mode: tight for float32, looser for float16, loosest for dynamic and int8, where class agreement matters more than values (atol / rtol / min-cosine / min-top1): float32 1e-6 / 1e-4 / 0.9999 / 0.99; float16 1e-5 / 0.01 / 0.999 / 0.97; dynamic 1e-4 / 0.1 / 0.99 / 0.9; int8 1e-3 / 0.5 / 0.9 / 0.8. Verify int8 models with --images: random pixels fall outside the ranges they were calibrated on.
+    Tolerances default per quantization mode, tight without quantization and looser the more it rounds, where class agreement matters more than values (atol / rtol / min-cosine / min-top1): {tolerances}. Verify {calibrated} models with --images: random pixels fall outside the ranges they were calibrated on.
 
     The verdict is written into the manifest, so `lamb package` refuses a model that failed or was never verified. Exit code 0: pass; 1: fail.
 
@@ -313,7 +333,7 @@ def package(
     arch: str = typer.Option("x86_64", "--arch", "-a", help="Lambda architecture: x86_64 | arm64."),
     fmt: str = typer.Option("zip", "--format", "-f", help="zip (upload to Lambda, or S3 over 50 MB) | image (a Docker build context for a container image)."),
     output: Path = typer.Option(None, "--output", "-o", help="The .zip (or image folder) to write \\[default: ./<model>-<runtime>-<arch>.zip]. Replaced atomically."),
-    runtime_lib: str = typer.Option(None, "--runtime-lib", help="ai-edge-litert | tflite-runtime \\[default: what verify ran the model on, if it has wheels for the target]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"{' | '.join(tflite_lib.NAMES)} \\[default: what verify ran the model on, if it has wheels for the target]."),
     wheelhouse: Path = typer.Option(None, "--wheelhouse", help="Build offline from this folder of wheels (pip --no-index --find-links)."),
     no_slim: bool = typer.Option(False, "--no-slim", help="Keep everything the wheels install (tests, stubs, GPU/NPU accelerators, tools)."),
     max_size: str = typer.Option(None, "--max-size", help="Your own budget for the zip (the unzipped context with --format image), e.g. 40MB; exceeding it fails."),
@@ -326,7 +346,7 @@ def package(
 ) -> None:
     """Build a Lambda deployment artifact for a verified model, sized and smoke-tested.
 
-    Resolves wheels with pip for the target runtime and arch only (its manylinux tags and CPython version, binary wheels only; downloads are cached in ~/.cache/lamb or $LAMB_CACHE_DIR), picks the newest TFLite runtime library release whose wheel passes the ELF audit for the target (refused before building when none does), removes what the handler never loads (each rule is reported with the bytes it saved), and writes a deterministic zip (same inputs, same sha256) with lambda_function.py, model.tflite and lamb.json at its root. With --format image it writes a Docker build context instead: a Dockerfile on public.ecr.aws/lambda/python, a pinned requirements.txt, and a README with the build and push commands.
+    Resolves wheels with pip for the target runtime and arch only (its manylinux tags and CPython version, binary wheels only; downloads are cached in ~/.cache/lamb or $LAMB_CACHE_DIR), picks the newest TFLite library release whose wheel passes the ELF audit for the target (refused before building when none does), removes what the handler never loads (each rule is reported with the bytes it saved), and writes a deterministic zip (same inputs, same sha256) with lambda_function.py, model.tflite and lamb.json at its root. With --format image it writes a Docker build context instead: a Dockerfile on public.ecr.aws/lambda/python, a pinned requirements.txt, and a README with the build and push commands.
 
     Every ELF file that ships (for an image: its pinned wheels) is audited against the target's own system, as data: versioned symbols (GLIBC_, GLIBCXX_, CXXABI_, GCC_) against its glibc and libstdc++, and every needed library resolved inside the artifact or in its base system. A smoke run on this machine cannot see those. Then it checks Lambda's limits (50 MB zipped for direct upload: a warning with advice; 250 MB unzipped or a 10 GB image: a failure, exit code 8) and runs the built handler on a sample image in a fresh Python whose import path is only the artifact and the standard library, reporting cold-start and inference times. When this machine cannot run the target's wheels (another Python version or arch), the same package versions are built for this machine and run instead, labelled as a stand-in. Nothing replaces the previous artifact unless every step passed.
 

@@ -30,7 +30,6 @@ SUFFIX = ".lamb.json"
 ARTIFACT_MANIFEST = layout.MANIFEST_FILE
 
 PREPROCESS_MODES = ("xception", "caffe", "torch", "scale", "none")
-QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
 
 
 @dataclass
@@ -145,7 +144,7 @@ class Manifest:
     loader: str  # "keras" | "tf_keras" | "tf.saved_model"
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    quantization: str  # one of QUANTIZE_MODES
+    quantization: str  # a mode of lamb.quantization.NAMES
     preprocess: str  # one of PREPROCESS_MODES
     preprocess_note: str | None = None  # why this mode: "inferred from ...", "given", "no evidence; ..."
     labels: list[str] | None = None

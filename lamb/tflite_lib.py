@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lamb import quantization
 from lamb.errors import DependencyError, InputError, TFLiteLibError
 
 if TYPE_CHECKING:  # only for annotations: this module sits below lamb.package
@@ -61,9 +62,12 @@ class WheelRow:
     pythons: tuple[str, ...]
     arches: tuple[str, ...]  # Lambda's arch names
     min_glibc: tuple[int, int]
-    # Quantization modes whose kernels (op versions) this release is known to lack for models from
-    # the TensorFlow lamb converts with; models in other modes still run through the smoke test.
-    lacks_quantization: tuple[str, ...] = ()
+
+    def lacks(self, mode: str) -> bool:
+        """Known to lack kernels (op versions) for models in quantization ``mode`` from the TensorFlow
+        lamb converts with (``lamb.quantization``'s ``lacked_by``); others still face the smoke run."""
+        row = quantization.BY_NAME.get(mode)
+        return row is not None and self.name in row.lacked_by
 
     @property
     def module(self) -> str:
@@ -80,10 +84,8 @@ _BOTH = ("x86_64", "arm64")
 WHEELS: tuple[WheelRow, ...] = (
     WheelRow("ai-edge-litert", "2.3.0", ("3.12", "3.13", "3.14"), _BOTH, (2, 27)),
     WheelRow("ai-edge-litert", "1.4.0", ("3.10", "3.11", "3.12"), _BOTH, (2, 17)),
-    # tflite-runtime's kernels predate the op versions TF 2.16+ writes for hybrid (dynamic-range)
-    # and int8 models, so those models fail in AllocateTensors.
-    WheelRow("tflite-runtime", "2.14.0", ("3.10", "3.11"), ("x86_64",), (2, 17), lacks_quantization=("dynamic", "int8")),
-    WheelRow("tflite-runtime", "2.13.0", ("3.10",), ("arm64",), (2, 17), lacks_quantization=("dynamic", "int8")),
+    WheelRow("tflite-runtime", "2.14.0", ("3.10", "3.11"), ("x86_64",), (2, 17)),
+    WheelRow("tflite-runtime", "2.13.0", ("3.10",), ("arm64",), (2, 17)),
 )
 
 
@@ -162,7 +164,7 @@ def choose(target: Target, manifest: Any, override: str | None = None) -> TFLite
     model on, then the first library in preference order whose kernels cover the model's
     quantization. A Flex model is refused: neither library ships the Flex delegate.
     """
-    quantization = getattr(manifest, "quantization", "float32") if manifest is not None else "float32"
+    mode = getattr(manifest, "quantization", quantization.DEFAULT) if manifest is not None else quantization.DEFAULT
     refuse_flex(manifest)
 
     if override:
@@ -175,14 +177,14 @@ def choose(target: Target, manifest: Any, override: str | None = None) -> TFLite
             )
         row = rows[0]
         note = ""
-        if quantization in row.lacks_quantization:
-            note = f"; warning: {name} {row.version} lacks kernels for {quantization} models, the smoke run will tell"
+        if row.lacks(mode):
+            note = f"; warning: {name} {row.version} lacks kernels for {mode} models, the smoke run will tell"
         return _choice(row, f"--runtime-lib {name} asked for; {row.version} is its newest wheel for {target.name}{note}")
 
     verification = getattr(manifest, "verification", None) if manifest is not None else None
     if verification is not None and verification.passed and verification.runtime_lib:
         name = normalise_name(verification.runtime_lib)
-        rows = [r for r in available(target, name) if quantization not in r.lacks_quantization]
+        rows = [r for r in available(target, name) if not r.lacks(mode)]
         if rows:
             row = rows[0]
             same = row.version == verification.runtime_version
@@ -191,7 +193,7 @@ def choose(target: Target, manifest: Any, override: str | None = None) -> TFLite
 
     for name in NAMES:
         rows = available(target, name)
-        fitting = [r for r in rows if quantization not in r.lacks_quantization]
+        fitting = [r for r in rows if not r.lacks(mode)]
         if fitting:
             row = fitting[0]
             why = f"{row.name} {row.version} is the newest runtime library with a wheel for {target.describe()}"
@@ -199,10 +201,10 @@ def choose(target: Target, manifest: Any, override: str | None = None) -> TFLite
                 why += f" ({verification.runtime_lib} {verification.runtime_version}, which verify used, has none)"
             skipped = [r for r in rows if r not in fitting]
             if skipped:
-                why += f"; {skipped[0].name} {skipped[0].version} lacks {quantization} kernels"
+                why += f"; {skipped[0].name} {skipped[0].version} lacks {mode} kernels"
             return _choice(row, why)
     raise DependencyError(
-        f"no TFLite runtime library has a wheel for {target.describe()} that runs {quantization} models",
+        f"no TFLite runtime library has a wheel for {target.describe()} that runs {mode} models",
         f"pick another --runtime or --arch; available: {_offer(target) or 'none'}",
     )
 
@@ -215,6 +217,15 @@ def choose_for_host(name: str, host: Target | None) -> TFLiteLibChoice:
         return unpinned(name, f"--runtime-lib {name}")
     row = rows[0]
     return _choice(row, f"{row.name}=={row.version}, its newest wheel for this machine")
+
+
+def isolation_help() -> str:
+    """For --help: which libraries lamb verify runs in an environment of their own, and why."""
+    return " ".join(
+        f"{lib.name} gets its own cached environment (it needs {', '.join(lib.needs)})."
+        for lib in LIBRARIES.values()
+        if lib.needs
+    )
 
 
 def _offer(target: Target) -> str:

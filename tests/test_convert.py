@@ -435,7 +435,7 @@ def test_labels_must_match_the_output_size(tiny_classifier_h5, tmp_path):
 def test_labels_file(tiny_classifier_h5, tmp_path):
     labels_file = tmp_path / "labels.txt"
     labels_file.write_text("cat\ndog\n\nbird\nfish\n")
-    result = convert_model(tiny_classifier_h5, tmp_path / "out" / "x.tflite", labels_file=labels_file)
+    result = convert_model(tiny_classifier_h5, tmp_path / "out" / "x.tflite", labels=read_labels(labels_file=labels_file))
     assert result.manifest.labels == ["cat", "dog", "bird", "fish"]
 
 
@@ -569,26 +569,6 @@ def test_keras3_safe_mode_refusal_is_never_retried_with_tf_keras(lambda_models, 
     with pytest.raises(ModelLoadError, match="Lambda") as info:
         load_keras_model(lambda_models / "k2.h5")
     assert "safe mode" in info.value.message
-
-
-def test_converter_log_parsing_names_ops_and_drops_the_mlir_dump():
-    """The converter's own words (TF 2.21), trimmed: what lamb reads its op names from."""
-    from lamb.convert.core import _CUSTOM_OPS, _SELECT_OPS, _converter_summary, _ops_from
-
-    text = (
-        "Could not translate MLIR to FlatBuffer./tmp/m.py:16:1: error: 'tf.MatrixInverse' op is neither "
-        "a custom op nor a flex op\n<unknown>:0: error: failed while converting: 'main': \n"
-        "Some ops are not supported by the native TFLite runtime, you can enable TF kernels fallback using "
-        "TF Select. See instructions: https://www.tensorflow.org/lite/guide/ops_select \n"
-        "TF Select ops: MatrixInverse, Svd\nDetails:\n\ttf.MatrixInverse(tensor<?x4x4xf32>) -> (tensor<?x4x4xf32>)\n"
-        "Some ops in the model are custom ops, See instructions to implement custom ops: "
-        "https://www.tensorflow.org/lite/guide/ops_custom \nCustom ops: MyOp\n"
-        '"func.func"() <{arg_attrs = [...]}> ({\n'
-    )
-    assert _ops_from(_SELECT_OPS, text) == ["MatrixInverse", "Svd"]
-    assert _ops_from(_CUSTOM_OPS, text) == ["MyOp"]
-    summary = _converter_summary(text)
-    assert summary == "'tf.MatrixInverse' op is neither a custom op nor a flex op"
 
 
 def test_multiple_inputs_and_outputs_keep_their_names(tmp_path):

@@ -21,13 +21,14 @@ import numpy as np
 
 from lamb import cost as cost_mod
 from lamb import manifest as mf
+from lamb import quantization
 from lamb.compare import deps as deps_mod
 from lamb.compare.report import (
     CANNOT_RUN, CONVERSION_FAILED, SKIPPED, VERIFIED, CompareReport, ModeResult, ModeSize, fits_direct_upload, recommend,
 )
 from lamb.errors import ArtifactError, ConversionError, InputError, LambError
 
-DEFAULT_MODES = ("float32", "float16", "dynamic", "int8")
+DEFAULT_MODES = quantization.NAMES
 DEFAULT_MEMORY_MB = (512, 1024, 1769, 3008)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")  # what the sample request sends
 
@@ -43,8 +44,8 @@ def parse_modes(text: str | Sequence[str] | None) -> list[str]:
             mode = "dynamic"
         if not mode:
             continue
-        if mode not in mf.QUANTIZE_MODES:
-            raise InputError(f"unknown quantization mode {item.strip()!r} in --modes", f"use some of: {', '.join(mf.QUANTIZE_MODES)}")
+        if mode not in quantization.NAMES:
+            raise InputError(f"unknown quantization mode {item.strip()!r} in --modes", f"use some of: {', '.join(quantization.NAMES)}")
         if mode not in modes:
             modes.append(mode)
     if not modes:
@@ -104,8 +105,9 @@ def compare_models(
         raise InputError(f"no image folder at {images}", "pass --images with a folder of .jpg/.png files")
     if preprocess is not None and preprocess not in PREPROCESSORS:
         raise InputError(f"unknown preprocessing {preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
-    if calibration is not None and "int8" not in wanted:
-        raise InputError("--calibration only applies to int8", "add int8 to --modes, or drop --calibration")
+    calibrated = [m.name for m in quantization.MODES if m.calibrated]
+    if calibration is not None and not set(calibrated) & set(wanted):
+        raise InputError(f"--calibration only applies to {' or '.join(calibrated)}", f"add {calibrated[0]} to --modes, or drop --calibration")
 
     keep = output_dir is not None
     out = Path(output_dir) if keep else Path(tempfile.mkdtemp(prefix="lamb-compare-"))
@@ -114,6 +116,7 @@ def compare_models(
     try:
         from lamb import tflog
         from lamb.convert import convert_model, load_keras_model
+        from lamb.convert.preprocess import read_labels
 
         step("loading the Keras model")
         t0 = time.perf_counter()
@@ -123,18 +126,17 @@ def compare_models(
 
         rows: list[ModeResult] = []
         for mode in wanted:
-            if mode == "int8" and calibration is None:
-                rows.append(ModeResult(mode, SKIPPED, "int8 needs calibration images: pass --calibration DIR (~100 representative images)"))
+            if quantization.get(mode).calibrated and calibration is None:
+                rows.append(ModeResult(mode, SKIPPED, f"{mode} needs calibration images: pass --calibration DIR (~100 representative images)"))
                 continue
             step(f"converting: {mode}")
             t0 = time.perf_counter()
             try:
                 with tflog.capture_fd2():
                     result = convert_model(
-                        source, out / f"{stem}-{mode}.tflite", quantize=mode,
-                        calibration=calibration if mode == "int8" else None, input_shape=input_shape,
-                        preprocess=preprocess, labels=labels, labels_file=labels_file,
-                        allow_unsafe_lambda=allow_unsafe_lambda, loaded=loaded,
+                        loaded, out / f"{stem}-{mode}.tflite", quantize=mode,
+                        calibration=calibration if quantization.get(mode).calibrated else None, input_shape=input_shape,
+                        preprocess=preprocess, labels=read_labels(labels, labels_file),
                     )
             except ConversionError as exc:
                 # The converter refused this mode; others may still convert.
@@ -250,7 +252,7 @@ def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, targ
             ref.compute(paired.input_shapes)
             assert ref.inputs is not None and ref.outputs is not None
             inputs, expected = ref.inputs, ref.outputs
-            if row.mode == "int8" and ref.images:
+            if quantization.get(row.mode).calibrated and ref.images:
                 # int8 is judged on the real images only: random pixels reach activations outside the
                 # ranges it was calibrated on (0.35 of the range on the demo model, 0.097 on images).
                 inputs = [x[-ref.images:] for x in inputs]

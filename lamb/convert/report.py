@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lamb import quantization
 from lamb.convert.core import ConversionResult
 from lamb.manifest import TensorSpec
 
@@ -43,7 +44,8 @@ def summary_table(result: ConversionResult):
         quant += f", {m.calibration['io_dtype']} input/output)"
     table.add_row("quantization", quant)
     size = f"{human_bytes(result.source_bytes)} -> {human_bytes(result.tflite_bytes)} ({result.size_ratio:.0%} of the source"
-    if m.quantization != "float32" and m.parameters:
+    mode = quantization.BY_NAME.get(m.quantization)
+    if mode is not None and mode.quantized and m.parameters:
         # The float32 weights are what quantization shrinks; the source file also holds the graph.
         size += f"; float32 weights alone are {human_bytes(4 * m.parameters)}"
     table.add_row("size", size + ")")

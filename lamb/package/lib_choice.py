@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from lamb import tflite_lib
+from lamb import quantization, tflite_lib
 from lamb.errors import DependencyError
 from lamb.package import audit, wheels
 from lamb.package.targets import Target
@@ -48,9 +48,9 @@ def choose(
     if wheelhouse is not None:
         return _from_wheelhouse(target, manifest, override, Path(wheelhouse), slimmed, step)
     first = tflite_lib.choose(target, manifest, override)
-    quantization = getattr(manifest, "quantization", "float32") if manifest is not None else "float32"
+    mode = getattr(manifest, "quantization", quantization.DEFAULT) if manifest is not None else quantization.DEFAULT
     rejected: list[tuple[str, str, audit.AuditReport]] = []  # (name, version, report), newest first
-    for row in _candidates(target, first, override, quantization):
+    for row in _candidates(target, first, override, mode):
         step(f"auditing the wheel of {row.name} {row.version} for {target.name}")
         wheel = wheels.fetch_wheel(row.name, row.version, target, cache=cache)
         report = audit.audit_wheel_as_shipped(wheel, target, slimmed)
@@ -63,7 +63,7 @@ def choose(
     raise _refusal(target, rejected, via=None)
 
 
-def _candidates(target: Target, first: tflite_lib.TFLiteLibChoice, override: str | None, quantization: str):
+def _candidates(target: Target, first: tflite_lib.TFLiteLibChoice, override: str | None, mode: str):
     """The table's pick, then its older releases, then (unless asked for one library) the others'."""
     rows = tflite_lib.available(target, first.name)
     yield from rows[[r.version for r in rows].index(first.version):]
@@ -71,7 +71,7 @@ def _candidates(target: Target, first: tflite_lib.TFLiteLibChoice, override: str
         return
     for name in tflite_lib.NAMES:
         if name != first.name:
-            yield from (r for r in tflite_lib.available(target, name) if quantization not in r.lacks_quantization)
+            yield from (r for r in tflite_lib.available(target, name) if not r.lacks(mode))
 
 
 def _row_choice(row: tflite_lib.WheelRow) -> tflite_lib.TFLiteLibChoice:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lamb.verify.tolerances import Tolerances
+from lamb.quantization import Tolerances
 
 
 @dataclass

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lamb import quantization as quantization_modes
+
 if TYPE_CHECKING:
     from lamb.verify.compare import Check, OutputMetrics
 
@@ -88,9 +90,10 @@ def judge(
     failures = list(failures)
     if failures:
         return Judgement(FAIL, False, bounds, failures=failures)
-    if quantization == "int8" and images == 0:
+    mode = quantization_modes.BY_NAME.get(quantization)
+    if mode is not None and mode.calibrated and images == 0:
         failures.append(
-            "not enough evidence: an int8 model judged on random pixels alone proves little (they reach "
+            f"not enough evidence: an {quantization} model judged on random pixels alone proves little (they reach "
             "activations outside the ranges it was calibrated on); verify it with --images"
         )
         return Judgement(NOT_ENOUGH_EVIDENCE, False, bounds, failures=failures)

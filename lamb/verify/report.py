@@ -7,8 +7,8 @@ from pathlib import Path
 
 from lamb.errors import VerificationFailed
 from lamb.manifest import Verification
+from lamb.quantization import Tolerances
 from lamb.verify.compare import Check, OutputMetrics
-from lamb.verify.tolerances import Tolerances
 
 
 @dataclass

@@ -115,11 +115,10 @@ def _pair(keras_names: list[str], tflite_keys: list[str], what: str) -> list[int
     or ``output_0``, ``output_1``, ... in Keras order (Keras 3); either way the interpreter's own
     tensor order is not the model's, so pair by name, then by ``output_<i>``, then by position.
     """
-    import re
+    from lamb.convert.signature import signature_key
 
-    # lamb convert names signature entries after the Keras names with anything but [A-Za-z0-9_]
-    # replaced (``serving_default_<name>:0`` must stay a valid tensor name).
-    cleaned = [re.sub(r"[^A-Za-z0-9_]", "_", n.split(":")[0]).strip("_") for n in keras_names]
+    # lamb convert names signature entries after the Keras names, cleaned to valid tensor names.
+    cleaned = [signature_key(n) for n in keras_names]
     for names in (keras_names, cleaned):
         if sorted(names) == sorted(tflite_keys) and len(set(names)) == len(names):
             return [tflite_keys.index(n) for n in names]

@@ -11,15 +11,17 @@ from typing import Any
 import numpy as np
 
 from lamb import manifest as manifest_mod
+from lamb import quantization as quantization_modes
 from lamb.errors import InputError
 from lamb.manifest import Manifest
+from lamb.quantization import Tolerances
 from lamb.verify.compare import compare_outputs
 from lamb.verify.evidence import judge_outputs
 from lamb.verify.inputs import VerifyInputs, build_inputs
 from lamb.verify.report import VerifyReport
 from lamb.verify.runner import TFLiteEnv, TFLiteFailure, TFLiteRunner, explain_failure, lib_version, pick_tflite_lib, resolve_tflite_env
 from lamb.verify.signature import check_labels, infer_quantization, pair_signatures
-from lamb.verify.tolerances import ToleranceOverrides, Tolerances, default_tolerances
+from lamb.verify.tolerances import ToleranceOverrides, default_tolerances
 
 KERAS_BATCH = 32  # Keras runs batched; 32 bounds memory on a 299x299 model (~1 GB of activations)
 
@@ -228,7 +230,7 @@ def _quantization(given: str | None, manifest: Manifest | None, info: dict[str, 
     if manifest is not None:
         return manifest.quantization, "manifest"
     if info is None:  # the library could not even load the model to say
-        return "float32", "default"
+        return quantization_modes.DEFAULT, "default"
     return infer_quantization(info), "inferred from the .tflite"
 
 

@@ -1,0 +1,197 @@
+"""Driving TensorFlow's ``TFLiteConverter``: the model wrapped as one function, the quantization
+mode's settings (``lamb.quantization``), and the retry with TF Select ops that ``--allow-flex`` allows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import re
+import tempfile
+from typing import Any, Callable, Iterator
+
+from lamb.convert.load import LoadedModel
+from lamb.convert.signature import InputSpec, clean_name
+from lamb.errors import ConversionError
+from lamb.quantization import Mode
+
+
+@contextlib.contextmanager
+def converter_factory(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[tuple[Callable[[], Any], list[str]]]:
+    """Yields (a function making a fresh TFLiteConverter, the output names).
+
+    The model is wrapped as one function: positional inputs named like the model's, a dict of
+    named outputs. Keras 3 models go through ``keras.export.ExportArchive`` and a temporary
+    SavedModel, as TF's own ``from_keras_model`` does, because a Keras 3 model handed to
+    ``from_concrete_functions`` as the trackable object does not carry its variables into the
+    calibration graph (int8 then fails with READ_VARIABLE). tf_keras models and loaded SavedModels
+    are real TF trackables, so their concrete function converts directly.
+    """
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in inputs]
+    model = loaded.model
+    if loaded.is_keras:
+        declared = list(getattr(model, "output_names", None) or [])
+
+        def call(args):
+            return model(args[0] if len(args) == 1 else list(args), training=False)
+    else:
+        sig = loaded.signature
+        _, kwargs = sig.structured_input_signature
+        keys = sorted(kwargs)
+        declared = sorted(sig.structured_outputs)
+
+        def call(args):
+            return sig(**dict(zip(keys, args)))
+
+    names: list[str] = []
+    input_names = {s.name for s in inputs}
+
+    def named(out) -> dict[str, Any]:
+        if isinstance(out, dict):
+            items = list(out.items())
+        else:
+            tensors = list(out) if isinstance(out, (list, tuple)) else [out]
+            keys_ = declared if len(declared) == len(tensors) else [f"output_{i}" for i in range(len(tensors))]
+            items = list(zip(keys_, tensors))
+        result: dict[str, Any] = {}
+        for i, (key, tensor) in enumerate(items):
+            key = clean_name(key, f"output_{i}")
+            if key in result or key in input_names:
+                key = f"{key}_{i}"
+            result[key] = tensor
+        names[:] = list(result)
+        return result
+
+    def serve(*args):
+        return named(call(args))
+
+    if loaded.loader == "keras":
+        import keras
+
+        with tempfile.TemporaryDirectory(prefix="lamb-export-") as export_dir:
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint("serving_default", serve, signature)
+            if "verbose" in inspect.signature(archive.write_out).parameters:
+                archive.write_out(export_dir, verbose=False)
+            else:  # Keras < 3.5 always prints the endpoints (one line per variable) to stdout
+                with contextlib.redirect_stdout(io.StringIO()):
+                    archive.write_out(export_dir)
+            yield (lambda: _saved_model_converter(export_dir)), names
+        return
+
+    concrete = tf.function(serve, input_signature=signature, autograph=False).get_concrete_function()
+    yield (lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)), names
+
+
+def _saved_model_converter(export_dir: str):
+    """``TFLiteConverter.from_saved_model`` without its throw-away ``tf.saved_model.load``.
+
+    ``from_saved_model`` restores the whole SavedModel (every variable) only to look up its
+    signature keys, then returns a ``TFLiteSavedModelConverterV2`` that reads the directory
+    again itself. For an Xception-sized model that discarded restore is ~1 s, 10 % of the whole
+    conversion; we know the key, so we build the converter it would have returned directly.
+    """
+    import tensorflow as tf
+
+    try:
+        from tensorflow.lite.python.lite import TFLiteSavedModelConverterV2
+    except ImportError:  # the private class moved: take the public (slower) way
+        return tf.lite.TFLiteConverter.from_saved_model(export_dir, signature_keys=["serving_default"])
+    return TFLiteSavedModelConverterV2(export_dir, {tf.saved_model.SERVING}, ["serving_default"])
+
+
+_SELECT_OPS = re.compile(r"TF Select ops: ([^\n]+)")
+_CUSTOM_OPS = re.compile(r"Custom ops: ([^\n]+)")
+_FLEX_IN_FLATBUFFER = re.compile(rb"Flex([A-Z][A-Za-z0-9]*)")
+
+
+def _new_converter(make_converter, mode: Mode, representative, ops: list, int8_io: bool):
+    """A converter set up as the quantization mode's row says."""
+    import tensorflow as tf
+
+    # A fresh converter per attempt: TF 2.21's converter fails with an AttributeError when
+    # convert() is called a second time on the same object.
+    converter = make_converter()
+    converter.target_spec.supported_ops = ops
+    if mode.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode.supported_types:
+        converter.target_spec.supported_types = [tf.as_dtype(name) for name in mode.supported_types]
+    if mode.calibrated:
+        converter.representative_dataset = representative
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    return converter
+
+
+def run_converter(make_converter, mode: Mode, representative, allow_flex: bool, int8_io: bool) -> tuple[bytes, list[str]]:
+    """The flatbuffer and the TF Select ops it embeds (none unless ``allow_flex``); ConversionError if refused."""
+    import tensorflow as tf
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    from lamb import tflog
+
+    builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if mode.integer_only else tf.lite.OpsSet.TFLITE_BUILTINS
+    converter = _new_converter(make_converter, mode, representative, [builtins], int8_io)
+    with tflog.capture_fd2() as log:
+        try:
+            return bytes(converter.convert()), []
+        except ConverterError as exc:
+            failure = exc
+    text = str(failure) + "\n" + "".join(log)
+    select_ops = _ops_from(_SELECT_OPS, text)
+    custom_ops = _ops_from(_CUSTOM_OPS, text)
+    if not select_ops and not custom_ops:
+        raise ConversionError(
+            f"the TFLite converter refused the model: {_converter_summary(text)}",
+            "run with --verbose for the converter's full log",
+        ) from failure
+    if custom_ops:
+        raise ConversionError(
+            f"the model uses ops neither TFLite nor TF Select can run: {', '.join(custom_ops)}",
+            "replace those operations in the model with standard layers",
+        ) from failure
+    if not allow_flex:
+        raise ConversionError(
+            f"the model uses TensorFlow ops with no TFLite builtin: {', '.join(select_ops)}",
+            "rewrite them with standard layers, or pass --allow-flex to embed them as TF Select (Flex) ops "
+            "(the slim Lambda runtimes cannot run such a model)",
+        ) from failure
+    ops = [builtins, tf.lite.OpsSet.SELECT_TF_OPS]
+    converter = _new_converter(make_converter, mode, representative, ops, int8_io)
+    with tflog.capture_fd2() as log:
+        try:
+            flatbuffer = bytes(converter.convert())
+        except ConverterError as exc:
+            summary = _converter_summary(str(exc) + "\n" + "".join(log))
+            raise ConversionError(
+                f"the TFLite converter refused the model even with TF Select ops: {summary}",
+                "run with --verbose for the converter's full log",
+            ) from exc
+    embedded = sorted({m.decode() for m in _FLEX_IN_FLATBUFFER.findall(flatbuffer)})
+    return flatbuffer, embedded or select_ops
+
+
+def _ops_from(pattern: re.Pattern, text: str) -> list[str]:
+    ops: list[str] = []
+    for match in pattern.findall(text):
+        for op in match.split(","):
+            op = op.strip().removeprefix("tf.")
+            if op and op not in ops:
+                ops.append(op)
+    return sorted(ops)
+
+
+def _converter_summary(text: str) -> str:
+    """The first error sentence of the converter's output, without MLIR locations or the IR dump."""
+    for line in text.splitlines():
+        match = re.search(r"error: (.+)", line)
+        if match:
+            return match.group(1).strip()[:200]
+    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return first[:200]
