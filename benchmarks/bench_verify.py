@@ -12,7 +12,7 @@ Both sides check the same float32 .tflite against the same .h5 (299x299, 10 clas
 Phases come from ``VerifyReport.timings``. TensorFlow is imported and the model loaded once,
 unmeasured, before anything is timed; runs alternate so drift on a shared machine hits both.
 With ``--modes`` it also converts the model in other quantization modes and prints the errors
-each one shows: the measurements behind ``lamb.verify.DEFAULT_TOLERANCES``.
+each one shows: the measurements behind the default tolerances in ``lamb.quantization.MODES``.
 
     .venv/bin/python benchmarks/bench_verify.py [--samples 100] [--reps 3] [--modes float16,dynamic,int8]
 """
@@ -50,8 +50,10 @@ def converted(h5: Path, mode: str) -> Path:
     manifest = out.with_name("xception.lamb.json")
     if out.is_file() and manifest.is_file() and out.stat().st_mtime > h5.stat().st_mtime:
         return manifest
+    from lamb import quantization
+
     calibration = None
-    if mode == "int8":
+    if quantization.get(mode).calibrated:
         calibration = calibration_images(OUT_DIR / "verify" / "calibration")
     t0 = time.perf_counter()
     result = convert_model(h5, out, quantize=mode, preprocess="xception", calibration=calibration)

@@ -14,13 +14,21 @@ Nothing here imports TensorFlow, NumPy or another lamb step: ``verify`` and ``pa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from lamb import quantization
 from lamb.errors import DependencyError, InputError, TFLiteLibError
 
-if TYPE_CHECKING:  # only for annotations: this module sits below lamb.package
-    from lamb.package.targets import Target
+
+class Target(Protocol):
+    """What is read of a Lambda target (``lamb.package.targets.Target``): this module sits below
+    ``lamb.package``, so it names the shape, not the class."""
+
+    name: str  # "python3.12-x86_64"
+    arch: str  # "x86_64" | "arm64"
+    runtime: Any  # its targets.Runtime: .python ("3.12") and .glibc ((2, 34))
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,8 @@ def normalise_name(name: str) -> str:
     raise InputError(f"unknown runtime library {name!r}", f"use one of: {', '.join(NAMES)}")
 
 
-def _choice(row: WheelRow, reason: str) -> TFLiteLibChoice:
+def choice_of(row: WheelRow, reason: str = "") -> TFLiteLibChoice:
+    """``row`` pinned as the library to ship, with the sentence saying why."""
     return TFLiteLibChoice(
         name=row.name,
         requirement=f"{row.name}=={row.version}",
@@ -142,7 +151,7 @@ def unpinned(name: str, reason: str) -> TFLiteLibChoice:
     lib = LIBRARIES[name]
     if lib.frozen:
         last = next(row for row in WHEELS if row.name == name)
-        return _choice(last, reason)
+        return choice_of(last, reason)
     return TFLiteLibChoice(name=name, requirement=name, reason=reason, module=lib.module, extra_requirements=list(lib.needs))
 
 
@@ -179,7 +188,7 @@ def choose(target: Target, manifest: Any, override: str | None = None) -> TFLite
         note = ""
         if row.lacks(mode):
             note = f"; warning: {name} {row.version} lacks kernels for {mode} models, the smoke run will tell"
-        return _choice(row, f"--runtime-lib {name} asked for; {row.version} is its newest wheel for {target.name}{note}")
+        return choice_of(row, f"--runtime-lib {name} asked for; {row.version} is its newest wheel for {target.name}{note}")
 
     verification = getattr(manifest, "verification", None) if manifest is not None else None
     if verification is not None and verification.passed and verification.runtime_lib:
@@ -189,7 +198,7 @@ def choose(target: Target, manifest: Any, override: str | None = None) -> TFLite
             row = rows[0]
             same = row.version == verification.runtime_version
             how = "the same version" if same else f"{row.version}, its newest wheel for {target.name}"
-            return _choice(row, f"lamb verify ran the model on {name} {verification.runtime_version}; shipping {how}")
+            return choice_of(row, f"lamb verify ran the model on {name} {verification.runtime_version}; shipping {how}")
 
     for name in NAMES:
         rows = available(target, name)
@@ -202,7 +211,7 @@ def choose(target: Target, manifest: Any, override: str | None = None) -> TFLite
             skipped = [r for r in rows if r not in fitting]
             if skipped:
                 why += f"; {skipped[0].name} {skipped[0].version} lacks {mode} kernels"
-            return _choice(row, why)
+            return choice_of(row, why)
     raise DependencyError(
         f"no TFLite runtime library has a wheel for {target.describe()} that runs {mode} models",
         f"pick another --runtime or --arch; available: {_offer(target) or 'none'}",
@@ -216,7 +225,7 @@ def choose_for_host(name: str, host: Target | None) -> TFLiteLibChoice:
     if not rows:
         return unpinned(name, f"--runtime-lib {name}")
     row = rows[0]
-    return _choice(row, f"{row.name}=={row.version}, its newest wheel for this machine")
+    return choice_of(row, f"{row.name}=={row.version}, its newest wheel for this machine")
 
 
 def isolation_help() -> str:

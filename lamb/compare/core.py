@@ -219,14 +219,14 @@ class _Reference:
             return
         from lamb import tflog
         from lamb.verify.inputs import VerifyInputs, build_inputs
-        from lamb.verify.step import _predict_batched
+        from lamb.verify.step import predict_batched
 
         wanted = VerifyInputs(samples=self.samples, images=self.images_dir, seed=self.seed, preprocess=self.preprocess)
         self.inputs, used, self.skipped = build_inputs(shapes, wanted, self.samples, self.preprocess)
         self.images = len(used)
         t0 = time.perf_counter()
         with tflog.capture_fd2():
-            self.outputs = _predict_batched(self.loaded, self.inputs)
+            self.outputs = predict_batched(self.loaded, self.inputs)
         self.predict_s = time.perf_counter() - t0
 
 

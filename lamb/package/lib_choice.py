@@ -56,7 +56,7 @@ def choose(
         report = audit.audit_wheel_as_shipped(wheel, target, slimmed)
         if report.passed:
             picked = (row.name, row.version) == (first.name, first.version)
-            choice = first if picked else _row_choice(row)
+            choice = first if picked else tflite_lib.choice_of(row)
             why = _why(first.reason if picked else "", row.name, row.version, report, rejected, target)
             return AuditedChoice(replace(choice, reason=why), report, [_phrase(*r) for r in rejected])
         rejected.append((row.name, row.version, report))
@@ -72,13 +72,6 @@ def _candidates(target: Target, first: tflite_lib.TFLiteLibChoice, override: str
     for name in tflite_lib.NAMES:
         if name != first.name:
             yield from (r for r in tflite_lib.available(target, name) if not r.lacks(mode))
-
-
-def _row_choice(row: tflite_lib.WheelRow) -> tflite_lib.TFLiteLibChoice:
-    return tflite_lib.TFLiteLibChoice(
-        name=row.name, requirement=f"{row.name}=={row.version}", reason="", version=row.version,
-        module=row.module, extra_requirements=list(row.needs),
-    )
 
 
 def _why(reason: str, name: str, version: str, report: audit.AuditReport,
