@@ -24,7 +24,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,29 +53,15 @@ def real_artifacts(work: Path, runtime: str) -> dict[str, Path]:
 
 
 def synthetic_artifacts(work: Path, sizes_mb: list[float], runtime: str) -> dict[str, Path]:
-    """Zips shaped like lamb package's (the real handler, a record, a model of incompressible bytes)."""
-    import hashlib
+    """Zips shaped like lamb package's (handler, lamb.json with its package record, a model of
+    incompressible bytes) with the manifest beside them: the tests' own builder."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import make_deploy_artifact
 
-    import numpy as np
-
-    handler = (Path(__file__).resolve().parents[1] / "lamb" / "handler" / "lambda_function.py").read_bytes()
     zips = {}
     for i, size in enumerate(sizes_mb):
         name = f"synthetic_{size:g}mb"
-        folder = work / name
-        folder.mkdir()
-        record = {"format": "zip", "runtime": runtime, "arch": "x86_64", "handler": "lambda_function.lambda_handler"}
-        shipped = {"tflite": "model.tflite", "source": f"{name}.h5", "package": record,
-                   "inputs": [{"name": "image", "shape": [1, 299, 299, 3], "dtype": "float32", "scale": None, "zero_point": None}]}
-        path = folder / f"{name}-{runtime}-x86_64.zip"
-        model = np.random.default_rng(i).integers(0, 256, size=int(size * MB) - len(handler) - 2048, dtype=np.uint8).tobytes()
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-            for arcname, data in (("lambda_function.py", handler), ("lamb.json", json.dumps(shipped).encode()), ("model.tflite", model)):
-                zf.writestr(zipfile.ZipInfo(arcname, (1980, 1, 1, 0, 0, 0)), data)
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        smoke = {"init_ms": 195.0, "invoke_ms": 202.0, "peak_rss_mb": 241.0}  # README's float32 figures
-        (folder / f"{name}.lamb.json").write_text(json.dumps({"package": {**record, "artifact": path.name, "sha256": sha, "smoke": smoke}}))
-        zips[name] = path
+        zips[name] = make_deploy_artifact(work / name, model_bytes=int(size * MB) - 4096, runtime=runtime, seed=i, name=name)
     return zips
 
 

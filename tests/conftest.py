@@ -303,35 +303,65 @@ def aws_env(monkeypatch, tmp_path_factory):
 
 def make_deploy_artifact(folder, *, model_bytes=1024, arch="x86_64", runtime="python3.12", seed=0, measured=True, name="model"):
     """A zip shaped like `lamb package`'s (handler, lamb.json with its package record, a model of
-    ``model_bytes`` incompressible bytes, stored) and the manifest beside it with the smoke run's
-    figures. Returns the zip's path."""
-    import hashlib
+    ``model_bytes`` incompressible bytes, stored) and the manifest beside it whose record holds
+    this zip's sha256 and the smoke run's figures. Returns the zip's path."""
+    import dataclasses
     import json
     import zipfile
     from pathlib import Path
 
     import numpy as np
 
+    from lamb import layout
+    from lamb import manifest as mf
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"format": "zip", "runtime": runtime, "arch": arch, "handler": "lambda_function.lambda_handler"}
-    shipped = {
-        "tflite": "model.tflite", "source": f"{name}.h5",
-        "inputs": [{"name": "image", "shape": [1, 32, 32, 3], "dtype": "float32", "scale": None, "zero_point": None}],
-        "package": record,
-    }
-    path = folder / f"{name}-{runtime}-{arch}.zip"
+    python = runtime.removeprefix("python")
+    record = mf.PackageRecord(
+        target=f"{runtime}-{arch}", runtime=runtime, python=python, arch=arch, os="Amazon Linux 2023", glibc="2.34",
+        format="zip", handler=layout.HANDLER, tflite_lib="ai-edge-litert", tflite_lib_version="2.1.0",
+        installed={"numpy": "2.3.0", "pillow": "11.3.0"}, lamb_version="0.1.0",
+    )
     model = np.random.default_rng(seed).integers(0, 256, size=model_bytes, dtype=np.uint8).tobytes()
+    spec = mf.TensorSpec("image", [1, 32, 32, 3], "float32")
+    manifest = mf.Manifest(
+        tflite=layout.MODEL_FILE, tflite_sha256="0" * 64, tflite_bytes=len(model), source=f"{name}.h5", source_sha256=None,
+        source_format="h5", source_bytes=1, loader="keras", inputs=[spec], outputs=[mf.TensorSpec("logits", [1, 4], "float32")],
+        quantization="float32", preprocess="xception", labels=["cat", "dog", "bird", "fish"], package=record,
+    )
+    path = folder / f"{name}-{runtime}-{arch}.zip"
+    stamp = (1980, 1, 1, 0, 0, 0)
     with zipfile.ZipFile(path, "w") as zf:
-        info = zipfile.ZipInfo("lambda_function.py", (1980, 1, 1, 0, 0, 0))
-        zf.writestr(info, "def lambda_handler(event, context):\n    return {'cat': 1.0}\n")
-        zf.writestr(zipfile.ZipInfo("lamb.json", (1980, 1, 1, 0, 0, 0)), json.dumps(shipped))
-        zf.writestr(zipfile.ZipInfo("model.tflite", (1980, 1, 1, 0, 0, 0)), model)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    smoke = {"init_ms": 190.0, "invoke_ms": 200.0, "peak_rss_mb": 241.0} if measured else {}
-    host = {"package": {**record, "artifact": path.name, "sha256": sha, "smoke": smoke}}
-    (folder / f"{name}.lamb.json").write_text(json.dumps(host))
+        zf.writestr(zipfile.ZipInfo(layout.HANDLER_FILE, stamp), "def lambda_handler(event, context):\n    return {'cat': 1.0}\n")
+        zf.writestr(zipfile.ZipInfo(layout.MANIFEST_FILE, stamp), json.dumps(manifest.to_dict()))
+        zf.writestr(zipfile.ZipInfo(layout.MODEL_FILE, stamp), model)
+    smoke = mf.SmokeResult(ran=measured, passed=measured, stand_in=False, label=f"the artifact itself on Python {python}",
+                           init_ms=190.0, invoke_ms=200.0, peak_rss_mb=241.0)
+    full = dataclasses.replace(record, artifact=path.name, sha256=mf.sha256_file(path), zipped_bytes=path.stat().st_size, smoke=smoke)
+    mf.write(dataclasses.replace(manifest, package=full), folder / f"{name}{mf.SUFFIX}")
     return path
+
+
+def make_image_context(folder, *, arch="arm64", runtime="python3.12"):
+    """An image build context shaped like `lamb package --format image`'s: lamb.json with a package
+    record whose format is image, a Dockerfile, the handler. Returns the folder."""
+    import dataclasses
+    import shutil
+    from pathlib import Path
+
+    from lamb import layout
+    from lamb import manifest as mf
+
+    zip_path = make_deploy_artifact(Path(folder).parent / "zip-for-context", arch=arch, runtime=runtime)
+    shipped = mf.read_shipped(zip_path)
+    context = Path(folder)
+    context.mkdir(parents=True)
+    mf.write(dataclasses.replace(shipped, package=dataclasses.replace(shipped.package, format="image")), context / layout.MANIFEST_FILE)
+    (context / "Dockerfile").write_text(f"FROM public.ecr.aws/lambda/python:{runtime.removeprefix('python')}\n")
+    (context / layout.HANDLER_FILE).write_text("def lambda_handler(event, context):\n    return {}\n")
+    shutil.rmtree(zip_path.parent)
+    return context
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from lamb.deploy import plan as planning
 from lamb.deploy.artifact import read_facts
 from lamb.deploy.plan import DeployOptions
-from lamb.errors import ArtifactError, BudgetExceeded, InputError
+from lamb import manifest as mf
+from lamb.errors import ArtifactError, BudgetExceeded, InputError, ManifestError
 from lamb.package.budget import MiB
 
 
@@ -50,18 +51,20 @@ def test_figures_of_another_build_are_not_used(deploy_artifact_factory):
     assert facts.peak_rss_mb is None  # the manifest beside it records another sha256
 
 
-def test_a_zip_without_a_record_is_refused(tmp_path):
+def test_a_zip_without_a_record_is_refused(tmp_path, deploy_artifact_factory):
     path = tmp_path / "foreign.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("lambda_function.py", "")
-    with pytest.raises(InputError, match="not built by `lamb package`"):
+    with pytest.raises(ManifestError, match="holds no readable lamb.json"):
         read_facts(path)
-    with zipfile.ZipFile(path, "a") as zf:
-        zf.writestr("lamb.json", json.dumps({"tflite": "model.tflite"}))
+    # built by a lamb that wrote no package record: refused, not guessed from the file name
+    shipped = dataclasses.replace(mf.read_shipped(deploy_artifact_factory()), package=None)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("lamb.json", json.dumps(shipped.to_dict()))
     with pytest.raises(ArtifactError, match="no package record"):
         read_facts(path)
     (tmp_path / "broken.zip").write_bytes(b"PK not really")
-    with pytest.raises(InputError, match="not a readable zip"):
+    with pytest.raises(ManifestError, match="no readable lamb.json"):
         read_facts(tmp_path / "broken.zip")
 
 
@@ -154,11 +157,9 @@ def test_plan_large_zip_goes_through_s3_content_addressed(deploy_artifact_factor
 
 
 def test_plan_for_an_image_prints_the_build_and_push(tmp_path):
-    context = tmp_path / "model-python3.12-arm64-image"
-    context.mkdir()
-    (context / "lamb.json").write_text(json.dumps({"source": "model.h5", "package": {
-        "format": "image", "runtime": "python3.12", "arch": "arm64", "handler": "lambda_function.lambda_handler"}}))
-    (context / "Dockerfile").write_text("FROM public.ecr.aws/lambda/python:3.12\n")
+    from conftest import make_image_context
+
+    context = make_image_context(tmp_path / "model-python3.12-arm64-image")
     facts = read_facts(context)
     assert facts.package_type == "Image" and facts.sha256 is None
     plan = planning.make_plan(facts, DeployOptions("clothes", create_role=True, memory_mb=1024, timeout_s=30), region="eu-west-1")

@@ -227,10 +227,9 @@ def test_image_deploys_the_pushed_image_and_proves_its_digest(moto, tmp_path, mo
     import boto3
 
     monkeypatch.setenv("MOTO_LAMBDA_STUB_ECR", "false")  # moto then reports the ECR digest as CodeSha256, as Lambda does
-    context = tmp_path / "model-python3.12-arm64-image"
-    context.mkdir()
-    (context / "lamb.json").write_text(json.dumps({"source": "model.h5", "package": {
-        "format": "image", "runtime": "python3.12", "arch": "arm64", "handler": "lambda_function.lambda_handler"}}))
+    from conftest import make_image_context
+
+    context = make_image_context(tmp_path / "model-python3.12-arm64-image")
     role = existing_role()
     options = dict(role_arn=role, memory_mb=1024, timeout_s=30, smoke=False)  # moto cannot invoke image functions
     with pytest.raises(InputError, match="no pushed image was named") as info:

@@ -47,10 +47,9 @@ def test_zip_templates_pass_cfn_lint(deploy_artifact_factory, options, s3):
 
 
 def test_image_template_passes_cfn_lint(tmp_path):
-    context = tmp_path / "model-image"
-    context.mkdir()
-    (context / "lamb.json").write_text(json.dumps({"source": "model.h5", "package": {
-        "format": "image", "runtime": "python3.12", "arch": "arm64", "handler": "lambda_function.lambda_handler"}}))
+    from conftest import make_image_context
+
+    context = make_image_context(tmp_path / "model-image")
     facts = read_facts(context)
     options = DeployOptions("clothes", create_role=True, memory_mb=1024, timeout_s=30, url="public",
                             image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/clothes:v1")

@@ -1,22 +1,21 @@
 """What deploy needs to know about an artifact, read from the artifact's own record.
 
-Runtime, architecture, package type and handler come from the record ``lamb package`` wrote
-into the artifact; the measured cold start, invocation time and peak memory from the manifest
-beside it. Never from flags, never from the file name. The sha256 is computed from the bytes on
-disk: that is what the deployed ``CodeSha256`` is compared with.
+Runtime, architecture, package type and handler come from the package record ``lamb package``
+wrote into the artifact's ``lamb.json``; the smoke run's cold start, invocation time and peak
+memory from the manifest beside it that records this very build. Never from flags, never from
+the file name. The sha256 is computed from the bytes on disk: that is what the deployed
+``CodeSha256`` is compared with.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lamb import manifest as mf
-from lamb.errors import ArtifactError, InputError
+from lamb.errors import ArtifactError, InputError, ManifestError
 
 PACKAGE_TYPES = {"zip": "Zip", "image": "Image"}  # lamb's format -> Lambda's PackageType
 
@@ -27,17 +26,18 @@ class ArtifactFacts:
 
     path: Path
     package_type: str  # Lambda's PackageType: "Zip" | "Image"
-    runtime: str | None  # "python3.12"; None for an image (the base image carries it)
+    runtime: str | None  # "python3.12"; None for an image (its base image carries the runtime)
     arch: str  # Lambda's name: "x86_64" | "arm64"
     handler: str  # "lambda_function.lambda_handler"
     sha256: str | None  # hex digest of the zip's bytes; None for an image context
     zipped_bytes: int | None  # the zip's size; None for an image context
     unzipped_bytes: int  # what Lambda extracts (zip), or the context's files (image)
-    model: str  # the model's name, for naming things (bucket keys, roles, ECR repositories)
-    init_ms: float | None = None  # the smoke run's cold start, when the record has it
+    model: str  # the model's name
+    manifest: mf.Manifest  # the shipped lamb.json: signature, labels, the package record
+    init_ms: float | None = None  # the smoke run's cold start, when a manifest records this build
     invoke_ms: float | None = None
     peak_rss_mb: float | None = None
-    manifest: dict[str, Any] | None = None  # the shipped lamb.json (signature, labels, ...)
+    measured_on: str | None = None  # what the smoke run ran on (its label: the artifact, or a host stand-in)
 
     @property
     def code_sha256(self) -> str | None:
@@ -56,74 +56,53 @@ def read_facts(path: Path) -> ArtifactFacts:
     path = Path(path)
     if not path.exists():
         raise InputError(f"no artifact at {path}", "run `lamb package` first, or name the .zip (or image folder) it built")
+    shipped = mf.read_shipped(path)
+    record = shipped.package
+    if record is None:
+        raise ArtifactError(
+            f"{path} carries no package record (runtime, arch, handler): it was built before lamb wrote one",
+            "rebuild it with this lamb: `lamb package`",
+        )
     if path.is_dir():
-        record_path = path / mf.ARTIFACT_MANIFEST
-        if not record_path.is_file():
-            raise InputError(f"{path} is not a lamb image context (no {mf.ARTIFACT_MANIFEST})", "name a folder `lamb package --format image` built")
-        shipped = _parse(record_path.read_bytes(), path)
         unzipped = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         sha256 = zipped = None
     else:
-        try:
-            with zipfile.ZipFile(path) as zf:
-                try:
-                    shipped = _parse(zf.read(mf.ARTIFACT_MANIFEST), path)
-                except KeyError:
-                    raise InputError(
-                        f"{path} holds no {mf.ARTIFACT_MANIFEST}: it was not built by `lamb package`",
-                        "build it with `lamb package`; deploy reads the runtime, arch and handler from that record",
-                    ) from None
-                unzipped = sum(info.file_size for info in zf.infolist())
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise InputError(f"{path} is not a readable zip ({exc})", "name the .zip `lamb package` built") from None
+        with zipfile.ZipFile(path) as zf:  # read_shipped opened it already
+            unzipped = sum(info.file_size for info in zf.infolist())
         sha256, zipped = mf.sha256_file(path), path.stat().st_size
-    package = shipped.get("package")
-    if not isinstance(package, dict):
-        raise ArtifactError(
-            f"{path} carries no package record (runtime, arch, handler)",
-            "rebuild it with this lamb: `lamb package`",
-        )
-    fmt = package.get("format", "image" if path.is_dir() else "zip")
-    measured = _measured(path, sha256)
+    measured, model = _measured(path, sha256)
+    smoke = measured.smoke if measured is not None else None
+    ran = smoke is not None and smoke.ran and smoke.passed
     return ArtifactFacts(
         path=path,
-        package_type=PACKAGE_TYPES[fmt],
-        runtime=package.get("runtime") if fmt == "zip" else None,
-        arch=package["arch"],
-        handler=package["handler"],
+        package_type=PACKAGE_TYPES[record.format],
+        runtime=record.runtime if record.format == "zip" else None,
+        arch=record.arch,
+        handler=record.handler,
         sha256=sha256,
         zipped_bytes=zipped,
         unzipped_bytes=unzipped,
-        model=Path(str(shipped.get("source") or "model")).stem,
-        init_ms=measured.get("init_ms"),
-        invoke_ms=measured.get("invoke_ms"),
-        peak_rss_mb=measured.get("peak_rss_mb"),
+        model=model or Path(shipped.source).stem,
         manifest=shipped,
+        init_ms=smoke.init_ms if ran else None,
+        invoke_ms=smoke.invoke_ms if ran else None,
+        peak_rss_mb=smoke.peak_rss_mb if ran else None,
+        measured_on=smoke.label if ran else None,
     )
 
 
-def _parse(data: bytes, path: Path) -> dict[str, Any]:
-    try:
-        parsed = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise ArtifactError(f"the {mf.ARTIFACT_MANIFEST} in {path} is not a lamb record", "rebuild it with `lamb package`")
-    return parsed
-
-
-def _measured(artifact: Path, sha256: str | None) -> dict[str, float]:
-    """The smoke run's figures from the manifest beside the artifact that records this very build."""
-    for manifest_path in sorted(artifact.resolve().parent.glob("*" + mf.SUFFIX)):
+def _measured(artifact: Path, sha256: str | None) -> tuple[mf.PackageRecord | None, str | None]:
+    """The full package record (smoke figures included) and the model's name, from the manifest
+    beside the artifact whose record names this artifact, and for a zip, these very bytes."""
+    where = artifact.resolve()
+    for manifest_path in sorted(where.parent.glob("*" + mf.SUFFIX)):
         try:
-            data = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            record = mf.read(manifest_path).package
+        except (ManifestError, OSError):
             continue
-        package = data.get("package") if isinstance(data, dict) else None
-        if not isinstance(package, dict):
+        if record is None or record.artifact_path(manifest_path) != where:
             continue
-        if sha256 is not None and package.get("sha256") != sha256:
-            continue
-        smoke = package.get("smoke") or package
-        return {k: smoke[k] for k in ("init_ms", "invoke_ms", "peak_rss_mb") if isinstance(smoke.get(k), (int, float))}
-    return {}
+        if sha256 is not None and record.sha256 != sha256:
+            continue  # rebuilt or changed since: these figures are another build's
+        return record, mf.model_stem(manifest_path)
+    return None, None

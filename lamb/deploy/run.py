@@ -14,7 +14,6 @@ import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from lamb import manifest as mf
@@ -284,8 +283,7 @@ def _prove(config: dict[str, Any], facts: ArtifactFacts, expected: str | None, n
 def _smoke(aws: AwsSession, facts: ArtifactFacts, name: str, version: str | None, image: Path | None) -> SmokeInvoke:
     from lamb.package.build import sample_event
 
-    inputs = [mf.TensorSpec(**t) for t in (facts.manifest or {}).get("inputs", [])]
-    event = sample_event(SimpleNamespace(inputs=inputs), image)  # type: ignore[arg-type]
+    event = sample_event(facts.manifest, image)
     status, function_error, payload = aws.invoke(name, version, event)
     try:
         response: Any = json.loads(payload) if payload else None
