@@ -37,7 +37,8 @@ class ArtifactFacts:
     init_ms: float | None = None  # the smoke run's cold start, when a manifest records this build
     invoke_ms: float | None = None
     peak_rss_mb: float | None = None
-    measured_on: str | None = None  # what the smoke run ran on (its label: the artifact, or a host stand-in)
+    measured_on: str | None = None  # what the smoke run ran (its label: the artifact itself, or a host stand-in)
+    measured_on_stand_in: bool = False
 
     @property
     def code_sha256(self) -> str | None:
@@ -88,6 +89,7 @@ def read_facts(path: Path) -> ArtifactFacts:
         invoke_ms=smoke.invoke_ms if ran else None,
         peak_rss_mb=smoke.peak_rss_mb if ran else None,
         measured_on=smoke.label if ran else None,
+        measured_on_stand_in=bool(ran and smoke.stand_in),
     )
 
 

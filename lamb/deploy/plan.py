@@ -249,6 +249,8 @@ def make_plan(facts: ArtifactFacts, options: DeployOptions, *, region: str, acco
     settings = settings_for(facts, options)
     name = options.function_name
     notes: list[str] = []
+    if facts.measured_on_stand_in and (options.memory_mb is None or options.timeout_s is None):
+        notes.append(f"memory and timeout follow a smoke run on a host stand-in ({facts.measured_on}): an estimate for the target")
     if options.create_role:
         role = role_name(name)
     elif options.role_arn:
