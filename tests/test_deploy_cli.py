@@ -85,3 +85,34 @@ def test_deploy_end_to_end_against_moto_server(moto_server, deploy_artifact_fact
     record = json.loads(artifact.with_name(artifact.stem + ".deploy.json").read_text())
     assert record["function_arn"].endswith(":function:clothes") and record["alias"] == "live"
     assert (artifact.parent / "template.yaml").is_file()
+
+
+@pytest.mark.e2e
+@pytest.mark.network
+def test_a_real_package_deploys_with_its_own_record(moto_server, verified_copy, monkeypatch):
+    """`lamb package` then `lamb deploy` in the same folder, no artifact named: the function gets
+    the record's runtime, arch and handler, the smoke run's memory advice, and the zip's CodeSha256."""
+    import boto3
+    import requests
+
+    from lamb.package import build_package
+
+    monkeypatch.chdir(verified_copy.parent)
+    package = build_package(verified_copy, runtime="python3.12", skip_verify=True)
+    answers = {"results": [json.dumps({"cat": 0.9})], "region": "eu-west-1"}
+    requests.post(f"{moto_server}/moto-api/static/lambda-simple/response", json=answers).raise_for_status()
+
+    result = runner.invoke(app, ["deploy", "-n", "tiny", "--create-role", "--region", "eu-west-1", "--endpoint-url", moto_server, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["artifact"].endswith(package.artifact.name)  # the one `lamb package` just built here
+    config = boto3.client("lambda", region_name="eu-west-1", endpoint_url=moto_server).get_function(FunctionName="tiny")["Configuration"]
+    assert (config["Runtime"], config["Architectures"], config["Handler"]) == ("python3.12", ["x86_64"], "lambda_function.lambda_handler")
+    import base64
+    import hashlib
+
+    assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(package.artifact.read_bytes()).digest()).decode()
+    from lamb.cost import advise_memory
+
+    smoke = package.smoke
+    assert config["MemorySize"] == advise_memory(smoke.invoke_ms, peak_rss_mb=smoke.peak_rss_mb).recommended_mb
