@@ -54,7 +54,10 @@ URL_AUTH_TYPES = {"iam": "AWS_IAM", "public": "NONE"}
 # (with FunctionUrlAuthType NONE for public ones) and InvokeFunction (with InvokedViaFunctionUrl).
 # https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html ("Starting in October 2025, new
 # function URLs will require both lambda:InvokeFunctionUrl and lambda:InvokeFunction permissions").
-URL_PERMISSION_IDS = ("lamb-url-invoke-function-url", "lamb-url-invoke-function")
+URL_PERMISSIONS: tuple[dict, ...] = (
+    {"StatementId": "lamb-url-invoke-function-url", "Action": "lambda:InvokeFunctionUrl", "Principal": "*", "FunctionUrlAuthType": "NONE"},
+    {"StatementId": "lamb-url-invoke-function", "Action": "lambda:InvokeFunction", "Principal": "*", "InvokedViaFunctionUrl": True},
+)
 # The shipped handler fetches {"url": ...} images with a connect + read cap of 3 + 10 s by default
 # (LAMB_CONNECT_TIMEOUT, LAMB_READ_TIMEOUT in lamb/handler/lambda_function.py).
 URL_FETCH_ALLOWANCE_S = 13
@@ -290,6 +293,15 @@ def image_uri_for(account: str, region: str, function_name: str, facts: Artifact
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{ecr_repository(function_name)}:{tag}"
 
 
+def _cli_args(statement: dict) -> list[str]:
+    """A permission statement as `aws lambda add-permission` flags: StatementId -> --statement-id, True -> a bare flag."""
+    args: list[str] = []
+    for key, value in statement.items():
+        flag = "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", key).lower()
+        args += [flag] if value is True else [flag, str(value)]
+    return args
+
+
 def _aws(*args: str, region: str, endpoint_url: str | None = None) -> str:
     extra = ["--region", region] + (["--endpoint-url", endpoint_url] if endpoint_url else [])
     return shlex.join(["aws", *args, *extra])
@@ -355,12 +367,7 @@ def _steps(plan: Plan, facts: ArtifactFacts, options: DeployOptions, account: st
         qualifier = ["--qualifier", plan.alias] if plan.alias else []
         commands = [aws("lambda", "create-function-url-config", "--function-name", name, *qualifier, "--auth-type", URL_AUTH_TYPES[plan.url])]
         if plan.url == "public":
-            commands += [
-                aws("lambda", "add-permission", "--function-name", name, *qualifier, "--statement-id", URL_PERMISSION_IDS[0],
-                    "--action", "lambda:InvokeFunctionUrl", "--principal", "*", "--function-url-auth-type", "NONE"),
-                aws("lambda", "add-permission", "--function-name", name, *qualifier, "--statement-id", URL_PERMISSION_IDS[1],
-                    "--action", "lambda:InvokeFunction", "--principal", "*", "--invoked-via-function-url"),
-            ]
+            commands += [aws("lambda", "add-permission", "--function-name", name, *qualifier, *_cli_args(statement)) for statement in URL_PERMISSIONS]
         steps.append(Step(f"create or update the function URL ({URL_AUTH_TYPES[plan.url]})", name + (f":{plan.alias}" if plan.alias else ""), commands,
                           "public: both permissions new URLs need since October 2025; an existing one is kept" if plan.url == "public" else ""))
     if options.smoke:

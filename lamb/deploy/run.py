@@ -106,69 +106,18 @@ def deploy_artifact(
                          "pass --create-role (least privilege: CloudWatch Logs only), or --role ARN")
 
     code = _code(aws, facts, plan, options, report)
-    expected = report.code_sha256
-    current = existing["Configuration"] if existing else None
-
     role_arn = options.role_arn
     if options.create_role:
         role_arn, report.role_created = aws.ensure_role(plan.role)
+    current = existing["Configuration"] if existing else None
     report.role_arn = role_arn or (current or {}).get("Role")
-
-    config = _configuration(plan, facts, role_arn)
-    if current is None:
-        code_payload = code if code is not None else {}
-        report.uploaded_bytes += _upload_zip(aws, facts, options, report, code_payload)
-        created = aws.create_function(
-            FunctionName=name, PackageType=facts.package_type, Code=code_payload, Architectures=[facts.arch],
-            Description=_description(facts), Publish=False, **config,
-        )
-        report.function_arn = created["FunctionArn"]
-        report.action, report.changed = "created", ["code", "configuration"]
-    else:
-        report.function_arn = current["FunctionArn"]
-        if current.get("CodeSha256") != expected:
-            code_payload = code if code is not None else {}
-            report.uploaded_bytes += _upload_zip(aws, facts, options, report, code_payload)
-            aws.update_code(name, code_payload)
-            report.changed.append("code")
-        else:
-            report.upload = "none: the function already runs this code"
-        drift = {k: v for k, v in config.items() if current.get(k) != v}
-        if drift:
-            aws.update_configuration(name, drift)
-            report.changed.append("configuration")
-        report.action = "updated" if report.changed else "unchanged"
+    _create_or_update(aws, facts, options, report, current, code, _configuration(plan, facts, role_arn))
 
     deployed = aws.get_function(name)
     assert deployed is not None
-    report.deployed_code_sha256 = _prove(deployed["Configuration"], facts, expected, name)
-
-    # "Lambda doesn't publish a version if the function's configuration and code haven't changed
-    # since the last version" (API_PublishVersion): it answers with that version, so asking is safe
-    # and a second deploy of the same zip publishes nothing. CodeSha256 makes Lambda refuse to
-    # publish other code than the artifact's, should someone deploy in between.
-    newest = aws.latest_version(name)
-    published = aws.publish_version(name, expected)
-    if published.get("CodeSha256") != expected:
-        raise AwsError(f"version {published['Version']} of {name} holds other code than the artifact ({published.get('CodeSha256')} != {expected})",
-                       "another deployment changed the function meanwhile; deploy again")
-    report.version = published["Version"]
-    report.published = newest is None or newest["Version"] != published["Version"]
-
-    if options.alias:
-        report.alias_action = aws.ensure_alias(name, options.alias, report.version)
-    if options.url != "none":
-        auth = planning.URL_AUTH_TYPES[options.url]
-        report.url, report.url_action = aws.ensure_url(name, options.alias, auth)
-        if options.url == "public":
-            statements = (
-                {"StatementId": planning.URL_PERMISSION_IDS[0], "Action": "lambda:InvokeFunctionUrl", "Principal": "*", "FunctionUrlAuthType": "NONE"},
-                {"StatementId": planning.URL_PERMISSION_IDS[1], "Action": "lambda:InvokeFunction", "Principal": "*", "InvokedViaFunctionUrl": True},
-            )
-            for statement in statements:
-                if aws.add_permission(name, options.alias, **statement):
-                    report.permissions_added.append(statement["Action"])
-
+    report.deployed_code_sha256 = _prove(deployed["Configuration"], facts, report.code_sha256, name)
+    _publish(aws, name, report)
+    _expose(aws, options, report)
     if options.smoke:
         report.smoke = _smoke(aws, facts, name, report.version, options.sample_image)
     _write_records(report, facts)
@@ -181,6 +130,64 @@ def deploy_artifact(
 
 
 # -- steps ----------------------------------------------------------------------------------------
+
+
+def _create_or_update(aws: AwsSession, facts: ArtifactFacts, options: DeployOptions, report: DeployReport,
+                      current: dict[str, Any] | None, code: dict[str, Any], config: dict[str, Any]) -> None:
+    """Create the function, or update what differs: code first (waited for), then configuration."""
+    name = options.function_name
+    if current is None:
+        report.uploaded_bytes += _upload_zip(aws, facts, options, report, code)
+        created = aws.create_function(
+            FunctionName=name, PackageType=facts.package_type, Code=code, Architectures=[facts.arch],
+            Description=_description(facts), Publish=False, **config,
+        )
+        report.function_arn = created["FunctionArn"]
+        report.action, report.changed = "created", ["code", "configuration"]
+        return
+    report.function_arn = current["FunctionArn"]
+    if current.get("CodeSha256") != report.code_sha256:
+        report.uploaded_bytes += _upload_zip(aws, facts, options, report, code)
+        aws.update_code(name, code)
+        report.changed.append("code")
+    else:
+        report.upload = "none: the function already runs this code"
+    drift = {k: v for k, v in config.items() if current.get(k) != v}
+    if drift:
+        aws.update_configuration(name, drift)
+        report.changed.append("configuration")
+    report.action = "updated" if report.changed else "unchanged"
+
+
+def _publish(aws: AwsSession, name: str, report: DeployReport) -> None:
+    """Publish a version of exactly the artifact's code, unless the newest version already is one.
+
+    "Lambda doesn't publish a version if the function's configuration and code haven't changed
+    since the last version" (API_PublishVersion): it answers with that version, so asking is safe
+    and a second deploy of the same zip publishes nothing. CodeSha256 makes Lambda refuse to
+    publish other code than the artifact's, should someone deploy in between.
+    """
+    newest = aws.latest_version(name)
+    published = aws.publish_version(name, report.code_sha256)
+    if published.get("CodeSha256") != report.code_sha256:
+        raise AwsError(f"version {published['Version']} of {name} holds other code than the artifact ({published.get('CodeSha256')} != {report.code_sha256})",
+                       "another deployment changed the function meanwhile; deploy again")
+    report.version = published["Version"]
+    report.published = newest is None or newest["Version"] != published["Version"]
+
+
+def _expose(aws: AwsSession, options: DeployOptions, report: DeployReport) -> None:
+    """The alias on the new version, the function URL on the alias, and the URL's permissions."""
+    name = options.function_name
+    if options.alias:
+        report.alias_action = aws.ensure_alias(name, options.alias, report.version)
+    if options.url == "none":
+        return
+    report.url, report.url_action = aws.ensure_url(name, options.alias, planning.URL_AUTH_TYPES[options.url])
+    if options.url == "public":
+        for statement in planning.URL_PERMISSIONS:
+            if aws.add_permission(name, options.alias, **statement):
+                report.permissions_added.append(statement["Action"])
 
 
 def _configured_region(profile: str | None) -> str | None:
@@ -224,7 +231,7 @@ def _configuration(plan: Plan, facts: ArtifactFacts, role_arn: str | None) -> di
     return config
 
 
-def _code(aws: AwsSession, facts: ArtifactFacts, plan: Plan, options: DeployOptions, report: DeployReport) -> dict[str, Any] | None:
+def _code(aws: AwsSession, facts: ArtifactFacts, plan: Plan, options: DeployOptions, report: DeployReport) -> dict[str, Any]:
     """Where the code comes from. Nothing is uploaded here (see ``_upload_zip``)."""
     if facts.package_type == "Image":
         uri, created = aws.ensure_repository(planning.ecr_repository(options.function_name))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lamb.deploy.plan import BASIC_EXECUTION_POLICY_ARN, TRUST_POLICY, URL_AUTH_TYPES, Plan
+from lamb.deploy.plan import BASIC_EXECUTION_POLICY_ARN, TRUST_POLICY, URL_AUTH_TYPES, URL_PERMISSIONS, Plan
 
 
 def template(plan: Plan, *, role_arn: str | None, s3_bucket: str | None, s3_key: str | None, code_sha256: str | None) -> dict[str, Any]:
@@ -71,14 +71,9 @@ def template(plan: Plan, *, role_arn: str | None, s3_bucket: str | None, s3_key:
         outputs["FunctionUrl"] = {"Value": {"Fn::GetAtt": ["Url", "FunctionUrl"]}}
         if plan.url == "public":
             permission_target = qualifier if plan.alias else {"Ref": "Function"}
-            resources["UrlInvokePermission"] = {
-                "Type": "AWS::Lambda::Permission",
-                "Properties": {"Action": "lambda:InvokeFunctionUrl", "FunctionName": permission_target, "Principal": "*", "FunctionUrlAuthType": "NONE"},
-            }
-            resources["FunctionInvokePermission"] = {
-                "Type": "AWS::Lambda::Permission",
-                "Properties": {"Action": "lambda:InvokeFunction", "FunctionName": permission_target, "Principal": "*", "InvokedViaFunctionUrl": True},
-            }
+            for logical_id, statement in zip(("UrlInvokePermission", "FunctionInvokePermission"), URL_PERMISSIONS):
+                properties = {k: v for k, v in statement.items() if k != "StatementId"}  # CloudFormation names its own
+                resources[logical_id] = {"Type": "AWS::Lambda::Permission", "Properties": {**properties, "FunctionName": permission_target}}
     outputs["Version"] = {"Value": {"Fn::GetAtt": ["Version", "Version"]}}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
