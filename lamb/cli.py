@@ -213,7 +213,7 @@ def verify(
 
     Runs both models on the same inputs and compares every output: max absolute error, max error relative to the Keras output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The .tflite runs on the TFLite library the artifact ships (not TensorFlow's interpreter), in its own process; a library that cannot load the model is a failure with the reason.
 
-    Tolerances default per quantization mode, tight without quantization and looser the more it rounds, where class agreement matters more than values (atol / rtol / min-cosine / min-top1): {tolerances}. Verify {calibrated} models with --images: random pixels fall outside the ranges they were calibrated on.
+    Tolerances default per quantization mode, set from what each mode measurably achieves on trained models and real images (atol / rtol / min-cosine / min-top1): {tolerances}. The top-1 agreement's 95 % lower bound (Wilson) is shown beside it: when the rate passes but the bound does not, the verdict is a pass with a warning saying how many inputs would settle it. A {calibrated} model checked on random pixels alone is "not enough evidence" (exit code 1): verify it with --images.
 
     The verdict is written into the manifest, so `lamb package` refuses a model that failed or was never verified. Exit code 0: pass; 1: fail.
 

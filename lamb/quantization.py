@@ -62,39 +62,47 @@ class Mode:
         return self.optimize
 
 
-# Default tolerances measured with TF 2.21 -> ai-edge-litert 2.3 as max error / output range, mean
-# cosine, top-1 agreement on 100-200 seeded random inputs (benchmarks/bench_verify.py --modes
-# prints the Xception column):
-#              small CNN (tests)          Xception, random weights   demo model (trained, models/)
-#   float32    2.6e-7 / 1.0     / 100 %   9.2e-7 / 1.0      / 100 %  2.3e-7 / 1.0      / 100 %
-#   float16    2.6e-4 / 1.0     / 100 %   2.1e-4 / 1.0      / 100 %  3.7e-4 / 1.0      / 100 %
-#   dynamic    4.0e-3 / 0.99999 / 100 %   7.0e-3 / 0.99998  / 100 %  1.2e-2 / 0.9999   / 100 %
-#   int8       2.4e-2 / 0.99997 / 100 %   1.1e-2 / 0.99994  /  98 %  0.35   / 0.975    / 100 %
+# Default tolerances, set from what each mode measurably achieves (TF 2.21 -> ai-edge-litert 2.3;
+# max error / output range, mean cosine, top-1 agreement; measured 2026-11-26 with
+# `lamb convert -q MODE` and `lamb verify --images` on 200 real images, seeded crops, flips and
+# brightness changes of models/demo/samples; int8 calibrated on models/demo/samples):
+#              demo model (trained, models/demo)        Xception shape (benchmarks/xception_model.py)
+#              200 images                100 random     200 images                100 random
+#   float32    2.9e-7 / 1.0     / 100 %   2.4e-7 / 100 %  8.8e-7 / 1.0     / 100 %   9.5e-7 / 100 %
+#   float16    2.9e-4 / 1.0     / 100 %   3.5e-4 / 100 %  2.8e-4 / 1.0     / 100 %   2.1e-4 / 100 %
+#   dynamic    1.2e-2 / 0.99983 / 100 %   1.1e-2 / 100 %  6.3e-3 / 0.99997 /  99 %   7.0e-3 / 100 %
+#   int8       9.7e-2 / 0.99923 / 99.5 %  0.36, cos 0.976 6.7e-2 / 0.99987 /  99 %
+# - min_top1 0.99 in every mode: every mode reached it on real images (the Xception shape's 99 %
+#   has random weights, whose logits nearly tie). A model that flips a few percent of its answers is
+#   not one a user would ship: tests/test_verify_tolerances.py perturbs the demo model to flip
+#   3-4 %, which the old dynamic (>= 90 %) and int8 (>= 80 %) defaults passed. Whether the inputs
+#   can show 99 % is lamb.verify.evidence's question (the Wilson lower bound).
+# - rtol: the worst measured error with margin. float32 ~100x (summation order and fused ops
+#   only; still catches a 5 % change to one layer's weights); float16 ~6x over 3.5e-4; dynamic ~3x
+#   over 1.2e-2; int8 ~2x over 9.7e-2 on real images. Random pixels reach int8 activations outside
+#   the calibrated ranges (0.36): they are no evidence for int8 (lamb.verify.evidence).
+# - min_cosine: 1 - cosine at ~5x the worst measured gap (float16 rounds to 1.000000); below it the
+#   output's direction changed, which no rounding explains.
 # atol only matters for outputs whose range is ~0 (a constant head); it is kept far below the
-# range of any real logits. Cosine below these limits means the output's direction changed, which
-# no rounding explains.
+# range of any real logits.
 # tflite-runtime (frozen at 2.14) has no kernels for the op versions TF 2.16+ writes for hybrid
 # (dynamic-range) and int8 models: they fail in AllocateTensors ("FULLY_CONNECTED version 12").
 MODES: tuple[Mode, ...] = (
-    # The kernels differ from TensorFlow's only in summation order and fused ops, so the bound sits
-    # ~100x above what we measured and still catches a 5 % change to one layer's weights.
     Mode("float32", "no quantization", tolerances=Tolerances(atol=1e-6, rtol=1e-4, min_cosine=0.9999, min_top1=0.99)),
-    # Weights rounded to 11 significant bits: ~3e-4 of the range; bound 1e-2.
+    # Weights rounded to 11 significant bits.
     Mode(
         "float16", "float16 weights", optimize=True, supported_types=("float16",),
-        tolerances=Tolerances(atol=1e-5, rtol=1e-2, min_cosine=0.999, min_top1=0.97),
+        tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
     ),
-    # int8 weights, activations quantized on the fly: ~1 % of the range; bound 10 %.
+    # int8 weights, activations quantized on the fly.
     Mode(
         "dynamic", "int8 weights, float activations", optimize=True,
-        tolerances=Tolerances(atol=1e-4, rtol=0.1, min_cosine=0.99, min_top1=0.9), lacked_by=("tflite-runtime",),
+        tolerances=Tolerances(atol=1e-4, rtol=0.04, min_cosine=0.999, min_top1=0.99), lacked_by=("tflite-runtime",),
     ),
-    # The demo's 0.35 is random noise pushed through ranges calibrated on real images (activations
-    # clip); on its own images it is 1.2 % and cosine 0.9999. So values are bounded loosely and
-    # cosine plus top-1 agreement carry the verdict; verify int8 models with --images.
+    # Integer activations on ranges measured on the calibration images.
     Mode(
         "int8", "full-integer, needs --calibration", optimize=True, integer_only=True,
-        tolerances=Tolerances(atol=1e-3, rtol=0.5, min_cosine=0.9, min_top1=0.8), lacked_by=("tflite-runtime",),
+        tolerances=Tolerances(atol=1e-3, rtol=0.2, min_cosine=0.995, min_top1=0.99), lacked_by=("tflite-runtime",),
     ),
 )
 BY_NAME: dict[str, Mode] = {m.name: m for m in MODES}
