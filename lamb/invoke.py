@@ -177,6 +177,8 @@ def build_event(*, event_file: Path | None = None, image: Path | None = None, ur
             return "event", json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})", "an event is one JSON value, as in the Lambda console's Test tab") from None
+        except RecursionError:
+            raise InputError(f"{path} nests its JSON too deeply to read", "Lambda's own runtime could not parse it either") from None
     if image is not None:
         path = Path(image)
         if not path.is_file():

@@ -115,6 +115,10 @@ def test_bad_event_files(tmp_path):
     bad.write_text("{nope")
     with pytest.raises(InputError, match="not JSON"):
         build_event(event_file=bad)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(InputError, match="nests its JSON too deeply"):
+        build_event(event_file=deep)
     with pytest.raises(InputError, match="cannot read"):
         build_event(event_file=tmp_path / "missing.json")
     with pytest.raises(InputError, match="no image"):
