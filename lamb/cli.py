@@ -545,8 +545,9 @@ def deploy(
             image_uri=image_uri, smoke=not no_smoke, sample_image=sample_image,
         )
         report = deploy_artifact(artifact, options, plan_only=plan)
-    if as_json:
-        print_json(report)
-        return
-    for renderable in render(report, verbose):
-        console.print(renderable, highlight=False, soft_wrap=True)  # each command stays on one line, to copy
+        if as_json:
+            print_json(report)
+        else:
+            for renderable in render(report, verbose):
+                console.print(renderable, highlight=False, soft_wrap=True)  # each command stays on one line, to copy
+        report.raise_for_failure()

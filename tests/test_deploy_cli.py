@@ -116,3 +116,21 @@ def test_a_real_package_deploys_with_its_own_record(moto_server, verified_copy, 
 
     smoke = package.smoke
     assert config["MemorySize"] == advise_memory(smoke.invoke_ms, peak_rss_mb=smoke.peak_rss_mb).recommended_mb
+
+
+def test_a_failed_smoke_test_prints_the_report_then_exits_9(deploy_artifact_factory, aws_env):
+    import requests
+    from moto import mock_aws
+
+    artifact = deploy_artifact_factory()
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        import boto3
+
+        role = boto3.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        answer = {"results": [json.dumps({"error": "cannot decode the image", "statusCode": 400})], "region": "eu-west-1"}
+        requests.post("http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response", json=answer).raise_for_status()
+        result = runner.invoke(app, ["deploy", str(artifact), "-n", "clothes", "--role", role, "--json"])
+    assert result.exit_code == 9
+    report = json.loads(result.stdout)
+    assert report["smoke"]["passed"] is False and report["version"] == "1"
+    assert "failed its smoke test: the handler answered 400" in result.stderr

@@ -186,8 +186,10 @@ def test_smoke_fails_on_function_error(moto, deploy_artifact_factory):
     # Lambda sets FunctionError on an answer over its 6 MB payload limit; moto's queue can give one.
     too_large = "x" * 6_100_000
     queue_answers(too_large)
+    report = deploy_artifact(artifact, DeployOptions("clothes", role_arn=role), session=AwsSession(region=REGION))
+    assert report.smoke.function_error == "Unhandled" and not report.smoke.passed
     with pytest.raises(ArtifactError, match="failed its smoke test: FunctionError Unhandled: Response payload size exceeded") as info:
-        deploy_artifact(artifact, DeployOptions("clothes", role_arn=role), session=AwsSession(region=REGION))
+        report.raise_for_failure()
     assert "aws logs tail /aws/lambda/clothes" in info.value.hint
     record = json.loads(artifact.with_name(artifact.stem + ".deploy.json").read_text())
     assert record["smoke"]["passed"] is False and record["version"] == "1"
@@ -196,8 +198,10 @@ def test_smoke_fails_on_function_error(moto, deploy_artifact_factory):
 def test_smoke_fails_on_the_handlers_own_error(moto, deploy_artifact_factory):
     role = existing_role()
     queue_answers(json.dumps({"error": "cannot decode the image", "statusCode": 400}))
+    report = deploy_artifact(deploy_artifact_factory(), DeployOptions("clothes", role_arn=role), session=AwsSession(region=REGION))
+    assert report.smoke.function_error is None  # the status code alone says nothing here
     with pytest.raises(ArtifactError, match="the handler answered 400: cannot decode the image"):
-        deploy_artifact(deploy_artifact_factory(), DeployOptions("clothes", role_arn=role), session=AwsSession(region=REGION))
+        report.raise_for_failure()
 
 
 def test_no_smoke_invokes_nothing(moto, deploy_artifact_factory):
@@ -259,3 +263,21 @@ def test_zip_over_an_image_function_is_refused(moto, tmp_path, deploy_artifact_f
     with pytest.raises(InputError, match="has package type Image and .* is Zip; Lambda cannot change a function's package type") as info:
         deploy(deploy_artifact_factory())
     assert "delete-function" in info.value.hint
+
+
+def test_smoke_event_is_the_users_the_contexts_or_synthetic(tmp_path, deploy_artifact_factory, sample_images):
+    from conftest import make_image_context
+
+    from lamb.deploy.artifact import read_facts
+    from lamb.deploy.run import smoke_event
+
+    zip_facts = read_facts(deploy_artifact_factory())
+    assert set(smoke_event(zip_facts, None)) == {"image"}  # seeded synthetic JPEG, the model's input size
+    assert smoke_event(zip_facts, None) == smoke_event(zip_facts, None)
+    context = make_image_context(tmp_path / "ctx")
+    (context / "sample-event.json").write_text(json.dumps({"image": "aGVsbG8="}))
+    assert smoke_event(read_facts(context), None) == {"image": "aGVsbG8="}
+    mine = next(sample_images.glob("*.png"))
+    import base64
+
+    assert smoke_event(read_facts(context), mine) == {"image": base64.b64encode(mine.read_bytes()).decode()}

@@ -70,6 +70,15 @@ class DeployReport:
     template_path: Path | None = None
     notes: list[str] = field(default_factory=list)
 
+    def raise_for_failure(self) -> None:
+        """``ArtifactError`` (exit code 9) when the deployed function failed its smoke test."""
+        if self.smoke is not None and not self.smoke.passed:
+            raise ArtifactError(
+                f"the deployed function failed its smoke test: {self.smoke.reason}",
+                f"see its logs: `aws logs tail /aws/lambda/{self.function_name} --since 10m --region {self.region}`; "
+                f"the deployment is recorded in {self.record_path}",
+            )
+
 
 def deploy_artifact(
     artifact: Path | None,
@@ -78,7 +87,11 @@ def deploy_artifact(
     plan_only: bool = False,
     session: AwsSession | None = None,
 ) -> DeployReport:
-    """Deploy ``artifact`` (default: the one ``lamb package`` last built here) as ``options`` say."""
+    """Deploy ``artifact`` (default: the one ``lamb package`` last built here) as ``options`` say.
+
+    A failed smoke test does not raise here: the function is deployed and recorded either way;
+    ``DeployReport.raise_for_failure()`` turns it into an error (the CLI does, after printing).
+    """
     if artifact is None:
         from lamb.invoke import default_artifact
 
@@ -121,11 +134,6 @@ def deploy_artifact(
     if options.smoke:
         report.smoke = _smoke(aws, facts, name, report.version, options.sample_image)
     _write_records(report, facts)
-    if report.smoke is not None and not report.smoke.passed:
-        raise ArtifactError(
-            f"the deployed function failed its smoke test: {report.smoke.reason}",
-            f"see its logs: `aws logs tail /aws/lambda/{name} --since 10m --region {aws.region}`; the deployment is recorded in {report.record_path}",
-        )
     return report
 
 
@@ -287,11 +295,20 @@ def _prove(config: dict[str, Any], facts: ArtifactFacts, expected: str | None, n
     return deployed
 
 
-def _smoke(aws: AwsSession, facts: ArtifactFacts, name: str, version: str | None, image: Path | None) -> SmokeInvoke:
+def smoke_event(facts: ArtifactFacts, image: Path | None) -> dict[str, Any]:
+    """The event the smoke test sends: ``--sample-image``; else the one an image context carries
+    (an image the function answered in lamb's smoke run); else a seeded synthetic image."""
+    from lamb.package.artifact import SAMPLE_EVENT
     from lamb.package.build import sample_event
 
-    event = sample_event(facts.manifest, image)
-    status, function_error, payload = aws.invoke(name, version, event)
+    carried = facts.path / SAMPLE_EVENT
+    if image is None and facts.path.is_dir() and carried.is_file():
+        return json.loads(carried.read_text(encoding="utf-8"))
+    return sample_event(facts.manifest, image)
+
+
+def _smoke(aws: AwsSession, facts: ArtifactFacts, name: str, version: str | None, image: Path | None) -> SmokeInvoke:
+    status, function_error, payload = aws.invoke(name, version, smoke_event(facts, image))
     try:
         response: Any = json.loads(payload) if payload else None
     except (UnicodeDecodeError, json.JSONDecodeError):
