@@ -418,12 +418,14 @@ def _smoke(
         why.append(f"glibc {host.glibc} here, {target.glibc} on the target")
     label = (
         f"HOST STAND-IN: this machine cannot run {target.name} wheels ({'; '.join(why)}); "
-        f"ran the same files with the same package versions built for python{host.python_version}-{host.arch}. "
-        f"It cannot prove the target's wheels load on {target.runtime.os}'s glibc and libstdc++: "
-        f"the ELF audit checked that"
+        f"ran the same files with the same package versions built for python{host.python_version}-{host.arch}"
     )
     if differences:
         label += " except " + ", ".join(differences)
+    label += (
+        f". It cannot prove that the target's own wheels load on {target.runtime.os}'s glibc and "
+        "libstdc++: the ELF audit checked that"
+    )
     result = _run(root, event, label, stand_in=True, python=f"python{host.python_version}-{host.arch} (host)")
     result.differences = differences
     return result

@@ -47,7 +47,43 @@ def choose(
     step = progress or (lambda _msg: None)
     if wheelhouse is not None:
         return _from_wheelhouse(target, manifest, override, Path(wheelhouse), slimmed, step)
-    first = tflite_lib.choose(target, manifest, override)
+    try:
+        return _first_passing(target, manifest, override, slimmed, cache, step)
+    except _NonePasses as none:
+        name = none.name
+        # Offer only ways out that pass the audit themselves.
+        alternative = None
+        if override:
+            default = _passing(target, manifest, None, slimmed, cache)
+            alternative = default and f"the default library (drop --runtime-lib: {default} passes the ELF audit here)"
+        hint = _way_out(target, name, manifest, override, slimmed, cache, alternative)
+        if none.rejected:
+            raise _refusal(target, none.rejected, None, hint) from None
+        raise DependencyError(none.message, hint) from None
+
+
+class _NonePasses(Exception):
+    def __init__(self, name: str, rejected: list, message: str = ""):
+        super().__init__(message)
+        self.name, self.rejected, self.message = name, rejected, message
+
+
+def _passing(target: Target, manifest: Any, override: str | None, slimmed: bool, cache: Path | None) -> str | None:
+    """The requirement that would ship for ``target``, or None when nothing passes there."""
+    try:
+        return _first_passing(target, manifest, override, slimmed, cache, lambda _msg: None).choice.requirement
+    except (_NonePasses, DependencyError):
+        return None
+
+
+def _first_passing(target: Target, manifest: Any, override: str | None, slimmed: bool, cache: Path | None,
+                   step: Callable[[str], None]) -> AuditedChoice:
+    try:
+        first = tflite_lib.choose(target, manifest, override)
+    except DependencyError as exc:
+        if not override:
+            raise
+        raise _NonePasses(tflite_lib.normalise_name(override), [], exc.message) from None
     mode = getattr(manifest, "quantization", quantization.DEFAULT) if manifest is not None else quantization.DEFAULT
     rejected: list[tuple[str, str, audit.AuditReport]] = []  # (name, version, report), newest first
     for row in _candidates(target, first, override, mode):
@@ -60,7 +96,7 @@ def choose(
             why = _why(first.reason if picked else "", row.name, row.version, report, rejected, target)
             return AuditedChoice(replace(choice, reason=why), report, [_phrase(*r) for r in rejected])
         rejected.append((row.name, row.version, report))
-    raise _refusal(target, rejected, via=None)
+    raise _NonePasses(first.name, rejected)
 
 
 def _candidates(target: Target, first: tflite_lib.TFLiteLibChoice, override: str | None, mode: str):
@@ -94,17 +130,27 @@ def _needs_phrase(report: audit.AuditReport) -> str:
         or "no versioned symbols"
 
 
-def _way_out(target: Target, name: str) -> str:
-    outs = []
-    if target.runtime.os != "Amazon Linux 2023":
-        outs.append(f"python3.12 or newer on {target.arch} (Amazon Linux 2023, glibc 2.34)")
+def _way_out(target: Target, name: str, manifest: Any, override: str | None, slimmed: bool, cache: Path | None,
+             alternative: str | None = None) -> str:
+    """Only ways out that exist: another runtime or arch is offered when its wheel passes the audit."""
+    from lamb.package import targets
+
+    outs = [alternative] if alternative else []
+    newest_os = targets.default_runtime().os
+    if target.runtime.os != newest_os:
+        newer = next(r for r in targets.RUNTIMES if r.os == newest_os)
+        if _passing(targets.Target(newer, target.arch), manifest, override, slimmed, cache):
+            outs.append(f"{newer.name} or newer on {target.arch} ({newest_os}, glibc {'%d.%d' % newer.glibc})")
     if target.arch != "x86_64":
-        outs.append("x86_64")
+        there = _passing(targets.Target(target.runtime, "x86_64"), manifest, override, slimmed, cache)
+        if there:
+            outs.append(f"x86_64 ({there} passes there)")
     outs.append(f"--wheelhouse with a wheel of {name} built for {target.runtime.os}")
     return "use " + ", or ".join(outs)
 
 
-def _refusal(target: Target, rejected: list[tuple[str, str, audit.AuditReport]], via: str | None) -> DependencyError:
+def _refusal(target: Target, rejected: list[tuple[str, str, audit.AuditReport]], via: str | None,
+             hint: str) -> DependencyError:
     name, version, report = rejected[0]
     problem = report.problems[0]
     least = min(rejected, key=lambda r: _need_rank(r[2]))
@@ -115,7 +161,7 @@ def _refusal(target: Target, rejected: list[tuple[str, str, audit.AuditReport]],
     return DependencyError(
         f"{source} cannot load on {target.describe()}: its {problem.file.rsplit('/', 1)[-1]} needs "
         f"{problem.need}{also}",
-        _way_out(target, name),
+        hint,
     )
 
 
@@ -158,4 +204,8 @@ def _from_wheelhouse(target: Target, manifest: Any, override: str | None, wheelh
             f"the wheelhouse {wheelhouse} has no wheel of {' or '.join(names)} for {target.describe()}",
             "add one (built for that Python and arch), or drop --wheelhouse to use the index",
         )
-    raise _refusal(target, rejected, via=str(last_wheel))
+    raise _refusal(
+        target, rejected, via=str(last_wheel),
+        hint=f"replace it with a wheel of {rejected[0][0]} built for {target.runtime.os} (glibc {target.glibc} "
+        "or older), or build without --wheelhouse",
+    )
