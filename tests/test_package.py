@@ -240,6 +240,17 @@ def test_cli_no_args_packages_the_manifest_in_cwd(tmp_path, verified_copy, monke
 
 
 @pytest.mark.e2e
+def test_cli_refuses_a_target_nothing_loads_on_in_one_sentence(tmp_path, verified_copy, monkeypatch):
+    monkeypatch.chdir(verified_copy.parent)
+    result = CliRunner().invoke(app, ["package", "--runtime", "python3.11", "--arch", "arm64"])
+    assert result.exit_code == 7 and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert "error: ai-edge-litert 1.4.0 cannot load on python3.11 on arm64 (Amazon Linux 2, glibc 2.26)" in said
+    assert "needs GLIBC_2.30" in said and "hint: use python3.12 or newer on arm64" in said
+    assert not list(verified_copy.parent.glob("*.zip"))
+
+
+@pytest.mark.e2e
 def test_cli_errors_have_exit_codes(tmp_path, verified_copy, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["package"])
