@@ -93,7 +93,7 @@ def predict(x):
 
 
 def find_python312() -> str | None:
-    from lamb.local import find_python
+    from lamb.targets import find_python
 
     return find_python("3.12")
 
@@ -159,10 +159,11 @@ class Variant:
         self.peak_rss_mb = 0.0
 
     def function(self, threads: int):
-        from lamb.local import LocalFunction
+        from lamb.local import LocalFunction, RunSettings
 
         env = {"LAMB_NUM_THREADS": str(threads), "LAMB_LOG_TIMING": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        return LocalFunction(self.root, memory_mb=self.memory, timeout_s=300, init_timeout_s=self.init_timeout, env=env, python=self.python)
+        settings = RunSettings(memory_mb=self.memory, timeout_s=300, init_timeout_s=self.init_timeout, env=env, python=self.python)
+        return LocalFunction(self.root, settings)
 
     def record(self, result, *, cold: bool) -> None:
         if result.error:
@@ -245,7 +246,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from lamb import manifest as mf
-    from lamb.local import unpack_artifact
+    from lamb.package.standin import unpack_artifact
 
     OUT.mkdir(parents=True, exist_ok=True)
     h5 = ensure_xception_h5()

@@ -59,7 +59,8 @@ def naive_zip(tflite: Path, runtime: str, arch: str, work: Path) -> tuple[int, i
     ai-edge-litert + Pillow for the target's tags, plus the float32 model, zipped as is."""
     import subprocess
 
-    from lamb.package import targets, wheels
+    from lamb import targets
+    from lamb.package import wheels
 
     target = targets.get_target(runtime, arch)
     start = time.perf_counter()

@@ -423,10 +423,11 @@ def invoke(
     with handle_errors(verbose):
         from lamb.errors import ArtifactError
         from lamb.invoke import invoke_artifact, parse_env, render
+        from lamb.local import RunSettings
 
+        settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
         report = invoke_artifact(
-            artifact, event_file=event, image=image, url=url, repeat=repeat, memory_mb=memory,
-            timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in, max_latency_ms=max_latency_ms,
+            artifact, event_file=event, image=image, url=url, repeat=repeat, settings=settings, max_latency_ms=max_latency_ms,
         )
     if as_json:
         print_json(report)
@@ -465,6 +466,7 @@ def serve(
     """
     with handle_errors(verbose):
         from lamb.invoke import parse_env
+        from lamb.local import RunSettings
         from lamb.serve import serve_artifact
 
         def ready(server) -> None:
@@ -479,9 +481,9 @@ def serve(
             console.print(f"POST JSON events to [bold]{server.url}[/]", highlight=False)
             console.print(f"""[dim]e.g. curl -s -X POST {server.url} -d '{{"url": "https://.../image.jpg"}}'   Ctrl-C to stop[/]""", highlight=False)
 
+        settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
         report = serve_artifact(
-            artifact, port=port, workers=workers, memory_mb=memory, timeout_s=timeout,
-            env=parse_env(env), python=python, stand_in=not no_stand_in, on_ready=ready,
+            artifact, port=port, workers=workers, settings=settings, on_ready=ready,
         )
     if as_json:
         print_json(report)

@@ -64,6 +64,12 @@ class DependencyError(LambError):
 
     exit_code = 7
 
+    def __init__(self, message: str, hint: str | None = None, *, package: str | None = None):
+        super().__init__(message, hint)
+        #: The distribution (PEP 503 name) that has no fitting wheel, when pip named one: a
+        #: stand-in install unpins it and retries.
+        self.package = package
+
 
 class BudgetExceeded(LambError):
     """The artifact breaks a Lambda hard limit or the user's --max-size budget."""

@@ -15,7 +15,7 @@ import math
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,7 +23,9 @@ from lamb import layout
 from lamb import manifest as mf
 from lamb.cost import MemoryAdvice, advise_memory, memory_advice, recommend_memory_mb  # noqa: F401 (re-exported)
 from lamb.errors import ArtifactError, InputError, ManifestError
-from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, LocalFunction, find_python, unpack_artifact
+from lamb.local import LocalFunction, RunSettings
+from lamb.package.standin import host_stand_in, unpack_artifact
+from lamb.targets import find_python, host_python, python_version
 
 @dataclass
 class InvokeReport:
@@ -196,7 +198,7 @@ def built_for(task_root: Path) -> tuple[str, str, str] | None:
     The package record in its ``lamb.json`` says so. An artifact packaged before lamb wrote records
     is read from the tags of its extension modules; None when neither tells (pure Python).
     """
-    from lamb.package import targets
+    from lamb import targets
 
     record = mf.package_record(task_root)
     if record is not None:
@@ -226,15 +228,13 @@ def check_runnable(task_root: Path, python: str | None, *, stand_in: bool = True
     """
     import platform
 
-    from lamb.local import host_stand_in
-
     built = built_for(task_root)
     if built is None or python is not None:
         return task_root, python, []
     want_python, want_machine, want_arch = built
-    host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    here = host_python()
     if want_machine == platform.machine():
-        if want_python == host_python:
+        if want_python == here:
             return task_root, None, []
         found = find_python(want_python)
         if found is not None:
@@ -242,9 +242,9 @@ def check_runnable(task_root: Path, python: str | None, *, stand_in: bool = True
     target = f"Python {want_python} on {want_arch}"
     if not stand_in:
         raise ArtifactError(
-            f"the artifact is built for {target}; this machine runs Python {host_python} on {platform.machine()}",
+            f"the artifact is built for {target}; this machine runs Python {here} on {platform.machine()}",
             f"pass --python /path/to/python{want_python}, allow a host stand-in, or build for this machine: "
-            f"`lamb package --runtime python{host_python}`",
+            f"`lamb package --runtime python{here}`",
         )
     notes: list[str] = [f"the artifact is built for {target}"]
     return host_stand_in(task_root, notes), None, notes
@@ -252,21 +252,22 @@ def check_runnable(task_root: Path, python: str | None, *, stand_in: bool = True
 
 @contextlib.contextmanager
 def runnable_artifact(
-    artifact: Path | None, python: str | None, *, stand_in: bool = True
-) -> Iterator[tuple[Path, Path, str | None, list[str]]]:
+    artifact: Path | None, settings: RunSettings
+) -> Iterator[tuple[Path, Path, RunSettings, list[str]]]:
     """Resolve, unpack and check an artifact for running here; removes what it unpacked on exit.
 
-    Yields the artifact path, the task root to run, the interpreter to run it with (None: lamb's
-    own) and the notes to show (what was unpacked, any stand-in).
+    Yields the artifact path, the task root to run, the settings to run it with (their
+    interpreter the one that runs it: None for lamb's own) and the notes to show (what was
+    unpacked, any stand-in).
     """
     artifact = Path(artifact) if artifact is not None else default_artifact()
     unpack_notes: list[str] = []
     task_root = unpack_artifact(artifact, notes=unpack_notes)
     roots = [task_root]
     try:
-        task_root, python, notes = check_runnable(task_root, python, stand_in=stand_in)
+        task_root, python, notes = check_runnable(task_root, settings.python, stand_in=settings.stand_in)
         roots.append(task_root)
-        yield artifact, task_root, python, unpack_notes + notes
+        yield artifact, task_root, replace(settings, python=python), unpack_notes + notes
     finally:
         for root in roots:
             shutil.rmtree(root, ignore_errors=True)
@@ -280,14 +281,9 @@ def invoke_artifact(
     url: str | None = None,
     event: Any = None,
     repeat: int = 0,
-    memory_mb: int = DEFAULT_MEMORY_MB,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    init_timeout_s: float = INIT_TIMEOUT_S,
-    env: dict[str, str] | None = None,
-    python: str | None = None,
-    stand_in: bool = True,
+    settings: RunSettings | None = None,
     max_latency_ms: float | None = None,
-    arch: str = "x86_64",
+    arch: str | None = None,
 ) -> InvokeReport:
     """Unpack ``artifact``, run its handler once cold and ``repeat`` more times warm, report.
 
@@ -302,10 +298,11 @@ def invoke_artifact(
         kind = "event"
     else:
         kind, event = build_event(event_file=event_file, image=image, url=url)
-    with runnable_artifact(artifact, python, stand_in=stand_in) as (artifact, task_root, python, notes):
-        with LocalFunction(
-            task_root, memory_mb=memory_mb, timeout_s=timeout_s, init_timeout_s=init_timeout_s, env=env, python=python
-        ) as function:
+    settings = settings or RunSettings()
+    memory_mb = settings.memory_mb
+    with runnable_artifact(artifact, settings) as (artifact, task_root, settings, notes):
+        built = built_for(task_root)
+        with LocalFunction(task_root, settings) as function:
             first = function.invoke(event)
             warm: list[float] = []
             if first.error is None:
@@ -316,14 +313,16 @@ def invoke_artifact(
                         break
                     warm.append(result.invoke_ms)
                     first.peak_rss_mb = max(first.peak_rss_mb or 0.0, result.peak_rss_mb or 0.0)
-            version = _python_version(python)
+            version = python_version(settings.python) or "?"
 
     advice = None
     if first.error is None and first.peak_rss_mb:
         # The handler runs one interpreter thread per vCPU of the setting, so below 3,538 MB the
         # time measured here is one-thread time, what Lambda's CPU share scales.
         local_ms = percentile(warm, 50) if warm else first.invoke_ms
-        floors = {"the pixel budget": pixel_budget_floor(first.peak_rss_mb, env)}
+        floors = {"the pixel budget": pixel_budget_floor(first.peak_rss_mb, settings.env)}
+        # Lambda's price depends on the arch the artifact is built for (its record says which).
+        arch = arch or (built[2] if built is not None else "x86_64")
         advice = advise_memory(local_ms, peak_rss_mb=first.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms, arch=arch)
         if not warm:
             notes.append("memory advice from the first invocation's time; --repeat N gives a steadier warm median")
@@ -342,24 +341,12 @@ def invoke_artifact(
         peak_rss_mb=first.peak_rss_mb,
         memory_mb=memory_mb,
         recommended_memory_mb=advice.recommended_mb if advice else None,
-        memory_advice=f"{memory_advice(advice)}; {_pixel_budget_note(advice.recommended_mb, env)}" if advice else "",
+        memory_advice=f"{memory_advice(advice)}; {_pixel_budget_note(advice.recommended_mb, settings.env)}" if advice else "",
         python=version,
         logs=first.logs,
         notes=notes,
         memory=advice,
     )
-
-
-def _python_version(python: str | None) -> str:
-    if python is None:
-        return f"{sys.version_info.major}.{sys.version_info.minor}"
-    import subprocess
-
-    out = subprocess.run(
-        [python, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, check=False,
-    )
-    return out.stdout.strip() or "?"
 
 
 def parse_env(pairs: list[str] | None) -> dict[str, str]:

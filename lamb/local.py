@@ -1,9 +1,9 @@
 """Run a built artifact the way Lambda runs it, without Docker.
 
-``unpack_artifact`` turns the zip (or an image-context folder) into a task root; ``LocalFunction``
-runs its handler in a fresh ``python -I -S`` subprocess whose import path holds only the task
-root and the standard library, with Lambda's environment variables, working directory and
-context object. The handler is imported once (the cold start, timed) and then answers events
+``lamb.package.standin.unpack_artifact`` turns the zip (or an image-context folder) into a task
+root; ``LocalFunction`` runs its handler in a fresh ``python -I -S`` subprocess whose import path
+holds only the task root and the standard library, with Lambda's environment variables, working
+directory and context object, under one ``RunSettings`` value. The handler is imported once (the cold start, timed) and then answers events
 over a pipe, warm, like a Lambda execution environment.
 
 What it mirrors from Lambda: handler exceptions come back as ``errorMessage``/``errorType``/
@@ -28,12 +28,11 @@ import time
 import uuid
 import weakref
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lamb import layout
-from lamb import tflite_lib
 from lamb.errors import ArtifactError, InputError
 
 HANDLER = layout.HANDLER
@@ -60,71 +59,26 @@ class Invocation:
     logs: str = ""  # what the handler printed to stdout/stderr during this invocation (and its init)
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How a function runs here: Lambda's settings, and what runs it.
+
+    One value for ``LocalFunction``, ``LocalServer``, ``invoke_artifact`` and ``serve_artifact``.
+    """
+
+    memory_mb: int = DEFAULT_MEMORY_MB
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    init_timeout_s: float = INIT_TIMEOUT_S
+    env: dict[str, str] = field(default_factory=dict)  # added to Lambda's variables (--env)
+    python: str | None = None  # the interpreter; None: lamb's own (or the target's, when found)
+    stand_in: bool = True  # may a host stand-in run an artifact this machine cannot load?
+
+
 # -- artifacts -> task roots ------------------------------------------------------------------------
 
 
-def find_python(version: str) -> str | None:
-    """A CPython ``version`` ("3.12") on this machine that actually starts, or None.
-
-    Looks on PATH, then where pyenv and uv keep the interpreters they manage: pyenv's shims
-    refuse a version that is installed but not selected, and uv puts none on PATH by default.
-    """
-    import glob
-
-    candidates = [shutil.which(f"python{version}")]
-    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{version}.*", "bin", f"python{version}")), reverse=True)
-    uv_root = os.environ.get("UV_PYTHON_INSTALL_DIR") or os.path.expanduser("~/.local/share/uv/python")
-    candidates += sorted(glob.glob(os.path.join(uv_root, f"cpython-{version}.*", "bin", f"python{version}")), reverse=True)
-    for path in candidates:
-        if path and _python_version(path) == version:
-            return path
-    return None
-
-
-def _python_version(path: str) -> str | None:
-    try:
-        probe = subprocess.run(
-            [path, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2], sys.implementation.name)"],
-            capture_output=True, text=True, check=False, timeout=30,
-        )
-    except OSError:
-        return None
-    version, _, implementation = probe.stdout.strip().partition(" ")
-    return version if probe.returncode == 0 and implementation == "cpython" else None
-
-
-def unpack_artifact(path: Path, dest: Path | None = None, notes: list[str] | None = None) -> Path:
-    """The artifact (zip, or image-context folder) laid out as a Lambda task root.
-
-    ``dest`` defaults to a new temp folder; the caller removes it (``shutil.rmtree``) when done.
-    For an image folder the dependencies its Dockerfile would install are installed here, for
-    this machine; ``notes`` (if given) receives a sentence when they differ from the image's pins.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no artifact at {path}", "run `lamb package` first, or name the .zip or image folder")
-    dest = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="lamb-task-"))
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        if path.is_dir():
-            _copy_image_context(path, dest, notes if notes is not None else [])
-        elif zipfile.is_zipfile(path):
-            _extract_zip(path, dest)
-        else:
-            raise InputError(f"{path} is neither a zip nor an image-context folder", "name the artifact `lamb package` built")
-        if not (dest / layout.HANDLER_FILE).is_file():
-            raise ArtifactError(
-                f"{path} has no {layout.HANDLER_FILE} at its root",
-                "Lambda looks for the handler at the root of the zip; rebuild it with `lamb package`",
-            )
-    except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise
-    return dest
-
-
-def _extract_zip(path: Path, dest: Path) -> None:
+def extract_zip(path: Path, dest: Path) -> None:
+    """Unzip an artifact into ``dest`` as Lambda does: permissions kept, nothing outside ``dest``."""
     root = dest.resolve()
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
@@ -135,71 +89,6 @@ def _extract_zip(path: Path, dest: Path) -> None:
             mode = (info.external_attr >> 16) & 0o777
             if mode and not info.is_dir():
                 os.chmod(target, mode)  # zipfile drops permissions; Lambda keeps them (executables, .so)
-
-
-def _copy_image_context(path: Path, dest: Path, notes: list[str]) -> None:
-    # An image context holds what `docker build` copies into ${LAMBDA_TASK_ROOT}; its dependencies
-    # are installed by the Dockerfile, so they are resolved here for the host instead.
-    shutil.copytree(path, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("Dockerfile", ".dockerignore", "README.md"))
-    requirements = dest / "requirements.txt"
-    if requirements.is_file():
-        _install_requirements(requirements, dest, notes)
-
-
-def _install_requirements(requirements: Path, dest: Path, notes: list[str]) -> None:
-    """Install an image context's pinned requirements.txt into ``dest`` for this machine."""
-    pins = {}
-    for line in requirements.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-") and "==" in line:
-            name, _, version = line.partition("==")
-            pins[name.strip()] = version.strip()
-    how, differs = _install_for_this_machine(pins, dest)
-    if differs:
-        notes.append(f"STAND-IN: the image's pinned wheels do not all install here; ran its files with {how}")
-
-
-def _install_for_this_machine(pins: dict[str, str], dest: Path) -> tuple[str, bool]:
-    """Install ``pins`` into ``dest`` for this machine, never changing the runtime library's
-    version. Returns a phrase saying what was installed, and whether any version differs."""
-    from lamb.package import targets, wheels
-
-    host = targets.host_smoke_target()
-    if host is None:
-        raise ArtifactError(
-            "this machine cannot load any Lambda wheel (not Linux CPython with glibc on x86_64/arm64)",
-            "run the artifact on Lambda, or in its container image",
-        )
-    names = {wheels.normalise(p) for p in pins}
-    keep = next((n for n in tflite_lib.NAMES if n in names), tflite_lib.NAMES[0])
-    _, differences = wheels.install_same_versions(pins, host, dest, keep=keep)
-    how = f"the same package versions built for {host.name}"
-    return (how + " except " + ", ".join(differences), True) if differences else (how, False)
-
-
-def host_stand_in(task_root: Path, notes: list[str]) -> Path:
-    """A task root with the same handler, model and manifest, but wheels this machine can load.
-
-    For an artifact built for another Python version or architecture: the same package versions
-    are installed for this machine, those it has no wheel for replaced by what the resolver picks
-    (never the runtime library's), and slimmed as ``lamb package`` slims. ``notes`` gets the label.
-    """
-    from lamb.package import slim, wheels
-
-    pins = wheels.installed_distributions(task_root)
-    dest = Path(tempfile.mkdtemp(prefix="lamb-standin-"))
-    try:
-        how, _ = _install_for_this_machine(pins, dest)
-        for name in layout.ROOT_FILES:
-            if (task_root / name).is_file():
-                shutil.copy2(task_root / name, dest / name)
-        slim.slim(dest)
-    except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise
-    notes.append(f"HOST STAND-IN: this machine cannot load the artifact's wheels; ran its handler, model and "
-                 f"manifest with {how}")
-    return dest
 
 
 # -- the execution environment ----------------------------------------------------------------------
@@ -325,27 +214,24 @@ class LocalFunction:
     def __init__(
         self,
         task_root: Path,
+        settings: RunSettings | None = None,
         *,
-        memory_mb: int = DEFAULT_MEMORY_MB,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        env: dict[str, str] | None = None,
         handler: str = HANDLER,
         function_name: str = "lamb-local",
-        init_timeout_s: float = INIT_TIMEOUT_S,
-        python: str | None = None,
     ):
+        settings = settings or RunSettings()
         self.task_root = Path(task_root).resolve()
         if not self.task_root.is_dir():
-            raise InputError(f"no task root at {self.task_root}", "unpack the artifact first (lamb.local.unpack_artifact)")
-        if not 128 <= memory_mb <= 10240:
-            raise InputError(f"memory {memory_mb} MB is outside Lambda's range", "use 128 to 10240 MB")
-        self.memory_mb = memory_mb
-        self.timeout_s = timeout_s
-        self.init_timeout_s = init_timeout_s
+            raise InputError(f"no task root at {self.task_root}", "unpack the artifact first (lamb.package.standin.unpack_artifact)")
+        if not 128 <= settings.memory_mb <= 10240:
+            raise InputError(f"memory {settings.memory_mb} MB is outside Lambda's range", "use 128 to 10240 MB")
+        self.memory_mb = settings.memory_mb
+        self.timeout_s = settings.timeout_s
+        self.init_timeout_s = settings.init_timeout_s
         self.handler = handler
         self.function_name = function_name
-        self.extra_env = dict(env or {})
-        self.python = python or sys.executable
+        self.extra_env = dict(settings.env)
+        self.python = settings.python or sys.executable
         self.init_error: dict[str, Any] | None = None
         self._proc: _Process | None = None
         self._runtime_dir: Path | None = None

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from lamb.errors import InputError
 from lamb.handler.lambda_function import MAX_PAYLOAD_BYTES
 from lamb.invoke import percentile
-from lamb.local import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, Invocation, LocalFunction
+from lamb.local import Invocation, LocalFunction, RunSettings
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations/?$")
 DEFAULT_PORT = 9000
@@ -103,20 +103,14 @@ class LocalServer:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         workers: int = 1,
-        memory_mb: int = DEFAULT_MEMORY_MB,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        init_timeout_s: float = INIT_TIMEOUT_S,
-        env: dict[str, str] | None = None,
-        python: str | None = None,
+        settings: RunSettings | None = None,
         artifact: Path | None = None,
     ):
         check_options(port, workers)
         self.task_root = Path(task_root)
         self.host, self.port = host, port
         self.n_workers = workers
-        self._make = lambda: LocalFunction(
-            self.task_root, memory_mb=memory_mb, timeout_s=timeout_s, init_timeout_s=init_timeout_s, env=env, python=python
-        )
+        self._make = lambda: LocalFunction(self.task_root, settings)
         self.jobs: queue.Queue = queue.Queue()
         self.workers: list[_Worker] = []
         self.httpd: http.server.ThreadingHTTPServer | None = None
@@ -371,20 +365,15 @@ def serve_artifact(
     *,
     port: int = DEFAULT_PORT,
     workers: int = 1,
-    memory_mb: int = DEFAULT_MEMORY_MB,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    env: dict[str, str] | None = None,
-    python: str | None = None,
-    stand_in: bool = True,
+    settings: RunSettings | None = None,
     on_ready: Callable[[LocalServer], None] | None = None,
 ) -> ServeReport:
     """Unpack ``artifact`` and serve it until Ctrl-C; ``on_ready`` is called once all workers are warm."""
     from lamb.invoke import runnable_artifact
 
     check_options(port, workers)  # before unpacking anything
-    with runnable_artifact(artifact, python, stand_in=stand_in) as (artifact, task_root, python, notes):
-        server = LocalServer(task_root, port=port, workers=workers, memory_mb=memory_mb, timeout_s=timeout_s,
-                             env=env, python=python, artifact=artifact)
+    with runnable_artifact(artifact, settings or RunSettings()) as (artifact, task_root, settings, notes):
+        server = LocalServer(task_root, port=port, workers=workers, settings=settings, artifact=artifact)
         server.report.notes = notes
         server.start()
         try:

@@ -14,21 +14,11 @@ Nothing here imports TensorFlow, NumPy or another lamb step: ``verify`` and ``pa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from lamb import quantization
 from lamb.errors import DependencyError, InputError, TFLiteLibError
-
-
-class Target(Protocol):
-    """What is read of a Lambda target (``lamb.package.targets.Target``): this module sits below
-    ``lamb.package``, so it names the shape, not the class."""
-
-    name: str  # "python3.12-x86_64"
-    arch: str  # "x86_64" | "arm64"
-    runtime: Any  # its targets.Runtime: .python ("3.12") and .glibc ((2, 34))
-
-    def describe(self) -> str: ...
+from lamb.targets import Target
 
 
 @dataclass(frozen=True)

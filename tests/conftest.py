@@ -148,7 +148,7 @@ def host_runtime_deps(tmp_path_factory, converted_tiny):
     target, installed with ``lamb.package.wheels.install_for_target`` (wheels cached across runs)."""
     from lamb import tflite_lib
     from lamb.package.slim import slim
-    from lamb.package.targets import host_target
+    from lamb.targets import host_target
     from lamb.package.wheels import install_for_target
 
     target = host_target()
@@ -268,7 +268,8 @@ def target_installs(tmp_path_factory):
     """``install_for_target`` of the runtime library + Pillow for python3.12-x86_64 and
     python3.11-x86_64, keyed by target name. Do not modify the trees; copy them."""
     from lamb import tflite_lib
-    from lamb.package import targets, wheels
+    from lamb import targets
+    from lamb.package import wheels
 
     installs = {}
     for runtime in ("python3.12", "python3.11"):

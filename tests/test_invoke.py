@@ -16,6 +16,7 @@ from conftest import TINY_LABELS
 from lamb.cli import app
 from lamb.errors import ArtifactError, InputError
 from lamb.cost import advise_memory
+from lamb.local import RunSettings
 from lamb.invoke import (
     InvokeReport,
     build_event,
@@ -55,7 +56,7 @@ def png_file(tmp_path, png_bytes):
 
 @pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_image_event_cold_and_warm(tiny_zip, png_file):
-    report = invoke_artifact(tiny_zip, image=png_file, repeat=5, memory_mb=512)
+    report = invoke_artifact(tiny_zip, image=png_file, repeat=5, settings=RunSettings(memory_mb=512))
     assert isinstance(report, InvokeReport)
     assert report.error is None and report.event_kind == "image"
     assert list(report.response) == TINY_LABELS
@@ -76,7 +77,7 @@ def test_url_event_with_env(tiny_zip, image_server):
     blocked = invoke_artifact(tiny_zip, url=image_server + "/cat.png")
     assert blocked.error is None and blocked.status_code == 400  # the handler's own answer, as is
     assert "non-public" in blocked.response["error"]
-    allowed = invoke_artifact(tiny_zip, url=image_server + "/cat.png", env={"LAMB_ALLOW_PRIVATE_URLS": "1"})
+    allowed = invoke_artifact(tiny_zip, url=image_server + "/cat.png", settings=RunSettings(env={"LAMB_ALLOW_PRIVATE_URLS": "1"}))
     assert list(allowed.response) == TINY_LABELS and allowed.event_kind == "url"
 
 
@@ -271,7 +272,7 @@ def test_artifact_for_another_python_runs_on_a_labelled_stand_in(tmp_path, monke
     assert package.installed["ai-edge-litert"] == "2.3.0"
     assert "ai-edge-litert" not in report.notes[1].split("except", 1)[-1]
     with pytest.raises(ArtifactError):
-        invoke_artifact(package.artifact, image=png_file, stand_in=False)
+        invoke_artifact(package.artifact, image=png_file, settings=RunSettings(stand_in=False))
 
 
 # -- CLI -----------------------------------------------------------------------------------------

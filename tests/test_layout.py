@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from lamb import layout
 from lamb.handler import lambda_function
-from lamb.package import artifact, targets
+from lamb import targets
+from lamb.package import artifact
 
 
 def test_the_shipped_handler_agrees_with_the_layout():

@@ -1,4 +1,4 @@
-"""LocalFunction and unpack_artifact: a task root run the way Lambda runs it."""
+"""LocalFunction: a task root run the way Lambda runs it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import TINY_LABELS
 from lamb.errors import ArtifactError, InputError
-from lamb.local import Invocation, LocalFunction, unpack_artifact
+from lamb.local import Invocation, LocalFunction, RunSettings
 
 PROBE = '''
 import json, os, subprocess, sys, time
@@ -119,7 +119,7 @@ def gone(pid: int, within: float = 5.0) -> bool:
 @pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_tiny_model_cold_then_warm(tiny_task_root, png_bytes):
     event = {"image": base64.b64encode(png_bytes).decode()}
-    with LocalFunction(tiny_task_root, memory_mb=512) as fn:
+    with LocalFunction(tiny_task_root, RunSettings(memory_mb=512)) as fn:
         first = fn.invoke(event)
         second = fn.invoke(event)
     assert isinstance(first, Invocation)
@@ -141,7 +141,7 @@ def test_handler_error_response_is_shown_as_is(tiny_task_root):
 
 
 def test_isolated_import_path_and_lambda_environment(probe_root):
-    with LocalFunction(probe_root, handler="probe.env", memory_mb=256, timeout_s=7, env={"MY_SETTING": "on"}) as fn:
+    with LocalFunction(probe_root, RunSettings(memory_mb=256, timeout_s=7, env={"MY_SETTING": "on"}), handler="probe.env") as fn:
         result = fn.invoke({})
         assert result.error is None, result.error
         seen = result.response
@@ -199,7 +199,7 @@ def test_handler_exception_reported_like_lambda(probe_root):
 
 
 def test_timeout_kills_and_next_invocation_is_cold(probe_root):
-    with LocalFunction(probe_root, handler="probe.sleep", timeout_s=1) as fn:
+    with LocalFunction(probe_root, RunSettings(timeout_s=1), handler="probe.sleep") as fn:
         pid = fn.pid
         result = fn.invoke(30)
         assert result.error["errorType"] == "Sandbox.Timedout"
@@ -225,7 +225,7 @@ def test_non_json_return_is_a_marshal_error(probe_root):
 
 
 def test_over_memory_is_killed(probe_root):
-    with LocalFunction(probe_root, handler="probe.hog", memory_mb=128) as fn:
+    with LocalFunction(probe_root, RunSettings(memory_mb=128), handler="probe.hog") as fn:
         result = fn.invoke(200)
         assert result.error["errorType"] == "Runtime.OutOfMemory"
         assert result.peak_rss_mb > 128
@@ -255,7 +255,7 @@ def test_no_leftover_processes(probe_root):
 
 
 def test_ctrl_c_during_invoke_leaves_nothing(probe_root, sigint_raises):
-    fn = LocalFunction(probe_root, handler="probe.sleep", timeout_s=30)
+    fn = LocalFunction(probe_root, RunSettings(timeout_s=30), handler="probe.sleep")
     fn.start()
     pid = fn.pid
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -286,68 +286,11 @@ def test_bad_arguments(tmp_path, probe_root):
     with pytest.raises(InputError):
         LocalFunction(tmp_path / "nope")
     with pytest.raises(InputError):
-        LocalFunction(probe_root, memory_mb=64)
-
-
-# -- unpack_artifact -----------------------------------------------------------------------------
-
-
-def test_unpack_zip(tmp_path, probe_root):
-    artifact = tmp_path / "fn.zip"
-    with zipfile.ZipFile(artifact, "w") as zf:
-        zf.writestr("lambda_function.py", "def lambda_handler(e, c):\n    return {'ok': e}\n")
-        info = zipfile.ZipInfo("bin/tool")
-        info.external_attr = 0o755 << 16
-        zf.writestr(info, "#!/bin/sh\n")
-    root = unpack_artifact(artifact)
-    try:
-        assert (root / "lambda_function.py").is_file()
-        assert os.access(root / "bin" / "tool", os.X_OK)
-        with LocalFunction(root) as fn:
-            assert fn.invoke(3).response == {"ok": 3}
-    finally:
-        import shutil
-
-        shutil.rmtree(root)
-
-
-def test_unpack_refuses_zip_slip(tmp_path):
-    artifact = tmp_path / "evil.zip"
-    with zipfile.ZipFile(artifact, "w") as zf:
-        zf.writestr("lambda_function.py", "")
-        zf.writestr("../escaped.py", "")
-    dest = tmp_path / "dest"
-    with pytest.raises(ArtifactError):
-        unpack_artifact(artifact, dest)
-    assert not (tmp_path / "escaped.py").exists()
-    assert not dest.exists()  # nothing half-unpacked
-
-
-def test_unpack_errors(tmp_path):
-    with pytest.raises(InputError):
-        unpack_artifact(tmp_path / "missing.zip")
-    not_zip = tmp_path / "x.zip"
-    not_zip.write_text("hello")
-    with pytest.raises(InputError):
-        unpack_artifact(not_zip)
-    no_handler = tmp_path / "nohandler.zip"
-    with zipfile.ZipFile(no_handler, "w") as zf:
-        zf.writestr("src/lambda_function.py", "")
-    with pytest.raises(ArtifactError, match="no lambda_function.py at its root"):
-        unpack_artifact(no_handler)
-
-
-def test_unpack_folder(tmp_path):
-    folder = tmp_path / "image"
-    folder.mkdir()
-    (folder / "lambda_function.py").write_text("def lambda_handler(e, c):\n    return 1\n")
-    (folder / "Dockerfile").write_text("FROM scratch\n")
-    root = unpack_artifact(folder, tmp_path / "root")
-    assert (root / "lambda_function.py").is_file() and not (root / "Dockerfile").exists()
+        LocalFunction(probe_root, RunSettings(memory_mb=64))
 
 
 def test_close_from_another_thread_ends_a_running_invocation(probe_root):
-    fn = LocalFunction(probe_root, handler="probe.sleep", timeout_s=60)
+    fn = LocalFunction(probe_root, RunSettings(timeout_s=60), handler="probe.sleep")
     fn.start()
     pid = fn.pid
     results = []

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from lamb import manifest as mf
 from lamb.cli import app
 from lamb.errors import BudgetExceeded, DependencyError, InputError, ManifestError, VerificationFailed
-from lamb.package import build_package, bytecode, smoke_images, targets
+from lamb import targets
+from lamb.package import build_package, bytecode, smoke_images
 
 pytestmark = pytest.mark.network
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lamb.package import artifact, targets
+from lamb import targets
+from lamb.package import artifact
 
 
 def _tree(root: Path, mtime: int) -> Path:

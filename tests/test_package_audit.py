@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lamb.package import audit, slim, targets
+from lamb import targets
+from lamb.package import audit, slim
 
 CC = shutil.which("cc") or shutil.which("gcc")
 HOST_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}.get(platform.machine())

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lamb.local import find_python
-from lamb.package import bytecode, targets
+from lamb import targets
+from lamb.package import bytecode
 
 HOST_PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -65,12 +65,6 @@ def test_no_interpreter_for_the_target_means_no_pycs_and_a_note(tree: Path):
     assert not result.compiled and result.files == 0
     assert "not compiled" in result.note and "3.12" in result.note
     assert not list(tree.rglob("*.pyc"))
-
-
-def test_find_python_finds_this_python_and_refuses_what_is_not_there():
-    found = find_python(HOST_PY)
-    assert found is not None
-    assert find_python("2.9") is None
 
 
 def test_target_python_for_the_host_runtime_is_this_interpreter():

@@ -11,7 +11,8 @@ import shutil
 import pytest
 
 from lamb.errors import DependencyError
-from lamb.package import lib_choice, targets, wheels
+from lamb import targets
+from lamb.package import lib_choice, wheels
 
 pytestmark = pytest.mark.network
 

@@ -7,7 +7,8 @@ import shutil
 import pytest
 
 from lamb.errors import DependencyError, InputError
-from lamb.package import targets, wheels
+from lamb import targets
+from lamb.package import wheels
 
 pytestmark = pytest.mark.network
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from conftest import TINY_LABELS
+from lamb.local import RunSettings
 from lamb.serve import LocalServer
 
 
@@ -92,7 +93,7 @@ def test_bounded_load_no_failures_no_leaks(tiny_task_root, png_bytes):
 
 @pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 def test_course_style_client(tiny_task_root, image_server):
-    with LocalServer(tiny_task_root, port=0, env={"LAMB_ALLOW_PRIVATE_URLS": "1"}) as server:
+    with LocalServer(tiny_task_root, port=0, settings=RunSettings(env={"LAMB_ALLOW_PRIVATE_URLS": "1"})) as server:
         # what the course's test.py does against `docker run -p 9000:8080 ...`
         url = f"http://localhost:{server.port}/2015-03-31/functions/function/invocations"
         result = requests.post(url, json={"url": image_server + "/cat.png"}).json()

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from lamb.errors import InputError
-from lamb.package import targets
+from lamb import targets
 
 
 def test_table_covers_python310_to_314_on_both_arches():
@@ -73,3 +73,11 @@ def test_host_targets_describe_this_machine():
         assert row.runtime.python == python and targets.can_run_on_host(row)
     other = next(r for r in targets.RUNTIMES if r.python != python)
     assert not targets.can_run_on_host(targets.Target(other, host.arch))
+
+
+def test_find_python_finds_this_python_and_refuses_what_is_not_there():
+    found = targets.find_python(targets.host_python())
+    assert found is not None
+    assert targets.find_python("2.9") is None
+    assert targets.python_version(found) == targets.host_python() == targets.python_version()
+    assert targets.python_version("/no/such/python") is None

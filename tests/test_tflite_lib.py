@@ -11,7 +11,8 @@ import pytest
 from lamb import tflite_lib
 from lamb.errors import DependencyError, InputError, TFLiteLibError
 from lamb.manifest import Verification
-from lamb.package import targets, wheels
+from lamb import targets
+from lamb.package import wheels
 
 
 def _manifest(converted_tiny, **changes):

@@ -434,7 +434,7 @@ def tflite_runtime_env():
     """tflite-runtime installed for this machine's Lambda target (cached); skipped where no wheel
     exists (it stopped at 2.14: CPython 3.10/3.11 on x86_64, 3.10 on arm64)."""
     from lamb import tflite_lib
-    from lamb.package.targets import host_target
+    from lamb.targets import host_target
     from lamb.verify.runner import resolve_tflite_env
 
     host = host_target()
@@ -574,7 +574,7 @@ def test_runtime_option_verifies_on_that_runtimes_library(zoo):
     """--runtime python3.11 ships ai-edge-litert 1.4.0 (2.x wheels need glibc 2.27; AL2 has 2.26):
     verify installs that release for this machine and runs the model on it."""
     from lamb import tflite_lib
-    from lamb.package.targets import get_target, host_target
+    from lamb.targets import get_target, host_target
 
     host = host_target()
     (row, *_) = tflite_lib.available(get_target("python3.11"), "ai-edge-litert")

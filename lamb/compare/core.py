@@ -81,7 +81,7 @@ def compare_models(
     removed. Raises ``LambError`` for what ``convert`` or ``verify`` would refuse.
     """
     from lamb.handler.lambda_function import PREPROCESSORS
-    from lamb.package import targets
+    from lamb import targets
 
     step = progress or (lambda _msg: None)
     started = time.perf_counter()

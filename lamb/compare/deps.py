@@ -20,8 +20,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamb.package import artifact, budget, bytecode, slim, targets, wheels
-from lamb.package.targets import Target
+from lamb import targets
+from lamb.package import artifact, budget, bytecode, slim, wheels
+from lamb.targets import Target
 
 IMAGE_LIBRARY = "pillow"  # what the handler decodes images with (lamb.package.build ships it too)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from lamb.compare.report import ModeSpeed
 from lamb.errors import ArtifactError
-from lamb.local import LocalFunction
+from lamb.local import LocalFunction, RunSettings
 
 COLD_STARTS = 3  # fresh processes; the median is reported
 MIN_WARM_RUNS = 10
@@ -52,7 +52,8 @@ def time_handler(task_root: Path, event: dict, *, python: str | None, where: str
     inference: list[float] = []
     peak = 0.0
     for attempt in range(COLD_STARTS):
-        with LocalFunction(task_root, memory_mb=_KILL_LIMIT_MB, env=env, python=python, function_name="lamb-compare") as function:
+        settings = RunSettings(memory_mb=_KILL_LIMIT_MB, env=env, python=python)
+        with LocalFunction(task_root, settings, function_name="lamb-compare") as function:
             first = function.invoke(event)
             problem = _failed(first)
             if problem is not None:

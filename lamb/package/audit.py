@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from lamb.package.targets import Target
+from lamb.targets import Target
 
 # The versioned-symbol families a Lambda OS provides, and the library that defines each.
 FAMILIES = {"GLIBC": "glibc", "GLIBCXX": "libstdc++", "CXXABI": "libstdc++", "GCC": "libgcc_s"}

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from lamb import layout
+from lamb import layout, targets, tflite_lib
 from lamb import manifest as mf
-from lamb import tflite_lib
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.manifest import SmokeResult
-from lamb.package import artifact, audit, budget, bytecode, lib_choice, slim, targets, wheels
+from lamb.package import artifact, audit, budget, bytecode, lib_choice, slim, standin, wheels
 
 HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / layout.HANDLER_FILE
 FORMATS = ("zip", "image")
@@ -123,7 +122,6 @@ def build_package(
     smoke: bool = True,
     compile_bytecode: bool = True,
     sample_image: Path | None = None,
-    cache: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> PackageReport:
     """Build a Lambda artifact for the model a manifest describes; see the module docstring.
@@ -167,7 +165,7 @@ def build_package(
         deps = work / "deps"
         requirements = [*choice.requirements, IMAGE_LIBRARY]
         step(f"resolving wheels for {target.name}: {', '.join(requirements)}")
-        install = wheels.install_for_target(requirements, target, deps, wheelhouse=wheelhouse, cache=cache)
+        install = wheels.install_for_target(requirements, target, deps, wheelhouse=wheelhouse)
         # The image installs its wheels with pip at `docker build` time; slimming applies to the zip.
         slimmed: list[slim.SlimResult] = []
         if slim_deps and fmt == "zip":
@@ -218,7 +216,7 @@ def build_package(
             step("smoke run: the handler on a sample image in a fresh Python")
             smoke_result = _smoke(
                 temp_output, fmt, target, install, choice, own, slim_deps and fmt == "zip", compiled.compiled,
-                work, sample_image, manifest, wheelhouse, cache,
+                work, sample_image, manifest, wheelhouse,
             )
             if not smoke_result.passed:
                 raise ArtifactError(
@@ -302,8 +300,9 @@ def package_record(
     )
 
 
-def _artifact_manifest(manifest: mf.Manifest, record: mf.PackageRecord) -> mf.Manifest:
-    """The copy that ships: the model sits beside the handler; host paths stay on the host."""
+def _artifact_manifest(manifest: mf.Manifest, record: mf.PackageRecord | None = None) -> mf.Manifest:
+    """The copy that ships: the model sits beside the handler; host paths stay on the host; the
+    package record is this build's (None: no artifact is being built, as in lamb compare)."""
     calibration = manifest.calibration
     if calibration and calibration.get("dir"):
         calibration = {**calibration, "dir": Path(str(calibration["dir"])).name}
@@ -366,23 +365,19 @@ def sample_event(manifest: mf.Manifest, image: Path | None = None) -> dict:
 def _smoke(
     built: Path, fmt: str, target: targets.Target, install: wheels.InstallResult,
     choice: tflite_lib.TFLiteLibChoice, own: dict[str, Path], slimmed: bool, compiled: bool, work: Path,
-    sample_image: Path | None, manifest: mf.Manifest, wheelhouse: Path | None, cache: Path | None,
+    sample_image: Path | None, manifest: mf.Manifest, wheelhouse: Path | None,
 ) -> SmokeResult:
     event = sample_event(manifest, sample_image)
     own_python = bytecode.target_python(target)
     if own_python is not None and fmt == "zip" and not targets.can_run_on_host(target):
         # Another Python of the target's version on this machine (e.g. pyenv's python3.12): the
         # artifact itself runs, not a stand-in.
-        from lamb.local import unpack_artifact
-
-        root = unpack_artifact(built, work / "task")
+        root = standin.unpack_artifact(built, work / "task")
         label = f"the artifact itself, unpacked, on Python {target.python_version} ({own_python}){_HOST_LIBC}"
         return _run(root, event, label, stand_in=False, python=target.name, executable=own_python)
     if targets.can_run_on_host(target):
         if fmt == "zip":
-            from lamb.local import unpack_artifact
-
-            root = unpack_artifact(built, work / "task")
+            root = standin.unpack_artifact(built, work / "task")
             label = f"the artifact itself, unpacked, on this machine's Python {target.python_version}{_HOST_LIBC}"
         else:
             root = work / "task"
@@ -397,18 +392,12 @@ def _smoke(
         return SmokeResult(False, True, True, "not run: this machine is not Linux CPython with glibc, so it cannot load any Lambda wheel")
     root = work / "task"
     try:
-        _, differences = wheels.install_same_versions(
-            install.installed, host, root, keep=choice.name, extra=choice.extra_requirements,
-            wheelhouse=wheelhouse, cache=cache,
-        )
+        differences = standin.build_stand_in(
+            install.installed, root, own=own[layout.HANDLER_FILE].parent, keep=choice.name, extra=choice.extra_requirements,
+            slim_deps=slimmed, compile_bytecode=compiled, wheelhouse=wheelhouse,
+        ).differences
     except DependencyError as exc:
         raise DependencyError(exc.message, "package for this machine's Python to test here, or pass --no-smoke") from None
-    if slimmed:
-        slim.slim(root)
-    for name, path in own.items():
-        shutil.copyfile(path, root / name)
-    if compiled:  # as the artifact was, so the stand-in's cold start is comparable
-        bytecode.compile_tree(root, host)
     why = []
     if host.python_version != target.python_version:
         why.append(f"Python {host.python_version} here, {target.python_version} on the target")
@@ -436,12 +425,12 @@ _HOST_LIBC = "; this machine's C libraries, not the target's: the ELF audit chec
 
 
 def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str, executable: str | None = None) -> SmokeResult:
-    from lamb.local import LocalFunction
+    from lamb.local import LocalFunction, RunSettings
     from lamb.package import smoke_images
 
     answers: dict[str, str] = {}
     failed: list[str] = []
-    with LocalFunction(root, memory_mb=10240, timeout_s=120.0, python=executable) as fn:
+    with LocalFunction(root, RunSettings(memory_mb=10240, timeout_s=120.0, python=executable)) as fn:
         first = fn.invoke(event)
         second = fn.invoke(event) if first.error is None else None
         if first.error is None:

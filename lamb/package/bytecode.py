@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamb.errors import ArtifactError
-from lamb.package import targets
+from lamb import targets
 
 #: Where Lambda puts the function's code (the LAMBDA_TASK_ROOT of zip functions).
 TASK_ROOT = "/var/task"
@@ -39,14 +39,12 @@ def target_python(target: targets.Target) -> str | None:
     """An interpreter on this machine that is the target's Python on the target's arch, or None."""
     import sys
 
-    from lamb.local import find_python
-
     host = targets.host_smoke_target()
     if host is None or host.arch != target.arch or host.runtime.glibc < target.runtime.glibc:
         return None
     if host.python_version == target.python_version:
         return sys.executable
-    return find_python(target.python_version)
+    return targets.find_python(target.python_version)
 
 
 def compile_tree(root: Path, target: targets.Target, python: str | None = None) -> BytecodeResult:

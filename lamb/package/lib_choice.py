@@ -21,7 +21,7 @@ from typing import Any, Callable
 from lamb import quantization, tflite_lib
 from lamb.errors import DependencyError
 from lamb.package import audit, wheels
-from lamb.package.targets import Target
+from lamb.targets import Target
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamb.errors import DependencyError, InputError
-from lamb.package.targets import Target
+from lamb.targets import Target
 
 
 @dataclass
@@ -77,14 +77,16 @@ def install_for_target(
     *,
     wheelhouse: Path | None = None,
     cache: Path | None = None,
+    pip: PipRunner | None = None,
 ) -> InstallResult:
     """Resolve ``requirements`` for ``target`` and install them into ``dest`` (``pip --target``).
 
     With ``wheelhouse`` only that folder is used (``--no-index``). Otherwise the wheel cache is
     tried first, offline; when it cannot satisfy the requirements the missing wheels are
     downloaded from the index into it. Raises ``DependencyError`` naming the package and target
-    when a requirement has no wheel for the target.
+    when a requirement has no wheel for the target. ``pip``: the runner (tests pass a fake).
     """
+    pip = pip or PipRunner()
     start = time.perf_counter()
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,7 @@ def install_for_target(
         wheelhouse = Path(wheelhouse)
         if not wheelhouse.is_dir():
             raise InputError(f"the wheelhouse {wheelhouse} is not a folder", "pass a folder of .whl files to --wheelhouse")
-        _pip_install(requirements, target, dest, [wheelhouse], "the wheelhouse " + str(wheelhouse), local_builds=True)
+        pip.install(requirements, target, dest, [wheelhouse], "the wheelhouse " + str(wheelhouse), local_builds=True)
         source = "wheelhouse"
         links = [wheelhouse]
     else:
@@ -101,11 +103,11 @@ def install_for_target(
         cache.mkdir(parents=True, exist_ok=True)
         links = [cache]
         try:
-            _pip_install(requirements, target, dest, links, "the wheel cache")
+            pip.install(requirements, target, dest, links, "the wheel cache")
             source = "cache"
         except DependencyError:
-            _pip_download(requirements, target, cache)
-            _pip_install(requirements, target, dest, links, "the wheel cache")
+            pip.download(requirements, target, cache)
+            pip.install(requirements, target, dest, links, "the wheel cache")
             source = "index"
     installed = installed_distributions(dest)
     supported = supported_tags(target, local_builds=wheelhouse is not None)
@@ -125,6 +127,7 @@ def install_same_versions(
     extra: list[str] | None = None,
     wheelhouse: Path | None = None,
     cache: Path | None = None,
+    pip: PipRunner | None = None,
 ) -> tuple[InstallResult, list[str]]:
     """Install for ``host`` the versions another target got, for a stand-in run on this machine.
 
@@ -144,17 +147,17 @@ def install_same_versions(
         scratch = Path(tempfile.mkdtemp(prefix="lamb-standin-deps-"))
         try:
             try:
-                got = install_for_target(reqs, host, scratch, wheelhouse=wheelhouse, cache=cache)
+                got = install_for_target(reqs, host, scratch, wheelhouse=wheelhouse, cache=cache, pip=pip)
             except DependencyError:
                 if wheelhouse is None:
                     raise
                 # A wheelhouse holds the target's wheels; the host's come from the cache or index.
-                got = install_for_target(reqs, host, scratch, cache=cache)
+                got = install_for_target(reqs, host, scratch, cache=cache, pip=pip)
             shutil.copytree(scratch, dest, dirs_exist_ok=True, symlinks=True)
             got.dest = Path(dest)
             break
         except DependencyError as exc:
-            package = getattr(exc, "package", None)
+            package = exc.package
             if package is None or package == keep or package in free or package not in pins:
                 raise DependencyError(
                     f"cannot run a stand-in on this machine: {exc.message}",
@@ -229,7 +232,10 @@ def wheel_versions(folder: Path, name: str, target: Target, local_builds: bool =
     return {v: best[v][1] for v in sorted(best, key=Version, reverse=True)}
 
 
-def fetch_wheel(name: str, version: str, target: Target, *, wheelhouse: Path | None = None, cache: Path | None = None) -> Path:
+def fetch_wheel(
+    name: str, version: str, target: Target, *, wheelhouse: Path | None = None, cache: Path | None = None,
+    pip: PipRunner | None = None,
+) -> Path:
     """The one wheel of ``name==version`` that pip would install for ``target`` (no dependencies):
     from the wheelhouse, else the cache, else downloaded from the index into the cache."""
     if wheelhouse is not None:
@@ -242,10 +248,7 @@ def fetch_wheel(name: str, version: str, target: Target, *, wheelhouse: Path | N
     cache.mkdir(parents=True, exist_ok=True)
     found = wheel_versions(cache, name, target).get(version)
     if found is None:
-        args = ["download", "--no-deps", "--dest", str(cache), "--find-links", str(cache), "--quiet"]
-        proc = _run_pip(args + target_args(target) + [f"{name}=={version}"])
-        if proc.returncode != 0:
-            raise _dependency_error(proc.stderr, target, "the package index")
+        (pip or PipRunner()).download([f"{name}=={version}"], target, cache, deps=False)
         found = wheel_versions(cache, name, target).get(version)
     if found is None:
         raise DependencyError(f"pip found no wheel of {name} {version} for {target.name}", "run with --verbose")
@@ -269,31 +272,45 @@ def _dist_key(wheel_name: str) -> tuple[str, str]:
 # -- pip ------------------------------------------------------------------------------------------
 
 
-def _run_pip(args: list[str]) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input"]
-    env = dict(os.environ)
-    # pip must not see the host's user site or a PYTHONPATH: the target gets only what it asks for.
-    env.pop("PYTHONPATH", None)
-    env["PYTHONNOUSERSITE"] = "1"
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+class SubprocessPip:
+    """The real pip, in a subprocess of lamb's own Python (as Chalice's ``SubprocessPip``)."""
+
+    def main(self, args: list[str]) -> tuple[int, str]:
+        """Run ``pip ARGS``; returns its exit status and its stderr."""
+        cmd = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input"]
+        env = dict(os.environ)
+        # pip must not see the host's user site or a PYTHONPATH: the target gets only what it asks for.
+        env.pop("PYTHONPATH", None)
+        env["PYTHONNOUSERSITE"] = "1"
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        return proc.returncode, proc.stderr
 
 
-def _pip_install(
-    requirements: list[str], target: Target, dest: Path, links: list[Path], where: str, local_builds: bool = False,
-) -> None:
-    args = ["install", "--no-index", "--no-compile", "--upgrade", "--target", str(dest), "--quiet"]
-    for link in links:
-        args += ["--find-links", str(link)]
-    proc = _run_pip(args + target_args(target, local_builds) + requirements)
-    if proc.returncode != 0:
-        raise _dependency_error(proc.stderr, target, where)
+class PipRunner:
+    """pip asked for a target's wheels, its failures mapped to ``DependencyError``.
 
+    The pip it drives is injected (``SubprocessPip`` unless given), so tests swap in a fake and
+    cover every error mapping offline, as Chalice's ``PipRunner(SubprocessPip())`` does.
+    """
 
-def _pip_download(requirements: list[str], target: Target, cache: Path) -> None:
-    args = ["download", "--dest", str(cache), "--find-links", str(cache), "--quiet"]
-    proc = _run_pip(args + target_args(target) + requirements)
-    if proc.returncode != 0:
-        raise _dependency_error(proc.stderr, target, "the package index")
+    def __init__(self, pip: SubprocessPip | None = None):
+        self.pip = pip or SubprocessPip()
+
+    def install(
+        self, requirements: list[str], target: Target, dest: Path, links: list[Path], where: str, local_builds: bool = False,
+    ) -> None:
+        args = ["install", "--no-index", "--no-compile", "--upgrade", "--target", str(dest), "--quiet"]
+        for link in links:
+            args += ["--find-links", str(link)]
+        status, stderr = self.pip.main(args + target_args(target, local_builds) + requirements)
+        if status != 0:
+            raise _dependency_error(stderr, target, where)
+
+    def download(self, requirements: list[str], target: Target, cache: Path, deps: bool = True) -> None:
+        args = ["download", *([] if deps else ["--no-deps"]), "--dest", str(cache), "--find-links", str(cache), "--quiet"]
+        status, stderr = self.pip.main(args + target_args(target) + requirements)
+        if status != 0:
+            raise _dependency_error(stderr, target, "the package index")
 
 
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
@@ -304,23 +321,21 @@ _WRONG_PYTHON = re.compile(r"Package '([^']+)' requires a different Python: ([^\
 def _dependency_error(stderr: str, target: Target, where: str) -> DependencyError:
     wrong = _WRONG_PYTHON.search(stderr)
     if wrong:
-        error = DependencyError(
+        return DependencyError(
             f"{wrong.group(1)} does not support Python {target.python_version} ({wrong.group(2).strip()}), needed for {target.name}",
             "pin a version of it that supports the target's Python, or pick another --runtime",
+            package=normalise(wrong.group(1)),
         )
-        error.package = normalise(wrong.group(1))
-        return error
     match = _NO_MATCH.search(stderr) or _NO_VERSION.search(stderr)
     tags = f"CPython {target.python_version}, {target.machine}, manylinux glibc <= {target.glibc}"
     if match:
         package = match.group(1)
-        error = DependencyError(
+        return DependencyError(
             f"no wheel of {package} for {target.name} ({tags}) in {where}",
             "pick another --runtime/--arch, or a version of the package that ships such a wheel"
             + ("; or add the wheel to the wheelhouse" if "wheelhouse" in where else ""),
+            package=normalise(re.split(r"[<>=!~; \[]", package, maxsplit=1)[0]),  # for callers that retry
         )
-        error.package = normalise(re.split(r"[<>=!~; \[]", package, maxsplit=1)[0])  # for callers that retry
-        return error
     if "ResolutionImpossible" in stderr or "conflict" in stderr.lower():
         detail = _last_lines(stderr)
         return DependencyError(

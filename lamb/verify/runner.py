@@ -52,7 +52,7 @@ def pick_tflite_lib(
     neither the default target's choice is taken. A previous verification in the manifest is
     ignored here: which library verify used is what it is meant to establish.
     """
-    from lamb.package import targets
+    from lamb import targets
 
     if runtime is None and lib is not None:
         return tflite_lib.choose_for_host(lib, targets.host_target())
@@ -120,7 +120,7 @@ def _installed_satisfies(dist: str, requirement: str | None) -> bool:
 
 def _isolated_env(requirements: list[str]) -> Path:
     from lamb.package import wheels
-    from lamb.package.targets import host_target
+    from lamb.targets import host_target
 
     target = host_target()
     if target is None:

@@ -1,10 +1,14 @@
-"""Lambda Python runtimes as data: one row per runtime, one per architecture.
+"""Lambda Python runtimes as data: one row per runtime, one per architecture; and this machine.
 
-Adding a runtime is one line in ``RUNTIMES``. Every fact has its source beside it.
+Adding a runtime is one line in ``RUNTIMES``. Every fact has its source beside it. The host
+functions say which of these targets this machine can stand for, and find the Python
+interpreters it has for the others.
 """
 
 from __future__ import annotations
 
+import platform
+import sys
 from dataclasses import dataclass
 
 from lamb.errors import InputError
@@ -195,19 +199,28 @@ def get_target(runtime: str | None = None, arch: str | None = None) -> Target:
     raise InputError(f"unknown Lambda runtime {runtime!r}", f"use one of: {', '.join(runtime_names())}")
 
 
+# -- this machine -------------------------------------------------------------------------------
+
+
+def host_python() -> str:
+    """The Python version lamb itself runs on: "3.11"."""
+    return "%d.%d" % sys.version_info[:2]
+
+
+def host_arch() -> str | None:
+    """This machine's architecture in Lambda's words ("x86_64" | "arm64"), or None for another."""
+    machine = platform.machine()
+    return next((lam for lam, m in ARCHES.items() if m == machine or lam == machine), None)
+
+
 def host_target() -> Target | None:
     """The table row this machine matches (its Python and arch), or None when it matches none.
 
     Only a matching row can be smoke-tested with the target's own wheels; glibc is not compared
     here: a host with a newer glibc still loads the target's (older-glibc) wheels.
     """
-    import platform
-    import sys
-
-    machine = platform.machine()
-    arch = next((lam for lam, m in ARCHES.items() if m == machine or lam == machine), None)
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    runtime = next((r for r in RUNTIMES if r.python == python), None)
+    arch = host_arch()
+    runtime = next((r for r in RUNTIMES if r.python == host_python()), None)
     if arch is None or runtime is None or sys.implementation.name != "cpython":
         return None
     return Target(runtime, arch)
@@ -215,8 +228,6 @@ def host_target() -> Target | None:
 
 def host_glibc() -> tuple[int, int] | None:
     """This machine's glibc version, or None (musl, macOS, Windows)."""
-    import platform
-
     lib, version = platform.libc_ver()
     if lib != "glibc" or not version:
         return None
@@ -231,16 +242,51 @@ def host_smoke_target() -> Target | None:
     than the Lambda OS of the same Python version (ai-edge-litert 2.x needs 2.27; AL2 has 2.26)
     still resolve. None when the host is not CPython on Linux x86_64/aarch64 with glibc.
     """
-    import platform
-    import sys
-
     glibc = host_glibc()
-    machine = platform.machine()
-    arch = next((lam for lam, m in ARCHES.items() if m == machine or lam == machine), None)
+    arch = host_arch()
     if glibc is None or arch is None or sys.implementation.name != "cpython":
         return None
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python = host_python()
     return Target(Runtime(f"python{python}", python, "this machine", glibc), arch)
+
+
+def find_python(version: str) -> str | None:
+    """A CPython ``version`` ("3.12") on this machine that actually starts, or None.
+
+    Looks on PATH, then where pyenv and uv keep the interpreters they manage: pyenv's shims
+    refuse a version that is installed but not selected, and uv puts none on PATH by default.
+    """
+    import glob
+    import os
+    import shutil
+
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{version}.*", "bin", f"python{version}")), reverse=True)
+    uv_root = os.environ.get("UV_PYTHON_INSTALL_DIR") or os.path.expanduser("~/.local/share/uv/python")
+    candidates += sorted(glob.glob(os.path.join(uv_root, f"cpython-{version}.*", "bin", f"python{version}")), reverse=True)
+    for path in candidates:
+        if path and python_version(path) == version:
+            return path
+    return None
+
+
+def python_version(python: str | None = None) -> str | None:
+    """The CPython version ("3.12") of the interpreter at ``python`` (None: lamb's own), or None
+    when it does not start or is not CPython."""
+    if python is None:
+        return host_python()
+    import subprocess
+
+    try:
+        probe = subprocess.run(
+            [python, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2], sys.implementation.name)"],
+            capture_output=True, text=True, check=False, timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    version, _, implementation = probe.stdout.strip().partition(" ")
+    return version if probe.returncode == 0 and implementation == "cpython" else None
 
 
 def can_run_on_host(target: Target) -> bool:
