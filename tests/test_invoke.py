@@ -189,7 +189,7 @@ def test_the_50_megapixel_png_is_a_413_not_out_of_memory(tiny_zip, tmp_path):
 
     image = tmp_path / "huge.png"
     image.write_bytes(big_png(10000, 5000))  # 194 KB; decoded, 200 MB
-    report = invoke_artifact(tiny_zip, image=image, memory_mb=128)
+    report = invoke_artifact(tiny_zip, image=image, settings=RunSettings(memory_mb=128))
     assert report.error is None and report.status_code == 413, report.error
     assert "over the pixel budget of 4.2 megapixels" in report.response["error"]
     assert report.peak_rss_mb < 128

@@ -22,6 +22,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any, Callable
 
 from lamb.targets import Target
 
@@ -265,18 +266,18 @@ def audit_wheel(wheel: Path, target: Target) -> AuditReport:
     return judge(elves, present, target, wheel.name, problems)
 
 
-def audit_wheel_as_shipped(wheel: Path, target: Target, slimmed: bool) -> AuditReport:
-    """Audit a wheel's files as the artifact will ship them: installed, then slimmed if it will be.
+def audit_wheel_as_shipped(wheel: Path, target: Target, slim: Callable[[Path], Any] | None) -> AuditReport:
+    """Audit a wheel's files as the artifact will ship them: installed, then slimmed by ``slim``
+    (``lamb.package.slim.slim``; passed in, since slimming reads ELF through this module) if it
+    will be.
 
     Slimming removes files (LiteRT's accelerators, vendor plugins) whose needs must not decide
     the choice of a runtime library that ships without them.
     """
-    if not slimmed:
+    if slim is None:
         return audit_wheel(wheel, target)
     import shutil
     import tempfile
-
-    from lamb.package import slim
 
     wheel = Path(wheel)
     root = Path(tempfile.mkdtemp(prefix="lamb-audit-"))
@@ -290,7 +291,7 @@ def audit_wheel_as_shipped(wheel: Path, target: Target, slimmed: bool) -> AuditR
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(member) as src, open(path, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-        slim.slim(root)
+        slim(root)
         return audit_tree(root, target, subject=wheel.name)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from lamb import quantization, tflite_lib
 from lamb.errors import DependencyError
-from lamb.package import audit, wheels
+from lamb.package import audit, slim, wheels
 from lamb.targets import Target
 
 
@@ -89,7 +89,7 @@ def _first_passing(target: Target, manifest: Any, override: str | None, slimmed:
     for row in _candidates(target, first, override, mode):
         step(f"auditing the wheel of {row.name} {row.version} for {target.name}")
         wheel = wheels.fetch_wheel(row.name, row.version, target, cache=cache)
-        report = audit.audit_wheel_as_shipped(wheel, target, slimmed)
+        report = audit.audit_wheel_as_shipped(wheel, target, slim.slim if slimmed else None)
         if report.passed:
             picked = (row.name, row.version) == (first.name, first.version)
             choice = first if picked else tflite_lib.choice_of(row)
@@ -185,7 +185,7 @@ def _from_wheelhouse(target: Target, manifest: Any, override: str | None, wheelh
     for name in names:
         for version, wheel in wheels.wheel_versions(wheelhouse, name, target, local_builds=True).items():
             step(f"auditing {wheel.name} for {target.name}")
-            report = audit.audit_wheel_as_shipped(wheel, target, slimmed)
+            report = audit.audit_wheel_as_shipped(wheel, target, slim.slim if slimmed else None)
             if report.passed:
                 lib = tflite_lib.LIBRARIES[name]
                 choice = tflite_lib.TFLiteLibChoice(
