@@ -154,7 +154,7 @@ def build_package(
     # The library release: the newest whose wheel passes the ELF audit for the target, as it will
     # ship (slimmed for a zip); refused here, before anything is built, when none does.
     audited_choice = lib_choice.choose(
-        target, manifest, runtime_lib_name, slimmed=slim_deps and fmt == "zip", wheelhouse=wheelhouse, cache=cache,
+        target, manifest, runtime_lib_name, slimmed=slim_deps and fmt == "zip", wheelhouse=wheelhouse,
         progress=step,
     )
     choice = audited_choice.choice
