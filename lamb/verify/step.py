@@ -15,12 +15,12 @@ from lamb import quantization as quantization_modes
 from lamb.errors import InputError
 from lamb.manifest import Manifest
 from lamb.quantization import Tolerances
-from lamb.verify.compare import compare_outputs
-from lamb.verify.evidence import judge_outputs
+from lamb.verify.compare import Check, OutputMetrics, compare_outputs
+from lamb.verify.evidence import Judgement, judge_outputs
 from lamb.verify.inputs import VerifyInputs, build_inputs
 from lamb.verify.report import VerifyReport
 from lamb.verify.runner import TFLiteEnv, TFLiteFailure, TFLiteRunner, explain_failure, lib_version, pick_tflite_lib, resolve_tflite_env
-from lamb.verify.signature import check_labels, infer_quantization, pair_signatures
+from lamb.verify.signature import PairedSignature, check_labels, infer_quantization, pair_signatures
 from lamb.verify.tolerances import ToleranceOverrides, default_tolerances
 
 KERAS_BATCH = 32  # Keras runs batched; 32 bounds memory on a 299x299 model (~1 GB of activations)
@@ -52,7 +52,7 @@ def verify_model(
     run = _prepare(keras_model, tflite_model, manifest_path, inputs or VerifyInputs(), labels)
     overrides = tolerances or ToleranceOverrides()
     # Cheap checks first: a typo in a tolerance should not cost a model load.
-    default_tolerances(quantization or "float32", overrides)
+    default_tolerances(quantization or quantization_modes.DEFAULT, overrides)
 
     t0 = time.perf_counter()
     choice = pick_tflite_lib(tflite_lib, runtime, run.manifest)
@@ -83,12 +83,7 @@ def verify_model(
         # Keras here, then the .tflite in the runner. One after the other, not overlapped: both
         # use every core, and on two cores running them together was 15 % slower (thread
         # oversubscription; see benchmarks/bench_verify.py).
-        t0 = time.perf_counter()
-        from lamb import tflog
-
-        with tflog.capture_fd2():
-            reference = predict_batched(loaded, arrays)
-        run.timings["keras_predict"] = time.perf_counter() - t0
+        reference = _predict_keras(run, loaded, arrays)
 
         t0 = time.perf_counter()
         version = info.get("version", "unknown")
@@ -104,17 +99,7 @@ def verify_model(
         run.timings["tflite_run"] = time.perf_counter() - t0
         run.timings["tflite_invoke"] = float(answer.get("invoke_s", 0.0))
 
-        t0 = time.perf_counter()
-        candidate = [tflite_outputs[key] for key in paired.output_keys]
-        reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(reference, candidate)]
-        metrics, checks, failures = compare_outputs(
-            reference, candidate, paired.output_names, tol, tflite_names=paired.output_keys, labels=run.labels
-        )
-        # How much the inputs can carry: the top-1 rate's 95 % lower bound, int8 on random pixels alone.
-        judged = judge_outputs(
-            metrics, checks, failures, len(candidate[0]), tol.min_top1, quantization=quant, images=len(used_images)
-        )
-        run.timings["metrics"] = time.perf_counter() - t0
+        metrics, checks, judged = _judge(run, paired, tflite_outputs, reference, tol, quant, len(used_images))
     result = run.report(
         passed=judged.passed, verdict=judged.verdict, warnings=judged.warnings, runtime_version=version,
         outputs=metrics, checks=checks, failures=judged.failures, **common,
@@ -209,6 +194,33 @@ def _prepare(
         manifest=manifest, inputs=inputs, samples=samples, preprocess=preprocess, labels=labels, record=record,
         notes=notes, started=started,
     )
+
+
+def _predict_keras(run: _Run, loaded: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    from lamb import tflog
+
+    t0 = time.perf_counter()
+    with tflog.capture_fd2():
+        reference = predict_batched(loaded, arrays)
+    run.timings["keras_predict"] = time.perf_counter() - t0
+    return reference
+
+
+def _judge(
+    run: _Run, paired: PairedSignature, tflite_outputs: dict[str, np.ndarray], reference: list[np.ndarray],
+    tol: Tolerances, quant: str, images: int,
+) -> tuple[list[OutputMetrics], list[Check], Judgement]:
+    """Compare the outputs pair by pair, then weigh what the inputs can carry."""
+    t0 = time.perf_counter()
+    candidate = [tflite_outputs[key] for key in paired.output_keys]
+    reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(reference, candidate)]
+    metrics, checks, failures = compare_outputs(
+        reference, candidate, paired.output_names, tol, tflite_names=paired.output_keys, labels=run.labels
+    )
+    # How much the inputs can carry: the top-1 rate's 95 % lower bound, int8 on random pixels alone.
+    judged = judge_outputs(metrics, checks, failures, len(candidate[0]), tol.min_top1, quantization=quant, images=images)
+    run.timings["metrics"] = time.perf_counter() - t0
+    return metrics, checks, judged
 
 
 def _load_keras(run: _Run, allow_unsafe_lambda: bool) -> Any:
