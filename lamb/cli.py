@@ -25,7 +25,7 @@ app = typer.Typer(
     help=(
         "Turn a trained Keras image model into a TensorFlow Lite artifact that is proven to compute "
         "what the Keras model computes and to fit and run on AWS Lambda.\n\n"
-        "Pipeline: lamb convert MODEL.h5 -> lamb verify -> lamb package -> lamb invoke / lamb serve.\n\n"
+        "Pipeline: lamb convert MODEL.h5 -> lamb verify -> lamb package -> lamb invoke / lamb serve -> lamb deploy.\n\n"
         "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
     ),
     no_args_is_help=True,
