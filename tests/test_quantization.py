@@ -29,10 +29,15 @@ def test_every_row_is_consistent():
 
 def test_help_is_generated_from_the_table():
     assert quantization.choices_help() == "float32 | float16 | dynamic | int8 (full-integer, needs --calibration)"
-    assert quantization.tolerances_help() == (
-        "float32 1e-6 / 1e-4 / 0.9999 / 0.99; float16 1e-5 / 0.01 / 0.999 / 0.97; "
-        "dynamic 1e-4 / 0.1 / 0.99 / 0.9; int8 1e-3 / 0.5 / 0.9 / 0.8"
-    )
+    # Numbers as a person writes them, whatever the rows hold.
+    assert [quantization._number(x) for x in (1e-6, 1e-4, 2e-3, 0.01, 0.04, 0.5, 0.9999, 1.0)] == [
+        "1e-6", "1e-4", "2e-3", "0.01", "0.04", "0.5", "0.9999", "1",
+    ]
+    listed = quantization.tolerances_help().split("; ")
+    assert [entry.split(" ", 1)[0] for entry in listed] == list(quantization.NAMES)
+    for entry, mode in zip(listed, quantization.MODES):
+        t = mode.tolerances
+        assert entry == f"{mode.name} " + " / ".join(quantization._number(v) for v in (t.atol, t.rtol, t.min_cosine, t.min_top1))
 
 
 def test_the_cli_help_shows_the_table():
