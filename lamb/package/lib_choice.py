@@ -133,7 +133,7 @@ def _needs_phrase(report: audit.AuditReport) -> str:
 def _way_out(target: Target, name: str, manifest: Any, override: str | None, slimmed: bool, cache: Path | None,
              alternative: str | None = None) -> str:
     """Only ways out that exist: another runtime or arch is offered when its wheel passes the audit."""
-    from lamb.package import targets
+    from lamb import targets
 
     outs = [alternative] if alternative else []
     newest_os = targets.default_runtime().os
