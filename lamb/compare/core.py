@@ -359,18 +359,12 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
     The kept model's manifest records its verification and the comparison that chose it, so
     ``lamb package`` can follow directly. Nothing is written when no mode passes.
     """
-    from lamb.convert import ConversionResult, default_output
+    from lamb.convert import ConversionResult
+    from lamb.convert.core import output_path
     from lamb.errors import VerificationFailed
 
     source = Path(source)
-    tflite_path = Path(output) if output is not None else default_output(source)
-    if tflite_path.is_dir() or not tflite_path.suffix:
-        tflite_path = tflite_path / default_output(source).name
-    if tflite_path.suffix != ".tflite":
-        raise InputError(
-            f"the output {tflite_path} does not end in .tflite",
-            "name the output file like model.tflite (the manifest goes beside it as model.lamb.json), or pass a folder",
-        )
+    tflite_path = output_path(source, output)
     tflite_path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".lamb-auto-", dir=tflite_path.parent))
     try:

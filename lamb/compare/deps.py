@@ -13,7 +13,6 @@ installed for this machine (the host stand-in ``lamb invoke`` uses), also cached
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import zlib
@@ -42,28 +41,7 @@ class TargetDeps:
 
 
 def _slug(requirements: list[str], target: Target) -> str:
-    text = "-".join(r.replace("==", "-").replace("<", "lt").replace(">", "gt").replace("=", "") for r in requirements)
-    return f"{text}-{target.name}"
-
-
-def _cached(dest: Path, build) -> Path:
-    """``dest`` once complete; built in a temp folder beside it and renamed, so never half-made."""
-    if (dest / ".complete").is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        build(tmp)
-        (tmp / ".complete").write_text("{}\n")
-        try:
-            os.replace(tmp, dest)
-        except OSError:  # another lamb finished first; its tree is as good
-            if not (dest / ".complete").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    return f"{wheels.requirements_slug(requirements)}-{target.name}"
 
 
 def target_deps(requirements: list[str], target: Target, *, cache: Path | None = None) -> TargetDeps:
@@ -88,7 +66,7 @@ def target_deps(requirements: list[str], target: Target, *, cache: Path | None =
             }
         (tmp / "sizes.json").write_text(json.dumps(size) + "\n")
 
-    root = _cached(dest, build)
+    root = wheels.cached_tree(dest, build)
     size = json.loads((root / "sizes.json").read_text())
     return TargetDeps(
         root=root / "deps", requirements=requirements, target=target.name, zipped=size["zipped"],
@@ -133,7 +111,7 @@ def timing_deps(deps: TargetDeps, target: Target, lib: str, *, cache: Path | Non
         slim.slim(tmp / "deps")
         (tmp / "differences.json").write_text(json.dumps(differences) + "\n")
 
-    root = _cached(dest, build)
+    root = wheels.cached_tree(dest, build)
     differences = json.loads((root / "differences.json").read_text())
     label = f"host stand-in: the target's package versions built for Python {host.python_version} here"
     if differences:

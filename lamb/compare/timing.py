@@ -35,13 +35,16 @@ def _inference_ms(logs: str) -> float | None:
     return None
 
 
-def _failed(invocation: Any) -> str | None:
+def _checked(invocation: Any, what: str) -> Any:
+    """The invocation, or ArtifactError when the handler failed or answered with its own error."""
+    problem = None
     if invocation.error is not None:
-        return f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"
-    response = invocation.response
-    if isinstance(response, dict) and "error" in response and "statusCode" in response:
-        return str(response["error"])
-    return None
+        problem = f"{invocation.error.get('errorType')}: {invocation.error.get('errorMessage')}"
+    elif isinstance(invocation.response, dict) and "error" in invocation.response and "statusCode" in invocation.response:
+        problem = str(invocation.response["error"])
+    if problem is not None:
+        raise ArtifactError(f"{what} failed: {problem}", "run `lamb invoke --repeat 5 --verbose` on a packaged artifact")
+    return invocation
 
 
 def time_handler(task_root: Path, event: dict, *, python: str | None, where: str) -> ModeSpeed:
@@ -54,20 +57,14 @@ def time_handler(task_root: Path, event: dict, *, python: str | None, where: str
     for attempt in range(COLD_STARTS):
         settings = RunSettings(memory_mb=_KILL_LIMIT_MB, env=env, python=python)
         with LocalFunction(task_root, settings, function_name="lamb-compare") as function:
-            first = function.invoke(event)
-            problem = _failed(first)
-            if problem is not None:
-                raise ArtifactError(f"the handler failed on the sample image: {problem}", "run `lamb invoke` on a packaged artifact with --verbose")
+            first = _checked(function.invoke(event), "the handler's first request")
             inits.append(float(first.init_ms or 0.0))
             peak = max(peak, float(first.peak_rss_mb or 0.0))
             if attempt:
                 continue  # later processes only measure the cold start
             started = time.perf_counter()
             while len(warm) < MAX_WARM_RUNS and (len(warm) < MIN_WARM_RUNS or time.perf_counter() - started < MIN_WARM_SECONDS):
-                result = function.invoke(event)
-                problem = _failed(result)
-                if problem is not None:
-                    raise ArtifactError(f"a warm request failed: {problem}", "run `lamb invoke --repeat 5 --verbose` on a packaged artifact")
+                result = _checked(function.invoke(event), "a warm request")
                 warm.append(float(result.invoke_ms or 0.0))
                 peak = max(peak, float(result.peak_rss_mb or 0.0))
                 ms = _inference_ms(result.logs)

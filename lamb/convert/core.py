@@ -82,7 +82,7 @@ def convert_model(
     if preprocess is not None:
         check_preprocess(preprocess)
     labels = read_labels(list(labels)) if labels is not None else None
-    tflite_path = _output_path(source, output)
+    tflite_path = output_path(source, output)
     manifest_path = mf.manifest_path_for(tflite_path)
 
     from lamb import tflog
@@ -170,7 +170,8 @@ def _quantization_mode(quantize: str, calibration: Path | None, int8_io: bool) -
     return mode
 
 
-def _output_path(source: Path, output: Path | None) -> Path:
+def output_path(source: Path, output: Path | None) -> Path:
+    """Where the .tflite goes: ``output``, a file in ``output`` when it is a folder, else the default."""
     tflite_path = Path(output) if output is not None else default_output(source)
     # A path without a suffix is a folder (created if needed): the shell and Typer both drop the
     # trailing slash that would otherwise say so.

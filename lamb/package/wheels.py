@@ -14,9 +14,11 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from lamb.errors import DependencyError, InputError
 from lamb.targets import Target
@@ -43,6 +45,35 @@ def cache_root() -> Path:
     """lamb's cache: ``$LAMB_CACHE_DIR``, else ``~/.cache/lamb``."""
     root = os.environ.get("LAMB_CACHE_DIR")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "lamb"
+
+
+def requirements_slug(requirements: list[str]) -> str:
+    """A folder name for a set of requirements: ``ai-edge-litert-2.3.0-numpylt2``."""
+    return "-".join(r.replace("==", "-").replace("<", "lt").replace(">", "gt").replace("=", "") for r in requirements)
+
+
+def cached_tree(dest: Path, build: Callable[[Path], None]) -> Path:
+    """``dest`` once complete; else ``build(tmp)`` fills a temp folder beside it, which is renamed.
+
+    An interrupted build never looks complete; when another lamb finished the same tree first,
+    theirs is as good and is kept.
+    """
+    if (dest / ".complete").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        build(tmp)
+        (tmp / ".complete").write_text("{}\n")
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not (dest / ".complete").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 
 def cache_dir() -> Path:

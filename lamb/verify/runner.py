@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,25 +127,8 @@ def _isolated_env(requirements: list[str]) -> Path:
             f"cannot install {requirements[0]} here: no Lambda runtime matches this machine's Python {sys.version_info.major}.{sys.version_info.minor} on {os.uname().machine}",
             "run lamb verify with a Python a Lambda runtime uses (3.10-3.14), or use --runtime-lib ai-edge-litert",
         )
-    slug = "-".join(r.replace("==", "-").replace("<", "lt").replace(">", "gt").replace("=", "") for r in requirements)
-    dest = wheels.cache_root() / "verify-runtimes" / f"{slug}-{target.name}"
-    if (dest / ".complete").is_file():
-        return dest
-    # Install beside the final folder and rename: an interrupted install never looks complete.
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        wheels.install_for_target(requirements, target, tmp)
-        (tmp / ".complete").write_text(json.dumps({"requirements": requirements, "target": target.name}) + "\n")
-        try:
-            os.replace(tmp, dest)
-        except OSError:  # another lamb finished the same install first; theirs is as good
-            if not (dest / ".complete").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    dest = wheels.cache_root() / "verify-runtimes" / f"{wheels.requirements_slug(requirements)}-{target.name}"
+    return wheels.cached_tree(dest, lambda tmp: wheels.install_for_target(requirements, target, tmp))
 
 
 # -- the runner process ---------------------------------------------------------------------------
