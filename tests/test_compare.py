@@ -117,7 +117,8 @@ def test_every_mode_measured_and_the_recommendation_follows_the_rows(cli_run):
         assert row["size"]["unzipped"] > row["size"]["zip"] and row["size"]["fits_direct_upload"]
         assert row["speed"]["warm_ms"] > 0 and row["speed"]["init_ms"] > 0 and row["speed"]["runs"] >= 5
         assert [p["memory_mb"] for p in row["costs"]] == [256, 1024, 1769]
-        assert row["memory"]["recommended_mb"] >= row["memory"]["floors"]["peak RSS"]
+        assert row["memory"]["recommended_mb"] >= max(row["memory"]["floors"].values())
+        assert set(row["memory"]["floors"]) == {"peak RSS", "the pixel budget"}
         assert row["top1_lower"] is not None and row["top1_lower"] <= row["top1"]
     # int8 without calibration images: a skipped row with the reason, not a stop.
     assert rows["int8"]["status"] == SKIPPED and "--calibration" in rows["int8"]["reason"]

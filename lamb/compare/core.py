@@ -170,8 +170,14 @@ def compare_models(
         for row in runnable:
             if row.speed is None:
                 continue
+            from lamb.invoke import pixel_budget_floor
+
+            # The same floors as `lamb invoke`: the peak RSS, and room for the largest image the
+            # handler's pixel budget admits at the setting.
+            floors = {"the pixel budget": pixel_budget_floor(row.speed.peak_rss_mb)}
             advice = cost_mod.advise_memory(
-                row.speed.warm_ms, peak_rss_mb=row.speed.peak_rss_mb, max_latency_ms=max_latency_ms, arch=target.arch,
+                row.speed.warm_ms, peak_rss_mb=row.speed.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms,
+                arch=target.arch,
             )
             row.memory = advice
             row.costs = cost_mod.memory_points(row.speed.warm_ms, settings, target.arch, advice.floor_mb)
