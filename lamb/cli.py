@@ -359,11 +359,11 @@ def package(
       lamb package --format image --runtime python3.12
     """
     with handle_errors(verbose):
+        from lamb import progress
         from lamb.package import build_package
         from lamb.package.report import render
 
-        status = contextlib.nullcontext() if as_json else err_console.status("lamb package")
-        with status as shown:
+        with progress.for_terminal(as_json) as shown:
             report = build_package(
                 manifest,
                 runtime=runtime,
@@ -378,7 +378,7 @@ def package(
                 smoke=not no_smoke,
                 compile_bytecode=not no_bytecode,
                 sample_image=sample_image,
-                progress=shown.update if shown is not None else None,
+                progress=shown,
             )
     if as_json:
         print_json(report)
@@ -422,13 +422,16 @@ def invoke(
     """
     with handle_errors(verbose):
         from lamb.errors import ArtifactError
+        from lamb import progress
         from lamb.invoke import invoke_artifact, parse_env, render
         from lamb.local import RunSettings
 
         settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
-        report = invoke_artifact(
-            artifact, event_file=event, image=image, url=url, repeat=repeat, settings=settings, max_latency_ms=max_latency_ms,
-        )
+        with progress.for_terminal(as_json) as shown:
+            report = invoke_artifact(
+                artifact, event_file=event, image=image, url=url, repeat=repeat, settings=settings,
+                max_latency_ms=max_latency_ms, progress=shown,
+            )
     if as_json:
         print_json(report)
     else:

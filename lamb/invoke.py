@@ -24,6 +24,7 @@ from lamb import manifest as mf
 from lamb.cost import MemoryAdvice, advise_memory, memory_advice, recommend_memory_mb  # noqa: F401 (re-exported)
 from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import LocalFunction, RunSettings
+from lamb.progress import SILENT, Progress
 from lamb.package.standin import host_stand_in, unpack_artifact
 from lamb.targets import find_python, host_python, python_version
 
@@ -284,6 +285,7 @@ def invoke_artifact(
     settings: RunSettings | None = None,
     max_latency_ms: float | None = None,
     arch: str | None = None,
+    progress: Progress | None = None,
 ) -> InvokeReport:
     """Unpack ``artifact``, run its handler once cold and ``repeat`` more times warm, report.
 
@@ -299,19 +301,23 @@ def invoke_artifact(
     else:
         kind, event = build_event(event_file=event_file, image=image, url=url)
     settings = settings or RunSettings()
+    progress = progress or SILENT
     memory_mb = settings.memory_mb
     with runnable_artifact(artifact, settings) as (artifact, task_root, settings, notes):
         built = built_for(task_root)
         with LocalFunction(task_root, settings) as function:
+            progress.phase("cold start and first invocation")
             first = function.invoke(event)
             warm: list[float] = []
-            if first.error is None:
+            if first.error is None and repeat:
+                progress.phase("warm invocations", total=repeat)
                 for _ in range(repeat):
                     result = function.invoke(event)
                     if result.error is not None:
                         notes.append(f"a warm invocation failed: {result.error.get('errorType')}: {result.error.get('errorMessage')}")
                         break
                     warm.append(result.invoke_ms)
+                    progress.advance()
                     first.peak_rss_mb = max(first.peak_rss_mb or 0.0, result.peak_rss_mb or 0.0)
             version = python_version(settings.python) or "?"
 

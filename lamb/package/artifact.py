@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from lamb import layout
 from lamb.manifest import atomic_output
@@ -72,8 +73,8 @@ def write_zip(entries: list[Entry], output: Path) -> Path:
     return output
 
 
-def write_zip_to(entries: list[Entry], path: Path) -> None:
-    """Write the zip to ``path`` directly (the caller owns atomicity)."""
+def write_zip_to(entries: list[Entry], path: Path, on_entry: Callable[[], None] | None = None) -> None:
+    """Write the zip to ``path`` directly (the caller owns atomicity); ``on_entry`` after each file."""
     names = [e.arcname for e in entries]
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -86,6 +87,8 @@ def write_zip_to(entries: list[Entry], path: Path) -> None:
             info.external_attr = (stat.S_IFREG | mode_for(entry)) << 16
             with open(entry.source, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
+            if on_entry is not None:
+                on_entry()
 
 
 def replace_dir(staging: Path, output: Path) -> None:

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from lamb import layout, targets, tflite_lib
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.manifest import SmokeResult
-from lamb.package import artifact, audit, budget, bytecode, lib_choice, slim, standin, wheels
+from lamb.package import audit, budget, bytecode, formats, lib_choice, slim, standin, wheels
+from lamb.package.formats import Build
+from lamb.progress import SILENT, Progress
 
 HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / layout.HANDLER_FILE
-FORMATS = ("zip", "image")
+FORMATS = tuple(formats.FORMATS)
 # Pillow decodes the images the handler receives; it is not a dependency of either runtime lib.
 IMAGE_LIBRARY = "pillow"
 
@@ -107,117 +107,82 @@ def default_output(manifest_path: Path, target: targets.Target, fmt: str) -> Pat
     return Path.cwd() / (f"{stem}-{target.name}.zip" if fmt == "zip" else f"{stem}-{target.name}-image")
 
 
+@dataclass
+class PackageOptions:
+    """Every choice ``lamb package`` offers; the defaults are the command's."""
+
+    runtime: str | None = None  # None: the newest runtime in the table
+    arch: str | None = None  # None: x86_64
+    fmt: str = "zip"  # a key of formats.FORMATS
+    output: Path | None = None  # None: <stem>-<runtime>-<arch>.zip (or -image/) in the current folder
+    runtime_lib_name: str | None = None  # the TFLite library; None: the audit-driven choice
+    wheelhouse: Path | None = None  # build offline from this folder of wheels
+    slim_deps: bool = True
+    max_size: int | str | None = None  # the user's budget, on top of Lambda's limits
+    skip_verify: bool = False
+    smoke: bool = True
+    compile_bytecode: bool = True
+    sample_image: Path | None = None  # for the smoke run; None: a seeded synthetic image
+
+
 def build_package(
     manifest_path: Path | None = None,
+    options: PackageOptions | None = None,
     *,
-    runtime: str | None = None,
-    arch: str | None = None,
-    fmt: str = "zip",
-    output: Path | None = None,
-    runtime_lib_name: str | None = None,
-    wheelhouse: Path | None = None,
-    slim_deps: bool = True,
-    max_size: int | str | None = None,
-    skip_verify: bool = False,
-    smoke: bool = True,
-    compile_bytecode: bool = True,
-    sample_image: Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+    **changes,
 ) -> PackageReport:
     """Build a Lambda artifact for the model a manifest describes; see the module docstring.
 
-    ``progress`` is called with a short phrase as each step starts (the CLI shows it as status).
+    ``options`` (default: the command's defaults) with ``changes`` applied field by field, so
+    ``build_package(path, runtime="python3.12", smoke=False)`` reads as the command line does.
+    ``progress`` hears each phase as it starts.
     """
-    step = progress or (lambda _msg: None)
+    o = replace(options or PackageOptions(), **changes)
+    progress = progress or SILENT
     start = time.perf_counter()
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}", "use --format zip or --format image")
-    max_bytes = budget.parse_size(max_size)
-    target = targets.get_target(runtime, arch)  # option values first: no work for a typo
+    writer = formats.FORMATS.get(o.fmt)
+    if writer is None:
+        raise InputError(f"unknown format {o.fmt!r}", f"use --format {' or --format '.join(formats.FORMATS)}")
+    max_bytes = budget.parse_size(o.max_size)
+    target = targets.get_target(o.runtime, o.arch)  # option values first: no work for a typo
     manifest_path = resolve_manifest(manifest_path)
     manifest = mf.read(manifest_path)
     tflite = manifest.tflite_path(manifest_path)
     if not tflite.is_file():
         raise InputError(f"the manifest names {tflite}, which does not exist", "re-run `lamb convert` to write the .tflite again")
-    verification = check_verification(manifest, tflite, skip_verify)
-
-    output = Path(output) if output is not None else default_output(manifest_path, target, fmt)
-    if fmt == "zip" and output.suffix != ".zip":
-        output = output.with_name(output.name + ".zip")
-    output = output.resolve()
-    if fmt == "zip" and output.is_dir():
-        raise InputError(f"{output} is a folder", "name a .zip file with --output, or remove the folder")
-    if fmt == "image" and output.exists() and not output.is_dir():
-        raise InputError(f"{output} is a file, not an image-context folder", "name a folder with --output")
+    verification = check_verification(manifest, tflite, o.skip_verify)
+    output = writer.output(Path(o.output) if o.output is not None else default_output(manifest_path, target, o.fmt))
     output.parent.mkdir(parents=True, exist_ok=True)
-
+    slim_deps = o.slim_deps and writer.name == "zip"
     # The library release: the newest whose wheel passes the ELF audit for the target, as it will
     # ship (slimmed for a zip); refused here, before anything is built, when none does.
-    audited_choice = lib_choice.choose(
-        target, manifest, runtime_lib_name, slimmed=slim_deps and fmt == "zip", wheelhouse=wheelhouse,
-        progress=step,
-    )
-    choice = audited_choice.choice
+    choice = lib_choice.choose(
+        target, manifest, o.runtime_lib_name, slimmed=slim_deps, wheelhouse=o.wheelhouse, progress=progress.phase,
+    ).choice
 
     work = Path(tempfile.mkdtemp(prefix="lamb-package-"))
-    temp_output: Path | None = None
+    temp: Path | None = None
     try:
-        deps = work / "deps"
         requirements = [*choice.requirements, IMAGE_LIBRARY]
-        step(f"resolving wheels for {target.name}: {', '.join(requirements)}")
-        install = wheels.install_for_target(requirements, target, deps, wheelhouse=wheelhouse)
-        # The image installs its wheels with pip at `docker build` time; slimming applies to the zip.
-        slimmed: list[slim.SlimResult] = []
-        if slim_deps and fmt == "zip":
-            step("slimming the dependencies")
-            slimmed = slim.slim(deps)
-        step(f"auditing the ELF files against {target.system.describe()}")
-        audited = check_audit(audit.audit_tree(deps, target), target)
-
-        files = work / "files"
-        files.mkdir()
-        record = replace(package_record(target, fmt, choice, install), audit=audited.record())
-        shutil.copyfile(HANDLER_TEMPLATE, files / layout.HANDLER_FILE)
-        shutil.copyfile(tflite, files / layout.MODEL_FILE)
-        mf.write(_artifact_manifest(manifest, record), files / layout.MANIFEST_FILE)
-        own = {name: files / name for name in layout.ROOT_FILES}
-
-        if fmt == "zip" and compile_bytecode:
-            step(f"compiling bytecode for Python {target.python_version}")
-            compiled = bytecode.compile_tree(deps, target)
-            if compiled.compiled:
-                handler = bytecode.compile_tree(files, target, compiled.python)
-                compiled.files += handler.files
-                compiled.bytes_added += handler.bytes_added
-        elif fmt == "zip":
-            compiled = bytecode.BytecodeResult(False, None, 0, 0, "not compiled (--no-bytecode)")
-        else:
-            # pip compiles what it installs during `docker build`, with the image's own Python.
-            compiled = bytecode.BytecodeResult(False, None, 0, 0, "compiled by pip inside the image at docker build time")
-
-        if fmt == "zip":
-            entries = artifact.collect(deps) + artifact.collect(files)
-            step(f"writing {output.name}")
-            temp_output = mf.atomic_output(output)
-            artifact.write_zip_to(entries, temp_output)
-            zip_bytes = temp_output.stat().st_size
-            report_budget = budget.check(budget.measure_zip(temp_output), fmt="zip", max_size=max_bytes, zip_bytes=zip_bytes)
-        else:
-            temp_output = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-            temp_output.chmod(0o755)  # mkdtemp's 0700 would hide the context from `docker build` run by others
-            _write_image_context(
-                temp_output, own, install, target, _function_name(manifest_path), sample_event(manifest, sample_image),
-            )
-            context = {p.name: p for p in temp_output.iterdir() if p.name not in own}
-            report_budget = budget.check(budget.measure_tree(deps, {**own, **context}), fmt="image", max_size=max_bytes)
+        progress.phase(f"resolving wheels for {target.name}: {', '.join(requirements)}")
+        install = wheels.install_for_target(requirements, target, work / "deps", wheelhouse=o.wheelhouse, progress=progress)
+        build = Build(
+            target, manifest, manifest_path, install, install.dest, work / "files", slim_deps=slim_deps,
+            compile_bytecode=o.compile_bytecode, max_bytes=max_bytes,
+            sample_event=sample_event(manifest, o.sample_image), progress=progress,
+        )
+        slimmed = writer.slim(build)
+        progress.phase(f"auditing the ELF files against {target.system.describe()}")
+        audited = check_audit(audit.audit_tree(build.deps, target), target)
+        record = replace(package_record(target, o.fmt, choice, install), audit=audited.record())
+        _write_own_files(build.files, tflite, manifest, record)
+        compiled = writer.compile(build)
+        temp, report_budget = writer.write(build, output)
         budget.enforce(report_budget)
-
-        if smoke:
-            step("smoke run: the handler on a sample image in a fresh Python")
-            smoke_result = _smoke(
-                temp_output, fmt, target, install, choice, own, slim_deps and fmt == "zip", compiled.compiled,
-                work, sample_image, manifest, wheelhouse,
-            )
+        if o.smoke:
+            progress.phase("smoke run: the handler on sample images in a fresh Python")
+            smoke_result = _smoke(build, writer, temp, choice, compiled.compiled, work, o.wheelhouse)
             if not smoke_result.passed:
                 raise ArtifactError(
                     f"the built function failed its smoke run ({smoke_result.label}): {smoke_result.error}",
@@ -225,21 +190,31 @@ def build_package(
                 )
         else:
             smoke_result = SmokeResult(False, False, False, "not run (--no-smoke)")
-
-        if fmt == "zip":
-            sha = mf.sha256_file(temp_output)
-            size = temp_output.stat().st_size
-            _replace_file(temp_output, output)
-        else:
-            sha = None
-            size = sum(p.stat().st_size for p in temp_output.rglob("*") if p.is_file())
-            artifact.replace_dir(temp_output, output)
-        temp_output = None
+        sha, size = writer.publish(temp, output)
+        temp = None
     finally:
-        if temp_output is not None:
-            shutil.rmtree(temp_output, ignore_errors=True) if temp_output.is_dir() else temp_output.unlink(missing_ok=True)
+        if temp is not None:
+            writer.discard(temp)
         shutil.rmtree(work, ignore_errors=True)
 
+    record = replace(
+        record, artifact=mf.relative_to_manifest(manifest_path, output), sha256=sha,
+        zipped_bytes=report_budget.total_zipped, unzipped_bytes=report_budget.total_unzipped, smoke=smoke_result,
+    )
+    warnings = _warnings(report_budget, audited, target, o.skip_verify)
+    try:
+        mf.write(replace(manifest, package=record), manifest_path)
+    except OSError as exc:  # the artifact is built and sound; only its record could not be kept
+        warnings.append(f"could not record the package in {manifest_path} ({exc.strerror or exc})")
+    return PackageReport(
+        artifact=output, format=o.fmt, target=target.name, target_description=target.describe(), runtime_lib=choice,
+        installed=install.installed, wheel_source=install.source, slimming=slimmed, bytecode=compiled,
+        budget=report_budget, smoke=smoke_result, audit=audited, verification=verification, sha256=sha, bytes=size,
+        seconds=time.perf_counter() - start, warnings=warnings, record=record,
+    )
+
+
+def _warnings(report_budget: budget.BudgetReport, audited: audit.AuditReport, target: targets.Target, skip_verify: bool) -> list[str]:
     warnings = list(report_budget.warnings)
     if audited.on_demand:
         files = sorted({p.file.rsplit("/", 1)[-1] for p in audited.on_demand})
@@ -250,40 +225,15 @@ def build_package(
         )
     if skip_verify:
         warnings.append("the model was packaged without a passed verification (--skip-verify)")
-    record = replace(
-        record, artifact=mf.relative_to_manifest(manifest_path, output), sha256=sha,
-        zipped_bytes=report_budget.total_zipped, unzipped_bytes=report_budget.total_unzipped,
-        smoke=smoke_result,
-    )
-    try:
-        mf.write(replace(manifest, package=record), manifest_path)
-    except OSError as exc:  # the artifact is built and sound; only its record could not be kept
-        warnings.append(f"could not record the package in {manifest_path} ({exc.strerror or exc})")
-    return PackageReport(
-        artifact=output,
-        format=fmt,
-        target=target.name,
-        target_description=target.describe(),
-        runtime_lib=choice,
-        installed=install.installed,
-        wheel_source=install.source,
-        slimming=slimmed,
-        bytecode=compiled,
-        budget=report_budget,
-        smoke=smoke_result,
-        audit=audited,
-        verification=verification,
-        sha256=sha,
-        bytes=size,
-        seconds=time.perf_counter() - start,
-        warnings=warnings,
-        record=record,
-    )
+    return warnings
 
 
-def _replace_file(tmp: Path, output: Path) -> None:
-    tmp.chmod(0o644)  # mkstemp's 0600 is not what a build artifact should be
-    os.replace(tmp, output)
+def _write_own_files(files: Path, tflite: Path, manifest: mf.Manifest, record: mf.PackageRecord) -> None:
+    """lamb's own root files (handler, model, shipped manifest) in ``files``."""
+    files.mkdir()
+    shutil.copyfile(HANDLER_TEMPLATE, files / layout.HANDLER_FILE)
+    shutil.copyfile(tflite, files / layout.MODEL_FILE)
+    mf.write(_artifact_manifest(manifest, record), files / layout.MANIFEST_FILE)
 
 
 def package_record(
@@ -311,34 +261,6 @@ def _artifact_manifest(manifest: mf.Manifest, record: mf.PackageRecord | None = 
     )
 
 
-def _function_name(manifest_path: Path) -> str:
-    """The model's name as ECR, Lambda and IAM all accept it (lowercase letters, digits, hyphens;
-    short enough for "<name>-role", IAM's limit being 64)."""
-    import re
-
-    name = re.sub(r"[^a-z0-9]+", "-", mf.model_stem(manifest_path).lower()).strip("-")[:48].strip("-")
-    return name if name and name[0].isalpha() else f"lamb-{name or 'model'}"
-
-
-def _write_image_context(
-    folder: Path, own: dict[str, Path], install: wheels.InstallResult, target: targets.Target, name: str,
-    event: dict,
-) -> None:
-    import json
-
-    from lamb import __version__
-
-    for filename, path in own.items():
-        shutil.copyfile(path, folder / filename)
-    (folder / artifact.SAMPLE_EVENT).write_text(json.dumps(event) + "\n", encoding="utf-8")
-    pinned = install.pinned()
-    header = f"# Resolved by lamb package for {target.describe()}; installed with --no-deps, so this is the whole set.\n"
-    (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
-    (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__), encoding="utf-8")
-    (folder / ".dockerignore").write_text(artifact.DOCKERIGNORE, encoding="utf-8")
-    (folder / "README.md").write_text(artifact.image_readme(target, name, own[layout.MODEL_FILE].stat().st_size), encoding="utf-8")
-
-
 # -- smoke run --------------------------------------------------------------------------------------
 
 
@@ -363,28 +285,20 @@ def sample_event(manifest: mf.Manifest, image: Path | None = None) -> dict:
 
 
 def _smoke(
-    built: Path, fmt: str, target: targets.Target, install: wheels.InstallResult,
-    choice: tflite_lib.TFLiteLibChoice, own: dict[str, Path], slimmed: bool, compiled: bool, work: Path,
-    sample_image: Path | None, manifest: mf.Manifest, wheelhouse: Path | None,
+    build: Build, writer: formats.ArtifactFormat, temp: Path, choice: tflite_lib.TFLiteLibChoice, compiled: bool,
+    work: Path, wheelhouse: Path | None,
 ) -> SmokeResult:
-    event = sample_event(manifest, sample_image)
+    target, event = build.target, build.sample_event
     own_python = bytecode.target_python(target)
-    if own_python is not None and fmt == "zip" and not targets.can_run_on_host(target):
+    if own_python is not None and writer.runs_itself and not targets.can_run_on_host(target):
         # Another Python of the target's version on this machine (e.g. pyenv's python3.12): the
         # artifact itself runs, not a stand-in.
-        root = standin.unpack_artifact(built, work / "task")
-        label = f"the artifact itself, unpacked, on Python {target.python_version} ({own_python}){_HOST_LIBC}"
+        root, what = writer.task_root(build, temp, work / "task")
+        label = f"{what}, on Python {target.python_version} ({own_python}){_HOST_LIBC}"
         return _run(root, event, label, stand_in=False, python=target.name, executable=own_python)
     if targets.can_run_on_host(target):
-        if fmt == "zip":
-            root = standin.unpack_artifact(built, work / "task")
-            label = f"the artifact itself, unpacked, on this machine's Python {target.python_version}{_HOST_LIBC}"
-        else:
-            root = work / "task"
-            shutil.copytree(install.dest, root)
-            for name, path in own.items():
-                shutil.copyfile(path, root / name)
-            label = f"the image's files with its pinned wheels, on this machine's Python {target.python_version}{_HOST_LIBC}"
+        root, what = writer.task_root(build, temp, work / "task")
+        label = f"{what}, on this machine's Python {target.python_version}{_HOST_LIBC}"
         return _run(root, event, label, stand_in=False, python=target.name)
 
     host = targets.host_smoke_target()
@@ -393,8 +307,8 @@ def _smoke(
     root = work / "task"
     try:
         differences = standin.build_stand_in(
-            install.installed, root, own=own[layout.HANDLER_FILE].parent, keep=choice.name, extra=choice.extra_requirements,
-            slim_deps=slimmed, compile_bytecode=compiled, wheelhouse=wheelhouse,
+            build.install.installed, root, own=build.files, keep=choice.name, extra=choice.extra_requirements,
+            slim_deps=build.slim_deps, compile_bytecode=compiled, wheelhouse=wheelhouse,
         ).differences
     except DependencyError as exc:
         raise DependencyError(exc.message, "package for this machine's Python to test here, or pass --no-smoke") from None

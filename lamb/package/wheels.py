@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from lamb.errors import DependencyError, InputError
+from lamb.progress import SILENT, Progress
 from lamb.targets import Target
 
 
@@ -109,6 +110,7 @@ def install_for_target(
     wheelhouse: Path | None = None,
     cache: Path | None = None,
     pip: PipRunner | None = None,
+    progress: Progress | None = None,
 ) -> InstallResult:
     """Resolve ``requirements`` for ``target`` and install them into ``dest`` (``pip --target``).
 
@@ -137,6 +139,7 @@ def install_for_target(
             pip.install(requirements, target, dest, links, "the wheel cache")
             source = "cache"
         except DependencyError:
+            (progress or SILENT).phase(f"downloading wheels for {target.name} from the package index")
             pip.download(requirements, target, cache)
             pip.install(requirements, target, dest, links, "the wheel cache")
             source = "index"
