@@ -5,8 +5,9 @@ verdict; ``lamb package`` reads all of it, ships a trimmed copy (``lamb.json``) 
 handler, and records what it built (``PackageRecord``) in both. Only this module reads or writes
 these files; ``read_shipped`` reads an artifact's copy without unpacking the artifact.
 
-Paths inside the manifest are stored relative to the manifest's folder when they lie below it, so
-a folder of ``model.tflite`` + ``model.lamb.json`` can be moved as a unit.
+Paths inside the manifest are stored relative to the manifest's folder, so a folder of
+``model.tflite`` + ``model.lamb.json`` can be moved as a unit, and a folder shared with the
+Keras model it came from (``../models/model.h5``) still verifies elsewhere.
 """
 
 from __future__ import annotations
@@ -286,18 +287,20 @@ def find(directory: Path | None = None) -> Path:
 
 
 def relative_to_manifest(manifest_path: Path, target: Path) -> str:
-    """Store ``target`` relative to the manifest's folder when below it, else absolute."""
+    """``target`` relative to the manifest's folder (``../models/model.h5`` too), so a folder
+    moved or shared together with what it names still resolves; absolute only when no relative
+    path exists (another drive on Windows)."""
     base = Path(manifest_path).resolve().parent
     target = Path(target).resolve()
     try:
-        return target.relative_to(base).as_posix()
+        return Path(os.path.relpath(target, base)).as_posix()
     except ValueError:
         return str(target)
 
 
 def _resolve(manifest_path: Path, stored: str) -> Path:
     p = Path(stored)
-    return p if p.is_absolute() else Path(manifest_path).resolve().parent / p
+    return p if p.is_absolute() else Path(os.path.normpath(Path(manifest_path).resolve().parent / p))
 
 
 # -- small file helpers every step uses ---------------------------------------------------------

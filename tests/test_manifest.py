@@ -96,6 +96,24 @@ def test_paths_relative_to_the_manifest(tmp_path):
     assert m.tflite_path(manifest_path) == tmp_path / "sub" / "m.tflite"
 
 
+def test_a_shared_folder_still_finds_the_source_model(tmp_path):
+    """out/m.lamb.json records ../models/m.h5: the pair moved (or cloned) elsewhere still verifies."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.h5").write_bytes(b"h5")
+    out = tmp_path / "out"
+    stored = mf.relative_to_manifest(out / "m.lamb.json", tmp_path / "models" / "m.h5")
+    assert stored == "../models/m.h5"
+    mf.write(make_manifest(source=stored), out / "m.lamb.json")
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "models").rename(tmp_path / "elsewhere-models")
+    moved.mkdir()
+    (moved / "models").symlink_to(tmp_path / "elsewhere-models")
+    (moved / "out").mkdir()
+    (out / "m.lamb.json").rename(moved / "out" / "m.lamb.json")
+    m = mf.read(moved / "out" / "m.lamb.json")
+    assert m.source_path(moved / "out" / "m.lamb.json").read_bytes() == b"h5"
+
+
 def test_read_shipped_from_a_zip_and_a_folder_without_unpacking(tmp_path):
     shipped = make_manifest(tflite=layout.MODEL_FILE, package=make_record())
     text = json.dumps(shipped.to_dict())

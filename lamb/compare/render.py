@@ -7,8 +7,8 @@ from typing import Any
 
 from lamb.compare.report import VERIFIED, CompareReport, ModeResult
 from lamb.errors import DependencyError
+from lamb.units import MiB
 
-MiB = 2**20
 PLOT_INSTALL = "pip install 'lamb[plot]'"
 
 

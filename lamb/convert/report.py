@@ -5,15 +5,7 @@ from __future__ import annotations
 from lamb import quantization
 from lamb.convert.core import ConversionResult
 from lamb.manifest import TensorSpec
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
+from lamb.units import human_bytes
 
 
 def _tensor(spec: TensorSpec) -> str:

@@ -7,11 +7,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamb import layout
-from lamb import tflite_lib
+from lamb import layout, tflite_lib
 from lamb.errors import BudgetExceeded, InputError
+from lamb.units import MiB, mb
 
-MiB = 2**20
 
 # Lambda quotas: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 #   "Deployment package (.zip file archive) size: 50 MB (zipped, when uploaded through the Lambda
@@ -169,4 +168,4 @@ def enforce(report: BudgetReport) -> None:
 
 
 def _mb(n: int) -> str:
-    return f"{n / MiB:.1f} MB"
+    return f"{mb(n)} MB"

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from lamb.package.budget import MiB
 from lamb.package.build import PackageReport
-
-
-def _mb(n: int | None) -> str:
-    return "-" if n is None else f"{n / MiB:.1f}"
+from lamb.units import mb
 
 
 def render(report: PackageReport, verbose: bool = False) -> list:
@@ -17,7 +13,7 @@ def render(report: PackageReport, verbose: bool = False) -> list:
     summary = Table(title="lamb package", show_header=False, title_justify="left")
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("artifact", f"{report.artifact} ({report.format}, {_mb(report.bytes)} MB)")
+    summary.add_row("artifact", f"{report.artifact} ({report.format}, {mb(report.bytes)} MB)")
     if report.sha256:
         summary.add_row("sha256", report.sha256)
     summary.add_row("target", report.target_description)
@@ -48,13 +44,13 @@ def render(report: PackageReport, verbose: bool = False) -> list:
     if b.total_zipped is not None:
         sizes.add_column("zipped", justify="right")
     for c in b.components:
-        row = [c.name, str(c.files), _mb(c.unzipped)]
+        row = [c.name, str(c.files), mb(c.unzipped)]
         if b.total_zipped is not None:
-            row.append(_mb(c.zipped))
+            row.append(mb(c.zipped))
         sizes.add_row(*row)
-    total = ["total", str(sum(c.files for c in b.components)), _mb(b.total_unzipped)]
+    total = ["total", str(sum(c.files for c in b.components)), mb(b.total_unzipped)]
     if b.total_zipped is not None:
-        total.append(_mb(b.total_zipped))
+        total.append(mb(b.total_zipped))
     sizes.add_row(*total, style="bold")
     out.append(sizes)
 
@@ -65,18 +61,18 @@ def render(report: PackageReport, verbose: bool = False) -> list:
     limits.add_column("")
     for c in b.checks:
         verdict = "[green]ok[/]" if c.ok else ("[yellow]warn[/]" if c.severity == "warn" else "[red]FAIL[/]")
-        limits.add_row(c.name, _mb(c.actual), _mb(c.limit), verdict)
+        limits.add_row(c.name, mb(c.actual), mb(c.limit), verdict)
     out.append(limits)
 
     if report.slimming:
-        slim = Table(title=f"slimming (saved {_mb(report.slimmed_bytes)} MB unzipped)", title_justify="left")
+        slim = Table(title=f"slimming (saved {mb(report.slimmed_bytes)} MB unzipped)", title_justify="left")
         slim.add_column("rule")
         slim.add_column("files", justify="right")
         slim.add_column("saved MB", justify="right")
         if verbose:
             slim.add_column("why")
         for r in report.slimming:
-            row = [r.rule, str(r.files), _mb(r.bytes_saved)]
+            row = [r.rule, str(r.files), mb(r.bytes_saved)]
             if verbose:
                 row.append(r.why)
             slim.add_row(*row)
