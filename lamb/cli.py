@@ -144,6 +144,7 @@ def convert(
       lamb convert model.h5 -q int8 --calibration images/ --preprocess xception
     """
     with handle_errors(verbose):
+        from lamb import progress
         from lamb.convert import convert_model
         from lamb.convert.preprocess import parse_input_shape, parse_labels_option, read_labels
 
@@ -165,11 +166,12 @@ def convert(
         elif images is not None:
             raise InputError("--images only applies to --quantize auto", "verify with `lamb verify --images DIR`")
         else:
-            result = convert_model(
-                model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
-                allow_flex=allow_flex, preprocess=preprocess, labels=read_labels(parse_labels_option(labels), labels_file),
-                allow_unsafe_lambda=allow_unsafe_lambda, int8_io=int8_io,
-            )
+            with progress.for_terminal(as_json):
+                result = convert_model(
+                    model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
+                    allow_flex=allow_flex, preprocess=preprocess, labels=read_labels(parse_labels_option(labels), labels_file),
+                    allow_unsafe_lambda=allow_unsafe_lambda, int8_io=int8_io,
+                )
     if as_json:
         print_json(result)
         return
@@ -226,21 +228,23 @@ def verify(
       lamb verify model.h5 model.tflite --preprocess xception --runtime-lib tflite-runtime
     """
     with handle_errors(verbose):
+        from lamb import progress
         from lamb.convert.preprocess import parse_labels_option
         from lamb.verify import ToleranceOverrides, VerifyInputs, render_report, verify_model
 
-        report = verify_model(
-            keras_model,
-            tflite_model,
-            manifest_path=manifest,
-            inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess),
-            tolerances=ToleranceOverrides(atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k),
-            labels=parse_labels_option(labels),
-            quantization=quantize,
-            tflite_lib=runtime_lib,
-            runtime=runtime,
-            allow_unsafe_lambda=allow_unsafe_lambda,
-        )
+        with progress.for_terminal(as_json):
+            report = verify_model(
+                keras_model,
+                tflite_model,
+                manifest_path=manifest,
+                inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess),
+                tolerances=ToleranceOverrides(atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k),
+                labels=parse_labels_option(labels),
+                quantization=quantize,
+                tflite_lib=runtime_lib,
+                runtime=runtime,
+                allow_unsafe_lambda=allow_unsafe_lambda,
+            )
         if as_json:
             print_json(report)
         else:

@@ -24,7 +24,7 @@ from lamb import manifest as mf
 from lamb.cost import MemoryAdvice, advise_memory, memory_advice, recommend_memory_mb  # noqa: F401 (re-exported)
 from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import LocalFunction, RunSettings
-from lamb.progress import SILENT, Progress
+from lamb.progress import Progress, current
 from lamb.package.standin import host_stand_in, unpack_artifact
 from lamb.targets import find_python, host_python, python_version
 
@@ -301,7 +301,7 @@ def invoke_artifact(
     else:
         kind, event = build_event(event_file=event_file, image=image, url=url)
     settings = settings or RunSettings()
-    progress = progress or SILENT
+    progress = progress or current()
     memory_mb = settings.memory_mb
     with runnable_artifact(artifact, settings) as (artifact, task_root, settings, notes):
         built = built_for(task_root)

@@ -138,7 +138,7 @@ class Manifest:
     tflite: str  # path of the .tflite (relative to the manifest's folder when below it)
     tflite_sha256: str
     tflite_bytes: int
-    source: str  # path of the Keras model it came from
+    source: str  # path of the Keras model it came from, relative to the manifest's folder
     source_sha256: str | None  # None for a SavedModel directory (hash of its saved_model.pb otherwise)
     source_format: str  # "h5" | "keras" | "savedmodel"
     source_bytes: int
@@ -158,6 +158,9 @@ class Manifest:
     # `lamb convert --quantize auto`: the comparison that chose this model (CompareReport.summary()).
     comparison: dict[str, Any] | None = None
     package: PackageRecord | None = None  # what `lamb package` last built from this model
+    # Where the source was at conversion: the fallback when ``source`` no longer resolves because
+    # the folder moved without it. Never shipped (host paths stay on the host).
+    source_absolute: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     # -- paths -------------------------------------------------------------------------------
@@ -167,7 +170,17 @@ class Manifest:
         return _resolve(manifest_path, self.tflite)
 
     def source_path(self, manifest_path: Path) -> Path:
-        return _resolve(manifest_path, self.source)
+        """The Keras model: relative to the manifest (a shared folder), else where it was."""
+        relative = _resolve(manifest_path, self.source)
+        if not relative.exists() and self.source_absolute and Path(self.source_absolute).exists():
+            return Path(self.source_absolute)
+        return relative
+
+    def with_source(self, manifest_path: Path, source: Path) -> Manifest:
+        """This manifest naming ``source`` as its Keras model (both ways, see ``source_path``)."""
+        return dataclasses.replace(
+            self, source=relative_to_manifest(manifest_path, source), source_absolute=str(Path(source).resolve())
+        )
 
     # -- (de)serialisation -------------------------------------------------------------------
 

@@ -1,16 +1,19 @@
 """Progress on long steps: library code says where it is, the CLI decides whether anyone sees it.
 
-A step takes an optional ``Progress`` and calls ``phase("converting")`` as each phase starts
-(with ``total=`` when it counts items, e.g. calibration images) and ``advance()`` per item. The
-default, ``SILENT``, does nothing, so library code and tests never draw anything. The CLI passes
-``for_terminal(...)``: Rich progress on stderr when stderr is a terminal and ``--json`` is off,
-``SILENT`` otherwise, so pipes, logs and scripts see only the result.
+A step calls ``phase("converting")`` as each phase starts (with ``total=`` when it counts items,
+e.g. calibration images) and ``advance()`` per item, on the ``Progress`` it was given or, when
+given none, on ``current()``. The default, ``SILENT``, does nothing, so library code and tests
+never draw anything. The CLI wraps a step in ``for_terminal(...)``: Rich progress on stderr when
+stderr is a terminal and ``--json`` is off, ``SILENT`` otherwise, so pipes, logs and scripts see
+only the result. ``current()`` spares every function between the CLI and a loop deep inside a
+step (calibration, the Keras and TFLite passes of verify) a parameter of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from contextvars import ContextVar
 from typing import Any, Iterator
 
 
@@ -25,6 +28,22 @@ class Progress:
 
 
 SILENT = Progress()
+_CURRENT: ContextVar[Progress] = ContextVar("lamb_progress", default=SILENT)
+
+
+def current() -> Progress:
+    """The progress the running step reports to (``SILENT`` unless a caller set one)."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def reporting(progress: Progress) -> Iterator[Progress]:
+    """Make ``progress`` the ``current()`` one while the block runs."""
+    token = _CURRENT.set(progress)
+    try:
+        yield progress
+    finally:
+        _CURRENT.reset(token)
 
 
 class RichProgress(Progress):
@@ -71,5 +90,5 @@ def for_terminal(as_json: bool, stream: Any = None) -> Iterator[Progress]:
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
     )
-    with bar:
-        yield RichProgress(bar)
+    with bar, reporting(RichProgress(bar)) as shown:
+        yield shown

@@ -114,6 +114,15 @@ def test_a_shared_folder_still_finds_the_source_model(tmp_path):
     assert m.source_path(moved / "out" / "m.lamb.json").read_bytes() == b"h5"
 
 
+def test_a_folder_moved_without_its_source_falls_back_to_where_it_was(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.h5").write_bytes(b"h5")
+    m = make_manifest().with_source(tmp_path / "out" / "m.lamb.json", tmp_path / "models" / "m.h5")
+    assert (m.source, m.source_absolute) == ("../models/m.h5", str((tmp_path / "models" / "m.h5").resolve()))
+    moved = tmp_path / "a" / "b" / "m.lamb.json"  # ../models/m.h5 from here does not exist
+    assert m.source_path(moved) == (tmp_path / "models" / "m.h5").resolve()
+
+
 def test_read_shipped_from_a_zip_and_a_folder_without_unpacking(tmp_path):
     shipped = make_manifest(tflite=layout.MODEL_FILE, package=make_record())
     text = json.dumps(shipped.to_dict())

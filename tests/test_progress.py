@@ -61,3 +61,28 @@ def test_package_reports_its_phases(tmp_path, verified_tiny, target_installs):
     resolving = next(i for i, n in enumerate(names) if n.startswith("resolving wheels for python3.12-x86_64"))
     auditing = next(i for i, n in enumerate(names) if n.startswith("auditing the ELF files"))
     assert resolving < auditing < len(names) - 1 and names[-1] == "writing ctx/"
+
+
+def test_convert_counts_its_calibration_images(tmp_path, tiny_classifier_h5, sample_images):
+    from lamb.convert import convert_model
+
+    seen = Recorder()
+    with progress.reporting(seen):
+        convert_model(tiny_classifier_h5, tmp_path / "t.tflite", quantize="int8", calibration=sample_images, preprocess="xception")
+    phases = {p[0]: p for p in seen.phases}
+    assert [p[0] for p in seen.phases][0].startswith("loading ")
+    reading = phases["reading calibration images"]
+    assert reading[1] == reading[2] == 12
+    calibrating = next(p for name, p in phases.items() if name.startswith("converting to TFLite, calibrating int8 on 12"))
+    assert calibrating[1] == 12 and calibrating[2] >= 12  # the converter's pass over them
+
+
+def test_verify_counts_both_sides(verified_copy):
+    from lamb.verify import VerifyInputs, verify_model
+
+    seen = Recorder()
+    with progress.reporting(seen):
+        assert verify_model(manifest_path=verified_copy, inputs=VerifyInputs(samples=5)).passed
+    counted = {p[0].split(":")[0]: (p[1], p[2]) for p in seen.phases if p[1] is not None}
+    assert counted["Keras"] == (5, 5)
+    assert any(name.startswith("ai-edge-litert") and done == (5, 5) for name, done in counted.items())

@@ -384,7 +384,7 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
         manifest = mf.read(row.manifest_path)
         manifest_path = mf.manifest_path_for(tflite_path)
         manifest.tflite = mf.relative_to_manifest(manifest_path, tflite_path)
-        manifest.source = mf.relative_to_manifest(manifest_path, source)
+        manifest = manifest.with_source(manifest_path, source)
         manifest.comparison = report.summary()
         os.replace(row.tflite_path, tflite_path)
         mf.write(manifest, manifest_path)

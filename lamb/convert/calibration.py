@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 from lamb import manifest as mf
 from lamb.convert.signature import InputSpec
 from lamb.errors import InputError
+from lamb.progress import current
 
 #: How many calibration images int8 quantization uses at most: the TFLite docs suggest ~100-500;
 #: more only costs conversion time.
@@ -42,6 +43,8 @@ def representative_dataset(files: list[Path], inputs: list[InputSpec], mode: str
     _, height, width, _ = inputs[0].shape
     samples: list[Any] = []
     skipped: list[str] = []
+    progress = current()
+    progress.phase("reading calibration images", total=min(len(files), MAX_CALIBRATION_IMAGES))
     for path in files:
         if len(samples) >= MAX_CALIBRATION_IMAGES:
             break
@@ -52,6 +55,7 @@ def representative_dataset(files: list[Path], inputs: list[InputSpec], mode: str
             continue
         pixels = image_to_pixels(image, (height, width))
         samples.append(preprocess(pixels, mode)[np.newaxis, ...])
+        progress.advance()
     if not samples:
         raise InputError(
             f"none of the {len(files)} calibration files could be decoded as images",
@@ -61,5 +65,6 @@ def representative_dataset(files: list[Path], inputs: list[InputSpec], mode: str
     def dataset() -> Iterator[list]:
         for sample in samples:
             yield [sample]
+            current().advance()  # the converter's pass over them (convert_model names the phase)
 
     return dataset, {"images": len(samples), "skipped": len(skipped), "mode": mode}

@@ -25,6 +25,7 @@ from lamb.convert.load import LoadedModel, load_keras_model
 from lamb.convert.preprocess import check_preprocess, infer_preprocess, read_labels
 from lamb.convert.signature import apply_input_shape, check_labels, check_labels_against_keras, describe, input_specs
 from lamb.errors import InputError
+from lamb.progress import current
 
 
 @dataclass
@@ -87,7 +88,9 @@ def convert_model(
 
     from lamb import tflog
 
+    progress = current()
     if loaded is None:
+        progress.phase(f"loading {source.name}")
         with tflog.capture_fd2():
             loaded = load_keras_model(source, allow_unsafe_lambda=allow_unsafe_lambda)
     notes = list(loaded.notes)
@@ -103,6 +106,11 @@ def convert_model(
         calibration_info["dir"] = str(Path(calibration).resolve())  # type: ignore[arg-type]
         calibration_info["io_dtype"] = "int8" if int8_io else "float32"
 
+    if mode.calibrated:
+        progress.phase(f"converting to TFLite, calibrating {mode.name} on {calibration_info['images']} images",
+                       total=calibration_info["images"])
+    else:
+        progress.phase(f"converting to TFLite ({mode.name})")
     with converter_factory(loaded, inputs) as (make_converter, output_names):
         flatbuffer, flex_ops = run_converter(make_converter, mode, representative, allow_flex, int8_io)
     if flex_ops:
@@ -137,6 +145,7 @@ def convert_model(
         flex_ops=flex_ops,
         calibration=calibration_info,
         versions=versions(),
+        source_absolute=str(Path(source).resolve()),
     )
     mf.write(manifest, manifest_path)
     return ConversionResult(

@@ -22,7 +22,7 @@ from lamb.errors import ArtifactError, DependencyError, InputError, Verification
 from lamb.manifest import SmokeResult
 from lamb.package import audit, budget, bytecode, formats, lib_choice, slim, standin, wheels
 from lamb.package.formats import Build
-from lamb.progress import SILENT, Progress
+from lamb.progress import Progress, current
 
 HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / layout.HANDLER_FILE
 FORMATS = tuple(formats.FORMATS)
@@ -139,7 +139,7 @@ def build_package(
     ``progress`` hears each phase as it starts.
     """
     o = replace(options or PackageOptions(), **changes)
-    progress = progress or SILENT
+    progress = progress or current()
     start = time.perf_counter()
     writer = formats.FORMATS.get(o.fmt)
     if writer is None:
@@ -257,7 +257,8 @@ def _artifact_manifest(manifest: mf.Manifest, record: mf.PackageRecord | None = 
     if calibration and calibration.get("dir"):
         calibration = {**calibration, "dir": Path(str(calibration["dir"])).name}
     return replace(
-        manifest, tflite=layout.MODEL_FILE, source=Path(manifest.source).name, calibration=calibration, package=record
+        manifest, tflite=layout.MODEL_FILE, source=Path(manifest.source).name, source_absolute=None,
+        calibration=calibration, package=record,
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from lamb.errors import DependencyError, InputError
-from lamb.progress import SILENT, Progress
+from lamb.progress import Progress, current
 from lamb.targets import Target
 
 
@@ -139,7 +139,7 @@ def install_for_target(
             pip.install(requirements, target, dest, links, "the wheel cache")
             source = "cache"
         except DependencyError:
-            (progress or SILENT).phase(f"downloading wheels for {target.name} from the package index")
+            (progress or current()).phase(f"downloading wheels for {target.name} from the package index")
             pip.download(requirements, target, cache)
             pip.install(requirements, target, dest, links, "the wheel cache")
             source = "index"

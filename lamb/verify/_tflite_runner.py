@@ -89,7 +89,7 @@ def _dtype_counts(interpreter) -> dict:
     return counts
 
 
-def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict) -> dict:
+def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict, channel) -> dict:
     # The shipped handler's own (de)quantization: its folder is on sys.path (lamb.verify.runner puts it
     # there), and at module level it imports only NumPy and the standard library.
     from lambda_function import dequantize, quantize
@@ -118,6 +118,7 @@ def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict
             if spec["scale"] is not None:  # int8/uint8 output: back to real values
                 y = dequantize(y, spec["scale"], spec["zero_point"])
             results[spec["key"]].append(np.array(y[: min(step, n - start)], dtype=np.float32))
+        _emit(channel, {"event": "progress", "samples": min(step, n - start)})  # lamb verify counts them
     out_dir = request["out_dir"]
     files = {}
     for i, spec in enumerate(outputs):
@@ -177,7 +178,7 @@ def main(argv: list[str]) -> int:
             continue
         request = json.loads(line)
         try:
-            answer = _run(np, interpreter, inputs, outputs, request)
+            answer = _run(np, interpreter, inputs, outputs, request, channel)
         except Exception as exc:  # noqa: BLE001 - a kernel that fails at run time is a finding too
             _error(channel, "invoke", exc)
             return 3

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -167,7 +167,10 @@ class TFLiteRunner:
             self.info = self._read("load")
         return self.info
 
-    def run(self, inputs: dict[str, np.ndarray], workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def run(
+        self, inputs: dict[str, np.ndarray], workdir: Path, on_progress: Callable[[int], None] | None = None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Run the model on ``inputs``; ``on_progress(n)`` as each batch of ``n`` samples is done."""
         files = {}
         for i, (key, array) in enumerate(inputs.items()):
             path = Path(workdir) / f"tflite_input_{i}.npy"
@@ -180,6 +183,10 @@ class TFLiteRunner:
         except BrokenPipeError:
             pass  # the runner died; _read reports how
         answer = self._read("invoke")
+        while answer.get("event") == "progress":
+            if on_progress is not None:
+                on_progress(int(answer["samples"]))
+            answer = self._read("invoke")
         return {key: np.load(path) for key, path in answer["outputs"].items()}, answer
 
     def _read(self, stage: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from lamb import manifest as manifest_mod
 from lamb import quantization as quantization_modes
 from lamb.errors import InputError
 from lamb.manifest import Manifest
+from lamb.progress import SILENT, current
 from lamb.quantization import Tolerances
 from lamb.verify.compare import Check, OutputMetrics, compare_outputs
 from lamb.verify.evidence import Judgement, judge_outputs
@@ -62,7 +63,9 @@ def verify_model(
 
     # Start the library first: it loads the .tflite while this process imports TensorFlow and
     # loads the Keras model (two cores, two processes).
+    progress = current()
     with TFLiteRunner(run.env, run.tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
+        progress.phase(f"loading the Keras model, and the .tflite on {choice.name}")
         loaded = _load_keras(run, allow_unsafe_lambda)
         try:
             info = runner.wait_ready()
@@ -83,6 +86,7 @@ def verify_model(
         # Keras here, then the .tflite in the runner. One after the other, not overlapped: both
         # use every core, and on two cores running them together was 15 % slower (thread
         # oversubscription; see benchmarks/bench_verify.py).
+        progress.phase(f"Keras: {len(arrays[0])} inputs", total=len(arrays[0]))
         reference = _predict_keras(run, loaded, arrays)
 
         t0 = time.perf_counter()
@@ -91,8 +95,9 @@ def verify_model(
             quantization=quant, quantization_source=quant_source, tolerances=tol,
             images=len(used_images), skipped_images=len(skipped), skipped=skipped,
         )
+        progress.phase(f"{choice.name} {version}: {len(arrays[0])} inputs", total=len(arrays[0]))
         try:
-            tflite_outputs, answer = runner.run(dict(zip(paired.input_keys, arrays)), Path(workdir))
+            tflite_outputs, answer = runner.run(dict(zip(paired.input_keys, arrays)), Path(workdir), on_progress=progress.advance)
         except TFLiteFailure as failure:
             run.timings["tflite_run"] = time.perf_counter() - t0
             return run.failed(failure, version, **common)
@@ -201,7 +206,8 @@ def _predict_keras(run: _Run, loaded: Any, arrays: list[np.ndarray]) -> list[np.
 
     t0 = time.perf_counter()
     with tflog.capture_fd2():
-        reference = predict_batched(loaded, arrays)
+        progress = current()  # the per-batch callback only when someone is watching
+        reference = predict_batched(loaded, arrays, on_batch=None if progress is SILENT else progress.advance)
     run.timings["keras_predict"] = time.perf_counter() - t0
     return reference
 
@@ -246,22 +252,43 @@ def _quantization(given: str | None, manifest: Manifest | None, info: dict[str, 
     return infer_quantization(info), "inferred from the .tflite"
 
 
-def predict_batched(loaded: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The source model's outputs, in its own output order, KERAS_BATCH samples at a time."""
+def predict_batched(loaded: Any, inputs: list[np.ndarray], on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """The source model's outputs, in its own output order, KERAS_BATCH samples at a time;
+    ``on_batch(n)`` after each batch of ``n`` samples."""
+    n = len(inputs[0])
     if loaded.is_keras:
         # predict() runs a traced graph: ~25 % faster than eager calls on Xception, same numbers.
-        out = loaded.model.predict(inputs[0] if len(inputs) == 1 else list(inputs), batch_size=KERAS_BATCH, verbose=0)
+        callbacks = [_batch_callback(loaded, n, on_batch)] if on_batch is not None else None
+        out = loaded.model.predict(
+            inputs[0] if len(inputs) == 1 else list(inputs), batch_size=KERAS_BATCH, verbose=0, callbacks=callbacks
+        )
         if isinstance(out, dict):
             names = list(getattr(loaded.model, "output_names", None) or [])
             names = names if sorted(names) == sorted(out) else list(out)
             return [np.asarray(out[k]) for k in names]
         return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
-    n = len(inputs[0])
     chunks: list[list[np.ndarray]] = []
     for start in range(0, n, KERAS_BATCH):
         chunks.append(loaded.predict(*[x[start : start + KERAS_BATCH] for x in inputs]))
+        if on_batch is not None:
+            on_batch(min(KERAS_BATCH, n - start))
     return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
 
+
+
+def _batch_callback(loaded: Any, n: int, on_batch: Callable[[int], None]) -> Any:
+    """A predict() callback, from the framework that built the model (Keras 3 or tf_keras)."""
+    import importlib
+
+    callbacks = importlib.import_module("tf_keras.callbacks" if loaded.loader == "tf_keras" else "keras.callbacks")
+    done = [0]
+
+    def batch_end(batch: int, logs: Any = None) -> None:
+        step = min(KERAS_BATCH, n - done[0])
+        done[0] += step
+        on_batch(step)
+
+    return callbacks.LambdaCallback(on_predict_batch_end=batch_end)
 
 def _resolve_paths(
     keras_model: Path | None, tflite_model: Path | None, manifest_path: Path | None
