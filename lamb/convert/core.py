@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from lamb import manifest as mf
 from lamb import quantization
@@ -23,7 +23,7 @@ from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.converter import converter_factory, run_converter
 from lamb.convert.load import LoadedModel, load_keras_model
 from lamb.convert.preprocess import check_preprocess, infer_preprocess, read_labels
-from lamb.convert.signature import apply_input_shape, check_labels, check_labels_against_keras, describe, input_specs
+from lamb.convert.signature import InputSpec, apply_input_shape, check_labels, check_labels_against_keras, describe, input_specs
 from lamb.errors import InputError
 from lamb.progress import current
 
@@ -99,14 +99,8 @@ def convert_model(
     if labels is not None and loaded.is_keras:
         check_labels_against_keras(labels, loaded.model)
 
-    calibration_info = None
-    representative = None
-    if mode.calibrated:
-        representative, calibration_info = representative_dataset(calibration_images, inputs, preprocess_mode)
-        calibration_info["dir"] = str(Path(calibration).resolve())  # type: ignore[arg-type]
-        calibration_info["io_dtype"] = "int8" if int8_io else "float32"
-
-    if mode.calibrated:
+    representative, calibration_info = _calibration(mode, calibration, calibration_images, inputs, preprocess_mode, int8_io)
+    if calibration_info is not None:
         progress.phase(f"converting to TFLite, calibrating {mode.name} on {calibration_info['images']} images",
                        total=calibration_info["images"])
     else:
@@ -149,14 +143,21 @@ def convert_model(
     )
     mf.write(manifest, manifest_path)
     return ConversionResult(
-        tflite_path=tflite_path,
-        manifest_path=manifest_path,
-        manifest=manifest,
-        seconds=time.perf_counter() - started,
-        source_bytes=source_bytes,
-        tflite_bytes=len(flatbuffer),
-        notes=notes,
+        tflite_path=tflite_path, manifest_path=manifest_path, manifest=manifest, seconds=time.perf_counter() - started,
+        source_bytes=source_bytes, tflite_bytes=len(flatbuffer), notes=notes,
     )
+
+
+def _calibration(
+    mode: quantization.Mode, folder: Path | None, files: list[Path], inputs: list[InputSpec], preprocess: str, int8_io: bool
+) -> tuple[Any, dict[str, Any] | None]:
+    """The representative dataset a calibrated mode converts with, and what the manifest records of it."""
+    if not mode.calibrated:
+        return None, None
+    representative, info = representative_dataset(files, inputs, preprocess)
+    info["dir"] = str(Path(folder).resolve())  # type: ignore[arg-type]
+    info["io_dtype"] = "int8" if int8_io else "float32"
+    return representative, info
 
 
 def _quantization_mode(quantize: str, calibration: Path | None, int8_io: bool) -> quantization.Mode:
