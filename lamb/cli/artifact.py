@@ -1,0 +1,187 @@
+"""The commands on the artifact: ``lamb package``, ``lamb invoke`` and ``lamb serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lamb import tflite_lib
+from lamb.cli.common import app, console, EnvOpt, handle_errors, JsonOpt, NoStandInOpt, print_json, VerboseOpt
+
+
+# -- package -------------------------------------------------------------------------------------
+
+
+@app.command()
+def package(
+    manifest: Path = typer.Argument(None, help="The manifest (*.lamb.json), its .tflite, or their folder \\[default: the *.lamb.json in the current directory]."),
+    runtime: str = typer.Option(None, "--runtime", "-r", help="Lambda runtime: python3.10 ... python3.14 \\[default: the newest]."),
+    arch: str = typer.Option("x86_64", "--arch", "-a", help="Lambda architecture: x86_64 | arm64."),
+    fmt: str = typer.Option("zip", "--format", "-f", help="zip (upload to Lambda, or S3 over 50 MB) | image (a Docker build context for a container image)."),
+    output: Path = typer.Option(None, "--output", "-o", help="The .zip (or image folder) to write \\[default: ./<model>-<runtime>-<arch>.zip]. Replaced atomically."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"{' | '.join(tflite_lib.NAMES)} \\[default: what verify ran the model on, if it has wheels for the target]."),
+    wheelhouse: Path = typer.Option(None, "--wheelhouse", help="Build offline from this folder of wheels (pip --no-index --find-links)."),
+    no_slim: bool = typer.Option(False, "--no-slim", help="Keep everything the wheels install (tests, stubs, GPU/NPU accelerators, tools)."),
+    max_size: str = typer.Option(None, "--max-size", help="Your own budget for the zip (the unzipped context with --format image), e.g. 40MB; exceeding it fails."),
+    skip_verify: bool = typer.Option(False, "--skip-verify", help="Package a model that `lamb verify` did not pass (or changed since)."),
+    no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip the smoke run of the built function."),
+    no_bytecode: bool = typer.Option(False, "--no-bytecode", help="Ship no .pyc files (by default they are compiled with the target's Python when this machine has it, so cold starts skip compiling)."),
+    sample_image: Path = typer.Option(None, "--sample-image", help="Image the smoke run sends \\[default: a seeded synthetic JPEG]."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build a Lambda deployment artifact for a verified model, sized and smoke-tested.
+
+    Resolves wheels with pip for the target runtime and arch only (its manylinux tags and CPython version, binary wheels only; downloads are cached in ~/.cache/lamb or $LAMB_CACHE_DIR), picks the newest TFLite library release whose wheel passes the ELF audit for the target (refused before building when none does), removes what the handler never loads (each rule is reported with the bytes it saved), and writes a deterministic zip (same inputs, same sha256) with lambda_function.py, model.tflite and lamb.json at its root. With --format image it writes a Docker build context instead: a Dockerfile on public.ecr.aws/lambda/python, a pinned requirements.txt, and a README with the build and push commands.
+
+    Every ELF file that ships (for an image: its pinned wheels) is audited against the target's own system, as data: versioned symbols (GLIBC_, GLIBCXX_, CXXABI_, GCC_) against its glibc and libstdc++, and every needed library resolved inside the artifact or in its base system. A smoke run on this machine cannot see those. Then it checks Lambda's limits (50 MB zipped for direct upload: a warning with advice; 250 MB unzipped or a 10 GB image: a failure, exit code 8) and runs the built handler on a sample image in a fresh Python whose import path is only the artifact and the standard library, reporting cold-start and inference times. When this machine cannot run the target's wheels (another Python version or arch), the same package versions are built for this machine and run instead, labelled as a stand-in. Nothing replaces the previous artifact unless every step passed.
+
+    Examples:
+
+      lamb package
+
+      lamb package --runtime python3.12 --arch arm64 -o function.zip
+
+      lamb package --format image --runtime python3.12
+    """
+    with handle_errors(verbose):
+        from lamb import progress
+        from lamb.package import build_package
+        from lamb.package.report import render
+
+        with progress.for_terminal(as_json) as shown:
+            report = build_package(
+                manifest,
+                runtime=runtime,
+                arch=arch,
+                fmt=fmt,
+                output=output,
+                runtime_lib_name=runtime_lib,
+                wheelhouse=wheelhouse,
+                slim_deps=not no_slim,
+                max_size=max_size,
+                skip_verify=skip_verify,
+                smoke=not no_smoke,
+                compile_bytecode=not no_bytecode,
+                sample_image=sample_image,
+                progress=shown,
+            )
+    if as_json:
+        print_json(report)
+        return
+    for renderable in render(report, verbose):
+        console.print(renderable, highlight=False)
+
+
+# -- invoke --------------------------------------------------------------------------------------
+
+
+@app.command()
+def invoke(
+    artifact: Path = typer.Argument(None, help="The .zip or image folder `lamb package` built \\[default: the newest one in the current directory]."),
+    event: Path = typer.Option(None, "--event", "-e", help="A JSON event file (any event, as in the Lambda console's Test tab; - for stdin)."),
+    image: Path = typer.Option(None, "--image", "-i", help="An image file, sent as {\"image\": \"<base64>\"}."),
+    url: str = typer.Option(None, "--url", "-u", help="An image URL, sent as {\"url\": ...} (the course's format)."),
+    repeat: int = typer.Option(0, "--repeat", "-n", help="Invoke N more times on the warm function and report p50/p95."),
+    memory: int = typer.Option(1024, "--memory", help="The function's memory setting in MB (128-10240): sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE and the kill limit."),
+    max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Recommend the cheapest memory setting whose projected request time meets this \\[default: where cost stops being flat, 1,769 MB]."),
+    timeout: float = typer.Option(30.0, "--timeout", help="The function's timeout in seconds."),
+    env: list[str] = EnvOpt,
+    python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."),
+    no_stand_in: bool = NoStandInOpt,
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run the built artifact locally the way Lambda runs it: no Docker.
+
+    Unpacks the artifact to a temp folder and starts a fresh Python whose import path is only the artifact and the standard library (python -I -S), with Lambda's environment variables, the artifact as working directory, a private /tmp and a context object. The handler is imported once (the cold start) and invoked with the event. Prints the handler's response exactly as returned (its own 400s included), init and invoke ms, peak memory, and the memory setting to use. An unhandled exception, a timeout or a crash is shown as Lambda reports it, exit code 9.
+
+    Local CPU is not Lambda's: below 1,769 MB a function gets a fraction of a vCPU. The recommended memory weighs Lambda cost against latency from the measured time (an estimate): where cost stops being flat, or the cheapest setting meeting --max-latency-ms, never below what the peak RSS needs.
+
+    Examples:
+
+      lamb invoke --image cat.jpg
+
+      lamb invoke function.zip --url http://127.0.0.1:8000/cat.jpg --env LAMB_ALLOW_PRIVATE_URLS=1
+
+      lamb invoke --event apigw-event.json --repeat 20 --json
+    """
+    with handle_errors(verbose):
+        from lamb.errors import ArtifactError
+        from lamb import progress
+        from lamb.invoke import invoke_artifact, parse_env, render
+        from lamb.local import RunSettings
+
+        settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
+        with progress.for_terminal(as_json) as shown:
+            report = invoke_artifact(
+                artifact, event_file=event, image=image, url=url, repeat=repeat, settings=settings,
+                max_latency_ms=max_latency_ms, progress=shown,
+            )
+    if as_json:
+        print_json(report)
+    else:
+        for renderable in render(report, verbose):
+            console.print(renderable, highlight=False)
+    if report.error is not None:
+        raise typer.Exit(ArtifactError.exit_code)
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    artifact: Path = typer.Argument(None, help="The .zip or image folder `lamb package` built \\[default: the newest one in the current directory]."),
+    port: int = typer.Option(9000, "--port", "-p", help="Port on 127.0.0.1 (9000 is what the course's Docker setup maps)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Warm function processes; each serves one request at a time, the rest queue."),
+    memory: int = typer.Option(1024, "--memory", help="Each function's memory setting in MB (128-10240)."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Each invocation's timeout in seconds."),
+    env: list[str] = EnvOpt,
+    python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: as for lamb invoke]."),
+    no_stand_in: bool = NoStandInOpt,
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Serve the artifact on the Lambda Runtime Interface Emulator's endpoint, without Docker.
+
+    Answers POST http://127.0.0.1:PORT/2015-03-31/functions/function/invocations with the handler's JSON, so a client written for the course's `docker run -p 9000:8080` setup works unchanged. The handler stays warm in --workers processes (each like one Lambda execution environment: python -I -S, the artifact only); concurrent requests are served or queued, none dropped. Ctrl-C stops it and leaves no process behind; a summary follows.
+
+    Examples:
+
+      lamb serve
+
+      lamb serve function.zip --port 8080 --workers 2 --env LAMB_ALLOW_PRIVATE_URLS=1
+    """
+    with handle_errors(verbose):
+        from lamb.invoke import parse_env
+        from lamb.local import RunSettings
+        from lamb.serve import serve_artifact
+
+        def ready(server) -> None:
+            if as_json:
+                return
+            inits = ", ".join(f"{ms:,.0f}" for ms in server.report.init_ms)
+            console.print(f"serving [bold]{server.report.artifact}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)", highlight=False)
+            for failure in server.init_failures:
+                console.print(f"[bold red]init failed:[/] {failure.error.get('errorType')}: {failure.error.get('errorMessage')}", highlight=False)
+            for note in server.report.notes:
+                console.print(f"[dim]note:[/] {note}", highlight=False)
+            console.print(f"POST JSON events to [bold]{server.url}[/]", highlight=False)
+            console.print(f"""[dim]e.g. curl -s -X POST {server.url} -d '{{"url": "https://.../image.jpg"}}'   Ctrl-C to stop[/]""", highlight=False)
+
+        settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
+        report = serve_artifact(
+            artifact, port=port, workers=workers, settings=settings, on_ready=ready,
+        )
+    if as_json:
+        print_json(report)
+        return
+    p50 = "-" if report.p50_ms is None else f"{report.p50_ms:,.1f} ms"
+    p95 = "-" if report.p95_ms is None else f"{report.p95_ms:,.1f} ms"
+    console.print(
+        f"stopped after {report.seconds:,.0f} s: {report.requests} requests ({report.unhandled_errors} unhandled errors, "
+        f"{report.rejected} rejected), latency p50 {p50}, p95 {p95}; no processes left",
+        highlight=False,
+    )

@@ -1,0 +1,109 @@
+"""What every command shares: the Typer app, the consoles, the common options, one error handler
+and one JSON writer. Nothing heavy is imported here, so ``lamb --help`` stays fast. Errors: every
+``LambError`` becomes one line (plus a hint) and its exit code; ``--verbose`` shows the traceback
+and TensorFlow's own logs as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import typer
+from rich.console import Console
+
+from lamb.errors import EXIT_CODES, LambError
+
+app = typer.Typer(
+    name="lamb",
+    help=(
+        "Turn a trained Keras image model into a TensorFlow Lite artifact that is proven to compute "
+        "what the Keras model computes and to fit and run on AWS Lambda.\n\n"
+        "Pipeline: lamb convert MODEL.h5 -> lamb verify -> lamb package -> lamb invoke / lamb serve -> lamb deploy.\n\n"
+        "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console()
+err_console = Console(stderr=True)
+
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="Show TensorFlow's logs and full tracebacks.")
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON (for scripts) instead of tables.")
+# invoke and serve run the same function the same way:
+EnvOpt = typer.Option(None, "--env", help="KEY=VALUE for the function's environment (repeatable), e.g. LAMB_ALLOW_PRIVATE_URLS=1.")
+NoStandInOpt = typer.Option(
+    False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."
+)
+
+
+def help_from_tables(**fields: str) -> Callable[[F], F]:
+    """Fill ``{name}`` in a command's docstring (its --help) from lamb's tables, as EXIT_CODES fills the app's."""
+
+    def fill(command: F) -> F:
+        doc = command.__doc__ or ""
+        for name, text in fields.items():
+            doc = doc.replace("{" + name + "}", text)
+        command.__doc__ = doc
+        return command
+
+    return fill
+
+
+@contextlib.contextmanager
+def handle_errors(verbose: bool) -> Iterator[None]:
+    """Turn a LambError into one line on stderr and its exit code."""
+    from lamb import tflog
+
+    tflog.configure(verbose)
+    try:
+        yield
+    except LambError as exc:
+        if verbose:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]; nothing was left half-written")
+        raise typer.Exit(130) from None
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, paths and numpy scalars -> plain JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return obj.item()
+    return obj
+
+
+def print_json(result: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(result), indent=2) + "\n")
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    version: bool = typer.Option(False, "--version", help="Print lamb's version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from lamb import __version__
+
+        console.print(f"lamb {__version__}")
+        raise typer.Exit(0)

@@ -1,0 +1,67 @@
+"""``lamb deploy``: the artifact onto AWS Lambda."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lamb.cli.common import app, console, handle_errors, JsonOpt, print_json, VerboseOpt
+
+
+# -- deploy --------------------------------------------------------------------------------------
+
+
+@app.command()
+def deploy(
+    artifact: Path = typer.Argument(None, help="The .zip or image folder `lamb package` built \\[default: the newest one in the current directory]."),
+    function_name: str = typer.Option(..., "--function-name", "-n", help="The Lambda function to create or update."),
+    region: str = typer.Option(None, "--region", help="AWS region \\[default: AWS_REGION or your profile's]."),
+    profile: str = typer.Option(None, "--profile", help="AWS profile from ~/.aws/config \\[default: AWS_PROFILE or default]."),
+    role: str = typer.Option(None, "--role", help="ARN of an existing execution role (needed to create a function, unless --create-role)."),
+    create_role: bool = typer.Option(False, "--create-role", help="Create (or reuse) FUNCTION-role: trusts lambda.amazonaws.com, basic execution policy (CloudWatch Logs) only."),
+    s3_bucket: str = typer.Option(None, "--s3-bucket", help="Bucket for zips over the 50 MB direct-upload limit \\[default: lamb-artifacts-ACCOUNT-REGION, created if missing]."),
+    memory: int = typer.Option(None, "--memory", help="Memory in MB, 128-10,240 \\[default: from the artifact's measured peak, as lamb invoke advises]."),
+    timeout: int = typer.Option(None, "--timeout", help="Timeout in seconds, 1-900 \\[default: from the artifact's measured cold start]."),
+    url: str = typer.Option("none", "--url", help="Function URL: none | iam (signed requests) | public (anyone; adds both invoke permissions)."),
+    alias: str = typer.Option(None, "--alias", help="Point this alias at the published version (and the URL at the alias)."),
+    image_uri: str = typer.Option(None, "--image-uri", help="For an image artifact: the image already pushed to ECR (see --plan for the build and push)."),
+    endpoint_url: str = typer.Option(None, "--endpoint-url", help="Send every AWS call here (a local fake such as moto's server)."),
+    plan: bool = typer.Option(False, "--plan", help="Print what would be created or updated and every command, without calling AWS."),
+    no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip invoking the deployed function with a sample image."),
+    sample_image: Path = typer.Option(None, "--sample-image", help="Image the smoke test sends \\[default: a seeded synthetic JPEG]."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Put the packaged artifact on AWS Lambda, and prove the deployed code is the built code.
+
+    Runtime, architecture, package type and handler come from the artifact's own record; memory and timeout from its measured figures (override with --memory/--timeout). A zip whose base64 fits Lambda's request limit (69,905,067 bytes, i.e. 50 MB) is uploaded directly; a larger one goes to S3 under its sha256 and is uploaded only once. Over 250 MB unzipped is refused before any upload, as is changing an existing function's package type or architecture.
+
+    An existing function gets its code updated, then its configuration, each waited for; a new one is created (retrying while a fresh role propagates). The deployed CodeSha256, runtime, arch and handler must equal the artifact's, or deploy fails. A version is published only when something changed, --alias is moved to it, and the smoke test invokes that version once: it fails on FunctionError, not only on the status code.
+
+    Writes ARTIFACT-STEM.deploy.json (ARN, version, alias, URL, region, upload path, both sha256s) and template.yaml (the same function in CloudFormation) beside the artifact. AWS refusing or being unreachable exits with code 10 and one line naming what to do (e.g. the missing IAM action).
+
+    Examples:
+
+      lamb deploy --function-name clothes --create-role --url public
+
+      lamb deploy model-python3.12-x86_64.zip -n clothes --role arn:aws:iam::123456789012:role/lambda --alias live
+
+      lamb deploy model-python3.12-x86_64-image -n clothes --plan
+    """
+    with handle_errors(verbose):
+        from lamb.deploy import DeployOptions, deploy_artifact
+        from lamb.deploy.report import render
+
+        options = DeployOptions(
+            function_name=function_name, region=region, profile=profile, role_arn=role, create_role=create_role,
+            s3_bucket=s3_bucket, memory_mb=memory, timeout_s=timeout, url=url, alias=alias, endpoint_url=endpoint_url,
+            image_uri=image_uri, smoke=not no_smoke, sample_image=sample_image,
+        )
+        report = deploy_artifact(artifact, options, plan_only=plan)
+        if as_json:
+            print_json(report)
+        else:
+            for renderable in render(report, verbose):
+                console.print(renderable, highlight=False, soft_wrap=True)  # each command stays on one line, to copy
+        report.raise_for_failure()

@@ -1,0 +1,228 @@
+"""The commands on the model: ``lamb convert``, ``lamb verify`` and ``lamb compare``."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import typer
+
+from lamb import quantization, tflite_lib
+from lamb.cli.common import help_from_tables, app, console, err_console, handle_errors, JsonOpt, print_json, VerboseOpt
+from lamb.errors import InputError
+
+
+# -- convert -------------------------------------------------------------------------------------
+
+
+@app.command()
+def convert(
+    model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder."),
+    output: Path = typer.Option(None, "--output", "-o", help="Where to write the .tflite, or a folder for it \\[default: ./<model stem>.tflite]; the manifest goes beside it."),
+    quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help()} | auto (run `lamb compare` and keep the mode it recommends)."),
+    images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
+    calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
+    int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
+    preprocess: str = typer.Option(None, "--preprocess", help="Pixel preprocessing the model was trained with: xception (x/127.5-1), caffe, torch, scale (x/255), none \\[default: inferred from the model, else none]."),
+    labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
+    labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
+    allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops with no TFLite builtin as TF Select (Flex) ops; the slim Lambda runtimes cannot run the result."),
+    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (runs that code: only for files you trust)."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Convert a trained Keras model to TensorFlow Lite and write its manifest.
+
+    Writes MODEL.tflite and MODEL.lamb.json (the manifest `lamb verify` and `lamb package` read) into the current directory, or beside --output. Nothing is written if anything fails.
+
+    Keras-2 .h5 files that Keras 3 cannot read (TFOpLambda: preprocess_input or other TensorFlow ops inside the model) are loaded with tf_keras automatically; the summary says which loader was used.
+
+    Examples:
+
+      lamb convert model.h5 --labels cat,dog,bird
+
+      lamb convert model.h5 -q int8 --calibration images/ --preprocess xception
+    """
+    with handle_errors(verbose):
+        from lamb import progress
+        from lamb.convert import convert_model
+        from lamb.convert.preprocess import parse_input_shape, parse_labels_option, read_labels
+
+        if quantize == "auto":
+            from lamb.compare.core import convert_auto
+            from lamb.compare.render import render as render_comparison
+
+            if int8_io or allow_flex:
+                raise InputError("--quantize auto compares the modes lamb ships as they are", "drop --int8-io/--allow-flex, or pick a mode")
+            result, comparison = convert_auto(
+                model, output, images=images, calibration=calibration, input_shape=parse_input_shape(input_shape),
+                preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
+                allow_unsafe_lambda=allow_unsafe_lambda,
+                modes=None if calibration is not None else [m.name for m in quantization.MODES if not m.calibrated],
+            )
+            if not as_json:
+                for renderable in render_comparison(comparison):
+                    console.print(renderable, highlight=False)
+        elif images is not None:
+            raise InputError("--images only applies to --quantize auto", "verify with `lamb verify --images DIR`")
+        else:
+            with progress.for_terminal(as_json):
+                result = convert_model(
+                    model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
+                    allow_flex=allow_flex, preprocess=preprocess, labels=read_labels(parse_labels_option(labels), labels_file),
+                    allow_unsafe_lambda=allow_unsafe_lambda, int8_io=int8_io,
+                )
+    if as_json:
+        print_json(result)
+        return
+    from lamb.convert.report import summary_table
+
+    console.print(summary_table(result))
+    for note in result.notes:
+        console.print(f"[dim]note:[/] {note}", highlight=False)
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+
+@app.command()
+@help_from_tables(
+    tolerances=quantization.tolerances_help(),
+    calibrated=" and ".join(m.name for m in quantization.MODES if m.calibrated),
+)
+def verify(
+    keras_model: Path = typer.Argument(None, help="The Keras model (.h5, .keras or SavedModel folder) \\[default: from the manifest]."),
+    tflite_model: Path = typer.Argument(None, help="The .tflite converted from it \\[default: from the manifest]."),
+    manifest: Path = typer.Option(None, "--manifest", "-m", help="The manifest to read and update \\[default: the *.lamb.json in the current directory, or beside TFLITE_MODEL]."),
+    samples: int = typer.Option(None, "--samples", "-n", help="Seeded random inputs: uniform pixels in [0, 255] through the preprocessing \\[default: 32, or 0 with --images]."),
+    images: Path = typer.Option(None, "--images", help="Folder of real images (searched recursively), decoded and preprocessed exactly as the Lambda handler does; combinable with --samples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+    preprocess: str = typer.Option(None, "--preprocess", help="xception | caffe | torch | scale | none \\[default: the manifest's; none without one]."),
+    labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated (names classes in failure messages) \\[default: the manifest's]."),
+    quantize: str = typer.Option(None, "--quantize", help=f"Whose default tolerances apply: {' | '.join(quantization.NAMES)} \\[default: the manifest's, else inferred from the .tflite]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Run the .tflite on {' or '.join(tflite_lib.NAMES)} \\[default: the library the artifact ships]. {tflite_lib.isolation_help()}"),
+    runtime: str = typer.Option(None, "--runtime", help="Lambda runtime whose shipped library to verify on, e.g. python3.12 \\[default: the newest]."),
+    atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|keras - tflite| <= atol + rtol x range(keras output)."),
+    rtol: float = typer.Option(None, "--rtol", help="Error allowed relative to the range of the Keras output (0.01 = 1% of the range)."),
+    min_top1: float = typer.Option(None, "--min-top1", help="Least fraction of samples whose top-1 class must agree (classifier outputs: shape (N, C), C > 1)."),
+    min_cosine: float = typer.Option(None, "--min-cosine", help="Least mean cosine similarity between the two models' outputs."),
+    top_k: int = typer.Option(None, "--top-k", help="Also check the overlap of the top-k classes (must reach --min-top1 unless set otherwise)."),
+    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (runs that code: only for files you trust)."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Prove the .tflite computes what the Keras model computes, on the runtime Lambda will run.
+
+    Runs both models on the same inputs and compares every output: max absolute error, max error relative to the Keras output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The .tflite runs on the TFLite library the artifact ships (not TensorFlow's interpreter), in its own process; a library that cannot load the model is a failure with the reason.
+
+    Tolerances default per quantization mode, set from what each mode measurably achieves on trained models and real images (atol / rtol / min-cosine / min-top1): {tolerances}. The top-1 agreement's 95 % lower bound (Wilson) is shown beside it: when the rate passes but the bound does not, the verdict is a pass with a warning saying how many inputs would settle it. A {calibrated} model checked on random pixels alone is "not enough evidence" (exit code 1): verify it with --images.
+
+    The verdict is written into the manifest, so `lamb package` refuses a model that failed or was never verified. Exit code 0: pass; 1: fail.
+
+    Examples:
+
+      lamb verify
+
+      lamb verify --images samples/ --samples 100 --top-k 3
+
+      lamb verify model.h5 model.tflite --preprocess xception --runtime-lib tflite-runtime
+    """
+    with handle_errors(verbose):
+        from lamb import progress
+        from lamb.convert.preprocess import parse_labels_option
+        from lamb.verify import ToleranceOverrides, VerifyInputs, render_report, verify_model
+
+        with progress.for_terminal(as_json):
+            report = verify_model(
+                keras_model,
+                tflite_model,
+                manifest_path=manifest,
+                inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess),
+                tolerances=ToleranceOverrides(atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k),
+                labels=parse_labels_option(labels),
+                quantization=quantize,
+                tflite_lib=runtime_lib,
+                runtime=runtime,
+                allow_unsafe_lambda=allow_unsafe_lambda,
+            )
+        if as_json:
+            print_json(report)
+        else:
+            for renderable in render_report(report):
+                console.print(renderable, highlight=False)
+            for note in report.notes:
+                console.print(f"[dim]note:[/] {note}", highlight=False)
+            if report.recorded:
+                console.print(f"[dim]recorded in {report.manifest_path}[/]", highlight=False)
+        report.raise_for_failure()
+
+
+# -- compare -------------------------------------------------------------------------------------
+
+
+@app.command()
+def compare(
+    model: Path = typer.Argument(..., help="Keras model: a .h5, a .keras file, or a SavedModel folder."),
+    images: Path = typer.Option(None, "--images", help="Folder of real images to verify every mode on (recommended: int8 needs them to pass)."),
+    calibration: Path = typer.Option(None, "--calibration", help="Calibration images for int8; without them int8 is skipped."),
+    samples: int = typer.Option(32, "--samples", "-n", help="Seeded random inputs, besides --images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+    runtime: str = typer.Option(None, "--runtime", "-r", help="Lambda runtime: python3.10 ... python3.14 \\[default: the newest]."),
+    arch: str = typer.Option(None, "--arch", "-a", help="Lambda architecture: x86_64 | arm64 (sets the prices) \\[default: x86_64]."),
+    memory: str = typer.Option(None, "--memory", help="Memory settings to price, in MB, comma-separated \\[default: 512,1024,1769,3008]."),
+    modes: str = typer.Option(None, "--modes", help="Modes to compare, comma-separated \\[default: float32,float16,dynamic,int8]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help="Verify on ai-edge-litert or tflite-runtime \\[default: what the target ships]."),
+    preprocess: str = typer.Option(None, "--preprocess", help="xception | caffe | torch | scale | none \\[default: inferred, as lamb convert does]."),
+    labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated."),
+    labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3."),
+    max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Advise the cheapest memory meeting this request time \\[default: where cost stops being flat]."),
+    output_dir: Path = typer.Option(None, "--output-dir", help="Keep every converted model (and its manifest, verdict recorded) in this folder."),
+    plot: Path = typer.Option(None, "--plot", help="Write a PNG of error against warm time, marker size by zip size (needs the [plot] extra)."),
+    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (only for files you trust)."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Choose the quantization to ship: every mode's error, size, latency and Lambda cost, side by side.
+
+    Loads and runs the Keras model once; converts it in each mode (int8 only with --calibration) and verifies each against the same reference outputs on the TFLite library the target ships, with the mode's default tolerances. Projects each artifact's zip from the target's real, slimmed dependencies; times the shipped handler (cold start, and the warm median at 1 thread) in fresh processes; prices a million requests at each --memory (1 vCPU per 1,769 MB; us-east-1 on-demand prices: an estimate from local timing). A mode that fails to convert, or that the library cannot run, is a marked row.
+
+    Recommends the cheapest mode that passes and fits Lambda's 50 MB direct upload, else the cheapest that passes, and the memory setting for it. Exit code 0 with a recommendation, 1 when no mode passed.
+
+    Examples:
+
+      lamb compare model.h5 --images samples/
+
+      lamb compare model.h5 --images samples/ --calibration calib/ --memory 1024,1769 --plot compare.png
+
+      lamb compare model.h5 --modes float32,dynamic --runtime python3.12 --arch arm64 --json
+    """
+    with handle_errors(verbose):
+        from lamb.compare import DEFAULT_MEMORY_MB, compare_models
+        from lamb.compare.render import check_plot, render, write_plot
+        from lamb.convert.preprocess import parse_input_shape, parse_labels_option
+        from lamb.cost import parse_memory_list
+        from lamb.errors import VerificationFailed
+
+        check_plot(plot)
+        status = contextlib.nullcontext() if as_json else err_console.status("lamb compare")
+        with status as shown:
+            report = compare_models(
+                model, images=images, calibration=calibration, samples=samples, seed=seed, runtime=runtime, arch=arch,
+                memory=parse_memory_list(memory, DEFAULT_MEMORY_MB), modes=modes, runtime_lib=runtime_lib,
+                preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
+                input_shape=parse_input_shape(input_shape), allow_unsafe_lambda=allow_unsafe_lambda,
+                max_latency_ms=max_latency_ms, output_dir=output_dir, progress=shown.update if shown is not None else None,
+            )
+        if plot is not None:
+            write_plot(report, plot)
+        if as_json:
+            print_json(report)
+        else:
+            for renderable in render(report):
+                console.print(renderable, highlight=False)
+            if plot is not None:
+                console.print(f"[dim]plot written to {plot}[/]", highlight=False)
+        if report.recommended is None:
+            raise VerificationFailed(f"no recommendation: {report.why}", "see each mode's row; --images with real images gives int8 a fair test")
