@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lamb import layout
 from lamb.errors import ManifestError
@@ -235,36 +235,30 @@ def read(path: Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"no manifest at {path}", "run `lamb convert MODEL` first; it writes one next to the .tflite")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(
-            f"{path} is not a readable lamb manifest ({exc.__class__.__name__})",
-            "re-run `lamb convert` to write a fresh manifest",
-        ) from None
-    if not isinstance(data, dict):
-        raise ManifestError(f"{path} is not a lamb manifest", "re-run `lamb convert` to write a fresh manifest")
-    return Manifest.from_dict(data)
+    return _parse(path.read_bytes, str(path), "re-run `lamb convert` to write a fresh manifest")
 
 
 def read_shipped(artifact: Path) -> Manifest:
     """The ``lamb.json`` inside an artifact (a zip, an image-context folder or a task root),
     read without unpacking the rest."""
     artifact = Path(artifact)
-    try:
+
+    def load() -> bytes:
         if artifact.is_dir():
-            text = (artifact / layout.MANIFEST_FILE).read_bytes()
-        else:
-            with zipfile.ZipFile(artifact) as zf:
-                text = zf.read(layout.MANIFEST_FILE)
-        data = json.loads(text)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # KeyError: no such member
-        raise ManifestError(
-            f"{artifact} holds no readable {layout.MANIFEST_FILE} ({exc.__class__.__name__})",
-            "name an artifact that `lamb package` built",
-        ) from None
+            return (artifact / layout.MANIFEST_FILE).read_bytes()
+        with zipfile.ZipFile(artifact) as zf:
+            return zf.read(layout.MANIFEST_FILE)  # KeyError: no such member
+
+    return _parse(load, f"{artifact}'s {layout.MANIFEST_FILE}", "rebuild the artifact with `lamb package`")
+
+
+def _parse(load: Callable[[], bytes], what: str, hint: str) -> Manifest:
+    try:
+        data = json.loads(load())
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # JSON and Unicode errors are ValueErrors
+        raise ManifestError(f"{what} is not a readable lamb manifest ({exc.__class__.__name__})", hint) from None
     if not isinstance(data, dict):
-        raise ManifestError(f"{artifact}'s {layout.MANIFEST_FILE} is not a lamb manifest", "rebuild it with `lamb package`")
+        raise ManifestError(f"{what} is not a lamb manifest", hint)
     return Manifest.from_dict(data)
 
 
