@@ -202,6 +202,8 @@ def built_for(task_root: Path) -> tuple[str, str, str] | None:
     from lamb import targets
 
     record = mf.package_record(task_root)
+    if record is not None and record.format == "image":
+        return None  # unpack_artifact installed the image's pinned wheels for this machine
     if record is not None:
         return record.python, targets.ARCHES.get(record.arch, record.arch), record.arch
     compiled = _compiled_for(task_root)
@@ -304,7 +306,7 @@ def invoke_artifact(
     progress = progress or current()
     memory_mb = settings.memory_mb
     with runnable_artifact(artifact, settings) as (artifact, task_root, settings, notes):
-        built = built_for(task_root)
+        record = mf.package_record(task_root)
         with LocalFunction(task_root, settings) as function:
             progress.phase("cold start and first invocation")
             first = function.invoke(event)
@@ -328,7 +330,7 @@ def invoke_artifact(
         local_ms = percentile(warm, 50) if warm else first.invoke_ms
         floors = {"the pixel budget": pixel_budget_floor(first.peak_rss_mb, settings.env)}
         # Lambda's price depends on the arch the artifact is built for (its record says which).
-        arch = arch or (built[2] if built is not None else "x86_64")
+        arch = arch or (record.arch if record is not None else "x86_64")
         advice = advise_memory(local_ms, peak_rss_mb=first.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms, arch=arch)
         if not warm:
             notes.append("memory advice from the first invocation's time; --repeat N gives a steadier warm median")

@@ -234,6 +234,16 @@ def test_the_package_record_says_what_the_artifact_is_built_for(tmp_path, monkey
         check_runnable(tmp_path, None, stand_in=False)
 
 
+def test_an_unpacked_image_context_runs_here_as_it_is(tmp_path):
+    """unpack_artifact installs an image's pinned wheels for this machine: no other Python is sought."""
+    from test_manifest import make_manifest, make_record
+
+    from lamb import manifest as mf
+
+    mf.write(make_manifest(package=make_record(python="3.99", arch="x86_64", format="image")), tmp_path / "lamb.json")
+    assert check_runnable(tmp_path, None, stand_in=False) == (tmp_path, None, [])
+
+
 def test_default_artifact_is_the_one_the_manifest_recorded(tmp_path):
     from test_manifest import make_manifest, make_record
 
