@@ -235,7 +235,8 @@ def read(path: Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"no manifest at {path}", "run `lamb convert MODEL` first; it writes one next to the .tflite")
-    return _parse(path.read_bytes, str(path), "re-run `lamb convert` to write a fresh manifest")
+    return _parse(path.read_bytes, f"{path} is not a readable lamb manifest", f"{path} is not a lamb manifest",
+                  "re-run `lamb convert` to write a fresh manifest")
 
 
 def read_shipped(artifact: Path) -> Manifest:
@@ -249,16 +250,17 @@ def read_shipped(artifact: Path) -> Manifest:
         with zipfile.ZipFile(artifact) as zf:
             return zf.read(layout.MANIFEST_FILE)  # KeyError: no such member
 
-    return _parse(load, f"{artifact}'s {layout.MANIFEST_FILE}", "rebuild the artifact with `lamb package`")
+    return _parse(load, f"{artifact} holds no readable {layout.MANIFEST_FILE}",
+                  f"{artifact}'s {layout.MANIFEST_FILE} is not a lamb manifest", "name an artifact that `lamb package` built")
 
 
-def _parse(load: Callable[[], bytes], what: str, hint: str) -> Manifest:
+def _parse(load: Callable[[], bytes], unreadable: str, not_ours: str, hint: str) -> Manifest:
     try:
         data = json.loads(load())
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # JSON and Unicode errors are ValueErrors
-        raise ManifestError(f"{what} is not a readable lamb manifest ({exc.__class__.__name__})", hint) from None
+        raise ManifestError(f"{unreadable} ({exc.__class__.__name__})", hint) from None
     if not isinstance(data, dict):
-        raise ManifestError(f"{what} is not a lamb manifest", hint)
+        raise ManifestError(not_ours, hint)
     return Manifest.from_dict(data)
 
 
