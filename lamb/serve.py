@@ -135,7 +135,8 @@ class LocalServer:
     def start(self) -> None:
         self._started = time.perf_counter()
         try:
-            self.httpd = _HTTPServer((self.host, self.port), _make_handler(self))
+            self.httpd = _HTTPServer((self.host, self.port), _InvocationHandler)
+            self.httpd.lamb = self
         except OSError as exc:
             raise InputError(f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc})", "pick another --port") from None
         self.port = self.httpd.server_address[1]
@@ -221,6 +222,7 @@ def _raise_interrupt(signum, frame):  # SIGTERM: shut down as cleanly as for Ctr
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
+    lamb: LocalServer  # what the request handlers serve (set right after the server is made)
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # a burst of clients queues in the kernel instead of being refused
@@ -246,118 +248,122 @@ def _nesting(value: Any) -> int:
 CLIENT_TIMEOUT_S = 30.0
 
 
-def _make_handler(server: LocalServer):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the emulator does
-        server_version = "lamb-serve"
-        timeout = CLIENT_TIMEOUT_S  # every socket operation (socketserver applies it per connection)
+class _InvocationHandler(http.server.BaseHTTPRequestHandler):
+    """One HTTP connection to the endpoint; ``self.server.lamb`` is the ``LocalServer`` it serves."""
 
-        def do_POST(self):  # noqa: N802 (http.server's naming)
-            started = time.perf_counter()
-            if not INVOKE_PATH.match(self.path.split("?", 1)[0]):
-                return self._reject(404, "ResourceNotFoundException", f"no route {self.path}; POST to /2015-03-31/functions/function/invocations")
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                return self._reject(411, "LengthRequiredException", "send a Content-Length")
-            length = int(length)
-            if length > MAX_PAYLOAD_BYTES:
-                self.close_connection = True  # the unread body must not be parsed as the next request
-                return self._reject(
-                    413, "RequestEntityTooLargeException",
-                    f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
-                )
-            try:
-                body = self._read_body(length)
-            except TimeoutError:
-                self.close_connection = True
-                return self._reject(408, "RequestTimeoutException", f"the {length}-byte body did not arrive within {self.timeout:g} s")
-            if len(body) < length:
-                self.close_connection = True
-                return self._reject(400, "InvalidRequestContentException", f"the body ended after {len(body)} of its {length} bytes")
-            try:
-                event = json.loads(body) if body.strip() else {}
-            except RecursionError:
-                return self._reject(400, "InvalidRequestContentException", "Could not parse request body into json: nested too deeply")
-            except ValueError:  # not JSON, not UTF-8, or an integer of more than 4,300 digits
-                return self._reject(400, "InvalidRequestContentException", "Could not parse request body into json")
-            if _nesting(event) > MAX_EVENT_DEPTH:
-                return self._reject(400, "InvalidRequestContentException", f"the event nests deeper than {MAX_EVENT_DEPTH} levels")
-            result = server.call(event)
-            headers = {"X-Lamb-Invoke-Ms": f"{result.invoke_ms or 0:.1f}", "X-Lamb-Cold": str(result.cold).lower()}
-            if result.error is not None:
-                headers["X-Amz-Function-Error"] = "Unhandled"
-                payload = result.error
-            else:
-                payload = result.response
-            self._send(200, payload, headers)
-            server._record((time.perf_counter() - started) * 1000.0, result.error is not None)
+    protocol_version = "HTTP/1.1"  # keep-alive, as the emulator does
+    server_version = "lamb-serve"
 
-        def _read_body(self, length: int) -> bytes:
-            """Up to ``length`` bytes, all within one deadline: a client trickling a byte at a time
-            restarts a plain socket timeout with every byte. Shorter if the client hung up."""
-            deadline = time.monotonic() + self.timeout
-            chunks, received = [], 0
-            try:
-                while received < length:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
-                    self.connection.settimeout(left)
-                    chunk = self.rfile.read1(min(length - received, 1 << 16))
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    received += len(chunk)
-            finally:
-                self.connection.settimeout(self.timeout)
-            return b"".join(chunks)
+    @property
+    def timeout(self) -> float:
+        """Every socket operation's limit (socketserver applies it per connection); read when a
+        connection starts, so the module's CLIENT_TIMEOUT_S can be changed at run time."""
+        return CLIENT_TIMEOUT_S
 
-        def __getattr__(self, name: str):
-            # http.server answers a method without a do_<METHOD> with an HTML 501; every method
-            # but POST gets the emulator's JSON 405 (404 off the invoke path) instead.
-            if name.startswith("do_"):
-                return self._method_not_allowed
-            raise AttributeError(name)
-
-        def _method_not_allowed(self) -> None:
-            if not INVOKE_PATH.match(self.path.split("?", 1)[0]):
-                return self._reject(404, "ResourceNotFoundException", f"no route {self.path}; POST to /2015-03-31/functions/function/invocations")
-            self._reject(405, "MethodNotAllowed", f"{self.command} is not allowed; POST a JSON event to /2015-03-31/functions/function/invocations", {"Allow": "POST"})
-
-        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-            # http.server's own refusals (a malformed request line, headers too long, ...): JSON too,
-            # with a status line even when the request line was too broken to name a version.
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        started = time.perf_counter()
+        if not INVOKE_PATH.match(self.path.split("?", 1)[0]):
+            return self._reject(404, "ResourceNotFoundException", f"no route {self.path}; POST to /2015-03-31/functions/function/invocations")
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            return self._reject(411, "LengthRequiredException", "send a Content-Length")
+        length = int(length)
+        if length > MAX_PAYLOAD_BYTES:
+            self.close_connection = True  # the unread body must not be parsed as the next request
+            return self._reject(
+                413, "RequestEntityTooLargeException",
+                f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation",
+            )
+        try:
+            body = self._read_body(length)
+        except TimeoutError:
             self.close_connection = True
-            if self.request_version == "HTTP/0.9":
-                self.request_version = self.protocol_version
-            self._reject(code, "InvalidRequestException", message or http.HTTPStatus(code).phrase, {"Connection": "close"})
+            return self._reject(408, "RequestTimeoutException", f"the {length}-byte body did not arrive within {self.timeout:g} s")
+        if len(body) < length:
+            self.close_connection = True
+            return self._reject(400, "InvalidRequestContentException", f"the body ended after {len(body)} of its {length} bytes")
+        try:
+            event = json.loads(body) if body.strip() else {}
+        except RecursionError:
+            return self._reject(400, "InvalidRequestContentException", "Could not parse request body into json: nested too deeply")
+        except ValueError:  # not JSON, not UTF-8, or an integer of more than 4,300 digits
+            return self._reject(400, "InvalidRequestContentException", "Could not parse request body into json")
+        if _nesting(event) > MAX_EVENT_DEPTH:
+            return self._reject(400, "InvalidRequestContentException", f"the event nests deeper than {MAX_EVENT_DEPTH} levels")
+        result = self.server.lamb.call(event)
+        headers = {"X-Lamb-Invoke-Ms": f"{result.invoke_ms or 0:.1f}", "X-Lamb-Cold": str(result.cold).lower()}
+        if result.error is not None:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            payload = result.error
+        else:
+            payload = result.response
+        self._send(200, payload, headers)
+        self.server.lamb._record((time.perf_counter() - started) * 1000.0, result.error is not None)
 
-        def _reject(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> None:
-            server._reject()
-            self._send(status, {"errorType": error_type, "errorMessage": message}, headers or {})
+    def _read_body(self, length: int) -> bytes:
+        """Up to ``length`` bytes, all within one deadline: a client trickling a byte at a time
+        restarts a plain socket timeout with every byte. Shorter if the client hung up."""
+        deadline = time.monotonic() + self.timeout
+        chunks, received = [], 0
+        try:
+            while received < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(length - received, 1 << 16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                received += len(chunk)
+        finally:
+            self.connection.settimeout(self.timeout)
+        return b"".join(chunks)
 
-        def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-            try:
-                data = json.dumps(payload).encode("utf-8")
-            except RecursionError:  # the function answered JSON too deep to encode again here
-                status, headers = 502, {"X-Amz-Function-Error": "Unhandled"}
-                data = json.dumps({"errorType": "Runtime.InvalidResponse", "errorMessage": "the response nests too deeply to serialise"}).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if self.command != "HEAD":  # a HEAD answer has headers only
-                    self.wfile.write(data)
-            except OSError:  # the client hung up or stopped reading (the socket timeout): nobody to tell
-                self.close_connection = True
+    def __getattr__(self, name: str):
+        # http.server answers a method without a do_<METHOD> with an HTML 501; every method
+        # but POST gets the emulator's JSON 405 (404 off the invoke path) instead.
+        if name.startswith("do_"):
+            return self._method_not_allowed
+        raise AttributeError(name)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-            pass  # the CLI reports totals at the end; per-request lines would drown the terminal
+    def _method_not_allowed(self) -> None:
+        if not INVOKE_PATH.match(self.path.split("?", 1)[0]):
+            return self._reject(404, "ResourceNotFoundException", f"no route {self.path}; POST to /2015-03-31/functions/function/invocations")
+        self._reject(405, "MethodNotAllowed", f"{self.command} is not allowed; POST a JSON event to /2015-03-31/functions/function/invocations", {"Allow": "POST"})
 
-    return Handler
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own refusals (a malformed request line, headers too long, ...): JSON too,
+        # with a status line even when the request line was too broken to name a version.
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            self.request_version = self.protocol_version
+        self._reject(code, "InvalidRequestException", message or http.HTTPStatus(code).phrase, {"Connection": "close"})
+
+    def _reject(self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None) -> None:
+        self.server.lamb._reject()
+        self._send(status, {"errorType": error_type, "errorMessage": message}, headers or {})
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        try:
+            data = json.dumps(payload).encode("utf-8")
+        except RecursionError:  # the function answered JSON too deep to encode again here
+            status, headers = 502, {"X-Amz-Function-Error": "Unhandled"}
+            data = json.dumps({"errorType": "Runtime.InvalidResponse", "errorMessage": "the response nests too deeply to serialise"}).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":  # a HEAD answer has headers only
+                self.wfile.write(data)
+        except OSError:  # the client hung up or stopped reading (the socket timeout): nobody to tell
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        pass  # the CLI reports totals at the end; per-request lines would drown the terminal
 
 
 def serve_artifact(
