@@ -27,8 +27,6 @@ from lamb.errors import ManifestError
 
 SCHEMA_VERSION = 1
 SUFFIX = ".lamb.json"
-#: The shipped manifest's name inside an artifact (its one home is lamb.layout).
-ARTIFACT_MANIFEST = layout.MANIFEST_FILE
 
 PREPROCESS_MODES = ("xception", "caffe", "torch", "scale", "none")
 
