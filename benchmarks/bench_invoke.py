@@ -118,7 +118,8 @@ def package(manifest: Path, runtime: str, bytecode: bool = True) -> Path:
     from lamb.package.build import HANDLER_TEMPLATE
 
     # Rebuild when the model, the handler or lamb's packaging code changed since the cached zip.
-    code = [Path(HANDLER_TEMPLATE), *Path(HANDLER_TEMPLATE).parents[1].joinpath("package").glob("*.py")]
+    lamb_dir = Path(HANDLER_TEMPLATE).parents[1]
+    code = [Path(HANDLER_TEMPLATE), *lamb_dir.joinpath("package").glob("*.py"), *(lamb_dir / n for n in ("targets.py", "layout.py"))]
     newest_input = max(manifest.stat().st_mtime, *(p.stat().st_mtime for p in code))
     if not output.is_file() or output.stat().st_mtime < newest_input:
         print(f"packaging for {runtime} ...", flush=True)
