@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -94,7 +96,6 @@ def compare_models(
     wanted = parse_modes(modes)
     settings = sorted(set(cost_mod.check_memory(int(m)) for m in (memory or DEFAULT_MEMORY_MB)))
     target = targets.get_target(runtime, arch)
-    cost_mod.price_for(target.arch)
     if samples is None:
         samples = 32
     if samples < 0:
@@ -124,48 +125,71 @@ def compare_models(
             loaded = load_keras_model(source, allow_unsafe_lambda=allow_unsafe_lambda)
         seconds["load_keras"] = time.perf_counter() - t0
 
+        # One export serves every conversion, and each converted mode's .tflite starts running on the
+        # TFLite library (one thread, in its own process: the other core) while the next converts.
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        from lamb.convert.converter import converter_factory
+        from lamb.convert.signature import apply_input_shape, input_specs
+
         rows: list[ModeResult] = []
-        for mode in wanted:
-            if quantization.get(mode).calibrated and calibration is None:
-                rows.append(ModeResult(mode, SKIPPED, f"{mode} needs calibration images: pass --calibration DIR (~100 representative images)"))
-                continue
-            step(f"converting: {mode}")
-            t0 = time.perf_counter()
-            try:
-                with tflog.capture_fd2():
-                    result = convert_model(
-                        loaded, out / f"{stem}-{mode}.tflite", quantize=mode,
-                        calibration=calibration if quantization.get(mode).calibrated else None, input_shape=input_shape,
-                        preprocess=preprocess, labels=read_labels(labels, labels_file),
+        runs: dict[str, Future] = {}
+        reference: _Reference | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamb-tflite") as lane:
+            with converter_factory(loaded, apply_input_shape(input_specs(loaded), input_shape)) as shared:
+                for mode in wanted:
+                    if quantization.get(mode).calibrated and calibration is None:
+                        rows.append(ModeResult(mode, SKIPPED, f"{mode} needs calibration images: pass --calibration DIR (~100 representative images)"))
+                        continue
+                    step(f"converting: {mode}")
+                    t0 = time.perf_counter()
+                    try:
+                        with tflog.capture_fd2():
+                            result = convert_model(
+                                loaded, out / f"{stem}-{mode}.tflite", quantize=mode,
+                                calibration=calibration if quantization.get(mode).calibrated else None,
+                                input_shape=input_shape, preprocess=preprocess, labels=read_labels(labels, labels_file),
+                                converter=shared,
+                            )
+                    except ConversionError as exc:
+                        # The converter refused this mode; others may still convert.
+                        rows.append(ModeResult(mode, CONVERSION_FAILED, exc.message, seconds={"convert": time.perf_counter() - t0}))
+                        continue
+                    row = ModeResult(
+                        mode, VERIFIED, tflite_path=result.tflite_path, manifest_path=result.manifest_path,
+                        seconds={"convert": time.perf_counter() - t0},
                     )
-            except ConversionError as exc:
-                # The converter refused this mode; others may still convert.
-                rows.append(ModeResult(mode, CONVERSION_FAILED, exc.message, seconds={"convert": time.perf_counter() - t0}))
-                continue
-            rows.append(ModeResult(
-                mode, VERIFIED, tflite_path=result.tflite_path, manifest_path=result.manifest_path,
-                seconds={"convert": time.perf_counter() - t0},
-            ))
-        seconds["convert"] = sum(r.seconds.get("convert", 0.0) for r in rows)
+                    rows.append(row)
+                    if reference is None:
+                        reference = _Reference(
+                            loaded, source, samples, images, seed, result.manifest.preprocess, result.manifest.labels
+                        )
+                    runs[mode] = lane.submit(_run_on_library, row, reference, runtime_lib, target)
+            seconds["convert"] = sum(r.seconds.get("convert", 0.0) for r in rows)
+            # Keras runs once, on the inputs the first library run built, while the lane finishes.
+            if reference is not None:
+                # Until a library run has built them, or every run has ended (failed, or refused).
+                while not reference.ready.wait(0.05) and not all(run.done() for run in runs.values()):
+                    pass
+                if reference.inputs is not None:
+                    step("running the Keras model once")
+                    reference.predict()
+                    seconds["keras_predict"] = reference.predict_s
+            t0 = time.perf_counter()
+            done = {mode: run.result() for mode, run in runs.items()}
+            seconds["tflite_wait"] = time.perf_counter() - t0
 
         converted = [r for r in rows if r.status == VERIFIED]
-        reference = None
-        if converted:
-            step("verifying every mode against one Keras run")
-            t0 = time.perf_counter()
-            first = mf.read(converted[0].manifest_path)  # type: ignore[arg-type]
-            reference = _Reference(loaded, source, samples, images, seed, first.preprocess, first.labels)
-            for row in converted:
-                _verify_mode(row, reference, runtime_lib, target)
-            seconds["verify"] = time.perf_counter() - t0
-            seconds["keras_predict"] = reference.predict_s
-            if reference.images:
-                notes.append(f"verified on {samples} random sample(s) and {reference.images} image(s), the Keras model run once")
+        for row in converted:
+            assert reference is not None
+            _judge(row, reference, done[row.mode])
+        if reference is not None and reference.images:
+            notes.append(f"verified on {samples} random sample(s) and {reference.images} image(s), the Keras model run once")
 
         runnable = [r for r in rows if r.status == VERIFIED]
         if runnable:
             t0 = time.perf_counter()
-            _size_and_time(runnable, target, images, runtime_lib, step, notes)
+            _size_and_time(runnable, target, images, runtime_lib, {m: r.zipped_model for m, r in done.items()}, step, notes)
             seconds["size_and_time"] = time.perf_counter() - t0
         for row in runnable:
             if row.speed is None:
@@ -187,7 +211,7 @@ def compare_models(
         report = CompareReport(
             source=source, target=target.name, arch=target.arch, samples=samples, seed=seed,
             images=reference.images if reference is not None else 0,
-            preprocess=first.preprocess if converted else (preprocess or "none"),
+            preprocess=reference.preprocess if reference is not None else (preprocess or "none"),
             memory_settings=settings, rows=rows, recommended=mode, why=why, notes=notes,
             estimate_note=cost_mod.ESTIMATE_NOTE, seconds=seconds,
         )
@@ -219,71 +243,114 @@ class _Reference:
         self.images = 0
         self.skipped: list[str] = []
         self.predict_s = 0.0
+        self._lock = threading.Lock()  # the library lane's thread builds the inputs
+        self.ready = threading.Event()  # set once the inputs are built, or could not be
 
-    def compute(self, shapes: list[list[int]]) -> None:
-        if self.inputs is not None:
-            return
+    def prepare(self, shapes: list[list[int]]) -> None:
+        """The inputs, built once (the first mode's library run asks; later ones reuse them)."""
+        with self._lock:
+            if self.inputs is not None:
+                return
+            from lamb.verify.inputs import VerifyInputs, build_inputs
+
+            wanted = VerifyInputs(samples=self.samples, images=self.images_dir, seed=self.seed, preprocess=self.preprocess)
+            try:
+                self.inputs, used, self.skipped = build_inputs(shapes, wanted, self.samples, self.preprocess)
+                self.images = len(used)
+            finally:
+                self.ready.set()
+
+    def predict(self) -> None:
         from lamb import tflog
-        from lamb.verify.inputs import VerifyInputs, build_inputs
         from lamb.verify.step import predict_batched
 
-        wanted = VerifyInputs(samples=self.samples, images=self.images_dir, seed=self.seed, preprocess=self.preprocess)
-        self.inputs, used, self.skipped = build_inputs(shapes, wanted, self.samples, self.preprocess)
-        self.images = len(used)
+        assert self.inputs is not None
         t0 = time.perf_counter()
         with tflog.capture_fd2():
             self.outputs = predict_batched(self.loaded, self.inputs)
         self.predict_s = time.perf_counter() - t0
 
+    def judged_part(self, mode: str, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """What a mode is judged on: everything, but a calibrated mode's real images only, when
+        there are any (random pixels reach activations outside the ranges it was calibrated on:
+        0.36 of the range on the demo model, 0.097 on images)."""
+        if quantization.get(mode).calibrated and self.images:
+            return [x[-self.images:] for x in arrays]
+        return arrays
 
-def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, target: Any) -> None:
-    """Run the mode's .tflite on the target's library, compare with the reference, record the verdict."""
-    from lamb.verify import VerifyReport, compare_outputs, default_tolerances
+
+@dataclass
+class _LibraryRun:
+    """One mode's .tflite run on the target's TFLite library (or why it could not)."""
+
+    lib: str
+    version: str
+    python: str
+    outputs: dict[str, np.ndarray] | None = None
+    paired: Any = None
+    failure: str | None = None
+    zipped_model: int = 0  # the model deflated as the artifact's zip writer does
+    seconds: float = 0.0
+
+
+def _run_on_library(row: ModeResult, ref: _Reference, runtime_lib: str | None, target: Any) -> _LibraryRun:
+    """The library lane: start the runner, pair signatures, run the inputs (no Keras here)."""
+    from lamb import layout
     from lamb.verify.runner import TFLiteFailure, TFLiteRunner, explain_failure, lib_version, pick_tflite_lib, resolve_tflite_env
     from lamb.verify.signature import pair_signatures
 
     t0 = time.perf_counter()
     assert row.tflite_path is not None and row.manifest_path is not None
-    manifest = mf.read(row.manifest_path)
-    choice = pick_tflite_lib(runtime_lib, target.runtime.name, manifest)
-    lib = choice.name
-    env = resolve_tflite_env(lib, choice.requirements)
-    tol = default_tolerances(row.mode)
+    choice = pick_tflite_lib(runtime_lib, target.runtime.name, mf.read(row.manifest_path))
+    env = resolve_tflite_env(choice.name, choice.requirements)
+    run = _LibraryRun(choice.name, lib_version(env), f"{env.python} ({env.origin})")
     with TFLiteRunner(env, row.tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
-        version = lib_version(env)
-        row.runtime_lib = f"{lib} {version}"
         try:
             info = runner.wait_ready()
-            paired = pair_signatures(ref.loaded, info, ref.source, row.tflite_path)
-            ref.compute(paired.input_shapes)
-            assert ref.inputs is not None and ref.outputs is not None
-            inputs, expected = ref.inputs, ref.outputs
-            if quantization.get(row.mode).calibrated and ref.images:
-                # int8 is judged on the real images only: random pixels reach activations outside the
-                # ranges it was calibrated on (0.35 of the range on the demo model, 0.097 on images).
-                inputs = [x[-ref.images:] for x in inputs]
-                expected = [y[-ref.images:] for y in expected]
-            got, _answer = runner.run(dict(zip(paired.input_keys, inputs)), Path(workdir))
+            run.paired = pair_signatures(ref.loaded, info, ref.source, row.tflite_path)
+            ref.prepare(run.paired.input_shapes)
+            assert ref.inputs is not None
+            inputs = ref.judged_part(row.mode, ref.inputs)
+            run.outputs, _answer = runner.run(dict(zip(run.paired.input_keys, inputs)), Path(workdir))
         except TFLiteFailure as failure:
-            row.status = CANNOT_RUN
-            row.reason = explain_failure(lib, version, row.tflite_path, failure)
-            row.seconds["verify"] = time.perf_counter() - t0
-            return
+            run.failure = explain_failure(run.lib, run.version, row.tflite_path, failure)
+    # zlib lets go of the GIL: the model deflates here while the next mode converts.
+    run.zipped_model = deps_mod.deflated_size(row.tflite_path, layout.MODEL_FILE)
+    run.seconds = time.perf_counter() - t0
+    return run
+
+
+def _judge(row: ModeResult, ref: _Reference, run: _LibraryRun) -> None:
+    """Compare the mode's outputs with the reference, judge the evidence, record the verdict."""
+    from lamb.verify import VerifyReport, compare_outputs, default_tolerances
+    from lamb.verify.evidence import judge_outputs
+
+    t0 = time.perf_counter()
+    assert row.tflite_path is not None and row.manifest_path is not None
+    row.runtime_lib = f"{run.lib} {run.version}"
+    row.seconds["tflite"] = run.seconds
+    if run.failure is not None or run.outputs is None:
+        row.status, row.reason = CANNOT_RUN, run.failure
+        return
+    assert ref.outputs is not None
+    manifest = mf.read(row.manifest_path)
+    tol = default_tolerances(row.mode)
+    paired = run.paired
+    expected = ref.judged_part(row.mode, ref.outputs)
+    got = run.outputs
     candidate = [got[key] for key in paired.output_keys]
     reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(expected, candidate)]
     metrics, checks, failures = compare_outputs(
         reference, candidate, paired.output_names, tol, tflite_names=paired.output_keys, labels=ref.labels
     )
-    from lamb.verify.evidence import judge_outputs
-
     n = len(candidate[0])
     judged = judge_outputs(metrics, checks, failures, n, tol.min_top1, quantization=row.mode, images=ref.images)
     failures = judged.failures
     report = VerifyReport(
         passed=judged.passed, keras_path=ref.source, tflite_path=row.tflite_path,
         tflite_sha256=manifest.tflite_sha256, manifest_path=row.manifest_path, quantization=row.mode,
-        quantization_source="given", preprocess=ref.preprocess, runtime_lib=lib, runtime_version=version,
-        runtime_python=f"{env.python} ({env.origin})", samples=n - ref.images, seed=ref.seed, images=ref.images,
+        quantization_source="given", preprocess=ref.preprocess, runtime_lib=run.lib, runtime_version=run.version,
+        runtime_python=run.python, samples=n - ref.images, seed=ref.seed, images=ref.images,
         skipped_images=len(ref.skipped), tolerances=tol, outputs=metrics, checks=checks, failures=failures,
         skipped=list(ref.skipped), verdict=judged.verdict, warnings=list(judged.warnings),
     )
@@ -299,15 +366,18 @@ def _verify_mode(row: ModeResult, ref: _Reference, runtime_lib: str | None, targ
     row.max_rel = max(rels) if rels else None
     cosines = [m.cosine for m in metrics if m.cosine is not None]
     row.cosine = min(cosines) if cosines else None
+    row.seconds["judge"] = time.perf_counter() - t0
     tops = [m.top1 for m in metrics if m.top1 is not None]
     row.top1 = min(tops) if tops else None
-    row.seconds["verify"] = time.perf_counter() - t0
 
 
 # -- size and speed ---------------------------------------------------------------------------------
 
 
-def _size_and_time(rows: list[ModeResult], target: Any, images: Path | None, lib: str | None, step: Any, notes: list[str]) -> None:
+def _size_and_time(
+    rows: list[ModeResult], target: Any, images: Path | None, lib: str | None, zipped_models: dict[str, int], step: Any,
+    notes: list[str],
+) -> None:
     from lamb import layout, tflite_lib
     from lamb.package import build, wheels
 
@@ -328,7 +398,9 @@ def _size_and_time(rows: list[ModeResult], target: Any, images: Path | None, lib
             record = build.package_record(target, "zip", choice, installed)
             shipped = mf.write(build._artifact_manifest(manifest, record), files_dir / layout.MANIFEST_FILE)
             own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, layout.MODEL_FILE: row.tflite_path, layout.MANIFEST_FILE: shipped}
-            zipped = deps.zipped + sum(deps_mod.deflated_size(p, name) for name, p in own.items())
+            zipped = deps.zipped + zipped_models[row.mode] + sum(
+                deps_mod.deflated_size(p, name) for name, p in own.items() if name != layout.MODEL_FILE
+            )
             unzipped = deps.unzipped + sum(Path(p).stat().st_size for p in own.values())
             row.size = ModeSize(row.tflite_path.stat().st_size, zipped, unzipped, fits_direct_upload(zipped))
 

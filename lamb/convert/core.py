@@ -11,11 +11,12 @@ signature the model's own input and output names, which the manifest records and
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from lamb import manifest as mf
 from lamb import quantization
@@ -64,6 +65,7 @@ def convert_model(
     labels: Sequence[str] | None = None,
     allow_flex: bool = False,
     allow_unsafe_lambda: bool = False,
+    converter: tuple[Callable[[], Any], list[str]] | None = None,
 ) -> ConversionResult:
     """Load ``source``, convert it to TFLite, write ``<output>`` and ``<output stem>.lamb.json``.
 
@@ -71,8 +73,8 @@ def convert_model(
     calibrated mode needs, and ``int8_io`` makes an integer-only model's input and output int8 too.
     ``labels`` are the class names in output order (``read_labels`` reads them from a file).
     ``source`` may be a model already loaded by ``load_keras_model``: one load then serves several
-    conversions (``lamb compare``). Nothing is written unless both conversion and inspection of
-    the result succeed.
+    conversions (``lamb compare``), and ``converter``, what ``converter_factory`` yielded for it,
+    one export. Nothing is written unless both conversion and inspection of the result succeed.
     """
     started = time.perf_counter()
     loaded = source if isinstance(source, LoadedModel) else None
@@ -105,7 +107,7 @@ def convert_model(
                        total=calibration_info["images"])
     else:
         progress.phase(f"converting to TFLite ({mode.name})")
-    with converter_factory(loaded, inputs) as (make_converter, output_names):
+    with contextlib.nullcontext(converter) if converter is not None else converter_factory(loaded, inputs) as (make_converter, output_names):
         flatbuffer, flex_ops = run_converter(make_converter, mode, representative, allow_flex, int8_io)
     if flex_ops:
         notes.append(
