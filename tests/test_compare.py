@@ -49,7 +49,7 @@ def quick_timing():
     from lamb.compare import timing
 
     saved = timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS
-    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = 1, 5, 0.0
+    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = 2, 5, 0.0
     yield
     timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = saved
 

@@ -57,11 +57,14 @@ def time_handler(task_root: Path, event: dict, *, python: str | None, where: str
     for attempt in range(COLD_STARTS):
         settings = RunSettings(memory_mb=_KILL_LIMIT_MB, env=env, python=python)
         with LocalFunction(task_root, settings, function_name="lamb-compare") as function:
+            if attempt:  # later processes only measure the cold start (the environment started on entry)
+                if function.init_error is not None:
+                    raise ArtifactError(f"the handler's init failed: {function.init_error.get('errorMessage')}", "run `lamb invoke --verbose` on a packaged artifact")
+                inits.append(float(function.init_ms or 0.0))
+                continue
             first = _checked(function.invoke(event), "the handler's first request")
             inits.append(float(first.init_ms or 0.0))
             peak = max(peak, float(first.peak_rss_mb or 0.0))
-            if attempt:
-                continue  # later processes only measure the cold start
             started = time.perf_counter()
             while len(warm) < MAX_WARM_RUNS and (len(warm) < MIN_WARM_RUNS or time.perf_counter() - started < MIN_WARM_SECONDS):
                 result = _checked(function.invoke(event), "a warm request")
