@@ -99,7 +99,9 @@ def render(report: CompareReport) -> list[Any]:
         out.append(Text.from_markup(f"[bold red]no recommendation:[/] {report.why}"))
     if any(p.below_floor for r in report.rows for p in r.costs):
         out.append(Text("† below the memory the peak RSS needs: the function would be killed there", style="dim"))
-    out.append(Text(f"zip MB in yellow: over Lambda's 50 MB direct upload (deploy through S3); {report.estimate_note}", style="dim"))
+    if any(r.size is not None and not r.size.fits_direct_upload for r in report.rows):
+        out.append(Text("zip MB in yellow: over Lambda's 50 MB direct upload (deploy through S3)", style="dim"))
+    out.append(Text(report.estimate_note, style="dim"))
     for note in report.notes:
         out.append(Text.from_markup(f"[dim]note:[/] {note}"))
     return out

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamb.cost import MemoryAdvice, MemoryPoint
+from lamb.cost import FLAT, MemoryAdvice, MemoryPoint
 from lamb.package.budget import ZIP_DIRECT_UPLOAD
 
 # A row's status. Only "verified" rows carry a verdict; the others say why they have none.
@@ -108,8 +108,10 @@ class CompareReport:
 def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:
     """The cheapest mode that passes and fits the 50 MB direct upload, else the cheapest that passes.
 
-    Cheapest by the estimated cost per million requests at each mode's advised memory; equal costs
-    go to the smaller zip. Returns the mode (None when nothing passed) and one sentence saying why.
+    Cheapest by the estimated cost per million requests at each mode's advised memory. Costs within
+    ``FLAT`` of the cheapest are equal as far as local timing can tell: among those, a plain pass
+    beats a pass with a warning, then the smaller error, then the smaller zip. Returns the mode
+    (None when nothing passed) and one sentence saying why.
     """
     passing = [r for r in rows if r.status == VERIFIED and r.passed and r.cost is not None and r.size is not None]
     if not passing:
@@ -118,15 +120,14 @@ def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:
             return None, "no mode could be verified, so none is recommended"
         return None, "no mode passed verification against the Keras model, so none is recommended"
 
-    def key(r: ModeResult) -> tuple[float, int]:
-        return (round(r.cost or 0.0, 4), r.size.zip if r.size else 0)
-
     fitting = [r for r in passing if r.size and r.size.fits_direct_upload]
     pool = fitting or passing
-    best = min(pool, key=key)
+    cheapest = min(r.cost or 0.0 for r in pool)
+    tied = [r for r in pool if (r.cost or 0.0) <= cheapest * (1 + FLAT)]
+    best = min(tied, key=lambda r: (r.verdict != "pass", r.max_rel if r.max_rel is not None else 0.0, r.size.zip if r.size else 0))
     assert best.size is not None and best.memory is not None
     others = [r for r in pool if r is not best]
-    cheaper_too_big = [r for r in passing if r not in fitting and key(r) < key(best)]
+    cheaper_too_big = [r for r in passing if r not in fitting and (r.cost or 0.0) < cheapest * (1 - FLAT)]
     cost = f"${best.cost:,.2f} per million requests at {best.memory.recommended_mb:,} MB"
     zip_mb = best.size.zip / 2**20
     if fitting:
@@ -138,6 +139,9 @@ def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:
             f"{best.mode} is the cheapest mode that passes verification ({cost}); none that passes fits the 50 MB "
             f"direct upload, so its {zip_mb:.1f} MB zip must go through S3"
         )
+    if len(tied) > 1:
+        names = ", ".join(r.mode for r in tied if r is not best)
+        why += f"; {names} cost{'s' if len(tied) == 2 else ''} the same within {FLAT:.0%}, and {best.mode} has the smaller error"
     if not others and len(passing) == 1 and len(rows) > 1:
         why += "; it is the only mode that passed"
     return best.mode, why
