@@ -97,6 +97,8 @@ def test_bad_options_are_refused_before_any_work(small_h5, tmp_path):
         compare_models(small_h5, modes="float32,bfloat")
     with pytest.raises(InputError, match="outside Lambda's range"):
         compare_models(small_h5, memory=[64])
+    with pytest.raises(InputError, match="unknown runtime library"):
+        compare_models(small_h5, runtime_lib="tensorflow")
     with pytest.raises(InputError, match="no model"):
         compare_models(tmp_path / "missing.h5")
     result = runner.invoke(app, ["compare", str(small_h5), "--plot", str(tmp_path / "x.jpg")])

@@ -96,6 +96,10 @@ def compare_models(
     wanted = parse_modes(modes)
     settings = sorted(set(cost_mod.check_memory(int(m)) for m in (memory or DEFAULT_MEMORY_MB)))
     target = targets.get_target(runtime, arch)
+    if runtime_lib is not None:
+        from lamb import tflite_lib
+
+        runtime_lib = tflite_lib.normalise_name(runtime_lib)
     if samples is None:
         samples = 32
     if samples < 0:
