@@ -133,14 +133,15 @@ def compare_models(
         # TFLite library (one thread, in its own process: the other core) while the next converts.
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        from lamb.convert.converter import converter_factory
+        from lamb.convert.converter import Export, converter_factory
         from lamb.convert.signature import apply_input_shape, input_specs
 
         rows: list[ModeResult] = []
         runs: dict[str, Future] = {}
         reference: _Reference | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamb-tflite") as lane:
-            with converter_factory(loaded, apply_input_shape(input_specs(loaded), input_shape)) as shared:
+            with converter_factory(loaded, apply_input_shape(input_specs(loaded), input_shape)) as (make_converter, names):
+                shared = Export(loaded, make_converter, names)
                 for mode in wanted:
                     if quantization.get(mode).calibrated and calibration is None:
                         rows.append(ModeResult(mode, SKIPPED, f"{mode} needs calibration images: pass --calibration DIR (~100 representative images)"))
@@ -150,10 +151,9 @@ def compare_models(
                     try:
                         with tflog.capture_fd2():
                             result = convert_model(
-                                loaded, out / f"{stem}-{mode}.tflite", quantize=mode,
+                                shared, out / f"{stem}-{mode}.tflite", quantize=mode,
                                 calibration=calibration if quantization.get(mode).calibrated else None,
                                 input_shape=input_shape, preprocess=preprocess, labels=read_labels(labels, labels_file),
-                                converter=shared,
                             )
                     except ConversionError as exc:
                         # The converter refused this mode; others may still convert.

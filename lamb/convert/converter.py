@@ -9,12 +9,22 @@ import inspect
 import io
 import re
 import tempfile
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from lamb.convert.load import LoadedModel
 from lamb.convert.signature import InputSpec, clean_name
 from lamb.errors import ConversionError
 from lamb.quantization import Mode
+
+
+@dataclass
+class Export:
+    """A model loaded once and wrapped for the converter once: several conversions share it (lamb compare)."""
+
+    loaded: LoadedModel
+    make_converter: Callable[[], Any]  # a fresh TFLiteConverter per call (what converter_factory yields)
+    output_names: list[str]
 
 
 @contextlib.contextmanager

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from lamb import manifest as mf
 from lamb import quantization
 from lamb.convert.calibration import calibration_files, representative_dataset
-from lamb.convert.converter import converter_factory, run_converter
+from lamb.convert.converter import Export, converter_factory, run_converter
 from lamb.convert.load import LoadedModel, load_keras_model
 from lamb.convert.preprocess import check_preprocess, infer_preprocess, read_labels
 from lamb.convert.signature import InputSpec, apply_input_shape, check_labels, check_labels_against_keras, describe, input_specs
@@ -54,7 +54,7 @@ def default_output(source: Path) -> Path:
 
 
 def convert_model(
-    source: Path | LoadedModel,
+    source: Path | LoadedModel | Export,
     output: Path | None = None,
     *,
     quantize: str = quantization.DEFAULT,
@@ -65,7 +65,6 @@ def convert_model(
     labels: Sequence[str] | None = None,
     allow_flex: bool = False,
     allow_unsafe_lambda: bool = False,
-    converter: tuple[Callable[[], Any], list[str]] | None = None,
 ) -> ConversionResult:
     """Load ``source``, convert it to TFLite, write ``<output>`` and ``<output stem>.lamb.json``.
 
@@ -73,11 +72,12 @@ def convert_model(
     calibrated mode needs, and ``int8_io`` makes an integer-only model's input and output int8 too.
     ``labels`` are the class names in output order (``read_labels`` reads them from a file).
     ``source`` may be a model already loaded by ``load_keras_model``: one load then serves several
-    conversions (``lamb compare``), and ``converter``, what ``converter_factory`` yielded for it,
-    one export. Nothing is written unless both conversion and inspection of the result succeed.
+    conversions (``lamb compare``); an ``Export`` of it shares one export too. Nothing is written
+    unless both conversion and inspection of the result succeed.
     """
     started = time.perf_counter()
-    loaded = source if isinstance(source, LoadedModel) else None
+    export = source if isinstance(source, Export) else None
+    loaded = export.loaded if export is not None else source if isinstance(source, LoadedModel) else None
     source = loaded.source if loaded is not None else Path(source)
     # Cheap checks first: a typo in an option should not cost a model load.
     mode = _quantization_mode(quantize, calibration, int8_io)
@@ -107,7 +107,11 @@ def convert_model(
                        total=calibration_info["images"])
     else:
         progress.phase(f"converting to TFLite ({mode.name})")
-    with contextlib.nullcontext(converter) if converter is not None else converter_factory(loaded, inputs) as (make_converter, output_names):
+    if export is not None:
+        exported = contextlib.nullcontext((export.make_converter, export.output_names))
+    else:
+        exported = converter_factory(loaded, inputs)
+    with exported as (make_converter, output_names):
         flatbuffer, flex_ops = run_converter(make_converter, mode, representative, allow_flex, int8_io)
     if flex_ops:
         notes.append(
