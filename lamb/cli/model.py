@@ -50,7 +50,7 @@ def convert(
         from lamb.convert.preprocess import parse_input_shape, parse_labels_option, read_labels
 
         if quantize == "auto":
-            from lamb.compare.core import convert_auto
+            from lamb.compare.auto import convert_auto
             from lamb.compare.render import render as render_comparison
 
             if int8_io or allow_flex:

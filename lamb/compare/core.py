@@ -10,7 +10,7 @@ or that the library cannot run becomes a marked row; the comparison goes on.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import shutil
 import tempfile
 import threading
@@ -55,167 +55,85 @@ def parse_modes(text: str | Sequence[str] | None) -> list[str]:
     return modes
 
 
+@dataclass
+class CompareOptions:
+    """Every choice ``lamb compare`` offers; the defaults are the command's."""
+
+    images: Path | None = None  # real images to verify with, besides the random samples
+    calibration: Path | None = None  # for the calibrated modes (int8)
+    samples: int | None = None  # seeded random inputs; None: 32
+    seed: int = 0
+    runtime: str | None = None  # the Lambda target; None: the newest runtime
+    arch: str | None = None
+    memory: Sequence[int] | None = None  # the settings to price; None: DEFAULT_MEMORY_MB
+    modes: Sequence[str] | str | None = None  # None: every mode
+    runtime_lib: str | None = None  # the TFLite library; None: what the target ships
+    preprocess: str | None = None
+    labels: list[str] | None = None
+    labels_file: Path | None = None
+    input_shape: tuple[int, ...] | None = None
+    allow_unsafe_lambda: bool = False
+    max_latency_ms: float | None = None
+    output_dir: Path | None = None  # keep the converted models here; None: a temp folder, removed
+
+
 def compare_models(
     source: Path,
+    options: CompareOptions | None = None,
     *,
-    images: Path | None = None,
-    calibration: Path | None = None,
-    samples: int | None = None,
-    seed: int = 0,
-    runtime: str | None = None,
-    arch: str | None = None,
-    memory: Sequence[int] | None = None,
-    modes: Sequence[str] | str | None = None,
-    runtime_lib: str | None = None,
-    preprocess: str | None = None,
-    labels: list[str] | None = None,
-    labels_file: Path | None = None,
-    input_shape: tuple[int, ...] | None = None,
-    allow_unsafe_lambda: bool = False,
-    max_latency_ms: float | None = None,
-    output_dir: Path | None = None,
     progress: Any = None,
+    **changes: Any,
 ) -> CompareReport:
     """Convert ``source`` in each mode, verify, size, time and price each; recommend one.
 
-    The converted models (and their manifests, each with its verification recorded) are written
-    to ``output_dir`` as ``<stem>-<mode>.tflite``; without one they go to a temp folder that is
+    ``options`` (default: the command's defaults) with ``changes`` applied field by field, so
+    ``compare_models(path, modes="float32,float16")`` reads as the command line does. The
+    converted models (and their manifests, each with its verification recorded) are written to
+    ``output_dir`` as ``<stem>-<mode>.tflite``; without one they go to a temp folder that is
     removed. Raises ``LambError`` for what ``convert`` or ``verify`` would refuse.
     """
-    from lamb.handler.lambda_function import PREPROCESSORS
-    from lamb import targets
-
+    o = dataclasses.replace(options or CompareOptions(), **changes)
     step = progress or (lambda _msg: None)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     notes: list[str] = []
-    # Cheap checks first: a typo should not cost a model load.
     source = Path(source)
-    if not source.exists():
-        raise InputError(f"no model at {source}", "check the path: an .h5 or .keras file, or a SavedModel folder")
-    wanted = parse_modes(modes)
-    settings = sorted(set(cost_mod.check_memory(int(m)) for m in (memory or DEFAULT_MEMORY_MB)))
-    target = targets.get_target(runtime, arch)
-    if runtime_lib is not None:
-        from lamb import tflite_lib
+    o, wanted, settings, target = _checked(source, o)
 
-        runtime_lib = tflite_lib.normalise_name(runtime_lib)
-    if samples is None:
-        samples = 32
-    if samples < 0:
-        raise InputError(f"--samples {samples} is negative", "use --samples 0 or more")
-    if samples == 0 and images is None:
-        raise InputError("nothing to verify with: --samples 0 and no --images", "use --samples N, --images DIR, or both")
-    if images is not None and not Path(images).is_dir():
-        raise InputError(f"no image folder at {images}", "pass --images with a folder of .jpg/.png files")
-    if preprocess is not None and preprocess not in PREPROCESSORS:
-        raise InputError(f"unknown preprocessing {preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
-    calibrated = [m.name for m in quantization.MODES if m.calibrated]
-    if calibration is not None and not set(calibrated) & set(wanted):
-        raise InputError(f"--calibration only applies to {' or '.join(calibrated)}", f"add {calibrated[0]} to --modes, or drop --calibration")
-
-    keep = output_dir is not None
-    out = Path(output_dir) if keep else Path(tempfile.mkdtemp(prefix="lamb-compare-"))
+    keep = o.output_dir is not None
+    out = Path(o.output_dir) if keep else Path(tempfile.mkdtemp(prefix="lamb-compare-"))
     out.mkdir(parents=True, exist_ok=True)
-    stem = source.name if source.is_dir() else source.stem
     try:
         from lamb import tflog
-        from lamb.convert import convert_model, load_keras_model
-        from lamb.convert.preprocess import read_labels
+        from lamb.convert import load_keras_model
 
         step("loading the Keras model")
         t0 = time.perf_counter()
         with tflog.capture_fd2():
-            loaded = load_keras_model(source, allow_unsafe_lambda=allow_unsafe_lambda)
+            loaded = load_keras_model(source, allow_unsafe_lambda=o.allow_unsafe_lambda)
         seconds["load_keras"] = time.perf_counter() - t0
 
-        # One export serves every conversion, and each converted mode's .tflite starts running on the
-        # TFLite library (one thread, in its own process: the other core) while the next converts.
-        from concurrent.futures import Future, ThreadPoolExecutor
-
-        from lamb.convert.converter import Export, converter_factory
-        from lamb.convert.signature import apply_input_shape, input_specs
-
-        rows: list[ModeResult] = []
-        runs: dict[str, Future] = {}
-        reference: _Reference | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamb-tflite") as lane:
-            with converter_factory(loaded, apply_input_shape(input_specs(loaded), input_shape)) as (make_converter, names):
-                shared = Export(loaded, make_converter, names)
-                for mode in wanted:
-                    if quantization.get(mode).calibrated and calibration is None:
-                        rows.append(ModeResult(mode, SKIPPED, f"{mode} needs calibration images: pass --calibration DIR (~100 representative images)"))
-                        continue
-                    step(f"converting: {mode}")
-                    t0 = time.perf_counter()
-                    try:
-                        with tflog.capture_fd2():
-                            result = convert_model(
-                                shared, out / f"{stem}-{mode}.tflite", quantize=mode,
-                                calibration=calibration if quantization.get(mode).calibrated else None,
-                                input_shape=input_shape, preprocess=preprocess, labels=read_labels(labels, labels_file),
-                            )
-                    except ConversionError as exc:
-                        # The converter refused this mode; others may still convert.
-                        rows.append(ModeResult(mode, CONVERSION_FAILED, exc.message, seconds={"convert": time.perf_counter() - t0}))
-                        continue
-                    row = ModeResult(
-                        mode, VERIFIED, tflite_path=result.tflite_path, manifest_path=result.manifest_path,
-                        seconds={"convert": time.perf_counter() - t0},
-                    )
-                    rows.append(row)
-                    if reference is None:
-                        reference = _Reference(
-                            loaded, source, samples, images, seed, result.manifest.preprocess, result.manifest.labels
-                        )
-                    runs[mode] = lane.submit(_run_on_library, row, reference, runtime_lib, target)
-            seconds["convert"] = sum(r.seconds.get("convert", 0.0) for r in rows)
-            # Keras runs once, on the inputs the first library run built, while the lane finishes.
-            if reference is not None:
-                # Until a library run has built them, or every run has ended (failed, or refused).
-                while not reference.ready.wait(0.05) and not all(run.done() for run in runs.values()):
-                    pass
-                if reference.inputs is not None:
-                    step("running the Keras model once")
-                    reference.predict()
-                    seconds["keras_predict"] = reference.predict_s
-            t0 = time.perf_counter()
-            done = {mode: run.result() for mode, run in runs.items()}
-            seconds["tflite_wait"] = time.perf_counter() - t0
-
+        rows, reference, done = _convert_and_run(loaded, source, o, wanted, out, target, step, seconds)
         converted = [r for r in rows if r.status == VERIFIED]
         for row in converted:
             assert reference is not None
             _judge(row, reference, done[row.mode])
         if reference is not None and reference.images:
-            notes.append(f"verified on {samples} random sample(s) and {reference.images} image(s), the Keras model run once")
+            notes.append(f"verified on {o.samples} random sample(s) and {reference.images} image(s), the Keras model run once")
 
         runnable = [r for r in rows if r.status == VERIFIED]
         if runnable:
             t0 = time.perf_counter()
-            _size_and_time(runnable, target, images, runtime_lib, {m: r.zipped_model for m, r in done.items()}, step, notes)
+            _size_and_time(runnable, target, o.images, o.runtime_lib, {m: r.zipped_model for m, r in done.items()}, step, notes)
             seconds["size_and_time"] = time.perf_counter() - t0
-        for row in runnable:
-            if row.speed is None:
-                continue
-            from lamb.invoke import pixel_budget_floor
-
-            # The same floors as `lamb invoke`: the peak RSS, and room for the largest image the
-            # handler's pixel budget admits at the setting.
-            floors = {"the pixel budget": pixel_budget_floor(row.speed.peak_rss_mb)}
-            advice = cost_mod.advise_memory(
-                row.speed.warm_ms, peak_rss_mb=row.speed.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms,
-                arch=target.arch,
-            )
-            row.memory = advice
-            row.costs = cost_mod.memory_points(row.speed.warm_ms, settings, target.arch, advice.floor_mb)
+        _advise(runnable, settings, target, o.max_latency_ms)
 
         mode, why = recommend(rows)
         seconds["total"] = time.perf_counter() - started
         report = CompareReport(
-            source=source, target=target.name, arch=target.arch, samples=samples, seed=seed,
+            source=source, target=target.name, arch=target.arch, samples=o.samples, seed=o.seed,
             images=reference.images if reference is not None else 0,
-            preprocess=reference.preprocess if reference is not None else (preprocess or "none"),
+            preprocess=reference.preprocess if reference is not None else (o.preprocess or "none"),
             memory_settings=settings, rows=rows, recommended=mode, why=why, notes=notes,
             estimate_note=cost_mod.ESTIMATE_NOTE, seconds=seconds,
         )
@@ -226,6 +144,121 @@ def compare_models(
     finally:
         if not keep:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str], list[int], Any]:
+    """Cheap checks first, a typo should not cost a model load: the options with their defaults
+    settled, the modes, the memory settings and the target."""
+    from lamb import targets
+    from lamb.handler.lambda_function import PREPROCESSORS
+
+    if not source.exists():
+        raise InputError(f"no model at {source}", "check the path: an .h5 or .keras file, or a SavedModel folder")
+    wanted = parse_modes(o.modes)
+    settings = sorted(set(cost_mod.check_memory(int(m)) for m in (o.memory or DEFAULT_MEMORY_MB)))
+    target = targets.get_target(o.runtime, o.arch)
+    if o.runtime_lib is not None:
+        from lamb import tflite_lib
+
+        o = dataclasses.replace(o, runtime_lib=tflite_lib.normalise_name(o.runtime_lib))
+    if o.samples is None:
+        o = dataclasses.replace(o, samples=32)
+    if o.samples < 0:
+        raise InputError(f"--samples {o.samples} is negative", "use --samples 0 or more")
+    if o.samples == 0 and o.images is None:
+        raise InputError("nothing to verify with: --samples 0 and no --images", "use --samples N, --images DIR, or both")
+    if o.images is not None and not Path(o.images).is_dir():
+        raise InputError(f"no image folder at {o.images}", "pass --images with a folder of .jpg/.png files")
+    if o.preprocess is not None and o.preprocess not in PREPROCESSORS:
+        raise InputError(f"unknown preprocessing {o.preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
+    calibrated = [m.name for m in quantization.MODES if m.calibrated]
+    if o.calibration is not None and not set(calibrated) & set(wanted):
+        raise InputError(f"--calibration only applies to {' or '.join(calibrated)}", f"add {calibrated[0]} to --modes, or drop --calibration")
+    return o, wanted, settings, target
+
+
+def _convert_and_run(
+    loaded: Any, source: Path, o: CompareOptions, wanted: list[str], out: Path, target: Any, step: Any,
+    seconds: dict[str, float],
+) -> tuple[list[ModeResult], _Reference | None, dict[str, Any]]:
+    """Every mode converted; each converted mode's library run; the Keras model run once."""
+    from lamb import tflog
+    from lamb.convert import convert_model
+    from lamb.convert.preprocess import read_labels
+
+    stem = source.name if source.is_dir() else source.stem
+    # One export serves every conversion, and each converted mode's .tflite starts running on the
+    # TFLite library (one thread, in its own process: the other core) while the next converts.
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from lamb.convert.converter import Export, converter_factory
+    from lamb.convert.signature import apply_input_shape, input_specs
+
+    rows: list[ModeResult] = []
+    runs: dict[str, Future] = {}
+    reference: _Reference | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamb-tflite") as lane:
+        with converter_factory(loaded, apply_input_shape(input_specs(loaded), o.input_shape)) as (make_converter, names):
+            shared = Export(loaded, make_converter, names)
+            for mode in wanted:
+                if quantization.get(mode).calibrated and o.calibration is None:
+                    rows.append(ModeResult(mode, SKIPPED, f"{mode} needs calibration images: pass --calibration DIR (~100 representative images)"))
+                    continue
+                step(f"converting: {mode}")
+                t0 = time.perf_counter()
+                try:
+                    with tflog.capture_fd2():
+                        result = convert_model(
+                            shared, out / f"{stem}-{mode}.tflite", quantize=mode,
+                            calibration=o.calibration if quantization.get(mode).calibrated else None,
+                            input_shape=o.input_shape, preprocess=o.preprocess, labels=read_labels(o.labels, o.labels_file),
+                        )
+                except ConversionError as exc:
+                    # The converter refused this mode; others may still convert.
+                    rows.append(ModeResult(mode, CONVERSION_FAILED, exc.message, seconds={"convert": time.perf_counter() - t0}))
+                    continue
+                row = ModeResult(
+                    mode, VERIFIED, tflite_path=result.tflite_path, manifest_path=result.manifest_path,
+                    seconds={"convert": time.perf_counter() - t0},
+                )
+                rows.append(row)
+                if reference is None:
+                    reference = _Reference(
+                        loaded, source, o.samples, o.images, o.seed, result.manifest.preprocess, result.manifest.labels
+                    )
+                runs[mode] = lane.submit(_run_on_library, row, reference, o.runtime_lib, target)
+        seconds["convert"] = sum(r.seconds.get("convert", 0.0) for r in rows)
+        # Keras runs once, on the inputs the first library run built, while the lane finishes.
+        if reference is not None:
+            # Until a library run has built them, or every run has ended (failed, or refused).
+            while not reference.ready.wait(0.05) and not all(run.done() for run in runs.values()):
+                pass
+            if reference.inputs is not None:
+                step("running the Keras model once")
+                reference.predict()
+                seconds["keras_predict"] = reference.predict_s
+        t0 = time.perf_counter()
+        done = {mode: run.result() for mode, run in runs.items()}
+        seconds["tflite_wait"] = time.perf_counter() - t0
+    return rows, reference, done
+
+
+def _advise(runnable: list[ModeResult], settings: list[int], target: Any, max_latency_ms: float | None) -> None:
+    """Each timed mode's memory advice and its cost at each setting."""
+    from lamb.invoke import pixel_budget_floor
+
+    for row in runnable:
+        if row.speed is None:
+            continue
+        # The same floors as `lamb invoke`: the peak RSS, and room for the largest image the
+        # handler's pixel budget admits at the setting.
+        floors = {"the pixel budget": pixel_budget_floor(row.speed.peak_rss_mb)}
+        advice = cost_mod.advise_memory(
+            row.speed.warm_ms, peak_rss_mb=row.speed.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms,
+            arch=target.arch,
+        )
+        row.memory = advice
+        row.costs = cost_mod.memory_points(row.speed.warm_ms, settings, target.arch, advice.floor_mb)
 
 
 # -- verification against one reference ------------------------------------------------------------
@@ -430,53 +463,3 @@ def _first_image(images: Path | None) -> Path | None:
         return None
     files = sorted(p for p in Path(images).rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
     return files[0] if files else None
-
-
-# -- lamb convert --quantize auto ------------------------------------------------------------------
-
-
-def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tuple[Any, CompareReport]:
-    """Compare the modes and keep the recommended one at ``output`` (``lamb convert -q auto``).
-
-    The kept model's manifest records its verification and the comparison that chose it, so
-    ``lamb package`` can follow directly. Nothing is written when no mode passes.
-    """
-    from lamb.convert import ConversionResult
-    from lamb.convert.core import output_path
-    from lamb.errors import VerificationFailed
-
-    source = Path(source)
-    tflite_path = output_path(source, output)
-    tflite_path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".lamb-auto-", dir=tflite_path.parent))
-    try:
-        report = compare_models(source, output_dir=work, **options)
-        row = report.row(report.recommended) if report.recommended else None
-        if row is None or row.tflite_path is None or row.manifest_path is None:
-            raise VerificationFailed(
-                f"--quantize auto kept nothing: {report.why}",
-                "run `lamb compare` to see each mode's verdict, or pick a mode with --quantize",
-            )
-        manifest = mf.read(row.manifest_path)
-        manifest_path = mf.manifest_path_for(tflite_path)
-        manifest.tflite = mf.relative_to_manifest(manifest_path, tflite_path)
-        manifest = manifest.with_source(manifest_path, source)
-        manifest.comparison = report.summary()
-        os.replace(row.tflite_path, tflite_path)
-        mf.write(manifest, manifest_path)
-        row.tflite_path, row.manifest_path = tflite_path, manifest_path
-        for other in report.rows:
-            if other is not row:
-                other.tflite_path = other.manifest_path = None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    result = ConversionResult(
-        tflite_path=tflite_path,
-        manifest_path=manifest_path,
-        manifest=manifest,
-        seconds=report.seconds.get("total", 0.0),
-        source_bytes=manifest.source_bytes,
-        tflite_bytes=manifest.tflite_bytes,
-        notes=[f"--quantize auto kept {row.mode}: {report.why}", "verified while comparing: the verdict is in the manifest"],
-    )
-    return result, report
