@@ -30,10 +30,6 @@ def configure(verbose: bool) -> None:
         warnings.filterwarnings("ignore", module=r"(keras|tf_keras|tensorflow|absl|h5py)(\.|$)")
 
 
-def is_verbose() -> bool:
-    return _verbose
-
-
 def quiet_tensorflow():
     """Import TensorFlow with its Python-side loggers turned down; returns the module."""
     import tensorflow as tf
