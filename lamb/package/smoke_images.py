@@ -49,6 +49,9 @@ def encode(image: SmokeImage, seed: int = 0) -> bytes:
         picture = Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257)
     else:
         picture = rgb.convert(image.mode)
+    # Pillow's LAB conversion attaches an ICC profile stamped with the time it was made: dropping
+    # it keeps the bytes a function of the seed alone (the handler converts LAB without it).
+    picture.info.pop("icc_profile", None)
     buf = io.BytesIO()
     picture.save(buf, format=image.format)
     return buf.getvalue()
