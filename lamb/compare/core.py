@@ -415,14 +415,16 @@ def _size_and_time(
     rows: list[ModeResult], target: Any, images: Path | None, lib: str | None, zipped_models: dict[str, int], step: Any,
     notes: list[str],
 ) -> None:
-    from lamb import layout, tflite_lib
-    from lamb.package import build, wheels
+    from lamb import layout
+    from lamb.package import build, lib_choice, wheels
 
     for row in rows:
         assert row.tflite_path is not None and row.manifest_path is not None
         manifest = mf.read(row.manifest_path)
         try:
-            choice = tflite_lib.choose(target, manifest, lib)
+            # As `lamb package` picks it: the newest release whose wheel passes the ELF audit for the
+            # target, so no row projects an artifact that package would refuse to build.
+            choice = lib_choice.choose(target, manifest, lib).choice
         except LambError as exc:
             row.status, row.reason = CANNOT_RUN, exc.message
             continue

@@ -116,6 +116,8 @@ def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:
     passing = [r for r in rows if r.status == VERIFIED and r.passed and r.cost is not None and r.size is not None]
     if not passing:
         tried = [r for r in rows if r.status == VERIFIED]
+        if not tried and any(r.verdict is not None for r in rows):
+            return None, "no verified mode can run on the target's TFLite library, so none is recommended"
         if not tried:
             return None, "no mode could be verified, so none is recommended"
         return None, "no mode passed verification against the Keras model, so none is recommended"
