@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from lamb import tflite_lib
-from lamb.cli.common import app, console, EnvOpt, handle_errors, JsonOpt, NoStandInOpt, print_json, VerboseOpt
+from lamb.cli.common import (
+    app, console, EnvOpt, handle_errors, JsonOpt, MemoryOpt, NoStandInOpt, print_json, PythonOpt, TimeoutOpt, VerboseOpt,
+)
 
 
 # -- package -------------------------------------------------------------------------------------
@@ -84,11 +86,11 @@ def invoke(
     image: Path = typer.Option(None, "--image", "-i", help="An image file, sent as {\"image\": \"<base64>\"}."),
     url: str = typer.Option(None, "--url", "-u", help="An image URL, sent as {\"url\": ...} (the course's format)."),
     repeat: int = typer.Option(0, "--repeat", "-n", help="Invoke N more times on the warm function and report p50/p95."),
-    memory: int = typer.Option(1024, "--memory", help="The function's memory setting in MB (128-10240): sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE and the kill limit."),
+    memory: int = MemoryOpt,
     max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Recommend the cheapest memory setting whose projected request time meets this \\[default: where cost stops being flat, 1,769 MB]."),
-    timeout: float = typer.Option(30.0, "--timeout", help="The function's timeout in seconds."),
+    timeout: float = TimeoutOpt,
     env: list[str] = EnvOpt,
-    python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."),
+    python: str = PythonOpt,
     no_stand_in: bool = NoStandInOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
@@ -136,10 +138,10 @@ def serve(
     artifact: Path = typer.Argument(None, help="The .zip or image folder `lamb package` built \\[default: the newest one in the current directory]."),
     port: int = typer.Option(9000, "--port", "-p", help="Port on 127.0.0.1 (9000 is what the course's Docker setup maps)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Warm function processes; each serves one request at a time, the rest queue."),
-    memory: int = typer.Option(1024, "--memory", help="Each function's memory setting in MB (128-10240)."),
-    timeout: float = typer.Option(30.0, "--timeout", help="Each invocation's timeout in seconds."),
+    memory: int = MemoryOpt,
+    timeout: float = TimeoutOpt,
     env: list[str] = EnvOpt,
-    python: str = typer.Option(None, "--python", help="The interpreter to run it with \\[default: as for lamb invoke]."),
+    python: str = PythonOpt,
     no_stand_in: bool = NoStandInOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,

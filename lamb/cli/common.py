@@ -44,6 +44,13 @@ EnvOpt = typer.Option(None, "--env", help="KEY=VALUE for the function's environm
 NoStandInOpt = typer.Option(
     False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."
 )
+MemoryOpt = typer.Option(
+    1024, "--memory", help="The function's memory setting in MB (128-10240): sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE and the kill limit."
+)
+TimeoutOpt = typer.Option(30.0, "--timeout", help="The function's timeout in seconds, per invocation.")
+PythonOpt = typer.Option(
+    None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."
+)
 
 
 def help_from_tables(**fields: str) -> Callable[[F], F]:
