@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lamb import tflite_lib
-from lamb.errors import DependencyError, InputError, TFLiteLibError
+from lamb.errors import DependencyError, TFLiteLibError
 from lamb.manifest import Manifest
 
 # -- the TFLite library and its environment -----------------------------------------------------
@@ -75,8 +75,7 @@ def resolve_tflite_env(lib: str, requirements: Sequence[str] = ()) -> TFLiteEnv:
     machine's Python, installed the way the artifact's dependencies are
     (``lamb.package.wheels.install_for_target``).
     """
-    if lib not in tflite_lib.LIBRARIES:
-        raise InputError(f"unknown runtime library {lib!r}", f"use one of: {', '.join(tflite_lib.NAMES)}")
+    lib = tflite_lib.normalise_name(lib)
     library = tflite_lib.LIBRARIES[lib]
     requirements = list(requirements) or [tflite_lib.unpinned(lib, "").requirement]
     if not library.needs and _installed_satisfies(lib, requirements[0]):
