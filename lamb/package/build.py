@@ -307,10 +307,10 @@ def _smoke(
         return SmokeResult(False, True, True, "not run: this machine is not Linux CPython with glibc, so it cannot load any Lambda wheel")
     root = work / "task"
     try:
-        differences = standin.build_stand_in(
+        stand_in = standin.build_stand_in(
             build.install.installed, root, own=build.files, keep=choice.name, extra=choice.extra_requirements,
             slim_deps=build.slim_deps, compile_bytecode=compiled, wheelhouse=wheelhouse,
-        ).differences
+        )
     except DependencyError as exc:
         raise DependencyError(exc.message, "package for this machine's Python to test here, or pass --no-smoke") from None
     why = []
@@ -322,16 +322,11 @@ def _smoke(
         why.append(f"glibc {host.glibc} here, {target.glibc} on the target")
     label = (
         f"HOST STAND-IN: this machine cannot run {target.name} wheels ({'; '.join(why)}); "
-        f"ran the same files with the same package versions built for python{host.python_version}-{host.arch}"
+        f"ran the same files with {stand_in.how}. It cannot prove that the target's own wheels load on "
+        f"{target.runtime.os}'s glibc and libstdc++: the ELF audit checked that"
     )
-    if differences:
-        label += " except " + ", ".join(differences)
-    label += (
-        f". It cannot prove that the target's own wheels load on {target.runtime.os}'s glibc and "
-        "libstdc++: the ELF audit checked that"
-    )
-    result = _run(root, event, label, stand_in=True, python=f"python{host.python_version}-{host.arch} (host)")
-    result.differences = differences
+    result = _run(root, event, label, stand_in=True, python=f"{host.name} (host)")
+    result.differences = stand_in.differences
     return result
 
 
