@@ -138,6 +138,31 @@ def recommend_memory_mb(peak_rss_mb: float) -> int:
     return int(min(LAMBDA_MAX_MEMORY_MB, max(LAMBDA_MIN_MEMORY_MB, stepped)))
 
 
+def pixel_budget_floor(peak_rss_mb: float, env: dict[str, str] | None = None) -> int:
+    """The smallest memory setting that holds the measured peak plus the largest image the
+    handler's pixel budget admits at that setting.
+
+    The handler refuses images over its budget before decoding (413); the budget is a share of
+    the memory setting unless ``LAMB_MAX_IMAGE_PIXELS`` fixes it, so a setting sized on a small test
+    image alone would be killed by the largest image it still accepts.
+    """
+    from lamb.handler.lambda_function import IMAGE_BYTES_PER_PIXEL, pixel_budget
+
+    memory = recommend_memory_mb(peak_rss_mb)
+    while True:  # converges: the image's share grows more slowly than the memory setting
+        image_mb = pixel_budget(memory, explicit_pixels(env)) * IMAGE_BYTES_PER_PIXEL / (1024 * 1024)
+        wanted = recommend_memory_mb(peak_rss_mb + image_mb)
+        if wanted <= memory:
+            return memory
+        memory = wanted
+
+
+def explicit_pixels(env: dict[str, str] | None) -> int:
+    """``LAMB_MAX_IMAGE_PIXELS`` from a function's environment; 0 (unset) lets the budget follow memory."""
+    value = (env or {}).get("LAMB_MAX_IMAGE_PIXELS", "").strip()
+    return int(value) if value.isdigit() else 0
+
+
 @dataclass
 class MemoryPoint:
     """One memory setting: projected latency and cost."""

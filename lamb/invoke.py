@@ -21,7 +21,9 @@ from typing import Any, Iterator
 
 from lamb import layout
 from lamb import manifest as mf
-from lamb.cost import MemoryAdvice, advise_memory, memory_advice, recommend_memory_mb  # noqa: F401 (re-exported)
+from lamb.cost import (  # noqa: F401 (re-exported)
+    MemoryAdvice, advise_memory, explicit_pixels, memory_advice, pixel_budget_floor, recommend_memory_mb,
+)
 from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import LocalFunction, RunSettings
 from lamb.progress import Progress, current
@@ -58,34 +60,10 @@ class InvokeReport:
         return None
 
 
-def pixel_budget_floor(peak_rss_mb: float, env: dict[str, str] | None = None) -> int:
-    """The smallest memory setting that holds the measured peak plus the largest image the
-    handler's pixel budget admits at that setting.
-
-    The handler refuses images over its budget before decoding (413); the budget is a share of
-    the memory setting unless ``LAMB_MAX_IMAGE_PIXELS`` fixes it, so a setting sized on a small test
-    image alone would be killed by the largest image it still accepts.
-    """
-    from lamb.handler.lambda_function import IMAGE_BYTES_PER_PIXEL, pixel_budget
-
-    memory = recommend_memory_mb(peak_rss_mb)
-    while True:  # converges: the image's share grows more slowly than the memory setting
-        image_mb = pixel_budget(memory, _explicit_pixels(env)) * IMAGE_BYTES_PER_PIXEL / (1024 * 1024)
-        wanted = recommend_memory_mb(peak_rss_mb + image_mb)
-        if wanted <= memory:
-            return memory
-        memory = wanted
-
-
-def _explicit_pixels(env: dict[str, str] | None) -> int:
-    value = (env or {}).get("LAMB_MAX_IMAGE_PIXELS", "").strip()
-    return int(value) if value.isdigit() else 0
-
-
 def _pixel_budget_note(memory_mb: int, env: dict[str, str] | None) -> str:
     from lamb.handler.lambda_function import pixel_budget
 
-    pixels = pixel_budget(memory_mb, _explicit_pixels(env))
+    pixels = pixel_budget(memory_mb, explicit_pixels(env))
     return (
         f"at {memory_mb:,} MB the handler admits images up to {pixels / 1e6:.1f} megapixels (its pixel budget; "
         "LAMB_MAX_IMAGE_PIXELS sets it) and the advice covers the largest of them"

@@ -245,14 +245,12 @@ def _convert_and_run(
 
 def _advise(runnable: list[ModeResult], settings: list[int], target: Any, max_latency_ms: float | None) -> None:
     """Each timed mode's memory advice and its cost at each setting."""
-    from lamb.invoke import pixel_budget_floor
-
     for row in runnable:
         if row.speed is None:
             continue
         # The same floors as `lamb invoke`: the peak RSS, and room for the largest image the
         # handler's pixel budget admits at the setting.
-        floors = {"the pixel budget": pixel_budget_floor(row.speed.peak_rss_mb)}
+        floors = {"the pixel budget": cost_mod.pixel_budget_floor(row.speed.peak_rss_mb)}
         advice = cost_mod.advise_memory(
             row.speed.warm_ms, peak_rss_mb=row.speed.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms,
             arch=target.arch,
