@@ -276,7 +276,7 @@ def make_plan(facts: ArtifactFacts, options: DeployOptions, *, region: str, acco
         if options.s3_bucket is None:
             notes.append(
                 f"{facts.path.name} is over the direct-upload limit: it goes through S3, to the bucket "
-                f"lamb-artifacts-<account>-{region} (created if missing; --s3-bucket to choose one)"
+                f"{default_bucket('<account>', region)} (created if missing; --s3-bucket to choose one)"
             )
     plan = Plan(
         function_name=name, region=region, package_type=facts.package_type, runtime=facts.runtime,
@@ -332,7 +332,7 @@ def _steps(plan: Plan, facts: ArtifactFacts, options: DeployOptions, account: st
             ], "--provenance=false: Lambda refuses the multi-platform manifest list BuildKit writes by default"))
         code_create, code_update = ["--package-type", "Image", "--code", f"ImageUri={plan.image_uri}"], ["--image-uri", plan.image_uri or ""]
     elif plan.upload == "s3":
-        bucket = plan.s3_bucket or f"lamb-artifacts-<ACCOUNT>-{plan.region}"
+        bucket = plan.s3_bucket or default_bucket("<ACCOUNT>", plan.region)
         if options.s3_bucket is None:
             steps.append(Step("create or reuse bucket", bucket, [
                 aws("s3api", "create-bucket", "--bucket", bucket, *(["--create-bucket-configuration", f"LocationConstraint={plan.region}"] if plan.region != "us-east-1" else [])),
