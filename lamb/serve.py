@@ -262,8 +262,8 @@ class _InvocationHandler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         started = time.perf_counter()
-        if not INVOKE_PATH.match(self.path.split("?", 1)[0]):
-            return self._reject(404, "ResourceNotFoundException", f"no route {self.path}; POST to /2015-03-31/functions/function/invocations")
+        if self._off_route():
+            return
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
             return self._reject(411, "LengthRequiredException", "send a Content-Length")
@@ -327,9 +327,16 @@ class _InvocationHandler(http.server.BaseHTTPRequestHandler):
             return self._method_not_allowed
         raise AttributeError(name)
 
+    def _off_route(self) -> bool:
+        """Answer 404 (and say so) when the path is not the invoke path; every method checks it first."""
+        if INVOKE_PATH.match(self.path.split("?", 1)[0]):
+            return False
+        self._reject(404, "ResourceNotFoundException", f"no route {self.path}; POST to /2015-03-31/functions/function/invocations")
+        return True
+
     def _method_not_allowed(self) -> None:
-        if not INVOKE_PATH.match(self.path.split("?", 1)[0]):
-            return self._reject(404, "ResourceNotFoundException", f"no route {self.path}; POST to /2015-03-31/functions/function/invocations")
+        if self._off_route():
+            return
         self._reject(405, "MethodNotAllowed", f"{self.command} is not allowed; POST a JSON event to /2015-03-31/functions/function/invocations", {"Allow": "POST"})
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
