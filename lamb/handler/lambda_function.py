@@ -353,8 +353,9 @@ class Model:
             spec = (manifest.get("inputs") or [{}])[0].get("shape") or shape
             shape[1:3] = spec[1:3]
         self.size = None if -1 in shape[1:3] else (int(shape[1]), int(shape[2]))  # None: the image's own size
-        if list(inputs[0]["shape"]) != [1, *(self.size or inputs[0]["shape"][1:3]), 3]:
-            self._resize([1, *(self.size or inputs[0]["shape"][1:3]), 3])
+        batch_of_one = [1, *(self.size or inputs[0]["shape"][1:3]), 3]
+        if list(inputs[0]["shape"]) != batch_of_one:
+            self._resize(batch_of_one)
         else:
             self.interpreter.allocate_tensors()
         self.outputs = self._output_tensors([o.get("name") for o in manifest.get("outputs") or []])
