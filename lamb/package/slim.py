@@ -100,7 +100,7 @@ def slim(root: Path, rules: tuple[SlimRule, ...] = RULES) -> list[SlimResult]:
             elves.pop(p, None)
         _prune_empty_dirs(root)
         results.append(SlimResult(rule.name, rule.why, len(doomed), saved))
-    orphans = _orphaned_libraries(root)
+    orphans = _orphaned_libraries(root, elves)
     saved = 0
     for p in orphans:
         saved += p.stat().st_size
@@ -115,25 +115,30 @@ def _prune_empty_dirs(root: Path) -> None:
             d.rmdir()
 
 
-def _orphaned_libraries(root: Path) -> list[Path]:
+def _orphaned_libraries(root: Path, known: dict[Path, list[str]]) -> list[Path]:
     """Libraries in ``<dist>.libs/`` folders that no ELF file left in ``root`` needs.
 
     auditwheel copies a wheel's external libraries into ``<dist>.libs/`` and links them by
     DT_NEEDED with an RPATH, never by dlopen, so "nobody NEEDs it" means "nobody loads it".
     Repeats until stable: removing one library can orphan the libraries only it needed.
+    ``known``: the DT_NEEDED already read for the files left, so no ELF file is parsed twice.
     """
+
+    def needed(p: Path) -> list[str]:
+        return known[p] if p in known else elf_needed(p)
+
     vendored = {p for d in root.glob("*.libs") if d.is_dir() for p in d.iterdir() if p.is_file()}
     if not vendored:
         return []
-    others = [p for p in root.rglob("*") if p.is_file() and p not in vendored and audit.is_elf(p)]
+    others = [p for p in root.rglob("*") if p.is_file() and p not in vendored and (p in known or audit.is_elf(p))]
     needed_by_others: set[str] = set()
     for p in others:
-        needed_by_others.update(elf_needed(p))
+        needed_by_others.update(needed(p))
     alive = {p for p in vendored if p.name in needed_by_others}
     frontier = list(alive)
     while frontier:
         lib = frontier.pop()
-        for name in elf_needed(lib):
+        for name in needed(lib):
             for candidate in vendored:
                 if candidate.name == name and candidate not in alive:
                     alive.add(candidate)
