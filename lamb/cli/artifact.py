@@ -8,7 +8,8 @@ import typer
 
 from lamb import tflite_lib
 from lamb.cli.common import (
-    app, console, EnvOpt, handle_errors, JsonOpt, MemoryOpt, NoStandInOpt, print_json, PythonOpt, TimeoutOpt, VerboseOpt,
+    app, console, EnvOpt, handle_errors, JsonOpt, MemoryOpt, NoStandInOpt, print_json, PythonOpt, RuntimeOpt, SampleImageOpt,
+    TimeoutOpt, VerboseOpt,
 )
 
 
@@ -18,7 +19,7 @@ from lamb.cli.common import (
 @app.command()
 def package(
     manifest: Path = typer.Argument(None, help="The manifest (*.lamb.json), its .tflite, or their folder \\[default: the *.lamb.json in the current directory]."),
-    runtime: str = typer.Option(None, "--runtime", "-r", help="Lambda runtime: python3.10 ... python3.14 \\[default: the newest]."),
+    runtime: str = RuntimeOpt,
     arch: str = typer.Option("x86_64", "--arch", "-a", help="Lambda architecture: x86_64 | arm64."),
     fmt: str = typer.Option("zip", "--format", "-f", help="zip (upload to Lambda, or S3 over 50 MB) | image (a Docker build context for a container image)."),
     output: Path = typer.Option(None, "--output", "-o", help="The .zip (or image folder) to write \\[default: ./<model>-<runtime>-<arch>.zip]. Replaced atomically."),
@@ -29,7 +30,7 @@ def package(
     skip_verify: bool = typer.Option(False, "--skip-verify", help="Package a model that `lamb verify` did not pass (or changed since)."),
     no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip the smoke run of the built function."),
     no_bytecode: bool = typer.Option(False, "--no-bytecode", help="Ship no .pyc files (by default they are compiled with the target's Python when this machine has it, so cold starts skip compiling)."),
-    sample_image: Path = typer.Option(None, "--sample-image", help="Image the smoke run sends \\[default: a seeded synthetic JPEG]."),
+    sample_image: Path = SampleImageOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:

@@ -51,6 +51,12 @@ TimeoutOpt = typer.Option(30.0, "--timeout", help="The function's timeout in sec
 PythonOpt = typer.Option(
     None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."
 )
+# and these mean the same wherever they appear:
+RuntimeOpt = typer.Option(None, "--runtime", "-r", help="Lambda runtime: python3.10 ... python3.14 \\[default: the newest].")
+SampleImageOpt = typer.Option(None, "--sample-image", help="Image the smoke run sends \\[default: a seeded synthetic JPEG].")
+AllowUnsafeLambdaOpt = typer.Option(
+    False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (runs that code: only for files you trust)."
+)
 
 
 def help_from_tables(**fields: str) -> Callable[[F], F]:

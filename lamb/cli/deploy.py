@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lamb.cli.common import app, console, handle_errors, JsonOpt, print_json, VerboseOpt
+from lamb.cli.common import app, console, handle_errors, JsonOpt, print_json, SampleImageOpt, VerboseOpt
 
 
 # -- deploy --------------------------------------------------------------------------------------
@@ -29,7 +29,7 @@ def deploy(
     endpoint_url: str = typer.Option(None, "--endpoint-url", help="Send every AWS call here (a local fake such as moto's server)."),
     plan: bool = typer.Option(False, "--plan", help="Print what would be created or updated and every command, without calling AWS."),
     no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip invoking the deployed function with a sample image."),
-    sample_image: Path = typer.Option(None, "--sample-image", help="Image the smoke test sends \\[default: a seeded synthetic JPEG]."),
+    sample_image: Path = SampleImageOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:

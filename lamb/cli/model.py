@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 
 from lamb import quantization, tflite_lib
-from lamb.cli.common import help_from_tables, app, console, err_console, handle_errors, JsonOpt, print_json, VerboseOpt
+from lamb.cli.common import (
+    AllowUnsafeLambdaOpt, app, console, err_console, handle_errors, help_from_tables, JsonOpt, print_json, RuntimeOpt, VerboseOpt,
+)
 from lamb.errors import InputError
 
 
@@ -28,7 +30,7 @@ def convert(
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
     allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops with no TFLite builtin as TF Select (Flex) ops; the slim Lambda runtimes cannot run the result."),
-    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (runs that code: only for files you trust)."),
+    allow_unsafe_lambda: bool = AllowUnsafeLambdaOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -108,7 +110,7 @@ def verify(
     min_top1: float = typer.Option(None, "--min-top1", help="Least fraction of samples whose top-1 class must agree (classifier outputs: shape (N, C), C > 1)."),
     min_cosine: float = typer.Option(None, "--min-cosine", help="Least mean cosine similarity between the two models' outputs."),
     top_k: int = typer.Option(None, "--top-k", help="Also check the overlap of the top-k classes (must reach --min-top1 unless set otherwise)."),
-    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (runs that code: only for files you trust)."),
+    allow_unsafe_lambda: bool = AllowUnsafeLambdaOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -168,7 +170,7 @@ def compare(
     calibration: Path = typer.Option(None, "--calibration", help="Calibration images for int8; without them int8 is skipped."),
     samples: int = typer.Option(32, "--samples", "-n", help="Seeded random inputs, besides --images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
-    runtime: str = typer.Option(None, "--runtime", "-r", help="Lambda runtime: python3.10 ... python3.14 \\[default: the newest]."),
+    runtime: str = RuntimeOpt,
     arch: str = typer.Option(None, "--arch", "-a", help="Lambda architecture: x86_64 | arm64 (sets the prices) \\[default: x86_64]."),
     memory: str = typer.Option(None, "--memory", help="Memory settings to price, in MB, comma-separated \\[default: 512,1024,1769,3008]."),
     modes: str = typer.Option(None, "--modes", help="Modes to compare, comma-separated \\[default: float32,float16,dynamic,int8]."),
@@ -180,7 +182,7 @@ def compare(
     max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Advise the cheapest memory meeting this request time \\[default: where cost stops being flat]."),
     output_dir: Path = typer.Option(None, "--output-dir", help="Keep every converted model (and its manifest, verdict recorded) in this folder."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of error against warm time, marker size by zip size (needs the [plot] extra)."),
-    allow_unsafe_lambda: bool = typer.Option(False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (only for files you trust)."),
+    allow_unsafe_lambda: bool = AllowUnsafeLambdaOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
