@@ -151,6 +151,7 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
     settled, the modes, the memory settings and the target."""
     from lamb import targets
     from lamb.handler.lambda_function import PREPROCESSORS
+    from lamb.verify.inputs import DEFAULT_SAMPLES, VerifyInputs
 
     if not source.exists():
         raise InputError(f"no model at {source}", "check the path: an .h5 or .keras file, or a SavedModel folder")
@@ -161,12 +162,9 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
         from lamb import tflite_lib
 
         o = dataclasses.replace(o, runtime_lib=tflite_lib.normalise_name(o.runtime_lib))
-    if o.samples is None:
-        o = dataclasses.replace(o, samples=32)
-    if o.samples < 0:
-        raise InputError(f"--samples {o.samples} is negative", "use --samples 0 or more")
-    if o.samples == 0 and o.images is None:
-        raise InputError("nothing to verify with: --samples 0 and no --images", "use --samples N, --images DIR, or both")
+    # Unlike `lamb verify`, the random samples stay on beside --images (the default is not 0 with images).
+    samples = DEFAULT_SAMPLES if o.samples is None else o.samples
+    o = dataclasses.replace(o, samples=VerifyInputs(samples=samples, images=o.images).sample_count())
     if o.images is not None and not Path(o.images).is_dir():
         raise InputError(f"no image folder at {o.images}", "pass --images with a folder of .jpg/.png files")
     if o.preprocess is not None and o.preprocess not in PREPROCESSORS:
