@@ -104,7 +104,7 @@ def default_artifact(directory: Path | None = None) -> Path:
     if not candidates:
         raise InputError(
             f"no Lambda artifact in {directory}",
-            "run `lamb package` first, or name the .zip (or image folder) to invoke",
+            "run `lamb package` first, or name the .zip (or image folder) it built",
         )
     return max(candidates, key=lambda p: p.stat().st_mtime)
 

@@ -147,9 +147,9 @@ def raw_request(url: str, data: bytes, timeout: float = 10) -> tuple[bytes, floa
 
 
 def test_a_body_shorter_than_its_content_length_times_out(error_root, monkeypatch):
-    import lamb.serve
+    import lamb.serve.protocol
 
-    monkeypatch.setattr(lamb.serve, "CLIENT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(lamb.serve.protocol, "CLIENT_TIMEOUT_S", 1.0)
     with LocalServer(error_root, port=0) as server:
         path = server.url.split("/", 3)[3]
         answer, seconds = raw_request(server.url, f"POST /{path} HTTP/1.1\r\nContent-Length: 100\r\n\r\n{{}}".encode())
@@ -177,7 +177,7 @@ def test_deeply_nested_json_is_a_400_not_a_dropped_connection(error_root, capfd)
             assert answer.status_code == 400
             assert answer.json() == {"errorType": "InvalidRequestContentException", "errorMessage": "Could not parse request body into json: nested too deeply"}
         # just under json's own limit: parsed here, but too deep to pass on; refused by a bound well below it
-        answer = requests.post(server.url, data=b"[" * 986 + b"]" * 986)
+        answer = requests.post(server.url, data=b"[" * 950 + b"]" * 950)
         assert answer.status_code == 400 and answer.json()["errorMessage"] == "the event nests deeper than 500 levels"
         deep_enough = '{"a":' * 500 + "1" + "}" * 500  # 500 levels: passed on
         assert requests.post(server.url, data=deep_enough).json() == {"echo": json.loads(deep_enough)}
@@ -265,3 +265,188 @@ def test_cli_ctrl_c_leaves_no_process(tmp_path, error_root, sigint_raises, backg
     assert proc.returncode == 0, out
     assert "1 requests" in out and "no processes left" in out
     assert not [pid for pid in workers if alive(pid)]
+
+
+def test_default_port_is_the_courses_8080():
+    """The course ran `docker run -p 8080:8080` and its test.py posts to localhost:8080."""
+    import inspect
+
+    import lamb.serve.protocol
+    from lamb.cli.artifact import serve
+
+    assert lamb.serve.DEFAULT_PORT == 8080
+    assert inspect.signature(serve).parameters["port"].default.default == lamb.serve.DEFAULT_PORT
+
+
+@pytest.mark.parametrize("length", ["²", "9" * 5000, "-1", "12x", "١٢", "0x10", ""])
+def test_a_content_length_that_is_not_a_byte_count_is_a_json_400(error_root, capfd, length):
+    with LocalServer(error_root, port=0) as server:
+        path = server.url.split("/", 3)[3]
+        answer, _ = raw_request(server.url, f"POST /{path} HTTP/1.1\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["errorType"] == "InvalidRequestException"
+        assert requests.post(server.url, json={"a": 1}).json() == {"echo": {"a": 1}}
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_request_line_and_headers_share_one_deadline(error_root, monkeypatch):
+    import lamb.serve.protocol
+
+    monkeypatch.setattr(lamb.serve.protocol, "CLIENT_TIMEOUT_S", 1.0)
+    with LocalServer(error_root, port=0) as server:
+        path = server.url.split("/", 3)[3]
+        host, port = server.url.split("/")[2].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            started = time.monotonic()
+            conn.sendall(f"POST /{path} HTTP/1.1\r\n".encode())
+            closed = False
+            for _ in range(50):  # a header byte every 0.2 s: each byte alone is well inside the timeout
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.2)
+                conn.setblocking(False)
+                try:
+                    if conn.recv(1) == b"":
+                        closed = True
+                        break
+                except BlockingIOError:
+                    pass
+                finally:
+                    conn.setblocking(True)
+            assert closed and time.monotonic() - started < 3
+        assert requests.post(server.url, json={"after": 1}).json() == {"echo": {"after": 1}}
+
+
+def test_chunked_bodies_are_accepted_within_the_same_limits(error_root, capfd):
+    from lamb.handler.lambda_function import MAX_PAYLOAD_BYTES
+
+    with LocalServer(error_root, port=0) as server:
+        ok = requests.post(server.url, data=iter([b'{"a": ', b'[1, 2', b', 3]}']))  # a generator: requests sends it chunked
+        assert ok.status_code == 200 and ok.json() == {"echo": {"a": [1, 2, 3]}}
+        path = server.url.split("/", 3)[3]
+        head = f"POST /{path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        with_ext_and_trailer = head + b"2;name=x\r\n{}\r\n0\r\nX-Trailer: 1\r\n\r\n"
+        answer, _ = raw_request(server.url, with_ext_and_trailer)
+        assert answer.startswith(b"HTTP/1.1 200 ") and json.loads(answer.partition(b"\r\n\r\n")[2]) == {"echo": {}}
+        piece = 1 << 20
+        too_big = head + (f"{piece:x}\r\n".encode() + b" " * piece + b"\r\n") * (MAX_PAYLOAD_BYTES // piece + 1) + b"0\r\n\r\n"
+        answer, _ = raw_request(server.url, too_big)
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        for bad in (b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"1" * 5000 + b"\r\n"):
+            answer, _ = raw_request(server.url, head + bad)
+            assert answer.startswith(b"HTTP/1.1 400 "), (bad[:20], answer[:100])
+        both = f"POST /{path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()
+        answer, _ = raw_request(server.url, both)
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"not both" in answer
+        assert requests.post(server.url, json={"still": 1}).json() == {"echo": {"still": 1}}
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().split(")")[-1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_out_of_file_descriptors_answers_503_and_recovers(error_root, tmp_path):
+    """RLIMIT_NOFILE lowered to what serve holds plus a few: new connections beyond it get a
+    503 (not a hang, not a spinning loop, not a crash), and serving resumes once fds free up."""
+    script = tmp_path / "serve_few_fds.py"
+    script.write_text(
+        "import os, resource, sys, time\n"
+        "from lamb.serve import LocalServer\n"
+        f"with LocalServer({str(error_root)!r}, port=0) as server:\n"
+        "    held = len(os.listdir('/proc/self/fd'))\n"
+        "    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 4, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "    print(server.port, flush=True)\n"
+        "    sys.stdin.read()\n"
+        "    print(server.report.requests, server.report.rejected, flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    held: list[socket.socket] = []
+    try:
+        port = int(proc.stdout.readline())
+        url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
+        statuses = []
+        for _ in range(8):  # keep-alive connections, each holding one of serve's fds
+            conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+            held.append(conn)
+            conn.sendall(b"POST /2015-03-31/functions/function/invocations HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+            statuses.append(conn.recv(65536).split(b" ", 2)[1])
+        assert b"200" in statuses and b"503" in statuses, statuses
+        before = cpu_ticks(proc.pid)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        assert cpu_ticks(proc.pid) - before < os.sysconf("SC_CLK_TCK") // 4  # idle, not spinning on accept()
+        for conn in held:
+            conn.close()
+        held.clear()
+        deadline = time.monotonic() + 10
+        while True:  # the server notices the closed connections, then has fds again
+            answer = requests.post(url, json={"back": 1}, timeout=10)
+            if answer.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert answer.json() == {"echo": {"back": 1}}
+        out, err = proc.communicate("", timeout=30)
+    finally:
+        for conn in held:
+            conn.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    requests_served, rejected = map(int, out.split()[-2:])
+    assert requests_served >= 2 and rejected >= 1
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sleep_s, finished", [(0.5, True), (60, False)], ids=["finishes", "fails-cleanly"])
+def test_sigterm_during_a_request(tmp_path, sleep_s, finished):
+    """SIGTERM while a request runs: a short one finishes and is answered, a long one is answered
+    with the runtime's exit error; serve exits 0 and leaves no process behind."""
+    import threading
+    import zipfile
+
+    artifact = tmp_path / "slow.zip"
+    with zipfile.ZipFile(artifact, "w") as zf:
+        zf.writestr("lambda_function.py", "import time\ndef lambda_handler(event, context):\n    time.sleep(event['s'])\n    return {'slept': event['s']}\n")
+    port = free_port()
+    lamb = Path(sys.executable).with_name("lamb")
+    proc = subprocess.Popen([str(lamb), "serve", str(artifact), "--port", str(port), "--timeout", "120"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
+    answers: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.post(url, json={"s": 0}, timeout=5)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+        workers = descendants(proc.pid)
+        client = threading.Thread(target=lambda: answers.append(requests.post(url, json={"s": sleep_s}, timeout=30)))
+        client.start()
+        time.sleep(0.2)  # the request is being run
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        client.join(timeout=10)
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    assert not [pid for pid in workers if alive(pid)]
+    assert len(answers) == 1 and answers[0].status_code == 200
+    if finished:
+        assert answers[0].json() == {"slept": sleep_s}
+    else:
+        assert answers[0].headers["X-Amz-Function-Error"] == "Unhandled"
+        assert answers[0].json()["errorType"] == "Runtime.ExitError"

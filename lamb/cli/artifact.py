@@ -137,7 +137,7 @@ def invoke(
 @app.command()
 def serve(
     artifact: Path = typer.Argument(None, help="The .zip or image folder `lamb package` built \\[default: the newest one in the current directory]."),
-    port: int = typer.Option(9000, "--port", "-p", help="Port on 127.0.0.1 (9000 is what the course's Docker setup maps)."),
+    port: int = typer.Option(8080, "--port", "-p", help="Port on 127.0.0.1 (8080, as the course's `docker run -p 8080:8080`; AWS's docs map 9000)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Warm function processes; each serves one request at a time, the rest queue."),
     memory: int = MemoryOpt,
     timeout: float = TimeoutOpt,
@@ -149,13 +149,13 @@ def serve(
 ) -> None:
     """Serve the artifact on the Lambda Runtime Interface Emulator's endpoint, without Docker.
 
-    Answers POST http://127.0.0.1:PORT/2015-03-31/functions/function/invocations with the handler's JSON, so a client written for the course's `docker run -p 9000:8080` setup works unchanged. The handler stays warm in --workers processes (each like one Lambda execution environment: python -I -S, the artifact only); concurrent requests are served or queued, none dropped. Ctrl-C stops it and leaves no process behind; a summary follows.
+    Answers POST http://127.0.0.1:PORT/2015-03-31/functions/function/invocations with the handler's JSON, so the course's test.py (written for `docker run -p 8080:8080`) works unchanged; pass --port 9000 for clients written for AWS's docs (`-p 9000:8080`). Chunked request bodies are accepted; the request line and headers must arrive within 30 s, and so must the body. The handler stays warm in --workers processes (each like one Lambda execution environment: python -I -S, the artifact only); concurrent requests are served or queued, none dropped. Ctrl-C stops it and leaves no process behind; a summary follows.
 
     Examples:
 
       lamb serve
 
-      lamb serve function.zip --port 8080 --workers 2 --env LAMB_ALLOW_PRIVATE_URLS=1
+      lamb serve function.zip --port 9000 --workers 2 --env LAMB_ALLOW_PRIVATE_URLS=1
     """
     with handle_errors(verbose):
         from lamb.invoke import parse_env

@@ -1,0 +1,267 @@
+"""``lamb serve``: the artifact behind the AWS Runtime Interface Emulator's HTTP endpoint.
+
+The course runs its Lambda image with ``docker run -p 8080:8080`` and posts events to
+``http://localhost:8080/2015-03-31/functions/function/invocations``; this answers the same path on
+127.0.0.1:8080 by default, so that client works unchanged, without Docker (AWS's docs map
+``-p 9000:8080``: ``--port 9000`` serves those). Each of ``workers`` warm
+``LocalFunction`` processes serves one request at a time (as one Lambda execution environment
+does); requests beyond that wait in a queue, none is dropped. Responses follow the emulator:
+200 with the handler's JSON, and for an unhandled error 200 with Lambda's error body plus
+``X-Amz-Function-Error: Unhandled``.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from lamb.errors import InputError
+from lamb.invoke import percentile
+from lamb.local import Invocation, LocalFunction, RunSettings
+from lamb.serve.protocol import HTTPServer, InvocationHandler
+
+DEFAULT_PORT = 8080  # the course's `docker run -p 8080:8080`
+
+
+@dataclass
+class ServeReport:
+    """What a ``lamb serve`` session did, reported when it stops."""
+
+    artifact: Path | None
+    url: str
+    workers: int
+    requests: int = 0
+    unhandled_errors: int = 0
+    rejected: int = 0  # bad HTTP requests (wrong path, not JSON, too large): never reached a worker
+    init_ms: list[float] = field(default_factory=list)  # each worker's cold start
+    p50_ms: float | None = None  # request latency as the HTTP client saw it (queueing included)
+    p95_ms: float | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+class _Job:
+    __slots__ = ("event", "done", "result", "failure")
+
+    def __init__(self, event: Any):
+        self.event = event
+        self.done = threading.Event()
+        self.result: Invocation | None = None
+        self.failure: OSError | None = None  # the environment could not be (re)started: no fds, no memory
+
+
+class _Worker(threading.Thread):
+    """Owns one LocalFunction; takes jobs from the shared queue until it gets None."""
+
+    def __init__(self, index: int, jobs: queue.Queue, make: Callable[[], LocalFunction]):
+        super().__init__(name=f"lamb-worker-{index}", daemon=True)
+        self.jobs = jobs
+        self.function = make()
+        self.ready = threading.Event()
+        self.init_failure: Invocation | None = None
+
+    def run(self) -> None:
+        try:
+            self.init_failure = self.function.start()
+        finally:
+            self.ready.set()
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                job.result = self.function.invoke(job.event)
+            except OSError as exc:  # restarting a killed environment needs fds and a fork; the worker lives on
+                job.failure = exc
+            finally:
+                job.done.set()
+
+
+def check_options(port: int, workers: int) -> None:
+    if workers < 1:
+        raise InputError("--workers must be at least 1", "one worker is one warm Lambda execution environment")
+    if not 0 <= port <= 65535:
+        raise InputError(f"--port {port} is not a TCP port", "use a port from 1 to 65535 (0 picks a free one)")
+
+
+class LocalServer:
+    """The emulator endpoint over ``workers`` warm functions; a context manager.
+
+    ``port=0`` picks a free port (see ``url``). ``close()`` stops accepting, stops the workers and
+    kills their processes.
+    """
+
+    def __init__(
+        self,
+        task_root: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        workers: int = 1,
+        settings: RunSettings | None = None,
+        artifact: Path | None = None,
+    ):
+        check_options(port, workers)
+        self.task_root = Path(task_root)
+        self.host, self.port = host, port
+        self.n_workers = workers
+        self._make = lambda: LocalFunction(self.task_root, settings)
+        self.jobs: queue.Queue = queue.Queue()
+        self.workers: list[_Worker] = []
+        self.httpd: HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._latencies: list[float] = []
+        self.report = ServeReport(artifact, "", workers)
+        self._in_flight = 0  # requests read and not yet answered: close() lets them finish
+        self._started = 0.0
+        self._closed = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/2015-03-31/functions/function/invocations"
+
+    def __enter__(self) -> LocalServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._started = time.perf_counter()
+        try:
+            self.httpd = HTTPServer((self.host, self.port), InvocationHandler)
+            self.httpd.lamb = self
+        except OSError as exc:
+            raise InputError(f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc})", "pick another --port") from None
+        self.port = self.httpd.server_address[1]
+        self.report.url = self.url
+        try:
+            for i in range(self.n_workers):
+                worker = _Worker(i, self.jobs, self._make)
+                self.workers.append(worker)
+                worker.start()
+            for worker in self.workers:  # cold starts run in parallel; serve once all are warm
+                worker.ready.wait()
+                if worker.function.init_ms is not None:
+                    self.report.init_ms.append(worker.function.init_ms)
+        except BaseException:
+            self.close()
+            raise
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="lamb-http", daemon=True)
+        self._thread.start()
+
+    @property
+    def init_failures(self) -> list[Invocation]:
+        return [w.init_failure for w in self.workers if w.init_failure is not None]
+
+    def serve_forever(self) -> None:
+        """Block until Ctrl-C (or SIGTERM, or ``close()`` from another thread); then shut down."""
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
+        try:
+            while not self._closed.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.close()
+
+    def close(self) -> ServeReport:
+        with self._lock:
+            already = self._closed.is_set()
+            self._closed.set()
+        if already:
+            return self.report
+        if self.httpd is not None:
+            if self._thread is not None:
+                self.httpd.shutdown()  # stop accepting; returns once serve_forever has exited
+            self.httpd.server_close()
+        for _ in self.workers:
+            self.jobs.put(None)
+        for worker in self.workers:  # a request being run gets CLOSE_GRACE_S to finish
+            worker.join(timeout=CLOSE_GRACE_S)
+        for worker in self.workers:  # kills any environment still busy with a request
+            worker.function.close()
+        for worker in self.workers:
+            worker.join(timeout=5)
+        deadline = time.monotonic() + CLOSE_GRACE_S  # its answer (or its Runtime.ExitError) goes out before exit
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self._lock:
+            self.report.p50_ms = percentile(self._latencies, 50)
+            self.report.p95_ms = percentile(self._latencies, 95)
+        self.report.seconds = time.perf_counter() - self._started
+        return self.report
+
+    # -- called from request threads ---------------------------------------------------------------
+
+    def call(self, event: Any) -> Invocation | OSError:
+        """The invocation, or the OSError that kept a worker from running it (answered 503)."""
+        job = _Job(event)
+        self.jobs.put(job)
+        job.done.wait()
+        if job.failure is not None:
+            return job.failure
+        assert job.result is not None
+        return job.result
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def _end(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _record(self, ms: float, unhandled: bool) -> None:
+        with self._lock:
+            self.report.requests += 1
+            self.report.unhandled_errors += int(unhandled)
+            self._latencies.append(ms)
+
+    def _reject(self) -> None:
+        with self._lock:
+            self.report.rejected += 1
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM: shut down as cleanly as for Ctrl-C
+    raise KeyboardInterrupt
+
+
+# How long close() (Ctrl-C, SIGTERM) lets a request being run finish before its environment is
+# killed, and then how long it waits for that request's answer to be sent.
+CLOSE_GRACE_S = 2.0
+
+
+def serve_artifact(
+    artifact: Path | None = None,
+    *,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    settings: RunSettings | None = None,
+    on_ready: Callable[[LocalServer], None] | None = None,
+) -> ServeReport:
+    """Unpack ``artifact`` and serve it until Ctrl-C; ``on_ready`` is called once all workers are warm."""
+    from lamb.invoke import runnable_artifact
+
+    check_options(port, workers)  # before unpacking anything
+    with runnable_artifact(artifact, settings or RunSettings()) as (artifact, task_root, settings, notes):
+        server = LocalServer(task_root, port=port, workers=workers, settings=settings, artifact=artifact)
+        server.report.notes = notes
+        server.start()
+        try:
+            if on_ready is not None:
+                on_ready(server)
+        except BaseException:
+            server.close()
+            raise
+        server.serve_forever()
+        return server.report
