@@ -33,7 +33,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from xception_model import OUT_DIR, ensure_xception_h5  # noqa: E402
+from xception_model import OUT_DIR, ensure_xception_h5
 
 REPO = Path(__file__).resolve().parent.parent
 MODES = ("float32", "float16", "dynamic")

@@ -35,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from xception_model import ensure_xception_h5  # noqa: E402
+from xception_model import ensure_xception_h5
 
 TARGET_OVERHEAD = 0.10
 
@@ -109,8 +109,8 @@ def main() -> int:
     source = ensure_xception_h5()
     print(f"model: {source} ({source.stat().st_size / 1e6:.1f} MB, Xception 299x299x3 -> 10)")
 
-    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp_name:
+        tmp = Path(tmp_name)
         with tflog.capture_fd2():  # converter chatter on fd 2, as lamb hides it
             baseline(source, tmp / "warm_base.tflite")
             with_lamb(source, tmp / "warm_lamb.tflite")

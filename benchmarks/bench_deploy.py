@@ -17,6 +17,7 @@ AWS is moto's server on 127.0.0.1 (no account, no network); times are moto's, no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -98,10 +99,8 @@ def naive_redeploy(url: str, function: str, zip_path: Path, via_s3: bool) -> tup
     if via_s3:
         s3 = boto3.client("s3", region_name=REGION, endpoint_url=url)
         bucket = "naive-deploys"
-        try:
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
         s3.put_object(Bucket=bucket, Key=f"{function}.zip", Body=data)
         lam.update_function_code(FunctionName=function, S3Bucket=bucket, S3Key=f"{function}.zip")
     else:

@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from xception_model import OUT_DIR, ensure_xception_h5  # noqa: E402
+from xception_model import OUT_DIR, ensure_xception_h5
 
 OUT = OUT_DIR / "invoke"
 INIT_TARGET_MS = 400.0

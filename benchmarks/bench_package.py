@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from xception_model import OUT_DIR, ensure_xception_h5  # noqa: E402
+from xception_model import OUT_DIR, ensure_xception_h5
 
 MB = 2**20
 TARGET_DYNAMIC_ZIP = 50 * MB

@@ -102,7 +102,7 @@ def _load(handler_spec, task_root):
     except SyntaxError as exc:
         message = "Syntax error in module '%s': %s" % (module_name, exc)
         return None, _user_frames(_error(exc, "Runtime.UserCodeSyntaxError", message), task_root)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's, reported as Lambda does
         message = "Unable to import module '%s': %s" % (module_name, exc)
         return None, _user_frames(_error(exc, "Runtime.ImportModuleError", message), task_root)
     handler = getattr(module, func_name, None)
@@ -139,7 +139,7 @@ def main():
         t0 = time.perf_counter()
         try:
             result = handler(request["event"], context)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the handler's error goes back to the caller, as on Lambda
             message["invoke_ms"] = (time.perf_counter() - t0) * 1000.0
             message["error"] = _error(exc)
             message["error"]["stackTrace"] = message["error"]["stackTrace"][1:]  # drop this file's frame

@@ -88,8 +88,8 @@ def parse_memory_list(text: str | None, default: tuple[int, ...]) -> list[int]:
     if not text:
         return list(default)
     values = []
-    for part in str(text).split(","):
-        part = part.strip().lower().removesuffix("mb").strip()
+    for raw in str(text).split(","):
+        part = raw.strip().lower().removesuffix("mb").strip()
         if not part:
             continue
         try:

@@ -15,20 +15,27 @@ import math
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lamb import layout
 from lamb import manifest as mf
 from lamb.cost import (  # noqa: F401 (re-exported)
-    MemoryAdvice, advise_memory, explicit_pixels, memory_advice, pixel_budget_floor, recommend_memory_mb,
+    MemoryAdvice,
+    advise_memory,
+    explicit_pixels,
+    memory_advice,
+    pixel_budget_floor,
+    recommend_memory_mb,
 )
 from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import LocalFunction, RunSettings
-from lamb.progress import Progress, current
 from lamb.package.standin import host_stand_in, unpack_artifact
+from lamb.progress import Progress, current
 from lamb.targets import find_python, host_python, python_version
+
 
 @dataclass
 class InvokeReport:
@@ -283,9 +290,9 @@ def invoke_artifact(
     settings = settings or RunSettings()
     progress = progress or current()
     memory_mb = settings.memory_mb
-    with runnable_artifact(artifact, settings) as (artifact, task_root, settings, notes):
+    with runnable_artifact(artifact, settings) as (unpacked, task_root, run_settings, notes):
         record = mf.package_record(task_root)
-        with LocalFunction(task_root, settings) as function:
+        with LocalFunction(task_root, run_settings) as function:
             progress.phase("cold start and first invocation")
             first = function.invoke(event)
             warm: list[float] = []
@@ -296,17 +303,18 @@ def invoke_artifact(
                     if result.error is not None:
                         notes.append(f"a warm invocation failed: {result.error.get('errorType')}: {result.error.get('errorMessage')}")
                         break
+                    assert result.invoke_ms is not None  # measured whenever the handler answered
                     warm.append(result.invoke_ms)
                     progress.advance()
                     first.peak_rss_mb = max(first.peak_rss_mb or 0.0, result.peak_rss_mb or 0.0)
-            version = python_version(settings.python) or "?"
+            version = python_version(run_settings.python) or "?"
 
     advice = None
     if first.error is None and first.peak_rss_mb:
         # The handler runs one interpreter thread per vCPU of the setting, so below 3,538 MB the
         # time measured here is one-thread time, what Lambda's CPU share scales.
         local_ms = percentile(warm, 50) if warm else first.invoke_ms
-        floors = {"the pixel budget": pixel_budget_floor(first.peak_rss_mb, settings.env)}
+        floors = {"the pixel budget": pixel_budget_floor(first.peak_rss_mb, run_settings.env)}
         # Lambda's price depends on the arch the artifact is built for (its record says which).
         arch = arch or (record.arch if record is not None else "x86_64")
         advice = advise_memory(local_ms, peak_rss_mb=first.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms, arch=arch)
@@ -315,7 +323,7 @@ def invoke_artifact(
     if first.peak_rss_mb and first.peak_rss_mb > memory_mb * 0.9 and first.error is None:
         notes.append(f"peak memory {first.peak_rss_mb:.0f} MB is close to the {memory_mb} MB setting")
     return InvokeReport(
-        artifact=artifact,
+        artifact=unpacked,
         event_kind=kind,
         response=first.response,
         error=first.error,
@@ -327,7 +335,7 @@ def invoke_artifact(
         peak_rss_mb=first.peak_rss_mb,
         memory_mb=memory_mb,
         recommended_memory_mb=advice.recommended_mb if advice else None,
-        memory_advice=f"{memory_advice(advice)}; {_pixel_budget_note(advice.recommended_mb, settings.env)}" if advice else "",
+        memory_advice=f"{memory_advice(advice)}; {_pixel_budget_note(advice.recommended_mb, run_settings.env)}" if advice else "",
         python=version,
         logs=first.logs,
         notes=notes,

@@ -15,6 +15,7 @@ one vCPU per 1,769 MB), its read-only file system outside /tmp, and its exact OS
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -185,22 +186,16 @@ class _Process:
 def _kill(popen: subprocess.Popen, fds: list[int]) -> None:
     """Kill the environment and anything it started (its own session), close the pipes."""
     for fd in fds:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
     # Only while the leader is unreaped (running or a zombie) is its pid surely still this group's
     # id; after wait() the number could belong to someone else. The group goes too: anything the
     # handler started dies with it.
     if popen.returncode is None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL is not ignorable
         popen.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not ignorable
-        pass
 
 
 class LocalFunction:
@@ -339,10 +334,8 @@ class LocalFunction:
         """
         proc = self._proc
         if proc is not None and proc.popen.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.popen.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         with self._lock:
             self._stop()
             if self._finalizer is not None:
@@ -370,6 +363,7 @@ class LocalFunction:
             proc.invocations += 1
             request_id = str(uuid.uuid4())
             deadline_ms = time.time() * 1000 + self.timeout_s * 1000
+            error: dict[str, Any] | None
             try:
                 proc.send({"request_id": request_id, "event": event, "deadline_ms": deadline_ms})
                 message = proc.read_message(self.timeout_s)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any
 
 
 class Progress:
@@ -83,7 +84,8 @@ def for_terminal(as_json: bool, stream: Any = None) -> Iterator[Progress]:
         yield SILENT
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     console = Console(file=sys.stderr if stream is None else stream)
     bar = Bar(

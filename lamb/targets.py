@@ -210,7 +210,7 @@ def host_python() -> str:
 def host_arch() -> str | None:
     """This machine's architecture in Lambda's words ("x86_64" | "arm64"), or None for another."""
     machine = platform.machine()
-    return next((lam for lam, m in ARCHES.items() if m == machine or lam == machine), None)
+    return next((lam for lam, m in ARCHES.items() if machine in (m, lam)), None)
 
 
 def host_target() -> Target | None:

@@ -111,7 +111,7 @@ def _hat(rng):
     crown_w = rng.uniform(0.32, 0.45)
     crown_h = rng.uniform(0.35, 0.6)
     top = _ellipse(0.0, -crown_h + crown_w * 0.5, crown_w, crown_w * 0.6, 180, 360)
-    crown = [(-crown_w, 0.2)] + top + [(crown_w, 0.2)]
+    crown = [(-crown_w, 0.2), *top, (crown_w, 0.2)]
     brim_poly = _ellipse(0.0, 0.2, brim, rng.uniform(0.1, 0.18))
     band = [(-crown_w, 0.05), (crown_w, 0.05), (crown_w, 0.15), (-crown_w, 0.15)]
     return [(brim_poly, "dark"), (crown, "main"), (band, "accent")]
@@ -119,7 +119,7 @@ def _hat(rng):
 
 def _shoes(rng):
     toe = _ellipse(0.45, 0.2, 0.3, 0.22, -90, 90)
-    upper = [(-0.7, 0.35), (-0.72, -0.2), (-0.45, -0.25), (-0.25, -0.05)] + toe + [(0.45, 0.35)]
+    upper = [(-0.7, 0.35), (-0.72, -0.2), (-0.45, -0.25), (-0.25, -0.05), *toe, (0.45, 0.35)]
     sole = [(-0.74, 0.32), (0.7, 0.32), (0.78, 0.42), (-0.74, 0.45)]
     laces = [(-0.2, -0.05), (0.2, 0.0), (0.15, 0.06), (-0.22, 0.02)]
     return [(upper, "main"), (sole, "dark"), (laces, "accent")]
@@ -176,8 +176,8 @@ def draw_garment(label: str, rng: np.random.Generator, size: int = IMAGE_SIZE) -
 
     def place(points):
         out = []
-        for x, y in points:
-            x, y = x * flip * sx, y * sy
+        for px, py in points:
+            x, y = px * flip * sx, py * sy
             out.append((cx + x * cos - y * sin, cy + x * sin + y * cos))
         return out
 

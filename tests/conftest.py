@@ -11,7 +11,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-import pytest  # noqa: E402
+import pytest
 
 # -- shared ------------------------------------------------------------------------------------
 
@@ -148,8 +148,8 @@ def host_runtime_deps(tmp_path_factory, converted_tiny):
     target, installed with ``lamb.package.wheels.install_for_target`` (wheels cached across runs)."""
     from lamb import tflite_lib
     from lamb.package.slim import slim
-    from lamb.targets import host_target
     from lamb.package.wheels import install_for_target
+    from lamb.targets import host_target
 
     target = host_target()
     if target is None:
@@ -190,7 +190,7 @@ def image_server(png_bytes):
     import time
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
+        def do_GET(self):
             if self.path == "/cat.png":
                 self._send(200, png_bytes, {"Content-Type": "image/png", "Content-Length": str(len(png_bytes))})
             elif self.path == "/big-no-length":  # streamed without Content-Length
@@ -267,8 +267,7 @@ def verified_copy(tmp_path, verified_tiny):
 def target_installs(tmp_path_factory):
     """``install_for_target`` of the runtime library + Pillow for python3.12-x86_64 and
     python3.11-x86_64, keyed by target name. Do not modify the trees; copy them."""
-    from lamb import tflite_lib
-    from lamb import targets
+    from lamb import targets, tflite_lib
     from lamb.package import wheels
 
     installs = {}

@@ -7,13 +7,12 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import TINY_LABELS, build_tiny_classifier
 
 from lamb import manifest as mf
 from lamb.convert import ConversionResult, convert_model, load_keras_model
 from lamb.convert.preprocess import infer_preprocess, parse_input_shape, read_labels
 from lamb.errors import ConversionError, InputError, LambError, ModelLoadError
-
-from conftest import TINY_LABELS, build_tiny_classifier
 
 RNG_SEED = 0
 
@@ -427,7 +426,7 @@ def test_int8_calibration_folder_without_images(tiny_classifier_h5, tmp_path):
 
 
 def test_labels_must_match_the_output_size(tiny_classifier_h5, tmp_path):
-    with pytest.raises(InputError, match="3 labels given but .* 4 classes"):
+    with pytest.raises(InputError, match=r"3 labels given but .* 4 classes"):
         convert_model(tiny_classifier_h5, tmp_path / "x.tflite", labels=["a", "b", "c"])
     assert_nothing_written(tmp_path)
 
@@ -550,7 +549,7 @@ def test_int8_on_a_keras2_course_model(tf_keras_preprocess_h5, sample_images, tm
 
 
 def test_output_must_be_a_tflite_file(tiny_classifier_h5, tmp_path):
-    with pytest.raises(InputError, match="does not end in .tflite"):
+    with pytest.raises(InputError, match=r"does not end in .tflite"):
         convert_model(tiny_classifier_h5, tmp_path / "model.onnx")
     assert_nothing_written(tmp_path)
 
@@ -563,7 +562,7 @@ def test_output_without_suffix_is_a_folder(tiny_classifier_h5, tmp_path):
 def test_keras3_safe_mode_refusal_is_never_retried_with_tf_keras(lambda_models, tmp_path, monkeypatch):
     """Defence in depth: if lamb's own scan misses a Lambda, Keras 3's safe mode refuses it, and
     lamb must not then hand the file to tf_keras, which would run the bytecode without asking."""
-    import lamb.convert.load as load
+    from lamb.convert import load
 
     monkeypatch.setattr(load, "find_python_lambdas", lambda config: [])
     with pytest.raises(ModelLoadError, match="Lambda") as info:

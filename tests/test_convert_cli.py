@@ -113,11 +113,11 @@ def test_tensorflow_log_noise_hidden_unless_verbose(tf_keras_preprocess_h5, tmp_
     """A real subprocess: TF's C++ logs go to file descriptor 2, which CliRunner cannot see."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
     cmd = [sys.executable, "-c", "from lamb.cli import app; app()", "convert", str(tf_keras_preprocess_h5), "-o", str(tmp_path / "m.tflite")]
-    quiet = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    quiet = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr.strip() == ""
     assert "loader" in quiet.stdout and "tf_keras" in quiet.stdout
 
-    loud = subprocess.run([*cmd, "--verbose"], env=env, capture_output=True, text=True, timeout=300)
+    loud = subprocess.run([*cmd, "--verbose"], check=False, env=env, capture_output=True, text=True, timeout=300)
     assert loud.returncode == 0, loud.stderr
     assert loud.stderr.strip() != ""  # TensorFlow's own logs come through

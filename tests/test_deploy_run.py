@@ -166,7 +166,7 @@ def test_arch_change_is_refused_before_any_upload(moto, deploy_artifact_factory,
     deploy(deploy_artifact_factory(arch="arm64"), role_arn=role)
     before = lam().get_function(FunctionName="clothes")["Configuration"]["CodeSha256"]
     monkeypatch.setattr(planning, "DIRECT_UPLOAD_REQUEST_BYTES", 1000)
-    with pytest.raises(InputError, match="runs on arm64 .* built for x86_64; nothing was uploaded") as info:
+    with pytest.raises(InputError, match=r"runs on arm64 .* built for x86_64; nothing was uploaded") as info:
         deploy(deploy_artifact_factory(arch="x86_64", subdir="x86"))
     assert "--arch arm64" in info.value.hint
     import boto3
@@ -260,7 +260,7 @@ def test_image_deploys_the_pushed_image_and_proves_its_digest(moto, tmp_path, mo
 def test_zip_over_an_image_function_is_refused(moto, tmp_path, deploy_artifact_factory):
     lam().create_function(FunctionName="clothes", Role=existing_role(), PackageType="Image",
                           Code={"ImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/clothes:v1"})
-    with pytest.raises(InputError, match="has package type Image and .* is Zip; Lambda cannot change a function's package type") as info:
+    with pytest.raises(InputError, match=r"has package type Image and .* is Zip; Lambda cannot change a function's package type") as info:
         deploy(deploy_artifact_factory())
     assert "delete-function" in info.value.hint
 

@@ -14,7 +14,8 @@ from lamb.deploy.plan import DeployOptions
 
 
 def lint(document: dict) -> list:
-    from cfnlint.api import ManualArgs, lint as cfn_lint
+    from cfnlint.api import ManualArgs
+    from cfnlint.api import lint as cfn_lint
 
     return cfn_lint(template.render(document), config=ManualArgs(regions=["eu-west-1"]))
 

@@ -12,9 +12,8 @@ import uuid
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import TINY_LABELS, make_task_root
+from PIL import Image
 
 PRIVATE_URLS = [
     "http://127.0.0.1/cat.png",

@@ -14,7 +14,6 @@ import threading
 import time
 
 import pytest
-
 from test_handler import handler, http_api_event, proxy_result, rest_event  # noqa: F401 (handler is a fixture)
 
 

@@ -21,11 +21,10 @@ import socket
 import warnings
 
 import pytest
+from conftest import TINY_LABELS, make_task_root
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
-
-from conftest import TINY_LABELS, make_task_root
 from test_handler import load_handler
 
 # (mode to save, format): together they make Pillow decode into every mode its decoders produce.
@@ -134,7 +133,7 @@ direct_events = st.one_of(
 )
 bodies = st.one_of(
     st.none(), any_text, json_values,
-    direct_events.map(lambda e: json.dumps(e)),
+    direct_events.map(json.dumps),
     images().map(lambda pair: b64(pair[0])),
     st.integers(1, 3000).map(lambda depth: "[" * depth),
 )

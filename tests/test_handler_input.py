@@ -9,9 +9,8 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import TINY_LABELS
+from PIL import Image
 from test_handler import b64, handler, http_api_event, proxy_result, rest_event  # noqa: F401 (handler is a fixture)
 
 

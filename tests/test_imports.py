@@ -23,6 +23,6 @@ def test_lint_imports_keeps_every_contract():
     env = dict(os.environ)
     # Analyse this checkout, whatever copy of lamb the environment has installed.
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.run([str(script), "--no-cache"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([str(script), "--no-cache"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "0 broken" in proc.stdout

@@ -10,13 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import TINY_LABELS
 from typer.testing import CliRunner
 
-from conftest import TINY_LABELS
 from lamb.cli import app
-from lamb.errors import ArtifactError, InputError
 from lamb.cost import advise_memory
-from lamb.local import RunSettings
+from lamb.errors import ArtifactError, InputError
 from lamb.invoke import (
     InvokeReport,
     build_event,
@@ -27,6 +26,7 @@ from lamb.invoke import (
     pixel_budget_floor,
     recommend_memory_mb,
 )
+from lamb.local import RunSettings
 
 
 def zip_tree(root: Path, output: Path, extra: dict[str, str] | None = None) -> Path:
@@ -209,28 +209,28 @@ def test_artifact_for_another_python_or_arch(tmp_path, monkeypatch):
 
     (tmp_path / "mod.cpython-399-x86_64-linux-gnu.so").write_bytes(b"")
     monkeypatch.setattr(invoke_module, "find_python", lambda version: None)
-    with pytest.raises(ArtifactError, match="built for Python 3.99 on x86_64"):
+    with pytest.raises(ArtifactError, match=r"built for Python 3.99 on x86_64"):
         check_runnable(tmp_path, None, stand_in=False)
     monkeypatch.setattr(invoke_module, "find_python", lambda version: "/opt/python3.99")
     assert check_runnable(tmp_path, None) == (tmp_path, "/opt/python3.99", ["the artifact is built for Python 3.99: ran it with /opt/python3.99"])
     assert check_runnable(tmp_path, "/my/python") == (tmp_path, "/my/python", [])  # the user's choice wins
     (tmp_path / "mod.cpython-399-x86_64-linux-gnu.so").unlink()
     (tmp_path / "mod.cpython-311-riscv64-linux-gnu.so").write_bytes(b"")
-    with pytest.raises(ArtifactError, match="built for Python 3.11 on riscv64"):
+    with pytest.raises(ArtifactError, match=r"built for Python 3.11 on riscv64"):
         check_runnable(tmp_path, None, stand_in=False)
 
 
 def test_the_package_record_says_what_the_artifact_is_built_for(tmp_path, monkeypatch):
-    import lamb.invoke as invoke_module
     from test_manifest import make_manifest, make_record
 
+    import lamb.invoke as invoke_module
     from lamb import manifest as mf
 
     # The record wins over what the extension modules' names would suggest.
     (tmp_path / "mod.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
     mf.write(make_manifest(package=make_record(python="3.99", arch="arm64")), tmp_path / "lamb.json")
     monkeypatch.setattr(invoke_module, "find_python", lambda version: None)
-    with pytest.raises(ArtifactError, match="built for Python 3.99 on arm64"):
+    with pytest.raises(ArtifactError, match=r"built for Python 3.99 on arm64"):
         check_runnable(tmp_path, None, stand_in=False)
 
 

@@ -3,9 +3,8 @@ spells the names it reads itself, and must agree."""
 
 from __future__ import annotations
 
-from lamb import layout
+from lamb import layout, targets
 from lamb.handler import lambda_function
-from lamb import targets
 from lamb.package import artifact
 
 
@@ -13,7 +12,7 @@ def test_the_shipped_handler_agrees_with_the_layout():
     assert lambda_function._MANIFEST == layout.MANIFEST_FILE
     assert lambda_function._MODEL == layout.MODEL_FILE
     module, function = layout.HANDLER.rsplit(".", 1)
-    assert layout.HANDLER_FILE == module + ".py" and callable(getattr(lambda_function, function))
+    assert module + ".py" == layout.HANDLER_FILE and callable(getattr(lambda_function, function))
     assert lambda_function.__file__.endswith("/" + layout.HANDLER_FILE)
 
 

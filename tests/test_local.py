@@ -7,13 +7,12 @@ import os
 import signal
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_LABELS
-from lamb.errors import ArtifactError, InputError
+
+from lamb.errors import InputError
 from lamb.local import Invocation, LocalFunction, RunSettings
 
 PROBE = '''
@@ -261,9 +260,8 @@ def test_ctrl_c_during_invoke_leaves_nothing(probe_root, sigint_raises):
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        with fn:
-            fn.invoke(30)
+    with pytest.raises(KeyboardInterrupt), fn:
+        fn.invoke(30)
     assert time.monotonic() - started < 10
     assert not alive(pid)
 

@@ -146,7 +146,7 @@ def test_an_artifact_without_a_record(tmp_path):
     assert mf.package_record(bare) is None
     assert mf.package_record(tmp_path / "missing.zip") is None
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
-    with pytest.raises(ManifestError, match="no readable lamb.json"):
+    with pytest.raises(ManifestError, match=r"no readable lamb.json"):
         mf.read_shipped(tmp_path / "junk.zip")
 
 

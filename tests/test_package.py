@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lamb import manifest as mf
+from lamb import targets
 from lamb.cli import app
 from lamb.errors import BudgetExceeded, DependencyError, InputError, ManifestError, VerificationFailed
-from lamb import targets
 from lamb.package import build_package, bytecode, smoke_images
 
 pytestmark = pytest.mark.network
@@ -181,7 +181,7 @@ def test_image_context(tmp_path, verified_tiny):
     assert "sample-event.json" not in (out / ".dockerignore").read_text()  # stays out of the image
     hadolint = Path(sys.executable).with_name("hadolint")
     if hadolint.exists():
-        assert subprocess.run([str(hadolint), "Dockerfile"], cwd=out).returncode == 0
+        assert subprocess.run([str(hadolint), "Dockerfile"], check=False, cwd=out).returncode == 0
     assert r.budget.checks[0].name.startswith("container image") and r.budget.checks[0].ok
     record = mf.read(verified_tiny).package
     assert record.format == "image" and record.arch == "arm64" and record.sha256 is None and record.zipped_bytes is None
@@ -308,6 +308,6 @@ def test_without_the_targets_python_the_smoke_run_is_a_labelled_stand_in(tmp_pat
 
 def test_a_bad_runtime_is_named_before_anything_else(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no manifest here either: the option is still the first thing said
-    with pytest.raises(InputError, match="unknown Lambda runtime 'python3.9'") as info:
+    with pytest.raises(InputError, match=r"unknown Lambda runtime 'python3.9'") as info:
         build_package(runtime="python3.9")
     assert "python3.14" in info.value.hint

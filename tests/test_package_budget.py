@@ -8,7 +8,7 @@ import pytest
 
 from lamb.errors import BudgetExceeded, InputError
 from lamb.package import budget
-from lamb.package.budget import MiB, ComponentSize
+from lamb.package.budget import ComponentSize, MiB
 
 
 @pytest.mark.parametrize(

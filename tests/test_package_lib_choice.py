@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 
-from lamb.errors import DependencyError
 from lamb import targets
+from lamb.errors import DependencyError
 from lamb.package import lib_choice, wheels
 
 pytestmark = pytest.mark.network

@@ -11,7 +11,6 @@ from lamb.errors import DependencyError
 from lamb.package import wheels
 
 
-
 class FakePip:
     """Stands in for ``SubprocessPip``: records each call; ``fail(args)`` returns the stderr of a
     failed run or None; successful installs write a dist-info per requirement into --target, and
@@ -92,7 +91,7 @@ def test_a_wheelhouse_failure_names_the_wheelhouse(tmp_path):
     house = tmp_path / "house"
     house.mkdir()
     fake = FakePip(fail=lambda args: "ERROR: No matching distribution found for numpy\n")
-    with pytest.raises(DependencyError, match="in the wheelhouse .*house") as info:
+    with pytest.raises(DependencyError, match=r"in the wheelhouse .*house") as info:
         wheels.install_for_target(["numpy"], TARGET, tmp_path / "dest", wheelhouse=house, pip=wheels.PipRunner(fake))
     assert "add the wheel to the wheelhouse" in info.value.hint and len(fake.calls) == 1  # never the index
 

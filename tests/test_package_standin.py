@@ -53,7 +53,7 @@ def test_unpack_errors(tmp_path):
     no_handler = tmp_path / "nohandler.zip"
     with zipfile.ZipFile(no_handler, "w") as zf:
         zf.writestr("src/lambda_function.py", "")
-    with pytest.raises(ArtifactError, match="no lambda_function.py at its root"):
+    with pytest.raises(ArtifactError, match=r"no lambda_function.py at its root"):
         unpack_artifact(no_handler)
 
 

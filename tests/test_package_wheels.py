@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from lamb.errors import DependencyError, InputError
 from lamb import targets
+from lamb.errors import DependencyError, InputError
 from lamb.package import wheels
 
 pytestmark = pytest.mark.network

@@ -70,7 +70,7 @@ def test_convert_counts_its_calibration_images(tmp_path, tiny_classifier_h5, sam
     with progress.reporting(seen):
         convert_model(tiny_classifier_h5, tmp_path / "t.tflite", quantize="int8", calibration=sample_images, preprocess="xception")
     phases = {p[0]: p for p in seen.phases}
-    assert [p[0] for p in seen.phases][0].startswith("loading ")
+    assert seen.phases[0][0].startswith("loading ")
     reading = phases["reading calibration images"]
     assert reading[1] == reading[2] == 12
     calibrating = next(p for name, p in phases.items() if name.startswith("converting to TFLite, calibrating int8 on 12"))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import TINY_LABELS
+
 from lamb.local import RunSettings
 from lamb.serve import LocalServer
 

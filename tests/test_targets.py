@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from lamb.errors import InputError
 from lamb import targets
+from lamb.errors import InputError
 
 
 def test_table_covers_python310_to_314_on_both_arches():

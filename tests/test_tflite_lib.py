@@ -8,10 +8,9 @@ import sys
 
 import pytest
 
-from lamb import tflite_lib
+from lamb import targets, tflite_lib
 from lamb.errors import DependencyError, InputError, TFLiteLibError
 from lamb.manifest import Verification
-from lamb import targets
 from lamb.package import wheels
 
 

@@ -271,7 +271,7 @@ def test_image_inputs_skip_and_count_undecodable_files(sample_images, tmp_path):
     x, used, skipped = image_inputs(folder, (32, 32, 3), "scale")
     assert x.shape == (12, 32, 32, 3) and len(used) == 12 and used[0].startswith("cats/")
     assert [s.split(":")[0] for s in skipped] == ["broken.jpg", "notes.txt"]
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= 0.0 and x.max() <= 1.0
 
 
 def test_image_folder_errors(tmp_path):
@@ -394,14 +394,14 @@ def test_images_and_samples_combine(zoo, sample_images, tmp_path):
 def test_signature_mismatch_is_a_clear_error(zoo):
     with pytest.raises(InputError, match=r"inputs differ: cls.h5 input 'image' is \(32, 32, 3\), bigger_input.tflite"):
         verify(zoo, "bigger_input")
-    with pytest.raises(InputError, match="cls.h5 has 1 outputs, two.tflite has 2"):
+    with pytest.raises(InputError, match=r"cls.h5 has 1 outputs, two.tflite has 2"):
         verify(zoo, "two")
 
 
 def test_missing_and_wrong_files(zoo, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="no Keras model at"):
         verify_model(tmp_path / "gone.h5", zoo["float32"])
-    with pytest.raises(InputError, match="no .tflite at"):
+    with pytest.raises(InputError, match=r"no .tflite at"):
         verify_model(zoo["h5"], tmp_path / "gone.tflite")
     fake = tmp_path / "fake.tflite"
     fake.write_bytes(b"0123456789abcdef")

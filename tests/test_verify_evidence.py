@@ -3,7 +3,13 @@
 import pytest
 
 from lamb.verify.evidence import (
-    FAIL, NOT_ENOUGH_EVIDENCE, PASS, PASS_WITH_WARNING, inputs_to_settle, judge, wilson_lower_bound,
+    FAIL,
+    NOT_ENOUGH_EVIDENCE,
+    PASS,
+    PASS_WITH_WARNING,
+    inputs_to_settle,
+    judge,
+    wilson_lower_bound,
 )
 
 

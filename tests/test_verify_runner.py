@@ -60,7 +60,7 @@ def test_runner_loads_and_runs_the_model_without_tensorflow(converted_tiny, tmp_
     with TFLiteRunner(env, converted_tiny.tflite_path) as runner:
         info = runner.wait_ready()
         assert info["lib"] == "ai-edge-litert" and len(info["inputs"]) == 1 and len(info["outputs"]) == 1
-        outputs, answer = runner.run({info["inputs"][0]["key"]: preprocess(pixels, "xception")}, tmp_path)
+        outputs, _answer = runner.run({info["inputs"][0]["key"]: preprocess(pixels, "xception")}, tmp_path)
     (logits,) = outputs.values()
     assert logits.shape == (2, 4) and np.isfinite(logits).all()
 

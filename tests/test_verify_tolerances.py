@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lamb.verify import DEFAULT_TOLERANCES, compare_outputs, default_tolerances, random_inputs
-
+from lamb.verify import DEFAULT_TOLERANCES, compare_outputs, default_tolerances
 
 DEMO = Path(__file__).resolve().parent.parent / "models" / "demo"
 

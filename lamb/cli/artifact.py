@@ -8,10 +8,20 @@ import typer
 
 from lamb import tflite_lib
 from lamb.cli.common import (
-    app, console, EnvOpt, handle_errors, JsonOpt, MemoryOpt, NoStandInOpt, print_json, PythonOpt, RuntimeOpt, SampleImageOpt,
-    TimeoutOpt, VerboseOpt,
+    EnvOpt,
+    JsonOpt,
+    MemoryOpt,
+    NoStandInOpt,
+    PythonOpt,
+    RuntimeOpt,
+    SampleImageOpt,
+    TimeoutOpt,
+    VerboseOpt,
+    app,
+    console,
+    handle_errors,
+    print_json,
 )
-
 
 # -- package -------------------------------------------------------------------------------------
 
@@ -111,8 +121,8 @@ def invoke(
       lamb invoke --event apigw-event.json --repeat 20 --json
     """
     with handle_errors(verbose):
-        from lamb.errors import ArtifactError
         from lamb import progress
+        from lamb.errors import ArtifactError
         from lamb.invoke import invoke_artifact, parse_env, render
         from lamb.local import RunSettings
 

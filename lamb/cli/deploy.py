@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lamb.cli.common import app, console, handle_errors, JsonOpt, print_json, SampleImageOpt, VerboseOpt
-
+from lamb.cli.common import JsonOpt, SampleImageOpt, VerboseOpt, app, console, handle_errors, print_json
 
 # -- deploy --------------------------------------------------------------------------------------
 

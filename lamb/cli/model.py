@@ -9,10 +9,18 @@ import typer
 
 from lamb import quantization, tflite_lib
 from lamb.cli.common import (
-    AllowUnsafeLambdaOpt, app, console, err_console, handle_errors, help_from_tables, JsonOpt, print_json, RuntimeOpt, VerboseOpt,
+    AllowUnsafeLambdaOpt,
+    JsonOpt,
+    RuntimeOpt,
+    VerboseOpt,
+    app,
+    console,
+    err_console,
+    handle_errors,
+    help_from_tables,
+    print_json,
 )
 from lamb.errors import InputError
-
 
 # -- convert -------------------------------------------------------------------------------------
 

@@ -15,9 +15,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,15 @@ from lamb import manifest as mf
 from lamb import quantization
 from lamb.compare import deps as deps_mod
 from lamb.compare.report import (
-    CANNOT_RUN, CONVERSION_FAILED, SKIPPED, VERIFIED, CompareReport, ModeResult, ModeSize, fits_direct_upload, recommend,
+    CANNOT_RUN,
+    CONVERSION_FAILED,
+    SKIPPED,
+    VERIFIED,
+    CompareReport,
+    ModeResult,
+    ModeSize,
+    fits_direct_upload,
+    recommend,
 )
 from lamb.errors import ArtifactError, ConversionError, InputError, LambError
 
@@ -99,9 +108,11 @@ def compare_models(
     notes: list[str] = []
     source = Path(source)
     o, wanted, settings, target = _checked(source, o)
+    samples = o.samples
+    assert samples is not None  # _checked settled the default
 
     keep = o.output_dir is not None
-    out = Path(o.output_dir) if keep else Path(tempfile.mkdtemp(prefix="lamb-compare-"))
+    out = Path(o.output_dir) if o.output_dir is not None else Path(tempfile.mkdtemp(prefix="lamb-compare-"))
     out.mkdir(parents=True, exist_ok=True)
     try:
         from lamb import tflog
@@ -131,7 +142,7 @@ def compare_models(
         mode, why = recommend(rows)
         seconds["total"] = time.perf_counter() - started
         report = CompareReport(
-            source=source, target=target.name, arch=target.arch, samples=o.samples, seed=o.seed,
+            source=source, target=target.name, arch=target.arch, samples=samples, seed=o.seed,
             images=reference.images if reference is not None else 0,
             preprocess=reference.preprocess if reference is not None else (o.preprocess or "none"),
             memory_settings=settings, rows=rows, recommended=mode, why=why, notes=notes,
@@ -180,6 +191,7 @@ def _convert_and_run(
     seconds: dict[str, float],
 ) -> tuple[list[ModeResult], _Reference | None, dict[str, Any]]:
     """Every mode converted; each converted mode's library run; the Keras model run once."""
+    assert o.samples is not None  # _checked settled the default
     from lamb import tflog
     from lamb.convert import convert_model
     from lamb.convert.preprocess import read_labels
@@ -329,7 +341,14 @@ class _LibraryRun:
 def _run_on_library(row: ModeResult, ref: _Reference, runtime_lib: str | None, target: Any) -> _LibraryRun:
     """The library lane: start the runner, pair signatures, run the inputs (no Keras here)."""
     from lamb import layout
-    from lamb.verify.runner import TFLiteFailure, TFLiteRunner, explain_failure, lib_version, pick_tflite_lib, resolve_tflite_env
+    from lamb.verify.runner import (
+        TFLiteFailure,
+        TFLiteRunner,
+        explain_failure,
+        lib_version,
+        pick_tflite_lib,
+        resolve_tflite_env,
+    )
     from lamb.verify.signature import pair_signatures
 
     t0 = time.perf_counter()

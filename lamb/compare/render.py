@@ -92,9 +92,9 @@ def render(report: CompareReport) -> list[Any]:
             out.append(Text.from_markup(f"[yellow]{row.mode}:[/] {warning}"))
     if report.recommended:
         out.append(Text.from_markup(f"[bold green]★ recommended:[/] {report.why}"))
-        row = report.row(report.recommended)
-        if row is not None and row.memory is not None:
-            out.append(Text.from_markup(f"[dim]memory:[/] {row.memory.reason}"))
+        best = report.row(report.recommended)
+        if best is not None and best.memory is not None:
+            out.append(Text.from_markup(f"[dim]memory:[/] {best.memory.reason}"))
     else:
         out.append(Text.from_markup(f"[bold red]no recommendation:[/] {report.why}"))
     if any(p.below_floor for r in report.rows for p in r.costs):

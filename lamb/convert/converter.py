@@ -9,8 +9,9 @@ import inspect
 import io
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from lamb.convert.load import LoadedModel
 from lamb.convert.signature import InputSpec, clean_name
@@ -67,8 +68,8 @@ def converter_factory(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[
             keys_ = declared if len(declared) == len(tensors) else [f"output_{i}" for i in range(len(tensors))]
             items = list(zip(keys_, tensors))
         result: dict[str, Any] = {}
-        for i, (key, tensor) in enumerate(items):
-            key = clean_name(key, f"output_{i}")
+        for i, (raw_key, tensor) in enumerate(items):
+            key = clean_name(raw_key, f"output_{i}")
             if key in result or key in input_names:
                 key = f"{key}_{i}"
             result[key] = tensor
@@ -190,8 +191,8 @@ def run_converter(make_converter, mode: Mode, representative, allow_flex: bool, 
 def _ops_from(pattern: re.Pattern, text: str) -> list[str]:
     ops: list[str] = []
     for match in pattern.findall(text):
-        for op in match.split(","):
-            op = op.strip().removeprefix("tf.")
+        for raw in match.split(","):
+            op = raw.strip().removeprefix("tf.")
             if op and op not in ops:
                 ops.append(op)
     return sorted(ops)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lamb import manifest as mf
 from lamb import quantization
@@ -24,7 +25,14 @@ from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.converter import Export, converter_factory, run_converter
 from lamb.convert.load import LoadedModel, load_keras_model
 from lamb.convert.preprocess import check_preprocess, infer_preprocess, read_labels
-from lamb.convert.signature import InputSpec, apply_input_shape, check_labels, check_labels_against_keras, describe, input_specs
+from lamb.convert.signature import (
+    InputSpec,
+    apply_input_shape,
+    check_labels,
+    check_labels_against_keras,
+    describe,
+    input_specs,
+)
 from lamb.errors import InputError
 from lamb.progress import current
 
@@ -78,7 +86,7 @@ def convert_model(
     started = time.perf_counter()
     export = source if isinstance(source, Export) else None
     loaded = export.loaded if export is not None else source if isinstance(source, LoadedModel) else None
-    source = loaded.source if loaded is not None else Path(source)
+    source = loaded.source if loaded is not None else Path(source)  # type: ignore[arg-type]  # a path when nothing was loaded
     # Cheap checks first: a typo in an option should not cost a model load.
     mode = _quantization_mode(quantize, calibration, int8_io)
     calibration_images = calibration_files(Path(calibration)) if calibration is not None else []
@@ -107,6 +115,7 @@ def convert_model(
                        total=calibration_info["images"])
     else:
         progress.phase(f"converting to TFLite ({mode.name})")
+    exported: contextlib.AbstractContextManager[tuple[Callable[[], Any], list[str]]]
     if export is not None:
         exported = contextlib.nullcontext((export.make_converter, export.output_names))
     else:

@@ -266,7 +266,7 @@ def _load_savedmodel(source: Path) -> LoadedModel:
             notes.append(f"tf_keras could not rebuild the Keras layers ({_shorten(fallback)}); using the SavedModel's graph")
     try:
         obj = tf.saved_model.load(str(source))
-    except _LOADER_ERRORS + (tf.errors.OpError,) as exc:
+    except (*_LOADER_ERRORS, tf.errors.OpError) as exc:
         raise ModelLoadError(
             f"{source} is not a loadable SavedModel ({_shorten(_first_line(exc))})",
             "save it again with `model.export(DIR)` (Keras 3) or `tf.saved_model.save(model, DIR)`",

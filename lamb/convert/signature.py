@@ -67,9 +67,10 @@ def apply_input_shape(specs: list[InputSpec], input_shape: tuple[int, ...] | Non
                 "convert a single-input model, or give the model fixed input shapes before saving",
             )
         spec = specs[0]
-        given = [int(d) for d in input_shape]
-        if any(d <= 0 for d in given):
-            raise InputError(f"--input-shape {mf.format_shape(given)} has a non-positive dimension", "give positive sizes, e.g. 224,224,3")
+        sizes = [int(d) for d in input_shape]
+        if any(d <= 0 for d in sizes):
+            raise InputError(f"--input-shape {mf.format_shape(sizes)} has a non-positive dimension", "give positive sizes, e.g. 224,224,3")
+        given: list[int | None] = list(sizes)
         if len(given) == len(spec.shape) - 1:
             given = [spec.shape[0], *given]  # without the batch dimension, as Keras' input_shape
         if len(given) != len(spec.shape):

@@ -73,7 +73,7 @@ def read_facts(path: Path) -> ArtifactFacts:
         sha256, zipped = mf.sha256_file(path), path.stat().st_size
     measured, model = _measured(path, sha256)
     smoke = measured.smoke if measured is not None else None
-    ran = smoke is not None and smoke.ran and smoke.passed
+    passed = smoke if smoke is not None and smoke.ran and smoke.passed else None
     return ArtifactFacts(
         path=path,
         package_type=PACKAGE_TYPES[record.format],
@@ -85,11 +85,11 @@ def read_facts(path: Path) -> ArtifactFacts:
         unzipped_bytes=unzipped,
         model=model or Path(shipped.source).stem,
         manifest=shipped,
-        init_ms=smoke.init_ms if ran else None,
-        invoke_ms=smoke.invoke_ms if ran else None,
-        peak_rss_mb=smoke.peak_rss_mb if ran else None,
-        measured_on=smoke.label if ran else None,
-        measured_on_stand_in=bool(ran and smoke.stand_in),
+        init_ms=passed.init_ms if passed else None,
+        invoke_ms=passed.invoke_ms if passed else None,
+        peak_rss_mb=passed.peak_rss_mb if passed else None,
+        measured_on=passed.label if passed else None,
+        measured_on_stand_in=bool(passed and passed.stand_in),
     )
 
 

@@ -10,8 +10,9 @@ import contextlib
 import json
 import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from lamb.deploy.plan import BASIC_EXECUTION_POLICY_ARN, TRUST_POLICY
 from lamb.errors import AwsError, InputError
@@ -137,16 +138,18 @@ class AwsSession:
         self.endpoint_url = endpoint_url
         self.sleep, self.clock = sleep, clock
         self.waiter_delay_s, self.role_timeout_s = waiter_delay_s, role_timeout_s
+        self._session: Any = None  # a boto3.Session, unless every client was given
         if clients is not None and region is not None:
-            self._session, self.region = None, region
+            self.region = region
             return
         import boto3
 
         with refusals("reading the AWS configuration"):
             self._session = boto3.Session(profile_name=profile, region_name=region)
-        self.region = region or configured_region(self._session)
-        if not self.region:
+        resolved = region or configured_region(self._session)
+        if not resolved:
             raise InputError("no AWS region", "pass --region, or set AWS_DEFAULT_REGION (or a region in your profile)")
+        self.region = resolved
 
     def client(self, name: str) -> Any:
         if name not in self._clients:

@@ -15,9 +15,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, advise_memory, lambda_duration_ms
 from lamb.deploy.artifact import ArtifactFacts
 from lamb.errors import BudgetExceeded, InputError
-from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, advise_memory, lambda_duration_ms
 from lamb.package.budget import UNZIPPED, MiB
 
 # -- Lambda's limits (sources beside each) -------------------------------------------------------
@@ -339,7 +339,7 @@ def _steps(plan: Plan, facts: ArtifactFacts, options: DeployOptions, account: st
             ]))
         steps.append(Step("upload unless the key exists", f"s3://{bucket}/{plan.s3_key}", [
             aws("s3", "cp", str(facts.path), f"s3://{bucket}/{plan.s3_key}"),
-        ], f"{facts.zipped_bytes / MiB:.1f} MB, content-addressed by sha256"))
+        ], f"{(facts.zipped_bytes or 0) / MiB:.1f} MB, content-addressed by sha256"))
         code_create, code_update = ["--code", f"S3Bucket={bucket},S3Key={plan.s3_key}"], ["--s3-bucket", bucket, "--s3-key", plan.s3_key or ""]
     else:
         code_create = code_update = ["--zip-file", f"fileb://{facts.path}"]

@@ -188,6 +188,7 @@ def _expose(aws: AwsSession, options: DeployOptions, report: DeployReport) -> No
     """The alias on the new version, the function URL on the alias, and the URL's permissions."""
     name = options.function_name
     if options.alias:
+        assert report.version is not None  # _publish set it
         report.alias_action = aws.ensure_alias(name, options.alias, report.version)
     if options.url == "none":
         return
@@ -278,7 +279,7 @@ def _upload_zip(aws: AwsSession, facts: ArtifactFacts, options: DeployOptions, r
     return 0
 
 
-def _prove(config: dict[str, Any], facts: ArtifactFacts, expected: str | None, name: str) -> str:
+def _prove(config: dict[str, Any], facts: ArtifactFacts, expected: str | None, name: str) -> str | None:
     """The deployed function must run the built code on the artifact's runtime, arch and handler."""
     deployed = config.get("CodeSha256")
     if deployed != expected:
@@ -286,7 +287,7 @@ def _prove(config: dict[str, Any], facts: ArtifactFacts, expected: str | None, n
             f"the deployed code of {name} is not the built code: Lambda reports CodeSha256 {deployed}, the artifact's is {expected}",
             "another deployment changed the function meanwhile, or the upload was altered; deploy again",
         )
-    wanted = {"Architectures": [facts.arch]}
+    wanted: dict[str, Any] = {"Architectures": [facts.arch]}
     if facts.package_type == "Zip":
         wanted.update(Runtime=facts.runtime, Handler=facts.handler)
     for key, value in wanted.items():

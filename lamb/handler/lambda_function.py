@@ -116,7 +116,7 @@ def image_to_pixels(image, size):
     height, width = size
     try:
         if image.size != (width, height):
-            image = image.resize((width, height), Image.NEAREST)
+            image = image.resize((width, height), Image.Resampling.NEAREST)
         if image.mode != "RGB":
             image = image.convert("RGB")
     except (ValueError, OSError) as exc:  # a mode Pillow cannot resize or turn into RGB
@@ -305,7 +305,7 @@ def _quant(detail):
     params = detail.get("quantization_parameters") or {}
     scales = params.get("scales")
     zeros = params.get("zero_points")
-    if scales is not None and len(scales) == 1 and float(scales[0]) != 0.0:
+    if scales is not None and zeros is not None and len(scales) == 1 and float(scales[0]) != 0.0:
         return float(scales[0]), int(zeros[0])
     scale, zero = detail.get("quantization", (0.0, 0))
     return (float(scale), int(zero)) if scale else (None, None)
@@ -440,7 +440,7 @@ def get_model() -> Model:
             raise _model_error
         try:
             _model = Model()
-        except Exception as exc:  # remembered and answered as a 500 on every request, logged once
+        except Exception as exc:  # noqa: BLE001 - remembered and answered as a 500 on every request, logged once
             _model_error = RuntimeError(f"the model could not be loaded: {exc}")
             traceback.print_exc()
             raise _model_error from None
@@ -595,7 +595,7 @@ class _DeadlineSocket:
 
     def makefile(self, mode="rb", buffering=-1, **_kwargs):
         self._io_refs += 1
-        return io.BufferedReader(socket.SocketIO(self, "rb"))
+        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]  # SocketIO needs only recv_into and _decref_socketios
 
     def _decref_socketios(self):  # SocketIO.close() calls this
         self._io_refs -= 1
@@ -848,7 +848,7 @@ def _error(message: str, status: int):
 def lambda_handler(event, context):
     proxy = _is_proxy_event(event)
     # LAMB_LOG_TIMING=1 logs one JSON line per request (CloudWatch Logs Insights can chart it).
-    timing = {} if os.environ.get("LAMB_LOG_TIMING") == "1" else None
+    timing: dict[str, float] | None = {} if os.environ.get("LAMB_LOG_TIMING") == "1" else None
     try:
         t0 = time.perf_counter()
         data = _proxy_image_bytes(event, context) if proxy else _image_bytes(event, context)
@@ -859,7 +859,7 @@ def lambda_handler(event, context):
         result, status = _error(str(exc), exc.status), exc.status
     except MemoryError:
         result, status = _error("out of memory while handling the image; give the function more memory", 500), 500
-    except Exception as exc:  # the Lambda boundary: log it for CloudWatch, answer JSON, keep the container
+    except Exception as exc:  # noqa: BLE001 - the Lambda boundary: log it for CloudWatch, answer JSON, keep the container
         traceback.print_exc()
         result, status = _error(f"internal error: {exc.__class__.__name__}: {exc}", 500), 500
     if timing is not None:

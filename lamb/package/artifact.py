@@ -12,9 +12,9 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lamb import layout
 from lamb.manifest import atomic_output

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from lamb.targets import Target
 
@@ -160,6 +161,8 @@ def _read(stream, name: str) -> ElfInfo | None:
         defs: list[str] = []
         extension = False
         init = "PyInit_" + PurePosixPath(name).name.split(".")[0]
+        tag: Any  # pyelftools sets .needed, .rpath, .runpath and .soname by the tag's type
+        verneed: Any  # its .name (vn_file) is set for every entry; pyelftools types it optional
         for section in elf.iter_sections():
             if isinstance(section, DynamicSection):
                 for tag in section.iter_tags():
@@ -418,6 +421,7 @@ class _Loader:
             while queue:
                 obj, chain = queue.popleft()
                 for name in obj.needed:
+                    where: str | None
                     if name in loaded:
                         where = loaded[name]
                     else:

@@ -11,7 +11,6 @@ from lamb import layout, tflite_lib
 from lamb.errors import BudgetExceeded, InputError
 from lamb.units import MiB, mb
 
-
 # Lambda quotas: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 #   "Deployment package (.zip file archive) size: 50 MB (zipped, when uploaded through the Lambda
 #    API or SDKs) ... 250 MB unzipped, including layers ... Container image code package size:
@@ -94,7 +93,7 @@ def measure_zip(path: Path) -> list[ComponentSize]:
             comp.files += 1
             comp.unzipped += info.file_size
             # local header + name: what the entry really costs in the zip
-            comp.zipped += info.compress_size + 30 + len(info.filename.encode())
+            comp.zipped = (comp.zipped or 0) + info.compress_size + 30 + len(info.filename.encode())
     return _ordered(sizes)
 
 

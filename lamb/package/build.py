@@ -378,6 +378,6 @@ def _answer(inv) -> tuple[str | None, str]:
     if not isinstance(flat, dict) or not flat:
         error = f"the handler answered {str(response)[:300]}"
         return error, error
-    best = max(flat, key=flat.get)
+    best = max(flat, key=lambda label: flat[label])
     return None, f"{best} {flat[best]:.4f}"
 

@@ -19,8 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamb.errors import ArtifactError
 from lamb import targets
+from lamb.errors import ArtifactError
 
 #: Where Lambda puts the function's code (the LAMBDA_TASK_ROOT of zip functions).
 TASK_ROOT = "/var/task"

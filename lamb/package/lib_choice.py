@@ -14,9 +14,10 @@ platform tag (``linux_x86_64`` included): judged by what they need, not by what 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lamb import quantization, tflite_lib
 from lamb.errors import DependencyError

@@ -8,8 +8,8 @@ from lamb.package.build import PackageReport
 from lamb.units import mb
 
 
-def render(report: PackageReport, verbose: bool = False) -> list:
-    out = []
+def render(report: PackageReport, verbose: bool = False) -> list[Table | str]:
+    out: list[Table | str] = []
     summary = Table(title="lamb package", show_header=False, title_justify="left")
     summary.add_column(style="bold")
     summary.add_column()
@@ -59,9 +59,9 @@ def render(report: PackageReport, verbose: bool = False) -> list:
     limits.add_column("actual MB", justify="right")
     limits.add_column("limit MB", justify="right")
     limits.add_column("")
-    for c in b.checks:
-        verdict = "[green]ok[/]" if c.ok else ("[yellow]warn[/]" if c.severity == "warn" else "[red]FAIL[/]")
-        limits.add_row(c.name, mb(c.actual), mb(c.limit), verdict)
+    for check in b.checks:
+        verdict = "[green]ok[/]" if check.ok else ("[yellow]warn[/]" if check.severity == "warn" else "[red]FAIL[/]")
+        limits.add_row(check.name, mb(check.actual), mb(check.limit), verdict)
     out.append(limits)
 
     if report.slimming:

@@ -129,8 +129,8 @@ def _copy_image_context(path: Path, dest: Path, notes: list[str]) -> None:
     if not requirements.is_file():
         return
     pins = {}
-    for line in requirements.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in requirements.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line and not line.startswith("-") and "==" in line:
             name, _, version = line.partition("==")
             pins[name.strip()] = version.strip()

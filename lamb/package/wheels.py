@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from lamb.errors import DependencyError, InputError
 from lamb.progress import Progress, current
@@ -53,7 +53,7 @@ def requirements_slug(requirements: list[str]) -> str:
     return "-".join(r.replace("==", "-").replace("<", "lt").replace(">", "gt").replace("=", "") for r in requirements)
 
 
-def cached_tree(dest: Path, build: Callable[[Path], None]) -> Path:
+def cached_tree(dest: Path, build: Callable[[Path], object]) -> Path:
     """``dest`` once complete; else ``build(tmp)`` fills a temp folder beside it, which is renamed.
 
     An interrupted build never looks complete; when another lamb finished the same tree first,

@@ -16,9 +16,10 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lamb.errors import InputError
 from lamb.invoke import percentile
@@ -46,7 +47,7 @@ class ServeReport:
 
 
 class _Job:
-    __slots__ = ("event", "done", "result", "failure")
+    __slots__ = ("done", "event", "failure", "result")
 
     def __init__(self, event: Any):
         self.event = event
@@ -253,8 +254,8 @@ def serve_artifact(
     from lamb.invoke import runnable_artifact
 
     check_options(port, workers)  # before unpacking anything
-    with runnable_artifact(artifact, settings or RunSettings()) as (artifact, task_root, settings, notes):
-        server = LocalServer(task_root, port=port, workers=workers, settings=settings, artifact=artifact)
+    with runnable_artifact(artifact, settings or RunSettings()) as (unpacked, task_root, run_settings, notes):
+        server = LocalServer(task_root, port=port, workers=workers, settings=run_settings, artifact=unpacked)
         server.report.notes = notes
         server.start()
         try:

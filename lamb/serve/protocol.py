@@ -15,7 +15,8 @@ import os
 import re
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lamb.handler.lambda_function import MAX_PAYLOAD_BYTES
 
@@ -87,13 +88,14 @@ class _DeadlineReader(socket.SocketIO):
 
     def __init__(self, sock: socket.socket, deadline: Callable[[], float]):
         super().__init__(sock, "rb")
+        self._conn = sock
         self._deadline = deadline
 
-    def readinto(self, b: Any) -> int:
+    def readinto(self, b: Any) -> int | None:
         left = self._deadline() - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request's deadline passed")
-        self._sock.settimeout(left)
+        self._conn.settimeout(left)
         return super().readinto(b)
 
 
@@ -139,11 +141,13 @@ def _too_large() -> _BadBody:
 class InvocationHandler(http.server.BaseHTTPRequestHandler):
     """One HTTP connection to the endpoint; ``self.server.lamb`` is the ``LocalServer`` it serves."""
 
+    server: HTTPServer
+
     protocol_version = "HTTP/1.1"  # keep-alive, as the emulator does
     server_version = "lamb-serve"
 
     @property
-    def timeout(self) -> float:
+    def timeout(self) -> float:  # type: ignore[override]  # a property on purpose: read per connection
         """Every socket operation's limit (socketserver applies it per connection); read when a
         connection starts, so the module's CLIENT_TIMEOUT_S can be changed at run time."""
         return CLIENT_TIMEOUT_S
@@ -163,7 +167,7 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         except ConnectionError:  # the client reset the connection: nobody to answer, nothing to report
             self.close_connection = True
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):
         started = time.perf_counter()
         if self._off_route():
             return
@@ -300,5 +304,5 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         except OSError:  # the client hung up or stopped reading (the socket timeout): nobody to tell
             self.close_connection = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the CLI reports totals at the end; per-request lines would drown the terminal

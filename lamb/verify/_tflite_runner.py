@@ -92,13 +92,13 @@ def _dtype_counts(interpreter) -> dict:
 def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict, channel) -> dict:
     # The shipped handler's own (de)quantization: its folder is on sys.path (lamb.verify.runner puts it
     # there), and at module level it imports only NumPy and the standard library.
-    from lambda_function import dequantize, quantize
+    from lambda_function import dequantize, quantize  # type: ignore[import-not-found]  # on sys.path only here
 
     arrays = {key: np.load(path) for key, path in request["inputs"].items()}
     n = len(next(iter(arrays.values())))
     batch = {spec["key"]: max(spec["shape"][0], 1) if spec["shape"] else 1 for spec in inputs}
     step = min(batch.values())
-    results = {spec["key"]: [] for spec in outputs}
+    results: dict[str, list] = {spec["key"]: [] for spec in outputs}
     invoke_s = 0.0
     for start in range(0, n, step):
         for spec in inputs:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,9 +61,9 @@ def compare_outputs(
     checks: list[Check] = []
     failures: list[str] = []
     tflite_names = list(tflite_names or names)
-    for name, tname, ref, out in zip(names, tflite_names, reference, candidate):
-        ref = np.asarray(ref, dtype=np.float64)
-        out = np.asarray(out, dtype=np.float64)
+    for name, tname, ref_raw, out_raw in zip(names, tflite_names, reference, candidate):
+        ref = np.asarray(ref_raw, dtype=np.float64)
+        out = np.asarray(out_raw, dtype=np.float64)
         n = ref.shape[0]
         if not np.all(np.isfinite(out)):
             bad = int(np.count_nonzero(~np.isfinite(out)))

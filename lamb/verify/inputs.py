@@ -6,9 +6,9 @@ Both go through the shipped handler's own functions (``decode_image``, ``image_t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

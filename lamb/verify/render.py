@@ -6,7 +6,6 @@ from typing import Any
 
 from lamb.verify.report import VerifyReport
 
-
 _METRIC_TITLES = {
     "finite": "NaN/inf values",
     "max_abs": "max abs error",

@@ -18,9 +18,10 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +153,7 @@ class TFLiteRunner:
     def __init__(self, env: TFLiteEnv, model: Path):
         self.env = env
         self.model = Path(model)
-        self._stderr = tempfile.TemporaryFile(mode="w+b")
+        self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives as long as the runner
         module = tflite_lib.LIBRARIES[env.lib].module
         cmd = [env.python, "-I", "-S", str(_RUNNER), env.lib, module, str(self.model), *env.paths, str(_HANDLER_DIR)]
         self._proc = subprocess.Popen(

@@ -7,9 +7,10 @@ paired by name, counts and shapes must agree, or the two files are not one model
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lamb.errors import InputError
 from lamb.manifest import format_shape

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,15 @@ from lamb.verify.compare import Check, OutputMetrics, compare_outputs
 from lamb.verify.evidence import Judgement, judge_outputs
 from lamb.verify.inputs import VerifyInputs, build_inputs
 from lamb.verify.report import VerifyReport
-from lamb.verify.runner import TFLiteEnv, TFLiteFailure, TFLiteRunner, explain_failure, lib_version, pick_tflite_lib, resolve_tflite_env
+from lamb.verify.runner import (
+    TFLiteEnv,
+    TFLiteFailure,
+    TFLiteRunner,
+    explain_failure,
+    lib_version,
+    pick_tflite_lib,
+    resolve_tflite_env,
+)
 from lamb.verify.signature import PairedSignature, check_labels, infer_quantization, pair_signatures
 from lamb.verify.tolerances import ToleranceOverrides, default_tolerances
 

@@ -10,7 +10,6 @@ from lamb import quantization
 from lamb.errors import InputError
 from lamb.quantization import Tolerances
 
-
 #: Each quantization mode's defaults, from its row in ``lamb.quantization.MODES`` (with their sources).
 DEFAULT_TOLERANCES: dict[str, Tolerances] = {mode.name: mode.tolerances for mode in quantization.MODES}
 
