@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 
 from lamb.errors import InputError
 
-# Lambda's memory setting: 128 MB to 10,240 MB in 1 MB steps; one vCPU's worth of CPU at 1,769 MB.
-# https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
+# Lambda's memory setting: 128 MB to 10,240 MB in 1 MB steps; one vCPU's worth of CPU at 1,769 MB,
+# up to 6 vCPUs. https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html
+# The shipped handler sizes its thread pool by the same two CPU figures; it cannot import lamb, so
+# it repeats them and tests/test_cost.py checks that they agree.
 LAMBDA_MIN_MEMORY_MB = 128
 LAMBDA_MAX_MEMORY_MB = 10240
 MB_PER_VCPU = 1769
+MAX_VCPUS = 6
 
 # The peak-RSS floor: peak x 1.25 + 32 MB, rounded up to 64 MB. The 25 % covers inputs larger than
 # the one measured and allocator growth over many warm requests; the 32 MB what the real runtime
@@ -120,12 +123,6 @@ def cost_per_million(local_ms: float, memory_mb: int, arch: str = "x86_64") -> f
     billed_ms = math.ceil(lambda_duration_ms(local_ms, memory_mb))
     gb_seconds = billed_ms / 1000.0 * memory_mb / 1024.0
     return 1e6 * gb_seconds * price.gb_second + price.per_million_requests
-
-
-def cold_start_cost(init_ms: float, memory_mb: int, arch: str = "x86_64") -> float:
-    """US dollars for one billed INIT phase (a cold start) at ``memory_mb``."""
-    billed_ms = math.ceil(lambda_duration_ms(init_ms, memory_mb))
-    return billed_ms / 1000.0 * memory_mb / 1024.0 * price_for(arch).gb_second
 
 
 # -- memory advice --------------------------------------------------------------------------------
@@ -283,7 +280,7 @@ def memory_advice(advice: MemoryAdvice | int) -> str:
     if isinstance(advice, int):  # a bare setting: what its CPU share means
         vcpu = vcpu_share(advice)
         if advice >= MB_PER_VCPU:
-            return f"{advice} MB gives {min(vcpu, 6):.1f} vCPU on Lambda"
+            return f"{advice} MB gives {min(vcpu, MAX_VCPUS):.1f} vCPU on Lambda"
         return (
             f"at {advice} MB Lambda gives {vcpu:.2f} of a vCPU, so inference runs about {1 / vcpu:.1f}x slower "
             f"than measured here; {MB_PER_VCPU} MB buys one full vCPU"

@@ -17,3 +17,9 @@ MANIFEST_FILE = "lamb.json"
 HANDLER = "lambda_function.lambda_handler"
 #: Everything lamb itself writes at the root; the rest of the task root is installed wheels.
 ROOT_FILES = (HANDLER_FILE, MODEL_FILE, MANIFEST_FILE)
+#: Where Lambda puts a zip function's code: LAMBDA_TASK_ROOT, also on LD_LIBRARY_PATH
+#: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
+TASK_ROOT = "/var/task"
+#: The distribution the handler decodes images with; neither runtime library depends on it, so
+#: every artifact ships it beside them.
+IMAGE_LIBRARY = "pillow"

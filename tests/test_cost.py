@@ -75,3 +75,11 @@ def test_for_requests_of_a_millisecond_the_billing_granularity_moves_the_point()
     assert 128 < advice.recommended_mb < 1769
     cheapest = min(cost.cost_per_million(0.5, m) for m in range(128, 10241))
     assert advice.cost_per_million <= cheapest * (1 + cost.FLAT)
+
+
+def test_the_shipped_handler_sizes_its_threads_by_the_same_cpu_figures():
+    # The handler cannot import lamb, so it repeats the two figures; they must not drift apart.
+    from lamb.handler import lambda_function
+
+    assert lambda_function._MB_PER_VCPU == cost.MB_PER_VCPU
+    assert lambda_function._MAX_LAMBDA_VCPUS == cost.MAX_VCPUS

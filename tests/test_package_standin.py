@@ -64,3 +64,10 @@ def test_unpack_folder(tmp_path):
     (folder / "Dockerfile").write_text("FROM scratch\n")
     root = unpack_artifact(folder, tmp_path / "root")
     assert (root / "lambda_function.py").is_file() and not (root / "Dockerfile").exists()
+
+
+def test_an_image_contexts_requirements_give_its_exact_pins():
+    from lamb.package.standin import _pins
+
+    text = "# pinned by lamb package\nNumPy==2.0.0  # the runtime library's\nai_edge_litert==1.4.0\n-r other.txt\npillow>=10\nnot valid ===\n"
+    assert _pins(text) == {"numpy": "2.0.0", "ai-edge-litert": "1.4.0"}

@@ -76,3 +76,16 @@ def test_requires_python_is_checked_against_the_target_not_this_machine(tmp_path
     assert result.installed["numpy"].startswith("2.")
     sos = [p.name for p in (tmp_path / "t").rglob("*.cpython-*.so")]
     assert sos and all("cpython-314-x86_64-linux-gnu" in name for name in sos)
+
+
+def test_installed_distributions_reads_metadata_and_normalises_names(tmp_path):
+    for dist, name, version in [("Foo_Bar-1.0.dist-info", "Foo_Bar", "1.0"), ("zope.iface-2.1.dist-info", "zope.iface", "2.1")]:
+        (tmp_path / dist).mkdir()
+        (tmp_path / dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nbody\n")
+    (tmp_path / "broken-0.dist-info").mkdir()  # no METADATA: skipped, not an error
+    assert wheels.installed_distributions(tmp_path) == {"foo-bar": "1.0", "zope-iface": "2.1"}
+
+
+def test_a_requirement_pip_could_not_satisfy_is_named_by_its_distribution():
+    assert wheels._requirement_name("Pillow[extra]>=10; python_version>'3'") == "pillow"
+    assert wheels._requirement_name("numpy==2.5") == "numpy"

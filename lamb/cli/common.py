@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
+from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
 from lamb.errors import EXIT_CODES, LambError
 
 app = typer.Typer(
@@ -46,7 +47,7 @@ NoStandInOpt = typer.Option(
     False, "--no-stand-in", help="Fail instead of running a host stand-in when this machine cannot load the artifact's wheels."
 )
 MemoryOpt = typer.Option(
-    1024, "--memory", help="The function's memory setting in MB (128-10240): sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE and the kill limit."
+    1024, "--memory", help=f"The function's memory setting in MB ({LAMBDA_MIN_MEMORY_MB}-{LAMBDA_MAX_MEMORY_MB}): sets AWS_LAMBDA_FUNCTION_MEMORY_SIZE and the kill limit."
 )
 TimeoutOpt = typer.Option(30.0, "--timeout", help="The function's timeout in seconds, per invocation.")
 PythonOpt = typer.Option(

@@ -450,7 +450,7 @@ def _size_and_time(
             files_dir.mkdir()
             installed = wheels.InstallResult(deps.root, target.name, deps.requirements, deps.pins, "cache", 0.0)
             record = build.package_record(target, "zip", choice, installed)
-            shipped = mf.write(build._artifact_manifest(manifest, record), files_dir / layout.MANIFEST_FILE)
+            shipped = mf.write(build.shipped_manifest(manifest, record), files_dir / layout.MANIFEST_FILE)
             own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, layout.MODEL_FILE: row.tflite_path, layout.MANIFEST_FILE: shipped}
             zipped = deps.zipped + zipped_models[row.mode] + sum(
                 deps_mod.deflated_size(p, name) for name, p in own.items() if name != layout.MODEL_FILE

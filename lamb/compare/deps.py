@@ -19,11 +19,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamb import targets
+from lamb import layout, targets
 from lamb.package import artifact, budget, bytecode, slim, wheels
 from lamb.targets import Target
-
-IMAGE_LIBRARY = "pillow"  # what the handler decodes images with (lamb.package.build ships it too)
 
 
 @dataclass
@@ -46,7 +44,7 @@ def _slug(requirements: list[str], target: Target) -> str:
 
 def target_deps(requirements: list[str], target: Target, *, cache: Path | None = None) -> TargetDeps:
     """The target's dependencies installed, slimmed and compiled as ``lamb package`` would, measured."""
-    requirements = [*requirements, IMAGE_LIBRARY]
+    requirements = [*requirements, layout.IMAGE_LIBRARY]
     dest = wheels.cache_root() / "compare-deps" / _slug(requirements, target)
 
     def build(tmp: Path) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from lamb.layout import TASK_ROOT
 from lamb.targets import Target
 
 # The versioned-symbol families a Lambda OS provides, and the library that defines each.
@@ -35,7 +36,6 @@ MACHINES = {"EM_X86_64": "x86_64", "EM_AARCH64": "arm64"}
 # /var/task:/var/task/lib (the task root), per the Lambda base images' Dockerfiles
 # (aws/aws-lambda-base-images: ENV LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:
 # /var/runtime/lib:/var/task:/var/task/lib:/opt/lib).
-TASK_ROOT = "/var/task"
 TASK_ROOT_LIBRARY_DIRS = ("", "lib")
 # glibc >= 2.36 links DT_RELR relocations and then requires this marker version, which no older
 # glibc defines (glibc 2.36 NEWS, "--enable-dt-relr"): it means "needs glibc 2.36".

@@ -26,8 +26,6 @@ from lamb.progress import Progress, current
 
 HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / layout.HANDLER_FILE
 FORMATS = tuple(formats.FORMATS)
-# Pillow decodes the images the handler receives; it is not a dependency of either runtime lib.
-IMAGE_LIBRARY = "pillow"
 
 
 @dataclass
@@ -164,7 +162,7 @@ def build_package(
     work = Path(tempfile.mkdtemp(prefix="lamb-package-"))
     temp: Path | None = None
     try:
-        requirements = [*choice.requirements, IMAGE_LIBRARY]
+        requirements = [*choice.requirements, layout.IMAGE_LIBRARY]
         progress.phase(f"resolving wheels for {target.name}: {', '.join(requirements)}")
         install = wheels.install_for_target(requirements, target, work / "deps", wheelhouse=o.wheelhouse, progress=progress)
         build = Build(
@@ -233,7 +231,7 @@ def _write_own_files(files: Path, tflite: Path, manifest: mf.Manifest, record: m
     files.mkdir()
     shutil.copyfile(HANDLER_TEMPLATE, files / layout.HANDLER_FILE)
     shutil.copyfile(tflite, files / layout.MODEL_FILE)
-    mf.write(_artifact_manifest(manifest, record), files / layout.MANIFEST_FILE)
+    mf.write(shipped_manifest(manifest, record), files / layout.MANIFEST_FILE)
 
 
 def package_record(
@@ -250,7 +248,7 @@ def package_record(
     )
 
 
-def _artifact_manifest(manifest: mf.Manifest, record: mf.PackageRecord | None = None) -> mf.Manifest:
+def shipped_manifest(manifest: mf.Manifest, record: mf.PackageRecord | None = None) -> mf.Manifest:
     """The copy that ships: the model sits beside the handler; host paths stay on the host; the
     package record is this build's (None: no artifact is being built, as in lamb compare)."""
     calibration = manifest.calibration

@@ -21,9 +21,7 @@ from pathlib import Path
 
 from lamb import targets
 from lamb.errors import ArtifactError
-
-#: Where Lambda puts the function's code (the LAMBDA_TASK_ROOT of zip functions).
-TASK_ROOT = "/var/task"
+from lamb.layout import TASK_ROOT
 
 
 @dataclass

@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from lamb import layout, targets, tflite_lib
 from lamb.errors import ArtifactError, InputError
 from lamb.local import extract_zip
@@ -60,7 +62,7 @@ def build_stand_in(
             "run the artifact on Lambda, or in its container image",
         )
     if keep is None:
-        names = {wheels.normalise(p) for p in pins}
+        names = {canonicalize_name(p) for p in pins}
         keep = next((n for n in tflite_lib.NAMES if n in names), tflite_lib.NAMES[0])
     _, differences = wheels.install_same_versions(
         pins, host, dest, keep=keep, extra=extra, wheelhouse=wheelhouse, cache=cache
@@ -121,6 +123,25 @@ def unpack_artifact(path: Path, dest: Path | None = None, notes: list[str] | Non
     return dest
 
 
+def _pins(requirements: str) -> dict[str, str]:
+    """Name -> version of each ``name==version`` line of a requirements file (the image context's)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    pins: dict[str, str] = {}
+    for raw in requirements.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        exact = [s.version for s in req.specifier if s.operator == "=="]
+        if exact:
+            pins[canonicalize_name(req.name)] = exact[0]
+    return pins
+
+
 def _copy_image_context(path: Path, dest: Path, notes: list[str]) -> None:
     # An image context holds what `docker build` copies into ${LAMBDA_TASK_ROOT}; its dependencies
     # are installed by the Dockerfile, so they are resolved here for the host instead.
@@ -128,12 +149,7 @@ def _copy_image_context(path: Path, dest: Path, notes: list[str]) -> None:
     requirements = dest / "requirements.txt"
     if not requirements.is_file():
         return
-    pins = {}
-    for raw in requirements.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line and not line.startswith("-") and "==" in line:
-            name, _, version = line.partition("==")
-            pins[name.strip()] = version.strip()
+    pins = _pins(requirements.read_text(encoding="utf-8"))
     # Not slimmed: the image is not (pip installs the wheels whole at docker build time).
     stand_in = build_stand_in(pins, dest, slim_deps=False)
     if stand_in.differences:

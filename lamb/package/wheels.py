@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from lamb.errors import DependencyError, InputError
 from lamb.progress import Progress, current
 from lamb.targets import Target
@@ -146,8 +148,7 @@ def install_for_target(
     installed = installed_distributions(dest)
     supported = supported_tags(target, local_builds=wheelhouse is not None)
     wheels = sorted({
-        p.name for link in links for p in Path(link).glob("*.whl")
-        if _dist_key(p.name) in set(installed.items()) and _wheel_tags(p.name) & supported
+        p.name for link in links for p in Path(link).glob("*.whl") if _installed_wheel(p.name, installed, supported)
     })
     return InstallResult(dest, target.name, requirements, installed, source, time.perf_counter() - start, wheels)
 
@@ -172,8 +173,8 @@ def install_same_versions(
     """
     import tempfile
 
-    pins = {normalise(n): v for n, v in pins.items()}
-    keep = normalise(keep)
+    pins = {canonicalize_name(n): v for n, v in pins.items()}
+    keep = canonicalize_name(keep)
     free: set[str] = set()
     while True:
         reqs = [f"{n}=={v}" for n, v in sorted(pins.items()) if n not in free] + list(extra or [])
@@ -207,27 +208,15 @@ def install_same_versions(
 
 
 def installed_distributions(root: Path) -> dict[str, str]:
-    """Distribution name (normalised) -> version for every ``*.dist-info`` under ``root``."""
+    """Distribution name (normalised, PEP 503) -> version for every ``*.dist-info`` under ``root``."""
+    from importlib.metadata import distributions
+
     found = {}
-    for info in sorted(Path(root).glob("*.dist-info")):
-        name = version = None
-        metadata = info / "METADATA"
-        if metadata.is_file():
-            for line in metadata.read_text(encoding="utf-8", errors="replace").splitlines():
-                if line.startswith("Name:"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("Version:"):
-                    version = line.split(":", 1)[1].strip()
-                elif not line.strip():
-                    break
+    for dist in distributions(path=[str(root)]):
+        name, version = dist.metadata["Name"], dist.version
         if name and version:
-            found[normalise(name)] = version
-    return found
-
-
-def normalise(name: str) -> str:
-    """PEP 503 name normalisation."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+            found[canonicalize_name(name)] = version
+    return dict(sorted(found.items()))
 
 
 def supported_tags(target: Target, local_builds: bool = False) -> set:
@@ -258,7 +247,7 @@ def wheel_versions(folder: Path, name: str, target: Target, local_builds: bool =
             dist, version, _build, wheel_tags = parse_wheel_filename(path.name)
         except InvalidWheelFilename:
             continue
-        if normalise(dist) != normalise(name):
+        if canonicalize_name(dist) != canonicalize_name(name):
             continue
         score = min((rank[t] for t in wheel_tags if t in rank), default=None)
         if score is not None and (str(version) not in best or score < best[str(version)][0]):
@@ -289,18 +278,16 @@ def fetch_wheel(
     return found
 
 
-def _wheel_tags(wheel_name: str) -> set:
+def _installed_wheel(wheel_name: str, installed: dict[str, str], supported: set) -> bool:
+    """Whether ``wheel_name`` is the wheel of an installed distribution, at its version, for the target."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
 
     try:
-        return set(parse_wheel_filename(wheel_name)[3])
-    except InvalidWheelFilename:
-        return set()
-
-
-def _dist_key(wheel_name: str) -> tuple[str, str]:
-    parts = wheel_name.split("-")
-    return (normalise(parts[0]), parts[1]) if len(parts) >= 2 else ("", "")
+        name, version, _build, tags = parse_wheel_filename(wheel_name)
+        return name in installed and Version(installed[name]) == version and bool(tags & supported)
+    except (InvalidWheelFilename, InvalidVersion):
+        return False
 
 
 # -- pip ------------------------------------------------------------------------------------------
@@ -352,13 +339,23 @@ _NO_VERSION = re.compile(r"Could not find a version that satisfies the requireme
 _WRONG_PYTHON = re.compile(r"Package '([^']+)' requires a different Python: ([^\n]+)")
 
 
+def _requirement_name(text: str) -> str:
+    """The normalised distribution name of a requirement pip printed (``numpy==2.5``), else ``text``."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        return canonicalize_name(Requirement(text).name)
+    except InvalidRequirement:
+        return canonicalize_name(text)
+
+
 def _dependency_error(stderr: str, target: Target, where: str) -> DependencyError:
     wrong = _WRONG_PYTHON.search(stderr)
     if wrong:
         return DependencyError(
             f"{wrong.group(1)} does not support Python {target.python_version} ({wrong.group(2).strip()}), needed for {target.name}",
             "pin a version of it that supports the target's Python, or pick another --runtime",
-            package=normalise(wrong.group(1)),
+            package=canonicalize_name(wrong.group(1)),
         )
     match = _NO_MATCH.search(stderr) or _NO_VERSION.search(stderr)
     tags = f"CPython {target.python_version}, {target.machine}, manylinux glibc <= {target.glibc}"
@@ -368,7 +365,7 @@ def _dependency_error(stderr: str, target: Target, where: str) -> DependencyErro
             f"no wheel of {package} for {target.name} ({tags}) in {where}",
             "pick another --runtime/--arch, or a version of the package that ships such a wheel"
             + ("; or add the wheel to the wheelhouse" if "wheelhouse" in where else ""),
-            package=normalise(re.split(r"[<>=!~; \[]", package, maxsplit=1)[0]),  # for callers that retry
+            package=_requirement_name(package),  # for callers that retry
         )
     if "ResolutionImpossible" in stderr or "conflict" in stderr.lower():
         detail = _last_lines(stderr)
