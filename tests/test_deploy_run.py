@@ -146,7 +146,7 @@ def test_large_zip_goes_through_s3_once(moto, deploy_artifact_factory, monkeypat
     # another function from the same zip: the bucket and the key exist, nothing is sent
     other = deploy(artifact, function_name="clothes-staging", role_arn=role)
     assert other.action == "created" and other.uploaded_bytes == 0 and not other.bucket_created
-    assert any("already held this zip" in n for n in other.notes)
+    assert any("already holds this zip" in n for n in other.notes)
     assert other.deployed_code_sha256 == first.deployed_code_sha256
 
 
@@ -224,7 +224,10 @@ def test_plan_calls_nothing(deploy_artifact_factory, aws_env, monkeypatch):
     monkeypatch.setattr(AwsSession, "__init__", refuse)
     report = deploy_artifact(deploy_artifact_factory(), DeployOptions("clothes", create_role=True, url="public"), plan_only=True)
     assert report.planned_only and report.region == REGION and report.record_path is None
-    assert [s.action for s in report.plan.steps][:2] == ["create or reuse execution role", "create the function if missing"]
+    assert [c.operation for c in report.plan.calls] == [
+        "create_role", "attach_role_policy", "create_function", "publish_version", "create_function_url_config",
+        "add_permission", "add_permission", "invoke"]
+    assert len(report.commands) == len(report.plan.calls)
 
 
 def test_image_deploys_the_pushed_image_and_proves_its_digest(moto, tmp_path, monkeypatch):
@@ -240,7 +243,8 @@ def test_image_deploys_the_pushed_image_and_proves_its_digest(moto, tmp_path, mo
         deploy_artifact(context, DeployOptions("clothes", **options), session=AwsSession(region=REGION))
     assert "--image-uri" in info.value.hint
     ecr = boto3.client("ecr", region_name=REGION)
-    repository = ecr.describe_repositories(repositoryNames=["clothes"])["repositories"][0]  # created for the push
+    assert ecr.describe_repositories()["repositories"] == []  # refused before any call; --plan shows create-repository and the push
+    repository = ecr.create_repository(repositoryName="clothes")["repository"]
 
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": [],
                 "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": "sha256:" + "b" * 64}}

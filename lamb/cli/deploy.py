@@ -22,11 +22,12 @@ def deploy(
     s3_bucket: str = typer.Option(None, "--s3-bucket", help="Bucket for zips over the 50 MB direct-upload limit \\[default: lamb-artifacts-ACCOUNT-REGION, created if missing]."),
     memory: int = typer.Option(None, "--memory", help="Memory in MB, 128-10,240 \\[default: from the artifact's measured peak, as lamb invoke advises]."),
     timeout: int = typer.Option(None, "--timeout", help="Timeout in seconds, 1-900 \\[default: from the artifact's measured cold start]."),
-    url: str = typer.Option("none", "--url", help="Function URL: none | iam (signed requests) | public (anyone; adds both invoke permissions)."),
+    url: str = typer.Option("none", "--url", help="Function URL: none (removes a URL and lamb's public permissions left by an earlier deploy) | iam (signed requests; removes lamb's public permissions) | public (anyone; adds both invoke permissions)."),
+    reserved_concurrency: int = typer.Option(None, "--reserved-concurrency", help="Reserve (and cap at) this many concurrent executions \[default: leave the function's as it is; unbounded for a new one]."),
     alias: str = typer.Option(None, "--alias", help="Point this alias at the published version (and the URL at the alias)."),
     image_uri: str = typer.Option(None, "--image-uri", help="For an image artifact: the image already pushed to ECR (see --plan for the build and push)."),
     endpoint_url: str = typer.Option(None, "--endpoint-url", help="Send every AWS call here (a local fake such as moto's server)."),
-    plan: bool = typer.Option(False, "--plan", help="Print what would be created or updated and every command, without calling AWS."),
+    plan: bool = typer.Option(False, "--plan", help="Print the API calls a deploy into an account where nothing exists yet makes, as AWS CLI commands that paste and run; calls nothing."),
     no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip invoking the deployed function with a sample image."),
     sample_image: Path = SampleImageOpt,
     verbose: bool = VerboseOpt,
@@ -36,13 +37,15 @@ def deploy(
 
     Runtime, architecture, package type and handler come from the artifact's own record; memory and timeout from its measured figures (override with --memory/--timeout). A zip whose base64 fits Lambda's request limit (69,905,067 bytes, i.e. 50 MB) is uploaded directly; a larger one goes to S3 under its sha256 and is uploaded only once. Over 250 MB unzipped is refused before any upload, as is changing an existing function's package type or architecture.
 
-    An existing function gets its code updated, then its configuration, each waited for; a new one is created (retrying while a fresh role propagates). The deployed CodeSha256, runtime, arch and handler must equal the artifact's, or deploy fails. A version is published only when something changed, --alias is moved to it, and the smoke test invokes that version once: it fails on FunctionError, not only on the status code.
+    It reads what exists first (function, versions, alias, URL and resource policy, role, bucket, key), then plans the API calls that make the function as asked, and makes them in order; --plan shows the same calls as AWS CLI commands. An existing function gets its code updated, then its configuration, each waited for; a new one is created (retrying while a fresh role propagates). The published version's CodeSha256, runtime, arch and handler must equal the artifact's, or deploy fails. A version is published only when something changed, --alias is moved to it, and the smoke test invokes that version once with ARTIFACT-STEM.smoke-event.json: it fails on FunctionError, not only on the status code; a loader error naming a GLIBC/GLIBCXX/CXXABI version is recorded as a measured fact about the target.
+
+    The function ends as asked: --url none removes a URL an earlier deploy made, and lamb's two public permissions; --url iam removes those permissions. --url public says what one request costs and that concurrency is unbounded unless --reserved-concurrency caps it.
 
     Writes ARTIFACT-STEM.deploy.json (ARN, version, alias, URL, region, upload path, both sha256s) and template.yaml (the same function in CloudFormation) beside the artifact. AWS refusing or being unreachable exits with code 10 and one line naming what to do (e.g. the missing IAM action).
 
     Examples:
 
-      lamb deploy --function-name clothes --create-role --url public
+      lamb deploy --function-name clothes --create-role --url public --reserved-concurrency 10
 
       lamb deploy model-python3.12-x86_64.zip -n clothes --role arn:aws:iam::123456789012:role/lambda --alias live
 
@@ -55,7 +58,7 @@ def deploy(
         options = DeployOptions(
             function_name=function_name, region=region, profile=profile, role_arn=role, create_role=create_role,
             s3_bucket=s3_bucket, memory_mb=memory, timeout_s=timeout, url=url, alias=alias, endpoint_url=endpoint_url,
-            image_uri=image_uri, smoke=not no_smoke, sample_image=sample_image,
+            image_uri=image_uri, smoke=not no_smoke, sample_image=sample_image, reserved_concurrency=reserved_concurrency,
         )
         report = deploy_artifact(artifact, options, plan_only=plan)
         if as_json:

@@ -1,8 +1,11 @@
 """``lamb deploy``: put a packaged artifact on AWS Lambda and prove the deployed code is the built code.
 
 - ``artifact``: what the artifact's own record says (runtime, arch, handler, measured figures).
-- ``plan``: Lambda's limits, the settings, the upload path and the commands, without calling AWS.
-- ``aws``: the boto3 calls, waiters and retries; every refusal is one ``AwsError`` line.
+- ``plan``: Lambda's limits, the settings and the names, without calling AWS.
+- ``planner``: what exists (read first) -> the API calls that make the function as asked, as data.
+- ``calls``: a call as data, and the same calls as AWS CLI commands (``--plan``).
+- ``learn``: a symbol version the real target lacks, from a failed smoke test, recorded as a measured fact.
+- ``aws``: reading state and the ``Executor`` that makes the calls (waiters, retries); every refusal is one ``AwsError`` line.
 - ``template``: the same function as a CloudFormation template.
 - ``run``: ``deploy_artifact`` ties them together and writes ``<stem>.deploy.json``.
 """

@@ -11,10 +11,9 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from lamb.deploy.plan import BASIC_EXECUTION_POLICY_ARN, TRUST_POLICY
+from lamb.deploy.calls import Call, FileBytes, Ref
 from lamb.errors import AwsError, InputError
 
 # Lambda answers CreateFunction (and configuration updates that change the role) with this in
@@ -170,38 +169,22 @@ class AwsSession:
         with refusals("checking who is deploying (sts:GetCallerIdentity)"):
             return self.client("sts").get_caller_identity()["Account"]
 
-    # -- the role ------------------------------------------------------------------------------
+    # -- reading what exists (the planner decides from this) ----------------------------------
 
-    def ensure_role(self, name: str) -> tuple[str, bool]:
-        """(ARN, created) of the least-privilege execution role ``name``."""
+    def role_arn(self, name: str) -> str | None:
         iam = self.client("iam")
         with refusals(f"looking up the role {name}", iam_action="iam:GetRole"):
             try:
-                arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-                created = False
+                return iam.get_role(RoleName=name)["Role"]["Arn"]
             except iam.exceptions.NoSuchEntityException:
-                arn = None
-        if arn is None:
-            with refusals(f"creating the role {name}", iam_action="iam:CreateRole"):
-                arn = iam.create_role(
-                    RoleName=name,
-                    AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
-                    Description="Lambda execution role made by lamb deploy: CloudWatch Logs only",
-                )["Role"]["Arn"]
-            created = True
-        with refusals(f"attaching the basic execution policy to {name}", iam_action="iam:AttachRolePolicy"):
-            iam.attach_role_policy(RoleName=name, PolicyArn=BASIC_EXECUTION_POLICY_ARN)  # idempotent
-        return arn, created
+                return None
 
-    # -- S3 ------------------------------------------------------------------------------------
-
-    def ensure_bucket(self, bucket: str) -> bool:
-        """Create ``bucket`` in this region unless it exists; True when it was created."""
+    def bucket_exists(self, bucket: str) -> bool:
         s3 = self.client("s3")
         with refusals(f"checking the bucket {bucket}", iam_action="s3:ListBucket"):
             try:
                 s3.head_bucket(Bucket=bucket)
-                return False
+                return True
             except s3.exceptions.ClientError as exc:
                 if error_code(exc) in ("403", "Forbidden", "AccessDenied"):
                     raise AwsError(
@@ -210,42 +193,26 @@ class AwsSession:
                     ) from None
                 if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                     raise
-        kwargs: dict[str, Any] = {"Bucket": bucket}
-        if self.region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-        with refusals(f"creating the bucket {bucket}", iam_action="s3:CreateBucket"):
-            try:
-                s3.create_bucket(**kwargs)
-            except s3.exceptions.BucketAlreadyOwnedByYou:
-                return False
-        return True
+        return False
 
-    def upload_once(self, bucket: str, key: str, path: Path) -> bool:
-        """Upload ``path`` to ``s3://bucket/key`` unless the key exists; True when bytes were sent."""
+    def key_exists(self, bucket: str, key: str) -> bool:
         s3 = self.client("s3")
         with refusals(f"checking s3://{bucket}/{key}", iam_action="s3:GetObject"):
             try:
                 s3.head_object(Bucket=bucket, Key=key)
-                return False
+                return True
             except s3.exceptions.ClientError as exc:
-                if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                if error_code(exc) not in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
                     raise
-        with refusals(f"uploading {path.name} to s3://{bucket}/{key}", iam_action="s3:PutObject"):
-            s3.upload_file(str(path), bucket, key)
-        return True
+        return False
 
-    # -- ECR -----------------------------------------------------------------------------------
-
-    def ensure_repository(self, name: str) -> tuple[str, bool]:
-        """(URI, created) of the ECR repository ``name``."""
+    def repository_uri(self, name: str) -> str | None:
         ecr = self.client("ecr")
-        with refusals(f"creating the ECR repository {name}", iam_action="ecr:CreateRepository"):
+        with refusals(f"looking up the ECR repository {name}", iam_action="ecr:DescribeRepositories"):
             try:
-                repo = ecr.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": True})["repository"]
-                return repo["repositoryUri"], True
-            except ecr.exceptions.RepositoryAlreadyExistsException:
-                repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
-                return repo["repositoryUri"], False
+                return ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
+            except ecr.exceptions.RepositoryNotFoundException:
+                return None
 
     def image_digest(self, image_uri: str) -> str:
         """The pushed image's digest (hex), which Lambda reports as the function's CodeSha256."""
@@ -264,8 +231,6 @@ class AwsSession:
                 raise InputError(f"no image {image_uri} in ECR", "build and push it first: `lamb deploy --plan` prints the commands") from None
         return detail["imageDigest"].split(":", 1)[-1]
 
-    # -- the function --------------------------------------------------------------------------
-
     def get_function(self, name: str, qualifier: str | None = None) -> dict[str, Any] | None:
         kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
         with refusals(f"looking up the function {name}", iam_action="lambda:GetFunction"):
@@ -273,31 +238,6 @@ class AwsSession:
                 return self.lam.get_function(**kwargs)
             except self.lam.exceptions.ResourceNotFoundException:
                 return None
-
-    def wait(self, waiter: str, name: str, doing: str) -> None:
-        config = {"Delay": self.waiter_delay_s, "MaxAttempts": WAITER_MAX_ATTEMPTS}
-        with refusals(doing, iam_action="lambda:GetFunction"):
-            self.lam.get_waiter(waiter).wait(FunctionName=name, WaiterConfig=config)
-
-    def create_function(self, **kwargs: Any) -> dict[str, Any]:
-        name = kwargs["FunctionName"]
-        with refusals(f"creating the function {name}", iam_action="lambda:CreateFunction"):
-            created = self._retrying(lambda: self.lam.create_function(**kwargs), name, role=True)
-        self.wait("function_active_v2", name, f"creating the function {name}")
-        return created
-
-    def update_code(self, name: str, code: dict[str, Any]) -> dict[str, Any]:
-        with refusals(f"updating the code of {name}", iam_action="lambda:UpdateFunctionCode"):
-            result = self._retrying(lambda: self.lam.update_function_code(FunctionName=name, **code), name)
-        self.wait("function_updated_v2", name, f"updating the code of {name}")
-        return result
-
-    def update_configuration(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
-        doing = f"updating the configuration of {name}"
-        with refusals(doing, iam_action="lambda:UpdateFunctionConfiguration"):
-            result = self._retrying(lambda: self.lam.update_function_configuration(FunctionName=name, **config), name, role=True)
-        self.wait("function_updated_v2", name, doing)
-        return result
 
     def latest_version(self, name: str) -> dict[str, Any] | None:
         """The newest published version's configuration, or None when none was published."""
@@ -309,62 +249,38 @@ class AwsSession:
                         newest = version
         return newest
 
-    def publish_version(self, name: str, code_sha256: str | None) -> dict[str, Any]:
-        kwargs = {"FunctionName": name, "Description": "published by lamb deploy", **({"CodeSha256": code_sha256} if code_sha256 else {})}
-        with refusals(f"publishing a version of {name}", iam_action="lambda:PublishVersion"):
-            return self._retrying(lambda: self.lam.publish_version(**kwargs), name)
-
-    def ensure_alias(self, name: str, alias: str, version: str) -> str:
-        """Point ``alias`` at ``version``: "created", "moved" or "unchanged"."""
-        with refusals(f"pointing the alias {alias} at version {version}", iam_action="lambda:UpdateAlias"):
+    def alias_version(self, name: str, alias: str) -> str | None:
+        with refusals(f"looking up the alias {alias} of {name}", iam_action="lambda:GetAlias"):
             try:
-                current = self.lam.get_alias(FunctionName=name, Name=alias)
+                return self.lam.get_alias(FunctionName=name, Name=alias)["FunctionVersion"]
             except self.lam.exceptions.ResourceNotFoundException:
-                self.lam.create_alias(FunctionName=name, Name=alias, FunctionVersion=version)
-                return "created"
-            if current["FunctionVersion"] == version:
-                return "unchanged"
-            self.lam.update_alias(FunctionName=name, Name=alias, FunctionVersion=version)
-            return "moved"
+                return None
 
-    def ensure_url(self, name: str, qualifier: str | None, auth_type: str) -> tuple[str, str]:
-        """(URL, "created" | "updated" | "unchanged") for the function URL with ``auth_type``."""
+    def url_config(self, name: str, qualifier: str | None) -> dict[str, Any] | None:
         kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
-        with refusals(f"setting up the function URL of {name}", iam_action="lambda:CreateFunctionUrlConfig"):
+        with refusals(f"looking up the function URL of {name}", iam_action="lambda:GetFunctionUrlConfig"):
             try:
-                current = self.lam.get_function_url_config(**kwargs)
+                return self.lam.get_function_url_config(**kwargs)
             except self.lam.exceptions.ResourceNotFoundException:
-                return self.lam.create_function_url_config(**kwargs, AuthType=auth_type)["FunctionUrl"], "created"
-            if current["AuthType"] == auth_type:
-                return current["FunctionUrl"], "unchanged"
-            return self.lam.update_function_url_config(**kwargs, AuthType=auth_type)["FunctionUrl"], "updated"
+                return None
 
-    def add_permission(self, name: str, qualifier: str | None, **statement: Any) -> bool:
-        """Add a resource-policy statement; False when one with that id already exists (not an error).
-
-        The policy is read first, so a redeploy changes nothing; Lambda's own answer to a duplicate
-        id (ResourceConflictException) is accepted too, for a statement added in between.
-        """
-        target = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
-        with refusals(f"adding the permission {statement['StatementId']} to {name}", iam_action="lambda:AddPermission"):
+    def policy_statements(self, name: str, qualifier: str | None) -> list[dict[str, Any]]:
+        """The statements of the function's (or alias's) resource policy; [] when it has none."""
+        kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
+        with refusals(f"reading the resource policy of {name}", iam_action="lambda:GetPolicy"):
             try:
-                policy = json.loads(self.lam.get_policy(**target)["Policy"])
-            except self.lam.exceptions.ResourceNotFoundException:  # no policy yet
-                policy = {}
-            if any(s.get("Sid") == statement["StatementId"] for s in policy.get("Statement", [])):
-                return False
-            try:
-                self.lam.add_permission(**target, **statement)
-                return True
-            except self.lam.exceptions.ResourceConflictException:
-                return False
+                return json.loads(self.lam.get_policy(**kwargs)["Policy"]).get("Statement", [])
+            except self.lam.exceptions.ResourceNotFoundException:
+                return []
 
-    def invoke(self, name: str, qualifier: str | None, event: Any) -> tuple[int, str | None, bytes]:
-        """(status code, FunctionError or None, payload) of one synchronous invocation."""
-        kwargs = {"FunctionName": name, "Payload": json.dumps(event).encode(), **({"Qualifier": qualifier} if qualifier else {})}
-        with refusals(f"invoking {name}", iam_action="lambda:InvokeFunction"):
-            response = self.lam.invoke(**kwargs)
-            return response["StatusCode"], response.get("FunctionError"), response["Payload"].read()
+    def reserved_concurrency(self, name: str) -> int | None:
+        with refusals(f"reading the reserved concurrency of {name}", iam_action="lambda:GetFunctionConcurrency"):
+            return self.lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+
+    def wait(self, waiter: str, name: str, doing: str) -> None:
+        config = {"Delay": self.waiter_delay_s, "MaxAttempts": WAITER_MAX_ATTEMPTS}
+        with refusals(doing, iam_action="lambda:GetFunction"):
+            self.lam.get_waiter(waiter).wait(FunctionName=name, WaiterConfig=config)
 
     # -- retries -------------------------------------------------------------------------------
 
@@ -393,3 +309,71 @@ class AwsSession:
                     ) from None
                 self.sleep(delay)
                 delay = min(delay * 2, 8.0)
+
+
+# IAM action names that differ from the operation's own name.
+_IAM_ACTION = {("lambda", "invoke"): "lambda:InvokeFunction", ("s3", "put_object"): "s3:PutObject"}
+
+
+class Executor:
+    """Makes a plan's calls with boto3, in order, and keeps each named call's response.
+
+    Every refusal is one ``AwsError`` naming what the call was for; Lambda writes are retried
+    while an earlier update is in progress, and (``Call.retry_role``) while a fresh role
+    propagates; a call's waiter runs before the next call.
+    """
+
+    def __init__(self, aws: AwsSession):
+        self.aws = aws
+        self.responses: dict[str, Any] = {}
+        self.made: list[tuple[str, str, dict[str, Any]]] = []  # (service, operation, params as sent, files by path)
+
+    def execute(self, calls: list[Call]) -> dict[str, Any]:
+        for call in calls:
+            self.run(call)
+        return self.responses
+
+    def run(self, call: Call) -> Any:
+        params = {key: self._resolve(value) for key, value in call.params.items()}
+        method = getattr(self.aws.client(call.service), call.operation)
+        action = _IAM_ACTION.get((call.service, call.operation)) or f"{call.service}:{_pascal(call.operation)}"
+        with refusals(call.purpose, iam_action=action):
+            if call.service == "lambda":
+                response = self.aws._retrying(lambda: method(**params), params["FunctionName"], role=call.retry_role)
+            else:
+                response = method(**params)
+            if hasattr(response.get("Payload"), "read"):  # invoke's answer is a stream
+                response = {**response, "Payload": response["Payload"].read()}
+        if call.wait:
+            self.aws.wait(call.wait, params["FunctionName"], call.purpose)
+        self.made.append((call.service, call.operation, _as_made(call.params, params)))
+        if call.name:
+            self.responses[call.name] = response
+        return response
+
+    def _resolve(self, value: Any) -> Any:
+        if isinstance(value, Ref):
+            found: Any = self.responses[value.call]
+            for key in value.path.split("."):
+                found = found[key]
+            return found
+        if isinstance(value, FileBytes):
+            return value.path.read_bytes()
+        if isinstance(value, dict):
+            return {k: self._resolve(v) for k, v in value.items()}
+        return value
+
+
+def _pascal(operation: str) -> str:
+    return "".join(part.title() for part in operation.split("_"))
+
+
+def _as_made(planned: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+    """What was sent, with file contents named by their file (as the displayed commands name them)."""
+    out: dict[str, Any] = {}
+    for key, value in planned.items():
+        if isinstance(value, dict):
+            out[key] = _as_made(value, sent[key])
+        else:
+            out[key] = value if isinstance(value, FileBytes) else sent[key]
+    return out

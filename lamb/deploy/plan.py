@@ -1,23 +1,20 @@
-"""The deployment, decided before any AWS call: settings, upload path, names, and the commands.
+"""What a deployment must be, decided before any AWS call: Lambda's limits, the settings, the names.
 
-Everything here is pure: it reads the artifact's facts and the user's options, checks them
-against Lambda's own limits (botocore's model accepts more than Lambda does), and says what
-would be created or updated, with the AWS CLI (and Docker) commands that do the same by hand.
-``lamb deploy --plan`` prints this and stops; ``lamb deploy`` carries it out (``lamb.deploy.aws``).
+Everything here is pure: it reads the artifact's facts and the user's options and checks them
+against Lambda's own limits (botocore's model accepts more than Lambda does). The calls that
+make it so are ``lamb.deploy.planner``'s.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, advise_memory, lambda_duration_ms
 from lamb.deploy.artifact import ArtifactFacts
 from lamb.errors import BudgetExceeded, InputError
+from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, advise_memory, lambda_duration_ms
 from lamb.package.budget import UNZIPPED, MiB
 
 # -- Lambda's limits (sources beside each) -------------------------------------------------------
@@ -48,6 +45,11 @@ TRUST_POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
+# ReservedConcurrentExecutions: "Minimum value of 0" (API_PutFunctionConcurrency); the account's
+# concurrency quota is 1,000 by default and Lambda keeps 100 of it unreserved
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html); the real ceiling
+# is the account's, which Lambda checks.
+RESERVED_CONCURRENCY_MAX = 1_000_000
 URL_MODES = ("none", "iam", "public")
 URL_AUTH_TYPES = {"iam": "AWS_IAM", "public": "NONE"}
 # Since October 2025 new function URLs need both actions in the resource policy: InvokeFunctionUrl
@@ -84,6 +86,7 @@ class DeployOptions:
     image_uri: str | None = None
     smoke: bool = True
     sample_image: Path | None = None
+    reserved_concurrency: int | None = None  # None: leave the function's as it is
 
 
 @dataclass
@@ -94,37 +97,6 @@ class Settings:
     timeout_s: int
     memory_source: str  # "--memory" | "from the measured peak RSS of 241 MB"
     timeout_source: str
-
-
-@dataclass
-class Step:
-    """One thing a deployment does: what, to which resource, and the command that does it by hand."""
-
-    action: str  # "create role", "upload", "create or update function", ...
-    resource: str
-    commands: list[str] = field(default_factory=list)
-    note: str = ""
-
-
-@dataclass
-class Plan:
-    function_name: str
-    region: str
-    package_type: str
-    runtime: str | None
-    arch: str
-    handler: str
-    settings: Settings
-    upload: str  # "direct" | "s3" | "image"
-    s3_bucket: str | None  # None: direct upload, or the account's default bucket (named once known)
-    s3_key: str | None
-    role: str  # an ARN, or the name of the role to create
-    create_role: bool
-    url: str
-    alias: str | None
-    image_uri: str | None
-    steps: list[Step]
-    notes: list[str] = field(default_factory=list)
 
 
 # -- checks ---------------------------------------------------------------------------------------
@@ -149,6 +121,11 @@ def check_options(options: DeployOptions) -> None:
         raise InputError(
             f"--memory {options.memory_mb} is outside Lambda's range of {MEMORY_RANGE_MB[0]:,}-{MEMORY_RANGE_MB[1]:,} MB",
             "leave it out to use the memory the artifact's measured peak needs",
+        )
+    if options.reserved_concurrency is not None and not 0 <= options.reserved_concurrency <= RESERVED_CONCURRENCY_MAX:
+        raise InputError(
+            f"--reserved-concurrency {options.reserved_concurrency} is outside 0-{RESERVED_CONCURRENCY_MAX:,}",
+            "e.g. --reserved-concurrency 10 (0 stops every invocation; the account keeps 100 unreserved)",
         )
     if options.timeout_s is not None and not TIMEOUT_RANGE_S[0] <= options.timeout_s <= TIMEOUT_RANGE_S[1]:
         raise InputError(
@@ -242,137 +219,9 @@ def ecr_repository(function_name: str) -> str:
     return function_name.lower()
 
 
-# -- the plan -------------------------------------------------------------------------------------
-
-
-def make_plan(facts: ArtifactFacts, options: DeployOptions, *, region: str, account: str | None = None) -> Plan:
-    """Decide everything that does not depend on what already exists in the account."""
-    check_options(options)
-    check_artifact(facts)
-    settings = settings_for(facts, options)
-    name = options.function_name
-    notes: list[str] = []
-    if facts.measured_on_stand_in and (options.memory_mb is None or options.timeout_s is None):
-        notes.append(f"memory and timeout follow a smoke run on a host stand-in ({facts.measured_on}): an estimate for the target")
-    if options.create_role:
-        role = role_name(name)
-    elif options.role_arn:
-        role = options.role_arn
-    else:
-        role = "<existing function's role>"
-        notes.append("no --role or --create-role: an existing function keeps its role; creating one needs either")
-
-    bucket = key = image_uri = None
-    if facts.package_type == "Image":
-        upload = "image"
-        image_uri = options.image_uri or image_uri_for(account or "<ACCOUNT>", region, name, facts)
-    elif facts.zipped_bytes is not None and fits_direct_upload(facts.zipped_bytes):
-        upload = "direct"
-    else:
-        upload = "s3"
-        assert facts.sha256 is not None
-        key = s3_key(facts.sha256)
-        bucket = options.s3_bucket or (default_bucket(account, region) if account else None)
-        if options.s3_bucket is None:
-            notes.append(
-                f"{facts.path.name} is over the direct-upload limit: it goes through S3, to the bucket "
-                f"{default_bucket('<account>', region)} (created if missing; --s3-bucket to choose one)"
-            )
-    plan = Plan(
-        function_name=name, region=region, package_type=facts.package_type, runtime=facts.runtime,
-        arch=facts.arch, handler=facts.handler, settings=settings, upload=upload, s3_bucket=bucket,
-        s3_key=key, role=role, create_role=options.create_role, url=options.url, alias=options.alias,
-        image_uri=image_uri, steps=[], notes=notes,
-    )
-    plan.steps = _steps(plan, facts, options, account)
-    return plan
+# -- the image ----------------------------------------------------------------------------------
 
 
 def image_uri_for(account: str, region: str, function_name: str, facts: ArtifactFacts) -> str:
     tag = f"{facts.model}-{facts.arch}".lower()
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{ecr_repository(function_name)}:{tag}"
-
-
-def _cli_args(statement: dict) -> list[str]:
-    """A permission statement as `aws lambda add-permission` flags: StatementId -> --statement-id, True -> a bare flag."""
-    args: list[str] = []
-    for key, value in statement.items():
-        flag = "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", key).lower()
-        args += [flag] if value is True else [flag, str(value)]
-    return args
-
-
-def _aws(*args: str, region: str, endpoint_url: str | None = None) -> str:
-    extra = ["--region", region] + (["--endpoint-url", endpoint_url] if endpoint_url else [])
-    return shlex.join(["aws", *args, *extra])
-
-
-def _steps(plan: Plan, facts: ArtifactFacts, options: DeployOptions, account: str | None) -> list[Step]:
-    aws = lambda *a: _aws(*a, region=plan.region, endpoint_url=options.endpoint_url)  # noqa: E731
-    name = plan.function_name
-    steps: list[Step] = []
-    role_arn = plan.role
-    if plan.create_role:
-        role_arn = f"arn:aws:iam::{account or '<ACCOUNT>'}:role/{plan.role}"
-        steps.append(Step("create or reuse execution role", plan.role, [
-            aws("iam", "create-role", "--role-name", plan.role, "--assume-role-policy-document", json.dumps(TRUST_POLICY, separators=(",", ":"))),
-            aws("iam", "attach-role-policy", "--role-name", plan.role, "--policy-arn", BASIC_EXECUTION_POLICY_ARN),
-        ], "trusts lambda.amazonaws.com; basic execution policy (CloudWatch Logs) only"))
-
-    if plan.upload == "image":
-        repo = ecr_repository(name)
-        registry = plan.image_uri.split("/", 1)[0] if plan.image_uri else ""
-        steps.append(Step("create or reuse ECR repository", repo, [aws("ecr", "create-repository", "--repository-name", repo)]))
-        if options.image_uri is None:
-            steps.append(Step("build and push the image", plan.image_uri or "", [
-                shlex.join(["docker", "build", "--platform", "linux/amd64" if plan.arch == "x86_64" else "linux/arm64",
-                            "--provenance=false", "-t", plan.image_uri or "", str(facts.path)]),
-                aws("ecr", "get-login-password") + " | " + shlex.join(["docker", "login", "--username", "AWS", "--password-stdin", registry]),
-                shlex.join(["docker", "push", plan.image_uri or ""]),
-            ], "--provenance=false: Lambda refuses the multi-platform manifest list BuildKit writes by default"))
-        code_create, code_update = ["--package-type", "Image", "--code", f"ImageUri={plan.image_uri}"], ["--image-uri", plan.image_uri or ""]
-    elif plan.upload == "s3":
-        bucket = plan.s3_bucket or default_bucket("<ACCOUNT>", plan.region)
-        if options.s3_bucket is None:
-            steps.append(Step("create or reuse bucket", bucket, [
-                aws("s3api", "create-bucket", "--bucket", bucket, *(["--create-bucket-configuration", f"LocationConstraint={plan.region}"] if plan.region != "us-east-1" else [])),
-            ]))
-        steps.append(Step("upload unless the key exists", f"s3://{bucket}/{plan.s3_key}", [
-            aws("s3", "cp", str(facts.path), f"s3://{bucket}/{plan.s3_key}"),
-        ], f"{(facts.zipped_bytes or 0) / MiB:.1f} MB, content-addressed by sha256"))
-        code_create, code_update = ["--code", f"S3Bucket={bucket},S3Key={plan.s3_key}"], ["--s3-bucket", bucket, "--s3-key", plan.s3_key or ""]
-    else:
-        code_create = code_update = ["--zip-file", f"fileb://{facts.path}"]
-
-    config = ["--memory-size", str(plan.settings.memory_mb), "--timeout", str(plan.settings.timeout_s), "--handler", plan.handler]
-    if plan.runtime:
-        config += ["--runtime", plan.runtime]
-    steps.append(Step("create the function if missing", name, [
-        aws("lambda", "create-function", "--function-name", name, "--role", role_arn, "--architectures", plan.arch, *config, *code_create),
-        aws("lambda", "wait", "function-active-v2", "--function-name", name),
-    ], f"{plan.runtime or 'image'} on {plan.arch}, {plan.settings.memory_mb:,} MB, {plan.settings.timeout_s} s"))
-    steps.append(Step("else update its code, then its configuration", name, [
-        aws("lambda", "update-function-code", "--function-name", name, *code_update),
-        aws("lambda", "wait", "function-updated-v2", "--function-name", name),
-        aws("lambda", "update-function-configuration", "--function-name", name, *config, *(["--role", role_arn] if options.role_arn or plan.create_role else [])),
-        aws("lambda", "wait", "function-updated-v2", "--function-name", name),
-    ], "refused before any upload if the existing function is another package type or arch; skipped where unchanged"))
-    sha_arg = ["--code-sha256", facts.code_sha256] if facts.code_sha256 else []
-    steps.append(Step("publish a version (none if nothing changed)", name, [aws("lambda", "publish-version", "--function-name", name, *sha_arg)]))
-    if plan.alias:
-        steps.append(Step("create or move alias", f"{name}:{plan.alias}", [
-            aws("lambda", "create-alias", "--function-name", name, "--name", plan.alias, "--function-version", "<VERSION>"),
-        ], "update-alias --function-version <VERSION> when it exists"))
-    if plan.url != "none":
-        qualifier = ["--qualifier", plan.alias] if plan.alias else []
-        commands = [aws("lambda", "create-function-url-config", "--function-name", name, *qualifier, "--auth-type", URL_AUTH_TYPES[plan.url])]
-        if plan.url == "public":
-            commands += [aws("lambda", "add-permission", "--function-name", name, *qualifier, *_cli_args(statement)) for statement in URL_PERMISSIONS]
-        steps.append(Step(f"create or update the function URL ({URL_AUTH_TYPES[plan.url]})", name + (f":{plan.alias}" if plan.alias else ""), commands,
-                          "public: both permissions new URLs need since October 2025; an existing one is kept" if plan.url == "public" else ""))
-    if options.smoke:
-        steps.append(Step("smoke test: invoke once with a sample image", f"{name}:<VERSION>", [
-            aws("lambda", "invoke", "--function-name", name, "--qualifier", "<VERSION>", "--cli-binary-format", "raw-in-base64-out",
-                "--payload", "file://event.json", "response.json"),
-        ], "fails if FunctionError is set, not only on the status code"))
-    return steps

@@ -14,11 +14,14 @@ def render(report: DeployReport, verbose: bool = False) -> list:
     out: list = []
     what = f"{plan.runtime} on {plan.arch}" if plan.runtime else f"container image on {plan.arch}"
     if report.planned_only:
-        out.append(f"[bold]plan[/] for [bold]{report.function_name}[/] in {report.region}: {report.artifact.name} ({what}), nothing was called")
-        for i, step in enumerate(plan.steps, 1):
-            out.append(f"[bold]{i}. {step.action}[/]: {step.resource}" + (f"  [dim]({step.note})[/]" if step.note else ""))
-            for command in step.commands:
-                out.append(Text("   " + command))  # plain text: commands hold brackets Rich would read as markup
+        out.append(f"[bold]plan[/] for [bold]{report.function_name}[/] in {report.region}: {report.artifact.name} ({what}), "
+                   f"{plan.settings.memory_mb:,} MB, {plan.settings.timeout_s} s; nothing was called")
+        if plan.prerequisites:
+            out.append("[bold]first[/], build and push the image:")
+            out += [Text("   " + command) for command in plan.prerequisites]
+        for i, (call, commands) in enumerate(zip(plan.calls, report.commands), 1):
+            out.append(f"[bold]{i}.[/] {call.purpose}")
+            out += [Text("   " + command) for command in commands]  # plain text: commands hold brackets Rich would read as markup
     else:
         out.append(f"[bold]{report.function_name}[/] {report.action} in {report.region}: {report.artifact.name} ({what})")
         table = Table(show_header=False)
@@ -31,6 +34,12 @@ def render(report: DeployReport, verbose: bool = False) -> list:
         if report.url:
             added = ", ".join(report.permissions_added) or "already in place"
             table.add_row("URL", f"{report.url} ({report.url_action}; permissions: {added})" if plan.url == "public" else f"{report.url} ({report.url_action}, AWS_IAM)")
+        elif report.url_action == "removed":
+            table.add_row("URL", "removed (--url none)")
+        if report.permissions_removed:
+            table.add_row("public permissions", f"removed: {', '.join(report.permissions_removed)}")
+        if report.reserved_concurrency is not None:
+            table.add_row("concurrency", f"{report.reserved_concurrency} reserved")
         sent = f"{report.uploaded_bytes / MiB:.1f} MB sent" if report.uploaded_bytes else "nothing sent"
         table.add_row("upload", f"{report.upload}" + (f" {report.s3_uri}" if report.s3_uri else "") + f" ({sent})")
         table.add_row("role", (report.role_arn or "-") + (" (created)" if report.role_created else ""))
@@ -44,6 +53,8 @@ def render(report: DeployReport, verbose: bool = False) -> list:
         out.append(table)
         if report.record_path:
             out.append(f"[dim]recorded in {report.record_path}; CloudFormation: {report.template_path}[/]")
+    if report.learned:
+        out.append(f"[bold]learned:[/] {report.learned}")
     for note in report.notes:
         out.append(f"[dim]note:[/] {note}")
     return out

@@ -1,11 +1,10 @@
 """``deploy_artifact``: the artifact on Lambda, proven to be the built code, recorded.
 
-Order: read the artifact's record -> plan (limits, settings, upload path; ``--plan`` stops here)
--> who is deploying -> the existing function (a change of package type or arch is refused
-before anything is uploaded) -> role -> code (direct, or S3 once per sha256, or a pushed image)
--> create, or update code and configuration (each waited for) -> proof: the deployed
-CodeSha256, runtime, arch and handler are the artifact's -> publish a version only when
-something changed -> alias -> URL and its permissions -> one smoke invocation -> records.
+Order: read the artifact's record -> who is deploying -> what exists (``planner.read_state``)
+-> the plan: the API calls, decided from that state, every refusal (a package type or arch
+change, no role) before any call -> the calls, made in order (``aws.Executor``) -> proof: the
+published version holds the artifact's code, runtime, arch and handler -> one smoke
+invocation -> records. ``--plan`` stops at the plan and shows its calls as AWS CLI commands.
 """
 
 from __future__ import annotations
@@ -19,12 +18,16 @@ from typing import Any
 from lamb import manifest as mf
 from lamb.deploy import plan as planning
 from lamb.deploy.artifact import ArtifactFacts, read_facts
-from lamb.deploy.aws import AwsSession
-from lamb.deploy.plan import DeployOptions, Plan
+from lamb.deploy.aws import AwsSession, Executor
+from lamb.deploy.calls import display
+from lamb.deploy.plan import DeployOptions
+from lamb.deploy.planner import Plan, State, make_plan, read_state
+from lamb.deploy import learn
 from lamb.errors import ArtifactError, AwsError, InputError
 
 RECORD_SUFFIX = ".deploy.json"
 TEMPLATE_NAME = "template.yaml"
+SMOKE_EVENT_SUFFIX = ".smoke-event.json"
 
 
 @dataclass
@@ -62,6 +65,10 @@ class DeployReport:
     url: str | None = None
     url_action: str | None = None
     permissions_added: list[str] = field(default_factory=list)
+    permissions_removed: list[str] = field(default_factory=list)  # lamb's public statements, once the URL is not public
+    reserved_concurrency: int | None = None
+    commands: list[list[str]] = field(default_factory=list)  # the plan's calls as AWS CLI commands (--plan)
+    learned: str | None = None  # a fact about the target the smoke test's failure showed (lamb.deploy.learn)
     artifact_sha256: str | None = None  # hex sha256 of the zip (or the image digest)
     code_sha256: str | None = None  # what Lambda must report: base64 of the zip's digest, or the image digest
     deployed_code_sha256: str | None = None  # what Lambda reports
@@ -99,104 +106,74 @@ def deploy_artifact(
     planning.check_options(options)
     facts = read_facts(Path(artifact))
     planning.check_artifact(facts)
+    event = write_smoke_event(facts, options.sample_image) if options.smoke else None
     if plan_only:
         region = options.region or _configured_region(options.profile) or "<REGION>"
-        plan = planning.make_plan(facts, options, region=region)
+        plan = make_plan(facts, options, State(), region=region, smoke_event=event)
         return DeployReport(facts.path, options.function_name, region, True, plan, upload=plan.upload,
-                            artifact_sha256=facts.sha256, code_sha256=facts.code_sha256, notes=list(plan.notes))
+                            artifact_sha256=facts.sha256, code_sha256=facts.code_sha256, notes=list(plan.notes),
+                            commands=display(plan.calls, region=region, endpoint_url=options.endpoint_url))
 
     aws = session or AwsSession(region=options.region, profile=options.profile, endpoint_url=options.endpoint_url)
     account = aws.account_id()
-    plan = planning.make_plan(facts, options, region=aws.region, account=account)
+    state = read_state(aws, facts, options, account)
+    plan = make_plan(facts, options, state, region=aws.region, account=account, smoke_event=event)
+    if plan.prerequisites:
+        raise InputError(
+            f"{facts.path.name} is an image build context and no pushed image was named",
+            "build and push it (`lamb deploy --plan` prints the docker commands, with --provenance=false), then pass --image-uri",
+        )
+    code_sha256 = state.image_digest if facts.package_type == "Image" else facts.code_sha256
     report = DeployReport(facts.path, options.function_name, aws.region, False, plan, account=account, upload=plan.upload,
-                          artifact_sha256=facts.sha256, code_sha256=facts.code_sha256, alias=options.alias)
-    name = options.function_name
-    existing = aws.get_function(name)
-    if existing is not None:
-        _refuse_kind_change(existing["Configuration"], facts, name)
-    elif not (options.role_arn or options.create_role):
-        raise InputError(f"there is no function {name} yet, and creating one needs an execution role",
-                         "pass --create-role (least privilege: CloudWatch Logs only), or --role ARN")
-
-    code = _code(aws, facts, plan, options, report)
-    role_arn = options.role_arn
-    if options.create_role:
-        role_arn, report.role_created = aws.ensure_role(plan.role)
-    current = existing["Configuration"] if existing else None
-    report.role_arn = role_arn or (current or {}).get("Role")
-    _create_or_update(aws, facts, options, report, current, code, _configuration(plan, facts, role_arn))
-
-    deployed = aws.get_function(name)
-    assert deployed is not None
-    report.deployed_code_sha256 = _prove(deployed["Configuration"], facts, report.code_sha256, name)
-    _publish(aws, name, report)
-    _expose(aws, options, report)
-    if options.smoke:
-        report.smoke = _smoke(aws, facts, name, report.version, options.sample_image)
+                          artifact_sha256=state.image_digest or facts.sha256, code_sha256=code_sha256, alias=options.alias,
+                          notes=list(plan.notes))
+    executor = Executor(aws)
+    for call in plan.calls:
+        executor.run(call)
+        if call.name == "publish":
+            report.deployed_code_sha256 = _prove(executor.responses["publish"], facts, code_sha256, options.function_name)
+    _outcome(report, plan, state, executor.responses, facts)
+    if "smoke" in executor.responses:
+        report.smoke = smoke_result(executor.responses["smoke"])
+        report.learned = learn.from_smoke(report.smoke, facts, aws.region)
     _write_records(report, facts)
     return report
 
 
-# -- steps ----------------------------------------------------------------------------------------
-
-
-def _create_or_update(aws: AwsSession, facts: ArtifactFacts, options: DeployOptions, report: DeployReport,
-                      current: dict[str, Any] | None, code: dict[str, Any], config: dict[str, Any]) -> None:
-    """Create the function, or update what differs: code first (waited for), then configuration."""
-    name = options.function_name
-    if current is None:
-        report.uploaded_bytes += _upload_zip(aws, facts, options, report, code)
-        created = aws.create_function(
-            FunctionName=name, PackageType=facts.package_type, Code=code, Architectures=[facts.arch],
-            Description=_description(facts), Publish=False, **config,
-        )
-        report.function_arn = created["FunctionArn"]
+def _outcome(report: DeployReport, plan: Plan, state: State, responses: dict[str, Any], facts: ArtifactFacts) -> None:
+    """What the calls did, for the report: read from the plan, the state before and the answers."""
+    current = state.function or {}
+    report.function_arn = (responses.get("function") or current).get("FunctionArn")
+    if plan.has("create_function"):
         report.action, report.changed = "created", ["code", "configuration"]
-        return
-    report.function_arn = current["FunctionArn"]
-    if current.get("CodeSha256") != report.code_sha256:
-        report.uploaded_bytes += _upload_zip(aws, facts, options, report, code)
-        aws.update_code(name, code)
-        report.changed.append("code")
     else:
+        report.changed = [what for op, what in (("update_function_code", "code"), ("update_function_configuration", "configuration")) if plan.has(op)]
+        report.action = "updated" if report.changed else "unchanged"
+    code_sent = plan.has("create_function") or plan.has("update_function_code")
+    if not code_sent:
         report.upload = "none: the function already runs this code"
-    drift = {k: v for k, v in config.items() if current.get(k) != v}
-    if drift:
-        aws.update_configuration(name, drift)
-        report.changed.append("configuration")
-    report.action = "updated" if report.changed else "unchanged"
-
-
-def _publish(aws: AwsSession, name: str, report: DeployReport) -> None:
-    """Publish a version of exactly the artifact's code, unless the newest version already is one.
-
-    "Lambda doesn't publish a version if the function's configuration and code haven't changed
-    since the last version" (API_PublishVersion): it answers with that version, so asking is safe
-    and a second deploy of the same zip publishes nothing. CodeSha256 makes Lambda refuse to
-    publish other code than the artifact's, should someone deploy in between.
-    """
-    newest = aws.latest_version(name)
-    published = aws.publish_version(name, report.code_sha256)
-    if published.get("CodeSha256") != report.code_sha256:
-        raise AwsError(f"version {published['Version']} of {name} holds other code than the artifact ({published.get('CodeSha256')} != {report.code_sha256})",
-                       "another deployment changed the function meanwhile; deploy again")
-    report.version = published["Version"]
-    report.published = newest is None or newest["Version"] != published["Version"]
-
-
-def _expose(aws: AwsSession, options: DeployOptions, report: DeployReport) -> None:
-    """The alias on the new version, the function URL on the alias, and the URL's permissions."""
-    name = options.function_name
-    if options.alias:
-        assert report.version is not None  # _publish set it
-        report.alias_action = aws.ensure_alias(name, options.alias, report.version)
-    if options.url == "none":
-        return
-    report.url, report.url_action = aws.ensure_url(name, options.alias, planning.URL_AUTH_TYPES[options.url])
-    if options.url == "public":
-        for statement in planning.URL_PERMISSIONS:
-            if aws.add_permission(name, options.alias, **statement):
-                report.permissions_added.append(statement["Action"])
+    if plan.upload == "s3":
+        report.s3_uri = f"s3://{plan.s3_bucket}/{plan.s3_key}"
+        report.bucket_created = plan.has("create_bucket")
+    if plan.has("put_object") or (plan.upload == "direct" and code_sent):
+        report.uploaded_bytes = facts.zipped_bytes or 0
+    report.role_created = plan.has("create_role")
+    created = (responses.get("role") or {}).get("Role", {}).get("Arn")
+    given = plan.role if plan.role and plan.role.startswith("arn:") else None
+    report.role_arn = created or state.role_arn or given or current.get("Role")
+    report.version = responses["publish"]["Version"]
+    newest = state.newest_version
+    report.published = newest is None or newest["Version"] != report.version
+    if plan.alias:
+        report.alias_action = ("created" if plan.has("create_alias")
+                               else "moved" if plan.has("update_alias") and state.alias_version != report.version else "unchanged")
+    url = responses.get("url") or (state.url if plan.url != "none" else None)
+    report.url = (url or {}).get("FunctionUrl")
+    report.url_action = ("created" if plan.has("create_function_url_config") else "updated" if plan.has("update_function_url_config")
+                         else "removed" if plan.has("delete_function_url_config") else "unchanged" if report.url else None)
+    report.permissions_added = [c.params["Action"] for c in plan.calls if c.operation == "add_permission"]
+    report.permissions_removed = [c.params["StatementId"] for c in plan.calls if c.operation == "remove_permission"]
+    report.reserved_concurrency = plan.reserved_concurrency if plan.reserved_concurrency is not None else state.reserved_concurrency
 
 
 def _configured_region(profile: str | None) -> str | None:
@@ -212,77 +189,10 @@ def _configured_region(profile: str | None) -> str | None:
         return None
 
 
-def _refuse_kind_change(current: dict[str, Any], facts: ArtifactFacts, name: str) -> None:
-    package_type = current.get("PackageType", "Zip")
-    arch = (current.get("Architectures") or ["x86_64"])[0]
-    if package_type != facts.package_type:
-        raise InputError(
-            f"the function {name} has package type {package_type} and {facts.path.name} is {facts.package_type}; Lambda cannot change a function's package type; nothing was uploaded",
-            f"deploy under another --function-name, or delete it first: aws lambda delete-function --function-name {name}",
-        )
-    if arch != facts.arch:
-        raise InputError(
-            f"the function {name} runs on {arch} and {facts.path.name} is built for {facts.arch}; nothing was uploaded",
-            f"build for {arch} (`lamb package --arch {arch}`), or deploy under another --function-name",
-        )
-
-
-def _description(facts: ArtifactFacts) -> str:
-    return f"lamb: {facts.model} ({facts.runtime or 'image'} {facts.arch})"[:256]
-
-
-def _configuration(plan: Plan, facts: ArtifactFacts, role_arn: str | None) -> dict[str, Any]:
-    config: dict[str, Any] = {"MemorySize": plan.settings.memory_mb, "Timeout": plan.settings.timeout_s}
-    if facts.package_type == "Zip":
-        config.update(Runtime=facts.runtime, Handler=facts.handler)
-    if role_arn:
-        config["Role"] = role_arn
-    return config
-
-
-def _code(aws: AwsSession, facts: ArtifactFacts, plan: Plan, options: DeployOptions, report: DeployReport) -> dict[str, Any]:
-    """Where the code comes from. Nothing is uploaded here (see ``_upload_zip``)."""
-    if facts.package_type == "Image":
-        uri, created = aws.ensure_repository(planning.ecr_repository(options.function_name))
-        if created:
-            report.notes.append(f"created the ECR repository {uri}")
-        if options.image_uri is None:
-            raise InputError(
-                f"{facts.path.name} is an image build context and no pushed image was named",
-                "build and push it (`lamb deploy --plan` prints the docker commands, with --provenance=false), then pass --image-uri",
-            )
-        digest = aws.image_digest(options.image_uri)
-        report.artifact_sha256 = report.code_sha256 = digest
-        report.notes.append("an image is proven to be the pushed image (its digest), not to be built from this context")
-        return {"ImageUri": options.image_uri}
-    if plan.upload == "direct":
-        return {"ZipFile": None}  # read only if it is sent
-    assert facts.sha256 is not None and plan.s3_key is not None
-    bucket = options.s3_bucket or planning.default_bucket(report.account or "", aws.region)
-    report.s3_uri = f"s3://{bucket}/{plan.s3_key}"
-    return {"S3Bucket": bucket, "S3Key": plan.s3_key}
-
-
-def _upload_zip(aws: AwsSession, facts: ArtifactFacts, options: DeployOptions, report: DeployReport, code: dict[str, Any]) -> int:
-    """Put the zip where Lambda reads it; returns the bytes sent (0 when S3 already holds it)."""
-    if "ZipFile" in code:
-        code["ZipFile"] = facts.path.read_bytes()
-        return len(code["ZipFile"])
-    if "S3Bucket" not in code:
-        return 0  # an image: already pushed
-    if options.s3_bucket is None:  # lamb's own bucket for this account and region
-        report.bucket_created = aws.ensure_bucket(code["S3Bucket"])
-        report.notes.append(f"{'created' if report.bucket_created else 'reused'} the bucket {code['S3Bucket']} for zips over the direct-upload limit")
-    if aws.upload_once(code["S3Bucket"], code["S3Key"], facts.path):
-        return facts.zipped_bytes or 0
-    report.notes.append(f"{report.s3_uri} already held this zip: not uploaded again")
-    return 0
-
-
-def _prove(config: dict[str, Any], facts: ArtifactFacts, expected: str | None, name: str) -> str | None:
-    """The deployed function must run the built code on the artifact's runtime, arch and handler."""
+def _prove(config: dict[str, Any], facts: ArtifactFacts, expected: str | None, name: str) -> str:
+    """The published version must run the built code on the artifact's runtime, arch and handler."""
     deployed = config.get("CodeSha256")
-    if deployed != expected:
+    if deployed is None or deployed != expected:
         raise AwsError(
             f"the deployed code of {name} is not the built code: Lambda reports CodeSha256 {deployed}, the artifact's is {expected}",
             "another deployment changed the function meanwhile, or the upload was altered; deploy again",
@@ -308,23 +218,40 @@ def smoke_event(facts: ArtifactFacts, image: Path | None) -> dict[str, Any]:
     return sample_event(facts.manifest, image)
 
 
-def _smoke(aws: AwsSession, facts: ArtifactFacts, name: str, version: str | None, image: Path | None) -> SmokeInvoke:
-    status, function_error, payload = aws.invoke(name, version, smoke_event(facts, image))
+def write_smoke_event(facts: ArtifactFacts, image: Path | None) -> Path:
+    """The smoke test's event as a file, so the displayed ``aws lambda invoke`` reads what the run sends.
+
+    An image context carries one (``sample-event.json``, answered in lamb's smoke run); otherwise
+    it is written beside the artifact as ``<stem>.smoke-event.json``.
+    """
+    from lamb.package.artifact import SAMPLE_EVENT
+
+    carried = facts.path / SAMPLE_EVENT
+    if image is None and facts.path.is_dir() and carried.is_file():
+        return carried
+    path = facts.path.resolve().parent / f"{facts.stem}{SMOKE_EVENT_SUFFIX}"
+    mf.atomic_write_bytes(path, json.dumps(smoke_event(facts, image)).encode())
+    return path
+
+
+def smoke_result(response: dict[str, Any]) -> SmokeInvoke:
+    """The smoke invocation judged: a FunctionError, a status, or a handler's own error all fail it."""
+    status, function_error, payload = response["StatusCode"], response.get("FunctionError"), response.get("Payload") or b""
     try:
-        response: Any = json.loads(payload) if payload else None
+        answer: Any = json.loads(payload) if payload else None
     except (UnicodeDecodeError, json.JSONDecodeError):
-        response = payload.decode("utf-8", "replace")
+        answer = payload.decode("utf-8", "replace")
     reason = ""
     if function_error:
-        detail = response.get("errorMessage") if isinstance(response, dict) else response
+        detail = answer.get("errorMessage") if isinstance(answer, dict) else answer
         reason = f"FunctionError {function_error}: {detail}"
     elif not 200 <= status < 300:
         reason = f"status {status}"
-    elif isinstance(response, dict) and isinstance(response.get("statusCode"), int) and response["statusCode"] >= 400:
-        reason = f"the handler answered {response['statusCode']}: {response.get('error') or response.get('body')}"
-    elif not isinstance(response, dict) or not response:
-        reason = f"the handler answered {str(response)[:120]!r}, not scores"
-    return SmokeInvoke(not reason, status, function_error, response, reason)
+    elif isinstance(answer, dict) and isinstance(answer.get("statusCode"), int) and answer["statusCode"] >= 400:
+        reason = f"the handler answered {answer['statusCode']}: {answer.get('error') or answer.get('body')}"
+    elif not isinstance(answer, dict) or not answer:
+        reason = f"the handler answered {str(answer)[:120]!r}, not scores"
+    return SmokeInvoke(not reason, status, function_error, answer, reason)
 
 
 # -- records --------------------------------------------------------------------------------------
@@ -349,6 +276,7 @@ def record(report: DeployReport) -> dict[str, Any]:
         "arch": report.plan.arch,
         "handler": report.plan.handler,
         "memory_mb": report.plan.settings.memory_mb,
+        "reserved_concurrency": report.reserved_concurrency,
         "timeout_s": report.plan.settings.timeout_s,
         "smoke": None if report.smoke is None else {"passed": report.smoke.passed, "reason": report.smoke.reason},
         "deployed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lamb.deploy.plan import BASIC_EXECUTION_POLICY_ARN, TRUST_POLICY, URL_AUTH_TYPES, URL_PERMISSIONS, Plan
+from lamb.deploy.plan import BASIC_EXECUTION_POLICY_ARN, TRUST_POLICY, URL_AUTH_TYPES, URL_PERMISSIONS
+from lamb.deploy.planner import Plan
 
 
 def template(plan: Plan, *, role_arn: str | None, s3_bucket: str | None, s3_key: str | None, code_sha256: str | None) -> dict[str, Any]:
@@ -32,17 +33,16 @@ def template(plan: Plan, *, role_arn: str | None, s3_bucket: str | None, s3_key:
         "FunctionName": plan.function_name,
         "PackageType": plan.package_type,
         "Architectures": [plan.arch],
-        "MemorySize": plan.settings.memory_mb,
-        "Timeout": plan.settings.timeout_s,
+        **plan.configuration,  # the settings the plan's create/update calls carry (no Handler for an image)
         "Role": role,
     }
+    if plan.reserved_concurrency is not None:
+        properties["ReservedConcurrentExecutions"] = plan.reserved_concurrency
     if plan.package_type == "Image":
         parameters["ImageUri"] = {"Type": "String", "Description": "The pushed image (build with --provenance=false)",
                                   **({"Default": plan.image_uri} if plan.image_uri and "<" not in plan.image_uri else {})}
         properties["Code"] = {"ImageUri": {"Ref": "ImageUri"}}
     else:
-        properties["Runtime"] = plan.runtime
-        properties["Handler"] = plan.handler
         parameters["CodeS3Bucket"] = {"Type": "String", "Description": "Bucket holding the zip (aws s3 cp ZIP s3://BUCKET/KEY)",
                                       **({"Default": s3_bucket} if s3_bucket else {})}
         parameters["CodeS3Key"] = {"Type": "String", "Description": "Key of the zip in that bucket",
