@@ -106,7 +106,7 @@ def test_other_invalid_parameters_are_not_retried(stubbed):
     session, stubber, clock = stubbed
     stubber.add_client_error("create_function", service_error_code="InvalidParameterValueException",
                              service_message="The runtime parameter of python3.99 is not supported.")
-    with pytest.raises(AwsError, match="python3.99 is not supported"):
+    with pytest.raises(AwsError, match=r"python3.99 is not supported"):
         create(session)
     assert clock.sleeps == []
 

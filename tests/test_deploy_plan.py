@@ -8,12 +8,12 @@ import zipfile
 
 import pytest
 
+from lamb import manifest as mf
 from lamb.deploy import plan as planning
 from lamb.deploy.artifact import read_facts
 from lamb.deploy.calls import display
 from lamb.deploy.plan import DeployOptions
 from lamb.deploy.planner import State, make_plan
-from lamb import manifest as mf
 from lamb.errors import ArtifactError, BudgetExceeded, InputError, ManifestError
 from lamb.package.budget import MiB
 
@@ -57,7 +57,7 @@ def test_a_zip_without_a_record_is_refused(tmp_path, deploy_artifact_factory):
     path = tmp_path / "foreign.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("lambda_function.py", "")
-    with pytest.raises(ManifestError, match="holds no readable lamb.json"):
+    with pytest.raises(ManifestError, match=r"holds no readable lamb.json"):
         read_facts(path)
     # built by a lamb that wrote no package record: refused, not guessed from the file name
     shipped = dataclasses.replace(mf.read_shipped(deploy_artifact_factory()), package=None)
@@ -66,7 +66,7 @@ def test_a_zip_without_a_record_is_refused(tmp_path, deploy_artifact_factory):
     with pytest.raises(ArtifactError, match="no package record"):
         read_facts(path)
     (tmp_path / "broken.zip").write_bytes(b"PK not really")
-    with pytest.raises(ManifestError, match="no readable lamb.json"):
+    with pytest.raises(ManifestError, match=r"no readable lamb.json"):
         read_facts(tmp_path / "broken.zip")
 
 

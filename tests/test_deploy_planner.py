@@ -12,6 +12,7 @@ import json
 import shlex
 
 import pytest
+from test_deploy_run import REGION, SCORES, existing_role, lam, queue_answers
 
 from lamb.deploy import DeployOptions, deploy_artifact
 from lamb.deploy.artifact import read_facts
@@ -19,7 +20,6 @@ from lamb.deploy.aws import AwsSession, Executor
 from lamb.deploy.calls import FileBytes, Ref, display
 from lamb.deploy.planner import LAMB_STATEMENT_IDS, State, make_plan, read_state
 from lamb.deploy.run import write_smoke_event
-from test_deploy_run import REGION, SCORES, existing_role, lam, queue_answers
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def deploy(
     memory: int = typer.Option(None, "--memory", help="Memory in MB, 128-10,240 \\[default: from the artifact's measured peak, as lamb invoke advises]."),
     timeout: int = typer.Option(None, "--timeout", help="Timeout in seconds, 1-900 \\[default: from the artifact's measured cold start]."),
     url: str = typer.Option("none", "--url", help="Function URL: none (removes a URL and lamb's public permissions left by an earlier deploy) | iam (signed requests; removes lamb's public permissions) | public (anyone; adds both invoke permissions)."),
-    reserved_concurrency: int = typer.Option(None, "--reserved-concurrency", help="Reserve (and cap at) this many concurrent executions \[default: leave the function's as it is; unbounded for a new one]."),
+    reserved_concurrency: int = typer.Option(None, "--reserved-concurrency", help="Reserve (and cap at) this many concurrent executions \\[default: leave the function's as it is; unbounded for a new one]."),
     alias: str = typer.Option(None, "--alias", help="Point this alias at the published version (and the URL at the alias)."),
     image_uri: str = typer.Option(None, "--image-uri", help="For an image artifact: the image already pushed to ECR (see --plan for the build and push)."),
     endpoint_url: str = typer.Option(None, "--endpoint-url", help="Send every AWS call here (a local fake such as moto's server)."),

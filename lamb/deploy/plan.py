@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, advise_memory, lambda_duration_ms
 from lamb.deploy.artifact import ArtifactFacts
 from lamb.errors import BudgetExceeded, InputError
-from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, advise_memory, lambda_duration_ms
 from lamb.package.budget import UNZIPPED, MiB
 
 # -- Lambda's limits (sources beside each) -------------------------------------------------------

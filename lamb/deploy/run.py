@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from lamb import manifest as mf
+from lamb.deploy import learn
 from lamb.deploy import plan as planning
 from lamb.deploy.artifact import ArtifactFacts, read_facts
 from lamb.deploy.aws import AwsSession, Executor
 from lamb.deploy.calls import display
 from lamb.deploy.plan import DeployOptions
 from lamb.deploy.planner import Plan, State, make_plan, read_state
-from lamb.deploy import learn
 from lamb.errors import ArtifactError, AwsError, InputError
 
 RECORD_SUFFIX = ".deploy.json"
