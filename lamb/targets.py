@@ -9,13 +9,38 @@ from __future__ import annotations
 
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from lamb import measured
 from lamb.errors import InputError
 
 # Lambda runtimes and their OS: https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
 # ("Python 3.12 and later base images are based on the Amazon Linux 2023 minimal container image.
 # The Python 3.8-3.11 base images are based on the Amazon Linux 2 image": lambda/latest/dg/python-image.html).
+
+
+# How strong a target fact is, strongest first. The audit uses the strongest it has and says which.
+MEASURED = "measured"  # read on the real target by `lamb probe` (date and region in its source)
+DOCUMENTED = "documented"  # stated by AWS (cited), or fixed by what AWS states (GCC -> its libstdc++)
+INFERRED = "inferred"  # lamb's reading of indirect evidence (cited); weakest
+RANKS = (MEASURED, DOCUMENTED, INFERRED)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where a target fact comes from: its rank, and the citation or measurement behind it."""
+
+    rank: str  # one of RANKS
+    source: str
+
+    def phrase(self) -> str:
+        return f"{self.rank} ({self.source})"
+
+
+def weakest(ranks) -> str:
+    """The rank a verdict resting on facts of ``ranks`` has: its weakest fact's."""
+    present = [r for r in ranks if r in RANKS]
+    return max(present, key=RANKS.index) if present else DOCUMENTED
 
 
 @dataclass(frozen=True)
@@ -26,18 +51,24 @@ class LinuxSystem:
     way auditwheel judges a wheel against a manylinux policy. ``gcc`` is the GCC release whose
     runtime libraries (libstdc++.so.6, libgcc_s.so.1) the system ships: a ``GCC_x.y`` version
     node of libgcc_s first appears in GCC x.y, so ``GCC_`` needs are judged against it.
+    ``evidence`` says, per fact (GLIBC, GLIBCXX, CXXABI, GCC, libraries), how lamb knows it.
     """
 
     name: str
     glibc: tuple[int, int]
-    gcc: tuple[int, int]
-    glibcxx: tuple[int, int, int]  # newest GLIBCXX_ version of its libstdc++.so.6
-    cxxabi: tuple[int, int, int]  # newest CXXABI_ version of its libstdc++.so.6
+    gcc: tuple[int, ...]
+    glibcxx: tuple[int, ...]  # newest GLIBCXX_ version of its libstdc++.so.6
+    cxxabi: tuple[int, ...]  # newest CXXABI_ version of its libstdc++.so.6
     libraries: frozenset[str]  # sonames the base system provides on every architecture
+    evidence: dict[str, Evidence] = field(default_factory=dict, hash=False, compare=False)
 
     def provides(self) -> dict[str, tuple[int, ...]]:
         """Versioned-symbol family -> the newest version this system defines."""
         return {"GLIBC": self.glibc, "GLIBCXX": self.glibcxx, "CXXABI": self.cxxabi, "GCC": self.gcc}
+
+    def rank(self, fact: str) -> str:
+        found = self.evidence.get(fact)
+        return found.rank if found is not None else INFERRED
 
     def has_library(self, soname: str, arch: str, python: str) -> bool:
         # The dynamic loader's own name differs per architecture; the runtime's libpython lives
@@ -46,7 +77,8 @@ class LinuxSystem:
         return soname in self.libraries or soname == LOADERS[arch] or soname == f"libpython{python}.so.1.0"
 
     def describe(self) -> str:
-        return f"{self.name} (glibc {'%d.%d' % self.glibc}, libstdc++ of GCC {'%d.%d' % self.gcc})"
+        cxx = "%d.%d.%d" % self.glibcxx[:3] if len(self.glibcxx) >= 3 else ".".join(map(str, self.glibcxx))
+        return f"{self.name} (glibc {'%d.%d' % self.glibc[:2]}, GLIBCXX_{cxx}, {self.rank('GLIBCXX')})"
 
 
 # The loader every dynamically linked program needs, per Lambda architecture (glibc's names).
@@ -57,35 +89,65 @@ _GLIBC_LIBRARIES = frozenset({
     "libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libresolv.so.2",
     "libutil.so.1", "libanl.so.1", "libcrypt.so.1",
 })
+# libstdc++ and libgcc_s: not listed by AWS for Lambda, but the Python runtime's own runtime
+# interface client (awslambdaric's runtime_client, C++ built without -static-libstdc++: its
+# setup.py) cannot load without them. libz: curl-minimal and rpm in the images need it
+# (`rpm -qa` in public.ecr.aws/lambda/python:3.12, amazonlinux/amazon-linux-2023#585).
+_LIBRARIES_INFERRED = Evidence(INFERRED, "the runtime interface client links libstdc++ and libgcc_s; curl links libz")
+_BASE_LIBRARIES = _GLIBC_LIBRARIES | {"libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"}
 
-# Amazon Linux 2: glibc 2.26 and GCC 7.3, stated by AWS ("Improved toolchain" table,
-# https://docs.aws.amazon.com/linux/al2023/ug/glibc-gcc-and-binutils.html). Its libstdc++ is
-# still 7.3.1 (libstdc++-7.3.1-18.amzn2, docker-library/official-images#20651, 2026-01), and the
-# Lambda base images' is GLIBCXX_3.4.24 (aws/aws-lambda-base-images#87 asks to raise it to 3.4.26).
-# GCC 7.x's libstdc++ defines GLIBCXX_3.4.24 and CXXABI_1.3.11 (GCC's libstdc++ ABI policy,
-# https://gcc.gnu.org/onlinedocs/libstdc++/manual/abi.html).
+# AWS's toolchain table ("Improved toolchain: gcc, binutils, and glibc",
+# https://docs.aws.amazon.com/linux/al2023/ug/glibc-gcc-and-binutils.html): glibc 2.26 and GCC 7.3
+# on Amazon Linux 2, glibc 2.34 and GCC 11.3 on AL2023. A GCC release fixes the newest GLIBCXX_
+# and CXXABI_ its libstdc++ defines (GCC's ABI policy, https://gcc.gnu.org/onlinedocs/libstdc++/manual/abi.html):
+# GCC 7: GLIBCXX_3.4.24, CXXABI_1.3.11; GCC 11: GLIBCXX_3.4.29, CXXABI_1.3.13.
+_TOOLCHAIN = "https://docs.aws.amazon.com/linux/al2023/ug/glibc-gcc-and-binutils.html"
 AMAZON_LINUX_2 = LinuxSystem(
     "Amazon Linux 2", glibc=(2, 26), gcc=(7, 3), glibcxx=(3, 4, 24), cxxabi=(1, 3, 11),
-    # libstdc++ and libgcc_s: inferred, not listed by AWS for Lambda. The Python runtime's own
-    # runtime interface client (awslambdaric's runtime_client, C++ built without
-    # -static-libstdc++: its setup.py) cannot load without them. libz: rpm/curl in the image need it.
-    libraries=_GLIBC_LIBRARIES | {"libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"},
+    libraries=_BASE_LIBRARIES,
+    evidence={
+        "GLIBC": Evidence(DOCUMENTED, f"AL2 glibc 2.26, {_TOOLCHAIN}"),
+        "GCC": Evidence(DOCUMENTED, f"AL2 gcc 7.3, {_TOOLCHAIN}"),
+        "GLIBCXX": Evidence(DOCUMENTED, f"AL2 gcc 7.3 ({_TOOLCHAIN}) -> GLIBCXX_3.4.24 (GCC's ABI policy)"),
+        "CXXABI": Evidence(DOCUMENTED, f"AL2 gcc 7.3 ({_TOOLCHAIN}) -> CXXABI_1.3.11 (GCC's ABI policy)"),
+        "libraries": _LIBRARIES_INFERRED,
+    },
 )
-# Amazon Linux 2023: glibc 2.34, stated by AWS (core toolchain packages,
-# https://docs.aws.amazon.com/linux/al2023/ug/core-glibc.html, and `ldd --version` in
-# public.ecr.aws/lambda/provided:al2023, aws/aws-lambda-builders#752). Its default compiler is
-# GCC 11, but since release 2023.7 (2025-03-31) its libstdc++ and libgcc are GCC 14.2's
-# (libstdc++-14.2.1-7.amzn2023, docker-library/official-images#18759; "our updating of the gcc
-# core runtimes to accommodate gcc 14", amazonlinux/container-images#132). GCC 14's libstdc++
-# defines GLIBCXX_3.4.33 and CXXABI_1.3.15 (GCC's ABI policy page). INFERRED, not stated by AWS:
-# that Lambda's python3.12+ images, rebuilt on the AL2023 minimal image, carry that libstdc++
-# today (python3.14's image postdates the update); container-images#132 shows Lambda once lagged.
+# AL2023's GCC: "AL2023 includes version 11 of GCC as the default compiler ... Additionally, AL2023
+# provides GCC version 14 as an optional alternative compiler" (C, C++, and Fortran in AL2023,
+# https://docs.aws.amazon.com/linux/al2023/ug/c-cplusplus.html). Since AL2023 2023.7 (2025-03-31)
+# its gcc core runtimes are GCC 14's (amazonlinux/container-images#132), and a provided.al2023
+# function then failed with `GLIBCXX_3.4.30 not found` (same issue): Lambda images pin an AL2023
+# release that AWS does not name (aws/aws-lambda-base-images#163). So GCC 11's libstdc++ is the
+# documented fact until `lamb probe` measures the target.
+_AL2023_GCC = "https://docs.aws.amazon.com/linux/al2023/ug/c-cplusplus.html"
 AMAZON_LINUX_2023 = LinuxSystem(
-    "Amazon Linux 2023", glibc=(2, 34), gcc=(14, 2), glibcxx=(3, 4, 33), cxxabi=(1, 3, 15),
-    # Same inference as for AL2 for libstdc++/libgcc_s; zlib: curl-minimal, listed by
-    # `rpm -qa` in public.ecr.aws/lambda/python:3.12 (amazonlinux/amazon-linux-2023#585), needs it.
-    libraries=_GLIBC_LIBRARIES | {"libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"},
+    "Amazon Linux 2023", glibc=(2, 34), gcc=(11, 3), glibcxx=(3, 4, 29), cxxabi=(1, 3, 13),
+    libraries=_BASE_LIBRARIES,
+    evidence={
+        "GLIBC": Evidence(DOCUMENTED, f"AL2023 glibc 2.34, {_TOOLCHAIN}"),
+        "GCC": Evidence(DOCUMENTED, f"AL2023 gcc 11, {_AL2023_GCC}"),
+        "GLIBCXX": Evidence(DOCUMENTED, f"AL2023 gcc 11 ({_AL2023_GCC}) -> GLIBCXX_3.4.29 (GCC's ABI policy)"),
+        "CXXABI": Evidence(DOCUMENTED, f"AL2023 gcc 11 ({_AL2023_GCC}) -> CXXABI_1.3.13 (GCC's ABI policy)"),
+        "libraries": _LIBRARIES_INFERRED,
+    },
 )
+
+
+def measured_system(base: LinuxSystem, measurement: measured.Measurement) -> LinuxSystem:
+    """``base`` with every fact ``measurement`` read replacing the documented or inferred one."""
+    values: dict[str, object] = {}
+    evidence = dict(base.evidence)
+    got = Evidence(MEASURED, measurement.source())
+    for fact, attr in (("GLIBC", "glibc"), ("GLIBCXX", "glibcxx"), ("CXXABI", "cxxabi"), ("GCC", "gcc")):
+        version = measurement.version(attr)
+        if version is not None:
+            values[attr], evidence[fact] = version, got
+    if measurement.libraries:
+        values["libraries"], evidence["libraries"] = measurement.libraries, got
+    return replace(base, **values, evidence=evidence)  # type: ignore[arg-type]
+
+
 SYSTEMS = {s.name: s for s in (AMAZON_LINUX_2, AMAZON_LINUX_2023)}
 
 
@@ -158,14 +220,16 @@ class Target:
 
     @property
     def system(self) -> LinuxSystem:
-        """The target's base system, as the ELF audit judges it (``LinuxSystem``)."""
+        """The target's base system, as the ELF audit judges it (``LinuxSystem``): what
+        ``lamb probe`` measured on it when it has, else the documented facts."""
         known = SYSTEMS.get(self.runtime.os)
         if known is not None:
-            return known
+            measurement = measured.load(self.runtime.name, self.arch)
+            return known if measurement is None else measured_system(known, measurement)
         # A target that is not a Lambda OS (this machine, for a stand-in): judged on glibc alone.
         return LinuxSystem(
-            self.runtime.os, self.runtime.glibc, (99, 0), (3, 4, 999), (1, 3, 999),
-            _GLIBC_LIBRARIES | {"libstdc++.so.6", "libgcc_s.so.1", "libz.so.1"},
+            self.runtime.os, self.runtime.glibc, (99, 0), (3, 4, 999), (1, 3, 999), _BASE_LIBRARIES,
+            evidence={"GLIBC": Evidence(MEASURED, "this machine")},
         )
 
     def describe(self) -> str:

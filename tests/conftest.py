@@ -31,6 +31,20 @@ def sigint_raises():
     finally:
         signal.signal(signal.SIGINT, previous)
 
+# -- target facts --------------------------------------------------------------------------
+# What `lamb probe` measured lives in lamb's cache and outranks the documented facts: every test
+# gets an empty store of its own, so a measurement on the developer's machine changes no verdict.
+
+
+@pytest.fixture(autouse=True)
+def _own_probe_store(tmp_path_factory, monkeypatch):
+    import lamb.measured
+
+    store = tmp_path_factory.mktemp("probe")
+    monkeypatch.setattr(lamb.measured, "probe_dir", lambda: store)
+    return store
+
+
 # -- handler -----------------------------------------------------------------------------------
 # Hypothesis profiles for tests/test_handler_fuzz.py: a few seconds by default (CI), longer on
 # demand with LAMB_FUZZ_PROFILE=lamb-long or pytest --hypothesis-profile=lamb-long.

@@ -169,7 +169,12 @@ def test_image_context(tmp_path, verified_tiny):
     dockerfile = (out / "Dockerfile").read_text()
     assert "FROM --platform=linux/arm64 public.ecr.aws/lambda/python:3.12" in dockerfile
     reqs = [ln for ln in (out / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
-    assert "ai-edge-litert==2.3.0" in reqs and all("==" in ln for ln in reqs)
+    # AL2023's documented GCC 11 libstdc++ (GLIBCXX_3.4.29): 2.1.0 is the newest aarch64 LiteRT that loads
+    assert "ai-edge-litert==2.1.0" in reqs and all("==" in ln for ln in reqs)
+    # the build smoke-runs the handler on the sample event, bound in for that step only
+    assert "RUN --mount=type=bind,source=sample-event.json,target=/tmp/sample-event.json" in dockerfile
+    assert "from lambda_function import lambda_handler as handle" in dockerfile
+    assert "COPY sample-event.json" not in dockerfile and "docker build` proves the image" in (out / "README.md").read_text()
     readme = (out / "README.md").read_text()
     assert "docker build --platform linux/arm64 --provenance=false -t tiny:latest ." in readme
     assert "docker push $REGISTRY/tiny:latest" in readme and "--architectures arm64" in readme
@@ -178,7 +183,7 @@ def test_image_context(tmp_path, verified_tiny):
     assert "YOUR" not in readme and "--role arn:aws:iam::$ACCOUNT:role/tiny-role" in readme
     event = json.loads((out / "sample-event.json").read_text())
     assert set(event) == {"image"}
-    assert "sample-event.json" not in (out / ".dockerignore").read_text()  # stays out of the image
+    assert "!sample-event.json" in (out / ".dockerignore").read_text()  # in the context, never COPYed
     hadolint = Path(sys.executable).with_name("hadolint")
     if hadolint.exists():
         assert subprocess.run([str(hadolint), "Dockerfile"], check=False, cwd=out).returncode == 0
@@ -187,6 +192,38 @@ def test_image_context(tmp_path, verified_tiny):
     assert record.format == "image" and record.arch == "arm64" and record.sha256 is None and record.zipped_bytes is None
     assert record.artifact_path(verified_tiny) == out and record.smoke.ran is False
     assert mf.package_record(out).target == "python3.12-arm64"
+
+
+def _dockerfile_smoke(dockerfile: str) -> list[str]:
+    """The python3 command of the Dockerfile's smoke step, as argv (its bound event path kept)."""
+    import shlex
+
+    lines = dockerfile.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("RUN --mount=type=bind,source=sample-event.json"))
+    return shlex.split(lines[start + 1].strip())
+
+
+def test_the_image_smoke_step_runs_the_model_and_fails_as_the_function_would(tmp_path, verified_tiny):
+    from lamb.package import standin
+
+    host = targets.host_target()
+    if host is None:
+        pytest.skip("this machine's Python is not a Lambda runtime")
+    out = tmp_path / "ctx"
+    build_package(verified_tiny, runtime=host.runtime.name, arch=host.arch, fmt="image", output=out, smoke=False)
+    argv = _dockerfile_smoke((out / "Dockerfile").read_text())
+    assert argv[0] == "python3" and argv[-1] == "/tmp/sample-event.json"
+    # The step as docker runs it, on this machine: the context's files and its pinned wheels in one
+    # task root (LAMBDA_TASK_ROOT is the image's working directory), the event where it is bound.
+    root = standin.unpack_artifact(out, tmp_path / "task")
+    run = functools.partial(subprocess.run, [sys.executable, *argv[1:-1], str(out / "sample-event.json")],
+                            cwd=root, capture_output=True, text=True, timeout=120)
+    ok = run()
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) and "error" not in json.loads(ok.stdout)
+    (root / "model.tflite").write_bytes(b"not a model")
+    broken = run()
+    assert broken.returncode != 0 and "error" in broken.stdout
 
 
 def test_refuses_unverified_failed_or_changed_models(verified_copy):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lamb import targets
+from lamb import measured, targets
 from lamb.package import audit, slim
 
 CC = shutil.which("cc") or shutil.which("gcc")
@@ -120,9 +120,32 @@ def test_a_truncated_elf_file_is_a_problem_not_a_crash(built, tmp_path):
     assert not report.passed and report.problems[0].kind == "unreadable"
 
 
-def test_al2023_passes_and_the_report_counts_resolutions(built):
+def test_al2023_refuses_glibcxx_3_4_30_on_the_documented_facts(built):
+    report = audit.audit_tree(built / "root", targets.get_target("python3.12", HOST_ARCH))
+    # AWS documents GCC 11 for AL2023: GLIBCXX_3.4.29 at most, until lamb probe measures more
+    assert [p.need for p in report.problems] == ["GLIBCXX_3.4.30"]
+    assert report.rests_on == "documented" and report.provided["GLIBCXX"] == "3.4.29"
+    assert report.evidence["GLIBCXX"].startswith("documented (") and "c-cplusplus.html" in report.evidence["GLIBCXX"]
+    assert report.record()["rests_on"] == "documented"
+    assert report.summary().startswith("FAIL (1 problem) on documented facts")
+
+
+@pytest.fixture
+def gcc14_measured():
+    """A probe's reading of python3.12 on this arch with GCC 14's libstdc++ (GLIBCXX_3.4.33), which
+    the fixture's mod.so (GLIBCXX_3.4.30) needs; the tests of the loader's search use it."""
+    measured.store(measured.Measurement(
+        "python3.12", HOST_ARCH, "eu-west-1", "2026-12-06T15:00:00+00:00",
+        {"glibc": "2.34", "glibcxx": "3.4.33", "cxxabi": "1.3.15", "gcc": "14.0.0"},
+    ))
+
+
+def test_al2023_passes_on_a_measured_libstdcxx_and_the_report_counts_resolutions(built, gcc14_measured):
     report = audit.audit_tree(built / "root", targets.get_target("python3.12", HOST_ARCH))
     assert report.passed, report.problems
+    assert report.rests_on == "measured"
+    assert report.evidence["GLIBCXX"] == "measured (lamb probe on python3.12-%s, eu-west-1, 2026-12-06)" % HOST_ARCH
+    assert report.evidence["libraries"].startswith("inferred")  # the probe listed none
     assert report.files == 6
     # libvend through RUNPATH $ORIGIN/../pkg.libs; libchain through RPATH; libsib through the
     # RPATH libchain inherits from rmod.so
@@ -131,10 +154,10 @@ def test_al2023_passes_and_the_report_counts_resolutions(built):
     assert report.newest["GLIBCXX"] == "3.4.30" and report.provided["GLIBCXX"] == "3.4.33"
     # the plugin's SDK is missing, but no import loads the plugin: reported, not failed
     assert [p.need for p in report.on_demand] == ["libsdk.so"]
-    assert "PASS" in report.summary() and "3 in the artifact" in report.summary()
+    assert "PASS on measured facts" in report.summary() and "3 in the artifact" in report.summary()
 
 
-def test_runpath_is_not_inherited_by_the_libraries_it_finds(built, tmp_path):
+def test_runpath_is_not_inherited_by_the_libraries_it_finds(built, tmp_path, gcc14_measured):
     root = tmp_path / "root"
     shutil.copytree(built / "root", root)
     (root / "pkg" / "rmod.so").write_bytes((built / "rmod_runpath.so").read_bytes())
@@ -163,7 +186,7 @@ def test_a_vendored_library_must_define_the_version_asked_of_it(built, tmp_path)
     assert problem.need == "VEND_2.0" and "pkg.libs/libvend.so.1 does not define" in problem.detail
 
 
-def test_a_library_an_import_needs_must_be_shipped_or_system(built, tmp_path):
+def test_a_library_an_import_needs_must_be_shipped_or_system(built, tmp_path, gcc14_measured):
     root = tmp_path / "root"
     shutil.copytree(built / "root", root)
     (root / "pkg.libs" / "libvend.so.1").unlink()
@@ -172,7 +195,7 @@ def test_a_library_an_import_needs_must_be_shipped_or_system(built, tmp_path):
     assert "neither in the artifact nor in Amazon Linux 2023's base system" in report.first_problem()
 
 
-def test_the_task_root_and_its_lib_folder_are_on_lambdas_library_path(built, tmp_path):
+def test_the_task_root_and_its_lib_folder_are_on_lambdas_library_path(built, tmp_path, gcc14_measured):
     root = tmp_path / "root"
     shutil.copytree(built / "root", root)
     (root / "lib").mkdir()
@@ -187,7 +210,7 @@ def test_files_for_another_machine_fail(built):
     assert f"is built for {HOST_ARCH}, not {other}" in report.first_problem()
 
 
-def test_a_wheel_is_audited_as_pip_would_install_it(built, tmp_path):
+def test_a_wheel_is_audited_as_pip_would_install_it(built, tmp_path, gcc14_measured):
     wheel = tmp_path / "pkg-1.0-cp312-cp312-linux_x86_64.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         for path in sorted((built / "root").rglob("*")):

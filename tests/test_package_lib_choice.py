@@ -28,7 +28,7 @@ def test_python311_arm64_is_refused_naming_the_symbol():
     # the way out
     # the way out, each offered only because its own wheel passes the audit
     assert "python3.12 or newer on arm64" in err.value.hint
-    assert "x86_64 (ai-edge-litert==1.4.0 passes there)" in err.value.hint and "--wheelhouse" in err.value.hint
+    assert "--arch x86_64 (ai-edge-litert==1.4.0 passes there)" in err.value.hint and "--wheelhouse" in err.value.hint
 
 
 def test_python310_tflite_runtime_is_refused_from_the_index():
@@ -38,12 +38,65 @@ def test_python310_tflite_runtime_is_refused_from_the_index():
     assert "drop --runtime-lib: ai-edge-litert==1.4.0" in err.value.hint and "python3.12" not in err.value.hint
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
-def test_python312_passes_with_the_newest_release(arch):
-    picked = lib_choice.choose(targets.get_target("python3.12", arch), None)
+def test_python312_x86_64_passes_with_the_newest_release():
+    picked = lib_choice.choose(targets.get_target("python3.12", "x86_64"), None)
     assert picked.choice.requirement == "ai-edge-litert==2.3.0" and picked.wheel_audit.passed
     assert "passes the ELF audit for Amazon Linux 2023" in picked.choice.reason and not picked.rejected
-    assert picked.wheel_audit.provided["GLIBC"] == "2.34"
+    assert picked.wheel_audit.provided["GLIBC"] == "2.34" and picked.wheel_audit.rests_on == "documented"
+
+
+@pytest.mark.parametrize("runtime", ["python3.12", "python3.13"])
+def test_arm64_on_al2023_gets_the_newest_release_that_passes_gcc_11s_libstdcxx(runtime):
+    # AWS documents GCC 11 (GLIBCXX_3.4.29); ai-edge-litert 2.1.1-2.3.0 on aarch64 need 3.4.30
+    picked = lib_choice.choose(targets.get_target(runtime, "arm64"), None)
+    assert picked.choice.requirement == "ai-edge-litert==2.1.0" and picked.wheel_audit.passed
+    assert picked.rejected == ["ai-edge-litert 2.3.0 needs GLIBCXX_3.4.30 (libpywrap_litert_common.so)"]
+    assert picked.wheel_audit.provided["GLIBCXX"] == "3.4.29" and picked.wheel_audit.newest["GLIBCXX"] == "3.4.26"
+
+
+def test_python314_arm64_is_refused_with_the_ways_out_that_pass():
+    target = targets.get_target("python3.14", "arm64")
+    with pytest.raises(DependencyError) as err:
+        lib_choice.choose(target, None)
+    assert err.value.message == (
+        "ai-edge-litert 2.3.0 cannot load on python3.14 on arm64 (Amazon Linux 2023, glibc 2.34): its "
+        "libpywrap_litert_common.so needs GLIBCXX_3.4.30"
+    )
+    hint = err.value.hint
+    assert "--arch x86_64 (ai-edge-litert==2.3.0 passes there)" in hint
+    assert "--format image" in hint
+    assert "`lamb probe --runtime python3.14 --arch arm64` (this verdict rests on documented facts" in hint
+    assert "python3.12 or newer" not in hint  # it is already AL2023
+
+
+def test_an_image_ships_what_only_unmeasured_facts_refuse_and_its_build_decides():
+    picked = lib_choice.choose(targets.get_target("python3.14", "arm64"), None, slimmed=False, proven_at_build=True)
+    assert picked.choice.requirement == "ai-edge-litert==2.3.0" and not picked.wheel_audit.passed
+    assert "docker build runs the model" in picked.unproven
+
+
+def test_a_measured_libstdcxx_outranks_the_documented_one():
+    from lamb import measured
+
+    measured.store(measured.Measurement(
+        "python3.14", "arm64", "us-east-1", "2026-12-06T15:00:00+00:00",
+        {"glibc": "2.34", "glibcxx": "3.4.33", "cxxabi": "1.3.15", "gcc": "14.0.0"},
+    ))
+    picked = lib_choice.choose(targets.get_target("python3.14", "arm64"), None)
+    assert picked.choice.requirement == "ai-edge-litert==2.3.0" and picked.wheel_audit.rests_on == "measured"
+
+
+def test_a_refusal_on_measured_facts_offers_neither_an_image_nor_another_probe():
+    from lamb import measured
+
+    measured.store(measured.Measurement(
+        "python3.14", "arm64", "us-east-1", "2026-12-06T15:00:00+00:00",
+        {"glibc": "2.34", "glibcxx": "3.4.29", "cxxabi": "1.3.13", "gcc": "11.0"},
+    ))
+    with pytest.raises(DependencyError) as err:
+        lib_choice.choose(targets.get_target("python3.14", "arm64"), None, proven_at_build=True)
+    assert "GLIBCXX_3.4.30" in err.value.message
+    assert "lamb probe" not in err.value.hint and "--format image" not in err.value.hint
 
 
 def test_python311_x86_64_gets_the_release_whose_wheel_loads_on_amazon_linux_2():
@@ -83,3 +136,35 @@ def test_a_wheelhouse_wheel_that_does_not_load_is_refused_naming_the_symbol(tmp_
 def test_an_empty_wheelhouse_says_so(tmp_path):
     with pytest.raises(DependencyError, match="has no wheel of ai-edge-litert"):
         lib_choice.choose(targets.get_target("python3.12"), None, "ai-edge-litert", wheelhouse=tmp_path)
+
+
+def _readme_table() -> list[tuple[list[str], str, str]]:
+    """(runtimes, arch, default-library cell) per row of the README's target table."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = []
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("python3."):
+            arch = "arm64" if " on arm64" in cells[0] else "x86_64"
+            runtimes = ["python" + v for v in re.findall(r"(?:python)?(3\.\d+)", cells[0].split(" on ")[0])]
+            rows.append((runtimes, arch, cells[1]))
+    return rows
+
+
+def test_the_readme_target_table_is_what_the_audit_chooses():
+    rows = _readme_table()
+    assert sum(len(r) for r, _a, _c in rows) == 2 * len(targets.RUNTIMES)  # every runtime on both arches
+    for runtimes, arch, cell in rows:
+        for runtime in runtimes:
+            target = targets.get_target(runtime, arch)
+            if cell.startswith("refused: "):
+                with pytest.raises(DependencyError) as err:
+                    lib_choice.choose(target, None)
+                version, _, need = cell[len("refused: "):].partition(" needs ")
+                assert f"ai-edge-litert {version} cannot load" in err.value.message and need in err.value.message
+            else:
+                picked = lib_choice.choose(target, None)
+                assert picked.choice.version == cell.split(":")[0], (runtime, arch)

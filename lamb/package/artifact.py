@@ -116,13 +116,30 @@ def replace_dir(staging: Path, output: Path) -> None:
 
 # -- container image context ------------------------------------------------------------------------
 
-DOCKERIGNORE = "# Only what the Dockerfile copies goes to the Docker daemon.\n*\n" + "".join(
-    f"!{name}\n" for name in (*layout.ROOT_FILES, "requirements.txt")
+# The sample request: the Dockerfile's smoke step runs the function on it at build time (bound
+# in for that one step, never copied into the image), and the image README's commands send it.
+SAMPLE_EVENT = "sample-event.json"
+
+DOCKERIGNORE = "# Only what the Dockerfile uses goes to the Docker daemon.\n*\n" + "".join(
+    f"!{name}\n" for name in (*layout.ROOT_FILES, "requirements.txt", SAMPLE_EVENT)
+)
+
+# The build-time smoke step: import the handler and answer the sample event once, with the base
+# image's own Python, glibc and libstdc++. An extension the image's loader cannot load (e.g.
+# "GLIBCXX_3.4.30 not found") fails `docker build` here, with the loader's own message, instead
+# of the function's first cold start. Only the handler's entry point is named, not its internals.
+_SMOKE = (
+    "import json, sys; from {module} import {function} as handle; "
+    "answer = handle(json.load(open(sys.argv[1])), None); print(json.dumps(answer)[:400]); "
+    "sys.exit(isinstance(answer, dict) and 'error' in answer)"
 )
 
 
 def dockerfile(target, requirements: list[str], lamb_version: str) -> str:
-    """The Dockerfile for ``target`` (a ``Target``): AWS's Lambda base image, pinned wheels."""
+    """The Dockerfile for ``target`` (a ``Target``): AWS's Lambda base image, pinned wheels, and a
+    smoke step that runs the model once while the image is built."""
+    module, _, function = layout.HANDLER.rpartition(".")
+    smoke = _SMOKE.format(module=module, function=function)
     return f"""\
 # Built by lamb {lamb_version} for AWS Lambda {target.describe()}.
 # --platform on FROM, not only on `docker build`: Lambda runs the image on this arch whatever the
@@ -131,20 +148,20 @@ def dockerfile(target, requirements: list[str], lamb_version: str) -> str:
 FROM --platform={target.docker_platform} {target.base_image}
 
 # Wheels only, for this image's Python and arch; the versions are pinned by lamb package,
-# which resolved and smoke-tested them.
+# which resolved and audited them.
 COPY requirements.txt ${{LAMBDA_TASK_ROOT}}/
 RUN pip install --no-cache-dir --only-binary=:all: --no-deps \\
         --target "${{LAMBDA_TASK_ROOT}}" -r "${{LAMBDA_TASK_ROOT}}/requirements.txt"
 
 COPY {" ".join(layout.ROOT_FILES)} ${{LAMBDA_TASK_ROOT}}/
 
+# Smoke run on this base image's own libraries: import the handler and answer {SAMPLE_EVENT}
+# once. If the function could not load or run here, the build fails with the loader's message.
+RUN --mount=type=bind,source={SAMPLE_EVENT},target=/tmp/{SAMPLE_EVENT} \\
+    python3 -c "{smoke}" /tmp/{SAMPLE_EVENT}
+
 CMD ["{layout.HANDLER}"]
 """
-
-
-# The sample request the image README's commands send (written beside the Dockerfile, never
-# copied into the image: .dockerignore lets through only what the Dockerfile copies).
-SAMPLE_EVENT = "sample-event.json"
 
 
 def image_readme(target, name: str, model_bytes: int) -> str:
@@ -162,6 +179,11 @@ def image_readme(target, name: str, model_bytes: int) -> str:
 # {name}: a Lambda container image context built by lamb
 
 Target: {target.describe()}. Base image: `{target.base_image}`.
+
+`docker build` proves the image: its last step imports the handler and answers `{SAMPLE_EVENT}`
+once on the base image's own Python, glibc and libstdc++, so a library that cannot load on
+Lambda (`GLIBCXX_3.4.30 not found`) fails the build with the loader's message, not the
+function's first cold start. It needs BuildKit (the default builder since Docker 23).
 
 Every block below runs as it is, from this folder, in one shell (bash or zsh).
 `{SAMPLE_EVENT}` holds an image the function answered in lamb's smoke run.

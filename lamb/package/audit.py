@@ -25,18 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lamb.layout import TASK_ROOT
+from lamb import targets
+from lamb.package.loader import SYSTEM, Loader, normalise
 from lamb.targets import Target
 
 # The versioned-symbol families a Lambda OS provides, and the library that defines each.
 FAMILIES = {"GLIBC": "glibc", "GLIBCXX": "libstdc++", "CXXABI": "libstdc++", "GCC": "libgcc_s"}
 # e_machine of the ELF header -> Lambda's architecture name.
 MACHINES = {"EM_X86_64": "x86_64", "EM_AARCH64": "arm64"}
-# Where Lambda's dynamic loader looks inside the function: LD_LIBRARY_PATH holds
-# /var/task:/var/task/lib (the task root), per the Lambda base images' Dockerfiles
-# (aws/aws-lambda-base-images: ENV LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:
-# /var/runtime/lib:/var/task:/var/task/lib:/opt/lib).
-TASK_ROOT_LIBRARY_DIRS = ("", "lib")
 # glibc >= 2.36 links DT_RELR relocations and then requires this marker version, which no older
 # glibc defines (glibc 2.36 NEWS, "--enable-dt-relr"): it means "needs glibc 2.36".
 _MARKERS = {"GLIBC_ABI_DT_RELR": ("GLIBC", (2, 36))}
@@ -88,6 +84,12 @@ class AuditReport:
     # Libraries missing for files that no import loads (plugins and tools opened on demand, e.g.
     # LiteRT's NPU compiler plugins needing the vendor's SDK): they fail only if something asks.
     on_demand: list[Problem] = field(default_factory=list)
+    # How lamb knows each fact of the target it judged by: fact -> "documented (source)"; and the
+    # rank the verdict rests on (targets.RANKS): a refusal's, the weakest fact it failed on; a
+    # pass's, the weakest versioned-symbol fact it needed. Which libraries the base system has is
+    # inferred unless measured, and said in ``evidence``.
+    evidence: dict[str, str] = field(default_factory=dict)
+    rests_on: str = targets.DOCUMENTED
     # Derived, but fields so that --json and the manifest carry them.
     passed: bool = field(init=False)
     libraries_resolved: int = field(init=False)
@@ -103,6 +105,7 @@ class AuditReport:
             "provided": dict(self.provided), "libraries_resolved": self.libraries_resolved,
             "resolved_in_artifact": self.resolved_in_artifact, "resolved_in_system": self.resolved_in_system,
             "problems": [p.sentence() for p in self.problems], "summary": self.summary(),
+            "rests_on": self.rests_on, "evidence": dict(self.evidence),
         }
 
     def summary(self) -> str:
@@ -113,7 +116,7 @@ class AuditReport:
         ) or "no versioned symbols"
         verdict = "PASS" if self.passed else f"FAIL ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''})"
         return (
-            f"{verdict}: {self.files} ELF files; newest needs: {needs}; {self.libraries_resolved} libraries "
+            f"{verdict} on {self.rests_on} facts: {self.files} ELF files; newest needs: {needs}; {self.libraries_resolved} libraries "
             f"resolved ({self.resolved_in_artifact} in the artifact, {self.resolved_in_system} from {self.system})"
         )
 
@@ -287,7 +290,7 @@ def audit_wheel_as_shipped(wheel: Path, target: Target, slim: Callable[[Path], A
     try:
         with zipfile.ZipFile(wheel) as zf:
             for member in zf.infolist():
-                rel = _normalise(PurePosixPath(_installed_path(member.filename)))
+                rel = normalise(PurePosixPath(_installed_path(member.filename)))
                 if member.is_dir() or not rel:
                     continue
                 path = root / rel
@@ -324,7 +327,7 @@ def judge(
         built_for = elf.arch or elf.machine
         problems.append(Problem(path, "architecture", f"is built for {built_for}, not {target.arch}", built_for))
     elves = [e for e in elves if e.path not in wrong_machine]
-    loader = _Loader(elves, present, lambda name: system.has_library(name, target.arch, target.python_version))
+    loader = Loader(elves, present, lambda name: system.has_library(name, target.arch, target.python_version))
     resolutions = loader.import_all()
     imported = {path for path, _name in resolutions}
     # Names an import has loaded into the process: a plugin dlopen'ed later reuses them.
@@ -378,6 +381,8 @@ def judge(
                 ))
     problems.sort(key=_severity)
     return AuditReport(
+        evidence={fact: e.phrase() for fact, e in system.evidence.items()},
+        rests_on=_rests_on(system, problems, newest),
         target=target.name,
         system=system.describe(),
         files=len(elves) + len(wrong_machine),
@@ -391,77 +396,19 @@ def judge(
     )
 
 
-SYSTEM = "<system>"  # a need the target's base system satisfies
 
 
-class _Loader:
-    """glibc's search for each DT_NEEDED, replayed for the imports of every extension module.
-
-    As ld.so(8) describes it: a name already loaded (by file name or soname) is reused; else the
-    DT_RPATH of the needing object and of each object that loaded it (unless the needing object
-    has a DT_RUNPATH), then LD_LIBRARY_PATH (Lambda's: the task root and its lib/), then the
-    needing object's DT_RUNPATH, then the system. Dependencies load breadth first, so an
-    auditwheel-vendored library without an RPATH of its own finds its siblings: the extension's
-    RPATH (``$ORIGIN/../<dist>.libs``) is inherited.
-    """
-
-    def __init__(self, elves: list[ElfInfo], present: set[str], in_system):
-        self.by_path = {e.path: e for e in elves}
-        self.present = present
-        self.in_system = in_system
-
-    def import_all(self) -> dict[tuple[str, str], str | None]:
-        """(needing file, needed name) -> artifact path, SYSTEM, or None when nothing has it."""
-        from collections import deque
-
-        found: dict[tuple[str, str], str | None] = {}
-        for entry in (e for e in self.by_path.values() if e.extension):
-            loaded: dict[str, str] = {PurePosixPath(entry.path).name: entry.path}
-            queue = deque([(entry, self.own_rpath(entry))])
-            while queue:
-                obj, chain = queue.popleft()
-                for name in obj.needed:
-                    where: str | None
-                    if name in loaded:
-                        where = loaded[name]
-                    else:
-                        where = self.locate(name, obj, chain)
-                        if where is not None:
-                            loaded[name] = where
-                        if where not in (None, SYSTEM) and where in self.by_path:
-                            child = self.by_path[where]
-                            if child.soname:
-                                loaded.setdefault(child.soname, where)
-                            queue.append((child, self.own_rpath(child) + chain))
-                    if found.get((obj.path, name)) is None:
-                        found[(obj.path, name)] = where
-        return found
-
-    def own_rpath(self, elf: ElfInfo) -> list[PurePosixPath]:
-        return self._expand(elf.rpath, elf)
-
-    def locate(self, name: str, elf: ElfInfo, rpath_chain: list[PurePosixPath]) -> str | None:
-        dirs = [] if elf.runpath else list(rpath_chain)
-        dirs += [PurePosixPath(d) for d in TASK_ROOT_LIBRARY_DIRS]
-        dirs += self._expand(elf.runpath, elf)
-        for directory in dirs:
-            path = _normalise(directory / name)
-            if path is not None and path in self.present:
-                return path
-        return SYSTEM if self.in_system(name) else None
-
-    @staticmethod
-    def _expand(entries: tuple[str, ...], elf: ElfInfo) -> list[PurePosixPath]:
-        origin = PurePosixPath(elf.path).parent
-        out = []
-        for entry in entries:
-            expanded = entry.replace("${ORIGIN}", "$ORIGIN")
-            if expanded.startswith("$ORIGIN"):
-                out.append(origin / expanded[len("$ORIGIN"):].lstrip("/"))
-            elif expanded == TASK_ROOT or expanded.startswith(TASK_ROOT + "/"):
-                out.append(PurePosixPath(expanded[len(TASK_ROOT):].lstrip("/")))
-            # Any other absolute path is on the build machine, not on Lambda.
-        return out
+def _rests_on(system: targets.LinuxSystem, problems: list[Problem], newest: dict[str, tuple[int, ...]]) -> str:
+    """The rank of the facts the verdict depends on (see ``AuditReport.rests_on``)."""
+    if problems:
+        facts = set()
+        for p in problems:
+            parsed = parse_version(p.need) if p.kind == "symbol version" else None
+            facts.add(parsed[0] if parsed else "libraries" if p.kind == "missing library" else "")
+        if facts - {""}:
+            return targets.weakest(system.rank(f) for f in facts if f)
+        return targets.MEASURED  # the ELF files themselves (wrong machine, unreadable): no target fact
+    return targets.weakest(system.rank(f) for f in newest) if newest else targets.DOCUMENTED
 
 
 def _have_phrase(family: str, have: tuple[int, ...]) -> str:
@@ -477,19 +424,3 @@ def _severity(problem: Problem) -> tuple:
     family_rank = list(FAMILIES).index(parsed[0]) if parsed else 9
     version = tuple(-x for x in parsed[1]) if parsed else ()
     return (order.get(problem.kind, 9), family_rank, version, problem.file)
-
-
-def _normalise(path: PurePosixPath) -> str | None:
-    """Resolve ``..`` lexically; None when the path leaves the task root."""
-    parts: list[str] = []
-    for part in path.parts:
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/".join(parts)
-

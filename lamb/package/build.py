@@ -88,14 +88,22 @@ def check_verification(manifest: mf.Manifest, tflite: Path, skip_verify: bool) -
     return f"passed on {v.runtime_lib} {v.runtime_version} ({v.samples} samples, {v.images} images)"
 
 
-def check_audit(report: audit.AuditReport, target: targets.Target) -> audit.AuditReport:
-    """Refuse an artifact with an ELF file the target's system cannot load; return the report."""
-    if not report.passed:
+def check_audit(report: audit.AuditReport, target: targets.Target, proves_itself: bool = False) -> audit.AuditReport:
+    """Refuse an artifact with an ELF file the target's system cannot load; return the report.
+
+    ``proves_itself``: the artifact runs the model on the target's own base image while it is built
+    (an image context), so a verdict resting on unmeasured facts is left to that build.
+    """
+    if not report.passed and not (proves_itself and report.rests_on != targets.MEASURED):
         more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        probe = "" if report.rests_on == targets.MEASURED else (
+            f", or measure the target with `lamb probe --runtime {target.runtime.name} --arch {target.arch}` "
+            f"(this rests on {report.rests_on} facts)"
+        )
         raise DependencyError(
             f"the artifact would not load on {target.describe()}: {report.first_problem()}{more}",
             "give --wheelhouse wheels built for that system, or choose a newer --runtime (python3.12+ runs "
-            "Amazon Linux 2023, glibc 2.34) or another --arch",
+            f"Amazon Linux 2023, glibc 2.34) or another --arch{probe}",
         )
     return report
 
@@ -155,9 +163,11 @@ def build_package(
     slim_deps = o.slim_deps and writer.name == "zip"
     # The library release: the newest whose wheel passes the ELF audit for the target, as it will
     # ship (slimmed for a zip); refused here, before anything is built, when none does.
-    choice = lib_choice.choose(
+    audited_choice = lib_choice.choose(
         target, manifest, o.runtime_lib_name, slimmed=slim_deps, wheelhouse=o.wheelhouse, progress=progress.phase,
-    ).choice
+        proven_at_build=writer.proves_itself,
+    )
+    choice = audited_choice.choice
 
     work = Path(tempfile.mkdtemp(prefix="lamb-package-"))
     temp: Path | None = None
@@ -172,7 +182,7 @@ def build_package(
         )
         slimmed = writer.slim(build)
         progress.phase(f"auditing the ELF files against {target.system.describe()}")
-        audited = check_audit(audit.audit_tree(build.deps, target), target)
+        audited = check_audit(audit.audit_tree(build.deps, target), target, writer.proves_itself)
         record = replace(package_record(target, o.fmt, choice, install), audit=audited.record())
         _write_own_files(build.files, tflite, manifest, record)
         compiled = writer.compile(build)
@@ -200,6 +210,9 @@ def build_package(
         zipped_bytes=report_budget.total_zipped, unzipped_bytes=report_budget.total_unzipped, smoke=smoke_result,
     )
     warnings = _warnings(report_budget, audited, target, o.skip_verify)
+    if not audited.passed:  # only an image gets here: its docker build decides
+        warnings.append(f"the ELF audit fails on {audited.rests_on} facts ({audited.first_problem()}); the image's "
+                        "docker build runs the model on the base image's own libraries and fails there if the function would")
     try:
         mf.write(replace(manifest, package=record), manifest_path)
     except OSError as exc:  # the artifact is built and sound; only its record could not be kept

@@ -49,6 +49,9 @@ class ArtifactFormat:
 
     name: ClassVar[str]
     runs_itself: ClassVar[bool]  # can its own task root run on another Python of the target's version?
+    # Does building it run the model on the target's own base image (docker build), so that build,
+    # not the ELF audit's unmeasured facts, has the last word on what loads there?
+    proves_itself: ClassVar[bool] = False
 
     def output(self, path: Path) -> Path:
         raise NotImplementedError
@@ -139,6 +142,7 @@ class ImageFormat(ArtifactFormat):
 
     name = "image"
     runs_itself = False
+    proves_itself = True
 
     def output(self, path: Path) -> Path:
         path = path.resolve()

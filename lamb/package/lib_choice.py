@@ -32,6 +32,9 @@ class AuditedChoice:
     choice: tflite_lib.TFLiteLibChoice
     wheel_audit: audit.AuditReport
     rejected: list[str]  # one phrase per newer candidate the audit refused
+    # Set when nothing passed on unmeasured facts and the artifact proves itself at build time
+    # (an image's docker build runs the model): why this release ships unproven.
+    unproven: str = ""
 
 
 def choose(
@@ -43,8 +46,13 @@ def choose(
     wheelhouse: Path | None = None,
     cache: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    proven_at_build: bool = False,
 ) -> AuditedChoice:
-    """The newest release of the library ``tflite_lib.choose`` picks whose wheel loads on ``target``."""
+    """The newest release of the library ``tflite_lib.choose`` picks whose wheel loads on ``target``.
+
+    ``proven_at_build``: the artifact runs the model while it is built on the target's own base
+    image (``--format image``), so a refusal resting on unmeasured facts becomes a warning there.
+    """
     step = progress or (lambda _msg: None)
     if wheelhouse is not None:
         return _from_wheelhouse(target, manifest, override, Path(wheelhouse), slimmed, step)
@@ -52,12 +60,15 @@ def choose(
         return _first_passing(target, manifest, override, slimmed, cache, step)
     except _NonePasses as none:
         name = none.name
+        rank = _unmeasured(target, none.rejected)
+        if proven_at_build and rank:
+            return _unproven(target, none.rejected, rank)
         # Offer only ways out that pass the audit themselves.
         alternative = None
         if override:
             default = _passing(target, manifest, None, slimmed, cache)
             alternative = default and f"the default library (drop --runtime-lib: {default} passes the ELF audit here)"
-        hint = _way_out(target, name, manifest, override, slimmed, cache, alternative)
+        hint = _way_out(target, name, manifest, override, slimmed, cache, alternative, none.rejected)
         if none.rejected:
             raise _refusal(target, none.rejected, None, hint) from None
         raise DependencyError(none.message, hint) from None
@@ -132,8 +143,8 @@ def _needs_phrase(report: audit.AuditReport) -> str:
 
 
 def _way_out(target: Target, name: str, manifest: Any, override: str | None, slimmed: bool, cache: Path | None,
-             alternative: str | None = None) -> str:
-    """Only ways out that exist: another runtime or arch is offered when its wheel passes the audit."""
+             alternative: str | None = None, rejected: list | None = None) -> str:
+    """Only ways out that exist: another runtime, arch or engine is offered when its wheel passes."""
     from lamb import targets
 
     outs = [alternative] if alternative else []
@@ -142,12 +153,55 @@ def _way_out(target: Target, name: str, manifest: Any, override: str | None, sli
         newer = next(r for r in targets.RUNTIMES if r.os == newest_os)
         if _passing(targets.Target(newer, target.arch), manifest, override, slimmed, cache):
             outs.append(f"{newer.name} or newer on {target.arch} ({newest_os}, glibc {'%d.%d' % newer.glibc})")
-    if target.arch != "x86_64":
-        there = _passing(targets.Target(target.runtime, "x86_64"), manifest, override, slimmed, cache)
-        if there:
-            outs.append(f"x86_64 ({there} passes there)")
+    other = next(a for a in targets.ARCHES if a != target.arch)
+    there = _passing(targets.Target(target.runtime, other), manifest, override, slimmed, cache)
+    if there:
+        outs.append(f"--arch {other} ({there} passes there)")
+    engine = None if alternative else _other_engine(target, name, cache)
+    if engine:
+        outs.append(engine)
+    unmeasured = _unmeasured(target, rejected or [])
+    if unmeasured:
+        outs.append("--format image (its docker build runs the model on the base image's own libraries, "
+                    "so it fails there if the function would)")
+        outs.append(f"measure the target with `lamb probe --runtime {target.runtime.name} --arch {target.arch}` "
+                    f"(this verdict rests on {unmeasured} facts, not a measurement)")
     outs.append(f"--wheelhouse with a wheel of {name} built for {target.runtime.os}")
     return "use " + ", or ".join(outs)
+
+
+def _unproven(target: Target, rejected: list, rank: str) -> AuditedChoice:
+    """The table's pick, shipped into an image whose build decides what the audit could not."""
+    name, version, report = rejected[0]
+    row = next(r for r in tflite_lib.available(target, name) if r.version == version)
+    why = (f"no release passes the ELF audit on {rank} facts ({_phrase(name, version, report)}); "
+           f"{name} {version} ships into the image, whose docker build runs the model on the base image's own "
+           "libraries and fails there if the function would")
+    return AuditedChoice(tflite_lib.choice_of(row, why), report, [_phrase(*r) for r in rejected], unproven=why)
+
+
+def _unmeasured(target: Target, rejected: list) -> str | None:
+    """The rank of the facts the refusal rests on, unless they were measured (then no image or
+    probe can change the verdict)."""
+    from lamb import targets
+
+    ranks = [report.rests_on for _name, _version, report in rejected]
+    rank = targets.weakest(ranks) if ranks else None
+    return rank if rank in (targets.DOCUMENTED, targets.INFERRED) else None
+
+
+def _other_engine(target: Target, name: str, cache: Path | None) -> str | None:
+    """Another runtime library lamb can ship whose newest wheel passes the audit here."""
+    for other in tflite_lib.NAMES:
+        if other == name:
+            continue
+        rows = tflite_lib.available(target, other)
+        if not rows:
+            continue
+        wheel = wheels.fetch_wheel(other, rows[0].version, target, cache=cache)
+        if audit.audit_wheel(wheel, target).passed:
+            return f"--runtime-lib {other} ({other} {rows[0].version}'s wheel passes the audit here)"
+    return None
 
 
 def _refusal(target: Target, rejected: list[tuple[str, str, audit.AuditReport]], via: str | None,

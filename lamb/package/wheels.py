@@ -22,6 +22,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from lamb.cache import cache_root
 from lamb.errors import DependencyError, InputError
 from lamb.progress import Progress, current
 from lamb.targets import Target
@@ -42,12 +43,6 @@ class InstallResult:
     def pinned(self) -> list[str]:
         """``name==version`` lines for every installed distribution, sorted."""
         return [f"{name}=={version}" for name, version in sorted(self.installed.items())]
-
-
-def cache_root() -> Path:
-    """lamb's cache: ``$LAMB_CACHE_DIR``, else ``~/.cache/lamb``."""
-    root = os.environ.get("LAMB_CACHE_DIR")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "lamb"
 
 
 def requirements_slug(requirements: list[str]) -> str:

@@ -1,0 +1,103 @@
+"""What ``lamb probe`` measured on a real Lambda target, kept in lamb's cache.
+
+One JSON file per runtime, arch and region (``<cache>/probe/python3.13-arm64-eu-west-1.json``):
+the probe function's own reading (``lamb.probe.function.probe``) plus when and where it ran.
+``targets.Target.system`` prefers these over the documented facts: a measurement is the
+strongest evidence lamb can have of what a target's loader provides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lamb.cache import cache_root
+
+_VERSION = re.compile(r"^(\d+(?:\.\d+)*)$")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The facts one probe read on one target, and when and where."""
+
+    runtime: str  # "python3.13"
+    arch: str  # "arm64"
+    region: str  # "eu-west-1", or "local" for `lamb probe --local`
+    measured_at: str  # ISO 8601, UTC
+    facts: dict  # the probe function's payload, as it answered
+
+    def version(self, key: str) -> tuple[int, ...] | None:
+        """A dotted version fact ("glibc", "glibcxx", "cxxabi", "gcc") as a tuple, or None."""
+        value = self.facts.get(key)
+        if not isinstance(value, str) or not _VERSION.match(value):
+            return None
+        return tuple(int(x) for x in value.split("."))
+
+    @property
+    def libraries(self) -> frozenset[str]:
+        """Sonames the probe found in the system library folders (/lib64, /usr/lib64)."""
+        found = self.facts.get("system_libraries") or []
+        return frozenset(name for name in found if isinstance(name, str))
+
+    def source(self) -> str:
+        """The citation an audit gives for a fact it took from here."""
+        where = "this machine" if self.region == "local" else self.region
+        return f"lamb probe on {self.runtime}-{self.arch}, {where}, {self.measured_at[:10]}"
+
+
+def probe_dir() -> Path:
+    return cache_root() / "probe"
+
+
+def path_for(runtime: str, arch: str, region: str) -> Path:
+    return probe_dir() / f"{runtime}-{arch}-{region}.json"
+
+
+def store(measurement: Measurement) -> Path:
+    """Write ``measurement`` atomically (temp file, then rename); return its path."""
+    path = path_for(measurement.runtime, measurement.arch, measurement.region)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "runtime": measurement.runtime, "arch": measurement.arch, "region": measurement.region,
+        "measured_at": measurement.measured_at, "facts": measurement.facts,
+    }
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(runtime: str, arch: str, region: str | None = None) -> Measurement | None:
+    """The newest measurement of ``runtime`` on ``arch`` (in ``region``, or any Lambda region), or
+    None. A ``--local`` reading of this machine is never one: it measures the host, not Lambda."""
+    folder = probe_dir()
+    if not folder.is_dir():
+        return None
+    pattern = f"{runtime}-{arch}-{region or '*'}.json"
+    found = [m for m in (_read(p) for p in sorted(folder.glob(pattern))) if m is not None and m.region != "local"]
+    if not found:
+        return None
+    return max(found, key=lambda m: m.measured_at)
+
+
+def _read(path: Path) -> Measurement | None:
+    # A damaged or foreign file is not evidence; the audit falls back to the documented facts.
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        measurement = Measurement(
+            runtime=str(record["runtime"]), arch=str(record["arch"]), region=str(record["region"]),
+            measured_at=str(record["measured_at"]), facts=dict(record["facts"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return measurement if measurement.version("glibc") is not None else None
