@@ -7,8 +7,9 @@ target's base system must, and which nothing does.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 from lamb.layout import TASK_ROOT
 
