@@ -52,15 +52,14 @@ TF_HANDLER = '''
 import json, os, sys, time
 sys.path.append({site!r})  # TensorFlow ships in this function (a container image would hold it)
 import tensorflow as tf
-import lamb_handler as lamb  # the same decoding and preprocessing as the lamb handler
+import lambkit as lamb  # the same decoding and preprocessing as the lamb handler
 
-# (not named lamb.json: the lamb handler module would then load its own interpreter on import)
 _MANIFEST = json.load(open(os.path.join(os.path.dirname(__file__), "manifest.json")))
 {load}
 
 def lambda_handler(event, context):
     t0 = time.perf_counter()
-    image = lamb.decode_image(lamb._image_bytes(event))
+    image = lamb.decode_image(lamb.image_bytes(event))
     x = lamb.preprocess(lamb.image_to_pixels(image, (299, 299)), _MANIFEST["preprocess"])[None]
     t1 = time.perf_counter()
     scores = predict(x)
@@ -218,7 +217,7 @@ def tf_task_root(base: Path, lamb_root: Path, h5: Path, keras: bool) -> Path:
     root.mkdir()
     site = sysconfig.get_paths()["purelib"]  # lamb's venv: TensorFlow, Keras
     (root / "lambda_function.py").write_text(TF_HANDLER.format(site=site, load=KERAS_LOAD if keras else TF_LITE_LOAD))
-    shutil.copy2(lamb_root / "lambda_function.py", root / "lamb_handler.py")
+    shutil.copytree(lamb_root / "lambkit", root / "lambkit")
     shutil.copy2(lamb_root / "lamb.json", root / "manifest.json")
     shutil.copy2(lamb_root / "model.tflite", root / "model.tflite")
     if keras:

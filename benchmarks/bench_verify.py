@@ -80,7 +80,7 @@ def baseline(h5: Path, tflite: Path, samples: int, seed: int) -> dict[str, float
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    from lamb.handler.lambda_function import preprocess
+    from lamb.handler.lambkit import preprocess
 
     t = {}
     start = time.perf_counter()

@@ -143,7 +143,7 @@ def pixel_budget_floor(peak_rss_mb: float, env: dict[str, str] | None = None) ->
     the memory setting unless ``LAMB_MAX_IMAGE_PIXELS`` fixes it, so a setting sized on a small test
     image alone would be killed by the largest image it still accepts.
     """
-    from lamb.handler.lambda_function import IMAGE_BYTES_PER_PIXEL, pixel_budget
+    from lamb.handler.lambkit.decode import IMAGE_BYTES_PER_PIXEL, pixel_budget
 
     memory = recommend_memory_mb(peak_rss_mb)
     while True:  # converges: the image's share grows more slowly than the memory setting

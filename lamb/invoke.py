@@ -68,7 +68,7 @@ class InvokeReport:
 
 
 def _pixel_budget_note(memory_mb: int, env: dict[str, str] | None) -> str:
-    from lamb.handler.lambda_function import pixel_budget
+    from lamb.handler.lambkit import pixel_budget
 
     pixels = pixel_budget(memory_mb, explicit_pixels(env))
     return (

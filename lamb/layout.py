@@ -2,13 +2,15 @@
 
 One home for these names: package writes them, budget counts them, local and invoke look for
 them, deploy points Lambda at them. The shipped handler cannot import lamb, so it spells the two
-it reads itself (``_MANIFEST``, ``_MODEL``); ``tests/test_layout.py`` checks that they agree.
+it reads itself (``lambkit.model.RECORD_FILE``, ``V1_MODEL_FILE``); ``tests/test_layout.py`` checks that they agree.
 """
 
 from __future__ import annotations
 
 #: The handler module; Lambda imports it from the task root.
 HANDLER_FILE = "lambda_function.py"
+#: The package the handler module imports (fetching, decoding, limits, the model's backends): a folder.
+HANDLER_PACKAGE = "lambkit"
 #: The model, always under this name inside the artifact whatever the user's file was called.
 MODEL_FILE = "model.tflite"
 #: The shipped manifest: a trimmed copy of ``<stem>.lamb.json`` plus the package record.
@@ -16,7 +18,7 @@ MANIFEST_FILE = "lamb.json"
 #: Lambda's handler setting (``module.function``), the AWS convention for Python.
 HANDLER = "lambda_function.lambda_handler"
 #: Everything lamb itself writes at the root; the rest of the task root is installed wheels.
-ROOT_FILES = (HANDLER_FILE, MODEL_FILE, MANIFEST_FILE)
+ROOT_FILES = (HANDLER_FILE, HANDLER_PACKAGE, MODEL_FILE, MANIFEST_FILE)
 #: Where Lambda puts a zip function's code: LAMBDA_TASK_ROOT, also on LD_LIBRARY_PATH
 #: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
 TASK_ROOT = "/var/task"

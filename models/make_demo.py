@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The preprocessing must be the one the deployed handler applies, byte for byte, or the model would
 # be trained on inputs the Lambda function never produces; import it rather than copy it.
 sys.path.insert(0, str(REPO_ROOT))
-from lamb.handler.lambda_function import preprocess  # noqa: E402
+from lamb.handler.lambkit import preprocess  # noqa: E402
 
 LABELS = ["dress", "hat", "pants", "shoes", "t-shirt"]
 IMAGE_SIZE = 96

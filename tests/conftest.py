@@ -146,7 +146,9 @@ def make_task_root(root, conversion, deps=None):
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(Path(__file__).parent.parent / "lamb" / "handler" / "lambda_function.py", root)
+    handler = Path(__file__).parent.parent / "lamb" / "handler"
+    shutil.copy2(handler / layout.HANDLER_FILE, root)
+    shutil.copytree(handler / layout.HANDLER_PACKAGE, root / layout.HANDLER_PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(conversion.tflite_path, root / "model.tflite")
     mf.write(dataclasses.replace(conversion.manifest, tflite="model.tflite"), root / layout.MANIFEST_FILE)
     if deps is not None:

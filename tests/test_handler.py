@@ -9,11 +9,14 @@ import json
 import socket
 import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import TINY_LABELS, make_task_root
 from PIL import Image
+
+from lamb.handler.lambkit import fetch, settings
 
 PRIVATE_URLS = [
     "http://127.0.0.1/cat.png",
@@ -31,12 +34,19 @@ PRIVATE_URLS = [
 
 
 def load_handler(task_root):
-    """Import ``task_root/lambda_function.py`` as a fresh module (its own model singleton)."""
+    """Import ``task_root/lambda_function.py`` as a fresh module (its own model, loaded from
+    ``task_root``). Its ``from lambkit import ...`` gets ``lamb.handler.lambkit``: the same code
+    as the copy in ``task_root`` (the artifact tests run that copy as a top-level package)."""
+    import lamb.handler.lambkit
+
+    sys.modules.setdefault("lambkit", lamb.handler.lambkit)
     name = f"lambda_function_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, task_root / "lambda_function.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAMBDA_TASK_ROOT", str(task_root))
+        spec.loader.exec_module(module)
     return module
 
 
@@ -54,7 +64,7 @@ def expected_scores(converted, png: bytes):
     """What the model computes for ``png``, run here without the handler's event plumbing."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from lamb.handler.lambda_function import decode_image, image_to_pixels, preprocess
+    from lamb.handler.lambkit import decode_image, image_to_pixels, preprocess
 
     interpreter = Interpreter(model_path=str(converted.tflite_path))
     interpreter.allocate_tensors()
@@ -279,10 +289,14 @@ def test_broken_model_answers_500_not_exception(tmp_path, converted_tiny, png_by
     assert status == 500 and "could not be loaded" in body["error"]
 
 
-def test_importing_the_template_loads_nothing(monkeypatch):
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "x")  # even "inside Lambda": no lamb.json beside it
-    module = load_handler(__import__("pathlib").Path(__file__).parent.parent / "lamb" / "handler")
-    assert module._model is None and module._model_error is None
+def test_a_model_that_failed_to_load_answers_500_in_one_line(tmp_path, capsys, png_bytes):
+    (tmp_path / "lambda_function.py").write_bytes((Path(__file__).parent.parent / "lamb" / "handler" / "lambda_function.py").read_bytes())
+    (tmp_path / "lamb.json").write_text('{"preprocess": "xception", "model": {"file": "model.onnx", "format": "onnx"}}')
+    module = load_handler(tmp_path)  # no model.onnx: the init logs why, and does not raise
+    assert "every request will answer 500" in capsys.readouterr().err
+    for _ in range(2):  # remembered, not re-tried per request
+        result = module.lambda_handler({"image": b64(png_bytes)}, None)
+        assert result["statusCode"] == 500 and "could not be loaded" in result["error"] and "\n" not in result["error"]
 
 
 # -- url hardening ---------------------------------------------------------------------------------
@@ -309,7 +323,7 @@ def test_hostname_resolving_to_loopback_refused(handler, monkeypatch, image_serv
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
         return real(host, *args, **kwargs)
 
-    monkeypatch.setattr(handler.socket, "getaddrinfo", fake)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
     result = handler.lambda_handler({"url": f"http://images.example.com:{port}/cat.png"}, None)
     assert result["statusCode"] == 400 and "resolves to 127.0.0.1" in result["error"]
 
@@ -325,7 +339,7 @@ def test_connects_to_the_checked_address_not_a_second_lookup(handler, monkeypatc
         calls.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
-    monkeypatch.setattr(handler.socket, "getaddrinfo", fake)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
     result = handler.lambda_handler({"url": f"http://rebind.invalid:{port}/cat.png"}, None)
     assert_scores(result, converted_tiny, png_bytes)
     assert calls.count("rebind.invalid") == 1  # (connecting then "resolves" only the IP literal)
@@ -335,7 +349,7 @@ def test_connects_to_the_checked_address_not_a_second_lookup(handler, monkeypatc
 def test_every_redirect_hop_is_rechecked(handler, monkeypatch, image_server):
     # The first hop is allowed, the redirect target is not: the handler must check it again.
     answers = iter([True])
-    monkeypatch.setattr(handler, "_allow_private", lambda: next(answers, False))
+    monkeypatch.setattr(fetch, "_allow_private", lambda: next(answers, False))
     result = handler.lambda_handler({"url": image_server + "/redirect?to=http://169.254.169.254/latest/"}, None)
     assert result["statusCode"] == 400 and "169.254.169.254" in result["error"]
 
@@ -392,9 +406,9 @@ def test_url_errors(handler, monkeypatch, image_server, path, status, fragment):
 def test_thread_count_follows_lambda_memory(handler, monkeypatch):
     monkeypatch.delenv("LAMB_NUM_THREADS", raising=False)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-    assert handler._default_num_threads() == 1  # 0.58 vCPU
+    assert settings.default_num_threads() == 1  # 0.58 vCPU
     monkeypatch.setenv("LAMB_NUM_THREADS", "3")
-    assert handler._default_num_threads() == 3
+    assert settings.default_num_threads() == 3
 
 
 def test_timing_log_line(handler, png_bytes, monkeypatch, capsys):
@@ -424,7 +438,7 @@ def test_several_outputs_answer_per_output_name(tmp_path, png_bytes):
     # each output's scores are the ones the model computes for that name (the signature maps names to tensors)
     from ai_edge_litert.interpreter import Interpreter
 
-    from lamb.handler.lambda_function import decode_image, image_to_pixels, preprocess
+    from lamb.handler.lambkit import decode_image, image_to_pixels, preprocess
 
     runner = Interpreter(model_path=str(converted.tflite_path)).get_signature_runner()
     want = runner(image=preprocess(image_to_pixels(decode_image(png_bytes), (16, 16)), "scale")[None])

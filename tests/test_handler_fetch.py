@@ -16,6 +16,8 @@ import time
 import pytest
 from test_handler import handler, http_api_event, proxy_result, rest_event  # noqa: F401 (handler is a fixture)
 
+from lamb.handler.lambkit import fetch
+
 
 @pytest.fixture
 def raw_server():
@@ -65,7 +67,7 @@ def no_connect(handler, monkeypatch):  # noqa: F811
         attempts.append(address)
         raise ConnectionRefusedError(f"test: the handler tried to connect to {address}")
 
-    monkeypatch.setattr(handler.socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
     yield attempts
     assert attempts == []
 
@@ -132,7 +134,7 @@ def test_the_deadline_covers_name_resolution(handler, monkeypatch):  # noqa: F81
         release.wait(10)
         raise socket.gaierror("test: too late")
 
-    monkeypatch.setattr(handler.socket, "getaddrinfo", slow_resolver)
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
     started = time.monotonic()
     try:
         result = handler.lambda_handler({"url": "http://slow-dns.invalid/cat.png"}, None)
@@ -143,11 +145,11 @@ def test_the_deadline_covers_name_resolution(handler, monkeypatch):  # noqa: F81
 
 def test_a_default_deadline_of_15_s(handler, monkeypatch):  # noqa: F811
     monkeypatch.delenv("LAMB_FETCH_TIMEOUT_S", raising=False)
-    assert handler.fetch_deadline(None).seconds == 15
-    assert handler.fetch_deadline(LambdaContext(900_000)).seconds == 15
+    assert fetch.fetch_deadline(None).seconds == 15
+    assert fetch.fetch_deadline(LambdaContext(900_000)).seconds == 15
     monkeypatch.setenv("LAMB_FETCH_TIMEOUT_S", "4.5")
-    assert handler.fetch_deadline(LambdaContext(900_000)).seconds == 4.5
-    assert handler.fetch_deadline(LambdaContext(3000)).seconds == pytest.approx(2.0)
+    assert fetch.fetch_deadline(LambdaContext(900_000)).seconds == 4.5
+    assert fetch.fetch_deadline(LambdaContext(3000)).seconds == pytest.approx(2.0)
 
 
 # -- 2. malformed urls and redirect Locations: 400 naming the problem -------------------------------
@@ -203,7 +205,7 @@ def test_non_ascii_paths_are_percent_encoded(handler, monkeypatch, raw_server): 
 
     result = handler.lambda_handler({"url": raw_server(record) + "/k\u00e4tze.png?q=\u00fc"}, None)
     assert result["statusCode"] == 400 and "HTTP 404" in result["error"] and seen
-    assert handler._parse_url("http://h/k\u00e4tze.png?q=\u00fc", "the url")[3] == "/k%C3%A4tze.png?q=%C3%BC"
+    assert fetch._parse_url("http://h/k\u00e4tze.png?q=\u00fc", "the url")[3] == "/k%C3%A4tze.png?q=%C3%BC"
 
 
 def test_a_content_length_that_is_not_a_number(handler, monkeypatch, raw_server, png_bytes):  # noqa: F811
@@ -239,20 +241,20 @@ def test_embedded_ipv4_is_refused_like_ipv4(handler, no_connect, ip, carried):  
 def test_embedded_ipv4_through_dns(handler, no_connect, monkeypatch):  # noqa: F811
     # DNS64 answers a name with a NAT64 address: the check sees what the name resolves to.
     answer = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("64:ff9b::a9fe:a9fe", 80, 0, 0))]
-    monkeypatch.setattr(handler.socket, "getaddrinfo", lambda *a, **k: answer)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: answer)
     result = handler.lambda_handler({"url": "http://images.example.com/cat.png"}, None)
     assert result["statusCode"] == 400 and "carries 169.254.169.254" in result["error"]
 
 
 @pytest.mark.parametrize("ip", ["64:ff9b::8.8.8.8", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111", "8.8.8.8"])
 def test_public_addresses_pass_the_check(handler, ip):  # noqa: F811
-    handler._check_address(ip, "example.com")  # no RequestError
+    fetch._check_address(ip, "example.com")  # no RequestError
 
 
 def test_every_rfc6052_position_is_extracted(handler):  # noqa: F811
     metadata = ipaddress.ip_address("169.254.169.254")
     for ip in ("64:ff9b:1:a9fe:a9:fe00::", "64:ff9b:1:a9:fe:a9fe::", "64:ff9b:1:0:a9:fea9:fe00:0", "64:ff9b:1::a9fe:a9fe"):
-        assert metadata in handler.embedded_ipv4(ipaddress.ip_address(ip)), ip
+        assert metadata in fetch.embedded_ipv4(ipaddress.ip_address(ip)), ip
 
 
 @pytest.mark.parametrize("host", ["0177.0.0.1", "2130706433", "127.1", "0x7f.1"])

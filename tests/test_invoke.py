@@ -169,7 +169,7 @@ def test_memory_rule():
 
 
 def test_pixel_budget_floor_holds_the_largest_admitted_image():
-    from lamb.handler.lambda_function import IMAGE_BYTES_PER_PIXEL, pixel_budget
+    from lamb.handler.lambkit.decode import IMAGE_BYTES_PER_PIXEL, pixel_budget
 
     # The demo model peaks near 57 MB: 128 MB would hold it, but not the 4.2-megapixel image the
     # handler admits at 128 MB. At 192 MB the budget is 6.3 megapixels, and that fits.

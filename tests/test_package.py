@@ -43,6 +43,8 @@ def test_python312_zip_layout_choice_and_smoke(built312):
         names = set(zf.namelist())
         shipped = json.loads(zf.read("lamb.json"))
     assert {"lambda_function.py", "model.tflite", "lamb.json", "ai_edge_litert/interpreter.py"} <= names
+    assert {"lambkit/__init__.py", "lambkit/decode.py", "lambkit/backends/litert.py", "lambkit/backends/ort.py"} <= names
+    assert r.handler == "lambda_function.py" and {"load_model", "read_image", "answers_json"} <= set(r.handler_offers)
     assert not any("/tests/" in n or n.endswith(".pyi") for n in names)
     pycs = {n for n in names if n.endswith(".pyc")}
     if PY312:
@@ -164,8 +166,9 @@ def test_image_context(tmp_path, verified_tiny):
     assert r.format == "image" and r.sha256 is None and r.slimming == []
     files = {p.name for p in out.iterdir()}
     assert out.stat().st_mode & 0o777 == 0o755
-    assert files == {"Dockerfile", ".dockerignore", "README.md", "requirements.txt", "lambda_function.py", "model.tflite",
-                     "lamb.json", "sample-event.json"}
+    assert files == {"Dockerfile", ".dockerignore", "README.md", "requirements.txt", "lambda_function.py", "lambkit",
+                     "model.tflite", "lamb.json", "sample-event.json"}
+    assert (out / "lambkit" / "backends" / "litert.py").is_file() and not list(out.rglob("__pycache__"))
     dockerfile = (out / "Dockerfile").read_text()
     assert "FROM --platform=linux/arm64 public.ecr.aws/lambda/python:3.12" in dockerfile
     reqs = [ln for ln in (out / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
@@ -261,6 +264,42 @@ def test_no_runtime_lib_for_target_is_a_dependency_error(verified_tiny, tmp_path
 
 
 # -- CLI ---------------------------------------------------------------------------------------
+
+
+MY_FUNCTION = """\
+from lambkit import answers_json, load_model, read_image
+
+model = load_model()
+
+
+@answers_json
+def lambda_handler(event, context):
+    scores = model.predict(read_image(event, context))
+    best = max(scores, key=scores.get)
+    return {best: scores[best]}  # only the top label
+"""
+
+
+@pytest.mark.e2e
+def test_handler_option_ships_the_users_entry_and_smoke_tests_it(tmp_path, verified_tiny, target_installs):
+    mine = tmp_path / "my_function.py"
+    mine.write_text(MY_FUNCTION)
+    r = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "mine.zip", handler=mine)
+    with zipfile.ZipFile(r.artifact) as zf:
+        assert zf.read("lambda_function.py").decode() == MY_FUNCTION and "lambkit/events.py" in zf.namelist()
+    assert r.smoke.passed and r.handler == str(mine)
+    assert all(len(answer.split()) == 2 for answer in r.smoke.images.values())  # "cat 0.41": its own answers
+
+
+def test_handler_option_refuses_an_entry_without_lambda_handler_before_building(tmp_path, verified_tiny):
+    for text, fragment in [("def handler(e, c):\n    return {}\n", "defines no lambda_handler"), ("def (:\n", "not valid Python")]:
+        mine = tmp_path / "my_function.py"
+        mine.write_text(text)
+        with pytest.raises(InputError, match=fragment):
+            build_package(verified_tiny, runtime="python3.12", output=tmp_path / "x.zip", handler=mine)
+    with pytest.raises(InputError, match="is not a file"):
+        build_package(verified_tiny, runtime="python3.12", output=tmp_path / "x.zip", handler=tmp_path / "absent.py")
+    assert not (tmp_path / "x.zip").exists()
 
 
 @pytest.mark.e2e

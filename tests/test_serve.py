@@ -321,7 +321,7 @@ def test_request_line_and_headers_share_one_deadline(error_root, monkeypatch):
 
 
 def test_chunked_bodies_are_accepted_within_the_same_limits(error_root, capfd):
-    from lamb.handler.lambda_function import MAX_PAYLOAD_BYTES
+    from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
 
     with LocalServer(error_root, port=0) as server:
         ok = requests.post(server.url, data=iter([b'{"a": ', b'[1, 2', b', 3]}']))  # a generator: requests sends it chunked

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lamb.errors import InputError
-from lamb.handler.lambda_function import preprocess
+from lamb.handler.lambkit import preprocess
 from lamb.verify.runner import (
     TFLiteEnv,
     TFLiteFailure,

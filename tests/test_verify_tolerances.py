@@ -21,7 +21,7 @@ def damaged_outputs():
     import keras
     from PIL import Image
 
-    from lamb.handler.lambda_function import preprocess
+    from lamb.handler.lambkit import preprocess
 
     model = keras.models.load_model(DEMO / "clothing.h5", compile=False)
     height, width = model.input_shape[1:3]

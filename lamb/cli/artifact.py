@@ -41,12 +41,13 @@ def package(
     no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip the smoke run of the built function."),
     no_bytecode: bool = typer.Option(False, "--no-bytecode", help="Ship no .pyc files (by default they are compiled with the target's Python when this machine has it, so cold starts skip compiling)."),
     sample_image: Path = SampleImageOpt,
+    handler: Path = typer.Option(None, "--handler", help="Your own entry module (e.g. my_function.py, defining lambda_handler) shipped as lambda_function.py instead of lamb's; it imports what it needs from lambkit, shipped beside it. Smoke-tested the same way."),
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Build a Lambda deployment artifact for a verified model, sized and smoke-tested.
 
-    Resolves wheels with pip for the target runtime and arch only (its manylinux tags and CPython version, binary wheels only; downloads are cached in ~/.cache/lamb or $LAMB_CACHE_DIR), picks the newest TFLite library release whose wheel passes the ELF audit for the target (refused before building when none does), removes what the handler never loads (each rule is reported with the bytes it saved), and writes a deterministic zip (same inputs, same sha256) with lambda_function.py, model.tflite and lamb.json at its root. With --format image it writes a Docker build context instead: a Dockerfile on public.ecr.aws/lambda/python, a pinned requirements.txt, and a README with the build and push commands.
+    Resolves wheels with pip for the target runtime and arch only (its manylinux tags and CPython version, binary wheels only; downloads are cached in ~/.cache/lamb or $LAMB_CACHE_DIR), picks the newest TFLite library release whose wheel passes the ELF audit for the target (refused before building when none does), removes what the handler never loads (each rule is reported with the bytes it saved), and writes a deterministic zip (same inputs, same sha256) with lambda_function.py, its lambkit package (fetching, decoding, limits, the runtime library's backend), model.tflite and lamb.json at its root; --handler ships your own lambda_function.py instead, and the output lists what lambkit offers it. With --format image it writes a Docker build context instead: a Dockerfile on public.ecr.aws/lambda/python, a pinned requirements.txt, and a README with the build and push commands.
 
     Every ELF file that ships (for an image: its pinned wheels) is audited against the target's own system, as data: versioned symbols (GLIBC_, GLIBCXX_, CXXABI_, GCC_) against its glibc and libstdc++, and every needed library resolved inside the artifact or in its base system. A smoke run on this machine cannot see those. Then it checks Lambda's limits (50 MB zipped for direct upload: a warning with advice; 250 MB unzipped or a 10 GB image: a failure, exit code 8) and runs the built handler on a sample image in a fresh Python whose import path is only the artifact and the standard library, reporting cold-start and inference times. When this machine cannot run the target's wheels (another Python version or arch), the same package versions are built for this machine and run instead, labelled as a stand-in. Nothing replaces the previous artifact unless every step passed.
 
@@ -57,6 +58,8 @@ def package(
       lamb package --runtime python3.12 --arch arm64 -o function.zip
 
       lamb package --format image --runtime python3.12
+
+      lamb package --handler my_function.py
     """
     with handle_errors(verbose):
         from lamb import progress
@@ -78,6 +81,7 @@ def package(
                 smoke=not no_smoke,
                 compile_bytecode=not no_bytecode,
                 sample_image=sample_image,
+                handler=handler,
                 progress=shown,
             )
     if as_json:

@@ -161,7 +161,7 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
     """Cheap checks first, a typo should not cost a model load: the options with their defaults
     settled, the modes, the memory settings and the target."""
     from lamb import targets
-    from lamb.handler.lambda_function import PREPROCESSORS
+    from lamb.handler.lambkit import PREPROCESSORS
     from lamb.verify.inputs import DEFAULT_SAMPLES, VerifyInputs
 
     if not source.exists():
@@ -452,6 +452,8 @@ def _size_and_time(
             record = build.package_record(target, "zip", choice, installed)
             shipped = mf.write(build.shipped_manifest(manifest, record), files_dir / layout.MANIFEST_FILE)
             own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, layout.MODEL_FILE: row.tflite_path, layout.MANIFEST_FILE: shipped}
+            own.update({f"{layout.HANDLER_PACKAGE}/{p.relative_to(build.HANDLER_PACKAGE).as_posix()}": p
+                        for p in sorted(build.HANDLER_PACKAGE.rglob("*.py"))})
             zipped = deps.zipped + zipped_models[row.mode] + sum(
                 deps_mod.deflated_size(p, name) for name, p in own.items() if name != layout.MODEL_FILE
             )

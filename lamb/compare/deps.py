@@ -123,5 +123,6 @@ def task_root(deps_root: Path, files: dict[str, Path], dest: Path) -> Path:
     for entry in deps_root.iterdir():
         (dest / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
     for name, source in files.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest / name)
     return dest

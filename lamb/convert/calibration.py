@@ -33,7 +33,7 @@ def representative_dataset(files: list[Path], inputs: list[InputSpec], mode: str
     """Decode, resize and preprocess the calibration images exactly as the deployed handler will."""
     import numpy as np
 
-    from lamb.handler.lambda_function import decode_image, image_to_pixels, preprocess
+    from lamb.handler.lambkit import decode_image, image_to_pixels, preprocess
 
     if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[3] != 3:
         shapes = ", ".join(mf.format_shape(s.shape) for s in inputs)

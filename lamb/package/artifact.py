@@ -114,6 +114,14 @@ def replace_dir(staging: Path, output: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True) if aside.is_dir() else aside.unlink()
 
 
+def copy_entry(source: Path, dest: Path) -> None:
+    """One of lamb's root entries (a file, or the handler's package folder) to ``dest``."""
+    if Path(source).is_dir():
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    else:
+        shutil.copyfile(source, dest)
+
+
 # -- container image context ------------------------------------------------------------------------
 
 # The sample request: the Dockerfile's smoke step runs the function on it at build time (bound
@@ -153,7 +161,8 @@ COPY requirements.txt ${{LAMBDA_TASK_ROOT}}/
 RUN pip install --no-cache-dir --only-binary=:all: --no-deps \\
         --target "${{LAMBDA_TASK_ROOT}}" -r "${{LAMBDA_TASK_ROOT}}/requirements.txt"
 
-COPY {" ".join(layout.ROOT_FILES)} ${{LAMBDA_TASK_ROOT}}/
+COPY {" ".join(n for n in layout.ROOT_FILES if n != layout.HANDLER_PACKAGE)} ${{LAMBDA_TASK_ROOT}}/
+COPY {layout.HANDLER_PACKAGE} ${{LAMBDA_TASK_ROOT}}/{layout.HANDLER_PACKAGE}/
 
 # Smoke run on this base image's own libraries: import the handler and answer {SAMPLE_EVENT}
 # once. If the function could not load or run here, the build fails with the loader's message.

@@ -26,7 +26,7 @@ IMAGE_BASE_ALLOWANCE = 1024 * MiB
 # Which component a file belongs to, by its first path segment (normalised). Order matters.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model", (layout.MODEL_FILE,)),
-    ("handler", (layout.HANDLER_FILE, layout.MANIFEST_FILE, "requirements.txt", "dockerfile", ".dockerignore", "readme.md")),
+    ("handler", (layout.HANDLER_FILE, layout.HANDLER_PACKAGE, layout.MANIFEST_FILE, "requirements.txt", "dockerfile", ".dockerignore", "readme.md")),
     ("runtime lib", tuple(p for lib in tflite_lib.LIBRARIES.values() for p in (lib.module, lib.module + "-"))),
     ("numpy", ("numpy", "numpy.libs", "numpy-")),
     ("pillow", ("pil", "pillow.libs", "pillow-")),
@@ -101,7 +101,8 @@ def measure_tree(root: Path, extra: dict[str, Path] | None = None) -> list[Compo
     """Unzipped sizes of a folder (an installed dependency tree), plus named extra files."""
     sizes: dict[str, ComponentSize] = {}
     items = [(p.relative_to(root).as_posix(), p) for p in Path(root).rglob("*") if p.is_file()]
-    items += [(name, p) for name, p in (extra or {}).items()]
+    for name, p in (extra or {}).items():  # a file, or the handler's package folder
+        items += [(f"{name}/{f.relative_to(p).as_posix()}", f) for f in Path(p).rglob("*") if f.is_file()] if Path(p).is_dir() else [(name, p)]
     for rel, p in items:
         comp = sizes.setdefault(component_of(rel), ComponentSize(component_of(rel), 0, 0, None))
         comp.files += 1

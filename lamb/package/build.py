@@ -20,11 +20,14 @@ from lamb import layout, targets, tflite_lib
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.manifest import SmokeResult
-from lamb.package import audit, budget, bytecode, formats, lib_choice, slim, standin, wheels
+from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, slim, standin, wheels
 from lamb.package.formats import Build
 from lamb.progress import Progress, current
 
-HANDLER_TEMPLATE = Path(__file__).resolve().parent.parent / "handler" / layout.HANDLER_FILE
+# The shipped handler: lamb's short entry module and the package it imports (lamb/handler/).
+HANDLER_DIR = Path(__file__).resolve().parent.parent / "handler"
+HANDLER_TEMPLATE = HANDLER_DIR / layout.HANDLER_FILE
+HANDLER_PACKAGE = HANDLER_DIR / layout.HANDLER_PACKAGE
 FORMATS = tuple(formats.FORMATS)
 
 
@@ -50,6 +53,8 @@ class PackageReport:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     record: mf.PackageRecord | None = None  # what the manifest now says about this artifact
+    handler: str = layout.HANDLER_FILE  # the entry that ships as lambda_function.py: lamb's, or --handler's path
+    handler_offers: list[str] = field(default_factory=list)  # what lambkit offers an entry to import
 
     @property
     def slimmed_bytes(self) -> int:
@@ -129,6 +134,7 @@ class PackageOptions:
     smoke: bool = True
     compile_bytecode: bool = True
     sample_image: Path | None = None  # for the smoke run; None: a seeded synthetic image
+    handler: Path | None = None  # the user's own entry module, shipped as lambda_function.py; None: lamb's
 
 
 def build_package(
@@ -158,6 +164,7 @@ def build_package(
     if not tflite.is_file():
         raise InputError(f"the manifest names {tflite}, which does not exist", "re-run `lamb convert` to write the .tflite again")
     verification = check_verification(manifest, tflite, o.skip_verify)
+    entry = check_handler(o.handler)
     output = writer.output(Path(o.output) if o.output is not None else default_output(manifest_path, target, o.fmt))
     output.parent.mkdir(parents=True, exist_ok=True)
     slim_deps = o.slim_deps and writer.name == "zip"
@@ -184,7 +191,7 @@ def build_package(
         progress.phase(f"auditing the ELF files against {target.system.describe()}")
         audited = check_audit(audit.audit_tree(build.deps, target), target, writer.proves_itself)
         record = replace(package_record(target, o.fmt, choice, install), audit=audited.record())
-        _write_own_files(build.files, tflite, manifest, record)
+        _write_own_files(build.files, entry, tflite, manifest, record)
         compiled = writer.compile(build)
         temp, report_budget = writer.write(build, output)
         budget.enforce(report_budget)
@@ -222,6 +229,7 @@ def build_package(
         installed=install.installed, wheel_source=install.source, slimming=slimmed, bytecode=compiled,
         budget=report_budget, smoke=smoke_result, audit=audited, verification=verification, sha256=sha, bytes=size,
         seconds=time.perf_counter() - start, warnings=warnings, record=record,
+        handler=str(o.handler) if o.handler is not None else layout.HANDLER_FILE, handler_offers=handler_offers(),
     )
 
 
@@ -239,10 +247,45 @@ def _warnings(report_budget: budget.BudgetReport, audited: audit.AuditReport, ta
     return warnings
 
 
-def _write_own_files(files: Path, tflite: Path, manifest: mf.Manifest, record: mf.PackageRecord) -> None:
-    """lamb's own root files (handler, model, shipped manifest) in ``files``."""
+def handler_offers() -> list[str]:
+    """What the shipped package offers an entry module to import: its ``__all__``, read from the
+    source (lamb never imports the handler's package as a top-level module)."""
+    import ast
+
+    tree = ast.parse((HANDLER_PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return [str(ast.literal_eval(e)) for e in node.value.elts]  # type: ignore[attr-defined]
+    return []
+
+
+def check_handler(path: Path | None) -> Path:
+    """The entry module to ship: lamb's, or the user's ``--handler`` file once it is Python that
+    defines ``lambda_handler`` at its top level (Lambda's handler setting names that function)."""
+    import ast
+
+    if path is None:
+        return HANDLER_TEMPLATE
+    path = Path(path)
+    hint = f"give --handler a Python file that defines lambda_handler(event, context); start from lamb's own {HANDLER_TEMPLATE.name}"
+    if not path.is_file():
+        raise InputError(f"--handler {path} is not a file", hint)
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"--handler {path} is not valid Python ({exc.__class__.__name__}: {exc})", hint) from None
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    if layout.HANDLER.rsplit(".", 1)[1] not in defined:
+        raise InputError(f"--handler {path} defines no lambda_handler at its top level", hint)
+    return path
+
+
+def _write_own_files(files: Path, entry: Path, tflite: Path, manifest: mf.Manifest, record: mf.PackageRecord) -> None:
+    """lamb's own root files (handler entry and package, model, shipped manifest) in ``files``."""
     files.mkdir()
-    shutil.copyfile(HANDLER_TEMPLATE, files / layout.HANDLER_FILE)
+    shutil.copyfile(entry, files / layout.HANDLER_FILE)
+    artifact.copy_entry(HANDLER_PACKAGE, files / layout.HANDLER_PACKAGE)
     shutil.copyfile(tflite, files / layout.MODEL_FILE)
     mf.write(shipped_manifest(manifest, record), files / layout.MANIFEST_FILE)
 

@@ -173,7 +173,7 @@ class ImageFormat(ArtifactFormat):
     def task_root(self, build: Build, temp: Path, dest: Path) -> tuple[Path, str]:
         shutil.copytree(build.deps, dest)
         for name, path in build.own.items():
-            shutil.copyfile(path, dest / name)
+            artifact.copy_entry(path, dest / name)
         return dest, "the image's files with its pinned wheels"
 
     def publish(self, temp: Path, output: Path) -> tuple[str | None, int]:
@@ -201,7 +201,7 @@ def _write_image_context(folder: Path, build: Build, name: str) -> None:
     from lamb import __version__
 
     for filename, path in build.own.items():
-        shutil.copyfile(path, folder / filename)
+        artifact.copy_entry(path, folder / filename)
     (folder / artifact.SAMPLE_EVENT).write_text(json.dumps(build.sample_event) + "\n", encoding="utf-8")
     target = build.target
     pinned = build.install.pinned()

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from lamb import layout, targets, tflite_lib
 from lamb.errors import ArtifactError, InputError
 from lamb.local import extract_zip
-from lamb.package import bytecode, slim, wheels
+from lamb.package import artifact, bytecode, slim, wheels
 
 
 @dataclass
@@ -71,8 +71,8 @@ def build_stand_in(
         slim.slim(dest)
     if own is not None:
         for name in layout.ROOT_FILES:
-            if (own / name).is_file():
-                shutil.copy2(own / name, dest / name)
+            if (own / name).exists():
+                artifact.copy_entry(own / name, dest / name)
     if compile_bytecode:
         bytecode.compile_tree(dest, host)
     return StandIn(Path(dest), host, differences)

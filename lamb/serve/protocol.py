@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lamb.handler.lambda_function import MAX_PAYLOAD_BYTES
+from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations/?$")
 

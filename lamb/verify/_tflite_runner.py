@@ -92,7 +92,7 @@ def _dtype_counts(interpreter) -> dict:
 def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict, channel) -> dict:
     # The shipped handler's own (de)quantization: its folder is on sys.path (lamb.verify.runner puts it
     # there), and at module level it imports only NumPy and the standard library.
-    from lambda_function import dequantize, quantize  # type: ignore[import-not-found]  # on sys.path only here
+    from lambkit.preprocess import dequantize, quantize  # on sys.path only here
 
     arrays = {key: np.load(path) for key, path in request["inputs"].items()}
     n = len(next(iter(arrays.values())))

@@ -66,7 +66,7 @@ def random_inputs(shapes: Sequence[Sequence[int]], samples: int, seed: int, prep
     Drawing pixels rather than model inputs keeps the values in the range the preprocessing
     produces, which is the range the deployed function feeds the model.
     """
-    from lamb.handler.lambda_function import preprocess as apply_preprocess
+    from lamb.handler.lambkit import preprocess as apply_preprocess
 
     rng = np.random.default_rng(seed)
     arrays = []
@@ -86,8 +86,8 @@ def image_inputs(folder: Path, shape: Sequence[int], preprocess: str) -> tuple[n
 
     Returns the batch, the names used, and ``"<name>: <why>"`` for each file that was skipped.
     """
-    from lamb.handler.lambda_function import decode_image, image_to_pixels
-    from lamb.handler.lambda_function import preprocess as apply_preprocess
+    from lamb.handler.lambkit import decode_image, image_to_pixels
+    from lamb.handler.lambkit import preprocess as apply_preprocess
 
     folder = Path(folder)
     if not folder.exists():

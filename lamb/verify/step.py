@@ -173,7 +173,7 @@ def _prepare(
     labels: list[str] | None,
 ) -> _Run:
     """Resolve the files and settle every option that can be settled before a model loads."""
-    from lamb.handler.lambda_function import PREPROCESSORS
+    from lamb.handler.lambkit import PREPROCESSORS
 
     started = time.perf_counter()
     notes: list[str] = []

@@ -1,0 +1,58 @@
+"""ONNX Runtime (onnxruntime): the ``.onnx`` backend."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import InputSpec, declared_input, output_names
+
+# onnxruntime's element type names -> NumPy dtypes, for the inputs an image model takes.
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def _dim(value):
+    return value if isinstance(value, int) and value > 0 else -1  # "batch", None: open
+
+
+class OnnxRuntimeBackend:
+    """One ``InferenceSession`` on the CPU, intra-op threads set to the function's vCPUs.
+
+    ``InferenceSession.run`` is thread-safe (onnxruntime's documented contract), so concurrent
+    requests share the session without a lock. External weights (``model.onnx.data``) sit beside
+    the model, where the session looks for them.
+    """
+
+    def __init__(self, path: str, record: dict, num_threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1  # one request runs one graph; parallelism is within ops
+        self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ValueError(f"the model has {len(inputs)} inputs; this handler feeds exactly one image")
+        layout = declared_input(record).get("layout") or "NHWC"
+        if layout not in ("NHWC", "NCHW"):
+            raise ValueError(f"the record's input layout {layout!r} is neither NHWC nor NCHW")
+        shape = [_dim(d) for d in inputs[0].shape]
+        channels, hw = (shape[1], shape[2:4]) if layout == "NCHW" else (shape[3] if len(shape) == 4 else None, shape[1:3])
+        if len(shape) != 4 or channels not in (3, -1):
+            raise ValueError(f"the model's input has shape {inputs[0].shape}; this handler feeds {layout} images with 3 channels")
+        if -1 in hw:
+            spec = declared_input(record).get("shape") or shape
+            hw = spec[2:4] if layout == "NCHW" else spec[1:3]
+        dtype = _DTYPES.get(inputs[0].type)
+        if dtype is None:
+            raise ValueError(f"the model's input is {inputs[0].type}; this handler feeds float tensors")
+        size = None if -1 in hw else (int(hw[0]), int(hw[1]))
+        self.input = InputSpec(size=size, layout=layout, dtype=np.dtype(dtype), quantization=(None, None))
+        self._input_name = inputs[0].name
+        available = [o.name for o in self.session.get_outputs()]
+        names = output_names(record)
+        self._outputs = names if names and set(names) == set(available) else available
+
+    def run(self, x):
+        """The input tensor -> one float32 vector per output."""
+        values = self.session.run(self._outputs, {self._input_name: x})
+        return [(name, np.asarray(y, dtype=np.float32).reshape(-1)) for name, y in zip(self._outputs, values)]
