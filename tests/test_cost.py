@@ -79,7 +79,7 @@ def test_for_requests_of_a_millisecond_the_billing_granularity_moves_the_point()
 
 def test_the_shipped_handler_sizes_its_threads_by_the_same_cpu_figures():
     # The handler cannot import lamb, so it repeats the two figures; they must not drift apart.
-    from lamb.handler import lambda_function
+    from lamb.handler.lambkit import settings
 
-    assert lambda_function._MB_PER_VCPU == cost.MB_PER_VCPU
-    assert lambda_function._MAX_LAMBDA_VCPUS == cost.MAX_VCPUS
+    assert settings.MB_PER_VCPU == cost.MB_PER_VCPU
+    assert settings.MAX_LAMBDA_VCPUS == cost.MAX_VCPUS
