@@ -5,6 +5,7 @@ commands take one per option, as Typer wants). The import layers are tests/test_
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 LAMB = Path(__file__).resolve().parent.parent / "lamb"
@@ -43,3 +44,61 @@ def test_no_library_function_over_10_parameters():
         for name, text in _sources() if not name.startswith("lamb/cli/") for f in _functions(text)
     }
     assert {where: n for where, n in wide.items() if n > 10} == {}
+
+
+# -- the README's map of the code ------------------------------------------------------------------
+
+README = LAMB.parent / "README.md"
+
+
+def _map_entries() -> list[tuple[list[str], str]]:
+    """(paths, description) per entry of the map: the code block under "## Development"."""
+    text = README.read_text(encoding="utf-8").split("## Development", 1)[1]
+    block = text.split("```", 2)[1]
+    entries: list[list[str]] = []
+    for line in block.splitlines():
+        if line.startswith("lamb/"):
+            entries.append([line])
+        elif line.startswith(" ") and entries:
+            entries[-1].append(line)
+    out = []
+    for lines in entries:
+        entry = " ".join(lines)
+        paths = re.findall(r"\blamb/[\w/]+(?:\.py|/)", entry)
+        description = entry
+        for path in paths:
+            description = description.replace(path, " ")
+        out.append((paths, description))
+    return out
+
+
+def _top_level() -> set[str]:
+    return {
+        f"lamb/{p.name}" + ("/" if p.is_dir() else "")
+        for p in LAMB.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and (p / "__init__.py").is_file())
+    }
+
+
+def _parts(package: Path) -> set[str]:
+    return {
+        p.stem for p in package.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and (p / "__init__.py").is_file())
+    }
+
+
+def test_the_readme_maps_every_module_and_only_modules_that_exist():
+    listed = {path for paths, _ in _map_entries() for path in paths}
+    assert {p for p in listed if not (LAMB.parent / p).exists()} == set(), "the README's map names what is gone"
+    assert _top_level() - listed == set(), "modules missing from the README's map (## Development)"
+
+
+def test_the_readme_names_every_part_of_each_package():
+    missing = {}
+    for paths, description in _map_entries():
+        for path in paths:
+            if path.endswith("/"):
+                absent = {n for n in _parts(LAMB.parent / path) if not re.search(rf"(?<![\w/]){re.escape(n)}\b", description)}
+                if absent:
+                    missing[path] = sorted(absent)
+    assert missing == {}, "parts of packages missing from their entry in the README's map"

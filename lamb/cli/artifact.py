@@ -64,7 +64,7 @@ def package(
     with handle_errors(verbose):
         from lamb import progress
         from lamb.package import build_package
-        from lamb.package.report import render
+        from lamb.package.render import render
 
         with progress.for_terminal(as_json) as shown:
             report = build_package(
@@ -127,7 +127,8 @@ def invoke(
     with handle_errors(verbose):
         from lamb import progress
         from lamb.errors import ArtifactError
-        from lamb.invoke import invoke_artifact, parse_env, render
+        from lamb.invoke import invoke_artifact, parse_env
+        from lamb.invoke.render import render
         from lamb.local import RunSettings
 
         settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
@@ -175,18 +176,13 @@ def serve(
         from lamb.invoke import parse_env
         from lamb.local import RunSettings
         from lamb.serve import serve_artifact
+        from lamb.serve.render import render as render_serve
+        from lamb.serve.render import render_ready
 
         def ready(server) -> None:
-            if as_json:
-                return
-            inits = ", ".join(f"{ms:,.0f}" for ms in server.report.init_ms)
-            console.print(f"serving [bold]{server.report.artifact}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)", highlight=False)
-            for failure in server.init_failures:
-                console.print(f"[bold red]init failed:[/] {failure.error.get('errorType')}: {failure.error.get('errorMessage')}", highlight=False)
-            for note in server.report.notes:
-                console.print(f"[dim]note:[/] {note}", highlight=False)
-            console.print(f"POST JSON events to [bold]{server.url}[/]", highlight=False)
-            console.print(f"""[dim]e.g. curl -s -X POST {server.url} -d '{{"url": "https://.../image.jpg"}}'   Ctrl-C to stop[/]""", highlight=False)
+            if not as_json:
+                for line in render_ready(server):
+                    console.print(line, highlight=False)
 
         settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
         report = serve_artifact(
@@ -195,10 +191,5 @@ def serve(
     if as_json:
         print_json(report)
         return
-    p50 = "-" if report.p50_ms is None else f"{report.p50_ms:,.1f} ms"
-    p95 = "-" if report.p95_ms is None else f"{report.p95_ms:,.1f} ms"
-    console.print(
-        f"stopped after {report.seconds:,.0f} s: {report.requests} requests ({report.unhandled_errors} unhandled errors, "
-        f"{report.rejected} rejected), latency p50 {p50}, p95 {p95}; no processes left",
-        highlight=False,
-    )
+    for line in render_serve(report):
+        console.print(line, highlight=False)

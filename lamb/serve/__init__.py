@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +24,9 @@ from lamb.errors import InputError
 from lamb.invoke import percentile
 from lamb.local import Invocation, LocalFunction, RunSettings
 from lamb.serve.protocol import HTTPServer, InvocationHandler
+from lamb.serve.report import ServeReport
 
 DEFAULT_PORT = 8080  # the course's `docker run -p 8080:8080`
-
-
-@dataclass
-class ServeReport:
-    """What a ``lamb serve`` session did, reported when it stops."""
-
-    artifact: Path | None
-    url: str
-    workers: int
-    requests: int = 0
-    unhandled_errors: int = 0
-    rejected: int = 0  # bad HTTP requests (wrong path, not JSON, too large): never reached a worker
-    init_ms: list[float] = field(default_factory=list)  # each worker's cold start
-    p50_ms: float | None = None  # request latency as the HTTP client saw it (queueing included)
-    p95_ms: float | None = None
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 class _Job:

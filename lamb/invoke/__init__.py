@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,40 +31,11 @@ from lamb.cost import (  # noqa: F401 (re-exported)
     recommend_memory_mb,
 )
 from lamb.errors import ArtifactError, InputError, ManifestError
+from lamb.invoke.report import InvokeReport
 from lamb.local import LocalFunction, RunSettings
 from lamb.package.standin import host_stand_in, unpack_artifact
 from lamb.progress import Progress, current
 from lamb.targets import find_python, host_python, python_version
-
-
-@dataclass
-class InvokeReport:
-    """What one ``lamb invoke`` measured."""
-
-    artifact: Path
-    event_kind: str  # "event" | "image" | "url"
-    response: Any  # the handler's return value, as is (None when it raised / timed out / crashed)
-    error: dict[str, Any] | None  # Lambda's unhandled-error body (errorType, errorMessage, stackTrace)
-    init_ms: float | None  # cold start: interpreter start + handler import (model load included)
-    invoke_ms: float | None  # the first (cold) invocation
-    warm_ms: list[float]  # each --repeat invocation
-    warm_p50_ms: float | None
-    warm_p95_ms: float | None
-    peak_rss_mb: float | None
-    memory_mb: int  # the setting it ran under
-    recommended_memory_mb: int | None
-    memory_advice: str  # one sentence: the setting and why (lamb.cost.advise_memory)
-    python: str  # the interpreter that ran it ("3.11")
-    logs: str = ""  # what the handler printed (init + first invocation)
-    notes: list[str] = field(default_factory=list)
-    memory: MemoryAdvice | None = None  # the figures behind the advice
-
-    @property
-    def status_code(self) -> int | None:
-        """The handler's own status (proxy ``statusCode`` or a direct error's), if it gave one."""
-        if isinstance(self.response, dict) and isinstance(self.response.get("statusCode"), int):
-            return self.response["statusCode"]
-        return None
 
 
 def _pixel_budget_note(memory_mb: int, env: dict[str, str] | None) -> str:
@@ -352,44 +323,3 @@ def parse_env(pairs: list[str] | None) -> dict[str, str]:
             raise InputError(f"--env {pair!r} is not KEY=VALUE", "e.g. --env LAMB_ALLOW_PRIVATE_URLS=1")
         env[key] = value
     return env
-
-
-# -- rendering (the CLI prints these) ------------------------------------------------------------------
-
-
-def render(report: InvokeReport, verbose: bool = False) -> list:
-    """Rich renderables: the response as returned, then the figures."""
-    from rich.syntax import Syntax
-    from rich.table import Table
-
-    out: list = []
-    if report.error is not None:
-        out.append("[bold red]unhandled error[/] (what Lambda returns with X-Amz-Function-Error: Unhandled):")
-        out.append(Syntax(json.dumps(report.error, indent=2), "json", word_wrap=True))
-    else:
-        status = report.status_code
-        title = "response" + (f" (the handler's own status {status})" if status else "")
-        out.append(f"[bold]{title}[/]")
-        out.append(Syntax(json.dumps(report.response, indent=2), "json", word_wrap=True))
-    out.append(f"[bold]{report.artifact.name}[/] on Python {report.python}, {report.memory_mb} MB memory setting")
-    table = Table()
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    ms = lambda v: "-" if v is None else f"{v:,.1f} ms"  # noqa: E731
-    table.add_row("init (cold start)", ms(report.init_ms))
-    table.add_row("first invoke", ms(report.invoke_ms))
-    if report.warm_ms:
-        table.add_row(f"warm p50 ({len(report.warm_ms)} runs)", ms(report.warm_p50_ms))
-        table.add_row("warm p95", ms(report.warm_p95_ms))
-    table.add_row("peak memory (RSS)", "-" if report.peak_rss_mb is None else f"{report.peak_rss_mb:,.0f} MB")
-    if report.recommended_memory_mb:
-        table.add_row("recommended memory", f"{report.recommended_memory_mb:,} MB")
-    out.append(table)
-    if report.memory_advice:
-        out.append(f"[dim]memory:[/] {report.memory_advice}")
-    for note in report.notes:
-        out.append(f"[dim]note:[/] {note}")
-    if verbose and report.logs:
-        out.append("[dim]logs:[/]")
-        out.append(report.logs.rstrip())
-    return out

@@ -1,0 +1,45 @@
+"""Rich rendering of an ``InvokeReport`` for the CLI (the library returns data; this draws it)."""
+
+from __future__ import annotations
+
+import json
+
+from lamb.invoke.report import InvokeReport
+
+
+def render(report: InvokeReport, verbose: bool = False) -> list:
+    """Rich renderables: the response as returned, then the figures."""
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    out: list = []
+    if report.error is not None:
+        out.append("[bold red]unhandled error[/] (what Lambda returns with X-Amz-Function-Error: Unhandled):")
+        out.append(Syntax(json.dumps(report.error, indent=2), "json", word_wrap=True))
+    else:
+        status = report.status_code
+        title = "response" + (f" (the handler's own status {status})" if status else "")
+        out.append(f"[bold]{title}[/]")
+        out.append(Syntax(json.dumps(report.response, indent=2), "json", word_wrap=True))
+    out.append(f"[bold]{report.artifact.name}[/] on Python {report.python}, {report.memory_mb} MB memory setting")
+    table = Table()
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    ms = lambda v: "-" if v is None else f"{v:,.1f} ms"  # noqa: E731
+    table.add_row("init (cold start)", ms(report.init_ms))
+    table.add_row("first invoke", ms(report.invoke_ms))
+    if report.warm_ms:
+        table.add_row(f"warm p50 ({len(report.warm_ms)} runs)", ms(report.warm_p50_ms))
+        table.add_row("warm p95", ms(report.warm_p95_ms))
+    table.add_row("peak memory (RSS)", "-" if report.peak_rss_mb is None else f"{report.peak_rss_mb:,.0f} MB")
+    if report.recommended_memory_mb:
+        table.add_row("recommended memory", f"{report.recommended_memory_mb:,} MB")
+    out.append(table)
+    if report.memory_advice:
+        out.append(f"[dim]memory:[/] {report.memory_advice}")
+    for note in report.notes:
+        out.append(f"[dim]note:[/] {note}")
+    if verbose and report.logs:
+        out.append("[dim]logs:[/]")
+        out.append(report.logs.rstrip())
+    return out

@@ -1,0 +1,30 @@
+"""What ``lamb serve`` prints: the endpoint once the workers are warm, and the session when it stops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamb.serve.report import ServeReport
+
+
+def render_ready(server: Any) -> list[str]:
+    """Rich markup lines for a ``LocalServer`` whose workers are warm: where to POST, and any init failure."""
+    inits = ", ".join(f"{ms:,.0f}" for ms in server.report.init_ms)
+    out = [f"serving [bold]{server.report.artifact}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)"]
+    for failure in server.init_failures:
+        out.append(f"[bold red]init failed:[/] {failure.error.get('errorType')}: {failure.error.get('errorMessage')}")
+    for note in server.report.notes:
+        out.append(f"[dim]note:[/] {note}")
+    out.append(f"POST JSON events to [bold]{server.url}[/]")
+    out.append(f"""[dim]e.g. curl -s -X POST {server.url} -d '{{"url": "https://.../image.jpg"}}'   Ctrl-C to stop[/]""")
+    return out
+
+
+def render(report: ServeReport) -> list[str]:
+    """The session's summary line."""
+    p50 = "-" if report.p50_ms is None else f"{report.p50_ms:,.1f} ms"
+    p95 = "-" if report.p95_ms is None else f"{report.p95_ms:,.1f} ms"
+    return [
+        f"stopped after {report.seconds:,.0f} s: {report.requests} requests ({report.unhandled_errors} unhandled errors, "
+        f"{report.rejected} rejected), latency p50 {p50}, p95 {p95}; no processes left"
+    ]
