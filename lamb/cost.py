@@ -292,3 +292,68 @@ def memory_advice(advice: MemoryAdvice | int) -> str:
             f"on {advice.arch} (an estimate from local timing)"
         )
     return text
+
+
+# -- the function's settings: memory and timeout, advised once ---------------------------------------
+
+# Timeout: 1 to 900 seconds ("Function timeout: 900 seconds (15 minutes)"),
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+LAMBDA_TIMEOUT_RANGE_S = (1, 900)
+# The shipped handler fetches {"url": ...} images with a connect + read cap of 3 + 10 s by default
+# (LAMB_CONNECT_TIMEOUT, LAMB_READ_TIMEOUT in lamb/handler/lambda_function.py).
+URL_FETCH_ALLOWANCE_S = 13
+# The first request after a cold start runs init + inference at the CPU share the memory buys;
+# twice that covers larger inputs and a noisy neighbour.
+TIMEOUT_HEADROOM = 2.0
+
+
+def recommend_timeout_s(init_ms: float, invoke_ms: float, memory_mb: int) -> int:
+    """A timeout for the first request after a cold start, at the CPU share ``memory_mb`` buys.
+
+    Below one vCPU everything measured here runs proportionally slower (``lambda_duration_ms``).
+    Twice that, plus the handler's own cap on fetching a ``{"url": ...}`` image, rounded up to
+    whole seconds. (Lambda's default of 3 s is what timed the course's function out.)
+    """
+    seconds = lambda_duration_ms(init_ms + invoke_ms, memory_mb) / 1000 * TIMEOUT_HEADROOM + URL_FETCH_ALLOWANCE_S
+    low, high = LAMBDA_TIMEOUT_RANGE_S
+    return int(min(high, max(low, math.ceil(seconds))))
+
+
+@dataclass
+class FunctionAdvice:
+    """The memory and timeout to give the function, and why: the one advice that invoke, deploy
+    and the image context's README all state."""
+
+    memory: MemoryAdvice
+    timeout_s: int | None  # None: no cold start measured
+    timeout_reason: str
+
+    @property
+    def memory_mb(self) -> int:
+        return self.memory.recommended_mb
+
+
+def advise_function(
+    local_ms: float | None,
+    *,
+    init_ms: float | None,
+    peak_rss_mb: float | None,
+    arch: str = "x86_64",
+    env: dict[str, str] | None = None,
+    max_latency_ms: float | None = None,
+    memory_mb: int | None = None,
+    first_invoke_ms: float | None = None,
+) -> FunctionAdvice:
+    """Memory (``advise_memory`` with the peak-RSS and pixel-budget floors) and the timeout a cold
+    first request needs at that memory. ``memory_mb`` fixes the memory (a user's ``--memory``);
+    ``first_invoke_ms`` is the cold first request's time when ``local_ms`` is a warm median."""
+    floors = {"the pixel budget": pixel_budget_floor(peak_rss_mb, env)} if peak_rss_mb else {}
+    memory = advise_memory(local_ms, peak_rss_mb=peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms, arch=arch)
+    setting = memory_mb if memory_mb is not None else memory.recommended_mb
+    first = first_invoke_ms if first_invoke_ms is not None else local_ms
+    if init_ms is None or first is None:
+        return FunctionAdvice(memory, None, "no cold start measured")
+    timeout = recommend_timeout_s(init_ms, first, setting)
+    reason = (f"the measured cold start of {init_ms:,.0f} + {first:,.0f} ms at {setting:,} MB's CPU share, "
+              f"x{TIMEOUT_HEADROOM:g}, + {URL_FETCH_ALLOWANCE_S} s for fetching a url")
+    return FunctionAdvice(memory, timeout, reason)

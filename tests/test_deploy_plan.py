@@ -129,8 +129,10 @@ def test_without_measured_figures_memory_must_be_given(deploy_artifact_factory):
 
 
 def test_timeout_advice_stays_in_range():
-    assert planning.recommend_timeout_s(0, 0, 10240) == planning.URL_FETCH_ALLOWANCE_S
-    assert planning.recommend_timeout_s(10_000_000, 0, 128) == 900
+    from lamb.cost import URL_FETCH_ALLOWANCE_S, recommend_timeout_s
+
+    assert recommend_timeout_s(0, 0, 10240) == URL_FETCH_ALLOWANCE_S
+    assert recommend_timeout_s(10_000_000, 0, 128) == 900
 
 
 def commands_of(plan) -> str:
@@ -191,3 +193,19 @@ def test_plan_for_an_image_prints_the_build_and_push_and_never_a_handler(tmp_pat
     assert configuration == {"FunctionName": "clothes", "MemorySize": 1024, "Timeout": 30}
     assert "--handler" not in commands_of(update)
     assert f"--payload fileb://{context / 'sample-event.json'}" in commands
+
+
+def test_deploy_invoke_and_the_image_readme_state_one_advice(deploy_artifact_factory):
+    """Memory and timeout come from lamb.cost.advise_function wherever they are stated: deploy's
+    settings, the image context's README (written from the smoke run's figures), invoke's advice."""
+    from lamb import targets
+    from lamb.cost import advise_function
+    from lamb.package.artifact import image_readme
+
+    facts = read_facts(deploy_artifact_factory())
+    settings = planning.settings_for(facts, DeployOptions("f"))
+    advice = advise_function(facts.invoke_ms, init_ms=facts.init_ms, peak_rss_mb=facts.peak_rss_mb, arch=facts.arch)
+    assert (settings.memory_mb, settings.timeout_s) == (advice.memory_mb, advice.timeout_s) == (1769, 14)
+    readme = image_readme(targets.get_target("python3.12", "x86_64"), "tiny", advice)
+    assert f"MEMORY={settings.memory_mb} TIMEOUT={settings.timeout_s}" in readme
+    assert "--memory-size $MEMORY --timeout $TIMEOUT" in readme and "1024" not in readme

@@ -184,6 +184,8 @@ def test_image_context(tmp_path, verified_tiny):
     # named after the model (tiny.lamb.json), never after a file of the context; no placeholder to fill in
     assert "--function-name tiny " in readme and "--repository-name tiny " in readme and "lamb.json" not in readme
     assert "YOUR" not in readme and "--role arn:aws:iam::$ACCOUNT:role/tiny-role" in readme
+    # no smoke run, no measured figures: the shell asks for the settings instead of a made-up 1024 MB / 30 s
+    assert "--memory-size $MEMORY --timeout $TIMEOUT" in readme and "MEMORY=${MEMORY:?no smoke run measured this build" in readme
     event = json.loads((out / "sample-event.json").read_text())
     assert set(event) == {"image"}
     assert "!sample-event.json" in (out / ".dockerignore").read_text()  # in the context, never COPYed
@@ -387,3 +389,19 @@ def test_a_bad_runtime_is_named_before_anything_else(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"unknown Lambda runtime 'python3.9'") as info:
         build_package(runtime="python3.9")
     assert "python3.14" in info.value.hint
+
+
+@pytest.mark.network  # runtime wheels for this machine (cached after the first run)
+@pytest.mark.e2e
+def test_image_readme_states_the_advice_from_its_smoke_run(tmp_path, verified_tiny):
+    """The image context's create-function command carries lamb.cost.advise_function's memory and
+    timeout for the smoke run's figures: what lamb invoke advises and lamb deploy applies."""
+    from lamb.cost import advise_function
+
+    out = tmp_path / "ctx"
+    build_package(verified_tiny, runtime="python3.11", fmt="image", output=out)
+    smoke = mf.read(verified_tiny).package.smoke
+    assert smoke.ran and smoke.passed
+    advice = advise_function(smoke.invoke_ms, init_ms=smoke.init_ms, peak_rss_mb=smoke.peak_rss_mb, arch="x86_64")
+    readme = (out / "README.md").read_text()
+    assert f"MEMORY={advice.memory_mb} TIMEOUT={advice.timeout_s}" in readme and "--memory-size $MEMORY --timeout $TIMEOUT" in readme

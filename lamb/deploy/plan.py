@@ -12,16 +12,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, advise_memory, lambda_duration_ms
+from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB, LAMBDA_TIMEOUT_RANGE_S, advise_function
 from lamb.deploy.artifact import ArtifactFacts
 from lamb.errors import BudgetExceeded, InputError
 from lamb.package.budget import UNZIPPED, MiB
 
 # -- Lambda's limits (sources beside each) -------------------------------------------------------
-# Timeout: 1 to 900 seconds ("Function timeout: 900 seconds (15 minutes)"),
-# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html . botocore's model
-# allows 5,400 s and 32,768 MB (Lambda Managed Instances), so we check before calling.
-TIMEOUT_RANGE_S = (1, 900)
+TIMEOUT_RANGE_S = LAMBDA_TIMEOUT_RANGE_S  # 1-900 s, see lamb.cost
 MEMORY_RANGE_MB = (LAMBDA_MIN_MEMORY_MB, LAMBDA_MAX_MEMORY_MB)  # 128-10,240 MB, see lamb.cost
 # The 50 MB direct-upload limit is enforced on the request, where the zip travels base64-encoded:
 # "Request must be smaller than 69905067 bytes for the CreateFunction operation" (AWS's answer,
@@ -60,12 +57,6 @@ URL_PERMISSIONS: tuple[dict, ...] = (
     {"StatementId": "lamb-url-invoke-function-url", "Action": "lambda:InvokeFunctionUrl", "Principal": "*", "FunctionUrlAuthType": "NONE"},
     {"StatementId": "lamb-url-invoke-function", "Action": "lambda:InvokeFunction", "Principal": "*", "InvokedViaFunctionUrl": True},
 )
-# The shipped handler fetches {"url": ...} images with a connect + read cap of 3 + 10 s by default
-# (LAMB_CONNECT_TIMEOUT, LAMB_READ_TIMEOUT in lamb/handler/lambda_function.py).
-URL_FETCH_ALLOWANCE_S = 13
-# The first request after a cold start runs init + inference at the CPU share the memory buys;
-# twice that covers larger inputs and a noisy neighbour.
-_TIMEOUT_HEADROOM = 2.0
 
 
 @dataclass(frozen=True)
@@ -155,39 +146,24 @@ def fits_direct_upload(zip_bytes: int) -> bool:
 # -- settings -------------------------------------------------------------------------------------
 
 
-def recommend_timeout_s(init_ms: float, invoke_ms: float, memory_mb: int) -> int:
-    """A timeout for the first request after a cold start, at the CPU share ``memory_mb`` buys.
-
-    Lambda gives a function one vCPU per 1,769 MB, so below that everything measured here runs
-    proportionally slower (``lamb.cost.lambda_duration_ms``). Twice that, plus the handler's own
-    cap on fetching a ``{"url": ...}`` image, rounded up to whole seconds. (Lambda's default of
-    3 s is what timed the course's function out.)
-    """
-    seconds = lambda_duration_ms(init_ms + invoke_ms, memory_mb) / 1000 * _TIMEOUT_HEADROOM + URL_FETCH_ALLOWANCE_S
-    return int(min(TIMEOUT_RANGE_S[1], max(TIMEOUT_RANGE_S[0], math.ceil(seconds))))
-
-
 def settings_for(facts: ArtifactFacts, options: DeployOptions) -> Settings:
-    """Memory and timeout: the user's, else what the artifact's measured figures call for."""
-    if options.memory_mb is not None:
-        memory, memory_source = options.memory_mb, "--memory"
-    elif facts.peak_rss_mb:
-        # the advice `lamb invoke` gives for the same figures (lamb.cost): cost, latency, peak-RSS floor
-        advice = advise_memory(facts.invoke_ms, peak_rss_mb=facts.peak_rss_mb, arch=facts.arch)
-        memory, memory_source = advice.recommended_mb, f"lamb invoke's advice: {advice.reason}"
-    else:
+    """Memory and timeout: the user's, else the advice ``lamb invoke`` gives for the artifact's
+    measured figures (``lamb.cost.advise_function``, as the image context's README states it)."""
+    if options.memory_mb is None and not facts.peak_rss_mb:
         raise InputError(
             f"{facts.path.name} carries no measured peak memory (it was packaged without a smoke run)",
             "pass --memory and --timeout, or rebuild with `lamb package` (with its smoke run) so deploy can size the function",
         )
+    advice = advise_function(facts.invoke_ms, init_ms=facts.init_ms, peak_rss_mb=facts.peak_rss_mb, arch=facts.arch,
+                             memory_mb=options.memory_mb)
+    if options.memory_mb is not None:
+        memory, memory_source = options.memory_mb, "--memory"
+    else:
+        memory, memory_source = advice.memory_mb, f"lamb invoke's advice: {advice.memory.reason}"
     if options.timeout_s is not None:
         timeout, timeout_source = options.timeout_s, "--timeout"
-    elif facts.init_ms is not None and facts.invoke_ms is not None:
-        timeout = recommend_timeout_s(facts.init_ms, facts.invoke_ms, memory)
-        timeout_source = (
-            f"the measured cold start of {facts.init_ms:,.0f} + {facts.invoke_ms:,.0f} ms at {memory:,} MB's CPU share, "
-            f"x{_TIMEOUT_HEADROOM:g}, + {URL_FETCH_ALLOWANCE_S} s for fetching a url"
-        )
+    elif advice.timeout_s is not None:
+        timeout, timeout_source = advice.timeout_s, advice.timeout_reason
     else:
         raise InputError(
             f"{facts.path.name} carries no measured cold start (it was packaged without a smoke run)",

@@ -24,6 +24,7 @@ from lamb import layout
 from lamb import manifest as mf
 from lamb.cost import (  # noqa: F401 (re-exported)
     MemoryAdvice,
+    advise_function,
     advise_memory,
     explicit_pixels,
     memory_advice,
@@ -280,15 +281,17 @@ def invoke_artifact(
                     first.peak_rss_mb = max(first.peak_rss_mb or 0.0, result.peak_rss_mb or 0.0)
             version = python_version(run_settings.python) or "?"
 
-    advice = None
+    advice = function_advice = None
     if first.error is None and first.peak_rss_mb:
         # The handler runs one interpreter thread per vCPU of the setting, so below 3,538 MB the
         # time measured here is one-thread time, what Lambda's CPU share scales.
         local_ms = percentile(warm, 50) if warm else first.invoke_ms
-        floors = {"the pixel budget": pixel_budget_floor(first.peak_rss_mb, run_settings.env)}
         # Lambda's price depends on the arch the artifact is built for (its record says which).
         arch = arch or (record.arch if record is not None else "x86_64")
-        advice = advise_memory(local_ms, peak_rss_mb=first.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms, arch=arch)
+        # the advice lamb deploy applies and the image README states (memory floors, then timeout)
+        function_advice = advise_function(local_ms, init_ms=first.init_ms, peak_rss_mb=first.peak_rss_mb, arch=arch,
+                                          env=run_settings.env, max_latency_ms=max_latency_ms, first_invoke_ms=first.invoke_ms)
+        advice = function_advice.memory
         if not warm:
             notes.append("memory advice from the first invocation's time; --repeat N gives a steadier warm median")
     if first.peak_rss_mb and first.peak_rss_mb > memory_mb * 0.9 and first.error is None:
@@ -306,6 +309,7 @@ def invoke_artifact(
         peak_rss_mb=first.peak_rss_mb,
         memory_mb=memory_mb,
         recommended_memory_mb=advice.recommended_mb if advice else None,
+        recommended_timeout_s=function_advice.timeout_s if function_advice else None,
         memory_advice=f"{memory_advice(advice)}; {_pixel_budget_note(advice.recommended_mb, run_settings.env)}" if advice else "",
         python=version,
         logs=first.logs,

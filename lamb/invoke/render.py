@@ -34,6 +34,8 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
     table.add_row("peak memory (RSS)", "-" if report.peak_rss_mb is None else f"{report.peak_rss_mb:,.0f} MB")
     if report.recommended_memory_mb:
         table.add_row("recommended memory", f"{report.recommended_memory_mb:,} MB")
+    if report.recommended_timeout_s:
+        table.add_row("recommended timeout", f"{report.recommended_timeout_s} s (cold start at that memory x2, + a url fetch)")
     out.append(table)
     if report.memory_advice:
         out.append(f"[dim]memory:[/] {report.memory_advice}")

@@ -30,6 +30,7 @@ class InvokeReport:
     logs: str = ""  # what the handler printed (init + first invocation)
     notes: list[str] = field(default_factory=list)
     memory: MemoryAdvice | None = None  # the figures behind the advice
+    recommended_timeout_s: int | None = None  # the cold first request at that memory (lamb.cost.advise_function)
 
     @property
     def status_code(self) -> int | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamb import layout
+from lamb.cost import FunctionAdvice
 from lamb.manifest import atomic_output
 
 # Zip's epoch: the earliest timestamp the format can store (DOS time starts in 1980).
@@ -173,14 +174,21 @@ CMD ["{layout.HANDLER}"]
 """
 
 
-def image_readme(target, name: str, model_bytes: int) -> str:
+def image_readme(target, name: str, advice: FunctionAdvice | None = None) -> str:
     """Build, run, push and create-function commands that paste and run as they are.
 
     ``name`` (from the model's) names the image, the ECR repository, the function and its role.
     ``--provenance=false``: BuildKit otherwise pushes an OCI image index with an attestation,
-    whose media type Lambda rejects ("image manifest media type not supported").
+    whose media type Lambda rejects ("image manifest media type not supported"). Memory and
+    timeout are ``advice`` (``lamb.cost.advise_function`` on the smoke run's figures, the advice
+    ``lamb invoke`` gives and ``lamb deploy`` applies); without a smoke run the shell asks for them.
     """
-    memory = 1024 if model_bytes < 100 * 2**20 else 2048
+    if advice is not None and advice.timeout_s is not None:
+        settings = (f"MEMORY={advice.memory_mb} TIMEOUT={advice.timeout_s}  "
+                    f"# lamb's advice from the smoke run: {advice.memory_mb:,} MB, {advice.timeout_s} s (as lamb invoke and lamb deploy)")
+    else:
+        settings = ('MEMORY=${MEMORY:?no smoke run measured this build: set MEMORY (MB), e.g. from lamb invoke} '
+                    'TIMEOUT=${TIMEOUT:?set TIMEOUT (s), e.g. from lamb invoke}')
     arch = target.arch
     platform = target.docker_platform
     trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
@@ -213,6 +221,7 @@ docker stop {name}
 AWS_REGION=${{AWS_REGION:-us-east-1}}
 ACCOUNT=$(aws sts get-caller-identity --query Account --output text)
 REGISTRY=$ACCOUNT.dkr.ecr.$AWS_REGION.amazonaws.com
+{settings}
 aws ecr create-repository --repository-name {name} --region $AWS_REGION
 aws ecr get-login-password --region $AWS_REGION | docker login --username AWS --password-stdin $REGISTRY
 docker tag {name}:latest $REGISTRY/{name}:latest
@@ -222,7 +231,7 @@ aws iam attach-role-policy --role-name {name}-role --policy-arn arn:aws:iam::aws
 sleep 10  # IAM: a new role takes a few seconds before Lambda may assume it
 aws lambda create-function --function-name {name} --region $AWS_REGION \\
     --package-type Image --code ImageUri=$REGISTRY/{name}:latest --architectures {arch} \\
-    --memory-size {memory} --timeout 30 --role arn:aws:iam::$ACCOUNT:role/{name}-role
+    --memory-size $MEMORY --timeout $TIMEOUT --role arn:aws:iam::$ACCOUNT:role/{name}-role
 aws lambda wait function-active-v2 --function-name {name} --region $AWS_REGION
 aws lambda invoke --function-name {name} --region $AWS_REGION --cli-binary-format raw-in-base64-out \\
     --payload fileb://{SAMPLE_EVENT} response.json && cat response.json

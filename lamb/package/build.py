@@ -203,6 +203,7 @@ def build_package(
                     f"the built function failed its smoke run ({smoke_result.label}): {smoke_result.error}",
                     "run with --verbose for the handler's logs; try --no-slim or another --runtime-lib",
                 )
+            writer.record_smoke(build, temp, smoke_result)
         else:
             smoke_result = SmokeResult(False, False, False, "not run (--no-smoke)")
         sha, size = writer.publish(temp, output)

@@ -71,6 +71,9 @@ class ArtifactFormat:
         """The built artifact as a task root with the target's own wheels, and what that is."""
         raise NotImplementedError
 
+    def record_smoke(self, build: Build, temp: Path, smoke: mf.SmokeResult) -> None:
+        """Write what the smoke run measured into the artifact where it says so (after the run)."""
+
     def publish(self, temp: Path, output: Path) -> tuple[str | None, int]:
         """Put the finished artifact in place; its sha256 (zip only) and size."""
         raise NotImplementedError
@@ -170,6 +173,17 @@ class ImageFormat(ArtifactFormat):
             raise
         return temp, report
 
+    def record_smoke(self, build: Build, temp: Path, smoke: mf.SmokeResult) -> None:
+        """The README's create-function command gets the memory and timeout lamb advises for the
+        smoke run's figures (``lamb.cost.advise_function``: what invoke says and deploy applies)."""
+        if not (smoke.ran and smoke.passed):
+            return
+        from lamb.cost import advise_function
+
+        advice = advise_function(smoke.invoke_ms, init_ms=smoke.init_ms, peak_rss_mb=smoke.peak_rss_mb, arch=build.target.arch)
+        readme = artifact.image_readme(build.target, function_name(build.manifest_path), advice)
+        (temp / "README.md").write_text(readme, encoding="utf-8")
+
     def task_root(self, build: Build, temp: Path, dest: Path) -> tuple[Path, str]:
         shutil.copytree(build.deps, dest)
         for name, path in build.own.items():
@@ -209,5 +223,4 @@ def _write_image_context(folder: Path, build: Build, name: str) -> None:
     (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
     (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__), encoding="utf-8")
     (folder / ".dockerignore").write_text(artifact.DOCKERIGNORE, encoding="utf-8")
-    model_bytes = (build.files / layout.MODEL_FILE).stat().st_size
-    (folder / "README.md").write_text(artifact.image_readme(target, name, model_bytes), encoding="utf-8")
+    (folder / "README.md").write_text(artifact.image_readme(target, name), encoding="utf-8")  # settings once the smoke run measured them
