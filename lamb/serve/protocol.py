@@ -133,6 +133,27 @@ class _BadBody(Exception):
         self.status, self.error_type, self.message = status, error_type, message
 
 
+# Closing a socket with unread input sends a reset, which can destroy the answer still on its way
+# to a client that is sending a body we refused (a 413): so stop sending, then read and drop what
+# it still sends, for at most this long and this much (Apache's lingering close does the same).
+LINGER_S = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
+
+
+def _lingering_close(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        deadline, drained = time.monotonic() + LINGER_S, 0
+        while drained < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                return
+            drained += len(chunk)
+    except OSError:  # the client is gone, or the deadline passed: close as it is
+        pass
+
+
 def _too_large() -> _BadBody:
     return _BadBody(413, "RequestEntityTooLargeException",
                     f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation")
@@ -151,6 +172,13 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         """Every socket operation's limit (socketserver applies it per connection); read when a
         connection starts, so the module's CLIENT_TIMEOUT_S can be changed at run time."""
         return CLIENT_TIMEOUT_S
+
+    _linger = False  # refused mid-body: drain what the client still sends before closing
+
+    def finish(self) -> None:
+        super().finish()
+        if self._linger:
+            _lingering_close(self.connection)
 
     def setup(self) -> None:
         super().setup()
@@ -189,6 +217,7 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
             body = self._read_chunked() if chunked else self._read_sized(length)
         except _BadBody as bad:
             self.close_connection = True  # what is left of the body must not be read as the next request
+            self._linger = True
             return self._reject(bad.status, bad.error_type, bad.message)
         except TimeoutError:
             self.close_connection = True
