@@ -218,3 +218,14 @@ def test_no_region_is_bad_input(aws_env, monkeypatch):
         AwsSession()
     monkeypatch.setenv("AWS_REGION", "ap-south-1")  # what the AWS CLI v2 and Lambda set; boto3 alone ignores it
     assert AwsSession().region == "ap-south-1"
+
+
+def test_every_call_and_its_answer_is_logged_for_verbose(stubbed, caplog):
+    session, stubber, _ = stubbed
+    stubber.add_client_error("create_function", service_error_code="RequestEntityTooLargeException", http_status_code=413,
+                             service_message="too large")
+    with caplog.at_level("DEBUG", logger="lamb.deploy.aws"), pytest.raises(AwsError):
+        create(session)
+    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.deploy.aws"]
+    assert any(line.startswith("AWS lambda CreateFunction(") and "Code={'ZipFile': b'PK'}" in line for line in lines), lines
+    assert "AWS lambda CreateFunction -> 413 RequestEntityTooLargeException" in lines

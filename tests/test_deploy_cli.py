@@ -41,6 +41,14 @@ def test_unreachable_aws_is_exit_code_10(deploy_artifact_factory, aws_env):
     assert "cannot reach AWS" in result.output and "Traceback" not in result.output
 
 
+def test_verbose_shows_the_trail_of_aws_calls(deploy_artifact_factory, aws_env):
+    args = ["deploy", str(deploy_artifact_factory()), "-n", "clothes", "--create-role", "--endpoint-url", "http://127.0.0.1:9"]
+    quiet, loud = runner.invoke(app, args), runner.invoke(app, [*args, "--verbose"])
+    assert quiet.exit_code == loud.exit_code == 10
+    assert "lamb.deploy.aws: AWS " not in quiet.stderr
+    assert "lamb.deploy.aws: AWS " in loud.stderr, loud.stderr
+
+
 @pytest.fixture
 def moto_server(aws_env, monkeypatch):
     """moto's server on a free port, Lambda without Docker (its config API), AWS managed policies loaded."""

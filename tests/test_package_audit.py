@@ -130,6 +130,15 @@ def test_al2023_refuses_glibcxx_3_4_30_on_the_documented_facts(built):
     assert report.summary().startswith("FAIL (1 problem) on documented facts")
 
 
+def test_the_audit_leaves_a_trail_for_verbose(built, caplog):
+    with caplog.at_level("DEBUG", logger="lamb.package.audit"):
+        report = audit.audit_tree(built / "root", targets.get_target("python3.12", HOST_ARCH))
+    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.package.audit"]
+    assert any(" -> the base system" in line for line in lines), lines  # where a DT_NEEDED resolved
+    assert f"audit problem: {report.problems[0].sentence()}" in lines
+    assert lines[-1] == f"audit of the artifact for {report.target}: {report.summary()}"
+
+
 @pytest.fixture
 def gcc14_measured():
     """A probe's reading of python3.12 on this arch with GCC 14's libstdc++ (GLIBCXX_3.4.33), which

@@ -111,3 +111,10 @@ def test_same_versions_unpins_what_the_host_lacks_but_never_the_tflite_library(t
     with pytest.raises(DependencyError, match="cannot run a stand-in"):
         wheels.install_same_versions(pins, TARGET, tmp_path / "dest2", keep="ai-edge-litert",
                                      cache=tmp_path / "cache", pip=wheels.PipRunner(fake))
+
+
+def test_the_real_pip_leaves_a_trail_for_verbose(caplog):
+    with caplog.at_level("DEBUG", logger="lamb.package.wheels"):
+        status, _ = wheels.SubprocessPip().main(["--version"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.package.wheels"]
+    assert status == 0 and lines[0] == "pip --version" and lines[1].startswith("pip exited 0 after ")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +81,7 @@ def handle_errors(verbose: bool) -> Iterator[None]:
     from lamb import tflog
 
     tflog.configure(verbose)
+    _log_to_stderr(verbose)
     try:
         yield
     except LambError as exc:
@@ -92,6 +94,27 @@ def handle_errors(verbose: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]; nothing was left half-written")
         raise typer.Exit(130) from None
+
+
+_LOG_HANDLER: logging.Handler | None = None
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """--verbose: lamb's debug trail (what pip, the audit, the converter and AWS did) on stderr."""
+    global _LOG_HANDLER
+    logger = logging.getLogger("lamb")
+    if _LOG_HANDLER is not None:  # a second command in one process (tests) starts clean
+        logger.removeHandler(_LOG_HANDLER)
+        _LOG_HANDLER = None
+    if not verbose:
+        logger.setLevel(logging.WARNING)
+        return
+    from rich.logging import RichHandler
+
+    _LOG_HANDLER = RichHandler(console=err_console, show_time=False, show_path=False, markup=False, highlighter=None)
+    _LOG_HANDLER.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger.addHandler(_LOG_HANDLER)
+    logger.setLevel(logging.DEBUG)
 
 
 def to_jsonable(obj: Any) -> Any:

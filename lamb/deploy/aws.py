@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,8 @@ from typing import Any
 
 from lamb.deploy.calls import Call, FileBytes, Ref
 from lamb.errors import AwsError, InputError
+
+log = logging.getLogger(__name__)
 
 # Lambda answers CreateFunction (and configuration updates that change the role) with this in
 # the seconds after a role is created, until IAM has propagated it; the fix everyone uses is to
@@ -118,6 +121,39 @@ def configured_region(session: Any) -> str | None:
     return session.region_name or os.environ.get("AWS_REGION") or None
 
 
+def log_calls(client: Any) -> Any:
+    """Log each API call ``client`` makes, and its answer, at debug level (shown by --verbose).
+
+    botocore's own debug log is the wire (headers, signatures, bodies); this is one line a call,
+    through botocore's event hooks: before-parameter-build (the caller's parameters, also under
+    a Stubber, which answers in before-call) and after-call (the answer, errors included).
+    """
+    meta = getattr(client, "meta", None)
+    if meta is None:  # not a botocore client (a test's stand-in): nothing to hook
+        return client
+    service = meta.service_model.service_name
+
+    def before(model: Any, params: dict[str, Any], **_: Any) -> None:
+        log.debug("AWS %s %s(%s)", service, model.name, ", ".join(f"{k}={_short(v)}" for k, v in sorted(params.items())))
+
+    def after(model: Any, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        status = parsed.get("ResponseMetadata", {}).get("HTTPStatusCode", getattr(http_response, "status_code", "?"))
+        error = parsed.get("Error", {}).get("Code")
+        log.debug("AWS %s %s -> %s%s", service, model.name, status, f" {error}" if error else "")
+
+    meta.events.register("before-parameter-build", before)
+    meta.events.register("after-call", after)
+    return client
+
+
+def _short(value: Any) -> str:
+    """A parameter as a log shows it: bytes by their size, long values cut."""
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value):,} bytes>"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 class AwsSession:
     """The clients deploy uses, for one region (and profile, and endpoint)."""
 
@@ -134,6 +170,8 @@ class AwsSession:
         role_timeout_s: float = ROLE_PROPAGATION_TIMEOUT_S,
     ):
         self._clients = dict(clients or {})
+        for given in self._clients.values():
+            log_calls(given)
         self.endpoint_url = endpoint_url
         self.sleep, self.clock = sleep, clock
         self.waiter_delay_s, self.role_timeout_s = waiter_delay_s, role_timeout_s
@@ -156,7 +194,9 @@ class AwsSession:
 
             # standard mode: retries throttling and transient errors with backoff (botocore's default, "legacy", does fewer)
             config = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="lamb-deploy")
-            self._clients[name] = self._session.client(name, region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+            self._clients[name] = log_calls(
+                self._session.client(name, region_name=self.region, endpoint_url=self.endpoint_url, config=config)
+            )
         return self._clients[name]
 
     @property

@@ -18,6 +18,7 @@ Wheel tags are not trusted: several TFLite wheels tagged manylinux2014 need glib
 
 from __future__ import annotations
 
+import logging
 import re
 import zipfile
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from typing import Any
 from lamb import targets
 from lamb.package.loader import SYSTEM, Loader, normalise
 from lamb.targets import Target
+
+log = logging.getLogger(__name__)
 
 # The versioned-symbol families a Lambda OS provides, and the library that defines each.
 FAMILIES = {"GLIBC": "glibc", "GLIBCXX": "libstdc++", "CXXABI": "libstdc++", "GCC": "libgcc_s"}
@@ -380,7 +383,7 @@ def judge(
                     f"needs {version} (from {library}); {system.name} has {_have_phrase(family, have)}", version,
                 ))
     problems.sort(key=_severity)
-    return AuditReport(
+    report = AuditReport(
         evidence={fact: e.phrase() for fact, e in system.evidence.items()},
         rests_on=_rests_on(system, problems, newest),
         target=target.name,
@@ -394,6 +397,19 @@ def judge(
         subject=subject,
         on_demand=on_demand,
     )
+    _log(report, resolutions)
+    return report
+
+
+def _log(report: AuditReport, resolutions: dict[tuple[str, str], str | None]) -> None:
+    """The audit's trail for --verbose: where each DT_NEEDED resolved, then the verdict."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    for (path, name), where in sorted(resolutions.items()):
+        log.debug("audit %s: %s -> %s", path, name, "the base system" if where == SYSTEM else where or "NOT FOUND")
+    for problem in report.problems:
+        log.debug("audit problem: %s", problem.sentence())
+    log.debug("audit of %s for %s: %s", report.subject, report.target, report.summary())
 
 
 

@@ -9,8 +9,10 @@ version and ABI, and every manylinux platform its glibc can load on its architec
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,8 @@ from lamb.cache import cache_root
 from lamb.errors import DependencyError, InputError
 from lamb.progress import Progress, current
 from lamb.targets import Target
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -135,7 +139,8 @@ def install_for_target(
         try:
             pip.install(requirements, target, dest, links, "the wheel cache")
             source = "cache"
-        except DependencyError:
+        except DependencyError as exc:
+            log.debug("the wheel cache cannot satisfy %s for %s (%s); asking the index", requirements, target.name, exc.message)
             (progress or current()).phase(f"downloading wheels for {target.name} from the package index")
             pip.download(requirements, target, cache)
             pip.install(requirements, target, dest, links, "the wheel cache")
@@ -145,6 +150,7 @@ def install_for_target(
     wheels = sorted({
         p.name for link in links for p in Path(link).glob("*.whl") if _installed_wheel(p.name, installed, supported)
     })
+    log.debug("installed for %s from the %s: %s", target.name, source, ", ".join(f"{n} {v}" for n, v in installed.items()))
     return InstallResult(dest, target.name, requirements, installed, source, time.perf_counter() - start, wheels)
 
 
@@ -298,7 +304,11 @@ class SubprocessPip:
         # pip must not see the host's user site or a PYTHONPATH: the target gets only what it asks for.
         env.pop("PYTHONPATH", None)
         env["PYTHONNOUSERSITE"] = "1"
+        log.debug("pip %s", shlex.join(args))
+        started = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        log.debug("pip exited %d after %.1f s%s", proc.returncode, time.perf_counter() - started,
+                  "".join(f"\n  {line}" for line in proc.stderr.splitlines()[-20:]))
         return proc.returncode, proc.stderr
 
 
