@@ -38,11 +38,13 @@ from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
 from lamb.errors import ArtifactError, InputError
 
 HANDLER = layout.HANDLER
-#: Lambda's console default is 128 MB; image models need far more, so the local default is what a
-#: mid-sized model actually uses. ``lamb invoke`` prints a recommendation from the measured peak.
+#: Lambda's default is 128 MB (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html);
+#: image models need far more, so the local default is a mid-sized model's. ``lamb invoke`` prints
+#: a recommendation from the measured peak.
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_TIMEOUT_S = 30.0
-#: Lambda gives the init phase (importing the handler) 10 seconds.
+#: Lambda limits the init phase (importing the handler) to 10 seconds
+#: (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html, "Init phase").
 INIT_TIMEOUT_S = 10.0
 _BOOTSTRAP = Path(__file__).with_name("_lambda_bootstrap.py")
 

@@ -1,9 +1,10 @@
 """Compile the artifact's Python files to bytecode for the target's own Python.
 
 Why: Lambda mounts the task root read-only, so a zip without ``__pycache__`` makes every cold
-start compile NumPy, Pillow and the runtime library again (measured on the Xception artifact:
-init 430 ms without bytecode, 246 ms with it). ``.pyc`` files are specific to one Python minor
-version, so only an interpreter of the target's version can write them; the build host's are
+start compile NumPy, Pillow and the runtime library again (the README's cold-start table, from
+``benchmarks/bench_invoke.py``, has the dated figures with and without it). ``.pyc`` files are
+specific to one Python minor version, so only an interpreter of the target's version can write
+them; the build host's are
 removed by slimming. When no such interpreter is on this machine, the artifact ships without
 bytecode and the report says what that costs.
 
@@ -52,7 +53,7 @@ def compile_tree(root: Path, target: targets.Target, python: str | None = None) 
         return BytecodeResult(
             False, None, 0, 0,
             f"not compiled: no Python {target.python_version} on {target.arch} here, so each cold start "
-            f"compiles the imported modules (about 0.2 s for NumPy); install python{target.python_version} "
+            f"compiles the imported modules again; install python{target.python_version} "
             "or build with --format image",
         )
     before = _pyc_sizes(root)
