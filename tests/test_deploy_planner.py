@@ -20,6 +20,7 @@ from lamb.deploy.aws import AwsSession, Executor
 from lamb.deploy.calls import FileBytes, Ref, display
 from lamb.deploy.planner import LAMB_STATEMENT_IDS, State, make_plan, read_state
 from lamb.deploy.run import write_smoke_event
+from lamb.errors import InputError
 
 
 @pytest.fixture
@@ -248,3 +249,30 @@ def test_a_missing_glibcxx_is_said_in_one_line_and_recorded_as_measured(deploy_a
     assert learn.from_smoke(other, facts, "eu-west-1") is None
     assert learn.missing_version("version 'CXXABI_1.3.15' not found") == ("CXXABI_1.3.15", None)
     assert learn.missing_version("version `GLIBC_2.34' not found (required by /var/task/x.so)") == ("GLIBC_2.34", "/var/task/x.so")
+
+
+def test_a_plain_zip_with_no_dependencies_deploys_through_the_same_plan(moto, tmp_path):
+    """What `lamb probe` needs: a function from a zip lamb did not package, with its own event."""
+    import zipfile
+
+    from lamb.deploy import deploy_facts
+    from lamb.deploy.artifact import plain_zip
+
+    path = tmp_path / "probe.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("probe.py", "import platform\ndef handler(event, context):\n    return {'libc': platform.libc_ver()}\n")
+    facts = plain_zip(path, runtime="python3.13", arch="arm64", handler="probe.handler", name="probe")
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    options = DeployOptions("lamb-probe", role_arn=moto, memory_mb=128, timeout_s=30)
+    shown = deploy_facts(facts, options, plan_only=True, smoke_event=event)
+    assert [c.operation for c in shown.plan.calls] == ["create_function", "publish_version", "invoke"]
+    assert any(f"--payload fileb://{event}" in c[0] for c in shown.commands)
+
+    queue_answers(json.dumps({"libc": ["glibc", "2.34"]}))
+    report = deploy_facts(facts, options, session=AwsSession(region=REGION), smoke_event=event)
+    assert report.action == "created" and report.smoke.passed and report.smoke.response == {"libc": ["glibc", "2.34"]}
+    config = lam().get_function(FunctionName="lamb-probe")["Configuration"]
+    assert (config["Runtime"], config["Handler"], config["Architectures"]) == ("python3.13", "probe.handler", ["arm64"])
+    with pytest.raises(InputError, match="no measured peak memory"):
+        deploy_facts(facts, DeployOptions("lamb-probe", role_arn=moto, smoke=False), plan_only=True)

@@ -7,10 +7,10 @@
 - ``learn``: a symbol version the real target lacks, from a failed smoke test, recorded as a measured fact.
 - ``aws``: reading state and the ``Executor`` that makes the calls (waiters, retries); every refusal is one ``AwsError`` line.
 - ``template``: the same function as a CloudFormation template.
-- ``run``: ``deploy_artifact`` ties them together and writes ``<stem>.deploy.json``.
+- ``run``: ``deploy_artifact`` (a lamb artifact) and ``deploy_facts`` (also a plain zip, as ``lamb probe``'s) tie them together and write ``<stem>.deploy.json``.
 """
 
 from lamb.deploy.plan import DeployOptions
-from lamb.deploy.run import DeployReport, deploy_artifact
+from lamb.deploy.run import DeployReport, deploy_artifact, deploy_facts
 
-__all__ = ["DeployOptions", "DeployReport", "deploy_artifact"]
+__all__ = ["DeployOptions", "DeployReport", "deploy_artifact", "deploy_facts"]

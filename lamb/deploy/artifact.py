@@ -33,7 +33,7 @@ class ArtifactFacts:
     zipped_bytes: int | None  # the zip's size; None for an image context
     unzipped_bytes: int  # what Lambda extracts (zip), or the context's files (image)
     model: str  # the model's name
-    manifest: mf.Manifest  # the shipped lamb.json: signature, labels, the package record
+    manifest: mf.Manifest | None  # the shipped lamb.json: signature, labels, the package record (None: a plain zip)
     init_ms: float | None = None  # the smoke run's cold start, when a manifest records this build
     invoke_ms: float | None = None
     peak_rss_mb: float | None = None
@@ -108,3 +108,17 @@ def _measured(artifact: Path, sha256: str | None) -> tuple[mf.PackageRecord | No
             continue  # rebuilt or changed since: these figures are another build's
         return record, mf.model_stem(manifest_path)
     return None, None
+
+
+def plain_zip(path: Path, *, runtime: str, arch: str, handler: str, name: str) -> ArtifactFacts:
+    """A zip lamb did not package (``lamb probe``'s function, no dependencies): runtime, arch and
+    handler from the caller, size and sha256 from the bytes. No measured figures: deploy it with
+    ``memory_mb`` and ``timeout_s`` set in ``DeployOptions``."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path} is not a zip", "build the function's zip first")
+    with zipfile.ZipFile(path) as zf:
+        unzipped = sum(info.file_size for info in zf.infolist())
+    return ArtifactFacts(path=path, package_type="Zip", runtime=runtime, arch=arch, handler=handler,
+                         sha256=mf.sha256_file(path), zipped_bytes=path.stat().st_size, unzipped_bytes=unzipped,
+                         model=name, manifest=None)

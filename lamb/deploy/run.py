@@ -105,8 +105,23 @@ def deploy_artifact(
         artifact = default_artifact()
     planning.check_options(options)
     facts = read_facts(Path(artifact))
-    planning.check_artifact(facts)
     event = write_smoke_event(facts, options.sample_image) if options.smoke else None
+    return deploy_facts(facts, options, plan_only=plan_only, session=session, smoke_event=event)
+
+
+def deploy_facts(
+    facts: ArtifactFacts,
+    options: DeployOptions,
+    *,
+    plan_only: bool = False,
+    session: AwsSession | None = None,
+    smoke_event: Path | None = None,
+) -> DeployReport:
+    """Deploy what ``facts`` describe: a lamb artifact (``read_facts``), or a plain zip
+    (``artifact.plain_zip``, e.g. ``lamb probe``'s function) smoke-tested with ``smoke_event``."""
+    planning.check_options(options)
+    planning.check_artifact(facts)
+    event = smoke_event
     if plan_only:
         region = options.region or _configured_region(options.profile) or "<REGION>"
         plan = make_plan(facts, options, State(), region=region, smoke_event=event)
@@ -215,6 +230,9 @@ def smoke_event(facts: ArtifactFacts, image: Path | None) -> dict[str, Any]:
     carried = facts.path / SAMPLE_EVENT
     if image is None and facts.path.is_dir() and carried.is_file():
         return json.loads(carried.read_text(encoding="utf-8"))
+    if facts.manifest is None:
+        raise InputError(f"{facts.path.name} is not a lamb artifact: there is no sample image to send it",
+                         "give the smoke test's event yourself, or deploy with --no-smoke")
     return sample_event(facts.manifest, image)
 
 
