@@ -144,3 +144,11 @@ def test_a_failed_smoke_test_prints_the_report_then_exits_9(deploy_artifact_fact
     report = json.loads(result.stdout)
     assert report["smoke"]["passed"] is False and report["version"] == "1"
     assert "failed its smoke test: the handler answered 400" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["deploy", "-n", "clothes", "--plan"], ["serve", "--port", "0"], ["invoke", "--url", "https://example.com/cat.jpg"]])
+def test_no_artifact_here_is_one_line_that_fits_every_command(tmp_path, monkeypatch, aws_env, command):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, command)
+    assert result.exit_code != 0 and "no Lambda artifact in" in result.output
+    assert "to invoke" not in result.output and "Traceback" not in result.output
