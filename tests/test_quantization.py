@@ -54,3 +54,10 @@ def test_libraries_lacking_a_modes_kernels_are_never_chosen_for_it():
     row = next(r for r in tflite_lib.WHEELS if r.name == "tflite-runtime")
     assert row.lacks("dynamic") and row.lacks("int8") and not row.lacks("float16")
     assert not row.lacks("unknown-mode")
+
+
+def test_the_readme_lists_the_modes_of_the_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"[--modes {','.join(quantization.NAMES)}]" in readme

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
 from lamb.errors import EXIT_CODES, LambError
+from lamb.targets import default_runtime, runtime_names
 
 app = typer.Typer(
     name="lamb",
@@ -55,7 +56,9 @@ PythonOpt = typer.Option(
     None, "--python", help="The interpreter to run it with \\[default: lamb's own Python, or pythonX.Y on PATH for an artifact built for X.Y]."
 )
 # and these mean the same wherever they appear:
-RuntimeOpt = typer.Option(None, "--runtime", "-r", help="Lambda runtime: python3.10 ... python3.14 \\[default: the newest].")
+RuntimeOpt = typer.Option(
+    None, "--runtime", "-r", help=f"Lambda runtime: {' | '.join(runtime_names())} \\[default: {default_runtime().name}]."
+)
 SampleImageOpt = typer.Option(None, "--sample-image", help="Image the smoke run sends \\[default: a seeded synthetic JPEG].")
 AllowUnsafeLambdaOpt = typer.Option(
     False, "--allow-unsafe-lambda", help="Load Lambda layers holding Python code (runs that code: only for files you trust)."

@@ -21,9 +21,13 @@ from lamb.cli.common import (
     print_json,
 )
 from lamb.errors import InputError
+from lamb.manifest import PREPROCESS_MODES
+from lamb.targets import default_runtime, runtime_names
 
 # -- convert -------------------------------------------------------------------------------------
 
+
+PREPROCESS_CHOICES = " | ".join(PREPROCESS_MODES)  # the manifest's modes, which the shipped handler implements
 
 @app.command()
 def convert(
@@ -34,7 +38,7 @@ def convert(
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
     int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
     input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
-    preprocess: str = typer.Option(None, "--preprocess", help="Pixel preprocessing the model was trained with: xception (x/127.5-1), caffe, torch, scale (x/255), none \\[default: inferred from the model, else none]."),
+    preprocess: str = typer.Option(None, "--preprocess", help=f"Pixel preprocessing the model was trained with: {PREPROCESS_CHOICES} \\[default: inferred from the model, else none]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
     allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops with no TFLite builtin as TF Select (Flex) ops; the slim Lambda runtimes cannot run the result."),
@@ -108,11 +112,11 @@ def verify(
     samples: int = typer.Option(None, "--samples", "-n", help="Seeded random inputs: uniform pixels in [0, 255] through the preprocessing \\[default: 32, or 0 with --images]."),
     images: Path = typer.Option(None, "--images", help="Folder of real images (searched recursively), decoded and preprocessed exactly as the Lambda handler does; combinable with --samples."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
-    preprocess: str = typer.Option(None, "--preprocess", help="xception | caffe | torch | scale | none \\[default: the manifest's; none without one]."),
+    preprocess: str = typer.Option(None, "--preprocess", help=f"{PREPROCESS_CHOICES} \\[default: the manifest's; none without one]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated (names classes in failure messages) \\[default: the manifest's]."),
     quantize: str = typer.Option(None, "--quantize", help=f"Whose default tolerances apply: {' | '.join(quantization.NAMES)} \\[default: the manifest's, else inferred from the .tflite]."),
     runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Run the .tflite on {' or '.join(tflite_lib.NAMES)} \\[default: the library the artifact ships]. {tflite_lib.isolation_help()}"),
-    runtime: str = typer.Option(None, "--runtime", help="Lambda runtime whose shipped library to verify on, e.g. python3.12 \\[default: the newest]."),
+    runtime: str = typer.Option(None, "--runtime", help=f"Lambda runtime whose shipped library to verify on: {' | '.join(runtime_names())} \\[default: {default_runtime().name}]."),
     atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|keras - tflite| <= atol + rtol x range(keras output)."),
     rtol: float = typer.Option(None, "--rtol", help="Error allowed relative to the range of the Keras output (0.01 = 1% of the range)."),
     min_top1: float = typer.Option(None, "--min-top1", help="Least fraction of samples whose top-1 class must agree (classifier outputs: shape (N, C), C > 1)."),
@@ -181,9 +185,9 @@ def compare(
     runtime: str = RuntimeOpt,
     arch: str = typer.Option(None, "--arch", "-a", help="Lambda architecture: x86_64 | arm64 (sets the prices) \\[default: x86_64]."),
     memory: str = typer.Option(None, "--memory", help="Memory settings to price, in MB, comma-separated \\[default: 512,1024,1769,3008]."),
-    modes: str = typer.Option(None, "--modes", help="Modes to compare, comma-separated \\[default: float32,float16,dynamic,int8]."),
+    modes: str = typer.Option(None, "--modes", help=f"Modes to compare, comma-separated \\[default: {','.join(quantization.NAMES)}]."),
     runtime_lib: str = typer.Option(None, "--runtime-lib", help="Verify on ai-edge-litert or tflite-runtime \\[default: what the target ships]."),
-    preprocess: str = typer.Option(None, "--preprocess", help="xception | caffe | torch | scale | none \\[default: inferred, as lamb convert does]."),
+    preprocess: str = typer.Option(None, "--preprocess", help=f"{PREPROCESS_CHOICES} \\[default: inferred, as lamb convert does]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line."),
     input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3."),
