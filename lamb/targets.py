@@ -244,9 +244,14 @@ def runtime_names() -> list[str]:
     return [r.name for r in RUNTIMES]
 
 
+# The default target: the newest Lambda runtime, named here rather than derived from this machine
+# (its Python, what pyenv has), so the same command builds the same artifact everywhere.
+DEFAULT_RUNTIME = "python3.14"
+
+
 def default_runtime() -> Runtime:
-    """The newest runtime in the table."""
-    return RUNTIMES[-1]
+    """The default runtime (``DEFAULT_RUNTIME``, the newest in the table)."""
+    return next(r for r in RUNTIMES if r.name == DEFAULT_RUNTIME)
 
 
 def get_target(runtime: str | None = None, arch: str | None = None) -> Target:
@@ -327,12 +332,43 @@ def find_python(version: str) -> str | None:
     candidates = [shutil.which(f"python{version}")]
     pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     candidates += sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{version}.*", "bin", f"python{version}")), reverse=True)
-    uv_root = os.environ.get("UV_PYTHON_INSTALL_DIR") or os.path.expanduser("~/.local/share/uv/python")
+    # uv's managed interpreters: $UV_PYTHON_INSTALL_DIR, else $XDG_DATA_HOME/uv/python (uv's docs, "Python versions").
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    uv_root = os.environ.get("UV_PYTHON_INSTALL_DIR") or os.path.join(data_home, "uv", "python")
     candidates += sorted(glob.glob(os.path.join(uv_root, f"cpython-{version}.*", "bin", f"python{version}")), reverse=True)
     for path in candidates:
         if path and python_version(path) == version:
             return path
     return None
+
+
+def native_runtimes() -> list[Runtime]:
+    """The runtimes this machine can smoke-test natively: their own Python (lamb's, or one found by
+    ``find_python``) on this machine's arch, with a glibc at least as new as theirs."""
+    host = host_smoke_target()
+    if host is None:
+        return []
+    return [r for r in RUNTIMES if host.runtime.glibc >= r.glibc and (r.python == host_python() or find_python(r.python))]
+
+
+def python_offer(version: str) -> str:
+    """How to get CPython ``version`` here, as a phrase for a hint. uv's install is offered only
+    when uv is installed and allowed to download; lamb itself never downloads an interpreter."""
+    import os
+    import shutil
+
+    downloads = os.environ.get("UV_PYTHON_DOWNLOADS", "automatic").lower() not in ("never", "manual", "0", "false")
+    if shutil.which("uv") and downloads and not os.environ.get("UV_OFFLINE"):
+        return f"`uv python install {version}` (uv is installed here)"
+    return f"python{version} (pyenv, uv or the system's package manager)"
+
+
+def native_note(exclude: str | None = None) -> str:
+    """One phrase naming the runtimes this machine can smoke natively (for a stand-in's note)."""
+    names = [r.name for r in native_runtimes() if r.name != exclude]
+    if not names:
+        return "this machine has no Lambda runtime's Python to smoke-test with natively"
+    return f"this machine smoke-tests {', '.join(names)} natively (their own Python is here)"
 
 
 def python_version(python: str | None = None) -> str | None:

@@ -373,6 +373,7 @@ def test_without_the_targets_python_the_smoke_run_is_a_labelled_stand_in(tmp_pat
     # runs the same files and package versions on this machine's Python, saying so.
     host = targets.host_target()
     monkeypatch.setattr(bytecode, "target_python", lambda t: None if t != host else __import__("sys").executable)
+    monkeypatch.setattr(targets, "native_runtimes", lambda: [host.runtime] if host else [])
     r = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "fn.zip")
     assert not r.bytecode.compiled and "no Python 3.12" in r.bytecode.note
     with zipfile.ZipFile(r.artifact) as zf:
@@ -380,8 +381,12 @@ def test_without_the_targets_python_the_smoke_run_is_a_labelled_stand_in(tmp_pat
     s = r.smoke
     assert s.passed and s.stand_in and s.label.startswith("HOST STAND-IN") and "3.12 on the target" in s.label
     # what a stand-in cannot prove, said plainly, and what covered it
-    assert s.label.endswith("It cannot prove that the target's own wheels load on Amazon Linux 2023's glibc and "
-                            "libstdc++: the ELF audit checked that")
+    assert ("It cannot prove that the target's own wheels load on Amazon Linux 2023's glibc and "
+            "libstdc++: the ELF audit checked that.") in s.label
+    # and what would let this machine smoke the artifact itself
+    if host is not None:
+        assert f"This machine smoke-tests {host.runtime.name} natively" in s.label
+    assert "install python3.12 (pyenv, uv or the system's package manager)" in s.label or "uv python install 3.12" in s.label
 
 
 def test_a_bad_runtime_is_named_before_anything_else(tmp_path, monkeypatch):

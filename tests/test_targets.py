@@ -95,3 +95,42 @@ def test_the_readme_and_the_help_list_the_runtimes_of_the_table():
     assert f"`--runtime {names[0]} … {names[-1]}`" in readme
     help_text = " ".join(CliRunner().invoke(app, ["package", "--help"], env={"COLUMNS": "300"}).output.split())
     assert " | ".join(names) in help_text and f"[default: {targets.default_runtime().name}]" in help_text
+
+
+def test_the_default_runtime_is_named_and_is_the_newest():
+    newest = max(targets.RUNTIMES, key=lambda r: tuple(int(x) for x in r.python.split(".")))
+    assert targets.DEFAULT_RUNTIME == newest.name == targets.default_runtime().name
+
+
+def test_native_runtimes_are_those_whose_own_python_is_here():
+    native = targets.native_runtimes()
+    host = targets.host_target()
+    if host is not None:
+        assert host.runtime in native
+    for runtime in native:
+        assert runtime.python == targets.host_python() or targets.find_python(runtime.python)
+    note = targets.native_note()
+    assert all(r.name in note for r in native)
+
+
+def test_uv_install_is_offered_only_when_uv_is_here_and_may_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert targets.python_offer("3.14") == "python3.14 (pyenv, uv or the system's package manager)"
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\nexit 0\n")
+    uv.chmod(0o755)
+    assert targets.python_offer("3.14") == "`uv python install 3.14` (uv is installed here)"
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
+    assert "uv python install" not in targets.python_offer("3.14")
+
+
+def test_find_python_looks_in_uvs_interpreters(tmp_path, monkeypatch):
+    # uv keeps its managed interpreters in $UV_PYTHON_INSTALL_DIR/cpython-X.Y.Z-<platform>/bin
+    python = targets.host_python()
+    home = tmp_path / "uv" / f"cpython-{python}.99-linux-x86_64-gnu" / "bin"
+    home.mkdir(parents=True)
+    (home / f"python{python}").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    monkeypatch.setenv("UV_PYTHON_INSTALL_DIR", str(tmp_path / "uv"))
+    assert targets.find_python(python) == str(home / f"python{python}")

@@ -378,11 +378,20 @@ def _smoke(
     label = (
         f"HOST STAND-IN: this machine cannot run {target.name} wheels ({'; '.join(why)}); "
         f"ran the same files with {stand_in.how}. It cannot prove that the target's own wheels load on "
-        f"{target.runtime.os}'s glibc and libstdc++: the ELF audit checked that"
+        f"{target.runtime.os}'s glibc and libstdc++: the ELF audit checked that. {_native(target)}"
     )
     result = _run(root, event, label, stand_in=True, python=f"{host.name} (host)")
     result.differences = stand_in.differences
     return result
+
+
+def _native(target: targets.Target) -> str:
+    """What would let this machine smoke the artifact itself: the runtimes it can, and how to get
+    the target's own Python (never downloaded by lamb)."""
+    note = targets.native_note(exclude=target.runtime.name).capitalize()
+    if target.arch != targets.host_arch():
+        return f"{note} on {targets.host_arch()}"
+    return f"{note}; for {target.runtime.name}'s own, install {targets.python_offer(target.python_version)}"
 
 
 # A smoke run here loads the wheels with this machine's glibc and libstdc++, never the target's.

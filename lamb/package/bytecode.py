@@ -52,9 +52,9 @@ def compile_tree(root: Path, target: targets.Target, python: str | None = None) 
     if python is None:
         return BytecodeResult(
             False, None, 0, 0,
-            f"not compiled: no Python {target.python_version} on {target.arch} here, so each cold start "
-            f"compiles the imported modules again; install python{target.python_version} "
-            "or build with --format image",
+            f"not compiled: no Python {target.python_version} on {target.arch} here (looked on PATH, in pyenv and "
+            f"in uv's interpreters), so each cold start compiles the imported modules again; "
+            f"install {targets.python_offer(target.python_version)} or build with --format image",
         )
     before = _pyc_sizes(root)
     proc = subprocess.run(
