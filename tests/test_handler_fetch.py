@@ -262,3 +262,30 @@ def test_unusual_ipv4_spellings_are_refused(handler, no_connect, host):  # noqa:
     socket.getaddrinfo(host, 80, flags=socket.AI_NUMERICHOST)  # numeric: the handler's lookup asks no DNS server
     result = handler.lambda_handler({"url": f"http://{host}/"}, None)
     assert result["statusCode"] == 400 and "resolves to 127.0.0.1" in result["error"]
+
+
+# -- issue 17 item 5: a download cut short, port 0 ---------------------------------------------------
+
+
+def test_a_download_cut_short_is_the_servers_fault(handler, monkeypatch, raw_server, png_bytes):  # noqa: F811
+    monkeypatch.setenv("LAMB_ALLOW_PRIVATE_URLS", "1")
+
+    def cut_short(conn, stop):  # promises the whole PNG, sends half, hangs up
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(png_bytes))
+        conn.sendall(png_bytes[: len(png_bytes) // 2])
+
+    def chunked_cut_short(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % len(png_bytes) + png_bytes[:100])
+
+    result = handler.lambda_handler({"url": raw_server(cut_short) + "/cat.png"}, None)
+    assert result["statusCode"] == 502 and "the download from '127.0.0.1' was cut short" in result["error"], result
+    assert f"{len(png_bytes) // 2} of the {len(png_bytes)} bytes" in result["error"]
+    result = handler.lambda_handler({"url": raw_server(chunked_cut_short) + "/cat.png"}, None)
+    assert result["statusCode"] == 502 and "cut short" in result["error"], result
+
+
+def test_port_zero_is_refused_not_fetched_from_port_80(handler, no_connect):  # noqa: F811
+    for url in ("http://127.0.0.1:0/x", "https://example.com:0/x", "http://[::1]:0/"):
+        result = handler.lambda_handler({"url": url}, None)
+        assert result["statusCode"] == 400 and "port 0" in result["error"], result
+    assert fetch._parse_url("http://h/x", "the url")[2] == 80 and fetch._parse_url("https://h/x", "the url")[2] == 443

@@ -18,6 +18,7 @@ import base64
 import io
 import json
 import socket
+import struct
 import warnings
 
 import pytest
@@ -183,3 +184,62 @@ def test_the_sources_cover_every_mode_pillow_decodes():
         Image.new(mode, (3, 2)).save(buffer, fmt)
         decoded.add(Image.open(io.BytesIO(buffer.getvalue())).mode)
     assert decoded >= DECODED_MODES
+
+
+# -- decoder classes (issue 17 item 1): each admitted format, sizes and counts drawn --------------
+
+
+def _saved(image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+# Where each format's header says its size: (offset, struct layout, largest value).
+DECLARED_SIZE = {"PNG": (16, ">II", 2**31 - 1), "BMP": (18, "<ii", 2**31 - 1), "GIF": (6, "<HH", 2**16 - 1)}
+
+
+@st.composite
+def decoder_bombs(draw):
+    """Hostile files of every decoder class: declared sizes, strips, scans, frames, text chunks and
+    embedded containers, each count or size drawn."""
+    from test_handler_bombs import blp1_jpeg, ico_holding, png_with_text, progressive_with_empty_scans, tiff_with_strips
+    from test_handler_input import big_png
+
+    kind = draw(st.sampled_from(["declared size", "tiff strips", "jpeg scans", "frames", "png text", "container"]))
+    side = st.integers(1, 64)
+    if kind == "declared size":  # a header claiming any size over a few real bytes, in each admitted format
+        fmt = draw(st.sampled_from(DEFAULT_FORMATS))
+        data = bytearray(_saved(Image.new("RGB", (draw(side), draw(side))), fmt))
+        if fmt in DECLARED_SIZE:  # (JPEG and TIFF: their headers are mutated by test_any_image...)
+            offset, layout, largest = DECLARED_SIZE[fmt]
+            size = struct.pack(layout, draw(st.integers(0, largest)), draw(st.integers(0, largest)))
+            data[offset : offset + len(size)] = size
+        return bytes(data)
+    if kind == "tiff strips":
+        return tiff_with_strips(draw(st.integers(1, 50_000)), draw(side), draw(side))
+    if kind == "jpeg scans":
+        return progressive_with_empty_scans(draw(st.integers(0, 1500)), (draw(st.integers(8, 256)), draw(st.integers(8, 256))))
+    if kind == "frames":
+        fmt = draw(st.sampled_from(["GIF", "PNG", "WEBP", "TIFF"]))
+        size = (draw(side), draw(side))
+        frames = [Image.new("RGB", size, (i % 256, 0, 0)) for i in range(draw(st.integers(1, 60)))]
+        return _saved(frames[0], fmt, save_all=True, append_images=frames[1:])
+    if kind == "png text":
+        return png_with_text(draw(st.integers(0, 40)), draw(st.integers(0, 1024 * 1024)))
+    inner = big_png(draw(st.integers(1, 4000)), draw(st.integers(1, 4000)), "L")
+    return draw(st.sampled_from([ico_holding(inner, draw(st.integers(0, 255))), blp1_jpeg(inner), b"icns" + inner]))
+
+
+@given(data=decoder_bombs(), proxy=st.booleans())
+def test_decoder_bombs_answer_4xx_or_200_quickly(fuzzed, data, proxy):
+    import time
+
+    if proxy:
+        event = {"httpMethod": "POST", "headers": {"Content-Type": "image/png"}, "requestContext": {},
+                 "body": b64(data), "isBase64Encoded": True}
+    else:
+        event = {"image": b64(data)}
+    start = time.perf_counter()
+    answer(fuzzed, event)
+    assert time.perf_counter() - start < 5.0

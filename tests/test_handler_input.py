@@ -154,3 +154,78 @@ def test_hostile_image_bytes_found_by_fuzzing_are_400s(handler):  # noqa: F811
     )
     result = handler.lambda_handler({"image": b64(dds)}, None)
     assert result["statusCode"] == 400 and result["error"].startswith("not a decodable image in a format this function opens")
+
+
+# -- decode bounds (issue 17 item 1); the memory-measured cases are in test_handler_bombs.py ------
+
+
+class _Context:
+    def __init__(self, remaining_ms: int):
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_decoding_stops_at_the_functions_remaining_time(handler, monkeypatch):  # noqa: F811
+    import time
+
+    monkeypatch.setenv("LAMB_MAX_IMAGE_PIXELS", "60000000")
+    data = big_png(7000, 7000, "RGB")  # 49 megapixels inside the budget: a second or more to inflate
+    start = time.perf_counter()
+    result = handler.lambda_handler({"image": b64(data)}, _Context(1200))  # 0.2 s left after the 1 s margin
+    took = time.perf_counter() - start
+    assert result["statusCode"] == 413 and "remaining time" in result["error"], result
+    assert took < 1.0, took
+
+
+def test_only_the_first_frame_is_decoded_whatever_the_count(handler):  # noqa: F811
+    import time
+
+    frames = [Image.new("P", (64, 64), i % 256) for i in range(3000)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=10)
+    start = time.perf_counter()
+    assert list(handler.lambda_handler({"image": b64(buffer.getvalue())}, None)) == TINY_LABELS
+    assert time.perf_counter() - start < 1.0
+
+
+def test_real_progressive_jpegs_and_tiffs_pass_the_cost_checks(handler):  # noqa: F811
+    from lamb.handler.lambkit import decode
+
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8))
+    for fmt, options in [("JPEG", {"progressive": True}), ("JPEG", {}), ("TIFF", {"compression": "tiff_lzw"}),
+                         ("TIFF", {}), ("TIFF", {"compression": "jpeg"})]:
+        buffer = io.BytesIO()
+        rgb.save(buffer, fmt, **options)
+        decode._check_costs(buffer.getvalue(), ("JPEG", "TIFF"))  # no ImageError
+        assert list(handler.lambda_handler({"image": b64(buffer.getvalue())}, None)) == TINY_LABELS
+    grey = io.BytesIO()
+    rgb.convert("L").save(grey, "JPEG", progressive=True)
+    assert decode._jpeg_scans(grey.getvalue(), 1000) < 12
+
+
+def test_bad_settings_are_refused_at_init_with_one_line_and_the_default_used(tmp_path, converted_tiny, monkeypatch, capsys):
+    from conftest import make_task_root
+    from test_handler import load_handler
+
+    from lamb.handler.lambkit import fetch, settings
+
+    bad = {"LAMB_FETCH_TIMEOUT_S": "nan", "LAMB_MAX_DOWNLOAD_BYTES": "-5", "LAMB_MAX_IMAGE_PIXELS": "inf",
+           "LAMB_NUM_THREADS": "lots", "LAMB_ALLOW_PRIVATE_URLS": "maybe", "LAMB_LOG_TIMING": "2",
+           "LAMB_IMAGE_FORMATS": "PNG,ICO"}
+    for name, value in bad.items():
+        monkeypatch.setenv(name, value)
+    handler = load_handler(make_task_root(tmp_path / "task", converted_tiny))  # noqa: F811
+    logged = capsys.readouterr().err.splitlines()
+    for name, value in bad.items():
+        assert sum(line.startswith(f"lamb: refusing {name}={value!r}: ") and "using the default" in line for line in logged) == 1, name
+    s = settings.current()
+    assert (s.fetch_timeout_s, s.max_download_bytes, s.max_image_pixels, s.num_threads, s.allow_private_urls, s.log_timing,
+            s.image_formats) == (15.0, 16 * 1024 * 1024, 0, 0, False, False, ())
+    assert fetch.fetch_deadline().seconds == 15.0  # nan once made every url a 500
+    result = handler.lambda_handler({"url": "http://169.254.169.254/x"}, None)
+    assert result["statusCode"] == 400 and "non-public" in result["error"]
+    for value in ("0", "-1", "1e400", "", " 7 "):  # every number setting: zero, negative, inf
+        monkeypatch.setenv("LAMB_FETCH_TIMEOUT_S", value)
+        assert settings.current().fetch_timeout_s == (7.0 if value == " 7 " else 15.0)

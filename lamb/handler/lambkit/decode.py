@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import struct
 import warnings
 
 from . import settings as _settings
@@ -19,6 +21,24 @@ IMAGE_BYTES_PER_PIXEL = 8
 # tensor arena. At 128 MB that is 32 MiB: 4.19 megapixels (2048 x 2048).
 IMAGE_MEMORY_SHARE = 0.25
 _UNMETERED_MAX_PIXELS = 50_000_000  # no memory setting to derive a budget from (not on Lambda)
+
+# What a decode may cost beyond its pixels, each checked before Pillow decodes:
+# - A progressive JPEG's every scan revisits every block of the components it codes, so a small
+#   file of empty scans costs minutes (11 bytes a scan: 450,000 in a 6 MB request). 256 scans is
+#   the default limit NVIDIA nvImageCodec sets against the same attack (cure53's libjpeg-turbo
+#   audit): https://docs.nvidia.com/cuda/nvimagecodec/environment_variables.html
+#   libjpeg's own progressive files have 10 scans (6 for greyscale).
+MAX_JPEG_SCANS = 256
+# - A TIFF's strips and tiles are each a Python object Pillow builds while opening: a 2-pixel
+#   TIFF with a million strips took 304 MB and 5 s. One per 16 pixels plus 64 is more than any
+#   writer makes (libtiff aims at 8 KiB strips, Pillow at 64 KiB).
+TIFF_PIXELS_PER_STRIP = 16
+TIFF_MIN_STRIPS = 64
+# - PNG text chunks (zTXt, iTXt) decompress inside Image.open: Pillow allows 64 MiB of them in
+#   all, half a 128 MB function. A classifier reads none of them; 1 MiB in all is plenty.
+PNG_TEXT_MEMORY = 1024 * 1024
+# - Frames: only the first frame of a GIF, APNG, WebP, MPO or multi-page TIFF is decoded; the
+#   others are never read, whatever their number.
 
 
 def pixel_budget(memory_mb: int, explicit: int = 0) -> int:
@@ -86,6 +106,85 @@ def decode_deadline(context=None) -> Deadline:
     return within_function_time(_settings.MAX_TIMEOUT_S, "the function's timeout", context)
 
 
+def _tiff_fields(data: bytes, tags: tuple) -> dict:
+    """{tag: (type, count, inline value bytes)} from a TIFF's first directory, read without Pillow
+    (Pillow materialises every strip while opening, which is the cost being bounded)."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\0", b"\0+")  # BigTIFF: 8-byte counts and offsets, 20-byte entries
+    word, entry, head = ("Q", 20, 8) if big else ("I", 12, 2)
+    (ifd,) = struct.unpack_from(order + word, data, 8 if big else 4)
+    (entries,) = struct.unpack_from(order + ("Q" if big else "H"), data, ifd)
+    found = {}
+    for i in range(min(entries, 65535)):
+        at = ifd + head + i * entry
+        tag, kind = struct.unpack_from(order + "HH", data, at)
+        if tag in tags:
+            (count,) = struct.unpack_from(order + word, data, at + 4)
+            found[tag] = (order, kind, count, data[at + 4 + struct.calcsize(word) : at + entry])
+    return found
+
+
+def _tiff_int(field) -> int:
+    order, kind, _count, value = field
+    fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
+    return struct.unpack_from(order + fmt, value)[0] if fmt else 0
+
+
+def _check_tiff(data: bytes) -> None:
+    try:
+        fields = _tiff_fields(data, (256, 257, 273, 324))  # width, length, strip and tile offsets
+    except struct.error:
+        raise ImageError("not a decodable image (a TIFF whose first directory is cut short)") from None
+    width = _tiff_int(fields[256]) if 256 in fields else 0
+    height = _tiff_int(fields[257]) if 257 in fields else 0
+    pieces = max(fields.get(273, (0, 0, 0, b""))[2], fields.get(324, (0, 0, 0, b""))[2])
+    allowed = TIFF_MIN_STRIPS + width * height // TIFF_PIXELS_PER_STRIP
+    if pieces > allowed:
+        raise ImageError(
+            f"the TIFF has {pieces:,} strips or tiles for {width}x{height} pixels, more than the {allowed:,} "
+            f"a real one has (one per {TIFF_PIXELS_PER_STRIP} pixels, plus {TIFF_MIN_STRIPS})",
+            413,
+        )
+
+
+# A marker outside entropy-coded data: 0xFF followed by anything but a stuffed 0x00, a restart
+# marker (RST0-7) or another 0xFF (fill).
+_JPEG_MARKER = re.compile(b"\xff[^\x00\xff\xd0-\xd7]")
+
+
+def _jpeg_scans(data: bytes, limit: int) -> int:
+    """How many scans (SOS markers) a JPEG holds, counted up to ``limit + 1`` by walking its
+    segments: a scan's entropy-coded data runs to the next marker."""
+    at, scans = 2, 0
+    while at + 4 <= len(data):
+        found = _JPEG_MARKER.search(data, at)
+        if found is None:
+            break
+        at = found.start()
+        marker = data[at + 1]
+        if marker == 0xD9:  # EOI
+            break
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length: TEM, RSTn, SOI
+            at += 2
+            continue
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            if scans > limit:
+                break
+    return scans
+
+
+def _check_costs(data: bytes, formats: tuple) -> None:
+    """Refuse what would cost more to open or decode than its pixels say (see the limits above)."""
+    if "TIFF" in formats and data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        _check_tiff(data)
+    if "JPEG" in formats and data[:2] == b"\xff\xd8":
+        scans = _jpeg_scans(data, MAX_JPEG_SCANS)
+        if scans > MAX_JPEG_SCANS:
+            raise ImageError(f"the JPEG has more than {MAX_JPEG_SCANS} scans; a real progressive JPEG has about 10", 413)
+
+
 # What Pillow's decoders raise on hostile bytes: a broken file is not always an OSError (the DDS
 # plugin raises NotImplementedError for a pixel format it does not know; found by the fuzz test).
 _DECODE_ERRORS = (
@@ -103,10 +202,12 @@ def decode_image(data: bytes, max_pixels: int | None = None, deadline: Deadline 
     KB of PNG can inflate to gigabytes. Pillow only *warns* between its MAX_IMAGE_PIXELS and twice
     that, so the warning is turned into an error here too.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
     budget = max_image_pixels() if max_pixels is None else max_pixels
     formats = image_formats()
+    _check_costs(data, formats)
+    PngImagePlugin.MAX_TEXT_MEMORY = min(PngImagePlugin.MAX_TEXT_MEMORY, PNG_TEXT_MEMORY)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
