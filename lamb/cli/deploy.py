@@ -53,7 +53,7 @@ def deploy(
     """
     with handle_errors(verbose):
         from lamb.deploy import DeployOptions, deploy_artifact
-        from lamb.deploy.report import render
+        from lamb.deploy.render import render
 
         options = DeployOptions(
             function_name=function_name, region=region, profile=profile, role_arn=role, create_role=create_role,

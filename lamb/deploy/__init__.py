@@ -7,10 +7,12 @@
 - ``learn``: a symbol version the real target lacks, from a failed smoke test, recorded as a measured fact.
 - ``aws``: reading state and the ``Executor`` that makes the calls (waiters, retries); every refusal is one ``AwsError`` line.
 - ``template``: the same function as a CloudFormation template.
+- ``report``: ``DeployReport``, what a deploy did; ``render`` draws it for the CLI.
 - ``run``: ``deploy_artifact`` (a lamb artifact) and ``deploy_facts`` (also a plain zip, as ``lamb probe``'s) tie them together and write ``<stem>.deploy.json``.
 """
 
 from lamb.deploy.plan import DeployOptions
-from lamb.deploy.run import DeployReport, deploy_artifact, deploy_facts
+from lamb.deploy.report import DeployReport
+from lamb.deploy.run import deploy_artifact, deploy_facts
 
 __all__ = ["DeployOptions", "DeployReport", "deploy_artifact", "deploy_facts"]

@@ -1,60 +1,70 @@
-"""Rendering a ``DeployReport`` (the CLI prints these)."""
+"""What ``lamb deploy`` did (or, with ``--plan``, would do): ``DeployReport`` and its smoke invocation.
+
+``render`` draws it; ``--json`` serialises it; the deployment record keeps it.
+"""
 
 from __future__ import annotations
 
-from lamb.deploy.run import DeployReport
-from lamb.package.budget import MiB
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamb.deploy.planner import Plan
+from lamb.errors import ArtifactError
 
 
-def render(report: DeployReport, verbose: bool = False) -> list:
-    from rich.table import Table
-    from rich.text import Text
+@dataclass
+class SmokeInvoke:
+    """The one invocation of the deployed version with a sample image."""
 
-    plan = report.plan
-    out: list = []
-    what = f"{plan.runtime} on {plan.arch}" if plan.runtime else f"container image on {plan.arch}"
-    if report.planned_only:
-        out.append(f"[bold]plan[/] for [bold]{report.function_name}[/] in {report.region}: {report.artifact.name} ({what}), "
-                   f"{plan.settings.memory_mb:,} MB, {plan.settings.timeout_s} s; nothing was called")
-        if plan.prerequisites:
-            out.append("[bold]first[/], build and push the image:")
-            out += [Text("   " + command) for command in plan.prerequisites]
-        for i, (call, commands) in enumerate(zip(plan.calls, report.commands), 1):
-            out.append(f"[bold]{i}.[/] {call.purpose}")
-            out += [Text("   " + command) for command in commands]  # plain text: commands hold brackets Rich would read as markup
-    else:
-        out.append(f"[bold]{report.function_name}[/] {report.action} in {report.region}: {report.artifact.name} ({what})")
-        table = Table(show_header=False)
-        table.add_column("what")
-        table.add_column("value")
-        table.add_row("function", report.function_arn or "-")
-        table.add_row("version", f"{report.version} ({'published' if report.published else 'unchanged: nothing new to publish'})")
-        if report.alias:
-            table.add_row("alias", f"{report.alias} -> {report.version} ({report.alias_action})")
-        if report.url:
-            added = ", ".join(report.permissions_added) or "already in place"
-            table.add_row("URL", f"{report.url} ({report.url_action}; permissions: {added})" if plan.url == "public" else f"{report.url} ({report.url_action}, AWS_IAM)")
-        elif report.url_action == "removed":
-            table.add_row("URL", "removed (--url none)")
-        if report.permissions_removed:
-            table.add_row("public permissions", f"removed: {', '.join(report.permissions_removed)}")
-        if report.reserved_concurrency is not None:
-            table.add_row("concurrency", f"{report.reserved_concurrency} reserved")
-        sent = f"{report.uploaded_bytes / MiB:.1f} MB sent" if report.uploaded_bytes else "nothing sent"
-        table.add_row("upload", f"{report.upload}" + (f" {report.s3_uri}" if report.s3_uri else "") + f" ({sent})")
-        table.add_row("role", (report.role_arn or "-") + (" (created)" if report.role_created else ""))
-        table.add_row("CodeSha256", f"{report.deployed_code_sha256} == the artifact's" if report.deployed_code_sha256 else "-")
-        table.add_row("memory", f"{plan.settings.memory_mb:,} MB from {plan.settings.memory_source}")
-        table.add_row("timeout", f"{plan.settings.timeout_s} s from {plan.settings.timeout_source}")
-        if report.smoke is not None:
-            table.add_row("smoke test", "passed" if report.smoke.passed else f"[bold red]failed[/]: {report.smoke.reason}")
-        else:
-            table.add_row("smoke test", "skipped (--no-smoke)")
-        out.append(table)
-        if report.record_path:
-            out.append(f"[dim]recorded in {report.record_path}; CloudFormation: {report.template_path}[/]")
-    if report.learned:
-        out.append(f"[bold]learned:[/] {report.learned}")
-    for note in report.notes:
-        out.append(f"[dim]note:[/] {note}")
-    return out
+    passed: bool
+    status_code: int
+    function_error: str | None  # Lambda's FunctionError ("Unhandled"): the handler raised or the runtime failed
+    response: Any  # the payload, parsed as JSON when it is
+    reason: str = ""  # why it failed
+
+
+@dataclass
+class DeployReport:
+    artifact: Path
+    function_name: str
+    region: str
+    planned_only: bool  # True: --plan, nothing was called
+    plan: Plan
+    account: str | None = None
+    function_arn: str | None = None
+    action: str = "planned"  # "created" | "updated" | "unchanged" | "planned"
+    changed: list[str] = field(default_factory=list)  # "code", "configuration"
+    upload: str = ""  # "direct" | "s3" | "image" | "none: the function already runs this code"
+    uploaded_bytes: int = 0  # 0: nothing was sent
+    s3_uri: str | None = None
+    bucket_created: bool = False
+    role_arn: str | None = None
+    role_created: bool = False
+    version: str | None = None
+    published: bool = False  # False: the newest version already held this code and configuration
+    alias: str | None = None
+    alias_action: str | None = None
+    url: str | None = None
+    url_action: str | None = None
+    permissions_added: list[str] = field(default_factory=list)
+    permissions_removed: list[str] = field(default_factory=list)  # lamb's public statements, once the URL is not public
+    reserved_concurrency: int | None = None
+    commands: list[list[str]] = field(default_factory=list)  # the plan's calls as AWS CLI commands (--plan)
+    learned: str | None = None  # a fact about the target the smoke test's failure showed (lamb.deploy.learn)
+    artifact_sha256: str | None = None  # hex sha256 of the zip (or the image digest)
+    code_sha256: str | None = None  # what Lambda must report: base64 of the zip's digest, or the image digest
+    deployed_code_sha256: str | None = None  # what Lambda reports
+    smoke: SmokeInvoke | None = None
+    record_path: Path | None = None
+    template_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def raise_for_failure(self) -> None:
+        """``ArtifactError`` (exit code 9) when the deployed function failed its smoke test."""
+        if self.smoke is not None and not self.smoke.passed:
+            raise ArtifactError(
+                f"the deployed function failed its smoke test: {self.smoke.reason}",
+                f"see its logs: `aws logs tail /aws/lambda/{self.function_name} --since 10m --region {self.region}`; "
+                f"the deployment is recorded in {self.record_path}",
+            )
