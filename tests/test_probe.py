@@ -119,7 +119,7 @@ def test_probe_creates_invokes_deletes_and_stores_what_the_function_answered(mot
     session = _session()
     report = probe_aws(ProbeOptions(runtime="python3.14", arch="arm64"), aws=session)
     assert report.calls == [
-        "iam create_role", "iam attach_role_policy", "lambda create_function", "lambda invoke",
+        "iam create_role", "iam attach_role_policy", "lambda create_function", "lambda publish_version", "lambda invoke",
         "lambda delete_function", "iam detach_role_policy", "iam delete_role",
     ]
     assert _exists(session, "lamb-probe-python3-14-arm64") == (False, False)
@@ -154,7 +154,8 @@ def test_plan_prints_the_calls_and_calls_nothing(aws_env):
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if ln.startswith(("aws ", "ROLE_ARN="))]
     assert lines[0].startswith("ROLE_ARN=$(aws iam create-role --role-name lamb-probe-python3-13-arm64-role")
-    assert any("aws lambda create-function --function-name lamb-probe-python3-13-arm64 --runtime python3.13 --architectures arm64" in ln
-               for ln in lines)
+    create = next(ln for ln in lines if ln.startswith("aws lambda create-function --function-name lamb-probe-python3-13-arm64 "))
+    assert "--runtime python3.13" in create and "--architectures arm64" in create and "--memory-size 128" in create
+    assert any(ln.startswith("aws lambda invoke --function-name lamb-probe-python3-13-arm64") for ln in lines)
     assert lines[-1].startswith("aws iam delete-role --role-name lamb-probe-python3-13-arm64-role")
     assert measured.load("python3.13", "arm64") is None

@@ -1,9 +1,9 @@
 """``lamb probe``: measure what a Lambda target's loader really provides, and keep it.
 
-On AWS: a plan of API calls (create a role with the basic execution policy, create a function
-with only ``function.py`` in its zip, invoke it, then delete the function and the role unless
-``keep``), made by deploy's ``Executor`` and shown by deploy's ``display``: the code
-``lamb deploy`` uses, so ``--plan`` is the same calls. The function's answer is stored in lamb's
+On AWS: ``lamb deploy``'s own ``deploy_facts`` (its planner and executor) deploys a zip holding
+only ``function.py`` with a role of its own (basic execution policy only), and its smoke
+invocation is the probe; then the function and the role are deleted unless ``keep``. ``--plan``
+shows the same calls as AWS CLI commands (deploy's ``display``). The function's answer is stored in lamb's
 cache (``lamb.measured``) keyed by runtime, arch and region, where the ELF audit finds it and
 ranks it above the documented facts. ``--local`` runs the same file on this machine.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 from lamb import layout, measured, targets
 from lamb.deploy import plan as planning
-from lamb.deploy.calls import Call, FileBytes, Ref, display
+from lamb.deploy.calls import Call, display
 from lamb.errors import AwsError, InputError
 
 FUNCTION = Path(__file__).resolve().with_name("function.py")
@@ -73,31 +73,10 @@ def probe_zip(dest: Path) -> Path:
     return path
 
 
-def plan_calls(target: targets.Target, folder: Path, keep: bool = False) -> list[Call]:
-    """The probe as data: every API call, in order."""
-    name = function_name(target)
-    role = f"{name}-role"
-    zip_path = probe_zip(folder)
-    calls = [
-        Call("iam", "create_role", {"RoleName": role, "AssumeRolePolicyDocument": json.dumps(planning.TRUST_POLICY, separators=(",", ":")),
-                                    "Description": "lamb probe: CloudWatch Logs only; deleted after the probe"},
-             f"creating the probe's role {role}", name="role"),
-        Call("iam", "attach_role_policy", {"RoleName": role, "PolicyArn": planning.BASIC_EXECUTION_POLICY_ARN},
-             f"attaching the basic execution policy to {role}"),
-        Call("lambda", "create_function", {
-            "FunctionName": name, "Runtime": target.runtime.name, "Architectures": [target.arch],
-            "Handler": layout.HANDLER, "Role": Ref("role", "Role.Arn"), "Code": {"ZipFile": FileBytes(zip_path)},
-            "MemorySize": MEMORY_MB, "Timeout": TIMEOUT_S, "Description": "lamb probe: reads what the loader provides",
-        }, f"creating the probe function {name}", name="function", wait="function_active_v2", retry_role=True),
-        Call("lambda", "invoke", {"FunctionName": name, "Payload": FileBytes(folder / "event.json")},
-             f"invoking the probe function {name}", name="invoke"),
-    ]
-    return calls if keep else calls + cleanup_calls(target)
-
-
 def cleanup_calls(target: targets.Target) -> list[Call]:
+    """Deleting the function (all its versions) and the role the deploy created for it."""
     name = function_name(target)
-    role = f"{name}-role"
+    role = planning.role_name(name)
     return [
         Call("lambda", "delete_function", {"FunctionName": name}, f"deleting the probe function {name}"),
         Call("iam", "detach_role_policy", {"RoleName": role, "PolicyArn": planning.BASIC_EXECUTION_POLICY_ARN},
@@ -117,58 +96,58 @@ class ProbeOptions:
 
 
 def probe_aws(options: ProbeOptions, *, plan_only: bool = False, aws: Any = None) -> ProbeReport:
-    """Deploy, invoke and (unless ``keep``) delete the probe function; store what it read.
+    """Deploy (``lamb deploy``'s ``deploy_facts``: its planner and executor, the smoke invocation
+    being the probe), then delete what it made unless ``keep``; store what the function read.
 
     ``aws``: an ``AwsSession`` (tests pass one holding moto's or Stubber-wrapped clients).
     """
+    from lamb.deploy import DeployOptions, deploy_facts
+    from lamb.deploy.artifact import plain_zip
     from lamb.deploy.aws import AwsSession, Executor
 
     target = targets.get_target(options.runtime, options.arch)
+    name = function_name(target)
     folder = measured.probe_dir() / "function"
+    facts = plain_zip(probe_zip(folder), runtime=target.runtime.name, arch=target.arch, handler=layout.HANDLER, name=name)
+    deploy = DeployOptions(name, region=options.region, profile=options.profile, create_role=True, memory_mb=MEMORY_MB,
+                           timeout_s=TIMEOUT_S, endpoint_url=options.endpoint_url)
+    event = folder / "event.json"
+    cleanup = [] if options.keep else cleanup_calls(target)
     if plan_only:
-        from lamb.deploy.run import _configured_region
-
-        region = options.region or (aws.region if aws is not None else _configured_region(options.profile)) or "<REGION>"
-        calls = plan_calls(target, folder, options.keep)
-        commands = display(calls, region=region, endpoint_url=options.endpoint_url)
-        return ProbeReport(target.name, region, None, function_name=function_name(target), kept=options.keep,
-                           calls=[f"{c.service} {c.operation}" for c in calls], commands=commands)
+        shown = deploy_facts(facts, deploy, plan_only=True, session=aws, smoke_event=event)
+        commands = shown.commands + display(cleanup, region=shown.region, endpoint_url=options.endpoint_url)
+        calls = [f"{c.service} {c.operation}" for c in [*shown.plan.calls, *cleanup]]
+        return ProbeReport(target.name, shown.region, None, function_name=name, kept=options.keep, calls=calls, commands=commands)
     aws = aws or AwsSession(region=options.region, profile=options.profile, endpoint_url=options.endpoint_url)
     executor = Executor(aws)
-    calls = plan_calls(target, folder, keep=True)
     try:
-        responses = executor.execute(calls)
+        report = deploy_facts(facts, deploy, session=aws, smoke_event=event)
     finally:
-        if not options.keep:
-            _clean_up(executor, target)
-    answer = _answer(responses["invoke"], target)
+        for call in cleanup:
+            _undo(executor, call)
+    answer = _answer(report.smoke, target)
     measurement = measured.Measurement(target.runtime.name, target.arch, aws.region, _now(), answer)
     stored = measured.store(measurement)
     return ProbeReport(
-        target.name, aws.region, measurement.measured_at, facts=answer, stored=str(stored),
-        function_name=function_name(target), kept=options.keep,
-        calls=[f"{service} {operation}" for service, operation, _params in executor.made],
+        target.name, aws.region, measurement.measured_at, facts=answer, stored=str(stored), function_name=name,
+        kept=options.keep, calls=[f"{c.service} {c.operation}" for c in [*report.plan.calls, *cleanup]],
     )
 
 
-def _clean_up(executor: Any, target: targets.Target) -> None:
-    """Delete what the probe made, even after a failure; what was never made is not an error."""
-    for call in cleanup_calls(target):
-        try:
-            executor.run(call)
-        except AwsError as exc:
-            if "NoSuchEntity" not in exc.message and "ResourceNotFound" not in exc.message:
-                raise
-
-
-def _answer(response: dict[str, Any], target: targets.Target) -> dict[str, Any]:
-    payload = response.get("Payload", b"")
+def _undo(executor: Any, call: Call) -> None:
+    """One clean-up call; what was never made (a failure before it) is not an error."""
     try:
-        answer = json.loads(payload or b"null")
-    except ValueError:
-        answer = None
-    if response.get("FunctionError") or not isinstance(answer, dict) or "glibc" not in answer:
-        raise AwsError(f"the probe function on {target.name} did not answer with its facts: {str(payload)[:300]}",
+        executor.run(call)
+    except AwsError as exc:
+        if "NoSuchEntity" not in exc.message and "ResourceNotFound" not in exc.message:
+            raise
+
+
+def _answer(smoke: Any, target: targets.Target) -> dict[str, Any]:
+    """The facts in the probe function's answer (deploy's smoke invocation), or AwsError."""
+    answer = smoke.response if smoke is not None else None
+    if smoke is None or not smoke.passed or not isinstance(answer, dict) or "glibc" not in answer:
+        raise AwsError(f"the probe function on {target.name} did not answer with its facts: {str(answer)[:300]}",
                        "see its logs in CloudWatch (run with --keep to keep the function), then probe again")
     return answer
 
