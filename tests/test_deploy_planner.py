@@ -240,8 +240,8 @@ def test_a_missing_glibcxx_is_said_in_one_line_and_recorded_as_measured(deploy_a
     line = learn.from_smoke(smoke, facts, "eu-west-1")
     assert line.startswith("python3.12 on x86_64 in eu-west-1 lacks GLIBCXX_3.4.30 (libpywrap_litert_common.so needs it)")
     assert "\n" not in line
-    stored = json.loads((tmp_path / "cache" / learn.FACTS_FILE).read_text())
-    fact = stored["python3.12-x86_64-eu-west-1"]["lacks"]["GLIBCXX_3.4.30"]
+    assert str(learn.path_for("python3.12", "x86_64", "eu-west-1")) in line
+    fact = learn.lacks("python3.12", "x86_64", "eu-west-1")["GLIBCXX_3.4.30"]
     assert fact["rank"] == "measured" and "GLIBCXX_3.4.30" in fact["evidence"] and fact["date"]
     # other failures teach nothing
     other = smoke_result({"StatusCode": 200, "FunctionError": "Unhandled",

@@ -3,9 +3,10 @@
 When the deployed function fails with ``Runtime.ImportModuleError`` naming a versioned symbol
 the dynamic loader could not find (``version `GLIBCXX_3.4.30' not found (required by ...)``),
 that is a measurement on the real target: its runtime, arch and region lack that version. It is
-written to lamb's cache (``facts/measured.json``), keyed ``<runtime>-<arch>-<region>``, with
-the date and the loader's message, for the target facts (``lamb.targets``) to rank as measured.
-``record_missing_version`` is the one writer; the target facts' store can adopt it.
+kept in lamb's cache beside what ``lamb probe`` measures (``lamb.measured``), one file per
+target, ``<cache>/learned/<runtime>-<arch>-<region>.json``, with the date and the loader's
+message. A probe reads the whole loader; this is one upper bound, so it is a record of its own,
+not a ``lamb.measured.Measurement``: ``lacks`` reads it back.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from lamb import manifest as mf
+from lamb.cache import cache_root
 
 # glibc's loader: "version `GLIBCXX_3.4.30' not found (required by /var/task/x.so)"; quotes vary.
 MISSING_VERSION = re.compile(r"version\W+((?:GLIBCXX|GLIBC|CXXABI|GCC)_[0-9][0-9.]*)\W+not found(?:\s*\(required by ([^)]+)\))?")
-FACTS_FILE = "facts/measured.json"
 
 
 def missing_version(message: str) -> tuple[str, str | None] | None:
@@ -29,28 +30,31 @@ def missing_version(message: str) -> tuple[str, str | None] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-def facts_path() -> Path:
-    from lamb.package.wheels import cache_root
-
-    return cache_root() / FACTS_FILE
+def path_for(runtime: str, arch: str, region: str) -> Path:
+    return cache_root() / "learned" / f"{runtime}-{arch}-{region}.json"
 
 
-def record_missing_version(runtime: str, arch: str, region: str, version: str, evidence: str, path: Path | None = None) -> Path:
-    """Record that ``runtime``/``arch`` in ``region`` lacks the symbol ``version`` (measured today)."""
-    path = path or facts_path()
+def lacks(runtime: str, arch: str, region: str) -> dict[str, Any]:
+    """The symbol versions a deploy found missing on this target: version -> its record."""
     try:
-        facts: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        facts = {}
-    entry = facts.setdefault(f"{runtime}-{arch}-{region}", {"runtime": runtime, "arch": arch, "region": region, "lacks": {}})
-    entry["lacks"][version] = {
+        return dict(json.loads(path_for(runtime, arch, region).read_text(encoding="utf-8")).get("lacks", {}))
+    except (OSError, ValueError, AttributeError):  # none recorded, or a damaged file: no evidence
+        return {}
+
+
+def record_missing_version(runtime: str, arch: str, region: str, version: str, evidence: str) -> Path:
+    """Record that ``runtime``/``arch`` in ``region`` lacks the symbol ``version`` (measured today)."""
+    known = lacks(runtime, arch, region)
+    known[version] = {
         "rank": "measured",
         "source": "lamb deploy's smoke invocation: Runtime.ImportModuleError",
         "date": _dt.date.today().isoformat(),
         "evidence": evidence[:500],
     }
+    path = path_for(runtime, arch, region)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mf.atomic_write_bytes(path, (json.dumps(facts, indent=2, sort_keys=True) + "\n").encode())
+    record = {"runtime": runtime, "arch": arch, "region": region, "lacks": known}
+    mf.atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 
