@@ -450,3 +450,47 @@ def test_sigterm_during_a_request(tmp_path, sleep_s, finished):
     else:
         assert answers[0].headers["X-Amz-Function-Error"] == "Unhandled"
         assert answers[0].json()["errorType"] == "Runtime.ExitError"
+
+
+def test_an_environment_that_cannot_restart_for_want_of_fds_is_a_503_not_a_dead_worker(tmp_path):
+    """After a crash the worker starts a new environment (pipes, a process): out of descriptors
+    that fails; the request gets a JSON 503 and the worker lives on to answer the next one."""
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "lambda_function.py").write_text(
+        "import os\ndef lambda_handler(event, context):\n    if event.get('crash'):\n        os._exit(3)\n    return {'ok': 1}\n")
+    script = tmp_path / "serve_no_restart.py"
+    script.write_text(
+        "import os, resource, sys\n"
+        "from lamb.serve import LocalServer\n"
+        f"with LocalServer({str(root)!r}, port=0) as server:\n"
+        "    held = len(os.listdir('/proc/self/fd'))\n"
+        "    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 2, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "    print(server.port, flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        path = "/2015-03-31/functions/function/invocations"
+
+        def post(body: bytes) -> tuple[bytes, dict]:
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+                conn.sendall(f"POST {path} HTTP/1.1\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+                answer = b""
+                while chunk := conn.recv(65536):
+                    answer += chunk
+            head, _, payload = answer.partition(b"\r\n\r\n")
+            return head.split(b" ", 2)[1], json.loads(payload)
+
+        status, crashed = post(b'{"crash": true}')
+        assert status == b"200" and crashed["errorType"] == "Runtime.ExitError"
+        for _ in range(2):  # each later request: the restart fails, answered 503, the worker still there
+            status, answer = post(b"{}")
+            assert status == b"503" and answer["errorType"] == "ServiceUnavailable", answer
+        assert proc.poll() is None
+        _, err = proc.communicate("", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err, err

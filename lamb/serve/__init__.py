@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lamb.errors import InputError
+from lamb.errors import ArtifactError, InputError
 from lamb.invoke import percentile
 from lamb.local import Invocation, LocalFunction, RunSettings
 from lamb.serve.protocol import HTTPServer, InvocationHandler
@@ -36,7 +36,7 @@ class _Job:
         self.event = event
         self.done = threading.Event()
         self.result: Invocation | None = None
-        self.failure: OSError | None = None  # the environment could not be (re)started: no fds, no memory
+        self.failure: str | None = None  # why the environment could not be (re)started: no fds, no memory
 
 
 class _Worker(threading.Thread):
@@ -52,6 +52,8 @@ class _Worker(threading.Thread):
     def run(self) -> None:
         try:
             self.init_failure = self.function.start()
+        except (OSError, ArtifactError):
+            pass  # no environment yet: each request tries again (and is answered 503 while it cannot)
         finally:
             self.ready.set()
         while True:
@@ -60,8 +62,10 @@ class _Worker(threading.Thread):
                 return
             try:
                 job.result = self.function.invoke(job.event)
-            except OSError as exc:  # restarting a killed environment needs fds and a fork; the worker lives on
-                job.failure = exc
+            except (OSError, ArtifactError) as exc:
+                # (Re)starting an environment needs descriptors, memory and a fork; when one is
+                # missing the request is answered 503 and the worker lives on for the next one.
+                job.failure = str(exc)
             finally:
                 job.done.set()
 
@@ -187,8 +191,8 @@ class LocalServer:
 
     # -- called from request threads ---------------------------------------------------------------
 
-    def call(self, event: Any) -> Invocation | OSError:
-        """The invocation, or the OSError that kept a worker from running it (answered 503)."""
+    def call(self, event: Any) -> Invocation | str:
+        """The invocation, or why no environment could run it (answered 503)."""
         job = _Job(event)
         self.jobs.put(job)
         job.done.wait()

@@ -231,9 +231,8 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         if _nesting(event) > MAX_EVENT_DEPTH:
             return self._reject(400, "InvalidRequestContentException", f"the event nests deeper than {MAX_EVENT_DEPTH} levels")
         result = self.server.lamb.call(event)
-        if isinstance(result, OSError):
-            why = "out of file descriptors" if result.errno in _OUT_OF_FDS else f"cannot start the function ({result.strerror or result})"
-            return self._reject(503, "ServiceUnavailable", f"lamb serve is {why}; retry shortly", {"Retry-After": "1"})
+        if isinstance(result, str):
+            return self._reject(503, "ServiceUnavailable", f"lamb serve cannot start the function now: {result}; retry shortly", {"Retry-After": "1"})
         headers = {"X-Lamb-Invoke-Ms": f"{result.invoke_ms or 0:.1f}", "X-Lamb-Cold": str(result.cold).lower()}
         if result.error is not None:
             headers["X-Amz-Function-Error"] = "Unhandled"
