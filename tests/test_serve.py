@@ -494,3 +494,44 @@ def test_an_environment_that_cannot_restart_for_want_of_fds_is_a_503_not_a_dead_
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "Traceback" not in err, err
+
+
+@pytest.mark.e2e
+def test_the_courses_test_py_works_unchanged_against_lamb_serve_with_no_port(tmp_path, error_root):
+    """The course's test.py, as written for `docker run -p 8080:8080`, against `lamb serve` with no --port."""
+    import zipfile
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 8080))
+        except OSError:
+            pytest.skip("port 8080 is taken on this machine")
+    artifact = tmp_path / "echo.zip"
+    with zipfile.ZipFile(artifact, "w") as zf:
+        zf.write(error_root / "lambda_function.py", "lambda_function.py")
+    test_py = tmp_path / "test.py"
+    test_py.write_text(  # the course's client, verbatim in shape
+        "import requests\n"
+        "url = 'http://localhost:8080/2015-03-31/functions/function/invocations'\n"
+        "data = {'url': 'http://bit.ly/mlbookcamp-pants'}\n"
+        "result = requests.post(url, json=data).json()\n"
+        "print(result)\n"
+    )
+    lamb = Path(sys.executable).with_name("lamb")
+    proc = subprocess.Popen([str(lamb), "serve", str(artifact)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            client = subprocess.run([sys.executable, str(test_py)], capture_output=True, text=True, timeout=30)
+            if client.returncode == 0 or time.monotonic() > deadline:
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.3)
+        assert client.returncode == 0, client.stderr
+        assert client.stdout.strip() == str({"echo": {"url": "http://bit.ly/mlbookcamp-pants"}})
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "127.0.0.1:8080" in out
