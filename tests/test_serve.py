@@ -522,7 +522,7 @@ def test_the_courses_test_py_works_unchanged_against_lamb_serve_with_no_port(tmp
     try:
         deadline = time.monotonic() + 60
         while True:
-            client = subprocess.run([sys.executable, str(test_py)], capture_output=True, text=True, timeout=30)
+            client = subprocess.run([sys.executable, str(test_py)], capture_output=True, text=True, timeout=30, check=False)
             if client.returncode == 0 or time.monotonic() > deadline:
                 break
             assert proc.poll() is None, proc.stdout.read()
