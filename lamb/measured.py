@@ -53,6 +53,41 @@ def probe_dir() -> Path:
     return cache_root() / "probe"
 
 
+# What a failed deploy smoke test measured (``lamb.deploy.learn`` writes it, one file per runtime,
+# arch and region): versions the real loader did not find, e.g. GLIBCXX_3.4.30.
+def learned_dir() -> Path:
+    return cache_root() / "learned"
+
+
+@dataclass(frozen=True)
+class Lack:
+    """A symbol version a target's loader was seen to lack, and where and when."""
+
+    version: str  # "GLIBCXX_3.4.30"
+    region: str
+    date: str
+    how: str  # "lamb deploy's smoke invocation: Runtime.ImportModuleError"
+
+    def source(self) -> str:
+        return f"{self.how}: lacks {self.version}, {self.region}, {self.date}"
+
+
+def lacks(runtime: str, arch: str) -> list[Lack]:
+    """Every version ``runtime`` on ``arch`` was seen to lack, in any region."""
+    folder = learned_dir()
+    found = []
+    for path in sorted(folder.glob(f"{runtime}-{arch}-*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            region, known = str(record["region"]), dict(record.get("lacks") or {})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged: no evidence
+            continue
+        for version, fact in known.items():
+            if isinstance(fact, dict):
+                found.append(Lack(str(version), region, str(fact.get("date")), str(fact.get("source"))))
+    return sorted(found, key=lambda lack: lack.version)
+
+
 def path_for(runtime: str, arch: str, region: str) -> Path:
     return probe_dir() / f"{runtime}-{arch}-{region}.json"
 

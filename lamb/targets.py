@@ -61,14 +61,27 @@ class LinuxSystem:
     cxxabi: tuple[int, ...]  # newest CXXABI_ version of its libstdc++.so.6
     libraries: frozenset[str]  # sonames the base system provides on every architecture
     evidence: dict[str, Evidence] = field(default_factory=dict, hash=False, compare=False)
+    # family -> the oldest version the real loader was seen to lack (a deploy's smoke test), and how
+    # lamb knows: an upper bound, measured, on what ``evidence`` says it has.
+    ceilings: dict[str, tuple[tuple[int, ...], Evidence]] = field(default_factory=dict, hash=False, compare=False)
 
     def provides(self) -> dict[str, tuple[int, ...]]:
         """Versioned-symbol family -> the newest version this system defines."""
-        return {"GLIBC": self.glibc, "GLIBCXX": self.glibcxx, "CXXABI": self.cxxabi, "GCC": self.gcc}
+        have = {"GLIBC": self.glibc, "GLIBCXX": self.glibcxx, "CXXABI": self.cxxabi, "GCC": self.gcc}
+        for family, (lacked, _evidence) in self.ceilings.items():
+            below = (*lacked[:-1], lacked[-1] - 1)  # the version just below the one it lacks
+            have[family] = min(have[family], below)
+        return have
 
     def rank(self, fact: str) -> str:
         found = self.evidence.get(fact)
         return found.rank if found is not None else INFERRED
+
+    def rank_of_need(self, family: str, version: tuple[int, ...]) -> str:
+        """How lamb knows that a need of ``family`` ``version`` is (not) met: measured when the loader
+        was seen to lack that version or an older one, else the family's own rank."""
+        ceiling = self.ceilings.get(family)
+        return MEASURED if ceiling is not None and version >= ceiling[0] else self.rank(family)
 
     def has_library(self, soname: str, arch: str, python: str) -> bool:
         # The dynamic loader's own name differs per architecture; the runtime's libpython lives
@@ -148,6 +161,21 @@ def measured_system(base: LinuxSystem, measurement: measured.Measurement) -> Lin
     return replace(base, **values, evidence=evidence)  # type: ignore[arg-type]
 
 
+def with_lacks(base: LinuxSystem, lacks: list[measured.Lack]) -> LinuxSystem:
+    """``base`` capped below every version a deploy's smoke test found the real loader lacking."""
+    import re
+
+    ceilings = dict(base.ceilings)
+    for lack in lacks:
+        match = re.match(r"^(GLIBCXX|GLIBC|CXXABI|GCC)_(\d+(?:\.\d+)*)$", lack.version)
+        if match is None:
+            continue
+        family, version = match.group(1), tuple(int(x) for x in match.group(2).split("."))
+        if family not in ceilings or version < ceilings[family][0]:
+            ceilings[family] = (version, Evidence(MEASURED, lack.source()))
+    return replace(base, ceilings=ceilings)
+
+
 SYSTEMS = {s.name: s for s in (AMAZON_LINUX_2, AMAZON_LINUX_2023)}
 
 
@@ -225,7 +253,9 @@ class Target:
         known = SYSTEMS.get(self.runtime.os)
         if known is not None:
             measurement = measured.load(self.runtime.name, self.arch)
-            return known if measurement is None else measured_system(known, measurement)
+            system = known if measurement is None else measured_system(known, measurement)
+            lacks = measured.lacks(self.runtime.name, self.arch)
+            return with_lacks(system, lacks) if lacks else system
         # A target that is not a Lambda OS (this machine, for a stand-in): judged on glibc alone.
         return LinuxSystem(
             self.runtime.os, self.runtime.glibc, (99, 0), (3, 4, 999), (1, 3, 999), _BASE_LIBRARIES,

@@ -42,6 +42,7 @@ def _own_probe_store(tmp_path_factory, monkeypatch):
 
     store = tmp_path_factory.mktemp("probe")
     monkeypatch.setattr(lamb.measured, "probe_dir", lambda: store)
+    monkeypatch.setattr(lamb.measured, "learned_dir", lambda: store / "learned")
     return store
 
 

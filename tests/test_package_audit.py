@@ -253,3 +253,16 @@ def test_every_lambda_runtime_has_a_system_baseline():
             assert system.has_library(targets.LOADERS[arch], arch, runtime.python)
     assert targets.AMAZON_LINUX_2.provides()["GLIBCXX"] == (3, 4, 24)
     assert targets.AMAZON_LINUX_2023.provides()["GLIBC"] == (2, 34)
+
+
+def test_a_version_a_deploy_found_missing_caps_the_system_and_the_refusal_is_measured(built, gcc14_measured):
+    from lamb.deploy import learn
+
+    # lamb probe once read GCC 14's libstdc++; a later deploy's smoke test found GLIBCXX_3.4.30 missing
+    learn.record_missing_version("python3.12", HOST_ARCH, "us-east-1", "GLIBCXX_3.4.30", "version `GLIBCXX_3.4.30' not found")
+    system = targets.get_target("python3.12", HOST_ARCH).system
+    assert system.provides()["GLIBCXX"] == (3, 4, 29)
+    assert system.rank_of_need("GLIBCXX", (3, 4, 30)) == "measured" and system.rank_of_need("GLIBC", (2, 17)) == "measured"
+    report = audit.audit_tree(built / "root", targets.get_target("python3.12", HOST_ARCH))
+    assert [p.need for p in report.problems] == ["GLIBCXX_3.4.30"] and report.rests_on == "measured"
+    assert "lacks GLIBCXX_3.4.30, us-east-1" in report.evidence["GLIBCXX ceiling"]

@@ -6,7 +6,8 @@ that is a measurement on the real target: its runtime, arch and region lack that
 kept in lamb's cache beside what ``lamb probe`` measures (``lamb.measured``), one file per
 target, ``<cache>/learned/<runtime>-<arch>-<region>.json``, with the date and the loader's
 message. A probe reads the whole loader; this is one upper bound, so it is a record of its own,
-not a ``lamb.measured.Measurement``: ``lacks`` reads it back.
+not a ``lamb.measured.Measurement``: ``lacks`` reads it back, and ``lamb.measured.lacks`` for the
+target facts of every region.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lamb import manifest as mf
-from lamb.cache import cache_root
+from lamb import measured
 
 # glibc's loader: "version `GLIBCXX_3.4.30' not found (required by /var/task/x.so)"; quotes vary.
 MISSING_VERSION = re.compile(r"version\W+((?:GLIBCXX|GLIBC|CXXABI|GCC)_[0-9][0-9.]*)\W+not found(?:\s*\(required by ([^)]+)\))?")
@@ -31,7 +32,7 @@ def missing_version(message: str) -> tuple[str, str | None] | None:
 
 
 def path_for(runtime: str, arch: str, region: str) -> Path:
-    return cache_root() / "learned" / f"{runtime}-{arch}-{region}.json"
+    return measured.learned_dir() / f"{runtime}-{arch}-{region}.json"
 
 
 def lacks(runtime: str, arch: str, region: str) -> dict[str, Any]:

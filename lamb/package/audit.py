@@ -384,7 +384,8 @@ def judge(
                 ))
     problems.sort(key=_severity)
     report = AuditReport(
-        evidence={fact: e.phrase() for fact, e in system.evidence.items()},
+        evidence={**{fact: e.phrase() for fact, e in system.evidence.items()},
+                  **{f"{fact} ceiling": e.phrase() for fact, (_v, e) in system.ceilings.items()}},
         rests_on=_rests_on(system, problems, newest),
         target=target.name,
         system=system.describe(),
@@ -417,13 +418,15 @@ def _log(report: AuditReport, resolutions: dict[tuple[str, str], str | None]) ->
 def _rests_on(system: targets.LinuxSystem, problems: list[Problem], newest: dict[str, tuple[int, ...]]) -> str:
     """The rank of the facts the verdict depends on (see ``AuditReport.rests_on``)."""
     if problems:
-        facts = set()
+        ranks = []
         for p in problems:
             parsed = parse_version(p.need) if p.kind == "symbol version" else None
-            facts.add(parsed[0] if parsed else "libraries" if p.kind == "missing library" else "")
-        if facts - {""}:
-            return targets.weakest(system.rank(f) for f in facts if f)
-        return targets.MEASURED  # the ELF files themselves (wrong machine, unreadable): no target fact
+            if parsed is not None:
+                ranks.append(system.rank_of_need(*parsed))
+            elif p.kind == "missing library":
+                ranks.append(system.rank("libraries"))
+        # No target fact at all (wrong machine, unreadable file): the ELF files themselves decide.
+        return targets.weakest(ranks) if ranks else targets.MEASURED
     return targets.weakest(system.rank(f) for f in newest) if newest else targets.DOCUMENTED
 
 
