@@ -21,7 +21,8 @@ def render(report: PackageReport, verbose: bool = False) -> list[Table | str]:
     pins = ", ".join(f"{n} {v}" for n, v in sorted(report.installed.items()))
     summary.add_row("wheels", f"{pins} (from the {report.wheel_source})")
     summary.add_row("verification", report.verification)
-    summary.add_row("handler", f"{report.handler} as lambda_function.py, beside lambkit, which offers: {', '.join(report.handler_offers)}")
+    entry = "lamb's lambda_function.py" if report.handler == "lambda_function.py" else f"{report.handler}, shipped as lambda_function.py"
+    summary.add_row("handler", f"{entry}; lambkit beside it offers {', '.join(report.handler_offers)} (--handler ships your own)")
     summary.add_row("bytecode", report.bytecode.note)
     if report.audit is not None:
         a = report.audit
