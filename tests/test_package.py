@@ -291,6 +291,21 @@ def test_handler_option_ships_the_users_entry_and_smoke_tests_it(tmp_path, verif
         assert zf.read("lambda_function.py").decode() == MY_FUNCTION and "lambkit/events.py" in zf.namelist()
     assert r.smoke.passed and r.handler == str(mine)
     assert all(len(answer.split()) == 2 for answer in r.smoke.images.values())  # "cat 0.41": its own answers
+    # The command's output tells the user what the shipped package offers their entry.
+    from rich.console import Console
+
+    from lamb.package.render import render
+
+    console = Console(record=True, width=1000)
+    for renderable in render(r):
+        console.print(renderable)
+    shown = console.export_text()
+    assert f"{mine}, shipped as lambda_function.py; lambkit beside it offers" in shown and "load_model" in shown
+    result = CliRunner().invoke(app, ["package", str(verified_tiny), "--runtime", "python3.12", "--no-smoke", "--json",
+                                      "--handler", str(mine), "-o", str(tmp_path / "cli.zip")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["handler"] == str(mine) and {"load_model", "read_image", "answers_json"} <= set(data["handler_offers"])
 
 
 def test_handler_option_refuses_an_entry_without_lambda_handler_before_building(tmp_path, verified_tiny):
