@@ -248,6 +248,22 @@ def test_refuses_unverified_failed_or_changed_models(verified_copy):
     assert "--skip-verify" in err.value.hint
 
 
+def test_python314_arm64_zip_is_refused_in_one_line_and_its_image_leaves_the_verdict_to_docker_build(tmp_path, verified_copy, monkeypatch):
+    # AL2023's documented libstdc++ (GCC 11: GLIBCXX_3.4.29) and every cp314 aarch64 LiteRT needing 3.4.30
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["package", str(verified_copy), "--runtime", "python3.14", "--arch", "arm64", "--no-smoke"])
+    said = " ".join(result.output.split())
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "error: ai-edge-litert 2.3.0 cannot load on python3.14 on arm64 (Amazon Linux 2023, glibc 2.34)" in said
+    assert "needs GLIBCXX_3.4.30" in said and "--arch x86_64" in said and "--format image" in said and "lamb probe" in said
+    r = build_package(verified_copy, runtime="python3.14", arch="arm64", fmt="image", output=tmp_path / "ctx", smoke=False)
+    assert not r.audit.passed and r.audit.rests_on == "documented"
+    assert any("docker build runs the model" in w for w in r.warnings)
+    shipped = json.loads((tmp_path / "ctx" / "lamb.json").read_text())
+    assert shipped["package"]["audit"]["rests_on"] == "documented"
+    assert "RUN --mount=type=bind,source=sample-event.json" in (tmp_path / "ctx" / "Dockerfile").read_text()
+
+
 def test_missing_manifest_or_model(tmp_path, verified_copy, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ManifestError):
