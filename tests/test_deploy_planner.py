@@ -276,3 +276,15 @@ def test_a_plain_zip_with_no_dependencies_deploys_through_the_same_plan(moto, tm
     assert (config["Runtime"], config["Handler"], config["Architectures"]) == ("python3.13", "probe.handler", ["arm64"])
     with pytest.raises(InputError, match="no measured peak memory"):
         deploy_facts(facts, DeployOptions("lamb-probe", role_arn=moto, smoke=False), plan_only=True)
+
+
+def test_a_url_left_on_another_qualifier_is_named_with_the_way_to_remove_it(deploy_artifact_factory):
+    # moto ignores Qualifier for function URLs, so the state is given here as read_state reads it from Lambda
+    facts = read_facts(deploy_artifact_factory())
+    function = {"PackageType": "Zip", "Architectures": ["x86_64"], "FunctionArn": "arn", "CodeSha256": facts.code_sha256}
+    left = {"": {"AuthType": "NONE", "FunctionUrl": "https://abc.lambda-url.eu-west-1.on.aws/"}}
+    plan = make_plan(facts, DeployOptions("clothes", alias="live", smoke=False), State(read=True, function=function, other_urls=left),
+                     region=REGION)
+    assert any("clothes still has a public URL from another deploy (https://abc.lambda-url.eu-west-1.on.aws/)" in n
+               and "`lamb deploy -n clothes --url none` removes it" in n for n in plan.notes)
+    assert not plan.has("delete_function_url_config")  # another qualifier's: named, not removed

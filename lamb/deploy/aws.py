@@ -296,6 +296,10 @@ class AwsSession:
             except self.lam.exceptions.ResourceNotFoundException:
                 return None
 
+    def alias_names(self, name: str) -> list[str]:
+        with refusals(f"listing the aliases of {name}", iam_action="lambda:ListAliases"):
+            return [a["Name"] for page in self.lam.get_paginator("list_aliases").paginate(FunctionName=name) for a in page["Aliases"]]
+
     def url_config(self, name: str, qualifier: str | None) -> dict[str, Any] | None:
         kwargs = {"FunctionName": name, **({"Qualifier": qualifier} if qualifier else {})}
         with refusals(f"looking up the function URL of {name}", iam_action="lambda:GetFunctionUrlConfig"):

@@ -49,6 +49,7 @@ class State:
     url: dict[str, Any] | None = None  # GetFunctionUrlConfig on the alias (or the function)
     statements: list[dict[str, Any]] = field(default_factory=list)  # the resource policy there
     reserved_concurrency: int | None = None
+    other_urls: dict[str, dict[str, Any]] = field(default_factory=dict)  # qualifier ("" unqualified) -> its URL config
 
 
 @dataclass
@@ -100,6 +101,9 @@ def read_state(aws: AwsSession, facts: ArtifactFacts, options: DeployOptions, ac
         if state.alias_version is not None or not options.alias:
             state.url = aws.url_config(name, options.alias)
             state.statements = aws.policy_statements(name, options.alias)
+        for qualifier in [None, *aws.alias_names(name)]:  # a URL an earlier deploy left on another qualifier
+            if qualifier != options.alias and (url := aws.url_config(name, qualifier)) is not None:
+                state.other_urls[qualifier or ""] = url
     if options.create_role:
         state.role_arn = aws.role_arn(planning.role_name(name))
     if facts.package_type == "Image":
@@ -316,6 +320,12 @@ def _public_notes(plan: Plan, facts: ArtifactFacts, options: DeployOptions, stat
     others = [s.get("Sid") for s in state.statements if s.get("Principal") in ("*", {"AWS": "*"}) and s.get("Sid") not in LAMB_STATEMENT_IDS]
     if others:
         notes.append(f"the resource policy also allows anyone through statements lamb did not add ({', '.join(map(str, others))}): left as they are")
+    for qualifier, url in sorted(state.other_urls.items()):
+        where = f"{plan.function_name}:{qualifier}" if qualifier else plan.function_name
+        public = "a public" if url.get("AuthType") == "NONE" else f"an {url.get('AuthType')}"
+        qualifier_flag = f" --alias {qualifier}" if qualifier else ""
+        notes.append(f"{where} still has {public} URL from another deploy ({url.get('FunctionUrl')}), which this one leaves alone: "
+                     f"`lamb deploy -n {plan.function_name}{qualifier_flag} --url none` removes it")
     if plan.url != "public":
         return notes
     cap = options.reserved_concurrency if options.reserved_concurrency is not None else state.reserved_concurrency
