@@ -203,10 +203,18 @@ DECLARED_SIZE = {"PNG": (16, ">II", 2**31 - 1), "BMP": (18, "<ii", 2**31 - 1), "
 def decoder_bombs(draw):
     """Hostile files of every decoder class: declared sizes, strips, scans, frames, text chunks and
     embedded containers, each count or size drawn."""
-    from test_handler_bombs import blp1_jpeg, ico_holding, png_with_text, progressive_with_empty_scans, tiff_with_strips
+    from test_handler_bombs import (
+        blp1_jpeg,
+        gif_with_comment_blocks,
+        ico_holding,
+        png_with_empty_chunks,
+        png_with_text,
+        progressive_with_empty_scans,
+        tiff_with_strips,
+    )
     from test_handler_input import big_png
 
-    kind = draw(st.sampled_from(["declared size", "tiff strips", "jpeg scans", "frames", "png text", "container"]))
+    kind = draw(st.sampled_from(["declared size", "tiff strips", "jpeg scans", "frames", "png text", "chunks", "container"]))
     side = st.integers(1, 64)
     if kind == "declared size":  # a header claiming any size over a few real bytes, in each admitted format
         fmt = draw(st.sampled_from(DEFAULT_FORMATS))
@@ -225,6 +233,9 @@ def decoder_bombs(draw):
         size = (draw(side), draw(side))
         frames = [Image.new("RGB", size, (i % 256, 0, 0)) for i in range(draw(st.integers(1, 60)))]
         return _saved(frames[0], fmt, save_all=True, append_images=frames[1:])
+    if kind == "chunks":
+        count = draw(st.integers(0, 20_000))
+        return png_with_empty_chunks(count) if draw(st.booleans()) else gif_with_comment_blocks(count)
     if kind == "png text":
         return png_with_text(draw(st.integers(0, 40)), draw(st.integers(0, 1024 * 1024)))
     inner = big_png(draw(st.integers(1, 4000)), draw(st.integers(1, 4000)), "L")
