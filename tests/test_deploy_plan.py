@@ -147,7 +147,7 @@ def test_plan_small_zip_goes_direct(deploy_artifact_factory, tmp_path):
     commands = commands_of(plan)
     assert f"--zip-file fileb://{facts.path}" in commands
     assert "ROLE_ARN=$(aws iam create-role --role-name clothes-role" in commands and "--query Role.Arn --output text)" in commands
-    assert '--role "$ROLE_ARN"' in commands
+    assert '--role "$ROLE_ARN"' in commands and "sleep 10" in commands  # the pasted commands wait for IAM as the run retries
     assert "--policy-arn arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole" in commands
     assert "--action lambda:InvokeFunctionUrl --principal '*' --function-url-auth-type NONE" in commands
     assert "--action lambda:InvokeFunction --principal '*' --invoked-via-function-url" in commands

@@ -78,6 +78,9 @@ def display(calls: list[Call], *, region: str, endpoint_url: str | None = None) 
         if ref is not None:
             command = f"{ref.variable}=$({command} --query {shlex.quote(ref.path)} --output text)"
         commands = [command]
+        if (c.service, c.operation) == ("iam", "create_role"):
+            # what the executor's retry (Call.retry_role on the function's calls) does for a shell
+            commands.append("sleep 10  # a new role takes a few seconds before Lambda may assume it")
         if c.wait:
             name = c.params["FunctionName"]
             commands.append(" ".join(_quote(w) for w in ["aws", service, "wait", _kebab(c.wait), "--function-name", name, *extra]))
