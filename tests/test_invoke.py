@@ -277,6 +277,7 @@ def test_artifact_for_another_python_runs_on_a_labelled_stand_in(tmp_path, monke
     assert report.error is None and list(report.response) == TINY_LABELS
     assert report.notes[0] == "the artifact is built for Python 3.12 on x86_64"
     assert report.notes[1].startswith("HOST STAND-IN")
+    assert "natively" in report.notes[1]  # and which runtimes this machine could run as they are
     # The stand-in runs the artifact's own runtime library version, not what this Python's Lambda
     # row would pick (ai-edge-litert 1.4.0 for python3.11): only packages without a host wheel differ.
     assert package.installed["ai-edge-litert"] == "2.3.0"

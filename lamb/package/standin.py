@@ -89,7 +89,7 @@ def host_stand_in(task_root: Path, notes: list[str]) -> Path:
         shutil.rmtree(dest, ignore_errors=True)
         raise
     notes.append(f"HOST STAND-IN: this machine cannot load the artifact's wheels; ran its handler, model and "
-                 f"manifest with {stand_in.how}")
+                 f"manifest with {stand_in.how} ({targets.native_note()})")
     return dest
 
 
