@@ -29,6 +29,9 @@ _UNMETERED_MAX_PIXELS = 50_000_000  # no memory setting to derive a budget from 
 #   audit): https://docs.nvidia.com/cuda/nvimagecodec/environment_variables.html
 #   libjpeg's own progressive files have 10 scans (6 for greyscale).
 MAX_JPEG_SCANS = 256
+#   Every other segment (comments, APPn, tables) Pillow parses in Python and keeps: a million
+#   4-byte comment markers took 2 s and 68 MB. A camera's JPEG has about 20.
+MAX_JPEG_SEGMENTS = 4096
 # - A TIFF's strips and tiles are each a Python object Pillow builds while opening: a 2-pixel
 #   TIFF with a million strips took 304 MB and 5 s. One per 16 pixels plus 64 is more than any
 #   writer makes (libtiff aims at 8 KiB strips, Pillow at 64 KiB).
@@ -44,6 +47,10 @@ PNG_TEXT_MEMORY = 1024 * 1024
 PNG_CHUNKS_PER_ROW = 2
 PNG_MIN_CHUNKS = 1024
 MAX_GIF_BLOCKS = 4096
+# - BMP's run-length decoder is Python too, a turn per 2-byte code whatever it draws: a few
+#   pixels with 4 MB of zero-length moves took 1 s. Run lengths of 1 take 2 bytes a pixel; 4 per
+#   pixel, plus 1 KiB, is more than a real RLE bitmap needs.
+BMP_RLE_BYTES_PER_PIXEL = 4
 # - Frames: only the first frame of a GIF, APNG, WebP, MPO or multi-page TIFF is decoded; the
 #   others are never read, whatever their number.
 
@@ -159,11 +166,11 @@ def _check_tiff(data: bytes) -> None:
 _JPEG_MARKER = re.compile(b"\xff[^\x00\xff\xd0-\xd7]")
 
 
-def _jpeg_scans(data: bytes, limit: int) -> int:
-    """How many scans (SOS markers) a JPEG holds, counted up to ``limit + 1`` by walking its
-    segments: a scan's entropy-coded data runs to the next marker."""
-    at, scans = 2, 0
-    while at + 4 <= len(data):
+def _jpeg_segments(data: bytes, limit: int) -> tuple:
+    """(scans, segments) a JPEG holds, counted until either passes its limit (``MAX_JPEG_SCANS``,
+    ``limit``) by walking its segments: a scan's entropy-coded data runs to the next marker."""
+    at, scans, segments = 2, 0, 0
+    while at + 4 <= len(data) and segments <= limit:
         found = _JPEG_MARKER.search(data, at)
         if found is None:
             break
@@ -175,11 +182,12 @@ def _jpeg_scans(data: bytes, limit: int) -> int:
             at += 2
             continue
         at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        segments += 1
         if marker == 0xDA:
             scans += 1
-            if scans > limit:
+            if scans > MAX_JPEG_SCANS:
                 break
-    return scans
+    return scans, segments
 
 
 def _png_chunks(data: bytes, limit: int) -> int:
@@ -210,19 +218,34 @@ def _gif_blocks(data: bytes, limit: int) -> int:
     return blocks
 
 
+def _check_bmp(data: bytes) -> None:
+    pixels_at, header = struct.unpack_from("<II", data, 10)
+    if header < 40:  # OS/2's 12-byte header: no compression field, never run-length
+        return
+    width, height, _planes, _bits, compression = struct.unpack_from("<iiHHI", data, 18)
+    if compression in (1, 2):  # RLE8, RLE4: decoded by Pillow in Python
+        allowed = BMP_RLE_BYTES_PER_PIXEL * abs(width) * abs(height) + 1024
+        if len(data) - pixels_at > allowed:
+            raise ImageError(f"the BMP's run-length data is {len(data) - pixels_at:,} bytes for {abs(width)}x{abs(height)} pixels, more than {allowed:,}", 413)
+
+
 def _check_costs(data: bytes, formats: tuple) -> None:
     """Refuse what would cost more to open or decode than its pixels say (see the limits above)."""
     if "TIFF" in formats and data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
         _check_tiff(data)
     if "JPEG" in formats and data[:2] == b"\xff\xd8":
-        scans = _jpeg_scans(data, MAX_JPEG_SCANS)
+        scans, segments = _jpeg_segments(data, MAX_JPEG_SEGMENTS)
         if scans > MAX_JPEG_SCANS:
             raise ImageError(f"the JPEG has more than {MAX_JPEG_SCANS} scans; a real progressive JPEG has about 10", 413)
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageError(f"the JPEG has more than {MAX_JPEG_SEGMENTS:,} segments; a real one has about 20", 413)
     if "PNG" in formats and data[:8] == b"\x89PNG\r\n\x1a\n":
         rows = min(int.from_bytes(data[20:24], "big"), 1 << 16)  # IHDR's height
         limit = PNG_MIN_CHUNKS + PNG_CHUNKS_PER_ROW * rows
         if _png_chunks(data, limit) > limit:
             raise ImageError(f"the PNG has more than {limit:,} chunks for its {rows:,} rows", 413)
+    if "BMP" in formats and data[:2] == b"BM" and len(data) >= 34:
+        _check_bmp(data)
     if "GIF" in formats and data[:6] in (b"GIF87a", b"GIF89a") and _gif_blocks(data, MAX_GIF_BLOCKS) > MAX_GIF_BLOCKS:
         raise ImageError(f"the GIF has more than {MAX_GIF_BLOCKS:,} extension blocks before its image", 413)
 
