@@ -1,1 +1,2 @@
-"""The handler template that ships inside every artifact (see lambda_function.py)."""
+"""What ships inside every artifact: ``lambda_function.py`` (the entry Lambda calls) and the ``lambkit``
+package it imports. lamb itself imports only ``lambkit`` (its preprocessing and limits), never the entry."""
