@@ -66,6 +66,8 @@ class Verification:
     error: str | None = None  # set when the runtime could not run the model at all
     verdict: str | None = None  # "pass" | "pass with warning" | "not enough evidence" | "fail"
     warnings: list[str] = field(default_factory=list)
+    # --labeled-images: top-1/top-k accuracy with Wilson bounds, per mode and class (lamb.verify.accuracy)
+    accuracy: dict[str, Any] | None = None
 
 
 @dataclass

@@ -111,6 +111,7 @@ def verify(
     manifest: Path = typer.Option(None, "--manifest", "-m", help="The manifest to read and update \\[default: the *.lamb.json in the current directory, or beside TFLITE_MODEL]."),
     samples: int = typer.Option(None, "--samples", "-n", help="Seeded random inputs: uniform pixels in [0, 255] through the preprocessing \\[default: 32, or 0 with --images]."),
     images: Path = typer.Option(None, "--images", help="Folder of real images (searched recursively), decoded and preprocessed exactly as the Lambda handler does; combinable with --samples."),
+    labeled_images: Path = typer.Option(None, "--labeled-images", help="Folder of labelled images (a folder per class, or files named <label>-1.jpg / <label>_1.jpg): top-1/top-k accuracy with its 95 % bound, per class, in every preprocessing mode; a mode clearly better than the recorded one fails verify."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
     preprocess: str = typer.Option(None, "--preprocess", help=f"{PREPROCESS_CHOICES} \\[default: the manifest's; none without one]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated (names classes in failure messages) \\[default: the manifest's]."),
@@ -140,6 +141,8 @@ def verify(
 
       lamb verify --images samples/ --samples 100 --top-k 3
 
+      lamb verify --labeled-images labelled/
+
       lamb verify model.h5 model.tflite --preprocess xception --runtime-lib tflite-runtime
     """
     with handle_errors(verbose):
@@ -152,7 +155,7 @@ def verify(
                 keras_model,
                 tflite_model,
                 manifest_path=manifest,
-                inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess),
+                inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess, labeled_images=labeled_images),
                 tolerances=ToleranceOverrides(atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k),
                 labels=parse_labels_option(labels),
                 quantization=quantize,

@@ -38,6 +38,18 @@ def wilson_lower_bound(agree: int, n: int, z: float = Z95) -> float:
     return max(0.0, (centre - spread) / (1 + z2 / n))
 
 
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Both ends of the Wilson score interval (accuracy's bounds: two modes whose intervals do not
+    overlap are told apart by the images)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z2 / n)), min(1.0, (centre + spread) / (1 + z2 / n))
+
+
 def inputs_to_settle(rate: float, limit: float, z: float = Z95, most: int = 10_000_000) -> int | None:
     """The fewest inputs at which agreement ``rate`` would have its lower bound reach ``limit``.
 

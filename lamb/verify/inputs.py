@@ -26,23 +26,28 @@ class VerifyInputs:
     images: Path | None = None  # a folder of real images, searched recursively
     seed: int = DEFAULT_SEED
     preprocess: str | None = None  # None: the manifest's, or "none" without one
+    labeled_images: Path | None = None  # a folder per class, or <label>-*.ext files (lamb.verify.accuracy)
 
     def sample_count(self) -> int:
         """How many random samples, checked: there must be something to verify with."""
         samples = self.samples
         if samples is None:
-            samples = 0 if self.images is not None else DEFAULT_SAMPLES
+            samples = 0 if self.images is not None or self.labeled_images is not None else DEFAULT_SAMPLES
         if samples < 0:
             raise InputError(f"--samples {samples} is negative", "use --samples 0 or more")
-        if samples == 0 and self.images is None:
-            raise InputError("nothing to verify with: --samples 0 and no --images", "use --samples N, --images DIR, or both")
+        if samples == 0 and self.images is None and self.labeled_images is None:
+            raise InputError(
+                "nothing to verify with: --samples 0 and no --images or --labeled-images",
+                "use --samples N, --images DIR, --labeled-images DIR, or several",
+            )
         return samples
 
 
 def build_inputs(
-    shapes: Sequence[Sequence[int]], inputs: VerifyInputs, samples: int, preprocess: str
+    shapes: Sequence[Sequence[int]], inputs: VerifyInputs, samples: int, preprocess: str, labeled: np.ndarray | None = None
 ) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """One batch per model input (random samples first, then images), the images used, the files skipped."""
+    """One batch per model input (random samples first, then images, then the ``labeled`` images
+    already preprocessed), the images used, the files skipped."""
     batches: list[list[np.ndarray]] = [[] for _ in shapes]
     used: list[str] = []
     skipped: list[str] = []
@@ -57,6 +62,8 @@ def build_inputs(
             )
         x, used, skipped = image_inputs(inputs.images, shapes[0], preprocess)
         batches[0].append(x)
+    if labeled is not None:
+        batches[0].append(labeled)
     return [np.concatenate(b) for b in batches], used, skipped
 
 

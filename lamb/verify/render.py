@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lamb.verify.accuracy import AccuracyReport
 from lamb.verify.report import VerifyReport
 
 _METRIC_TITLES = {
@@ -68,6 +69,8 @@ def render_report(report: VerifyReport) -> list[Any]:
         table.add_row(c.output if c.output != last else "", title, value, limit, result)
         last = c.output
     out.append(table)
+    if report.accuracy is not None:
+        out.extend(render_accuracy(report.accuracy))
     for warning in report.warnings:
         out.append(Text(f"warning: {warning}", style="yellow"))
     if report.verdict == "not enough evidence":
@@ -77,4 +80,34 @@ def render_report(report: VerifyReport) -> list[Any]:
         out.append(Text(f"skipped {line}", style="yellow"))
     if len(report.skipped) > 5:
         out.append(Text(f"... and {len(report.skipped) - 5} more skipped files", style="yellow"))
+    return out
+
+
+def render_accuracy(acc: AccuracyReport) -> list[Any]:
+    """The labelled images' accuracy: per mode (recorded first, Keras beside it), per class, confusion."""
+    from rich.table import Table
+    from rich.text import Text
+
+    skipped = f", {len(acc.skipped)} undecodable skipped" if acc.skipped else ""
+    out: list[Any] = [Text(f"accuracy on {acc.images} labelled images in {acc.folder}{skipped}")]
+    modes = Table(padding=(0, 1))
+    for col, justify in (("model", "left"), ("preprocess", "left"), ("top-1", "right"), ("95 % bound", "right"),
+                         (f"top-{acc.tflite.k}" if acc.tflite.k > 1 else "top-k", "right"), ("", "left")):
+        modes.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    rows = [acc.tflite, *([acc.keras] if acc.keras else []), *acc.modes]
+    for m in rows:
+        note = "recorded" if m is acc.tflite else ("[green]clearly better[/]" if m.preprocess == acc.better else "")
+        topk = f"{m.topk:.1%}" if m.topk is not None else "-"
+        modes.add_row(m.model, m.preprocess, f"{m.top1:.1%}", f"{m.top1_low:.1%}-{m.top1_high:.1%}", topk, note)
+    out.append(modes)
+    per_class = Table(padding=(0, 1))
+    names = [c.label for c in acc.tflite.per_class]
+    for col in ("class", "images", "top-1", "95 % bound", *names):
+        per_class.add_column(col, justify="left" if col == "class" else "right", overflow="fold")
+    for c in acc.tflite.per_class:
+        row = acc.tflite.confusion.get(c.label, {})
+        counts = [str(row.get(name, 0) or "") for name in names]
+        per_class.add_row(c.label, str(c.images), f"{c.top1:.0%}", f"{c.top1_low:.0%}-{c.top1_high:.0%}", *counts)
+    out.append(Text(f"per class, preprocess {acc.preprocess} (columns after the bound: predicted class counts)", style="dim"))
+    out.append(per_class)
     return out

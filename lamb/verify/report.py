@@ -8,6 +8,7 @@ from pathlib import Path
 from lamb.errors import VerificationFailed
 from lamb.manifest import Verification
 from lamb.quantization import Tolerances
+from lamb.verify.accuracy import AccuracyReport
 from lamb.verify.compare import Check, OutputMetrics
 
 
@@ -43,6 +44,7 @@ class VerifyReport:
     # "pass" | "pass with warning" | "not enough evidence" | "fail" (lamb.verify.evidence); the first two pass
     verdict: str = ""
     warnings: list[str] = field(default_factory=list)  # e.g. a top-1 rate whose 95 % lower bound misses the limit
+    accuracy: AccuracyReport | None = None  # --labeled-images: accuracy in every preprocessing mode, judged
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -67,6 +69,7 @@ class VerifyReport:
             error=self.error,
             verdict=self.verdict,
             warnings=list(self.warnings),
+            accuracy=self.accuracy.record() if self.accuracy is not None else None,
         )
 
 
@@ -80,6 +83,12 @@ class OutputMismatch(VerificationFailed):
             hint = (
                 "ship a runtime library that can run the model (ai-edge-litert, lamb's default), or convert "
                 "with a TensorFlow no newer than the runtime library"
+            )
+        elif report.accuracy is not None and report.accuracy.failures and report.accuracy.failures[0] == report.failures[0]:
+            message = f"{report.tflite_path.name} gives wrong answers: " + report.accuracy.failures[0]
+            hint = (
+                f"re-run `lamb convert` with --preprocess {report.accuracy.better}, then `lamb verify` again"
+                if report.accuracy.better else "try a less aggressive --quantize mode, or check the images' labels"
             )
         elif report.verdict == "not enough evidence":
             message = f"{report.tflite_path.name} is not proven to match {report.keras_path.name}: " + report.failures[0]

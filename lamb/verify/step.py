@@ -17,6 +17,7 @@ from lamb.errors import InputError
 from lamb.manifest import Manifest
 from lamb.progress import SILENT, current
 from lamb.quantization import Tolerances
+from lamb.verify.accuracy import AccuracyReport, LabeledRun
 from lamb.verify.compare import Check, OutputMetrics, compare_outputs
 from lamb.verify.evidence import Judgement, judge_outputs
 from lamb.verify.inputs import VerifyInputs, build_inputs
@@ -90,7 +91,10 @@ def verify_model(
 
         paired = pair_signatures(loaded, info, run.keras_path, run.tflite_path)
         check_labels(run.labels, paired)
-        arrays, used_images, skipped = build_inputs(paired.input_shapes, run.inputs, run.samples, run.preprocess)
+        labeled = _labeled(run, paired)
+        arrays, used_images, skipped = build_inputs(
+            paired.input_shapes, run.inputs, run.samples, run.preprocess, labeled.recorded if labeled else None
+        )
 
         # Keras here, then the .tflite in the runner. One after the other, not overlapped: both
         # use every core, and on two cores running them together was 15 % slower (thread
@@ -102,21 +106,26 @@ def verify_model(
         version = info.get("version", "unknown")
         common: dict[str, Any] = dict(
             quantization=quant, quantization_source=quant_source, tolerances=tol,
-            images=len(used_images), skipped_images=len(skipped), skipped=skipped,
+            images=len(used_images) + (len(labeled.labeled) if labeled else 0), skipped_images=len(skipped), skipped=skipped,
         )
         progress.phase(f"{choice.name} {version}: {len(arrays[0])} inputs", total=len(arrays[0]))
         try:
-            tflite_outputs, answer = runner.run(dict(zip(paired.input_keys, arrays)), Path(workdir), on_progress=progress.advance)
+            fed = [np.concatenate([arrays[0], *labeled.others()])] if labeled else arrays
+            tflite_outputs, answer = runner.run(dict(zip(paired.input_keys, fed)), Path(workdir), on_progress=progress.advance)
         except TFLiteFailure as failure:
             run.timings["tflite_run"] = time.perf_counter() - t0
             return run.failed(failure, version, **common)
         run.timings["tflite_run"] = time.perf_counter() - t0
         run.timings["tflite_invoke"] = float(answer.get("invoke_s", 0.0))
 
-        metrics, checks, judged = _judge(run, paired, tflite_outputs, reference, tol, quant, len(used_images))
+        accuracy = _accuracy(run, labeled, paired, tflite_outputs, reference, len(arrays[0]), tol.top_k)
+        tflite_outputs = {key: out[: len(arrays[0])] for key, out in tflite_outputs.items()}
+        metrics, checks, judged = _judge(run, paired, tflite_outputs, reference, tol, quant, common["images"])
+    failures = judged.failures + (accuracy.failures if accuracy else [])
+    passed = judged.passed and not failures
     result = run.report(
-        passed=judged.passed, verdict=judged.verdict, warnings=judged.warnings, runtime_version=version,
-        outputs=metrics, checks=checks, failures=judged.failures, **common,
+        passed=passed, verdict=judged.verdict if passed or judged.failures else "fail", warnings=judged.warnings,
+        runtime_version=version, outputs=metrics, checks=checks, failures=failures, accuracy=accuracy, **common,
     )
     assert len(arrays[0]) == result.samples + result.images
     return run.finish(result)
@@ -208,6 +217,28 @@ def _prepare(
         manifest=manifest, inputs=inputs, samples=samples, preprocess=preprocess, labels=labels, record=record,
         notes=notes, started=started,
     )
+
+
+def _labeled(run: _Run, paired: PairedSignature) -> LabeledRun | None:
+    if run.inputs.labeled_images is None:
+        return None
+    from lamb.verify.accuracy import prepare
+
+    return prepare(run.inputs.labeled_images, paired.input_shapes, paired.output_shapes, run.labels, run.preprocess)
+
+
+def _accuracy(
+    run: _Run, labeled: LabeledRun | None, paired: PairedSignature, tflite_outputs: dict[str, np.ndarray],
+    reference: list[np.ndarray], main: int, top_k: int | None,
+) -> AccuracyReport | None:
+    """The labelled images' accuracy in every mode, judged (lamb.verify.accuracy)."""
+    if labeled is None:
+        return None
+    from lamb.verify.accuracy import judge_accuracy
+
+    scores = [tflite_outputs[key] for key in paired.output_keys]
+    report = labeled.report(scores, reference, main, top_k)
+    return judge_accuracy(report, run.keras_path)
 
 
 def _predict_keras(run: _Run, loaded: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
