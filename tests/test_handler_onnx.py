@@ -47,17 +47,23 @@ def tiny_onnx(path: Path, layout: str) -> Path:
     return path
 
 
-def onnx_task_root(root: Path, layout: str) -> Path:
+def onnx_task_root(root: Path, layout: str, *, external_data: bool = False, record_layout: bool = True) -> Path:
     """A task root as `lamb package` lays it out for an ONNX model: a version-2 record."""
     root.mkdir(parents=True)
     shutil.copy2(HANDLER / "lambda_function.py", root)
     shutil.copytree(HANDLER / "lambkit", root / "lambkit", ignore=shutil.ignore_patterns("__pycache__"))
     tiny_onnx(root / "model.onnx", layout)
+    if external_data:  # the weights in model.onnx.data beside it, as PyTorch exports large models
+        import onnx
+
+        model = onnx.load(root / "model.onnx")
+        onnx.save(model, root / "model.onnx", save_as_external_data=True, location="model.onnx.data", size_threshold=0)
     shape = [-1, 3, SIZE, SIZE] if layout == "NCHW" else [-1, SIZE, SIZE, 3]
+    spec = {"name": "image", "shape": shape, "dtype": "float32", **({"layout": layout} if record_layout else {})}
     record = {
         "schema_version": 2, "runtime_lib": "onnxruntime", "preprocess": "torch", "labels": TINY_LABELS,
-        "model": {"file": "model.onnx", "format": "onnx"},
-        "inputs": [{"name": "image", "shape": shape, "dtype": "float32", "layout": layout}],
+        "model": {"file": "model.onnx", "format": "onnx", **({"external_data": ["model.onnx.data"]} if external_data else {})},
+        "inputs": [spec],
         "outputs": [{"name": "probs", "shape": [-1, 4], "dtype": "float32"}],
     }
     (root / "lamb.json").write_text(json.dumps(record))
@@ -80,6 +86,14 @@ def test_onnx_backend_answers_what_onnxruntime_computes(tmp_path, png_bytes, lay
     result = load_handler(root).lambda_handler({"image": base64.b64encode(png_bytes).decode()}, None)
     assert list(result) == TINY_LABELS
     want = onnxruntime_answer(root / "model.onnx", png_bytes, layout)
+    np.testing.assert_allclose([result[k] for k in TINY_LABELS], want, rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_external_data_and_a_record_without_layout(tmp_path, png_bytes):
+    root = onnx_task_root(tmp_path / "task", "NCHW", external_data=True, record_layout=False)
+    assert (root / "model.onnx.data").stat().st_size > 0
+    result = load_handler(root).lambda_handler({"image": base64.b64encode(png_bytes).decode()}, None)
+    want = onnxruntime_answer(root / "model.onnx", png_bytes, "NCHW")  # (N, 3, 16, 16): channels-first is the only reading
     np.testing.assert_allclose([result[k] for k in TINY_LABELS], want, rtol=1e-5, atol=1e-6)
 
 

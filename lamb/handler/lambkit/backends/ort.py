@@ -14,6 +14,14 @@ def _dim(value):
     return value if isinstance(value, int) and value > 0 else -1  # "batch", None: open
 
 
+def _obvious_layout(shape: list) -> str:
+    """A record without a layout means NHWC, unless the model cannot take that: (N, 3, H, W)
+    with a last dimension other than 3 is PyTorch's channels-first."""
+    if len(shape) == 4 and shape[1] == 3 and shape[3] not in (3, -1):
+        return "NCHW"
+    return "NHWC"
+
+
 class OnnxRuntimeBackend:
     """One ``InferenceSession`` on the CPU, intra-op threads set to the function's vCPUs.
 
@@ -32,10 +40,10 @@ class OnnxRuntimeBackend:
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ValueError(f"the model has {len(inputs)} inputs; this handler feeds exactly one image")
-        layout = declared_input(record).get("layout") or "NHWC"
+        shape = [_dim(d) for d in inputs[0].shape]
+        layout = declared_input(record).get("layout") or _obvious_layout(shape)
         if layout not in ("NHWC", "NCHW"):
             raise ValueError(f"the record's input layout {layout!r} is neither NHWC nor NCHW")
-        shape = [_dim(d) for d in inputs[0].shape]
         channels, hw = (shape[1], shape[2:4]) if layout == "NCHW" else (shape[3] if len(shape) == 4 else None, shape[1:3])
         if len(shape) != 4 or channels not in (3, -1):
             raise ValueError(f"the model's input has shape {inputs[0].shape}; this handler feeds {layout} images with 3 channels")
