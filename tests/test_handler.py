@@ -297,6 +297,8 @@ def test_a_model_that_failed_to_load_answers_500_in_one_line(tmp_path, capsys, p
     for _ in range(2):  # remembered, not re-tried per request
         result = module.lambda_handler({"image": b64(png_bytes)}, None)
         assert result["statusCode"] == 500 and "could not be loaded" in result["error"] and "\n" not in result["error"]
+    with pytest.raises(RuntimeError, match="could not be loaded"):  # a user's entry calling its parts hears why too
+        module.model.prepare(None)
 
 
 # -- url hardening ---------------------------------------------------------------------------------

@@ -30,4 +30,4 @@ def test_the_image_context_copies_and_runs_the_layout():
     assert f"COPY {layout.HANDLER_PACKAGE} ${{LAMBDA_TASK_ROOT}}/{layout.HANDLER_PACKAGE}/" in dockerfile
     assert f'CMD ["{layout.HANDLER}"]' in dockerfile
     kept = {line[1:] for line in artifact.DOCKERIGNORE.splitlines() if line.startswith("!")}
-    assert kept == {*layout.ROOT_FILES, "requirements.txt"}
+    assert kept == {*layout.ROOT_FILES, "requirements.txt", artifact.SAMPLE_EVENT}  # the build-time smoke run reads it

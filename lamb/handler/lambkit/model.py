@@ -102,7 +102,7 @@ class UnloadedModel:
     def __init__(self, error: str):
         self.error = error
 
-    def predict(self, image):
+    def __getattr__(self, name):  # predict, prepare, run, labels...: each answers with the reason
         raise RuntimeError(self.error)
 
 
