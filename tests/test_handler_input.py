@@ -236,3 +236,38 @@ def test_bad_settings_are_refused_at_init_with_one_line_and_the_default_used(tmp
     for value in ("0", "-1", "1e400", "", " 7 "):  # every number setting: zero, negative, inf
         monkeypatch.setenv("LAMB_FETCH_TIMEOUT_S", value)
         assert settings.current().fetch_timeout_s == (7.0 if value == " 7 " else 15.0)
+
+
+def _bigtiff(strips: int, width: int = 2, height: int = 1) -> bytes:
+    """A BigTIFF (8-byte counts and offsets) declaring ``strips`` strips; only its directory matters."""
+    entries = [(256, 16, 1, width), (257, 16, 1, height), (273, 16, strips, 0), (279, 16, strips, 0)]
+    ifd = struct.pack("<Q", len(entries)) + b"".join(struct.pack("<HHQQ", *e) for e in entries) + b"\0" * 8
+    return b"II+\0" + struct.pack("<HHQ", 8, 0, 16) + ifd
+
+
+@pytest.mark.parametrize(
+    "data, status, fragment",
+    [
+        (_bigtiff(10_000), 413, "10,000 strips or tiles for 2x1 pixels"),
+        (b"MM\0*" + struct.pack(">I", 8) + struct.pack(">H", 2) + struct.pack(">HHII", 256, 4, 1, 4) + struct.pack(">HHII", 324, 4, 999, 0),
+         413, "999 strips or tiles for 4x0 pixels"),  # big-endian, tiles
+        (b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 40), 400, "first directory is cut short"),
+        (b"II*\0" + struct.pack("<I", 10**9), 400, "first directory is cut short"),
+    ],
+)
+def test_tiff_directories_are_read_before_pillow(data, status, fragment):
+    from lamb.handler.lambkit import costs, errors
+
+    with pytest.raises(errors.ImageError, match=fragment) as refused:
+        costs.check(data, ("TIFF",))
+    assert refused.value.status == status
+
+
+def test_os2_bitmaps_have_no_run_length_to_bound(handler):  # noqa: F811
+    from lamb.handler.lambkit import costs
+
+    header = struct.pack("<IHHHH", 12, 2, 2, 1, 24)  # OS/2 BITMAPCOREHEADER: 16-bit sizes, no compression field
+    pixels = b"\x10\x20\x30" * 2 + b"\0\0" + b"\x40\x50\x60" * 2 + b"\0\0"
+    data = b"BM" + struct.pack("<IHHI", 26 + len(pixels), 0, 0, 26) + header + pixels
+    costs.check(data, ("BMP",))  # nothing to refuse
+    assert list(handler.lambda_handler({"image": b64(data)}, None)) == TINY_LABELS
