@@ -2,7 +2,9 @@
 
 Invariant: whatever the event, ``lambda_handler`` returns a dict whose status is 2xx or 4xx; it
 never raises and never answers 500 for bad input. Unchanged images in every mode Pillow decodes
-answer 200 with the model's labels.
+answer 200 with the model's labels in an admitted format, 400 in any other. Hostile files of every
+decoder class (declared sizes, TIFF strips, JPEG scans, frames, PNG text, PNG chunks and GIF
+blocks, embedded containers), their sizes and counts drawn, answer within seconds.
 
 The default Hypothesis profile keeps this to a few seconds (``lamb-ci``, registered in
 conftest.py). Run it longer with ``LAMB_FUZZ_PROFILE=lamb-long pytest tests/test_handler_fuzz.py``
