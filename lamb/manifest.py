@@ -30,6 +30,8 @@ SCHEMA_VERSION = 1
 SUFFIX = ".lamb.json"
 
 PREPROCESS_MODES = ("xception", "caffe", "torch", "scale", "none")
+# How a preprocessing note starts when nothing in the model showed the mode ("none" recorded).
+PREPROCESS_NOT_INFERRED = "not inferred"
 
 
 @dataclass
@@ -42,6 +44,14 @@ class TensorSpec:
     # For quantized tensors: real = scale * (q - zero_point). None for float tensors.
     scale: float | None = None
     zero_point: int | None = None
+
+
+def preprocess_unconfirmed(manifest: Manifest) -> bool:
+    """"none" recorded because nothing showed the mode, and no labelled images showed it right since."""
+    if manifest.preprocess != "none" or not (manifest.preprocess_note or "").startswith(PREPROCESS_NOT_INFERRED):
+        return False
+    accuracy = manifest.verification.accuracy if manifest.verification is not None else None
+    return not (accuracy and accuracy.get("passed") and accuracy.get("preprocess") == "none")
 
 
 def format_shape(shape: Any) -> str:
@@ -155,6 +165,9 @@ class Manifest:
     flex_ops: list[str] = field(default_factory=list)
     calibration: dict[str, Any] | None = None  # int8: {"dir": ..., "images": N, "io_dtype": "float32"}
     versions: dict[str, str] = field(default_factory=dict)  # lamb, tensorflow, keras, tf_keras
+    # `lamb convert --allow-unsafe-lambda` was given for the source with ``source_sha256``: verify
+    # loads that same file's Lambda layers without asking again.
+    allow_unsafe_lambda: bool = False
     verification: Verification | None = None
     # `lamb convert --quantize auto`: the comparison that chose this model (CompareReport.summary()).
     comparison: dict[str, Any] | None = None

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lamb import manifest as mf
-from lamb.errors import InputError, ManifestError, VerificationFailed
+from lamb.errors import InputError, ManifestError, ModelLoadError, VerificationFailed
 from lamb.verify import (
     DEFAULT_TOLERANCES,
     OutputMismatch,
@@ -592,3 +592,20 @@ def test_other_preprocessing_than_the_manifest_is_not_recorded(zoo, tmp_path):
     assert report.passed and report.preprocess == "scale"
     assert any("the verdict is not recorded" in n for n in report.notes)
     assert mf.read(path).verification is None and not report.recorded
+
+
+def test_convert_records_the_lambda_permission_so_verify_needs_it_no_more(tmp_path):
+    import keras
+
+    from lamb.convert import convert_model
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x))).save(tmp_path / "lam.keras")
+    result = convert_model(tmp_path / "lam.keras", tmp_path / "out" / "lam.tflite", preprocess="scale", allow_unsafe_lambda=True)
+    assert result.manifest.allow_unsafe_lambda and any("without asking again" in n for n in result.notes)
+    assert _verify_model(manifest_path=result.manifest_path, inputs=VerifyInputs(samples=4)).passed
+    # the permission was for that file: another one with the same name is asked about again
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x))).save(tmp_path / "lam.keras")
+    with pytest.raises(ModelLoadError, match="holding Python code"):
+        _verify_model(manifest_path=result.manifest_path, inputs=VerifyInputs(samples=4))

@@ -38,11 +38,12 @@ def convert(
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
     int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
     input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
-    preprocess: str = typer.Option(None, "--preprocess", help=f"Pixel preprocessing the model was trained with: {PREPROCESS_CHOICES} \\[default: inferred from the model, else none]."),
+    preprocess: str = typer.Option(None, "--preprocess", help=f"Pixel preprocessing the model was trained with: {PREPROCESS_CHOICES} (tf, Keras's name, is xception) \\[default: inferred from the model, else none, said in a warning that `lamb package` enforces]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
     allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops with no TFLite builtin as TF Select (Flex) ops; the slim Lambda runtimes cannot run the result."),
     allow_unsafe_lambda: bool = AllowUnsafeLambdaOpt,
+    allow_preprocess_mismatch: bool = typer.Option(False, "--allow-preprocess-mismatch", help="No warning when --preprocess differs from what the model shows (its keras.applications base, a leading layer that rescales)."),
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -95,6 +96,9 @@ def convert(
     console.print(summary_table(result))
     for note in result.notes:
         console.print(f"[dim]note:[/] {note}", highlight=False)
+    mismatch = [] if allow_preprocess_mismatch or result.preprocess_mismatch is None else [result.preprocess_mismatch]
+    for warning in [*mismatch, *result.warnings]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 # -- verify --------------------------------------------------------------------------------------

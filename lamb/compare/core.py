@@ -161,7 +161,7 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
     """Cheap checks first, a typo should not cost a model load: the options with their defaults
     settled, the modes, the memory settings and the target."""
     from lamb import targets
-    from lamb.handler.lambkit import PREPROCESSORS
+    from lamb.convert.preprocess import check_preprocess
     from lamb.verify.inputs import DEFAULT_SAMPLES, VerifyInputs
 
     if not source.exists():
@@ -178,8 +178,8 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
     o = dataclasses.replace(o, samples=VerifyInputs(samples=samples, images=o.images).sample_count())
     if o.images is not None and not Path(o.images).is_dir():
         raise InputError(f"no image folder at {o.images}", "pass --images with a folder of .jpg/.png files")
-    if o.preprocess is not None and o.preprocess not in PREPROCESSORS:
-        raise InputError(f"unknown preprocessing {o.preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
+    if o.preprocess is not None:
+        o = dataclasses.replace(o, preprocess=check_preprocess(o.preprocess))
     calibrated = [m.name for m in quantization.MODES if m.calibrated]
     if o.calibration is not None and not set(calibrated) & set(wanted):
         raise InputError(f"--calibration only applies to {' or '.join(calibrated)}", f"add {calibrated[0]} to --modes, or drop --calibration")

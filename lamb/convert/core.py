@@ -24,7 +24,7 @@ from lamb import quantization
 from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.converter import Export, converter_factory, run_converter
 from lamb.convert.load import LoadedModel, load_keras_model
-from lamb.convert.preprocess import check_preprocess, infer_preprocess, read_labels
+from lamb.convert.preprocess import NOT_INFERRED, check_preprocess, infer_preprocess, preprocess_evidence, read_labels
 from lamb.convert.signature import (
     InputSpec,
     apply_input_shape,
@@ -48,6 +48,11 @@ class ConversionResult:
     source_bytes: int
     tflite_bytes: int
     notes: list[str] = field(default_factory=list)  # loader fallback, preprocessing inference, ...
+    # One line each, said apart from the notes: "none" recorded without evidence, no labels.
+    warnings: list[str] = field(default_factory=list)
+    # --preprocess given against what the model shows (its base model, a layer that rescales);
+    # the CLI warns with it unless --allow-preprocess-mismatch.
+    preprocess_mismatch: str | None = None
 
     @property
     def size_ratio(self) -> float:
@@ -90,8 +95,7 @@ def convert_model(
     # Cheap checks first: a typo in an option should not cost a model load.
     mode = _quantization_mode(quantize, calibration, int8_io)
     calibration_images = calibration_files(Path(calibration)) if calibration is not None else []
-    if preprocess is not None:
-        check_preprocess(preprocess)
+    preprocess = check_preprocess(preprocess) if preprocess is not None else None
     labels = read_labels(list(labels)) if labels is not None else None
     tflite_path = output_path(source, output)
     manifest_path = mf.manifest_path_for(tflite_path)
@@ -103,9 +107,9 @@ def convert_model(
         progress.phase(f"loading {source.name}")
         with tflog.capture_fd2():
             loaded = load_keras_model(source, allow_unsafe_lambda=allow_unsafe_lambda)
-    notes = list(loaded.notes)
+    notes = _load_notes(loaded, allow_unsafe_lambda)
     inputs = apply_input_shape(input_specs(loaded), input_shape)
-    preprocess_mode, preprocess_note = _preprocessing(loaded, preprocess)
+    preprocess_mode, preprocess_note, mismatch = _preprocessing(loaded, preprocess)
     if labels is not None and loaded.is_keras:
         check_labels_against_keras(labels, loaded.model)
 
@@ -154,13 +158,28 @@ def convert_model(
         flex_ops=flex_ops,
         calibration=calibration_info,
         versions=versions(),
+        allow_unsafe_lambda=allow_unsafe_lambda,
         source_absolute=str(Path(source).resolve()),
     )
     mf.write(manifest, manifest_path)
     return ConversionResult(
         tflite_path=tflite_path, manifest_path=manifest_path, manifest=manifest, seconds=time.perf_counter() - started,
-        source_bytes=source_bytes, tflite_bytes=len(flatbuffer), notes=notes,
+        source_bytes=source_bytes, tflite_bytes=len(flatbuffer), notes=notes, warnings=missing_evidence(manifest), preprocess_mismatch=mismatch,
     )
+
+
+def missing_evidence(manifest: mf.Manifest) -> list[str]:
+    """What the manifest records without evidence: a "none" nothing showed, no labels."""
+    warnings = []
+    if mf.preprocess_unconfirmed(manifest):
+        warnings.append(
+            'recorded preprocessing "none" (raw [0, 255] pixels): nothing in the model shows how it was trained; '
+            "pass --preprocess (none to confirm), or `lamb verify --labeled-images DIR` shows which is right. "
+            "`lamb package` refuses it until then"
+        )
+    if not manifest.labels:
+        warnings.append("no class labels: the function will answer with output indices (\"0\", \"1\", ...); pass --labels-file")
+    return warnings
 
 
 def _calibration(
@@ -210,13 +229,23 @@ def output_path(source: Path, output: Path | None) -> Path:
     return tflite_path
 
 
-def _preprocessing(loaded: LoadedModel, given: str | None) -> tuple[str, str]:
-    """The preprocessing mode to record, and how it was decided."""
+def _preprocessing(loaded: LoadedModel, given: str | None) -> tuple[str, str, str | None]:
+    """The preprocessing mode to record, how it was decided, and what the model shows against a given one."""
     if given is not None:
-        return given, "given"
+        return given, "given", preprocess_evidence(loaded.model, given) if loaded.is_keras else None
     if loaded.is_keras:
-        return infer_preprocess(loaded.model)
-    return "none", "not inferred: a bare SavedModel has no layers to inspect; pass --preprocess"
+        return (*infer_preprocess(loaded.model), None)
+    return "none", f"{NOT_INFERRED}: a bare SavedModel has no layers to inspect; pass --preprocess", None
+
+
+def _load_notes(loaded: LoadedModel, allow_unsafe_lambda: bool) -> list[str]:
+    notes = list(loaded.notes)
+    if allow_unsafe_lambda and loaded.unsafe_lambdas:
+        notes.append(
+            f"loaded the Lambda layer code ({', '.join(loaded.unsafe_lambdas)}) as --allow-unsafe-lambda allows; "
+            "the manifest records that, so `lamb verify` loads this same file without asking again"
+        )
+    return notes
 
 
 # -- files and versions --------------------------------------------------------------------------

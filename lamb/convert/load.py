@@ -45,6 +45,7 @@ class LoadedModel:
     # Why Keras 3 was not used (first line of its error), when the loader is a fallback.
     fallback_reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    unsafe_lambdas: list[str] = field(default_factory=list)  # Lambda layers holding Python code, loaded as allowed
 
     @property
     def is_keras(self) -> bool:
@@ -197,11 +198,15 @@ def load_keras_model(source: Path, *, allow_unsafe_lambda: bool = False) -> Load
     config = read_model_config(source, source_format)
     # Checked here, not left to Keras 3's safe mode: tf_keras (the fallback) runs the bytecode of
     # a Keras-2 .h5 Lambda layer without asking.
-    if config is not None and not allow_unsafe_lambda:
-        lambdas = find_python_lambdas(config)
-        if lambdas:
-            raise _lambda_refused(", ".join(lambdas))
+    lambdas = find_python_lambdas(config) if config is not None else []
+    if lambdas and not allow_unsafe_lambda:
+        raise _lambda_refused(", ".join(lambdas))
+    loaded = _load(source, source_format, allow_unsafe_lambda)
+    loaded.unsafe_lambdas = lambdas
+    return loaded
 
+
+def _load(source: Path, source_format: str, allow_unsafe_lambda: bool) -> LoadedModel:
     from lamb import tflog
 
     tflog.quiet_tensorflow()

@@ -14,6 +14,7 @@ from typing import Any
 
 from lamb.errors import InputError
 from lamb.manifest import PREPROCESS_MODES
+from lamb.manifest import PREPROCESS_NOT_INFERRED as NOT_INFERRED
 
 # keras.applications model names -> the preprocess_input mode they were trained with.
 # Order matters: "resnet50v2" must match before "resnet50", "inception_resnet" before "resnet".
@@ -43,25 +44,23 @@ _SIGNATURE_LAYERS = {"block14_sepconv2_act": "xception"}
 _ARITHMETIC_OPS = {"TrueDivide", "Divide", "Multiply", "Subtract", "Add"}
 
 
+# Keras's own names for the modes (``preprocess_input(mode=...)``): "tf" is what lamb calls xception.
+PREPROCESS_ALIASES = {"tf": "xception"}
+# A leading Lambda layer whose output spans less than this on [0, 255] pixels scales them itself.
+_SCALED_SPAN = 16.0
+
+
 def infer_preprocess(model: Any) -> tuple[str, str]:
     """(mode, note) for a Keras 3 or tf_keras model."""
     layers = list(getattr(model, "layers", []) or [])
-    # Checked first: a course model often wraps a keras.applications base *and* calls
-    # preprocess_input inside the graph; then it takes raw pixels, whatever the base is.
+    # Checked first: a course model often wraps a keras.applications base *and* rescales inside
+    # the graph; then it takes raw pixels, whatever the base is (scaling twice is garbage).
     operations = list(getattr(model, "operations", None) or layers)
     first = _first_computing_layer(operations)
     if first is not None:
-        cls = first.__class__.__name__
-        if cls in ("Rescaling", "Normalization"):
-            return "none", f"inferred: the model starts with a {cls} layer ({first.name!r}), so it takes raw [0, 255] pixels"
-        in_graph = cls in _ARITHMETIC_OPS or (
-            cls in ("TFOpLambda", "SlicingOpLambda") and re.search(r"truediv|multiply|subtract|add|divide", first.name)
-        )
-        if in_graph:
-            return "none", (
-                f"inferred: the model's graph starts with arithmetic ({first.name!r}), "
-                "i.e. preprocess_input inside the model, so it takes raw [0, 255] pixels"
-            )
+        in_graph = _rescales(model, first)
+        if in_graph is not None:
+            return "none", f"inferred: {in_graph}, so it takes raw [0, 255] pixels"
     for layer in [model, *layers]:
         if layer is not model and not hasattr(layer, "layers"):
             continue
@@ -75,7 +74,53 @@ def infer_preprocess(model: Any) -> tuple[str, str]:
         if name in _SIGNATURE_LAYERS:
             mode = _SIGNATURE_LAYERS[name]
             return mode, f"inferred: layer {name!r} belongs to a keras.applications {mode} network"
-    return "none", "not inferred: nothing in the model shows its preprocessing; pass --preprocess if it was trained on scaled pixels"
+    return "none", f"{NOT_INFERRED}: nothing in the model shows its preprocessing; pass --preprocess if it was trained on scaled pixels"
+
+
+def _rescales(model: Any, first: Any) -> str | None:
+    """What shows that the graph's first layer rescales the pixels itself, or None."""
+    cls = first.__class__.__name__
+    if cls in ("Rescaling", "Normalization"):
+        return f"the model starts with a {cls} layer ({first.name!r})"
+    if cls in _ARITHMETIC_OPS or (
+        cls in ("TFOpLambda", "SlicingOpLambda") and re.search(r"truediv|multiply|subtract|add|divide", first.name)
+    ):
+        return f"the model's graph starts with arithmetic ({first.name!r}), i.e. preprocess_input inside the model"
+    if cls == "Lambda":
+        span = _lambda_span(model, first)
+        if span is not None and span[1] - span[0] < _SCALED_SPAN:
+            return f"the model starts with a Lambda layer ({first.name!r}) that maps [0, 255] pixels to [{span[0]:.3g}, {span[1]:.3g}]"
+    return None
+
+
+def _lambda_span(model: Any, layer: Any) -> tuple[float, float] | None:
+    """The range a Lambda layer's output spans on pixels from 0 to 255 (None when it cannot be run)."""
+    import numpy as np
+
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return None
+    shape = [int(d) if d else 8 for d in list(inputs[0].shape)[1:]]
+    pixels = np.linspace(0.0, 255.0, int(np.prod(shape)), dtype=np.float32).reshape(1, *shape)
+    try:
+        out = np.asarray(layer(pixels))
+    except Exception:  # noqa: BLE001 - the user's own Python code: whatever it raises, it shows nothing
+        return None
+    if not out.size or not np.isfinite(out).all():
+        return None
+    return float(out.min()), float(out.max())
+
+
+def preprocess_evidence(model: Any, given: str) -> str | None:
+    """A warning when ``given`` contradicts what the model shows (its base model, a layer that
+    rescales); None when the model shows nothing or agrees."""
+    inferred, note = infer_preprocess(model)
+    if note.startswith(NOT_INFERRED) or inferred == given:
+        return None
+    return (
+        f"--preprocess {given} given, but the model says {inferred}: {note.removeprefix('inferred: ')}; "
+        f"check it with `lamb verify --labeled-images DIR`, or pass --allow-preprocess-mismatch if you are sure"
+    )
 
 
 def _first_computing_layer(layers: list[Any]) -> Any | None:
@@ -87,12 +132,15 @@ def _first_computing_layer(layers: list[Any]) -> Any | None:
 
 
 def check_preprocess(mode: str) -> str:
-    if mode not in PREPROCESS_MODES:
+    """The mode's name as lamb and the handler spell it: ``Xception`` and Keras's ``tf`` are xception."""
+    name = str(mode).strip().lower()
+    name = PREPROCESS_ALIASES.get(name, name)
+    if name not in PREPROCESS_MODES:
         raise InputError(
             f"unknown preprocessing mode {mode!r}",
-            f"use one of: {', '.join(PREPROCESS_MODES)}",
+            f"use one of: {', '.join(PREPROCESS_MODES)} (tf, Keras's name, is xception)",
         )
-    return mode
+    return name
 
 
 def read_labels(labels: list[str] | None = None, labels_file: Path | None = None) -> list[str] | None:

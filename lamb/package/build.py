@@ -93,6 +93,20 @@ def check_verification(manifest: mf.Manifest, tflite: Path, skip_verify: bool) -
     return f"passed on {v.runtime_lib} {v.runtime_version} ({v.samples} samples, {v.images} images)"
 
 
+def check_evidence(manifest: mf.Manifest) -> list[str]:
+    """Refuse a preprocessing "none" nothing showed; warn (one line) of a model without labels."""
+    if mf.preprocess_unconfirmed(manifest):
+        raise InputError(
+            'the manifest records preprocessing "none" (raw [0, 255] pixels) only because nothing in the model showed '
+            "how it was trained: a model trained on scaled pixels would answer confidently wrong",
+            "re-run `lamb convert` with --preprocess (none to confirm raw pixels), or show it with "
+            "`lamb verify --labeled-images DIR`",
+        )
+    if not manifest.labels:
+        return ['no class labels: the function answers with output indices ("0", "1", ...); `lamb convert --labels-file` names them']
+    return []
+
+
 def check_audit(report: audit.AuditReport, target: targets.Target, proves_itself: bool = False) -> audit.AuditReport:
     """Refuse an artifact with an ELF file the target's system cannot load; return the report.
 
@@ -164,6 +178,7 @@ def build_package(
     if not tflite.is_file():
         raise InputError(f"the manifest names {tflite}, which does not exist", "re-run `lamb convert` to write the .tflite again")
     verification = check_verification(manifest, tflite, o.skip_verify)
+    evidence = check_evidence(manifest)
     entry = check_handler(o.handler)
     output = writer.output(Path(o.output) if o.output is not None else default_output(manifest_path, target, o.fmt))
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +232,7 @@ def build_package(
         record, artifact=mf.relative_to_manifest(manifest_path, output), sha256=sha,
         zipped_bytes=report_budget.total_zipped, unzipped_bytes=report_budget.total_unzipped, smoke=smoke_result,
     )
-    warnings = _warnings(report_budget, audited, target, o.skip_verify)
+    warnings = evidence + _warnings(report_budget, audited, target, o.skip_verify)
     if not audited.passed:  # only an image gets here: its docker build decides
         warnings.append(f"the ELF audit fails on {audited.rests_on} facts ({audited.first_problem()}); the image's "
                         "docker build runs the model on the base image's own libraries and fails there if the function would")

@@ -182,7 +182,7 @@ def _prepare(
     labels: list[str] | None,
 ) -> _Run:
     """Resolve the files and settle every option that can be settled before a model loads."""
-    from lamb.handler.lambkit import PREPROCESSORS
+    from lamb.convert.preprocess import check_preprocess
 
     started = time.perf_counter()
     notes: list[str] = []
@@ -194,8 +194,7 @@ def _prepare(
         else:
             preprocess = "none"
             notes.append("no manifest and no --preprocess: inputs are raw pixels in [0, 255] (preprocess 'none')")
-    if preprocess not in PREPROCESSORS:
-        raise InputError(f"unknown preprocessing {preprocess!r}", f"use one of: {', '.join(PREPROCESSORS)}")
+    preprocess = check_preprocess(preprocess)
     record = True
     if manifest is not None and preprocess != manifest.preprocess:
         # The deployed handler preprocesses as the manifest says; a verdict reached on other inputs
@@ -276,9 +275,17 @@ def _load_keras(run: _Run, allow_unsafe_lambda: bool) -> Any:
     t0 = time.perf_counter()
     # TensorFlow's C++ core writes its start-up chatter straight to fd 2.
     with tflog.capture_fd2():
-        loaded = load_keras_model(run.keras_path, allow_unsafe_lambda=allow_unsafe_lambda)
+        loaded = load_keras_model(run.keras_path, allow_unsafe_lambda=allow_unsafe_lambda or _lambda_allowed(run))
     run.timings["load_keras"] = time.perf_counter() - t0
     return loaded
+
+
+def _lambda_allowed(run: _Run) -> bool:
+    """`lamb convert --allow-unsafe-lambda` gave the permission for this very file (same sha256)."""
+    m = run.manifest
+    if m is None or not m.allow_unsafe_lambda or not m.source_sha256 or not run.keras_path.is_file():
+        return False
+    return manifest_mod.sha256_file(run.keras_path) == m.source_sha256
 
 
 def _quantization(given: str | None, manifest: Manifest | None, info: dict[str, Any] | None) -> tuple[str, str]:
