@@ -294,8 +294,9 @@ def write(manifest: Manifest, path: Path) -> Path:
     return Path(path)
 
 
-def find(directory: Path | None = None) -> Path:
-    """The one manifest in ``directory`` (default: the current directory)."""
+def find(directory: Path | None = None, name_it: str = "with --manifest") -> Path:
+    """The one manifest in ``directory`` (default: the current directory); ``name_it`` says how the
+    command at hand takes a manifest, for when there are several."""
     directory = Path(directory or Path.cwd())
     found = sorted(directory.glob("*" + SUFFIX))
     if not found:
@@ -305,7 +306,7 @@ def find(directory: Path | None = None) -> Path:
         )
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
-        raise ManifestError(f"several manifests in {directory}: {names}", "name the one you mean with --manifest")
+        raise ManifestError(f"several manifests in {directory}: {names}", f"name the one you mean {name_it}")
     return found[0]
 
 

@@ -441,3 +441,12 @@ def test_image_readme_states_the_advice_from_its_smoke_run(tmp_path, verified_ti
     advice = advise_function(smoke.invoke_ms, init_ms=smoke.init_ms, peak_rss_mb=smoke.peak_rss_mb, arch="x86_64")
     readme = (out / "README.md").read_text()
     assert f"MEMORY={advice.memory_mb} TIMEOUT={advice.timeout_s}" in readme and "--memory-size $MEMORY --timeout $TIMEOUT" in readme
+
+
+def test_several_manifests_are_named_the_way_package_takes_one(tmp_path, monkeypatch):
+    for stem in ("a", "b"):
+        (tmp_path / f"{stem}.lamb.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError, match="several manifests") as info:
+        build_package()
+    assert "`lamb package model.lamb.json`" in info.value.hint and "--manifest" not in info.value.hint

@@ -61,13 +61,16 @@ class PackageReport:
         return sum(r.bytes_saved for r in self.slimming)
 
 
+_NAME_IT = "as lamb package's argument: `lamb package model.lamb.json`"
+
+
 def resolve_manifest(path: Path | None) -> Path:
     """A manifest path from what the user named: nothing (cwd), a folder, a .tflite or a manifest."""
     if path is None:
-        return mf.find()
+        return mf.find(name_it=_NAME_IT)
     path = Path(path)
     if path.is_dir():
-        return mf.find(path)
+        return mf.find(path, _NAME_IT)
     if path.suffix == ".tflite":
         return mf.manifest_path_for(path)
     return path
