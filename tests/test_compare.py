@@ -186,3 +186,29 @@ def test_convert_quantize_auto_keeps_the_recommended_model(small_h5, sample_imag
     assert manifest.tflite_path(mf.manifest_path_for(out)) == out and out.is_file()
     assert manifest.source_path(mf.manifest_path_for(out)).resolve() == small_h5.resolve()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auto.lamb.json", "auto.tflite"]  # nothing else left
+
+
+def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
+    import io
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from lamb.compare.render import render
+    from lamb.compare.report import CompareReport, ModeSpeed
+    from lamb.cost import MemoryPoint
+
+    rows = [_row(mode, 1.0 + i, 97.3 - 20 * i, max_rel=4.6e-05) for i, mode in enumerate(("float32", "float16", "dynamic"))]
+    for row in rows:
+        row.top1, row.top1_lower = 1.0, 0.9637
+        row.speed = ModeSpeed(init_ms=1234.5, warm_ms=123.45, inference_ms=100.0, runs=10, peak_rss_mb=80.0, where="here")
+        row.costs = [MemoryPoint(m, 123.4, 1.2345) for m in (512, 1024, 1769, 3008)]
+    report = CompareReport(Path("model.h5"), "python3.14-x86_64", "x86_64", 32, 0, 10, "xception", [512, 1024, 1769, 3008],
+                           rows, "dynamic", "the cheapest that passes")
+    out = io.StringIO()
+    console = Console(file=out, width=80)
+    for renderable in render(report):
+        console.print(renderable)
+    text = out.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert all(name in text for name in ("float32", "float16", "dynamic", "4.6e-05", "1,234", "123.5"))

@@ -32,6 +32,7 @@ def _top1(row: ModeResult) -> str:
 
 def render(report: CompareReport) -> list[Any]:
     """Rich renderables: the table (recommendation marked), why, then the notes."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
@@ -44,12 +45,15 @@ def render(report: CompareReport) -> list[Any]:
         f"[bold]{report.source.name}[/] for [bold]{report.target}[/]: every mode checked against one Keras run on "
         f"{' + '.join(inputs)}, preprocess {report.preprocess}"
     )]
-    table = Table(title_justify="left", padding=(0, 1))
-    for title, justify in (
-        ("", "left"), ("mode", "left"), ("verdict", "left"), ("err/range", "right"), ("top-1 (95% low)", "right"),
-        ("tflite MB", "right"), ("zip MB", "right"), ("init ms", "right"), ("warm ms", "right"),
+    table = Table(title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD)
+    # Piped output is 80 columns: names and numbers never wrap (headers are two lines instead), the
+    # verdict and the top-1 pair wrap at their spaces, and anything still too wide folds, never "…".
+    for title, justify, no_wrap in (
+        ("", "left", True), ("mode", "left", True), ("verdict", "left", False), ("err/\nrange", "right", True),
+        ("top-1\n(95% low)", "right", False), ("tflite\nMB", "right", True), ("zip\nMB", "right", True),
+        ("init\nms", "right", True), ("warm\nms", "right", True),
     ):
-        table.add_column(title, justify=justify)  # type: ignore[arg-type]
+        table.add_column(title, justify=justify, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
     for row in report.rows:
         size = row.size
         zip_mb = "-" if size is None else (f"{size.zip / MiB:.1f}" if size.fits_direct_upload else f"[yellow]{size.zip / MiB:.1f}[/]")
@@ -66,12 +70,12 @@ def render(report: CompareReport) -> list[Any]:
 
     priced = [r for r in report.rows if r.costs]
     if priced:
-        costs = Table(title=f"Lambda $ per million requests ({report.arch}, estimate)", title_justify="left", padding=(0, 1))
-        costs.add_column("")
-        costs.add_column("mode")
+        costs = Table(title=f"Lambda $ per million requests ({report.arch}, estimate)", title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD)
+        costs.add_column("", overflow="fold")
+        costs.add_column("mode", overflow="fold")
         for m in report.memory_settings:
-            costs.add_column(f"{m:,} MB", justify="right")
-        costs.add_column("advised", justify="right")
+            costs.add_column(f"{m:,} MB", justify="right", overflow="fold")
+        costs.add_column("advised", justify="right", overflow="fold")
         for row in priced:
             points = {p.memory_mb: p for p in row.costs}
             cells = [_mark(report, row), row.mode]

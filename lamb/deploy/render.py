@@ -25,8 +25,8 @@ def render(report: DeployReport, verbose: bool = False) -> list:
     else:
         out.append(f"[bold]{report.function_name}[/] {report.action} in {report.region}: {report.artifact.name} ({what})")
         table = Table(show_header=False)
-        table.add_column("what")
-        table.add_column("value")
+        table.add_column("what", overflow="fold")
+        table.add_column("value", overflow="fold")
         table.add_row("function", report.function_arn or "-")
         table.add_row("version", f"{report.version} ({'published' if report.published else 'unchanged: nothing new to publish'})")
         if report.alias:

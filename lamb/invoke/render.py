@@ -23,8 +23,8 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
         out.append(Syntax(json.dumps(report.response, indent=2), "json", word_wrap=True))
     out.append(f"[bold]{report.artifact.name}[/] on Python {report.python}, {report.memory_mb} MB memory setting")
     table = Table()
-    table.add_column("measure")
-    table.add_column("value", justify="right")
+    table.add_column("measure", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
     ms = lambda v: "-" if v is None else f"{v:,.1f} ms"  # noqa: E731
     table.add_row("init (cold start)", ms(report.init_ms))
     table.add_row("first invoke", ms(report.invoke_ms))

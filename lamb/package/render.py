@@ -11,8 +11,8 @@ from lamb.units import mb
 def render(report: PackageReport, verbose: bool = False) -> list[Table | str]:
     out: list[Table | str] = []
     summary = Table(title="lamb package", show_header=False, title_justify="left")
-    summary.add_column(style="bold")
-    summary.add_column()
+    summary.add_column(style="bold", overflow="fold")
+    summary.add_column(overflow="fold")
     summary.add_row("artifact", f"{report.artifact} ({report.format}, {mb(report.bytes)} MB)")
     if report.sha256:
         summary.add_row("sha256", report.sha256)
@@ -40,11 +40,11 @@ def render(report: PackageReport, verbose: bool = False) -> list[Table | str]:
 
     b = report.budget
     sizes = Table(title="size budget (MB)", title_justify="left")
-    sizes.add_column("component")
-    sizes.add_column("files", justify="right")
-    sizes.add_column("unzipped", justify="right")
+    sizes.add_column("component", overflow="fold")
+    sizes.add_column("files", justify="right", overflow="fold")
+    sizes.add_column("unzipped", justify="right", overflow="fold")
     if b.total_zipped is not None:
-        sizes.add_column("zipped", justify="right")
+        sizes.add_column("zipped", justify="right", overflow="fold")
     for c in b.components:
         row = [c.name, str(c.files), mb(c.unzipped)]
         if b.total_zipped is not None:
@@ -57,10 +57,10 @@ def render(report: PackageReport, verbose: bool = False) -> list[Table | str]:
     out.append(sizes)
 
     limits = Table(title="Lambda limits", title_justify="left")
-    limits.add_column("limit")
-    limits.add_column("actual MB", justify="right")
-    limits.add_column("limit MB", justify="right")
-    limits.add_column("")
+    limits.add_column("limit", overflow="fold")
+    limits.add_column("actual MB", justify="right", overflow="fold")
+    limits.add_column("limit MB", justify="right", overflow="fold")
+    limits.add_column("", overflow="fold")
     for check in b.checks:
         verdict = "[green]ok[/]" if check.ok else ("[yellow]warn[/]" if check.severity == "warn" else "[red]FAIL[/]")
         limits.add_row(check.name, mb(check.actual), mb(check.limit), verdict)
@@ -68,11 +68,11 @@ def render(report: PackageReport, verbose: bool = False) -> list[Table | str]:
 
     if report.slimming:
         slim = Table(title=f"slimming (saved {mb(report.slimmed_bytes)} MB unzipped)", title_justify="left")
-        slim.add_column("rule")
-        slim.add_column("files", justify="right")
-        slim.add_column("saved MB", justify="right")
+        slim.add_column("rule", overflow="fold")
+        slim.add_column("files", justify="right", overflow="fold")
+        slim.add_column("saved MB", justify="right", overflow="fold")
         if verbose:
-            slim.add_column("why")
+            slim.add_column("why", overflow="fold")
         for r in report.slimming:
             row = [r.rule, str(r.files), mb(r.bytes_saved)]
             if verbose:

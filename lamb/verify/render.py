@@ -47,7 +47,7 @@ def render_report(report: VerifyReport) -> list[Any]:
         return out
     table = Table(title_justify="left", padding=(0, 1))
     for col, justify in (("output", "left"), ("metric", "left"), ("value", "right"), ("limit", "right"), ("result", "left")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     last = None
     for c in report.checks:
         title = _METRIC_TITLES.get(c.metric) or (f"top-{c.metric[3:]} overlap" if c.metric.startswith("top") else c.metric)
