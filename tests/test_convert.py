@@ -599,3 +599,22 @@ def test_keras3_sequential_with_labels(tmp_path):
         convert_model(tmp_path / "seq.keras", tmp_path / "out" / "seq.tflite", labels=["a", "b"])
     result = convert_model(tmp_path / "seq.keras", tmp_path / "out" / "seq.tflite", labels=["a", "b", "c"])
     assert result.manifest.outputs[0].shape == [-1, 3] and result.manifest.labels == ["a", "b", "c"]
+
+
+def test_an_h5_declaring_a_huge_dataset_is_refused_before_allocating(tmp_path, tiny_classifier_h5):
+    import shutil
+    import time
+
+    import h5py
+
+    path = tmp_path / "huge.h5"
+    shutil.copy2(tiny_classifier_h5, path)
+    with h5py.File(path, "a") as f:
+        # 4 TB declared, nothing stored: chunked and never written, so the file stays small
+        f.create_dataset("model_weights/bomb/kernel", shape=(2**40,), dtype="float32", chunks=(1024,))
+    assert path.stat().st_size < 1_000_000
+    started = time.perf_counter()
+    with pytest.raises(ModelLoadError, match=r"declares 4096\.0 GB of data in a .* file \('model_weights/bomb/kernel'") as info:
+        convert_model(path, tmp_path / "out" / "huge.tflite")
+    assert time.perf_counter() - started < 5 and "\n" not in info.value.message
+    assert not (tmp_path / "out").exists()

@@ -139,6 +139,7 @@ def read_model_config(source: Path, source_format: str) -> dict | None:
             with h5py.File(source, "r") as f:
                 raw = f.attrs.get("model_config")
                 keys = set(f.keys())
+                _check_declared_sizes(f, source)
         except OSError as exc:
             raise ModelLoadError(
                 f"{source} is a damaged HDF5 file ({_first_line(exc)})",
@@ -163,6 +164,40 @@ def read_model_config(source: Path, source_format: str) -> dict | None:
                 "the file is probably truncated; save or copy it again",
             ) from exc
     return None
+
+
+# HDF5 lets a file declare a dataset of any size without storing it (unallocated chunks read as
+# zeros), and Keras allocates every weight whole before reading it: a few-KB file can ask for
+# terabytes. Keras never compresses weights, so what a model declares is about what it stores;
+# this leaves compressed files room and refuses only what could not be a model's weights.
+_DECLARED_SLACK = 16  # declared bytes per stored byte
+_DECLARED_FLOOR = 64 * 2**20  # small files may declare this much whatever they store
+
+
+def _check_declared_sizes(f: Any, source: Path) -> None:
+    """Refuse, before any allocation, an .h5 whose datasets declare far more than the file holds."""
+    import h5py
+
+    declared = [0]
+    largest: list[Any] = [None, 0]
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            size = int(obj.size or 0) * int(obj.dtype.itemsize)
+            declared[0] += size
+            if size > largest[1]:
+                largest[:] = [name, size]
+
+    f.visititems(visit)
+    stored = source.stat().st_size
+    if declared[0] > stored * _DECLARED_SLACK + _DECLARED_FLOOR:
+        from lamb.units import human_bytes
+
+        raise ModelLoadError(
+            f"{source} declares {human_bytes(declared[0])} of data in a {human_bytes(stored)} file "
+            f"({largest[0]!r} alone is {human_bytes(largest[1])}): loading it would allocate all of that",
+            "the file is damaged or not a saved model; save the model again with `model.save(...)`",
+        )
 
 
 def find_python_lambdas(config: Any) -> list[str]:
