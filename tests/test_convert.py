@@ -618,3 +618,20 @@ def test_an_h5_declaring_a_huge_dataset_is_refused_before_allocating(tmp_path, t
         convert_model(path, tmp_path / "out" / "huge.tflite")
     assert time.perf_counter() - started < 5 and "\n" not in info.value.message
     assert not (tmp_path / "out").exists()
+
+
+def test_the_keras2_fallback_says_why_in_one_calm_line(tf_keras_preprocess_h5, tmp_path):
+    import tf_keras
+
+    from lamb.convert.load import load_keras_model
+
+    note = load_keras_model(tf_keras_preprocess_h5).notes[0]
+    assert note.startswith("loaded with tf_keras") and "TFOpLambda" in note and "Error" not in note
+    inputs = tf_keras.Input((16, 16, 3))
+    x = tf_keras.layers.SeparableConv2D(4, 3)(inputs)
+    tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.Flatten()(x))).save(tmp_path / "sep.h5")
+    note = load_keras_model(tmp_path / "sep.h5").notes[0]
+    assert note == (
+        "loaded with tf_keras, which reads Keras-2 files whole: Keras 3 does not accept the Keras-2 configuration "
+        "of its SeparableConv2D layers"
+    )

@@ -264,9 +264,20 @@ def _load(source: Path, source_format: str, allow_unsafe_lambda: bool) -> Loaded
         reason = _first_line(errors["keras"])
         return LoadedModel(
             model, "tf_keras", source_format, source, fallback_reason=reason,
-            notes=[f"Keras 3 could not read the file ({_shorten(reason)}); loaded with tf_keras instead"],
+            notes=[f"loaded with tf_keras, which reads Keras-2 files whole: {_why_keras2(errors['keras'])}"],
         )
     raise _explain_load_failure(source, errors)
+
+
+def _why_keras2(exc: BaseException) -> str:
+    """Why Keras 3 could not read a Keras-2 file, in words (its own error is a page of config)."""
+    text = str(exc)
+    if "TFOpLambda" in text or "SlicingOpLambda" in text:
+        return "its graph holds TensorFlow ops (TFOpLambda: preprocess_input or tf.math calls), which Keras 3 does not rebuild"
+    layer = re.search(r"deserializing class '(\w+)'", text)
+    if layer:
+        return f"Keras 3 does not accept the Keras-2 configuration of its {layer.group(1)} layers"
+    return f"Keras 3 said: {_shorten(_first_line(exc), 100)}"
 
 
 def _lambda_refused(which: str) -> ModelLoadError:
