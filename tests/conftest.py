@@ -6,6 +6,7 @@ Sections are owned by area (convert / verify / package / invoke); add fixtures t
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Before anything imports TensorFlow: keep its C++ log noise out of test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -128,6 +129,31 @@ def converted_tiny(tiny_classifier_h5, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("converted_tiny") / "tiny.tflite"
     return convert_model(tiny_classifier_h5, out, preprocess="xception", labels=list(TINY_LABELS))
+
+# -- accuracy ----------------------------------------------------------------------------------
+
+DEMO = Path(__file__).resolve().parent.parent / "models" / "demo"
+
+
+@pytest.fixture(scope="session")
+def drawn_demo_images(tmp_path_factory):
+    """100 labelled images (20 per class) drawn by models/make_demo.py from a seed its training and
+    bundled samples never used, named like the bundled samples: ``<label>-<n>.png`` (under a second)."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("make_demo", DEMO.parent / "make_demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    folder = tmp_path_factory.mktemp("labelled")
+    rng = np.random.default_rng(demo.SEED + 3)
+    for label in demo.LABELS:
+        for n in range(1, 21):
+            demo.draw_garment(label, rng).save(folder / f"{label}-{n}.png")
+    return folder
+
 
 # -- invoke ------------------------------------------------------------------------------------
 # Task roots laid out like an unpacked artifact (handler + model.tflite + lamb.json + the runtime

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -197,6 +198,7 @@ def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
     from lamb.compare.render import render
     from lamb.compare.report import CompareReport, ModeSpeed
     from lamb.cost import MemoryPoint
+    from lamb.verify.accuracy import measure
 
     rows = [_row(mode, 1.0 + i, 97.3 - 20 * i, max_rel=4.6e-05) for i, mode in enumerate(("float32", "float16", "dynamic"))]
     for row in rows:
@@ -205,10 +207,23 @@ def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
         row.costs = [MemoryPoint(m, 123.4, 1.2345) for m in (512, 1024, 1769, 3008)]
     report = CompareReport(Path("model.h5"), "python3.14-x86_64", "x86_64", 32, 0, 10, "xception", [512, 1024, 1769, 3008],
                            rows, "dynamic", "the cheapest that passes")
-    out = io.StringIO()
-    console = Console(file=out, width=80)
-    for renderable in render(report):
-        console.print(renderable)
-    text = out.getvalue()
+    rows[0].verdict = "pass with warning"
+
+    def rendered() -> str:
+        out = io.StringIO()
+        console = Console(file=out, width=80)
+        for renderable in render(report):
+            console.print(renderable)
+        return out.getvalue()
+
+    text = rendered()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
-    assert all(name in text for name in ("float32", "float16", "dynamic", "4.6e-05", "1,234", "123.5"))
+    assert all(name in text for name in ("float32", "float16", "dynamic", "4.6e-05", "1,234", "123.5", "WARNING"))
+    # with --labeled-images, an accuracy column and Keras's figure beside the table
+    truth = [0, 1] * 50
+    report.keras_accuracy = measure(np.eye(2)[truth], truth, ["a", "b"], preprocess="xception", model="keras")
+    for row in rows:
+        row.accuracy, row.accuracy_low, row.accuracy_high = 0.98, 0.93, 0.994
+    text = rendered()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "98.0%" in text and "(93-99%)" in text and "Keras scores 100.0%" in text and "WARNING" in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -134,22 +133,6 @@ def test_a_conversion_clearly_below_keras_fails_within_a_point_passes():
 
 
 # -- the demo model, end to end ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def drawn_demo_images(tmp_path_factory):
-    """100 labelled images (20 per class) drawn by models/make_demo.py from a seed its training and
-    bundled samples never used, named like the bundled samples: ``<label>-<n>.png``."""
-    spec = importlib.util.spec_from_file_location("make_demo", REPO / "models" / "make_demo.py")
-    assert spec is not None and spec.loader is not None
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
-    folder = tmp_path_factory.mktemp("labelled")
-    rng = np.random.default_rng(demo.SEED + 3)
-    for label in demo.LABELS:
-        for n in range(1, 21):
-            demo.draw_garment(label, rng).save(folder / f"{label}-{n}.png")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -186,7 +186,8 @@ def verify(
 def compare(
     model: Path = typer.Argument(..., help="Keras model: a .h5, a .keras file, or a SavedModel folder."),
     images: Path = typer.Option(None, "--images", help="Folder of real images to verify every mode on (recommended: int8 needs them to pass)."),
-    calibration: Path = typer.Option(None, "--calibration", help="Calibration images for int8; without them int8 is skipped."),
+    labeled_images: Path = typer.Option(None, "--labeled-images", help="Folder of labelled images (a folder per class, or <label>-1.jpg files): every mode judged by its top-1 accuracy against Keras's on them (within 1 point passes, whatever the agreement), and int8 calibrated on them without --calibration."),
+    calibration: Path = typer.Option(None, "--calibration", help="Calibration images for int8; without them (or --labeled-images) int8 is skipped."),
     samples: int = typer.Option(32, "--samples", "-n", help="Seeded random inputs, besides --images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
     runtime: str = RuntimeOpt,
@@ -217,6 +218,8 @@ def compare(
 
       lamb compare model.h5 --images samples/ --calibration calib/ --memory 1024,1769 --plot compare.png
 
+      lamb compare model.h5 --labeled-images labelled/
+
       lamb compare model.h5 --modes float32,dynamic --runtime python3.12 --arch arm64 --json
     """
     with handle_errors(verbose):
@@ -230,7 +233,7 @@ def compare(
         status = contextlib.nullcontext() if as_json else err_console.status("lamb compare")
         with status as shown:
             report = compare_models(
-                model, images=images, calibration=calibration, samples=samples, seed=seed, runtime=runtime, arch=arch,
+                model, images=images, labeled_images=labeled_images, calibration=calibration, samples=samples, seed=seed, runtime=runtime, arch=arch,
                 memory=parse_memory_list(memory, DEFAULT_MEMORY_MB), modes=modes, runtime_lib=runtime_lib,
                 preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
                 input_shape=parse_input_shape(input_shape), allow_unsafe_lambda=allow_unsafe_lambda,

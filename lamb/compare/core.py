@@ -26,6 +26,7 @@ from lamb import cost as cost_mod
 from lamb import manifest as mf
 from lamb import quantization
 from lamb.compare import deps as deps_mod
+from lamb.compare.accuracy import LabeledReference, accuracy_report, judge_by_accuracy
 from lamb.compare.report import (
     CANNOT_RUN,
     CONVERSION_FAILED,
@@ -69,6 +70,8 @@ class CompareOptions:
     """Every choice ``lamb compare`` offers; the defaults are the command's."""
 
     images: Path | None = None  # real images to verify with, besides the random samples
+    # labelled images: each mode judged by its accuracy against Keras's; int8's calibration without --calibration
+    labeled_images: Path | None = None
     calibration: Path | None = None  # for the calibrated modes (int8)
     samples: int | None = None  # seeded random inputs; None: 32
     seed: int = 0
@@ -146,7 +149,7 @@ def compare_models(
             images=reference.images if reference is not None else 0,
             preprocess=reference.preprocess if reference is not None else (o.preprocess or "none"),
             memory_settings=settings, rows=rows, recommended=mode, why=why, notes=notes,
-            estimate_note=cost_mod.ESTIMATE_NOTE, seconds=seconds,
+            estimate_note=cost_mod.ESTIMATE_NOTE, seconds=seconds, keras_accuracy=reference.labeled.keras if reference and reference.labeled else None,
         )
         if not keep:
             for row in rows:  # the paths pointed into a folder that is about to go
@@ -180,6 +183,8 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
         raise InputError(f"no image folder at {o.images}", "pass --images with a folder of .jpg/.png files")
     if o.preprocess is not None:
         o = dataclasses.replace(o, preprocess=check_preprocess(o.preprocess))
+    if o.labeled_images is not None and o.calibration is None and {m.name for m in quantization.MODES if m.calibrated} & set(wanted):
+        o = dataclasses.replace(o, calibration=o.labeled_images)  # checked as --calibration is; the images calibrate int8
     calibrated = [m.name for m in quantization.MODES if m.calibrated]
     if o.calibration is not None and not set(calibrated) & set(wanted):
         raise InputError(f"--calibration only applies to {' or '.join(calibrated)}", f"add {calibrated[0]} to --modes, or drop --calibration")
@@ -234,7 +239,8 @@ def _convert_and_run(
                 rows.append(row)
                 if reference is None:
                     reference = _Reference(
-                        loaded, source, o.samples, o.images, o.seed, result.manifest.preprocess, result.manifest.labels
+                        loaded, source, o.samples, o.images, o.seed, result.manifest.preprocess, result.manifest.labels,
+                        LabeledReference(o.labeled_images) if o.labeled_images is not None else None,
                     )
                 runs[mode] = lane.submit(_run_on_library, row, reference, o.runtime_lib, target)
         seconds["convert"] = sum(r.seconds.get("convert", 0.0) for r in rows)
@@ -275,8 +281,10 @@ def _advise(runnable: list[ModeResult], settings: list[int], target: Any, max_la
 class _Reference:
     """The Keras model's outputs on the comparison's inputs, computed on first use, once."""
 
-    def __init__(self, loaded: Any, source: Path, samples: int, images: Path | None, seed: int, preprocess: str, labels: list[str] | None):
+    def __init__(self, loaded: Any, source: Path, samples: int, images: Path | None, seed: int, preprocess: str,
+                 labels: list[str] | None, labeled: LabeledReference | None = None):
         self.loaded = loaded
+        self.labeled = labeled
         self.source = source
         self.samples = samples
         self.images_dir = images
@@ -291,8 +299,9 @@ class _Reference:
         self._lock = threading.Lock()  # the library lane's thread builds the inputs
         self.ready = threading.Event()  # set once the inputs are built, or could not be
 
-    def prepare(self, shapes: list[list[int]]) -> None:
-        """The inputs, built once (the first mode's library run asks; later ones reuse them)."""
+    def prepare(self, paired: Any) -> None:
+        """The inputs, built once (the first mode's library run asks; later ones reuse them); the
+        labelled images, when there are any, last."""
         with self._lock:
             if self.inputs is not None:
                 return
@@ -300,8 +309,9 @@ class _Reference:
 
             wanted = VerifyInputs(samples=self.samples, images=self.images_dir, seed=self.seed, preprocess=self.preprocess)
             try:
-                self.inputs, used, self.skipped = build_inputs(shapes, wanted, self.samples, self.preprocess)
-                self.images = len(used)
+                labeled = self.labeled.batch(paired, self.labels, self.preprocess) if self.labeled is not None else None
+                self.inputs, used, self.skipped = build_inputs(paired.input_shapes, wanted, self.samples, self.preprocess, labeled)
+                self.images = len(used) + (len(self.labeled) if self.labeled is not None else 0)
             finally:
                 self.ready.set()
 
@@ -360,7 +370,7 @@ def _run_on_library(row: ModeResult, ref: _Reference, runtime_lib: str | None, t
         try:
             info = runner.wait_ready()
             run.paired = pair_signatures(ref.loaded, info, ref.source, row.tflite_path)
-            ref.prepare(run.paired.input_shapes)
+            ref.prepare(run.paired)
             assert ref.inputs is not None
             inputs = ref.judged_part(row.mode, ref.inputs)
             run.outputs, _answer = runner.run(dict(zip(run.paired.input_keys, inputs)), Path(workdir))
@@ -397,6 +407,11 @@ def _judge(row: ModeResult, ref: _Reference, run: _LibraryRun) -> None:
     )
     n = len(candidate[0])
     judged = judge_outputs(metrics, checks, failures, n, tol.min_top1, quantization=row.mode, images=ref.images)
+    accuracy = accuracy_report(ref.labeled, candidate, expected) if ref.labeled is not None else None
+    if accuracy is not None:
+        row.accuracy, row.accuracy_low, row.accuracy_high = accuracy.tflite.top1, accuracy.tflite.top1_low, accuracy.tflite.top1_high
+        judged = judge_by_accuracy(row.mode, accuracy.tflite, accuracy.keras, checks, judged)
+        accuracy.passed, accuracy.failures = judged.passed, list(judged.failures)
     failures = judged.failures
     report = VerifyReport(
         passed=judged.passed, keras_path=ref.source, tflite_path=row.tflite_path,
@@ -404,7 +419,7 @@ def _judge(row: ModeResult, ref: _Reference, run: _LibraryRun) -> None:
         quantization_source="given", preprocess=ref.preprocess, runtime_lib=run.lib, runtime_version=run.version,
         runtime_python=run.python, samples=n - ref.images, seed=ref.seed, images=ref.images,
         skipped_images=len(ref.skipped), tolerances=tol, outputs=metrics, checks=checks, failures=failures,
-        skipped=list(ref.skipped), verdict=judged.verdict, warnings=list(judged.warnings),
+        skipped=list(ref.skipped), verdict=judged.verdict, warnings=list(judged.warnings), accuracy=accuracy,
     )
     manifest.verification = report.to_verification()
     mf.write(manifest, row.manifest_path)
@@ -412,7 +427,7 @@ def _judge(row: ModeResult, ref: _Reference, run: _LibraryRun) -> None:
     row.verdict = judged.verdict
     row.failures = list(failures)
     row.warnings = list(judged.warnings)
-    bounds = list(judged.lower_bounds.values())
+    bounds = [m.top1_lower for m in metrics if m.top1_lower is not None]
     row.top1_lower = min(bounds) if bounds else None
     rels = [m.max_rel for m in metrics if m.max_rel is not None]
     row.max_rel = max(rels) if rels else None

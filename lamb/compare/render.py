@@ -8,6 +8,7 @@ from typing import Any
 from lamb.compare.report import VERIFIED, CompareReport, ModeResult
 from lamb.errors import DependencyError
 from lamb.units import MiB
+from lamb.verify.accuracy import ACCURACY_SLACK
 
 PLOT_INSTALL = "pip install 'lamb[plot]'"
 
@@ -23,10 +24,16 @@ def _mark(report: CompareReport, row: ModeResult) -> str:
     return "[bold green]★[/]" if row.mode == report.recommended else ""
 
 
+def _accuracy(row: ModeResult) -> str:
+    if row.accuracy is None:
+        return "-"
+    return f"{row.accuracy:.1%}\n({row.accuracy_low * 100:.0f}-{row.accuracy_high:.0%})"
+
+
 def _top1(row: ModeResult) -> str:
     if row.top1 is None:
         return "-"
-    low = f" ({row.top1_lower:.1%})" if row.top1_lower is not None else ""
+    low = f"\n({row.top1_lower:.1%})" if row.top1_lower is not None else ""
     return f"{row.top1:.1%}{low}"
 
 
@@ -45,15 +52,18 @@ def render(report: CompareReport) -> list[Any]:
         f"[bold]{report.source.name}[/] for [bold]{report.target}[/]: every mode checked against one Keras run on "
         f"{' + '.join(inputs)}, preprocess {report.preprocess}"
     )]
-    table = Table(title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD)
+    table = Table(title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     # Piped output is 80 columns: names and numbers never wrap (headers are two lines instead), the
     # verdict and the top-1 pair wrap at their spaces, and anything still too wide folds, never "…".
     for title, justify, no_wrap in (
         ("", "left", True), ("mode", "left", True), ("verdict", "left", False), ("err/\nrange", "right", True),
-        ("top-1\n(95% low)", "right", False), ("tflite\nMB", "right", True), ("zip\nMB", "right", True),
+        ("top-1\n(95% low)", "right", True), ("tflite\nMB", "right", True), ("zip\nMB", "right", True),
         ("init\nms", "right", True), ("warm\nms", "right", True),
     ):
         table.add_column(title, justify=justify, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
+    accuracy = report.keras_accuracy is not None
+    if accuracy:
+        table.add_column("accuracy\n(95%)", justify="right", overflow="fold", no_wrap=True)
     for row in report.rows:
         size = row.size
         zip_mb = "-" if size is None else (f"{size.zip / MiB:.1f}" if size.fits_direct_upload else f"[yellow]{size.zip / MiB:.1f}[/]")
@@ -65,8 +75,15 @@ def render(report: CompareReport) -> list[Any]:
             zip_mb,
             "-" if row.speed is None else f"{row.speed.init_ms:,.0f}",
             "-" if row.speed is None else f"{row.speed.warm_ms:,.1f}",
+            *([_accuracy(row)] if accuracy else []),
         )
     out.append(table)
+    if report.keras_accuracy is not None:
+        keras = report.keras_accuracy
+        out.append(Text(
+            f"accuracy: top-1 on {keras.images} labelled images; Keras scores {keras.interval()}, and a mode passes "
+            f"while its interval reaches {ACCURACY_SLACK * 100:.0f} point below that, whatever its agreement"
+        ))
 
     priced = [r for r in report.rows if r.costs]
     if priced:
@@ -145,7 +162,8 @@ def write_plot(report: CompareReport, path: Path) -> Path:
             colour = "tab:green" if r.passed else "tab:red"
             ax.scatter([r.speed.warm_ms], [max(r.max_rel, 1e-9)], s=80 + 1200 * r.size.zip / biggest, c=colour, alpha=0.6,
                        edgecolors="black" if r.mode == report.recommended else "none", linewidths=2)
-            label = f"{r.mode} ({r.size.zip / MiB:.0f} MB zip)" + (" ★" if r.mode == report.recommended else "")
+            accuracy = f", {r.accuracy:.1%} accurate" if r.accuracy is not None else ""
+            label = f"{r.mode} ({r.size.zip / MiB:.0f} MB zip{accuracy})" + (" ★" if r.mode == report.recommended else "")
             ax.annotate(label, (r.speed.warm_ms, max(r.max_rel, 1e-9)), textcoords="offset points", xytext=(10, 6))
         ax.set_yscale("log")
         ax.set_xlabel("warm request, ms (1 thread, through the shipped handler)")

@@ -8,6 +8,7 @@ from typing import Any
 
 from lamb.cost import FLAT, MemoryAdvice, MemoryPoint
 from lamb.package.budget import ZIP_DIRECT_UPLOAD
+from lamb.verify.accuracy import ModeAccuracy
 
 # A row's status. Only "verified" rows carry a verdict; the others say why they have none.
 VERIFIED = "verified"
@@ -54,6 +55,10 @@ class ModeResult:
     cosine: float | None = None
     top1: float | None = None  # top-1 agreement with the Keras model (classifiers)
     top1_lower: float | None = None  # its 95 % Wilson lower bound
+    # top-1 accuracy on --labeled-images, with its Wilson 95 % interval (lamb.compare.accuracy)
+    accuracy: float | None = None
+    accuracy_low: float | None = None
+    accuracy_high: float | None = None
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     size: ModeSize | None = None
@@ -84,6 +89,7 @@ class CompareReport:
     notes: list[str] = field(default_factory=list)
     estimate_note: str = ""  # the cost is an estimate from local timing, and on which prices
     seconds: dict[str, float] = field(default_factory=dict)  # per phase, and "total"
+    keras_accuracy: ModeAccuracy | None = None  # the Keras model on --labeled-images, what each mode is held to
 
     def row(self, mode: str) -> ModeResult | None:
         return next((r for r in self.rows if r.mode == mode), None)
@@ -98,10 +104,12 @@ class CompareReport:
                 "tflite_bytes": r.size.tflite if r.size else None, "zip_bytes": r.size.zip if r.size else None,
                 "warm_ms": r.speed.warm_ms if r.speed else None, "init_ms": r.speed.init_ms if r.speed else None,
                 "memory_mb": r.memory.recommended_mb if r.memory else None, "cost_per_million_usd": r.cost,
+                "accuracy": r.accuracy, "accuracy_low": r.accuracy_low,
             })
         return {
             "recommended": self.recommended, "why": self.why, "target": self.target,
             "samples": self.samples, "images": self.images, "rows": rows, "estimate": self.estimate_note,
+            "keras_accuracy": self.keras_accuracy.top1 if self.keras_accuracy is not None else None,
         }
 
 

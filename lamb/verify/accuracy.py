@@ -245,7 +245,7 @@ def judge_accuracy(report: AccuracyReport, model_path: Path) -> AccuracyReport:
     if keras is not None and chosen.top1_high < keras.top1 - ACCURACY_SLACK:
         report.failures.append(
             f"the converted model scores {chosen.interval()} top-1 on {chosen.images} labelled images, Keras "
-            f"{keras.top1:.1%}: clearly more than {ACCURACY_SLACK:.0%} point below it; try a less lossy --quantize mode"
+            f"{keras.top1:.1%}: clearly more than {ACCURACY_SLACK * 100:.0f} point below it; try a less lossy --quantize mode"
         )
     report.passed = not report.failures
     return report
@@ -264,6 +264,10 @@ class LabeledRun:
     batches: dict[str, np.ndarray]  # mode -> preprocessed images, the recorded mode first
     output: int  # which output scores the classes
     classes: list[str]
+
+    @property
+    def preprocess(self) -> str:
+        return next(iter(self.batches))
 
     @property
     def recorded(self) -> np.ndarray:
@@ -291,8 +295,9 @@ class LabeledRun:
 
 
 def prepare(folder: Path, shapes: Sequence[Sequence[int]], outputs: Sequence[Sequence[int | None]],
-            labels: Sequence[str] | None, recorded: str) -> LabeledRun:
-    """Read the labelled images for a model with these input and output shapes (per sample)."""
+            labels: Sequence[str] | None, recorded: str, *, every_mode: bool = True) -> LabeledRun:
+    """Read the labelled images for a model with these input and output shapes (per sample),
+    preprocessed in the ``recorded`` mode and, with ``every_mode``, in every other one too."""
     from lamb.handler.lambkit import PREPROCESSORS, preprocess
 
     if len(shapes) != 1:
@@ -304,7 +309,7 @@ def prepare(folder: Path, shapes: Sequence[Sequence[int]], outputs: Sequence[Seq
     classes = int(outputs[output][0] or 0)
     names = list(labels) if labels else [str(i) for i in range(classes)]
     labeled = load_labeled(folder, shapes[0], labels, classes)
-    order = [recorded, *(mode for mode in PREPROCESSORS if mode != recorded)]
+    order = [recorded, *(mode for mode in PREPROCESSORS if mode != recorded and every_mode)]
     batches = {mode: preprocess(labeled.pixels, mode) for mode in order}
     return LabeledRun(labeled, batches, output, names)
 
