@@ -25,7 +25,7 @@ def _mark(report: CompareReport, row: ModeResult) -> str:
 
 
 def _accuracy(row: ModeResult) -> str:
-    if row.accuracy is None:
+    if row.accuracy is None or row.accuracy_low is None or row.accuracy_high is None:
         return "-"
     return f"{row.accuracy:.1%}\n({row.accuracy_low * 100:.0f}-{row.accuracy_high:.0%})"
 
