@@ -28,6 +28,7 @@ from typing import Any
 
 from lamb import targets
 from lamb.package.loader import SYSTEM, Loader, normalise
+from lamb.package.wheel_check import check_wheel
 from lamb.targets import Target
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,7 @@ def audit_wheel(wheel: Path, target: Target) -> AuditReport:
     import io
 
     wheel = Path(wheel)
+    check_wheel(wheel)  # before a member is read: no bomb, no entry outside its root
     elves: list[ElfInfo] = []
     problems: list[Problem] = []
     present: set[str] = set()
@@ -289,6 +291,7 @@ def audit_wheel_as_shipped(wheel: Path, target: Target, slim: Callable[[Path], A
     import tempfile
 
     wheel = Path(wheel)
+    check_wheel(wheel)  # before anything is unpacked: no bomb, no entry outside ``root``
     root = Path(tempfile.mkdtemp(prefix="lamb-audit-"))
     try:
         with zipfile.ZipFile(wheel) as zf:

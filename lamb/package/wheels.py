@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 
 from lamb.cache import cache_root
 from lamb.errors import DependencyError, InputError
+from lamb.package.wheel_check import check_folder
 from lamb.progress import Progress, current
 from lamb.targets import Target
 
@@ -129,6 +130,8 @@ def install_for_target(
         wheelhouse = Path(wheelhouse)
         if not wheelhouse.is_dir():
             raise InputError(f"the wheelhouse {wheelhouse} is not a folder", "pass a folder of .whl files to --wheelhouse")
+        # pip refuses some unsafe entries itself, in words that blame the resolution; none reach it.
+        check_folder(wheelhouse, supported_tags(target, local_builds=True))
         pip.install(requirements, target, dest, [wheelhouse], "the wheelhouse " + str(wheelhouse), local_builds=True)
         source = "wheelhouse"
         links = [wheelhouse]

@@ -1,0 +1,151 @@
+"""What a wheel may hold before anything unpacks it: lamb's audit, or pip installing it.
+
+A wheel from a ``--wheelhouse`` (or the cache) is a zip file someone else built. Its central
+directory is read, and the wheel refused in one line, before a byte of it is extracted, when it
+holds an entry that would land outside the folder it is unpacked into (``../``, an absolute path,
+a drive letter), a symbolic link or device file, the same path twice (exactly, or once case and
+Unicode normalisation are applied, as on macOS), or a bomb: more entries or more unpacked bytes
+than a Lambda function can hold, or sizes no deflate stream can produce.
+
+The declared sizes are a real bound: ``zipfile`` (which lamb and pip both read wheels with) stops
+each entry at its declared size and then fails its CRC check, so an entry that lies small cannot
+write more than it declares.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import unicodedata
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lamb.errors import DependencyError
+from lamb.package.budget import UNZIPPED
+from lamb.units import human_bytes
+
+# A whole zip function unpacks to at most 250 MB (budget.UNZIPPED, Lambda's quota); one wheel
+# bigger than that cannot ship in one, and the images lamb builds hold only its runtime deps
+# (the largest, onnxruntime, unpacks to ~20 MB).
+MAX_UNPACKED = UNZIPPED
+# NumPy 2.x's manylinux wheels hold ~1,000 entries; a thousandfold margin, far below what makes
+# unpacking itself the attack (one inode and one open() per entry).
+MAX_ENTRIES = 100_000
+# zlib's technical details: "the limit is 1032:1" for deflate; an entry declaring more than that
+# over its compressed size is lying about one of the two.
+DEFLATE_MAX_RATIO = 1032
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass(frozen=True)
+class WheelContents:
+    """What a wheel that passed declares: its entry count and unpacked bytes."""
+
+    path: Path
+    entries: int
+    unpacked_bytes: int
+
+
+def check_wheel(path: Path, max_unpacked: int = MAX_UNPACKED) -> WheelContents:
+    """Refuse ``path`` (``DependencyError``, one line naming the entry) unless it is safe to unpack."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _refused(path, f"is not a readable zip file ({exc})") from None
+    if len(infos) > MAX_ENTRIES:
+        raise _refused(path, f"holds {len(infos):,} entries (lamb unpacks at most {MAX_ENTRIES:,})")
+    total = 0
+    for info in infos:
+        problem = _unsafe_name(info.filename) or _unsafe_kind(info) or _impossible_size(info)
+        if problem:
+            raise _refused(path, problem)
+        total += info.file_size
+    if total > max_unpacked:
+        raise _refused(path, f"unpacks to {human_bytes(total)}, more than the {human_bytes(max_unpacked)} a whole "
+                             "Lambda zip function may unpack to")
+    clash = _clash([info.filename for info in infos])
+    if clash:
+        raise _refused(path, clash)
+    return WheelContents(path, len(infos), total)
+
+
+def check_folder(folder: Path, supported: set, max_unpacked: int = MAX_UNPACKED) -> list[WheelContents]:
+    """``check_wheel`` every wheel in ``folder`` whose tags ``supported`` (``packaging.tags``)
+    accepts: the wheels pip may pick from it for that target."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    checked = []
+    for wheel in sorted(Path(folder).glob("*.whl")):
+        try:
+            tags = parse_wheel_filename(wheel.name)[3]
+        except InvalidWheelFilename:
+            continue  # pip skips it too
+        if tags & supported:
+            checked.append(check_wheel(wheel, max_unpacked))
+    return checked
+
+
+def _unsafe_name(name: str) -> str | None:
+    parts = re.split(r"[/\\]", name)
+    if name.startswith(("/", "\\")) or _DRIVE.match(name):
+        return f"holds an entry with an absolute path ({name!r})"
+    if ".." in parts:
+        return f"holds an entry that climbs out of its folder ({name!r})"
+    return None
+
+
+def _unsafe_kind(info: zipfile.ZipInfo) -> str | None:
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if kind in (0, stat.S_IFREG, stat.S_IFDIR):
+        return None
+    what = "a symbolic link" if stat.S_ISLNK(mode) else "a device file, pipe or socket"
+    return f"holds {what} ({info.filename!r}); pip would write it as a plain file, which is not what it says"
+
+
+def _impossible_size(info: zipfile.ZipInfo) -> str | None:
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        return f"declares {info.file_size:,} bytes for {info.filename!r}, stored (uncompressed) in {info.compress_size:,}"
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > DEFLATE_MAX_RATIO * max(info.compress_size, 1):
+        return (f"declares {info.file_size:,} bytes for {info.filename!r} from {info.compress_size:,} compressed, a ratio "
+                f"deflate cannot reach ({DEFLATE_MAX_RATIO}:1 at most)")
+    return None
+
+
+def _clash(names: Iterable[str]) -> str | None:
+    """Two entries that unpack to one path (exactly, or on a case-insensitive or normalising file
+    system), or a file that is also a folder."""
+    seen: dict[str, str] = {}
+    files: dict[str, str] = {}
+    folders: set[str] = set()
+    for name in names:
+        key = _key(name)
+        if key in seen:
+            other = seen[key]
+            same = "twice" if other == name else f"and {other!r}, which unpack to the same path on some file systems"
+            return f"holds {name!r} {same}"
+        seen[key] = name
+        if not name.endswith("/"):
+            files[key] = name
+        parts = key.split("/")
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    both = sorted(set(files) & folders)
+    return f"holds {files[both[0]]!r} both as a file and as a folder" if both else None
+
+
+def _key(name: str) -> str:
+    """The path an entry lands at on the most forgiving file system: ``.`` and empty parts dropped,
+    Unicode composed (macOS decomposes), case folded (macOS and Windows ignore it)."""
+    parts = [p for p in re.split(r"[/\\]", name) if p not in ("", ".")]
+    return unicodedata.normalize("NFC", "/".join(parts)).casefold()
+
+
+def _refused(path: Path, problem: str) -> DependencyError:
+    return DependencyError(
+        f"the wheel {path.name} {problem}",
+        f"remove it from {path.parent}: a wheel built by pip, build or uv never holds this; rebuild it from its source",
+    )

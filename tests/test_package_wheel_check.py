@@ -1,0 +1,189 @@
+"""Hostile wheels (issue 17's "cases we did not get to"): each is refused in one line before a byte
+of it is unpacked, by lamb's own audit or by pip, and nothing lands outside the build folder.
+
+The wheels are built here with ``zipfile``, with a real ``*.dist-info`` (METADATA, WHEEL, RECORD),
+so pip takes them for wheels; real wheels from the index pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import stat
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from lamb import targets
+from lamb.errors import DependencyError
+from lamb.package import audit, lib_choice, slim, wheel_check, wheels
+from lamb.units import MiB
+
+TARGET = targets.get_target("python3.12", "x86_64")
+
+
+def make_wheel(folder: Path, entries: list, name: str = "evil", version: str = "1.0",
+               tag: str = "py3-none-any") -> Path:
+    """A wheel of ``name`` holding ``entries`` (``(zip name, bytes)`` or ``(ZipInfo, bytes)``)
+    beside a valid dist-info, its RECORD listing every entry."""
+    dist = f"{name.replace('-', '_')}-{version}.dist-info"
+    meta = [
+        (f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()),
+        (f"{dist}/WHEEL", f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()),
+    ]
+    rows = []
+    for entry, data in [*entries, *meta]:
+        arcname = entry.filename if isinstance(entry, zipfile.ZipInfo) else entry
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append(f"{arcname},sha256={digest},{len(data)}")
+    rows.append(f"{dist}/RECORD,,")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name.replace('-', '_')}-{version}-{tag}.whl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of a duplicate name: that is the point
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for entry, data in [*entries, *meta, (f"{dist}/RECORD", "\n".join(rows).encode())]:
+                zf.writestr(entry, data)
+    return path
+
+
+def link(name: str, points_to: str) -> tuple[zipfile.ZipInfo, bytes]:
+    """A zip entry that unzip (and Info-ZIP's extractors) make a symbolic link."""
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # Unix: its high 16 external bits are a st_mode
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info, points_to.encode()
+
+
+def make_lying_wheel(folder: Path, declared: int, compress_type: int) -> Path:
+    path = make_wheel(folder, [("evil/__init__.py", b"")])
+    with zipfile.ZipFile(path, "a", compress_type) as zf:
+        zf.writestr("evil/big.bin", b"x" * 1000)
+        zf.getinfo("evil/big.bin").file_size = declared  # the central directory is written on close
+    return path
+
+
+def outside_name(outside: Path) -> str:
+    """A relative entry name that climbs from any folder up to 16 deep into ``outside``."""
+    return "../" * 16 + str(outside / "escaped.py").lstrip("/")
+
+
+HOSTILE = {
+    "climbs out": lambda out: [("evil/__init__.py", b""), (outside_name(out), b"print('escaped')")],
+    "climbs out (backslashes)": lambda out: [("evil/__init__.py", b""), ("..\\..\\escaped.py", b"")],
+    "absolute path": lambda out: [("evil/__init__.py", b""), (str(out / "escaped.py"), b"print('escaped')")],
+    "drive letter": lambda out: [("evil/__init__.py", b""), ("C:/escaped.py", b"")],
+    "symlink out of the tree": lambda out: [("evil/__init__.py", b""), link("evil/passwd", "/etc/passwd")],
+    "symlink to a folder above": lambda out: [("evil/__init__.py", b""), link("evil/up", "../../..")],
+    "duplicate entry": lambda out: [("evil/__init__.py", b"X = 1\n"), ("evil/__init__.py", b"X = 2\n")],
+    "names that differ in case": lambda out: [("evil/__init__.py", b""), ("evil/Mod.py", b""), ("evil/mod.py", b"")],
+    "names that normalise alike": lambda out: [("evil/__init__.py", b""), ("evil/./a.py", b""), ("evil//a.py", b"")],
+    "composed and decomposed": lambda out: [("evil/__init__.py", b""), ("evil/caf\u00e9.py", b""), ("evil/cafe\u0301.py", b"")],
+    "a file that is a folder": lambda out: [("evil/__init__.py", b""), ("evil/x", b""), ("evil/x/y.py", b"")],
+}
+PHRASES = {
+    "climbs out": "climbs out of its folder", "climbs out (backslashes)": "climbs out of its folder",
+    "absolute path": "absolute path", "drive letter": "absolute path",
+    "symlink out of the tree": "symbolic link", "symlink to a folder above": "symbolic link",
+    "duplicate entry": "twice", "names that differ in case": "unpack to the same path",
+    "names that normalise alike": "unpack to the same path", "composed and decomposed": "unpack to the same path",
+    "a file that is a folder": "both as a file and as a folder",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_wheel_is_refused_in_one_line_naming_what_it_holds(tmp_path, case):
+    wheel = make_wheel(tmp_path / "house", HOSTILE[case](tmp_path / "outside"))
+    with pytest.raises(DependencyError) as err:
+        wheel_check.check_wheel(wheel)
+    assert PHRASES[case] in err.value.message and wheel.name in err.value.message
+    assert "\n" not in err.value.message and err.value.exit_code == 7
+    assert str(wheel.parent) in err.value.hint
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_pip_never_unpacks_a_hostile_wheelhouse_wheel(tmp_path, case):
+    # Before: pip installed the links as text files, the duplicate's last copy and one of each
+    # colliding pair, and refused "../" in words about resolving ("pip failed resolving wheels").
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    make_wheel(tmp_path / "house", HOSTILE[case](outside))
+    dest = tmp_path / "build" / "deps"
+    with pytest.raises(DependencyError) as err:
+        wheels.install_for_target(["evil"], TARGET, dest, wheelhouse=tmp_path / "house")
+    assert PHRASES[case] in err.value.message and "evil-1.0-py3-none-any.whl" in err.value.message
+    assert list(dest.iterdir()) == [] and list(outside.iterdir()) == []
+
+
+def test_the_audit_never_writes_outside_its_folder(tmp_path):
+    # Before: audit_wheel_as_shipped unpacked "/abs/path" entries at that absolute path (the
+    # lexical normalise kept the leading "/"), before pip ever saw the wheel.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    name = "ai-edge-litert"
+    wheel = make_wheel(tmp_path / "house", [("ai_edge_litert/__init__.py", b""), (str(outside / "escaped.py"), b"")],
+                       name=name, version="9.9.9", tag="cp312-cp312-manylinux_2_17_x86_64")
+    for check in (lambda: audit.audit_wheel_as_shipped(wheel, TARGET, slim.slim), lambda: audit.audit_wheel(wheel, TARGET),
+                  lambda: lib_choice.choose(TARGET, None, name, wheelhouse=wheel.parent)):
+        with pytest.raises(DependencyError, match="absolute path"):
+            check()
+    assert list(outside.iterdir()) == []
+
+
+def test_a_zip_bomb_is_refused_from_its_declared_sizes_before_unpacking(tmp_path):
+    # 251 MiB of zeros deflate to ~1 MB: one wheel that alone unpacks past a function's 250 MB.
+    path = make_wheel(tmp_path / "house", [("evil/__init__.py", b"")])
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as zf, zf.open("evil/zeros.bin", "w") as f:
+        for _ in range(251):
+            f.write(bytes(MiB))
+    assert path.stat().st_size < 2 * MiB
+    with pytest.raises(DependencyError, match=r"unpacks to 251\.0 MB, more than the 250\.0 MB"):
+        wheel_check.check_wheel(path)
+    dest = tmp_path / "deps"
+    with pytest.raises(DependencyError, match=r"unpacks to 251\.0 MB"):
+        wheels.install_for_target(["evil"], TARGET, dest, wheelhouse=path.parent)
+    assert list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize(("declared", "method", "phrase"), [
+    (10**12, zipfile.ZIP_DEFLATED, "a ratio deflate cannot reach"),  # a terabyte claimed (zip64)
+    (2_000_000, zipfile.ZIP_DEFLATED, "a ratio deflate cannot reach"),  # below the total bound
+    (5000, zipfile.ZIP_STORED, r"stored \(uncompressed\) in 1,000"),
+])
+def test_declared_sizes_no_compression_produces_are_refused(tmp_path, declared, method, phrase):
+    path = make_lying_wheel(tmp_path / "house", declared, method)
+    with pytest.raises(DependencyError, match=phrase):
+        wheel_check.check_wheel(path)
+
+
+def test_too_many_entries_are_refused_before_any_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(wheel_check, "MAX_ENTRIES", 50)  # a real 100,001-entry wheel takes seconds to write
+    path = make_wheel(tmp_path / "house", [(f"evil/m{i}.py", b"") for i in range(60)])
+    with pytest.raises(DependencyError, match=r"holds 63 entries \(lamb unpacks at most 50\)"):
+        wheel_check.check_wheel(path)
+
+
+def test_a_file_that_is_not_a_zip_is_refused(tmp_path):
+    path = tmp_path / "evil-1.0-py3-none-any.whl"
+    path.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(DependencyError, match="is not a readable zip file"):
+        wheel_check.check_wheel(path)
+
+
+def test_only_wheels_pip_could_pick_for_the_target_are_checked(tmp_path):
+    house = tmp_path / "house"
+    make_wheel(house, [("evil/__init__.py", b""), link("evil/l", "/etc")], tag="cp39-cp39-win_amd64")
+    (house / "not-a-wheel-name.whl").write_bytes(b"junk")
+    good = make_wheel(house, [("good/__init__.py", b"")], name="good")
+    checked = wheel_check.check_folder(house, wheels.supported_tags(TARGET))
+    assert [c.path for c in checked] == [good] and checked[0].entries == 4
+
+
+@pytest.mark.network
+def test_real_wheels_from_the_index_pass(target_installs):
+    for install in target_installs.values():
+        for name in install.wheels:
+            contents = wheel_check.check_wheel(wheels.cache_dir() / name)
+            assert 0 < contents.unpacked_bytes < wheel_check.MAX_UNPACKED and contents.entries > 1
