@@ -187,3 +187,27 @@ def test_real_wheels_from_the_index_pass(target_installs):
         for name in install.wheels:
             contents = wheel_check.check_wheel(wheels.cache_dir() / name)
             assert 0 < contents.unpacked_bytes < wheel_check.MAX_UNPACKED and contents.entries > 1
+
+
+@pytest.mark.e2e
+def test_lamb_package_refuses_a_hostile_wheelhouse_wheel_in_one_line(tmp_path, verified_copy, target_installs):
+    # The real wheels for python3.12, and a newer "Pillow" pip would pick, holding a link out of the tree.
+    from typer.testing import CliRunner
+
+    from lamb.cli import app
+
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    for name in target_installs["python3.12-x86_64"].wheels:
+        (house / name).write_bytes((wheels.cache_dir() / name).read_bytes())
+    make_wheel(house, [("PIL/__init__.py", b""), link("PIL/_imaging.so", "/usr/lib/libc.so.6")], name="pillow",
+               version="999.0")
+    out = tmp_path / "fn.zip"
+    out.write_bytes(b"previous build")
+    before = sorted(verified_copy.parent.iterdir())
+    result = CliRunner().invoke(app, ["package", str(verified_copy), "--runtime", "python3.12", "--no-smoke",
+                                      "--wheelhouse", str(house), "--output", str(out)])
+    assert result.exit_code == 7 and "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    assert "error: the wheel pillow-999.0-py3-none-any.whl holds a symbolic link ('PIL/_imaging.so')" in said
+    assert out.read_bytes() == b"previous build" and sorted(verified_copy.parent.iterdir()) == before
