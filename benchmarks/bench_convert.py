@@ -64,7 +64,7 @@ def baseline(source: Path, out: Path) -> int:
 def with_lamb(source: Path, out: Path) -> int:
     from lamb.convert import convert_model
 
-    return convert_model(source, out).tflite_bytes
+    return convert_model(source, out).model_bytes
 
 
 def timed(fn, *args) -> tuple[tuple[float, float], int]:

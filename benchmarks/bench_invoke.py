@@ -251,7 +251,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     h5 = ensure_xception_h5()
     manifest = convert(h5)
-    tflite = mf.read(manifest).tflite_path(manifest)
+    tflite = mf.read(manifest).model_path(manifest)
     python = args.python or find_python312()
     runtime = "python3.12" if python else f"python{sys.version_info.major}.{sys.version_info.minor}"
     artifact = package(manifest, runtime)
@@ -261,10 +261,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-invoke-"))
     try:
         root = unpack_artifact(artifact, work / "lamb")
-        from lamb import tflite_lib
+        from lamb import runtime_lib
         from lamb.package.wheels import installed_distributions
 
-        lib = {k: v for k, v in installed_distributions(root).items() if k in tflite_lib.NAMES}
+        lib = {k: v for k, v in installed_distributions(root).items() if k in runtime_lib.names()}
         print(f"lamb artifact: {artifact.name} ({artifact.stat().st_size / 2**20:.0f} MB zip), {lib}, "
               f"run with {python or sys.executable}; {args.threads} thread(s), {args.memory} MB", flush=True)
         litert_medians: list[float] = []

@@ -95,7 +95,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-package-"))
     try:
-        float32_tflite = mf.read(manifests["float32"]).tflite_path(manifests["float32"])
+        float32_tflite = mf.read(manifests["float32"]).model_path(manifests["float32"])
         n_zip, n_unzipped, n_s = naive_zip(float32_tflite, args.runtime, args.arch, work)
         rows = [("naive pip --target + float32", n_zip, n_unzipped, n_s, None)]
         for q, manifest in manifests.items():

@@ -12,7 +12,7 @@ Both sides check the same float32 .tflite against the same .h5 (299x299, 10 clas
 Phases come from ``VerifyReport.timings``. TensorFlow is imported and the model loaded once,
 unmeasured, before anything is timed; runs alternate so drift on a shared machine hits both.
 With ``--modes`` it also converts the model in other quantization modes and prints the errors
-each one shows: the measurements behind the default tolerances in ``lamb.quantization.MODES``.
+each one shows: the measurements behind the default tolerances in ``lamb.runtime_lib.litert.MODES``.
 
     .venv/bin/python benchmarks/bench_verify.py [--samples 100] [--reps 3] [--modes float16,dynamic,int8]
 """
@@ -34,9 +34,9 @@ from xception_model import OUT_DIR, ensure_xception_h5
 PHASES = [
     ("load_keras", "load Keras model"),
     ("keras_predict", "Keras predict (batched)"),
-    ("tflite_load", "import runtime lib + load .tflite"),
-    ("tflite_invoke", "TFLite invoke (in the runner)"),
-    ("tflite_run", "TFLite run incl. .npy transfer"),
+    ("model_load", "import runtime lib + load .tflite"),
+    ("model_invoke", "TFLite invoke (in the runner)"),
+    ("model_run", "TFLite run incl. .npy transfer"),
     ("metrics", "metrics"),
     ("total", "total"),
 ]
@@ -50,10 +50,10 @@ def converted(h5: Path, mode: str) -> Path:
     manifest = out.with_name("xception.lamb.json")
     if out.is_file() and manifest.is_file() and out.stat().st_mtime > h5.stat().st_mtime:
         return manifest
-    from lamb import quantization
+    from lamb import runtime_lib
 
     calibration = None
-    if quantization.get(mode).calibrated:
+    if runtime_lib.find_mode(mode).calibrated:
         calibration = calibration_images(OUT_DIR / "verify" / "calibration")
     t0 = time.perf_counter()
     result = convert_model(h5, out, quantize=mode, preprocess="xception", calibration=calibration)
@@ -96,14 +96,14 @@ def baseline(h5: Path, tflite: Path, samples: int, seed: int) -> dict[str, float
     interpreter = Interpreter(model_path=str(tflite))
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
-    t["tflite_load"] = time.perf_counter() - t0
+    t["model_load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     got = []
     for i in range(samples):
         interpreter.set_tensor(inp, x[i : i + 1])
         interpreter.invoke()
         got.append(interpreter.get_tensor(out).copy())
-    t["tflite_invoke"] = t["tflite_run"] = time.perf_counter() - t0
+    t["model_invoke"] = t["model_run"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     float(np.abs(np.concatenate(got) - expected).max())
     t["metrics"] = time.perf_counter() - t0
@@ -126,7 +126,7 @@ def main() -> None:
     from lamb import manifest as mf
     from lamb.verify import VerifyInputs, verify_model
 
-    tflite = mf.read(manifest).tflite_path(manifest)
+    tflite = mf.read(manifest).model_path(manifest)
 
     # Warm-up, unmeasured: TensorFlow import, Keras kernels, file cache for both sides.
     print("warm-up ...", flush=True)
@@ -146,7 +146,7 @@ def main() -> None:
 
     print()
     print(f"lamb verify, {args.samples} samples, Xception 299x299x3 -> 10 (float32), median of {args.reps} runs; "
-          f"runtime {report.runtime_lib} {report.runtime_version}; {os.cpu_count()} CPUs")
+          f"runtime {report.runtime_lib} {report.runtime_lib_version}; {os.cpu_count()} CPUs")
     print(f"{'phase':<42}{'baseline':>10}{'lamb':>10}")
     for key, title in PHASES:
         b = statistics.median(r.get(key, 0.0) for r in runs["baseline"])

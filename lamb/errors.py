@@ -24,7 +24,7 @@ class LambError(Exception):
 
 
 class VerificationFailed(LambError):
-    """The .tflite does not compute what the Keras model computes (within tolerance)."""
+    """The converted model does not compute what the source model computes (within tolerance)."""
 
     exit_code = 1
 
@@ -48,13 +48,13 @@ class ModelLoadError(LambError):
 
 
 class ConversionError(LambError):
-    """The TFLite converter refused the model (unsupported ops, unknown shapes, ...)."""
+    """The converter refused the model (unsupported ops, unknown shapes, ...)."""
 
     exit_code = 5
 
 
-class TFLiteLibError(LambError):
-    """The TFLite library (ai-edge-litert, tflite-runtime) cannot load or run the model."""
+class RuntimeLibError(LambError):
+    """The runtime library (lamb.runtime_lib) cannot load or run the model."""
 
     exit_code = 6
 
@@ -98,7 +98,7 @@ EXIT_CODES = {
     3: "bad input: missing or unreadable file, folder, option value or manifest",
     4: "the model file could not be loaded",
     5: "the converter refused the model",
-    6: "the TFLite runtime library cannot run the model",
+    6: "the runtime library cannot run the model",
     7: "wheels for the target could not be resolved",
     8: "the artifact exceeds a Lambda limit or your budget",
     9: "the artifact failed to run",

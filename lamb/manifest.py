@@ -1,13 +1,20 @@
 """The manifest: the one file that carries state from step to step.
 
-``lamb convert`` writes ``<stem>.lamb.json`` next to ``<stem>.tflite``; ``lamb verify`` adds its
+``lamb convert`` writes ``<stem>.lamb.json`` next to the converted model (``<stem>.<format suffix>``);
+``lamb verify`` adds its
 verdict; ``lamb package`` reads all of it, ships a trimmed copy (``lamb.json``) beside the
 handler, and records what it built (``PackageRecord``) in both. Only this module reads or writes
 these files; ``read_shipped`` reads an artifact's copy without unpacking the artifact.
 
 Paths inside the manifest are stored relative to the manifest's folder, so a folder of
-``model.tflite`` + ``model.lamb.json`` can be moved as a unit, and a folder shared with the
-Keras model it came from (``../models/model.h5``) still verifies elsewhere.
+model file + ``model.lamb.json`` can be moved as a unit, and a folder shared with the source
+model it came from (``../models/model.h5``) still verifies elsewhere.
+
+Version 2 (``SCHEMA_VERSION``) describes the model generically (``ModelEntry``: file, format,
+sha256, bytes, external data) and names the runtime library (``runtime_lib``). Version-1
+manifests, and the ``lamb.json`` inside version-1 artifacts, are read through ``migrate_v1``.
+Every field's type is checked on read (``_build``): a hand-edited manifest gets one sentence
+naming the field, never a TypeError.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import hashlib
 import json
 import os
 import tempfile
+import types
+import typing
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +35,7 @@ from typing import Any
 from lamb import layout
 from lamb.errors import ManifestError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SUFFIX = ".lamb.json"
 
 PREPROCESS_MODES = ("xception", "caffe", "torch", "scale", "none")
@@ -36,7 +45,7 @@ PREPROCESS_NOT_INFERRED = "not inferred"
 
 @dataclass
 class TensorSpec:
-    """One input or output of a model: what the interpreter reports for it."""
+    """One input or output of a model: what the runtime library reports for it."""
 
     name: str
     shape: list[int]  # -1 for a dimension the model leaves open (batch, usually)
@@ -44,6 +53,7 @@ class TensorSpec:
     # For quantized tensors: real = scale * (q - zero_point). None for float tensors.
     scale: float | None = None
     zero_point: int | None = None
+    layout: str | None = None  # an image input's "NHWC" | "NCHW"; None means NHWC
 
 
 def preprocess_unconfirmed(manifest: Manifest) -> bool:
@@ -60,20 +70,32 @@ def format_shape(shape: Any) -> str:
 
 
 @dataclass
+class ModelEntry:
+    """The converted model file: what ``lamb.runtime_lib`` runs it with, and how to know it again."""
+
+    file: str  # the manifest's: relative to its folder when below it; the artifact's: its name at the root
+    format: str  # a model format of lamb.runtime_lib
+    sha256: str
+    bytes: int
+    # Files the model loads from beside itself (an ONNX model's external weights); they ship with it.
+    external_data: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Verification:
     """What ``lamb verify`` found, written back so ``lamb package`` can trust (or refuse) it."""
 
     passed: bool
-    tflite_sha256: str  # the .tflite that was verified; package refuses if the file changed since
-    runtime_lib: str  # "ai-edge-litert" | "tflite-runtime"
-    runtime_version: str
+    model_sha256: str  # the model file that was verified; package refuses if the file changed since
+    runtime_lib: str  # the runtime library's distribution: "ai-edge-litert", ...
+    runtime_lib_version: str
     samples: int  # seeded random inputs
     images: int  # real images used
     skipped_images: int
     tolerances: dict[str, float]
     metrics: list[dict[str, Any]]  # one dict per output: name, max_abs, max_rel, mean_abs, cosine, top1, ...
     failures: list[str] = field(default_factory=list)  # one sentence per failed check
-    error: str | None = None  # set when the runtime could not run the model at all
+    error: str | None = None  # set when the runtime library could not run the model at all
     verdict: str | None = None  # "pass" | "pass with warning" | "not enough evidence" | "fail"
     warnings: list[str] = field(default_factory=list)
     # --labeled-images: top-1/top-k accuracy with Wilson bounds, per mode and class (lamb.verify.accuracy)
@@ -105,7 +127,7 @@ class PackageRecord:
     """What ``lamb package`` built, so invoke, serve and deploy read it instead of guessing it back.
 
     The artifact's own ``lamb.json`` carries the first group of fields. The manifest beside the
-    .tflite carries them all: a zip cannot hold its own sha256, nor the result of a smoke run made
+    model carries them all: a zip cannot hold its own sha256, nor the result of a smoke run made
     after it was written, so those stay None in the shipped copy.
     """
 
@@ -117,26 +139,25 @@ class PackageRecord:
     glibc: str  # "2.34"
     format: str  # "zip" | "image"
     handler: str  # Lambda's handler setting: layout.HANDLER
-    tflite_lib: str  # the TFLite interpreter library that ships: "ai-edge-litert" | "tflite-runtime"
-    tflite_lib_version: str
+    runtime_lib: str  # the runtime library that ships (its distribution)
+    runtime_lib_version: str
     installed: dict[str, str]  # distribution -> version, every package in the artifact
     lamb_version: str
     # The ELF audit against the target's system (lamb.package.audit.AuditReport.record()):
     # passed, newest GLIBC/GLIBCXX needed against what the target has, libraries resolved.
     audit: dict[str, Any] | None = None
-    # -- only in the manifest beside the .tflite (see the class docstring) --
+    # -- only in the manifest beside the model (see the class docstring) --
     artifact: str | None = None  # relative to the manifest's folder when below it
     sha256: str | None = None  # of the zip; None for an image context
     zipped_bytes: int | None = None
     unzipped_bytes: int | None = None
     smoke: SmokeResult | None = None
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PackageRecord:
-        data = dict(data)
-        if data.get("smoke") is not None:
-            data["smoke"] = SmokeResult(**data["smoke"])
-        return cls(**data)
+    @property
+    def key(self) -> str | None:
+        """How the manifest's ``packages`` knows this artifact: a zip by its sha256, an image
+        context (a folder, no single hash) by its path."""
+        return self.sha256 or self.artifact
 
     def artifact_path(self, manifest_path: Path) -> Path | None:
         return None if self.artifact is None else _resolve(manifest_path, self.artifact)
@@ -146,22 +167,20 @@ class PackageRecord:
 class Manifest:
     """Everything later steps need to know about a converted model."""
 
-    tflite: str  # path of the .tflite (relative to the manifest's folder when below it)
-    tflite_sha256: str
-    tflite_bytes: int
-    source: str  # path of the Keras model it came from, relative to the manifest's folder
+    model: ModelEntry
+    source: str  # path of the source model it came from, relative to the manifest's folder
     source_sha256: str | None  # None for a SavedModel directory (hash of its saved_model.pb otherwise)
     source_format: str  # "h5" | "keras" | "savedmodel"
     source_bytes: int
     loader: str  # "keras" | "tf_keras" | "tf.saved_model"
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    quantization: str  # a mode of lamb.quantization.NAMES
+    quantization: str  # a mode of the model format (lamb.runtime_lib)
     preprocess: str  # one of PREPROCESS_MODES
     preprocess_note: str | None = None  # why this mode: "inferred from ...", "given", "no evidence; ..."
     labels: list[str] | None = None
     parameters: int | None = None
-    requires_flex: bool = False  # needs the Flex delegate (SELECT_TF_OPS): slim runtimes cannot run it
+    requires_flex: bool = False  # needs the Flex delegate (SELECT_TF_OPS): slim runtime libraries cannot run it
     flex_ops: list[str] = field(default_factory=list)
     calibration: dict[str, Any] | None = None  # int8: {"dir": ..., "images": N, "io_dtype": "float32"}
     versions: dict[str, str] = field(default_factory=dict)  # lamb, tensorflow, keras, tf_keras
@@ -172,6 +191,9 @@ class Manifest:
     # `lamb convert --quantize auto`: the comparison that chose this model (CompareReport.summary()).
     comparison: dict[str, Any] | None = None
     package: PackageRecord | None = None  # what `lamb package` last built from this model
+    # Every artifact built from this model, by ``PackageRecord.key``: packaging an image and then a
+    # zip keeps the image's smoke figures. Never shipped (the artifact's copy has its own ``package``).
+    packages: dict[str, PackageRecord] = field(default_factory=dict)
     # Where the source was at conversion: the fallback when ``source`` no longer resolves because
     # the folder moved without it. Never shipped (host paths stay on the host).
     source_absolute: str | None = None
@@ -179,22 +201,51 @@ class Manifest:
 
     # -- paths -------------------------------------------------------------------------------
 
-    def tflite_path(self, manifest_path: Path) -> Path:
-        """The .tflite this manifest describes, resolved against the manifest's folder."""
-        return _resolve(manifest_path, self.tflite)
+    def model_path(self, manifest_path: Path) -> Path:
+        """The model file this manifest describes, resolved against the manifest's folder."""
+        return _resolve(manifest_path, self.model.file)
+
+    def external_data_paths(self, manifest_path: Path) -> list[Path]:
+        """The model's external data files, which sit beside it."""
+        folder = self.model_path(manifest_path).parent
+        return [folder / Path(name).name for name in self.model.external_data]
 
     def source_path(self, manifest_path: Path) -> Path:
-        """The Keras model: relative to the manifest (a shared folder), else where it was."""
+        """The source model: relative to the manifest (a shared folder), else where it was."""
         relative = _resolve(manifest_path, self.source)
         if not relative.exists() and self.source_absolute and Path(self.source_absolute).exists():
             return Path(self.source_absolute)
         return relative
 
     def with_source(self, manifest_path: Path, source: Path) -> Manifest:
-        """This manifest naming ``source`` as its Keras model (both ways, see ``source_path``)."""
+        """This manifest naming ``source`` as its source model (both ways, see ``source_path``)."""
         return dataclasses.replace(
             self, source=relative_to_manifest(manifest_path, source), source_absolute=str(Path(source).resolve())
         )
+
+    # -- package records ---------------------------------------------------------------------
+
+    def with_package(self, record: PackageRecord) -> Manifest:
+        """This manifest with ``record`` as the last build, kept beside every other artifact's;
+        a record of an artifact rebuilt at the same path replaces the old one."""
+        kept = {k: r for k, r in self.packages.items() if r.artifact != record.artifact or record.artifact is None}
+        if record.key is not None:
+            kept[record.key] = record
+        return dataclasses.replace(self, package=record, packages=kept)
+
+    def record_of(self, artifact: Path, manifest_path: Path, sha256: str | None = None) -> PackageRecord | None:
+        """The record of the artifact at ``artifact`` (and, for a zip, with these bytes), or None."""
+        where = Path(artifact).resolve()
+        candidates = [*self.packages.values()]
+        if self.package is not None and self.package.key not in self.packages:
+            candidates.append(self.package)
+        for record in reversed(candidates):  # the newest first
+            if record.artifact_path(manifest_path) != where:
+                continue
+            if sha256 is not None and record.sha256 != sha256:
+                continue  # rebuilt or changed since: these figures are another build's
+            return record
+        return None
 
     # -- (de)serialisation -------------------------------------------------------------------
 
@@ -203,40 +254,140 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """A manifest from its JSON form: version 1 migrated, every field's type checked first."""
         data = dict(data)
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version == 1:
+            data = migrate_v1(data)
+        elif version != SCHEMA_VERSION:
             raise ManifestError(
-                f"the manifest has schema version {version!r}; this lamb reads version {SCHEMA_VERSION}",
+                f"the manifest has schema version {version!r}; this lamb reads versions 1 and {SCHEMA_VERSION}",
                 "re-run `lamb convert` with this lamb to write a fresh manifest",
             )
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ManifestError(
-                f"the manifest has fields this lamb does not know: {', '.join(unknown)}",
-                "re-run `lamb convert` with this lamb to write a fresh manifest",
-            )
-        data["inputs"] = [TensorSpec(**t) for t in data.get("inputs", [])]
-        data["outputs"] = [TensorSpec(**t) for t in data.get("outputs", [])]
-        if data.get("verification") is not None:
-            data["verification"] = Verification(**data["verification"])
-        try:
-            if data.get("package") is not None:
-                data["package"] = PackageRecord.from_dict(data["package"])
-            return cls(**data)
-        except TypeError as exc:  # a required field is missing
-            raise ManifestError(
-                f"the manifest is incomplete ({exc})", "re-run `lamb convert` to write a fresh manifest"
-            ) from None
+        return _build(cls, data, "")
+
+
+# -- reading: version 1, and every field's type in one place -------------------------------------
+
+_FRESH = "re-run `lamb convert` to write a fresh manifest"
+
+# Version 1 named the model file after the one format it knew; version 2 has a generic model
+# entry and names the runtime library everywhere the same.
+_V1_MODEL = {"tflite": ("file", str), "tflite_sha256": ("sha256", str), "tflite_bytes": ("bytes", int)}
+_V1_VERIFICATION = {"tflite_sha256": "model_sha256", "runtime_version": "runtime_lib_version"}
+_V1_PACKAGE = {"tflite_lib": "runtime_lib", "tflite_lib_version": "runtime_lib_version"}
+
+
+def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 manifest (or a version-1 artifact's ``lamb.json``) as version 2: the one place
+    that knows version 1. Its model was always a .tflite, run by a LiteRT library."""
+    data = dict(data)
+    model: dict[str, Any] = {"format": "tflite", "external_data": []}
+    for old, (new, kind) in _V1_MODEL.items():
+        if old not in data:
+            raise ManifestError(f"the version-1 manifest has no {old!r}", _FRESH)
+        _check(data[old], kind, old)
+        model[new] = data.pop(old)
+    data["model"] = model
+    if isinstance(data.get("verification"), dict):
+        data["verification"] = _renamed(data["verification"], _V1_VERIFICATION)
+        metrics = data["verification"].get("metrics")
+        if isinstance(metrics, list):
+            data["verification"]["metrics"] = [_renamed(m, {"tflite_name": "model_name"}) if isinstance(m, dict) else m
+                                               for m in metrics]
+        accuracy = data["verification"].get("accuracy")
+        if isinstance(accuracy, dict):
+            accuracy = _renamed(accuracy, {"tflite": "converted"})
+            for entry in (accuracy.get("converted"), *(accuracy.get("modes") or [])):
+                if isinstance(entry, dict) and entry.get("model") == "tflite":
+                    entry["model"] = "converted"
+            data["verification"]["accuracy"] = accuracy
+    if isinstance(data.get("package"), dict):
+        data["package"] = _renamed(data["package"], _V1_PACKAGE)
+        record = data["package"]
+        key = record.get("sha256") or record.get("artifact")
+        data["packages"] = {key: record} if isinstance(key, str) else {}
+    data["schema_version"] = SCHEMA_VERSION
+    return data
+
+
+def _renamed(record: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    return {names.get(k, k): v for k, v in record.items()}
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """An instance of the dataclass ``cls`` from ``data``, each field checked against its annotation:
+    a hand-edited manifest with a wrong type gets one sentence naming the field."""
+    what = where or "the manifest"
+    if not isinstance(data, dict):
+        raise ManifestError(f"{_name(where)} is {_describe(data)}; expected an object", _FRESH)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ManifestError(
+            f"{what} has fields this lamb does not know: {', '.join(unknown)}",
+            "re-run `lamb convert` with this lamb to write a fresh manifest",
+        )
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ManifestError(f"{what} is incomplete: it has no {', '.join(repr(m) for m in missing)}", _FRESH)
+    values = {name: _value(hints[name], value, f"{where}.{name}" if where else name) for name, value in data.items()}
+    return cls(**values)
+
+
+def _value(hint: Any, value: Any, where: str) -> Any:
+    """``value`` checked against the annotation ``hint`` (and built, for a dataclass)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _value(inner, value, where)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is list:
+        _check(value, list, where)
+        return [_value(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        _check(value, dict, where)
+        return {_value(args[0], k, where): _value(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if hint is Any:
+        return value
+    _check(value, hint, where)
+    return value
+
+
+_KINDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list",
+          dict: "an object"}
+
+
+def _check(value: Any, kind: type, where: str) -> None:
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise ManifestError(f"{_name(where)} is {_describe(value)}; expected {_KINDS.get(kind, kind.__name__)}", _FRESH)
+
+
+def _name(where: str) -> str:
+    return f"the manifest's {where!r}" if where else "the manifest"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = json.dumps(value)
+    return f"{_KINDS.get(type(value), type(value).__name__)} ({text if len(text) <= 40 else text[:39] + '…'})"
 
 
 # -- files ------------------------------------------------------------------------------------
 
 
-def manifest_path_for(tflite: Path) -> Path:
-    """``model.tflite`` -> ``model.lamb.json`` in the same folder."""
-    return tflite.with_name(tflite.stem + SUFFIX)
+def manifest_path_for(model: Path) -> Path:
+    """``model.<suffix>`` (any converted model file) -> ``model.lamb.json`` in the same folder."""
+    return model.with_name(model.stem + SUFFIX)
 
 
 def model_stem(manifest_path: Path) -> str:
@@ -248,7 +399,7 @@ def model_stem(manifest_path: Path) -> str:
 def read(path: Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
-        raise ManifestError(f"no manifest at {path}", "run `lamb convert MODEL` first; it writes one next to the .tflite")
+        raise ManifestError(f"no manifest at {path}", "run `lamb convert MODEL` first; it writes one next to the converted model")
     return _parse(path.read_bytes, f"{path} is not a readable lamb manifest", f"{path} is not a lamb manifest",
                   "re-run `lamb convert` to write a fresh manifest")
 

@@ -6,7 +6,7 @@ given none, on ``current()``. The default, ``SILENT``, does nothing, so library 
 never draw anything. The CLI wraps a step in ``for_terminal(...)``: Rich progress on stderr when
 stderr is a terminal and ``--json`` is off, ``SILENT`` otherwise, so pipes, logs and scripts see
 only the result. ``current()`` spares every function between the CLI and a loop deep inside a
-step (calibration, the Keras and TFLite passes of verify) a parameter of its own.
+step (calibration, the Keras and runtime-library passes of verify) a parameter of its own.
 """
 
 from __future__ import annotations

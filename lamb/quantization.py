@@ -1,9 +1,9 @@
-"""The quantization modes ``lamb convert`` offers, one row each, and what follows from each.
+"""What a quantization mode is, and what counts as "computes the same" (``Tolerances``).
 
-A row carries the converter settings (``lamb.convert`` applies them), whether the mode needs
-calibration images, the default tolerances ``lamb verify`` judges it by (with the measurements
-they rest on), and which TFLite libraries lack its kernels (``lamb.tflite_lib`` avoids them).
-The CLI's help and docstrings are generated from ``MODES``: adding a mode is adding a row.
+The modes themselves are rows of a model format's record (``lamb.runtime_lib``: LiteRT's in
+``lamb.runtime_lib.litert``), each with the converter settings, whether it needs calibration
+images, and the default tolerances ``lamb verify`` judges it by (with the measurements they rest
+on). The CLI's help is generated from those rows: adding a mode is adding a row.
 
 Nothing here imports TensorFlow: the converter settings are names (``"float16"``), resolved on
 ``tf`` by the converter.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 class Tolerances:
     """What counts as "computes the same".
 
-    Values agree when ``max |keras - tflite| <= atol + rtol * range(keras output)``: numpy's
+    Values agree when ``max |reference - converted| <= atol + rtol * range(keras output)``: numpy's
     ``allclose`` shape, but relative to the reference output's *range* rather than to each element,
     because per-element relative error explodes on logits near zero and a whole-output scale is
     what a reader of the numbers cares about.
@@ -45,12 +45,10 @@ class Mode:
     summary: str  # for --help
     tolerances: Tolerances  # lamb verify's defaults for this mode
     # Converter settings: Optimize.DEFAULT on; weight types the kernels may use (tf dtype names);
-    # integer-only ops (TFLITE_BUILTINS_INT8), fed by a representative dataset.
+    # integer-only ops, fed by a representative dataset.
     optimize: bool = False
     supported_types: tuple[str, ...] = ()
     integer_only: bool = False
-    # TFLite libraries with no kernels for the op versions this mode writes (lamb.tflite_lib names).
-    lacked_by: tuple[str, ...] = ()
 
     @property
     def calibrated(self) -> bool:
@@ -62,68 +60,18 @@ class Mode:
         return self.optimize
 
 
-# Default tolerances, set from what each mode measurably achieves (TF 2.21 -> ai-edge-litert 2.3;
-# max error / output range, mean cosine, top-1 agreement; measured 2026-11-26 with
-# `lamb convert -q MODE` and `lamb verify --images` on 200 real images, seeded crops, flips and
-# brightness changes of models/demo/samples; int8 calibrated on models/demo/samples):
-#              demo model (trained, models/demo)        Xception shape (benchmarks/xception_model.py)
-#              200 images                100 random     200 images                100 random
-#   float32    2.9e-7 / 1.0     / 100 %   2.4e-7 / 100 %  8.8e-7 / 1.0     / 100 %   9.5e-7 / 100 %
-#   float16    2.9e-4 / 1.0     / 100 %   3.5e-4 / 100 %  2.8e-4 / 1.0     / 100 %   2.1e-4 / 100 %
-#   dynamic    1.2e-2 / 0.99983 / 100 %   1.1e-2 / 100 %  6.3e-3 / 0.99997 /  99 %   7.0e-3 / 100 %
-#   int8       9.7e-2 / 0.99923 / 99.5 %  0.36, cos 0.976 6.7e-2 / 0.99987 /  99 %   1.2e-2 /  97 %
-# - min_top1 0.99 in every mode: every mode reached it on real images (the Xception shape's 99 %
-#   has random weights, whose logits nearly tie). A model that flips a few percent of its answers is
-#   not one a user would ship: tests/test_verify_tolerances.py perturbs the demo model to flip
-#   3-4 %, which the old dynamic (>= 90 %) and int8 (>= 80 %) defaults passed. Whether the inputs
-#   can show 99 % is lamb.verify.evidence's question (the Wilson lower bound).
-# - rtol: the worst measured error with margin. float32 ~100x (summation order and fused ops
-#   only; still catches a 5 % change to one layer's weights); float16 ~6x over 3.5e-4; dynamic ~3x
-#   over 1.2e-2; int8 ~2x over 9.7e-2 on real images. Random pixels reach int8 activations outside
-#   the calibrated ranges (0.36): they are no evidence for int8 (lamb.verify.evidence).
-# - min_cosine: 1 - cosine at ~5x the worst measured gap (float16 rounds to 1.000000); below it the
-#   output's direction changed, which no rounding explains.
-# atol only matters for outputs whose range is ~0 (a constant head); it is kept far below the
-# range of any real logits.
-# tflite-runtime (frozen at 2.14) has no kernels for the op versions TF 2.16+ writes for hybrid
-# (dynamic-range) and int8 models: they fail in AllocateTensors ("FULLY_CONNECTED version 12").
-MODES: tuple[Mode, ...] = (
-    Mode("float32", "no quantization", tolerances=Tolerances(atol=1e-6, rtol=1e-4, min_cosine=0.9999, min_top1=0.99)),
-    # Weights rounded to 11 significant bits.
-    Mode(
-        "float16", "float16 weights", optimize=True, supported_types=("float16",),
-        tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
-    ),
-    # int8 weights, activations quantized on the fly.
-    Mode(
-        "dynamic", "int8 weights, float activations", optimize=True,
-        tolerances=Tolerances(atol=1e-4, rtol=0.04, min_cosine=0.999, min_top1=0.99), lacked_by=("tflite-runtime",),
-    ),
-    # Integer activations on ranges measured on the calibration images.
-    Mode(
-        "int8", "full-integer, needs --calibration", optimize=True, integer_only=True,
-        tolerances=Tolerances(atol=1e-3, rtol=0.2, min_cosine=0.995, min_top1=0.99), lacked_by=("tflite-runtime",),
-    ),
-)
-BY_NAME: dict[str, Mode] = {m.name: m for m in MODES}
-NAMES = tuple(BY_NAME)
-DEFAULT = "float32"
+DEFAULT = "float32"  # every format offers it: the converted model computes in float32
 
 
-def get(name: str) -> Mode:
-    """The row for ``name``; KeyError for an unknown mode (callers phrase the error for their option)."""
-    return BY_NAME[name]
-
-
-def choices_help() -> str:
+def choices_help(modes: tuple[Mode, ...]) -> str:
     """``float32 | float16 | dynamic | int8 (full-integer, needs --calibration)``: the modes for --help."""
-    return " | ".join(f"{m.name} ({m.summary})" if m.calibrated else m.name for m in MODES)
+    return " | ".join(f"{m.name} ({m.summary})" if m.calibrated else m.name for m in modes)
 
 
-def tolerances_help() -> str:
+def tolerances_help(modes: tuple[Mode, ...]) -> str:
     """The default tolerances per mode, as ``--help`` lists them (atol / rtol / min-cosine / min-top1)."""
     rows = []
-    for m in MODES:
+    for m in modes:
         t = m.tolerances
         rows.append(f"{m.name} " + " / ".join(_number(v) for v in (t.atol, t.rtol, t.min_cosine, t.min_top1)))
     return "; ".join(rows)

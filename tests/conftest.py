@@ -176,8 +176,8 @@ def make_task_root(root, conversion, deps=None):
     handler = Path(__file__).parent.parent / "lamb" / "handler"
     shutil.copy2(handler / layout.HANDLER_FILE, root)
     shutil.copytree(handler / layout.HANDLER_PACKAGE, root / layout.HANDLER_PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(conversion.tflite_path, root / "model.tflite")
-    mf.write(dataclasses.replace(conversion.manifest, tflite="model.tflite"), root / layout.MANIFEST_FILE)
+    shutil.copy2(conversion.model_path, root / "model.tflite")
+    mf.write(dataclasses.replace(conversion.manifest, model=dataclasses.replace(conversion.manifest.model, file="model.tflite")), root / layout.MANIFEST_FILE)
     if deps is not None:
         for entry in Path(deps).iterdir():
             if entry.name not in ("bin", "__pycache__"):
@@ -189,7 +189,7 @@ def make_task_root(root, conversion, deps=None):
 def host_runtime_deps(tmp_path_factory, converted_tiny):
     """NumPy, Pillow and the runtime library `lamb package` would pick for this machine's Lambda
     target, installed with ``lamb.package.wheels.install_for_target`` (wheels cached across runs)."""
-    from lamb import tflite_lib
+    from lamb import runtime_lib
     from lamb.package.slim import slim
     from lamb.package.wheels import install_for_target
     from lamb.targets import host_target
@@ -197,7 +197,7 @@ def host_runtime_deps(tmp_path_factory, converted_tiny):
     target = host_target()
     if target is None:
         pytest.skip("this machine's Python/arch is not a Lambda runtime; no host task root can run")
-    choice = tflite_lib.choose(target, converted_tiny.manifest)
+    choice = runtime_lib.choose(target, converted_tiny.manifest)
     dest = tmp_path_factory.mktemp("runtime_deps")
     install_for_target([*choice.requirements, "numpy", "pillow"], target, dest)
     slim(dest)  # as `lamb package` ships them: proves the handler needs nothing slimming removes
@@ -289,7 +289,7 @@ def verified_tiny(tmp_path_factory, converted_tiny):
     from lamb.verify import verify_model
 
     folder = tmp_path_factory.mktemp("verified_tiny")
-    shutil.copy2(converted_tiny.tflite_path, folder / "tiny.tflite")
+    shutil.copy2(converted_tiny.model_path, folder / "tiny.tflite")
     shutil.copy2(converted_tiny.manifest_path, folder / "tiny.lamb.json")
     report = verify_model(manifest_path=folder / "tiny.lamb.json")
     assert report.passed
@@ -310,13 +310,13 @@ def verified_copy(tmp_path, verified_tiny):
 def target_installs(tmp_path_factory):
     """``install_for_target`` of the runtime library + Pillow for python3.12-x86_64 and
     python3.11-x86_64, keyed by target name. Do not modify the trees; copy them."""
-    from lamb import targets, tflite_lib
+    from lamb import runtime_lib, targets
     from lamb.package import wheels
 
     installs = {}
     for runtime in ("python3.12", "python3.11"):
         target = targets.get_target(runtime, "x86_64")
-        choice = tflite_lib.choose(target, None)
+        choice = runtime_lib.choose(target, None)
         dest = tmp_path_factory.mktemp(f"deps-{target.name}")
         installs[target.name] = wheels.install_for_target([*choice.requirements, "pillow"], target, dest)
     return installs
@@ -363,13 +363,13 @@ def make_deploy_artifact(folder, *, model_bytes=1024, arch="x86_64", runtime="py
     python = runtime.removeprefix("python")
     record = mf.PackageRecord(
         target=f"{runtime}-{arch}", runtime=runtime, python=python, arch=arch, os="Amazon Linux 2023", glibc="2.34",
-        format="zip", handler=layout.HANDLER, tflite_lib="ai-edge-litert", tflite_lib_version="2.1.0",
+        format="zip", handler=layout.HANDLER, runtime_lib="ai-edge-litert", runtime_lib_version="2.1.0",
         installed={"numpy": "2.3.0", "pillow": "11.3.0"}, lamb_version="0.1.0",
     )
     model = np.random.default_rng(seed).integers(0, 256, size=model_bytes, dtype=np.uint8).tobytes()
     spec = mf.TensorSpec("image", [1, 32, 32, 3], "float32")
     manifest = mf.Manifest(
-        tflite=layout.MODEL_FILE, tflite_sha256="0" * 64, tflite_bytes=len(model), source=f"{name}.h5", source_sha256=None,
+        model=mf.ModelEntry("model.tflite", "tflite", "0" * 64, len(model)), source=f"{name}.h5", source_sha256=None,
         source_format="h5", source_bytes=1, loader="keras", inputs=[spec], outputs=[mf.TensorSpec("logits", [1, 4], "float32")],
         quantization="float32", preprocess="xception", labels=["cat", "dog", "bird", "fish"], package=record,
     )
@@ -378,11 +378,11 @@ def make_deploy_artifact(folder, *, model_bytes=1024, arch="x86_64", runtime="py
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr(zipfile.ZipInfo(layout.HANDLER_FILE, stamp), "def lambda_handler(event, context):\n    return {'cat': 1.0}\n")
         zf.writestr(zipfile.ZipInfo(layout.MANIFEST_FILE, stamp), json.dumps(manifest.to_dict()))
-        zf.writestr(zipfile.ZipInfo(layout.MODEL_FILE, stamp), model)
+        zf.writestr(zipfile.ZipInfo("model.tflite", stamp), model)
     smoke = mf.SmokeResult(ran=measured, passed=measured, stand_in=False, label=f"the artifact itself on Python {python}",
                            init_ms=190.0, invoke_ms=200.0, peak_rss_mb=241.0)
     full = dataclasses.replace(record, artifact=path.name, sha256=mf.sha256_file(path), zipped_bytes=path.stat().st_size, smoke=smoke)
-    mf.write(dataclasses.replace(manifest, package=full), folder / f"{name}{mf.SUFFIX}")
+    mf.write(manifest.with_package(full), folder / f"{name}{mf.SUFFIX}")
     return path
 
 

@@ -120,7 +120,7 @@ def test_every_mode_measured_and_the_recommendation_follows_the_rows(cli_run):
         row = rows[mode]
         assert row["status"] == VERIFIED and row["verdict"] in ("pass", "pass with warning"), row
         assert row["runtime_lib"].startswith("ai-edge-litert")
-        assert row["size"]["tflite"] > 0 and row["size"]["zip"] > row["size"]["tflite"]
+        assert row["size"]["model"] > 0 and row["size"]["zip"] > row["size"]["model"]
         assert row["size"]["unzipped"] > row["size"]["zip"] and row["size"]["fits_direct_upload"]
         assert row["speed"]["warm_ms"] > 0 and row["speed"]["init_ms"] > 0 and row["speed"]["runs"] >= 5
         assert [p["memory_mb"] for p in row["costs"]] == [256, 1024, 1769]
@@ -184,7 +184,7 @@ def test_convert_quantize_auto_keeps_the_recommended_model(small_h5, sample_imag
     manifest = mf.read(mf.manifest_path_for(out))
     assert manifest.comparison is not None and manifest.quantization == manifest.comparison["recommended"]
     assert manifest.verification is not None and manifest.verification.passed
-    assert manifest.tflite_path(mf.manifest_path_for(out)) == out and out.is_file()
+    assert manifest.model_path(mf.manifest_path_for(out)) == out and out.is_file()
     assert manifest.source_path(mf.manifest_path_for(out)).resolve() == small_h5.resolve()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auto.lamb.json", "auto.tflite"]  # nothing else left
 

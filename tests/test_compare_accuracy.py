@@ -14,7 +14,7 @@ from lamb.verify.compare import Check
 from lamb.verify.evidence import FAIL, PASS, PASS_WITH_WARNING, Judgement
 
 
-def _accuracy(right: int, n: int = 100, model: str = "tflite"):
+def _accuracy(right: int, n: int = 100, model: str = "converted"):
     truth = [i % 4 for i in range(n)]
     scores = np.zeros((n, 4), np.float32)
     for i, t in enumerate(truth):

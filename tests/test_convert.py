@@ -136,12 +136,12 @@ def broken_files(tmp_path_factory, tiny_classifier_h5):
 def test_float32_manifest_records_everything(converted_tiny: ConversionResult, tiny_classifier_h5):
     result = converted_tiny
     m = result.manifest
-    assert result.tflite_path.is_file() and result.manifest_path == result.tflite_path.with_name("tiny.lamb.json")
+    assert result.model_path.is_file() and result.manifest_path == result.model_path.with_name("tiny.lamb.json")
     assert mf.read(result.manifest_path) == m  # what is on disk is what was returned
     assert m.schema_version == mf.SCHEMA_VERSION
-    assert m.tflite == "tiny.tflite"  # relative: the pair can move together
-    assert m.tflite_sha256 == mf.sha256_file(result.tflite_path)
-    assert m.tflite_bytes == result.tflite_path.stat().st_size == result.tflite_bytes
+    assert m.model.file == "tiny.tflite" and m.model.format == "tflite"  # relative: the pair can move together
+    assert m.model.sha256 == mf.sha256_file(result.model_path)
+    assert m.model.bytes == result.model_path.stat().st_size == result.model_bytes
     assert m.source_path(result.manifest_path) == tiny_classifier_h5.resolve()
     assert m.source_sha256 == mf.sha256_file(tiny_classifier_h5)
     assert m.source_bytes == tiny_classifier_h5.stat().st_size == result.source_bytes
@@ -154,7 +154,7 @@ def test_float32_manifest_records_everything(converted_tiny: ConversionResult, t
     assert not m.requires_flex and m.flex_ops == [] and m.calibration is None
     assert set(m.versions) == {"lamb", "tensorflow", "keras", "tf_keras"}
     assert m.versions["keras"].startswith("3.")
-    assert result.seconds > 0 and result.tflite_bytes < result.source_bytes
+    assert result.seconds > 0 and result.model_bytes < result.source_bytes
 
 
 def test_float32_computes_what_keras_computes(converted_tiny, tiny_classifier_h5):
@@ -162,14 +162,14 @@ def test_float32_computes_what_keras_computes(converted_tiny, tiny_classifier_h5
 
     x = images()
     expected = keras.models.load_model(tiny_classifier_h5, compile=False).predict(x, verbose=0)
-    got = run_tflite(converted_tiny.tflite_path, x)["logits"]
+    got = run_tflite(converted_tiny.model_path, x)["logits"]
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_default_output_is_the_current_directory(tiny_classifier_h5, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = convert_model(tiny_classifier_h5)
-    assert result.tflite_path == tmp_path / "tiny.tflite"
+    assert result.model_path == tmp_path / "tiny.tflite"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.lamb.json", "tiny.tflite"]
     assert mf.find(tmp_path) == result.manifest_path  # what verify/package do with no arguments
 
@@ -177,12 +177,12 @@ def test_default_output_is_the_current_directory(tiny_classifier_h5, tmp_path, m
 def test_source_below_the_manifest_is_stored_relative(tiny_classifier_h5, tmp_path):
     shutil.copy(tiny_classifier_h5, tmp_path / "model.h5")
     result = convert_model(tmp_path / "model.h5", tmp_path / "model.tflite")
-    assert (result.manifest.source, result.manifest.tflite) == ("model.h5", "model.tflite")
+    assert (result.manifest.source, result.manifest.model.file) == ("model.h5", "model.tflite")
 
 
 def test_output_folder_gets_the_stem(tiny_classifier_h5, tmp_path):
     result = convert_model(tiny_classifier_h5, tmp_path)
-    assert result.tflite_path == tmp_path / "tiny.tflite"
+    assert result.model_path == tmp_path / "tiny.tflite"
     json.loads(result.manifest_path.read_text())  # plain JSON for other tools
 
 
@@ -209,7 +209,7 @@ def test_keras2_h5_with_tf_ops_falls_back_to_tf_keras(tf_keras_preprocess_h5, tm
     assert m.preprocess == "none" and m.preprocess_note.startswith("inferred")
     x = images()
     expected = tf_keras.models.load_model(tf_keras_preprocess_h5, compile=False).predict(x, verbose=0)
-    np.testing.assert_allclose(run_tflite(result.tflite_path, x)["logits"], expected, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(run_tflite(result.model_path, x)["logits"], expected, atol=1e-4, rtol=1e-4)
 
 
 def test_loaded_model_predict_matches_for_every_loader(tf_keras_preprocess_h5, tiny_classifier_h5, tmp_path):
@@ -301,7 +301,7 @@ def test_lambda_layers_need_explicit_opt_in(lambda_models, tmp_path, name):
 
     result = convert_model(lambda_models / name, tmp_path / "x.tflite", allow_unsafe_lambda=True)
     x = np.arange(8, dtype=np.float32)[None]
-    np.testing.assert_allclose(run_tflite(result.tflite_path, x)[result.manifest.outputs[0].name], x * 2.0)
+    np.testing.assert_allclose(run_tflite(result.model_path, x)[result.manifest.outputs[0].name], x * 2.0)
 
 
 # -- input shapes -------------------------------------------------------------------------------
@@ -361,8 +361,8 @@ def test_weight_quantization(converted_tiny, tiny_classifier_h5, tmp_path, mode)
     assert result.manifest.quantization == mode
     assert result.manifest.inputs[0].dtype == "float32"
     x = images()
-    reference = run_tflite(converted_tiny.tflite_path, x)["logits"]
-    np.testing.assert_allclose(run_tflite(result.tflite_path, x)["logits"], reference, atol=0.05)
+    reference = run_tflite(converted_tiny.model_path, x)["logits"]
+    np.testing.assert_allclose(run_tflite(result.model_path, x)["logits"], reference, atol=0.05)
 
 
 def test_int8_calibrates_on_images_keeps_float_io(tiny_classifier_h5, sample_images, tmp_path):
@@ -380,10 +380,10 @@ def test_int8_calibrates_on_images_keeps_float_io(tiny_classifier_h5, sample_ima
         "images": 12, "skipped": 1, "mode": "xception", "dir": str(calibration.resolve()), "io_dtype": "float32",
     }
     assert m.inputs[0].dtype == "float32" and m.outputs[0].dtype == "float32"
-    interpreter = Interpreter(model_path=str(result.tflite_path))
+    interpreter = Interpreter(model_path=str(result.model_path))
     inner = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
     assert "int8" in inner  # the computation itself is integer
-    assert run_tflite(result.tflite_path, images(1))["logits"].shape == (1, 4)
+    assert run_tflite(result.model_path, images(1))["logits"].shape == (1, 4)
 
 
 def test_int8_io(tiny_classifier_h5, sample_images, tmp_path):
@@ -543,7 +543,7 @@ def test_int8_on_a_keras2_course_model(tf_keras_preprocess_h5, sample_images, tm
     assert result.manifest.calibration["mode"] == "none"  # preprocess_input is in the graph
     x = images(4)
     expected = tf_keras.models.load_model(tf_keras_preprocess_h5, compile=False).predict(x, verbose=0)
-    got = np.concatenate([run_tflite(result.tflite_path, x[i : i + 1])["logits"] for i in range(4)])
+    got = np.concatenate([run_tflite(result.model_path, x[i : i + 1])["logits"] for i in range(4)])
     scale = float(np.abs(expected).max())
     assert float(np.abs(got - expected).max()) <= 0.1 * scale  # int8: close, not equal
 
@@ -556,7 +556,7 @@ def test_output_must_be_a_tflite_file(tiny_classifier_h5, tmp_path):
 
 def test_output_without_suffix_is_a_folder(tiny_classifier_h5, tmp_path):
     result = convert_model(tiny_classifier_h5, tmp_path / "new" / "folder")
-    assert result.tflite_path == tmp_path / "new" / "folder" / "tiny.tflite"
+    assert result.model_path == tmp_path / "new" / "folder" / "tiny.tflite"
 
 
 def test_keras3_safe_mode_refusal_is_never_retried_with_tf_keras(lambda_models, tmp_path, monkeypatch):
@@ -584,7 +584,7 @@ def test_multiple_inputs_and_outputs_keep_their_names(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     xa, xb = np.ones((1, 8), np.float32), np.full((1, 4), 2.0, np.float32)
-    got = Interpreter(model_path=str(result.tflite_path)).get_signature_runner()(a=xa, b=xb)
+    got = Interpreter(model_path=str(result.model_path)).get_signature_runner()(a=xa, b=xb)
     expected = load_keras_model(tmp_path / "multi.keras").predict(xa, xb)
     for spec, want in zip(result.manifest.outputs, expected):
         np.testing.assert_allclose(got[spec.name], want, atol=1e-5)

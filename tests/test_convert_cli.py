@@ -31,7 +31,7 @@ def test_convert_writes_tflite_and_manifest(tiny_classifier_h5, tmp_path):
     manifest = mf.read(tmp_path / "model.lamb.json")
     assert manifest.labels == ["cat", "dog", "bird", "fish"]
     assert (manifest.preprocess, manifest.preprocess_note) == ("scale", "given")
-    assert manifest.tflite_sha256 == mf.sha256_file(out)
+    assert manifest.model.sha256 == mf.sha256_file(out)
 
 
 def test_convert_json_output(tiny_classifier_h5, tmp_path):
@@ -39,7 +39,7 @@ def test_convert_json_output(tiny_classifier_h5, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["manifest"]["quantization"] == "dynamic"
-    assert data["tflite_path"] == str(tmp_path / "m.tflite")
+    assert data["model_path"] == str(tmp_path / "m.tflite")
 
 
 def test_convert_labels_file_and_input_shape_options(tiny_classifier_h5, tmp_path):

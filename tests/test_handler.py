@@ -66,7 +66,7 @@ def expected_scores(converted, png: bytes):
 
     from lamb.handler.lambkit import decode_image, image_to_pixels, preprocess
 
-    interpreter = Interpreter(model_path=str(converted.tflite_path))
+    interpreter = Interpreter(model_path=str(converted.model_path))
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     x = preprocess(image_to_pixels(decode_image(png), detail["shape"][1:3]), converted.manifest.preprocess)[None]
@@ -181,7 +181,7 @@ def test_labels_default_to_indices(tmp_path, converted_tiny, png_bytes):
     from lamb import manifest as mf
 
     root = make_task_root(tmp_path / "task", converted_tiny)
-    mf.write(dataclasses.replace(converted_tiny.manifest, tflite="model.tflite", labels=None), root / "lamb.json")
+    mf.write(dataclasses.replace(converted_tiny.manifest, model=dataclasses.replace(converted_tiny.manifest.model, file="model.tflite"), labels=None), root / "lamb.json")
     result = load_handler(root).lambda_handler({"image": b64(png_bytes)}, None)
     assert list(result) == ["0", "1", "2", "3"]
 
@@ -442,7 +442,7 @@ def test_several_outputs_answer_per_output_name(tmp_path, png_bytes):
 
     from lamb.handler.lambkit import decode_image, image_to_pixels, preprocess
 
-    runner = Interpreter(model_path=str(converted.tflite_path)).get_signature_runner()
+    runner = Interpreter(model_path=str(converted.model_path)).get_signature_runner()
     want = runner(image=preprocess(image_to_pixels(decode_image(png_bytes), (16, 16)), "scale")[None])
     for name in names:
         np.testing.assert_allclose(list(result[name].values()), want[name].reshape(-1), rtol=1e-5, atol=1e-6)

@@ -102,3 +102,20 @@ def test_the_readme_names_every_part_of_each_package():
                 if absent:
                     missing[path] = sorted(absent)
     assert missing == {}, "parts of packages missing from their entry in the README's map"
+
+
+# Issue 15: the runtime library has one seam. Only the LiteRT engine's own files name its format
+# (its record, its converter, its verify runner), the shipped handler (its LiteRT backend), and the
+# manifest's version-1 migration; every generic module asks lamb.runtime_lib instead.
+MAY_NAME_TFLITE = {
+    "lamb/runtime_lib/litert.py",  # the LiteRT records: formats, modes, libraries, wheels, slim rules
+    "lamb/convert/tflite.py",  # the tflite format's converter
+    "lamb/verify/_tflite_runner.py",  # LiteRT's verify runner
+    "lamb/manifest.py",  # migrate_v1: version 1 named the model after the one format it knew
+}
+SHIPPED = "lamb/handler/"  # its backends are per runtime library; it cannot import lamb to ask
+
+
+def test_only_the_litert_engine_names_tflite():
+    naming = {name for name, text in _sources() if "tflite" in text.lower()}
+    assert {n for n in naming if not n.startswith(SHIPPED)} - MAY_NAME_TFLITE == set()

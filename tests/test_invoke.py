@@ -268,7 +268,7 @@ def test_artifact_for_another_python_runs_on_a_labelled_stand_in(tmp_path, monke
     import lamb.invoke as invoke_module
     from lamb.package import build_package
 
-    shutil.copy2(converted_tiny.tflite_path, tmp_path / "tiny.tflite")
+    shutil.copy2(converted_tiny.model_path, tmp_path / "tiny.tflite")
     shutil.copy2(converted_tiny.manifest_path, tmp_path / "tiny.lamb.json")
     package = build_package(tmp_path / "tiny.lamb.json", runtime="python3.12", skip_verify=True, smoke=False,
                             output=tmp_path / "tiny.zip")
@@ -331,7 +331,7 @@ def test_pipeline_package_then_invoke_default(tmp_path, monkeypatch, converted_t
 
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy2(converted_tiny.tflite_path, work / "tiny.tflite")
+    shutil.copy2(converted_tiny.model_path, work / "tiny.tflite")
     shutil.copy2(converted_tiny.manifest_path, work / "tiny.lamb.json")
     monkeypatch.chdir(work)
     package = build_package(work / "tiny.lamb.json", runtime="python3.11", skip_verify=True, smoke=False)
@@ -351,7 +351,7 @@ def test_image_context_folder_runs_with_its_pinned_wheels(tmp_path, converted_ti
 
     from lamb.package import build_package
 
-    shutil.copy2(converted_tiny.tflite_path, tmp_path / "tiny.tflite")
+    shutil.copy2(converted_tiny.model_path, tmp_path / "tiny.tflite")
     shutil.copy2(converted_tiny.manifest_path, tmp_path / "tiny.lamb.json")
     package = build_package(tmp_path / "tiny.lamb.json", runtime="python3.11", fmt="image", skip_verify=True,
                             smoke=False, output=tmp_path / "image")

@@ -17,7 +17,7 @@ from lamb.errors import ManifestError
 
 def make_manifest(**changes) -> mf.Manifest:
     base = mf.Manifest(
-        tflite="m.tflite", tflite_sha256="ab" * 32, tflite_bytes=10, source="m.h5", source_sha256=None,
+        model=mf.ModelEntry("m.tflite", "tflite", "ab" * 32, 10), source="m.h5", source_sha256=None,
         source_format="h5", source_bytes=20, loader="keras",
         inputs=[mf.TensorSpec("x", [-1, 8, 8, 3], "float32")], outputs=[mf.TensorSpec("y", [-1, 2], "float32")],
         quantization="float32", preprocess="none",
@@ -28,7 +28,7 @@ def make_manifest(**changes) -> mf.Manifest:
 def make_record(**changes) -> mf.PackageRecord:
     base = mf.PackageRecord(
         target="python3.12-arm64", runtime="python3.12", python="3.12", arch="arm64", os="Amazon Linux 2023",
-        glibc="2.34", format="zip", handler=layout.HANDLER, tflite_lib="ai-edge-litert", tflite_lib_version="2.3.0",
+        glibc="2.34", format="zip", handler=layout.HANDLER, runtime_lib="ai-edge-litert", runtime_lib_version="2.3.0",
         installed={"ai-edge-litert": "2.3.0", "numpy": "2.3.5"}, lamb_version="0.1.0",
     )
     return dataclasses.replace(base, **changes)
@@ -58,8 +58,9 @@ def test_a_manifest_without_a_package_record_still_reads(tmp_path):
     ("{nope", "not a readable"),
     ("[1, 2]", "not a lamb manifest"),
     ('{"schema_version": 99}', "schema version 99"),
-    ('{"schema_version": 1, "colour": "red"}', "does not know: colour"),
-    ('{"schema_version": 1, "tflite": "m.tflite"}', "incomplete"),
+    ('{"schema_version": 2, "colour": "red"}', "does not know: colour"),
+    ('{"schema_version": 2, "model": {"file": "m.tflite"}}', "incomplete"),
+    ('{"schema_version": 1, "tflite": "m.tflite"}', "version-1 manifest has no 'tflite_sha256'"),
 ])
 def test_refusals_name_the_problem(tmp_path, text, match):
     path = tmp_path / "m.lamb.json"
@@ -92,8 +93,8 @@ def test_find_and_stem(tmp_path):
 def test_paths_relative_to_the_manifest(tmp_path):
     manifest_path = tmp_path / "m.lamb.json"
     assert mf.relative_to_manifest(manifest_path, tmp_path / "sub" / "m.tflite") == "sub/m.tflite"
-    m = make_manifest(tflite="sub/m.tflite")
-    assert m.tflite_path(manifest_path) == tmp_path / "sub" / "m.tflite"
+    m = make_manifest(model=mf.ModelEntry("sub/m.tflite", "tflite", "ab" * 32, 10))
+    assert m.model_path(manifest_path) == tmp_path / "sub" / "m.tflite"
 
 
 def test_a_shared_folder_still_finds_the_source_model(tmp_path):
@@ -124,7 +125,7 @@ def test_a_folder_moved_without_its_source_falls_back_to_where_it_was(tmp_path):
 
 
 def test_read_shipped_from_a_zip_and_a_folder_without_unpacking(tmp_path):
-    shipped = make_manifest(tflite=layout.MODEL_FILE, package=make_record())
+    shipped = make_manifest(model=mf.ModelEntry("model.tflite", "tflite", "ab" * 32, 10), package=make_record())
     text = json.dumps(shipped.to_dict())
     zip_path = tmp_path / "fn.zip"
     with zipfile.ZipFile(zip_path, "w") as zf:
@@ -136,7 +137,7 @@ def test_read_shipped_from_a_zip_and_a_folder_without_unpacking(tmp_path):
     for artifact in (zip_path, folder):
         assert mf.read_shipped(artifact) == shipped
         assert mf.package_record(artifact) == make_record()
-    assert not (tmp_path / layout.MODEL_FILE).exists()  # nothing was extracted
+    assert not (tmp_path / "model.tflite").exists()  # nothing was extracted
 
 
 def test_an_artifact_without_a_record(tmp_path):
@@ -164,3 +165,42 @@ def test_the_preprocessing_modes_are_the_shipped_handlers_and_the_readmes():
     assert mf.PREPROCESS_MODES == tuple(PREPROCESSORS)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert f"`--preprocess {'|'.join(mf.PREPROCESS_MODES)}`" in readme
+
+
+def test_every_artifacts_record_is_kept_by_its_key(tmp_path):
+    """Issue 17: packaging an image and then a zip keeps the image's record (a zip by its sha256,
+    an image context by its path); rebuilding an artifact at the same path replaces its record."""
+    path = tmp_path / "m.lamb.json"
+    image = make_record(format="image", artifact="m-image", smoke=mf.SmokeResult(True, True, False, "image", peak_rss_mb=300.0))
+    first_zip = make_record(artifact="m.zip", sha256="11" * 32, smoke=mf.SmokeResult(True, True, False, "zip", peak_rss_mb=200.0))
+    rebuilt = dataclasses.replace(first_zip, sha256="22" * 32)
+    m = make_manifest().with_package(image).with_package(first_zip).with_package(rebuilt)
+    mf.write(m, path)
+    m = mf.read(path)
+    assert m.package == rebuilt and set(m.packages) == {"m-image", "22" * 32}
+    assert m.record_of(tmp_path / "m-image", path) == image
+    assert m.record_of(tmp_path / "m.zip", path, "22" * 32) == rebuilt
+    assert m.record_of(tmp_path / "m.zip", path, "11" * 32) is None  # another build's figures
+    assert m.record_of(tmp_path / "other.zip", path) is None
+
+
+def test_deploy_finds_an_image_contexts_figures_after_a_zip_was_packaged(tmp_path):
+    from conftest import make_deploy_artifact
+
+    from lamb.deploy.artifact import read_facts
+
+    zip_path = make_deploy_artifact(tmp_path / "out", runtime="python3.12")  # its manifest records the zip
+    manifest_path = tmp_path / "out" / "model.lamb.json"
+    context = tmp_path / "out" / "model-python3.12-x86_64-image"
+    context.mkdir()
+    shipped = mf.read_shipped(zip_path)
+    image = dataclasses.replace(shipped.package, format="image")
+    mf.write(dataclasses.replace(shipped, package=image), context / layout.MANIFEST_FILE)
+    (context / layout.HANDLER_FILE).write_text("def lambda_handler(event, context):\n    return {}\n")
+    smoke = mf.SmokeResult(True, True, False, "the image's handler", init_ms=300.0, invoke_ms=250.0, peak_rss_mb=333.0)
+    image_full = dataclasses.replace(image, artifact=context.name, smoke=smoke)
+    zip_full = mf.read(manifest_path).package
+    # The image first, then the zip: the order the issue's user packaged them in.
+    mf.write(mf.read(manifest_path).with_package(image_full).with_package(zip_full), manifest_path)
+    assert read_facts(context).peak_rss_mb == 333.0
+    assert read_facts(zip_path).peak_rss_mb == 241.0

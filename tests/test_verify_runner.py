@@ -11,18 +11,18 @@ import pytest
 from lamb.errors import InputError
 from lamb.handler.lambkit import preprocess
 from lamb.verify.runner import (
-    TFLiteEnv,
-    TFLiteFailure,
-    TFLiteRunner,
+    ModelRunner,
+    RunnerFailure,
+    RuntimeEnv,
     explain_failure,
     lib_version,
-    pick_tflite_lib,
-    resolve_tflite_env,
+    pick_runtime_lib,
+    resolve_runtime_env,
 )
 
 
 def pick(**kw):
-    choice = pick_tflite_lib(**kw)
+    choice = pick_runtime_lib(**kw)
     return choice.name, choice.requirements, choice.reason
 
 
@@ -44,20 +44,20 @@ def test_tflite_runtime_always_brings_numpy_1():
 
 
 def test_ai_edge_litert_comes_from_lambs_own_environment():
-    env = resolve_tflite_env("ai-edge-litert")
+    env = resolve_runtime_env("ai-edge-litert")
     assert env.origin == "lamb's environment" and env.python == sys.executable
     assert lib_version(env) == __import__("importlib").metadata.version("ai-edge-litert")
 
 
 def test_an_unknown_library_is_refused():
     with pytest.raises(InputError, match="unknown runtime library 'tensorflow'"):
-        resolve_tflite_env("tensorflow")
+        resolve_runtime_env("tensorflow")
 
 
 def test_runner_loads_and_runs_the_model_without_tensorflow(converted_tiny, tmp_path):
-    env = resolve_tflite_env("ai-edge-litert")
+    env = resolve_runtime_env("ai-edge-litert")
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
-    with TFLiteRunner(env, converted_tiny.tflite_path) as runner:
+    with ModelRunner(env, converted_tiny.model_path) as runner:
         info = runner.wait_ready()
         assert info["lib"] == "ai-edge-litert" and len(info["inputs"]) == 1 and len(info["outputs"]) == 1
         outputs, _answer = runner.run({info["inputs"][0]["key"]: preprocess(pixels, "xception")}, tmp_path)
@@ -68,7 +68,7 @@ def test_runner_loads_and_runs_the_model_without_tensorflow(converted_tiny, tmp_
 def test_a_model_the_runtime_cannot_load_is_a_runtime_failure(tmp_path):
     junk = tmp_path / "junk.tflite"
     junk.write_bytes(b"not a flatbuffer" * 8)
-    with TFLiteRunner(resolve_tflite_env("ai-edge-litert"), junk) as runner, pytest.raises(TFLiteFailure) as info:
+    with ModelRunner(resolve_runtime_env("ai-edge-litert"), junk) as runner, pytest.raises(RunnerFailure) as info:
         runner.wait_ready()
     assert info.value.stage == "load"
     sentence = explain_failure("ai-edge-litert", "2.3.0", junk, info.value)
@@ -77,8 +77,8 @@ def test_a_model_the_runtime_cannot_load_is_a_runtime_failure(tmp_path):
 
 def test_a_runtime_that_is_not_importable_is_a_runtime_failure(converted_tiny, tmp_path):
     # No runtime library on the path: the runner reports the import, it does not crash lamb.
-    env = TFLiteEnv("tflite-runtime", sys.executable, [str(tmp_path)], "empty folder")
-    with TFLiteRunner(env, converted_tiny.tflite_path) as runner, pytest.raises(TFLiteFailure) as info:
+    env = RuntimeEnv("tflite-runtime", sys.executable, [str(tmp_path)], "empty folder")
+    with ModelRunner(env, converted_tiny.model_path) as runner, pytest.raises(RunnerFailure) as info:
         runner.wait_ready()
     assert info.value.stage == "import"
     assert explain_failure("tflite-runtime", "", Path("m.tflite"), info.value).startswith("tflite-runtime cannot be imported")
@@ -96,5 +96,5 @@ def test_a_runtime_that_is_not_importable_is_a_runtime_failure(converted_tiny, t
     ],
 )
 def test_failures_are_explained_in_one_sentence(message, stderr, expected):
-    sentence = explain_failure("tflite-runtime", "2.14.0", Path("model.tflite"), TFLiteFailure("load", message, stderr))
+    sentence = explain_failure("tflite-runtime", "2.14.0", Path("model.tflite"), RunnerFailure("load", message, stderr))
     assert expected in sentence and "\n" not in sentence

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lamb import tflite_lib
+from lamb import runtime_lib
 from lamb.cli.common import (
     EnvOpt,
     JsonOpt,
@@ -20,6 +20,7 @@ from lamb.cli.common import (
     app,
     console,
     handle_errors,
+    help_from_tables,
     print_json,
 )
 
@@ -27,13 +28,14 @@ from lamb.cli.common import (
 
 
 @app.command()
+@help_from_tables(suffix=runtime_lib.default().format.suffix)
 def package(
-    manifest: Path = typer.Argument(None, help="The manifest (*.lamb.json), its .tflite, or their folder \\[default: the *.lamb.json in the current directory]."),
+    manifest: Path = typer.Argument(None, help="The manifest (*.lamb.json), its converted model, or their folder \\[default: the *.lamb.json in the current directory]."),
     runtime: str = RuntimeOpt,
     arch: str = typer.Option("x86_64", "--arch", "-a", help="Lambda architecture: x86_64 | arm64."),
     fmt: str = typer.Option("zip", "--format", "-f", help="zip (upload to Lambda, or S3 over 50 MB) | image (a Docker build context for a container image)."),
     output: Path = typer.Option(None, "--output", "-o", help="The .zip (or image folder) to write \\[default: ./<model>-<runtime>-<arch>.zip]. Replaced atomically."),
-    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"{' | '.join(tflite_lib.NAMES)} \\[default: what verify ran the model on, if it has wheels for the target]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"{' | '.join(runtime_lib.names())} \\[default: what verify ran the model on, if it has wheels for the target]."),
     wheelhouse: Path = typer.Option(None, "--wheelhouse", help="Build offline from this folder of wheels (pip --no-index --find-links)."),
     no_slim: bool = typer.Option(False, "--no-slim", help="Keep everything the wheels install (tests, stubs, GPU/NPU accelerators, tools)."),
     max_size: str = typer.Option(None, "--max-size", help="Your own budget for the zip (the unzipped context with --format image), e.g. 40MB; exceeding it fails."),
@@ -47,7 +49,7 @@ def package(
 ) -> None:
     """Build a Lambda deployment artifact for a verified model, sized and smoke-tested.
 
-    Resolves wheels with pip for the target runtime and arch only (its manylinux tags and CPython version, binary wheels only; downloads are cached in ~/.cache/lamb or $LAMB_CACHE_DIR), picks the newest TFLite library release whose wheel passes the ELF audit for the target (refused before building when none does), removes what the handler never loads (each rule is reported with the bytes it saved), and writes a deterministic zip (same inputs, same sha256) with lambda_function.py, its lambkit package (fetching, decoding, limits, the runtime library's backend), model.tflite and lamb.json at its root; --handler ships your own lambda_function.py instead, and the output lists what lambkit offers it. With --format image it writes a Docker build context instead: a Dockerfile on public.ecr.aws/lambda/python, a pinned requirements.txt, and a README with the build and push commands.
+    Resolves wheels with pip for the target runtime and arch only (its manylinux tags and CPython version, binary wheels only; downloads are cached in ~/.cache/lamb or $LAMB_CACHE_DIR), picks the newest runtime library release whose wheel passes the ELF audit for the target (refused before building when none does), removes what the handler never loads (each rule is reported with the bytes it saved), and writes a deterministic zip (same inputs, same sha256) with lambda_function.py, the model (under its format's name: model{suffix}) and lamb.json at its root. With --format image it writes a Docker build context instead: a Dockerfile on public.ecr.aws/lambda/python, a pinned requirements.txt, and a README with the build and push commands.
 
     Every ELF file that ships (for an image: its pinned wheels) is audited against the target's own system, as data: versioned symbols (GLIBC_, GLIBCXX_, CXXABI_, GCC_) against its glibc and libstdc++, and every needed library resolved inside the artifact or in its base system. A smoke run on this machine cannot see those. Then it checks Lambda's limits (50 MB zipped for direct upload: a warning with advice; 250 MB unzipped or a 10 GB image: a failure, exit code 8) and runs the built handler on a sample image in a fresh Python whose import path is only the artifact and the standard library, reporting cold-start and inference times. When this machine cannot run the target's wheels (another Python version or arch), the same package versions are built for this machine and run instead, labelled as a stand-in. Nothing replaces the previous artifact unless every step passed.
 

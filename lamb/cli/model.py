@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lamb import quantization, tflite_lib
+from lamb import quantization, runtime_lib
 from lamb.cli.common import (
     AllowUnsafeLambdaOpt,
     JsonOpt,
@@ -24,16 +24,23 @@ from lamb.errors import InputError
 from lamb.manifest import PREPROCESS_MODES
 from lamb.targets import default_runtime, runtime_names
 
+# The default runtime library's model format names the files in --help; every library is listed.
+_DEFAULT = runtime_lib.default()
+_SUFFIX = _DEFAULT.format.suffix
+_LIBS = " | ".join(runtime_lib.names())
+_MODES = _DEFAULT.format.modes
+
 # -- convert -------------------------------------------------------------------------------------
 
 
 PREPROCESS_CHOICES = " | ".join(PREPROCESS_MODES)  # the manifest's modes, which the shipped handler implements
 
 @app.command()
+@help_from_tables(suffix=_SUFFIX, default_lib=_DEFAULT.name)
 def convert(
     model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder."),
-    output: Path = typer.Option(None, "--output", "-o", help="Where to write the .tflite, or a folder for it \\[default: ./<model stem>.tflite]; the manifest goes beside it."),
-    quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help()} | auto (run `lamb compare` and keep the mode it recommends)."),
+    output: Path = typer.Option(None, "--output", "-o", help=f"Where to write the converted model, or a folder for it \\[default: ./<model stem>{_SUFFIX}, or the --runtime-lib's format]; the manifest goes beside it."),
+    quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help(_MODES)} | auto (run `lamb compare` and keep the mode it recommends)."),
     images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
     int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
@@ -41,15 +48,16 @@ def convert(
     preprocess: str = typer.Option(None, "--preprocess", help=f"Pixel preprocessing the model was trained with: {PREPROCESS_CHOICES} (tf, Keras's name, is xception) \\[default: inferred from the model, else none, said in a warning that `lamb package` enforces]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
-    allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops with no TFLite builtin as TF Select (Flex) ops; the slim Lambda runtimes cannot run the result."),
+    allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops the runtime library has no builtin for as TF Select (Flex) ops; the slim runtime libraries cannot run the result."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"The runtime library to convert for: {_LIBS} (it sets the model format) \\[default: {_DEFAULT.name}]."),
     allow_unsafe_lambda: bool = AllowUnsafeLambdaOpt,
     allow_preprocess_mismatch: bool = typer.Option(False, "--allow-preprocess-mismatch", help="No warning when --preprocess differs from what the model shows (its keras.applications base, a leading layer that rescales)."),
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Convert a trained Keras model to TensorFlow Lite and write its manifest.
+    """Convert a trained Keras model for a runtime library and write its manifest.
 
-    Writes MODEL.tflite and MODEL.lamb.json (the manifest `lamb verify` and `lamb package` read) into the current directory, or beside --output. Nothing is written if anything fails.
+    Writes MODEL{suffix} (for {default_lib}, the default runtime library) and MODEL.lamb.json (the manifest `lamb verify` and `lamb package` read) into the current directory, or beside --output. Nothing is written if anything fails.
 
     Keras-2 .h5 files that Keras 3 cannot read (TFOpLambda: preprocess_input or other TensorFlow ops inside the model) are loaded with tf_keras automatically; the summary says which loader was used.
 
@@ -74,7 +82,8 @@ def convert(
                 model, output, images=images, calibration=calibration, input_shape=parse_input_shape(input_shape),
                 preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
                 allow_unsafe_lambda=allow_unsafe_lambda,
-                modes=None if calibration is not None else [m.name for m in quantization.MODES if not m.calibrated],
+                modes=None if calibration is not None else [m.name for m in _MODES if not m.calibrated],
+                runtime_lib=runtime_lib,
             )
             if not as_json:
                 for renderable in render_comparison(comparison):
@@ -86,7 +95,7 @@ def convert(
                 result = convert_model(
                     model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
                     allow_flex=allow_flex, preprocess=preprocess, labels=read_labels(parse_labels_option(labels), labels_file),
-                    allow_unsafe_lambda=allow_unsafe_lambda, int8_io=int8_io,
+                    allow_unsafe_lambda=allow_unsafe_lambda, int8_io=int8_io, runtime_lib_name=runtime_lib,
                 )
     if as_json:
         print_json(result)
@@ -106,23 +115,25 @@ def convert(
 
 @app.command()
 @help_from_tables(
-    tolerances=quantization.tolerances_help(),
-    calibrated=" and ".join(m.name for m in quantization.MODES if m.calibrated),
+    tolerances=quantization.tolerances_help(_MODES),
+    calibrated=" and ".join(m.name for m in _MODES if m.calibrated),
+    suffix=_SUFFIX,
+    other_lib=runtime_lib.names()[-1],
 )
 def verify(
     keras_model: Path = typer.Argument(None, help="The Keras model (.h5, .keras or SavedModel folder) \\[default: from the manifest]."),
-    tflite_model: Path = typer.Argument(None, help="The .tflite converted from it \\[default: from the manifest]."),
-    manifest: Path = typer.Option(None, "--manifest", "-m", help="The manifest to read and update \\[default: the *.lamb.json in the current directory, or beside TFLITE_MODEL]."),
+    converted_model: Path = typer.Argument(None, help=f"The model converted from it ({_SUFFIX}, ...) \\[default: from the manifest]."),
+    manifest: Path = typer.Option(None, "--manifest", "-m", help="The manifest to read and update \\[default: the *.lamb.json in the current directory, or beside CONVERTED_MODEL]."),
     samples: int = typer.Option(None, "--samples", "-n", help="Seeded random inputs: uniform pixels in [0, 255] through the preprocessing \\[default: 32, or 0 with --images]."),
     images: Path = typer.Option(None, "--images", help="Folder of real images (searched recursively), decoded and preprocessed exactly as the Lambda handler does; combinable with --samples."),
     labeled_images: Path = typer.Option(None, "--labeled-images", help="Folder of labelled images (a folder per class, or files named <label>-1.jpg / <label>_1.jpg): top-1/top-k accuracy with its 95 % bound, per class, in every preprocessing mode; a mode clearly better than the recorded one fails verify."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
     preprocess: str = typer.Option(None, "--preprocess", help=f"{PREPROCESS_CHOICES} \\[default: the manifest's; none without one]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated (names classes in failure messages) \\[default: the manifest's]."),
-    quantize: str = typer.Option(None, "--quantize", help=f"Whose default tolerances apply: {' | '.join(quantization.NAMES)} \\[default: the manifest's, else inferred from the .tflite]."),
-    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Run the .tflite on {' or '.join(tflite_lib.NAMES)} \\[default: the library the artifact ships]. {tflite_lib.isolation_help()}"),
+    quantize: str = typer.Option(None, "--quantize", help=f"Whose default tolerances apply: {' | '.join(runtime_lib.mode_names())} \\[default: the manifest's, else inferred from the converted model]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Run the converted model on {_LIBS} \\[default: the library the artifact ships]. {runtime_lib.isolation_help()}"),
     runtime: str = typer.Option(None, "--runtime", help=f"Lambda runtime whose shipped library to verify on: {' | '.join(runtime_names())} \\[default: {default_runtime().name}]."),
-    atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|keras - tflite| <= atol + rtol x range(keras output)."),
+    atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|keras - converted| <= atol + rtol x range(keras output)."),
     rtol: float = typer.Option(None, "--rtol", help="Error allowed relative to the range of the Keras output (0.01 = 1% of the range)."),
     min_top1: float = typer.Option(None, "--min-top1", help="Least fraction of samples whose top-1 class must agree (classifier outputs: shape (N, C), C > 1)."),
     min_cosine: float = typer.Option(None, "--min-cosine", help="Least mean cosine similarity between the two models' outputs."),
@@ -131,9 +142,9 @@ def verify(
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Prove the .tflite computes what the Keras model computes, on the runtime Lambda will run.
+    """Prove the converted model computes what the Keras model computes, on the runtime library Lambda will run.
 
-    Runs both models on the same inputs and compares every output: max absolute error, max error relative to the Keras output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The .tflite runs on the TFLite library the artifact ships (not TensorFlow's interpreter), in its own process; a library that cannot load the model is a failure with the reason.
+    Runs both models on the same inputs and compares every output: max absolute error, max error relative to the Keras output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The converted model runs on the runtime library the artifact ships (not TensorFlow's interpreter), in its own process; a library that cannot load the model is a failure with the reason.
 
     Tolerances default per quantization mode, set from what each mode measurably achieves on trained models and real images (atol / rtol / min-cosine / min-top1): {tolerances}. The top-1 agreement's 95 % lower bound (Wilson) is shown beside it: when the rate passes but the bound does not, the verdict is a pass with a warning saying how many inputs would settle it. A {calibrated} model checked on random pixels alone is "not enough evidence" (exit code 1): verify it with --images.
 
@@ -147,7 +158,7 @@ def verify(
 
       lamb verify --labeled-images labelled/
 
-      lamb verify model.h5 model.tflite --preprocess xception --runtime-lib tflite-runtime
+      lamb verify model.h5 model{suffix} --preprocess xception --runtime-lib {other_lib}
     """
     with handle_errors(verbose):
         from lamb import progress
@@ -157,13 +168,13 @@ def verify(
         with progress.for_terminal(as_json):
             report = verify_model(
                 keras_model,
-                tflite_model,
+                converted_model,
                 manifest_path=manifest,
                 inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess, labeled_images=labeled_images),
                 tolerances=ToleranceOverrides(atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k),
                 labels=parse_labels_option(labels),
                 quantization=quantize,
-                tflite_lib=runtime_lib,
+                runtime_lib_name=runtime_lib,
                 runtime=runtime,
                 allow_unsafe_lambda=allow_unsafe_lambda,
             )
@@ -193,8 +204,8 @@ def compare(
     runtime: str = RuntimeOpt,
     arch: str = typer.Option(None, "--arch", "-a", help="Lambda architecture: x86_64 | arm64 (sets the prices) \\[default: x86_64]."),
     memory: str = typer.Option(None, "--memory", help="Memory settings to price, in MB, comma-separated \\[default: 512,1024,1769,3008]."),
-    modes: str = typer.Option(None, "--modes", help=f"Modes to compare, comma-separated \\[default: {','.join(quantization.NAMES)}]."),
-    runtime_lib: str = typer.Option(None, "--runtime-lib", help="Verify on ai-edge-litert or tflite-runtime \\[default: what the target ships]."),
+    modes: str = typer.Option(None, "--modes", help=f"Modes to compare, comma-separated \\[default: {','.join(_DEFAULT.format.mode_names)}]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Verify on {_LIBS} \\[default: what the target ships]."),
     preprocess: str = typer.Option(None, "--preprocess", help=f"{PREPROCESS_CHOICES} \\[default: inferred, as lamb convert does]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line."),
@@ -208,7 +219,7 @@ def compare(
 ) -> None:
     """Choose the quantization to ship: every mode's error, size, latency and Lambda cost, side by side.
 
-    Loads and runs the Keras model once; converts it in each mode (int8 only with --calibration) and verifies each against the same reference outputs on the TFLite library the target ships, with the mode's default tolerances. Projects each artifact's zip from the target's real, slimmed dependencies; times the shipped handler (cold start, and the warm median at 1 thread) in fresh processes; prices a million requests at each --memory (1 vCPU per 1,769 MB; us-east-1 on-demand prices: an estimate from local timing). A mode that fails to convert, or that the library cannot run, is a marked row.
+    Loads and runs the Keras model once; converts it in each mode (int8 only with --calibration) and verifies each against the same reference outputs on the runtime library the target ships, with the mode's default tolerances. Projects each artifact's zip from the target's real, slimmed dependencies; times the shipped handler (cold start, and the warm median at 1 thread) in fresh processes; prices a million requests at each --memory (1 vCPU per 1,769 MB; us-east-1 on-demand prices: an estimate from local timing). A mode that fails to convert, or that the library cannot run, is a marked row.
 
     Recommends the cheapest mode that passes and fits Lambda's 50 MB direct upload, else the cheapest that passes, and the memory setting for it. Exit code 0 with a recommendation, 1 when no mode passed.
 

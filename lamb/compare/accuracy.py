@@ -71,6 +71,6 @@ def accuracy_report(labeled: LabeledReference, candidate: list[np.ndarray], expe
         return None
     return AccuracyReport(
         folder=str(labeled.folder), images=len(labeled), classes=[run.classes[i] for i in sorted(set(run.labeled.truth))],
-        preprocess=run.preprocess, tflite=labeled.measure(candidate, "tflite"), keras=labeled.keras_accuracy(expected),
+        preprocess=run.preprocess, converted=labeled.measure(candidate, "converted"), keras=labeled.keras_accuracy(expected),
         skipped=list(run.labeled.skipped),
     )

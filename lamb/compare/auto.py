@@ -19,42 +19,44 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
     The kept model's manifest records its verification and the comparison that chose it, so
     ``lamb package`` can follow directly. Nothing is written when no mode passes.
     """
+    from lamb import runtime_lib
     from lamb.convert import ConversionResult
     from lamb.convert.core import output_path
     from lamb.errors import VerificationFailed
 
     source = Path(source)
-    tflite_path = output_path(source, output)
-    tflite_path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".lamb-auto-", dir=tflite_path.parent))
+    lib = options.get("runtime_lib")
+    model_path = output_path(source, output, (runtime_lib.get(lib) if lib else runtime_lib.default()).format)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".lamb-auto-", dir=model_path.parent))
     try:
         report = compare_models(source, output_dir=work, **options)
         row = report.row(report.recommended) if report.recommended else None
-        if row is None or row.tflite_path is None or row.manifest_path is None:
+        if row is None or row.model_path is None or row.manifest_path is None:
             raise VerificationFailed(
                 f"--quantize auto kept nothing: {report.why}",
                 "run `lamb compare` to see each mode's verdict, or pick a mode with --quantize",
             )
         manifest = mf.read(row.manifest_path)
-        manifest_path = mf.manifest_path_for(tflite_path)
-        manifest.tflite = mf.relative_to_manifest(manifest_path, tflite_path)
+        manifest_path = mf.manifest_path_for(model_path)
+        manifest.model.file = mf.relative_to_manifest(manifest_path, model_path)
         manifest = manifest.with_source(manifest_path, source)
         manifest.comparison = report.summary()
-        os.replace(row.tflite_path, tflite_path)
+        os.replace(row.model_path, model_path)
         mf.write(manifest, manifest_path)
-        row.tflite_path, row.manifest_path = tflite_path, manifest_path
+        row.model_path, row.manifest_path = model_path, manifest_path
         for other in report.rows:
             if other is not row:
-                other.tflite_path = other.manifest_path = None
+                other.model_path = other.manifest_path = None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = ConversionResult(
-        tflite_path=tflite_path,
+        model_path=model_path,
         manifest_path=manifest_path,
         manifest=manifest,
         seconds=report.seconds.get("total", 0.0),
         source_bytes=manifest.source_bytes,
-        tflite_bytes=manifest.tflite_bytes,
+        model_bytes=manifest.model.bytes,
         notes=[f"--quantize auto kept {row.mode}: {report.why}", "verified while comparing: the verdict is in the manifest"],
     )
     return result, report

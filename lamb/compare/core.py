@@ -24,7 +24,7 @@ import numpy as np
 
 from lamb import cost as cost_mod
 from lamb import manifest as mf
-from lamb import quantization
+from lamb import runtime_lib
 from lamb.compare import deps as deps_mod
 from lamb.compare.accuracy import LabeledReference, accuracy_report, judge_by_accuracy
 from lamb.compare.report import (
@@ -40,14 +40,16 @@ from lamb.compare.report import (
 )
 from lamb.errors import ArtifactError, ConversionError, InputError, LambError
 
-DEFAULT_MODES = quantization.NAMES
+DEFAULT_MODES = runtime_lib.default().format.mode_names
 DEFAULT_MEMORY_MB = (512, 1024, 1769, 3008)
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")  # what the sample request sends
 
 
-def parse_modes(text: str | Sequence[str] | None) -> list[str]:
+def parse_modes(text: str | Sequence[str] | None, fmt: runtime_lib.ModelFormat | None = None) -> list[str]:
+    """The modes ``--modes`` names, checked against the model format's (default: the default library's)."""
+    names = (fmt or runtime_lib.default().format).mode_names
     if text is None:
-        return list(DEFAULT_MODES)
+        return list(names)
     items = text.split(",") if isinstance(text, str) else list(text)
     modes = []
     for item in items:
@@ -56,12 +58,12 @@ def parse_modes(text: str | Sequence[str] | None) -> list[str]:
             mode = "dynamic"
         if not mode:
             continue
-        if mode not in quantization.NAMES:
-            raise InputError(f"unknown quantization mode {item.strip()!r} in --modes", f"use some of: {', '.join(quantization.NAMES)}")
+        if mode not in names:
+            raise InputError(f"unknown quantization mode {item.strip()!r} in --modes", f"use some of: {', '.join(names)}")
         if mode not in modes:
             modes.append(mode)
     if not modes:
-        raise InputError("--modes names no mode", f"e.g. --modes {','.join(DEFAULT_MODES[:3])}")
+        raise InputError("--modes names no mode", f"e.g. --modes {','.join(names[:3])}")
     return modes
 
 
@@ -79,7 +81,7 @@ class CompareOptions:
     arch: str | None = None
     memory: Sequence[int] | None = None  # the settings to price; None: DEFAULT_MEMORY_MB
     modes: Sequence[str] | str | None = None  # None: every mode
-    runtime_lib: str | None = None  # the TFLite library; None: what the target ships
+    runtime_lib: str | None = None  # the runtime library; None: what the target ships
     preprocess: str | None = None
     labels: list[str] | None = None
     labels_file: Path | None = None
@@ -101,7 +103,7 @@ def compare_models(
     ``options`` (default: the command's defaults) with ``changes`` applied field by field, so
     ``compare_models(path, modes="float32,float16")`` reads as the command line does. The
     converted models (and their manifests, each with its verification recorded) are written to
-    ``output_dir`` as ``<stem>-<mode>.tflite``; without one they go to a temp folder that is
+    ``output_dir`` as ``<stem>-<mode><suffix>``; without one they go to a temp folder that is
     removed. Raises ``LambError`` for what ``convert`` or ``verify`` would refuse.
     """
     o = dataclasses.replace(options or CompareOptions(), **changes)
@@ -153,7 +155,7 @@ def compare_models(
         )
         if not keep:
             for row in rows:  # the paths pointed into a folder that is about to go
-                row.tflite_path = row.manifest_path = None
+                row.model_path = row.manifest_path = None
         return report
     finally:
         if not keep:
@@ -169,13 +171,12 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
 
     if not source.exists():
         raise InputError(f"no model at {source}", "check the path: an .h5 or .keras file, or a SavedModel folder")
-    wanted = parse_modes(o.modes)
+    fmt = (runtime_lib.get(o.runtime_lib) if o.runtime_lib is not None else runtime_lib.default()).format
+    wanted = parse_modes(o.modes, fmt)
     settings = sorted(set(cost_mod.check_memory(int(m)) for m in (o.memory or DEFAULT_MEMORY_MB)))
     target = targets.get_target(o.runtime, o.arch)
     if o.runtime_lib is not None:
-        from lamb import tflite_lib
-
-        o = dataclasses.replace(o, runtime_lib=tflite_lib.normalise_name(o.runtime_lib))
+        o = dataclasses.replace(o, runtime_lib=runtime_lib.normalise_name(o.runtime_lib))
     # Unlike `lamb verify`, the random samples stay on beside --images (the default is not 0 with images).
     samples = DEFAULT_SAMPLES if o.samples is None else o.samples
     o = dataclasses.replace(o, samples=VerifyInputs(samples=samples, images=o.images).sample_count())
@@ -183,9 +184,9 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
         raise InputError(f"no image folder at {o.images}", "pass --images with a folder of .jpg/.png files")
     if o.preprocess is not None:
         o = dataclasses.replace(o, preprocess=check_preprocess(o.preprocess))
-    if o.labeled_images is not None and o.calibration is None and {m.name for m in quantization.MODES if m.calibrated} & set(wanted):
+    if o.labeled_images is not None and o.calibration is None and {m.name for m in fmt.modes if m.calibrated} & set(wanted):
         o = dataclasses.replace(o, calibration=o.labeled_images)  # checked as --calibration is; the images calibrate int8
-    calibrated = [m.name for m in quantization.MODES if m.calibrated]
+    calibrated = [m.name for m in fmt.modes if m.calibrated]
     if o.calibration is not None and not set(calibrated) & set(wanted):
         raise InputError(f"--calibration only applies to {' or '.join(calibrated)}", f"add {calibrated[0]} to --modes, or drop --calibration")
     return o, wanted, settings, target
@@ -202,21 +203,22 @@ def _convert_and_run(
     from lamb.convert.preprocess import read_labels
 
     stem = source.name if source.is_dir() else source.stem
-    # One export serves every conversion, and each converted mode's .tflite starts running on the
-    # TFLite library (one thread, in its own process: the other core) while the next converts.
+    # One export serves every conversion, and each converted mode's model starts running on the
+    # runtime library (one thread, in its own process: the other core) while the next converts.
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from lamb.convert.converter import Export, converter_factory
+    from lamb.convert import engine
     from lamb.convert.signature import apply_input_shape, input_specs
+
+    lib = runtime_lib.get(o.runtime_lib) if o.runtime_lib is not None else runtime_lib.default()
 
     rows: list[ModeResult] = []
     runs: dict[str, Future] = {}
     reference: _Reference | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamb-tflite") as lane:
-        with converter_factory(loaded, apply_input_shape(input_specs(loaded), o.input_shape)) as (make_converter, names):
-            shared = Export(loaded, make_converter, names)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lamb-runtime-lib") as lane:
+        with engine.for_format(lib.format).export(loaded, apply_input_shape(input_specs(loaded), o.input_shape)) as shared:
             for mode in wanted:
-                if quantization.get(mode).calibrated and o.calibration is None:
+                if lib.format.mode(mode).calibrated and o.calibration is None:
                     rows.append(ModeResult(mode, SKIPPED, f"{mode} needs calibration images: pass --calibration DIR (~100 representative images)"))
                     continue
                 step(f"converting: {mode}")
@@ -224,8 +226,9 @@ def _convert_and_run(
                 try:
                     with tflog.capture_fd2():
                         result = convert_model(
-                            shared, out / f"{stem}-{mode}.tflite", quantize=mode,
-                            calibration=o.calibration if quantization.get(mode).calibrated else None,
+                            shared, out / f"{stem}-{mode}{lib.format.suffix}", quantize=mode,
+                            calibration=o.calibration if lib.format.mode(mode).calibrated else None,
+                            runtime_lib_name=lib.name,
                             input_shape=o.input_shape, preprocess=o.preprocess, labels=read_labels(o.labels, o.labels_file),
                         )
                 except ConversionError as exc:
@@ -233,7 +236,7 @@ def _convert_and_run(
                     rows.append(ModeResult(mode, CONVERSION_FAILED, exc.message, seconds={"convert": time.perf_counter() - t0}))
                     continue
                 row = ModeResult(
-                    mode, VERIFIED, tflite_path=result.tflite_path, manifest_path=result.manifest_path,
+                    mode, VERIFIED, model_path=result.model_path, manifest_path=result.manifest_path,
                     seconds={"convert": time.perf_counter() - t0},
                 )
                 rows.append(row)
@@ -255,7 +258,7 @@ def _convert_and_run(
                 seconds["keras_predict"] = reference.predict_s
         t0 = time.perf_counter()
         done = {mode: run.result() for mode, run in runs.items()}
-        seconds["tflite_wait"] = time.perf_counter() - t0
+        seconds["library_wait"] = time.perf_counter() - t0
     return rows, reference, done
 
 
@@ -329,14 +332,14 @@ class _Reference:
         """What a mode is judged on: everything, but a calibrated mode's real images only, when
         there are any (random pixels reach activations outside the ranges it was calibrated on:
         0.36 of the range on the demo model, 0.097 on images)."""
-        if quantization.get(mode).calibrated and self.images:
+        if runtime_lib.default().format.mode(mode).calibrated and self.images:
             return [x[-self.images:] for x in arrays]
         return arrays
 
 
 @dataclass
 class _LibraryRun:
-    """One mode's .tflite run on the target's TFLite library (or why it could not)."""
+    """One mode's model run on the target's runtime library (or why it could not)."""
 
     lib: str
     version: str
@@ -348,36 +351,35 @@ class _LibraryRun:
     seconds: float = 0.0
 
 
-def _run_on_library(row: ModeResult, ref: _Reference, runtime_lib: str | None, target: Any) -> _LibraryRun:
+def _run_on_library(row: ModeResult, ref: _Reference, lib_name: str | None, target: Any) -> _LibraryRun:
     """The library lane: start the runner, pair signatures, run the inputs (no Keras here)."""
-    from lamb import layout
     from lamb.verify.runner import (
-        TFLiteFailure,
-        TFLiteRunner,
+        ModelRunner,
+        RunnerFailure,
         explain_failure,
         lib_version,
-        pick_tflite_lib,
-        resolve_tflite_env,
+        pick_runtime_lib,
+        resolve_runtime_env,
     )
     from lamb.verify.signature import pair_signatures
 
     t0 = time.perf_counter()
-    assert row.tflite_path is not None and row.manifest_path is not None
-    choice = pick_tflite_lib(runtime_lib, target.runtime.name, mf.read(row.manifest_path))
-    env = resolve_tflite_env(choice.name, choice.requirements)
+    assert row.model_path is not None and row.manifest_path is not None
+    choice = pick_runtime_lib(lib_name, target.runtime.name, mf.read(row.manifest_path))
+    env = resolve_runtime_env(choice.name, choice.requirements)
     run = _LibraryRun(choice.name, lib_version(env), f"{env.python} ({env.origin})")
-    with TFLiteRunner(env, row.tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
+    with ModelRunner(env, row.model_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
         try:
             info = runner.wait_ready()
-            run.paired = pair_signatures(ref.loaded, info, ref.source, row.tflite_path)
+            run.paired = pair_signatures(ref.loaded, info, ref.source, row.model_path)
             ref.prepare(run.paired)
             assert ref.inputs is not None
             inputs = ref.judged_part(row.mode, ref.inputs)
             run.outputs, _answer = runner.run(dict(zip(run.paired.input_keys, inputs)), Path(workdir))
-        except TFLiteFailure as failure:
-            run.failure = explain_failure(run.lib, run.version, row.tflite_path, failure)
+        except RunnerFailure as failure:
+            run.failure = explain_failure(run.lib, run.version, row.model_path, failure)
     # zlib lets go of the GIL: the model deflates here while the next mode converts.
-    run.zipped_model = deps_mod.deflated_size(row.tflite_path, layout.MODEL_FILE)
+    run.zipped_model = deps_mod.deflated_size(row.model_path, runtime_lib.get(choice.name).format.file)
     run.seconds = time.perf_counter() - t0
     return run
 
@@ -388,9 +390,9 @@ def _judge(row: ModeResult, ref: _Reference, run: _LibraryRun) -> None:
     from lamb.verify.evidence import judge_outputs
 
     t0 = time.perf_counter()
-    assert row.tflite_path is not None and row.manifest_path is not None
+    assert row.model_path is not None and row.manifest_path is not None
     row.runtime_lib = f"{run.lib} {run.version}"
-    row.seconds["tflite"] = run.seconds
+    row.seconds["library"] = run.seconds
     if run.failure is not None or run.outputs is None:
         row.status, row.reason = CANNOT_RUN, run.failure
         return
@@ -403,20 +405,20 @@ def _judge(row: ModeResult, ref: _Reference, run: _LibraryRun) -> None:
     candidate = [got[key] for key in paired.output_keys]
     reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(expected, candidate)]
     metrics, checks, failures = compare_outputs(
-        reference, candidate, paired.output_names, tol, tflite_names=paired.output_keys, labels=ref.labels
+        reference, candidate, paired.output_names, tol, model_names=paired.output_keys, labels=ref.labels
     )
     n = len(candidate[0])
     judged = judge_outputs(metrics, checks, failures, n, tol.min_top1, quantization=row.mode, images=ref.images)
     accuracy = accuracy_report(ref.labeled, candidate, expected) if ref.labeled is not None else None
     if accuracy is not None:
-        row.accuracy, row.accuracy_low, row.accuracy_high = accuracy.tflite.top1, accuracy.tflite.top1_low, accuracy.tflite.top1_high
-        judged = judge_by_accuracy(row.mode, accuracy.tflite, accuracy.keras, checks, judged)
+        row.accuracy, row.accuracy_low, row.accuracy_high = accuracy.converted.top1, accuracy.converted.top1_low, accuracy.converted.top1_high
+        judged = judge_by_accuracy(row.mode, accuracy.converted, accuracy.keras, checks, judged)
         accuracy.passed, accuracy.failures = judged.passed, list(judged.failures)
     failures = judged.failures
     report = VerifyReport(
-        passed=judged.passed, keras_path=ref.source, tflite_path=row.tflite_path,
-        tflite_sha256=manifest.tflite_sha256, manifest_path=row.manifest_path, quantization=row.mode,
-        quantization_source="given", preprocess=ref.preprocess, runtime_lib=run.lib, runtime_version=run.version,
+        passed=judged.passed, keras_path=ref.source, model_path=row.model_path,
+        model_sha256=manifest.model.sha256, manifest_path=row.manifest_path, quantization=row.mode,
+        quantization_source="given", preprocess=ref.preprocess, runtime_lib=run.lib, runtime_lib_version=run.version,
         runtime_python=run.python, samples=n - ref.images, seed=ref.seed, images=ref.images,
         skipped_images=len(ref.skipped), tolerances=tol, outputs=metrics, checks=checks, failures=failures,
         skipped=list(ref.skipped), verdict=judged.verdict, warnings=list(judged.warnings), accuracy=accuracy,
@@ -449,7 +451,7 @@ def _size_and_time(
     from lamb.package import build, lib_choice, wheels
 
     for row in rows:
-        assert row.tflite_path is not None and row.manifest_path is not None
+        assert row.model_path is not None and row.manifest_path is not None
         manifest = mf.read(row.manifest_path)
         try:
             # As `lamb package` picks it: the newest release whose wheel passes the ELF audit for the
@@ -466,14 +468,15 @@ def _size_and_time(
             installed = wheels.InstallResult(deps.root, target.name, deps.requirements, deps.pins, "cache", 0.0)
             record = build.package_record(target, "zip", choice, installed)
             shipped = mf.write(build.shipped_manifest(manifest, record), files_dir / layout.MANIFEST_FILE)
-            own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, layout.MODEL_FILE: row.tflite_path, layout.MANIFEST_FILE: shipped}
+            model_file = runtime_lib.get(choice.name).format.file
+            own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, model_file: row.model_path, layout.MANIFEST_FILE: shipped}
             own.update({f"{layout.HANDLER_PACKAGE}/{p.relative_to(build.HANDLER_PACKAGE).as_posix()}": p
                         for p in sorted(build.HANDLER_PACKAGE.rglob("*.py"))})
             zipped = deps.zipped + zipped_models[row.mode] + sum(
-                deps_mod.deflated_size(p, name) for name, p in own.items() if name != layout.MODEL_FILE
+                deps_mod.deflated_size(p, name) for name, p in own.items() if name != model_file
             )
             unzipped = deps.unzipped + sum(Path(p).stat().st_size for p in own.values())
-            row.size = ModeSize(row.tflite_path.stat().st_size, zipped, unzipped, fits_direct_upload(zipped))
+            row.size = ModeSize(row.model_path.stat().st_size, zipped, unzipped, fits_direct_upload(zipped))
 
             step(f"timing the handler: {row.mode}")
             tree, python, where = deps_mod.timing_deps(deps, target, choice.name)

@@ -57,7 +57,7 @@ def render(report: CompareReport) -> list[Any]:
     # verdict and the top-1 pair wrap at their spaces, and anything still too wide folds, never "…".
     for title, justify, no_wrap in (
         ("", "left", True), ("mode", "left", True), ("verdict", "left", False), ("err/\nrange", "right", True),
-        ("top-1\n(95% low)", "right", True), ("tflite\nMB", "right", True), ("zip\nMB", "right", True),
+        ("top-1\n(95% low)", "right", True), ("model\nMB", "right", True), ("zip\nMB", "right", True),
         ("init\nms", "right", True), ("warm\nms", "right", True),
     ):
         table.add_column(title, justify=justify, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
@@ -71,7 +71,7 @@ def render(report: CompareReport) -> list[Any]:
             _mark(report, row), row.mode, _verdict(row),
             "-" if row.max_rel is None else f"{row.max_rel:.1e}",
             _top1(row),
-            "-" if size is None else f"{size.tflite / MiB:.1f}",
+            "-" if size is None else f"{size.model / MiB:.1f}",
             zip_mb,
             "-" if row.speed is None else f"{row.speed.init_ms:,.0f}",
             "-" if row.speed is None else f"{row.speed.warm_ms:,.1f}",

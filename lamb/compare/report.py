@@ -21,7 +21,7 @@ CANNOT_RUN = "cannot run"  # the target's runtime library cannot load or run the
 class ModeSize:
     """Bytes of the model and of the projected artifact for the target."""
 
-    tflite: int
+    model: int
     zip: int  # projected: the target's slimmed dependencies as measured, plus this model and the handler
     unzipped: int
     fits_direct_upload: bool  # zip <= 50 MB (Lambda's direct-upload limit)
@@ -46,7 +46,7 @@ class ModeResult:
     mode: str
     status: str  # VERIFIED | SKIPPED | CONVERSION_FAILED | CANNOT_RUN
     reason: str | None = None  # why a row has no verdict (one sentence)
-    tflite_path: Path | None = None
+    model_path: Path | None = None
     manifest_path: Path | None = None
     runtime_lib: str | None = None  # "ai-edge-litert 2.3.0"
     passed: bool | None = None  # the verification verdict (None without one)
@@ -101,7 +101,7 @@ class CompareReport:
             rows.append({
                 "mode": r.mode, "status": r.status, "reason": r.reason, "verdict": r.verdict,
                 "max_rel": r.max_rel, "top1": r.top1, "top1_lower": r.top1_lower,
-                "tflite_bytes": r.size.tflite if r.size else None, "zip_bytes": r.size.zip if r.size else None,
+                "model_bytes": r.size.model if r.size else None, "zip_bytes": r.size.zip if r.size else None,
                 "warm_ms": r.speed.warm_ms if r.speed else None, "init_ms": r.speed.init_ms if r.speed else None,
                 "memory_mb": r.memory.recommended_mb if r.memory else None, "cost_per_million_usd": r.cost,
                 "accuracy": r.accuracy, "accuracy_low": r.accuracy_low,
@@ -125,7 +125,7 @@ def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:
     if not passing:
         tried = [r for r in rows if r.status == VERIFIED]
         if not tried and any(r.verdict is not None for r in rows):
-            return None, "no verified mode can run on the target's TFLite library, so none is recommended"
+            return None, "no verified mode can run on the target's runtime library, so none is recommended"
         if not tried:
             return None, "no mode could be verified, so none is recommended"
         return None, "no mode passed verification against the Keras model, so none is recommended"

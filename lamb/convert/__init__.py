@@ -1,7 +1,7 @@
-"""Load Keras models and convert them to TensorFlow Lite.
+"""Load Keras models and convert them for a runtime library (lamb.runtime_lib).
 
 ``convert_model`` is the ``lamb convert`` step; ``load_keras_model`` is shared with ``lamb verify``,
-which runs the source model through the same loader to compare it with the ``.tflite``.
+which runs the source model through the same loader to compare it with the converted model.
 """
 
 from lamb.convert.core import ConversionResult, convert_model, default_output

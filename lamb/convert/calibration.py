@@ -11,7 +11,7 @@ from lamb.convert.signature import InputSpec
 from lamb.errors import InputError
 from lamb.progress import current
 
-#: How many calibration images int8 quantization uses at most: the TFLite docs suggest ~100-500;
+#: How many calibration images int8 quantization uses at most: the TensorFlow Lite docs suggest ~100-500;
 #: more only costs conversion time.
 MAX_CALIBRATION_IMAGES = 200
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

@@ -1,38 +1,29 @@
-"""Convert a loaded model to a ``.tflite`` file and write the manifest beside it.
+"""Convert a loaded model for a runtime library and write the manifest beside it.
 
-The converter path: every model (Keras 3, tf_keras, or a bare SavedModel) is wrapped in one
-``tf.function`` with an explicit input signature and a dict of named outputs, and handed to
-``TFLiteConverter.from_concrete_functions``. Why not ``from_keras_model``: on Keras 3 models it
-exports a temporary SavedModel (printing its endpoints to stdout), it names outputs ``output_0``,
-and it cannot apply ``--input-shape`` to a model with open spatial dimensions. The concrete
-function path costs the same, works the same way for all three loaders, and gives the TFLite
-signature the model's own input and output names, which the manifest records and later steps use.
+Generic: the runtime library's record (``lamb.runtime_lib``) names the model format, and the
+format names its converter (``lamb.convert.engine``), which this module calls. Loading, input
+shapes, preprocessing, labels, calibration images and the manifest are the same for every format.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from lamb import manifest as mf
-from lamb import quantization
+from lamb import quantization, runtime_lib
+from lamb.convert import engine
 from lamb.convert.calibration import calibration_files, representative_dataset
-from lamb.convert.converter import Export, converter_factory, run_converter
+from lamb.convert.engine import Export
 from lamb.convert.load import LoadedModel, load_keras_model
 from lamb.convert.preprocess import NOT_INFERRED, check_preprocess, infer_preprocess, preprocess_evidence, read_labels
-from lamb.convert.signature import (
-    InputSpec,
-    apply_input_shape,
-    check_labels,
-    check_labels_against_keras,
-    describe,
-    input_specs,
-)
+from lamb.convert.signature import InputSpec, apply_input_shape, check_labels, check_labels_against_keras, input_specs
 from lamb.errors import InputError
 from lamb.progress import current
 
@@ -41,12 +32,12 @@ from lamb.progress import current
 class ConversionResult:
     """What ``convert_model`` wrote and what it found out on the way."""
 
-    tflite_path: Path
+    model_path: Path
     manifest_path: Path
     manifest: mf.Manifest
     seconds: float  # wall time of load + convert + write
     source_bytes: int
-    tflite_bytes: int
+    model_bytes: int
     notes: list[str] = field(default_factory=list)  # loader fallback, preprocessing inference, ...
     # One line each, said apart from the notes: "none" recorded without evidence, no labels.
     warnings: list[str] = field(default_factory=list)
@@ -56,49 +47,61 @@ class ConversionResult:
 
     @property
     def size_ratio(self) -> float:
-        return self.tflite_bytes / self.source_bytes if self.source_bytes else 0.0
+        return self.model_bytes / self.source_bytes if self.source_bytes else 0.0
 
 
-def default_output(source: Path) -> Path:
-    """``./<stem>.tflite`` in the current directory (a SavedModel folder's name is its stem)."""
+def default_output(source: Path, fmt: runtime_lib.ModelFormat | None = None) -> Path:
+    """``./<stem><suffix>`` in the current directory (a SavedModel folder's name is its stem)."""
     source = Path(source)
     stem = source.name if source.is_dir() else source.stem
-    return Path.cwd() / f"{stem}.tflite"
+    return Path.cwd() / f"{stem}{(fmt or runtime_lib.default().format).suffix}"
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Every choice ``lamb convert`` offers; the defaults are the command's."""
+
+    quantize: str = quantization.DEFAULT  # one of the format's modes
+    calibration: Path | None = None  # the image folder a calibrated mode needs
+    int8_io: bool = False  # an integer-only model's input and output int8 too
+    input_shape: tuple[int, ...] | None = None
+    preprocess: str | None = None  # None: inferred from the model
+    labels: Sequence[str] | None = None  # class names in output order (``read_labels`` reads a file)
+    allow_flex: bool = False
+    allow_unsafe_lambda: bool = False
+    runtime_lib_name: str | None = None  # None: the first library in lamb.runtime_lib's preference order
 
 
 def convert_model(
     source: Path | LoadedModel | Export,
     output: Path | None = None,
-    *,
-    quantize: str = quantization.DEFAULT,
-    calibration: Path | None = None,
-    int8_io: bool = False,
-    input_shape: tuple[int, ...] | None = None,
-    preprocess: str | None = None,
-    labels: Sequence[str] | None = None,
-    allow_flex: bool = False,
-    allow_unsafe_lambda: bool = False,
+    options: ConvertOptions | None = None,
+    **changes: Any,
 ) -> ConversionResult:
-    """Load ``source``, convert it to TFLite, write ``<output>`` and ``<output stem>.lamb.json``.
+    """Load ``source``, convert it for the runtime library, write ``<output>`` and ``<output stem>.lamb.json``.
 
-    ``quantize`` names a row of ``lamb.quantization.MODES``; ``calibration`` is the image folder a
-    calibrated mode needs, and ``int8_io`` makes an integer-only model's input and output int8 too.
-    ``labels`` are the class names in output order (``read_labels`` reads them from a file).
-    ``source`` may be a model already loaded by ``load_keras_model``: one load then serves several
-    conversions (``lamb compare``); an ``Export`` of it shares one export too. Nothing is written
-    unless both conversion and inspection of the result succeed.
+    ``options`` (default: the command's) with ``changes`` applied field by field, so
+    ``convert_model(path, out, quantize="int8", calibration=folder)`` reads as the command line
+    does. The runtime library sets the model format and so its converter and its quantization
+    modes. ``source`` may be a model already loaded by ``load_keras_model``: one load then serves
+    several conversions (``lamb compare``); an ``Export`` of it shares one export too. Nothing is
+    written unless both conversion and inspection of the result succeed.
     """
+    o = dataclasses.replace(options or ConvertOptions(), **changes)
+    quantize, calibration, int8_io, preprocess, labels = o.quantize, o.calibration, o.int8_io, o.preprocess, o.labels
+    input_shape, allow_flex, allow_unsafe_lambda, runtime_lib_name = o.input_shape, o.allow_flex, o.allow_unsafe_lambda, o.runtime_lib_name
     started = time.perf_counter()
+    fmt = runtime_lib.get(runtime_lib_name).format if runtime_lib_name else runtime_lib.default().format
     export = source if isinstance(source, Export) else None
     loaded = export.loaded if export is not None else source if isinstance(source, LoadedModel) else None
     source = loaded.source if loaded is not None else Path(source)  # type: ignore[arg-type]  # a path when nothing was loaded
     # Cheap checks first: a typo in an option should not cost a model load.
-    mode = _quantization_mode(quantize, calibration, int8_io)
+    mode = _quantization_mode(fmt, quantize, calibration, int8_io)
     calibration_images = calibration_files(Path(calibration)) if calibration is not None else []
     preprocess = check_preprocess(preprocess) if preprocess is not None else None
     labels = read_labels(list(labels)) if labels is not None else None
-    tflite_path = output_path(source, output)
-    manifest_path = mf.manifest_path_for(tflite_path)
+    model_path = output_path(source, output, fmt)
+    manifest_path = mf.manifest_path_for(model_path)
 
     from lamb import tflog
 
@@ -115,47 +118,39 @@ def convert_model(
 
     representative, calibration_info = _calibration(mode, calibration, calibration_images, inputs, preprocess_mode, int8_io)
     if calibration_info is not None:
-        progress.phase(f"converting to TFLite, calibrating {mode.name} on {calibration_info['images']} images",
+        progress.phase(f"converting to {fmt.name}, calibrating {mode.name} on {calibration_info['images']} images",
                        total=calibration_info["images"])
     else:
-        progress.phase(f"converting to TFLite ({mode.name})")
-    exported: contextlib.AbstractContextManager[tuple[Callable[[], Any], list[str]]]
-    if export is not None:
-        exported = contextlib.nullcontext((export.make_converter, export.output_names))
-    else:
-        exported = converter_factory(loaded, inputs)
-    with exported as (make_converter, output_names):
-        flatbuffer, flex_ops = run_converter(make_converter, mode, representative, allow_flex, int8_io)
-    if flex_ops:
-        notes.append(
-            f"converted with TF Select (Flex) ops {', '.join(flex_ops)}: the slim LiteRT/tflite-runtime "
-            "builds cannot run this model"
-        )
-
-    in_specs, out_specs = describe(flatbuffer, [s.name for s in inputs], output_names)
+        progress.phase(f"converting to {fmt.name} ({mode.name})")
+    converter = engine.for_format(fmt)
+    exported = contextlib.nullcontext(export) if export is not None else converter.export(loaded, inputs)
+    with exported as shared:
+        converted = converter.convert(shared, inputs, mode, representative, allow_flex=allow_flex, int8_io=int8_io)
+    notes.extend(converted.notes)
     if labels is not None:
-        check_labels(labels, out_specs)
+        check_labels(labels, converted.outputs)
 
     source_bytes = _source_bytes(source)
-    mf.atomic_write_bytes(tflite_path, flatbuffer)
+    mf.atomic_write_bytes(model_path, converted.data)
     manifest = mf.Manifest(
-        tflite=mf.relative_to_manifest(manifest_path, tflite_path),
-        tflite_sha256=_sha256_bytes(flatbuffer),
-        tflite_bytes=len(flatbuffer),
+        model=mf.ModelEntry(
+            file=mf.relative_to_manifest(manifest_path, model_path), format=fmt.name,
+            sha256=_sha256_bytes(converted.data), bytes=len(converted.data),
+        ),
         source=mf.relative_to_manifest(manifest_path, source),
         source_sha256=_source_sha256(source, loaded.source_format),
         source_format=loaded.source_format,
         source_bytes=source_bytes,
         loader=loaded.loader,
-        inputs=in_specs,
-        outputs=out_specs,
+        inputs=converted.inputs,
+        outputs=converted.outputs,
         quantization=mode.name,
         preprocess=preprocess_mode,
         preprocess_note=preprocess_note,
         labels=labels,
         parameters=loaded.parameter_count(),
-        requires_flex=bool(flex_ops),
-        flex_ops=flex_ops,
+        requires_flex=bool(converted.flex_ops),
+        flex_ops=converted.flex_ops,
         calibration=calibration_info,
         versions=versions(),
         allow_unsafe_lambda=allow_unsafe_lambda,
@@ -163,8 +158,9 @@ def convert_model(
     )
     mf.write(manifest, manifest_path)
     return ConversionResult(
-        tflite_path=tflite_path, manifest_path=manifest_path, manifest=manifest, seconds=time.perf_counter() - started,
-        source_bytes=source_bytes, tflite_bytes=len(flatbuffer), notes=notes, warnings=missing_evidence(manifest), preprocess_mismatch=mismatch,
+        model_path=model_path, manifest_path=manifest_path, manifest=manifest, seconds=time.perf_counter() - started,
+        source_bytes=source_bytes, model_bytes=len(converted.data), notes=notes, warnings=missing_evidence(manifest),
+        preprocess_mismatch=mismatch,
     )
 
 
@@ -194,14 +190,14 @@ def _calibration(
     return representative, info
 
 
-def _quantization_mode(quantize: str, calibration: Path | None, int8_io: bool) -> quantization.Mode:
+def _quantization_mode(fmt: runtime_lib.ModelFormat, quantize: str, calibration: Path | None, int8_io: bool) -> quantization.Mode:
     """The mode's row, with the options that only some modes take checked against it."""
     try:
-        mode = quantization.get(quantize)
+        mode = fmt.mode(quantize)
     except KeyError:
-        raise InputError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(quantization.NAMES)}") from None
-    integer_only = " or ".join(m.name for m in quantization.MODES if m.integer_only)
-    calibrated = " or ".join(m.name for m in quantization.MODES if m.calibrated)
+        raise InputError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(fmt.mode_names)}") from None
+    integer_only = " or ".join(m.name for m in fmt.modes if m.integer_only)
+    calibrated = " or ".join(m.name for m in fmt.modes if m.calibrated)
     if int8_io and not mode.integer_only:
         raise InputError(f"--int8-io only applies to --quantize {integer_only}", f"add --quantize {integer_only}, or drop --int8-io")
     if mode.calibrated and calibration is None:
@@ -214,19 +210,20 @@ def _quantization_mode(quantize: str, calibration: Path | None, int8_io: bool) -
     return mode
 
 
-def output_path(source: Path, output: Path | None) -> Path:
-    """Where the .tflite goes: ``output``, a file in ``output`` when it is a folder, else the default."""
-    tflite_path = Path(output) if output is not None else default_output(source)
+def output_path(source: Path, output: Path | None, fmt: runtime_lib.ModelFormat | None = None) -> Path:
+    """Where the model goes: ``output``, a file in ``output`` when it is a folder, else the default."""
+    fmt = fmt or runtime_lib.default().format
+    model_path = Path(output) if output is not None else default_output(source, fmt)
     # A path without a suffix is a folder (created if needed): the shell and Typer both drop the
     # trailing slash that would otherwise say so.
-    if tflite_path.is_dir() or not tflite_path.suffix:
-        tflite_path = tflite_path / default_output(source).name
-    if tflite_path.suffix != ".tflite":
+    if model_path.is_dir() or not model_path.suffix:
+        model_path = model_path / default_output(source, fmt).name
+    if model_path.suffix != fmt.suffix:
         raise InputError(
-            f"the output {tflite_path} does not end in .tflite",
-            "name the output file like model.tflite (the manifest goes beside it as model.lamb.json), or pass a folder",
+            f"the output {model_path} does not end in {fmt.suffix}",
+            f"name the output file like model{fmt.suffix} (the manifest goes beside it as model.lamb.json), or pass a folder",
         )
-    return tflite_path
+    return model_path
 
 
 def _preprocessing(loaded: LoadedModel, given: str | None) -> tuple[str, str, str | None]:

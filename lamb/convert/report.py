@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lamb import quantization
+from typing import Any
+
+from lamb import runtime_lib
 from lamb.convert.core import ConversionResult
 from lamb.manifest import TensorSpec
 from lamb.units import human_bytes
@@ -35,8 +37,8 @@ def summary_table(result: ConversionResult):
         quant += f", {skipped} undecodable skipped" if skipped else ""
         quant += f", {m.calibration['io_dtype']} input/output)"
     table.add_row("quantization", quant)
-    size = f"{human_bytes(result.source_bytes)} -> {human_bytes(result.tflite_bytes)} ({result.size_ratio:.0%} of the source"
-    mode = quantization.BY_NAME.get(m.quantization)
+    size = f"{human_bytes(result.source_bytes)} -> {human_bytes(result.model_bytes)} ({result.size_ratio:.0%} of the source"
+    mode = _mode(m)
     if mode is not None and mode.quantized and m.parameters:
         # The float32 weights are what quantization shrinks; the source file also holds the graph.
         size += f"; float32 weights alone are {human_bytes(4 * m.parameters)}"
@@ -46,7 +48,12 @@ def summary_table(result: ConversionResult):
         table.add_row("labels", ", ".join(m.labels))
     if m.requires_flex:
         table.add_row("flex ops", f"[yellow]{', '.join(m.flex_ops)}[/] (needs the Flex delegate)")
-    table.add_row("tflite", str(result.tflite_path))
+    table.add_row("model", str(result.model_path))
     table.add_row("manifest", str(result.manifest_path))
     table.add_row("time", f"{result.seconds:.1f} s")
     return table
+
+
+def _mode(m: Any) -> Any:
+    """The manifest's quantization mode row, or None for a mode its format does not know."""
+    return runtime_lib.find_mode(m.quantization, m.model.format)

@@ -1,5 +1,5 @@
 """What goes into and comes out of the converted model: its inputs (fixed by ``--input-shape``), the
-signature read back from the ``.tflite``, and the labels checked against it.
+signature the converter reads back (``lamb.convert.engine``), and the labels checked against it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class InputSpec:
 
 def signature_key(name: str) -> str:
     """``name`` with anything but [A-Za-z0-9_] replaced: ``serving_default_<name>:0`` must stay a
-    valid tensor name. lamb verify pairs the .tflite's keys with the Keras names through it."""
+    valid tensor name. lamb verify pairs the converted model's keys with the Keras names through it."""
     return re.sub(r"[^A-Za-z0-9_]", "_", str(name).split(":")[0]).strip("_")
 
 
@@ -90,40 +90,10 @@ def apply_input_shape(specs: list[InputSpec], input_shape: tuple[int, ...] | Non
     for spec in specs:
         if any(d is None for d in spec.shape[1:]):
             raise ConversionError(
-                f"the model's input {spec.name!r} has open dimensions {mf.format_shape(spec.shape)}; TFLite needs them fixed",
+                f"the model's input {spec.name!r} has open dimensions {mf.format_shape(spec.shape)}; the converter needs them fixed",
                 "pass --input-shape with the size the model should take, e.g. --input-shape 224,224,3",
             )
     return specs
-
-
-def describe(flatbuffer: bytes, input_names: list[str], output_names: list[str]) -> tuple[list[mf.TensorSpec], list[mf.TensorSpec]]:
-    """The signature as the TFLite runtime reports it (names, shapes, dtypes, quantization)."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-
-    # Only reads metadata: no allocate_tensors(), so a model with Flex ops can be described too.
-    interpreter = Interpreter(model_content=flatbuffer)
-    runner = interpreter.get_signature_runner("serving_default")
-
-    def specs(details: dict, order: list[str]) -> list[mf.TensorSpec]:
-        names = [n for n in order if n in details] + sorted(set(details) - set(order))
-        out = []
-        for name in names:
-            d = details[name]
-            scale, zero_point = d["quantization"]
-            quantized = np.dtype(d["dtype"]).kind in "iu" and scale != 0.0
-            out.append(
-                mf.TensorSpec(
-                    name=name,
-                    shape=[int(x) for x in d["shape_signature"]],
-                    dtype=np.dtype(d["dtype"]).name,
-                    scale=float(scale) if quantized else None,
-                    zero_point=int(zero_point) if quantized else None,
-                )
-            )
-        return out
-
-    return specs(runner.get_input_details(), input_names), specs(runner.get_output_details(), output_names)
 
 
 def check_labels(labels: list[str], outputs: list[mf.TensorSpec]) -> None:

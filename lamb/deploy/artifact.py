@@ -99,14 +99,11 @@ def _measured(artifact: Path, sha256: str | None) -> tuple[mf.PackageRecord | No
     where = artifact.resolve()
     for manifest_path in sorted(where.parent.glob("*" + mf.SUFFIX)):
         try:
-            record = mf.read(manifest_path).package
+            record = mf.read(manifest_path).record_of(where, manifest_path, sha256)
         except (ManifestError, OSError):
             continue
-        if record is None or record.artifact_path(manifest_path) != where:
-            continue
-        if sha256 is not None and record.sha256 != sha256:
-            continue  # rebuilt or changed since: these figures are another build's
-        return record, mf.model_stem(manifest_path)
+        if record is not None:
+            return record, mf.model_stem(manifest_path)
     return None, None
 
 

@@ -129,9 +129,13 @@ def copy_entry(source: Path, dest: Path) -> None:
 # in for that one step, never copied into the image), and the image README's commands send it.
 SAMPLE_EVENT = "sample-event.json"
 
-DOCKERIGNORE = "# Only what the Dockerfile uses goes to the Docker daemon.\n*\n" + "".join(
-    f"!{name}\n" for name in (*layout.ROOT_FILES, "requirements.txt", SAMPLE_EVENT)
-)
+
+def dockerignore(root_files: tuple[str, ...]) -> str:
+    """The .dockerignore: only what the Dockerfile uses goes to the Docker daemon."""
+    return "# Only what the Dockerfile uses goes to the Docker daemon.\n*\n" + "".join(
+        f"!{name}\n" for name in (*root_files, "requirements.txt", SAMPLE_EVENT)
+    )
+
 
 # The build-time smoke step: import the handler and answer the sample event once, with the base
 # image's own Python, glibc and libstdc++. An extension the image's loader cannot load (e.g.
@@ -144,9 +148,10 @@ _SMOKE = (
 )
 
 
-def dockerfile(target, requirements: list[str], lamb_version: str) -> str:
-    """The Dockerfile for ``target`` (a ``Target``): AWS's Lambda base image, pinned wheels, and a
-    smoke step that runs the model once while the image is built."""
+def dockerfile(target, requirements: list[str], lamb_version: str, root_files: tuple[str, ...]) -> str:
+    """The Dockerfile for ``target`` (a ``Target``): AWS's Lambda base image, pinned wheels, lamb's
+    ``root_files`` (``layout.root_files``), and a smoke step that runs the model once while the
+    image is built."""
     module, _, function = layout.HANDLER.rpartition(".")
     smoke = _SMOKE.format(module=module, function=function)
     return f"""\
@@ -162,7 +167,7 @@ COPY requirements.txt ${{LAMBDA_TASK_ROOT}}/
 RUN pip install --no-cache-dir --only-binary=:all: --no-deps \\
         --target "${{LAMBDA_TASK_ROOT}}" -r "${{LAMBDA_TASK_ROOT}}/requirements.txt"
 
-COPY {" ".join(n for n in layout.ROOT_FILES if n != layout.HANDLER_PACKAGE)} ${{LAMBDA_TASK_ROOT}}/
+COPY {" ".join(n for n in root_files if n != layout.HANDLER_PACKAGE)} ${{LAMBDA_TASK_ROOT}}/
 COPY {layout.HANDLER_PACKAGE} ${{LAMBDA_TASK_ROOT}}/{layout.HANDLER_PACKAGE}/
 
 # Smoke run on this base image's own libraries: import the handler and answer {SAMPLE_EVENT}

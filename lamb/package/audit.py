@@ -13,7 +13,7 @@ no binutils needed) and compares them with the target's system as data
   ``lib/`` on Lambda's LD_LIBRARY_PATH), or in the target's base system;
 - every ELF file must be built for the target's machine.
 
-Wheel tags are not trusted: several TFLite wheels tagged manylinux2014 need glibc 2.29.
+Wheel tags are not trusted: several runtime-library wheels tagged manylinux2014 need glibc 2.29.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamb import layout, tflite_lib
+from lamb import layout, runtime_lib
 from lamb.errors import BudgetExceeded, InputError
 from lamb.units import MiB, mb
 
@@ -25,9 +25,9 @@ IMAGE_BASE_ALLOWANCE = 1024 * MiB
 
 # Which component a file belongs to, by its first path segment (normalised). Order matters.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("model", (layout.MODEL_FILE,)),
+    ("model", tuple(fmt.file for fmt in runtime_lib.formats().values())),
     ("handler", (layout.HANDLER_FILE, layout.HANDLER_PACKAGE, layout.MANIFEST_FILE, "requirements.txt", "dockerfile", ".dockerignore", "readme.md")),
-    ("runtime lib", tuple(p for lib in tflite_lib.LIBRARIES.values() for p in (lib.module, lib.module + "-"))),
+    ("runtime lib", tuple(p for lib in runtime_lib.LIBRARIES.values() for p in (lib.module, lib.module + "-"))),
     ("numpy", ("numpy", "numpy.libs", "numpy-")),
     ("pillow", ("pil", "pillow.libs", "pillow-")),
 )

@@ -1,6 +1,6 @@
 """``build_package``: manifest in, verified, size-checked, smoke-tested Lambda artifact out.
 
-Steps: trust check (the .tflite is the one verify passed) -> target and runtime library ->
+Steps: trust check (the model is the one verify passed) -> target and runtime library ->
 wheels for the target -> slimming -> artifact in a temp file beside the output -> size budget ->
 smoke run of the built files in a fresh interpreter -> rename over the old artifact. Any failure
 before the rename leaves the previous artifact untouched.
@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lamb import layout, targets, tflite_lib
+from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.manifest import SmokeResult
@@ -37,7 +37,7 @@ class PackageReport:
     format: str  # "zip" | "image"
     target: str  # "python3.12-x86_64"
     target_description: str
-    runtime_lib: tflite_lib.TFLiteLibChoice
+    runtime_lib: runtime_lib.RuntimeLibChoice
     installed: dict[str, str]  # distribution -> version in the artifact
     wheel_source: str  # "cache" | "index" | "wheelhouse"
     slimming: list[slim.SlimResult]
@@ -65,18 +65,18 @@ _NAME_IT = "as lamb package's argument: `lamb package model.lamb.json`"
 
 
 def resolve_manifest(path: Path | None) -> Path:
-    """A manifest path from what the user named: nothing (cwd), a folder, a .tflite or a manifest."""
+    """A manifest path from what the user named: nothing (cwd), a folder, a converted model or a manifest."""
     if path is None:
         return mf.find(name_it=_NAME_IT)
     path = Path(path)
     if path.is_dir():
         return mf.find(path, _NAME_IT)
-    if path.suffix == ".tflite":
+    if runtime_lib.format_for_suffix(path.suffix) is not None:
         return mf.manifest_path_for(path)
     return path
 
 
-def check_verification(manifest: mf.Manifest, tflite: Path, skip_verify: bool) -> str:
+def check_verification(manifest: mf.Manifest, model: Path, skip_verify: bool) -> str:
     """Refuse a model that verify did not pass, or that changed since; returns a one-line status."""
     if skip_verify:
         return "skipped (--skip-verify)"
@@ -87,13 +87,13 @@ def check_verification(manifest: mf.Manifest, tflite: Path, skip_verify: bool) -
     if not v.passed:
         why = "; ".join(v.failures[:2]) or v.error or "see `lamb verify`"
         raise VerificationFailed(f"the model failed verification ({why})", "fix the conversion and re-run `lamb verify`, or pass --skip-verify")
-    actual = mf.sha256_file(tflite)
-    if actual != v.tflite_sha256:
+    actual = mf.sha256_file(model)
+    if actual != v.model_sha256:
         raise VerificationFailed(
-            f"{tflite.name} changed since it was verified (sha256 {actual[:12]}... != {v.tflite_sha256[:12]}...)",
+            f"{model.name} changed since it was verified (sha256 {actual[:12]}... != {v.model_sha256[:12]}...)",
             hint,
         )
-    return f"passed on {v.runtime_lib} {v.runtime_version} ({v.samples} samples, {v.images} images)"
+    return f"passed on {v.runtime_lib} {v.runtime_lib_version} ({v.samples} samples, {v.images} images)"
 
 
 def check_evidence(manifest: mf.Manifest) -> list[str]:
@@ -143,7 +143,7 @@ class PackageOptions:
     arch: str | None = None  # None: x86_64
     fmt: str = "zip"  # a key of formats.FORMATS
     output: Path | None = None  # None: <stem>-<runtime>-<arch>.zip (or -image/) in the current folder
-    runtime_lib_name: str | None = None  # the TFLite library; None: the audit-driven choice
+    runtime_lib_name: str | None = None  # the runtime library; None: the audit-driven choice
     wheelhouse: Path | None = None  # build offline from this folder of wheels
     slim_deps: bool = True
     max_size: int | str | None = None  # the user's budget, on top of Lambda's limits
@@ -177,10 +177,13 @@ def build_package(
     target = targets.get_target(o.runtime, o.arch)  # option values first: no work for a typo
     manifest_path = resolve_manifest(manifest_path)
     manifest = mf.read(manifest_path)
-    tflite = manifest.tflite_path(manifest_path)
-    if not tflite.is_file():
-        raise InputError(f"the manifest names {tflite}, which does not exist", "re-run `lamb convert` to write the .tflite again")
-    verification = check_verification(manifest, tflite, o.skip_verify)
+    model = manifest.model_path(manifest_path)
+    if not model.is_file():
+        raise InputError(f"the manifest names {model}, which does not exist", "re-run `lamb convert` to write the model again")
+    for data in manifest.external_data_paths(manifest_path):
+        if not data.is_file():
+            raise InputError(f"the model's external data {data} does not exist", "keep it beside the model, or re-run `lamb convert`")
+    verification = check_verification(manifest, model, o.skip_verify)
     evidence = check_evidence(manifest)
     entry = check_handler(o.handler)
     output = writer.output(Path(o.output) if o.output is not None else default_output(manifest_path, target, o.fmt))
@@ -209,7 +212,7 @@ def build_package(
         progress.phase(f"auditing the ELF files against {target.system.describe()}")
         audited = check_audit(audit.audit_tree(build.deps, target), target, writer.proves_itself)
         record = replace(package_record(target, o.fmt, choice, install), audit=audited.record())
-        _write_own_files(build.files, entry, tflite, manifest, record)
+        _write_own_files(build.files, entry, manifest, manifest_path, record)
         compiled = writer.compile(build)
         temp, report_budget = writer.write(build, output)
         budget.enforce(report_budget)
@@ -240,7 +243,7 @@ def build_package(
         warnings.append(f"the ELF audit fails on {audited.rests_on} facts ({audited.first_problem()}); the image's "
                         "docker build runs the model on the base image's own libraries and fails there if the function would")
     try:
-        mf.write(replace(manifest, package=record), manifest_path)
+        mf.write(manifest.with_package(record), manifest_path)
     except OSError as exc:  # the artifact is built and sound; only its record could not be kept
         warnings.append(f"could not record the package in {manifest_path} ({exc.strerror or exc})")
     return PackageReport(
@@ -300,17 +303,19 @@ def check_handler(path: Path | None) -> Path:
     return path
 
 
-def _write_own_files(files: Path, entry: Path, tflite: Path, manifest: mf.Manifest, record: mf.PackageRecord) -> None:
-    """lamb's own root files (handler entry and package, model, shipped manifest) in ``files``."""
+def _write_own_files(files: Path, entry: Path, manifest: mf.Manifest, manifest_path: Path, record: mf.PackageRecord) -> None:
+    """lamb's own root files (handler entry and package, model and its external data, shipped manifest) in ``files``."""
     files.mkdir()
     shutil.copyfile(entry, files / layout.HANDLER_FILE)
     artifact.copy_entry(HANDLER_PACKAGE, files / layout.HANDLER_PACKAGE)
-    shutil.copyfile(tflite, files / layout.MODEL_FILE)
+    shutil.copyfile(manifest.model_path(manifest_path), files / runtime_lib.model_format(manifest.model.format).file)
+    for data in manifest.external_data_paths(manifest_path):
+        shutil.copyfile(data, files / data.name)
     mf.write(shipped_manifest(manifest, record), files / layout.MANIFEST_FILE)
 
 
 def package_record(
-    target: targets.Target, fmt: str, choice: tflite_lib.TFLiteLibChoice, install: wheels.InstallResult
+    target: targets.Target, fmt: str, choice: runtime_lib.RuntimeLibChoice, install: wheels.InstallResult
 ) -> mf.PackageRecord:
     """The facts the artifact ships about itself (the manifest's copy adds sha256, sizes, smoke run)."""
     from lamb import __version__
@@ -318,7 +323,7 @@ def package_record(
     return mf.PackageRecord(
         target=target.name, runtime=target.runtime.name, python=target.python_version, arch=target.arch,
         os=target.runtime.os, glibc=target.glibc, format=fmt, handler=layout.HANDLER,
-        tflite_lib=choice.name, tflite_lib_version=choice.version, installed=dict(sorted(install.installed.items())),
+        runtime_lib=choice.name, runtime_lib_version=choice.version, installed=dict(sorted(install.installed.items())),
         lamb_version=__version__,
     )
 
@@ -329,9 +334,10 @@ def shipped_manifest(manifest: mf.Manifest, record: mf.PackageRecord | None = No
     calibration = manifest.calibration
     if calibration and calibration.get("dir"):
         calibration = {**calibration, "dir": Path(str(calibration["dir"])).name}
+    model = replace(manifest.model, file=runtime_lib.model_format(manifest.model.format).file)
     return replace(
-        manifest, tflite=layout.MODEL_FILE, source=Path(manifest.source).name, source_absolute=None,
-        calibration=calibration, package=record,
+        manifest, model=model, source=Path(manifest.source).name, source_absolute=None,
+        calibration=calibration, package=record, packages={},
     )
 
 
@@ -359,7 +365,7 @@ def sample_event(manifest: mf.Manifest, image: Path | None = None) -> dict:
 
 
 def _smoke(
-    build: Build, writer: formats.ArtifactFormat, temp: Path, choice: tflite_lib.TFLiteLibChoice, compiled: bool,
+    build: Build, writer: formats.ArtifactFormat, temp: Path, choice: runtime_lib.RuntimeLibChoice, compiled: bool,
     work: Path, wheelhouse: Path | None,
 ) -> SmokeResult:
     target, event = build.target, build.sample_event

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from lamb import layout, targets
+from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import InputError
 from lamb.package import artifact, budget, bytecode, slim, standin, wheels
@@ -40,8 +40,17 @@ class Build:
     progress: Progress
 
     @property
+    def model_file(self) -> str:
+        """The model's name in the artifact: its format's (``lamb.runtime_lib``)."""
+        return runtime_lib.model_format(self.manifest.model.format).file
+
+    @property
+    def root_files(self) -> tuple[str, ...]:
+        return layout.root_files(self.model_file, tuple(Path(p).name for p in self.manifest.model.external_data))
+
+    @property
     def own(self) -> dict[str, Path]:
-        return {name: self.files / name for name in layout.ROOT_FILES}
+        return {name: self.files / name for name in self.root_files}
 
 
 class ArtifactFormat:
@@ -221,6 +230,6 @@ def _write_image_context(folder: Path, build: Build, name: str) -> None:
     pinned = build.install.pinned()
     header = f"# Resolved by lamb package for {target.describe()}; installed with --no-deps, so this is the whole set.\n"
     (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
-    (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__), encoding="utf-8")
-    (folder / ".dockerignore").write_text(artifact.DOCKERIGNORE, encoding="utf-8")
+    (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__, build.root_files), encoding="utf-8")
+    (folder / ".dockerignore").write_text(artifact.dockerignore(build.root_files), encoding="utf-8")
     (folder / "README.md").write_text(artifact.image_readme(target, name), encoding="utf-8")  # settings once the smoke run measured them

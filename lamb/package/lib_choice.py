@@ -1,6 +1,6 @@
-"""Which TFLite library release ships for a target: the newest whose wheel passes the ELF audit.
+"""Which runtime library release ships for a target: the newest whose wheel passes the ELF audit.
 
-``tflite_lib.choose`` decides the library and the newest release with a wheel *tagged* for the
+``runtime_lib.choose`` decides the library and the newest release with a wheel *tagged* for the
 target (and what ``lamb verify`` proved). Tags are not enough: several releases tagged manylinux
 need a newer glibc than Amazon Linux 2 has. So before anything is built, each candidate wheel is
 fetched (cached) and audited as it will ship (slimmed or not), newest first; the first that passes
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lamb import quantization, tflite_lib
+from lamb import quantization, runtime_lib
 from lamb.errors import DependencyError
 from lamb.package import audit, slim, wheels
 from lamb.targets import Target
@@ -29,7 +29,7 @@ from lamb.targets import Target
 class AuditedChoice:
     """The library that ships, and the audit of its wheel that justified it."""
 
-    choice: tflite_lib.TFLiteLibChoice
+    choice: runtime_lib.RuntimeLibChoice
     wheel_audit: audit.AuditReport
     rejected: list[str]  # one phrase per newer candidate the audit refused
     # Set when nothing passed on unmeasured facts and the artifact proves itself at build time
@@ -48,7 +48,7 @@ def choose(
     progress: Callable[[str], None] | None = None,
     proven_at_build: bool = False,
 ) -> AuditedChoice:
-    """The newest release of the library ``tflite_lib.choose`` picks whose wheel loads on ``target``.
+    """The newest release of the library ``runtime_lib.choose`` picks whose wheel loads on ``target``.
 
     ``proven_at_build``: the artifact runs the model while it is built on the target's own base
     image (``--format image``), so a refusal resting on unmeasured facts becomes a warning there.
@@ -91,11 +91,11 @@ def _passing(target: Target, manifest: Any, override: str | None, slimmed: bool,
 def _first_passing(target: Target, manifest: Any, override: str | None, slimmed: bool, cache: Path | None,
                    step: Callable[[str], None]) -> AuditedChoice:
     try:
-        first = tflite_lib.choose(target, manifest, override)
+        first = runtime_lib.choose(target, manifest, override)
     except DependencyError as exc:
         if not override:
             raise
-        raise _NonePasses(tflite_lib.normalise_name(override), [], exc.message) from None
+        raise _NonePasses(runtime_lib.normalise_name(override), [], exc.message) from None
     mode = getattr(manifest, "quantization", quantization.DEFAULT) if manifest is not None else quantization.DEFAULT
     rejected: list[tuple[str, str, audit.AuditReport]] = []  # (name, version, report), newest first
     for row in _candidates(target, first, override, mode):
@@ -104,22 +104,23 @@ def _first_passing(target: Target, manifest: Any, override: str | None, slimmed:
         report = audit.audit_wheel_as_shipped(wheel, target, slim.slim if slimmed else None)
         if report.passed:
             picked = (row.name, row.version) == (first.name, first.version)
-            choice = first if picked else tflite_lib.choice_of(row)
+            choice = first if picked else runtime_lib.choice_of(row)
             why = _why(first.reason if picked else "", row.name, row.version, report, rejected, target)
             return AuditedChoice(replace(choice, reason=why), report, [_phrase(*r) for r in rejected])
         rejected.append((row.name, row.version, report))
     raise _NonePasses(first.name, rejected)
 
 
-def _candidates(target: Target, first: tflite_lib.TFLiteLibChoice, override: str | None, mode: str):
+def _candidates(target: Target, first: runtime_lib.RuntimeLibChoice, override: str | None, mode: str):
     """The table's pick, then its older releases, then (unless asked for one library) the others'."""
-    rows = tflite_lib.available(target, first.name)
+    rows = runtime_lib.available(target, first.name)
     yield from rows[[r.version for r in rows].index(first.version):]
     if override:
         return
-    for name in tflite_lib.NAMES:
-        if name != first.name:
-            yield from (r for r in tflite_lib.available(target, name) if not r.lacks(mode))
+    fmt = runtime_lib.get(first.name).format.name
+    for lib in runtime_lib.for_format(fmt):
+        if lib.name != first.name:
+            yield from (r for r in runtime_lib.available(target, lib.name) if not r.lacks(mode))
 
 
 def _why(reason: str, name: str, version: str, report: audit.AuditReport,
@@ -173,11 +174,11 @@ def _way_out(target: Target, name: str, manifest: Any, override: str | None, sli
 def _unproven(target: Target, rejected: list, rank: str) -> AuditedChoice:
     """The table's pick, shipped into an image whose build decides what the audit could not."""
     name, version, report = rejected[0]
-    row = next(r for r in tflite_lib.available(target, name) if r.version == version)
+    row = next(r for r in runtime_lib.available(target, name) if r.version == version)
     why = (f"no release passes the ELF audit on {rank} facts ({_phrase(name, version, report)}); "
            f"{name} {version} ships into the image, whose docker build runs the model on the base image's own "
            "libraries and fails there if the function would")
-    return AuditedChoice(tflite_lib.choice_of(row, why), report, [_phrase(*r) for r in rejected], unproven=why)
+    return AuditedChoice(runtime_lib.choice_of(row, why), report, [_phrase(*r) for r in rejected], unproven=why)
 
 
 def _unmeasured(target: Target, rejected: list) -> str | None:
@@ -192,10 +193,10 @@ def _unmeasured(target: Target, rejected: list) -> str | None:
 
 def _other_engine(target: Target, name: str, cache: Path | None) -> str | None:
     """Another runtime library lamb can ship whose newest wheel passes the audit here."""
-    for other in tflite_lib.NAMES:
+    for other in runtime_lib.names():
         if other == name:
             continue
-        rows = tflite_lib.available(target, other)
+        rows = runtime_lib.available(target, other)
         if not rows:
             continue
         wheel = wheels.fetch_wheel(other, rows[0].version, target, cache=cache)
@@ -228,13 +229,15 @@ def _need_rank(report: audit.AuditReport) -> tuple:
 def _from_wheelhouse(target: Target, manifest: Any, override: str | None, wheelhouse: Path, slimmed: bool,
                      step: Callable[[str], None]) -> AuditedChoice:
     """The newest wheel of the library in the wheelhouse that loads on the target."""
-    tflite_lib.refuse_flex(manifest)
+    runtime_lib.refuse_flex(manifest)
     if override:
-        names = [tflite_lib.normalise_name(override)]
+        names = [runtime_lib.normalise_name(override)]
     else:
         verification = getattr(manifest, "verification", None) if manifest is not None else None
-        verified = tflite_lib.normalise_name(verification.runtime_lib) if verification and verification.runtime_lib else None
-        names = ([verified] if verified else []) + [n for n in tflite_lib.NAMES if n != verified]
+        verified = runtime_lib.normalise_name(verification.runtime_lib) if verification and verification.runtime_lib else None
+        fmt = runtime_lib.manifest_format(manifest)
+        runs = [lib.name for lib in (runtime_lib.for_format(fmt) if fmt else runtime_lib.LIBRARIES.values())]
+        names = ([verified] if verified else []) + [n for n in runs if n != verified]
     rejected: list[tuple[str, str, audit.AuditReport]] = []
     last_wheel = None
     for name in names:
@@ -242,8 +245,8 @@ def _from_wheelhouse(target: Target, manifest: Any, override: str | None, wheelh
             step(f"auditing {wheel.name} for {target.name}")
             report = audit.audit_wheel_as_shipped(wheel, target, slim.slim if slimmed else None)
             if report.passed:
-                lib = tflite_lib.LIBRARIES[name]
-                choice = tflite_lib.TFLiteLibChoice(
+                lib = runtime_lib.get(name)
+                choice = runtime_lib.RuntimeLibChoice(
                     name=name, requirement=f"{name}=={version}", version=version, module=lib.module,
                     extra_requirements=list(lib.needs),
                     reason=_why("", name, version, report, rejected, target).replace(

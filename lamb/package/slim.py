@@ -2,10 +2,10 @@
 
 Each rule is data: a name, why the files are dead weight in a Lambda function, and the glob
 patterns (relative to the install root) it removes. ``slim`` reports the bytes each rule saved.
-The rules were read off the real wheels (``unzip -l`` of ai-edge-litert 2.3.0 and 1.4.0, NumPy 2,
-Pillow 12/13): the handler only calls ``Interpreter(model_path=...)``, NumPy arrays and Pillow's
-JPEG/PNG/WebP decoders. Slimming is never trusted blind: ``build_package`` runs the slimmed
-artifact (the smoke run) before it replaces anything.
+The rules were read off the real wheels (``unzip -l`` of NumPy 2, Pillow 12/13, and each runtime
+library's, whose own rules are in its record: ``lamb.runtime_lib``): the handler only loads the
+model with the runtime library, NumPy arrays and Pillow's decoders. Slimming is never trusted
+blind: ``build_package`` runs the slimmed artifact (the smoke run) before it replaces anything.
 """
 
 from __future__ import annotations
@@ -13,14 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamb import runtime_lib
 from lamb.package import audit
-
-
-@dataclass(frozen=True)
-class SlimRule:
-    name: str
-    why: str
-    patterns: tuple[str, ...]  # pathlib globs relative to the install root
+from lamb.runtime_lib import SlimRule
 
 
 @dataclass
@@ -31,7 +26,7 @@ class SlimResult:
     bytes_saved: int
 
 
-RULES: tuple[SlimRule, ...] = (
+_SHARED: tuple[SlimRule, ...] = (
     SlimRule("tests", "test suites ship inside NumPy and others; never imported at run time",
              ("**/tests", "numpy/_core/_*_tests.*.so", "numpy/_core/_simd.*.so")),
     SlimRule("bytecode", "__pycache__ compiled by the build host's Python is ignored by another Python version",
@@ -43,30 +38,25 @@ RULES: tuple[SlimRule, ...] = (
              ("**/*.pxd", "**/*.h", "**/*.hpp", "numpy/_core/include", "numpy/f2py", "numpy/_pyinstaller")),
     SlimRule("console scripts", "bin/ entry points (f2py, litert-benchmark, tqdm ...) cannot run in Lambda",
              ("bin",)),
-    # ai-edge-litert 2.x loads libLiteRt.so only "if isfile" (its __init__.py); the Interpreter
-    # API lives in libpywrap_litert_common.so. The WebGPU accelerator is dlopen'ed for GPU
-    # delegates, and Lambda has no GPU.
-    SlimRule("litert accelerators", "GPU/NPU accelerators and the CompiledModel runtime; Lambda has no GPU or NPU "
-             "and the handler uses the Interpreter API",
-             ("ai_edge_litert/libLiteRtWebGpuAccelerator.so", "ai_edge_litert/libLiteRt*Accelerator*.so",
-              "ai_edge_litert/libLiteRt.so", "ai_edge_litert/libLiteRtRuntimeCApi.so")),
-    SlimRule("litert vendor plugins", "ahead-of-time compiler plugins and dispatch libraries for Qualcomm, "
-             "MediaTek, Samsung, Google Tensor and Intel NPUs",
-             ("ai_edge_litert/vendors", "ai_edge_litert/aot")),
-    SlimRule("litert tools", "model tools (apply_plugin_main, the benchmark script, flatbuffer utilities)",
-             ("ai_edge_litert/tools",)),
-    # Declared by ai-edge-litert for its converter/AOT/tooling modules; ai_edge_litert.interpreter
-    # imports none of them (only numpy and its own wrappers).
-    SlimRule("litert tool dependencies", "protobuf, flatbuffers, tqdm, ml_dtypes: needed by LiteRT's tools, "
-             "not by its Interpreter",
-             ("google/protobuf", "google/_upb", "flatbuffers", "tqdm", "ml_dtypes",
-              "protobuf-*.dist-info", "flatbuffers-*.dist-info", "tqdm-*.dist-info", "ml_dtypes-*.dist-info")),
+)
+_PILLOW: tuple[SlimRule, ...] = (
     # PIL imports these extension modules lazily (ImageFont, AvifImagePlugin, ImageTk) and treats
     # an ImportError as "feature not available". Not _imagingcms: Image.convert() needs it to turn
     # a LAB image (a TIFF mode the handler receives) into RGB; without it the handler answered 500.
     SlimRule("pillow extras", "Pillow's font rendering, AVIF codec and Tk bridge",
              ("PIL/_imagingft.*.so", "PIL/_avif.*.so", "PIL/_imagingtk.*.so")),
 )
+
+
+def _library_rules() -> tuple[SlimRule, ...]:
+    """Each runtime library's own rules (its record's), each once: they only match its own files."""
+    rules: list[SlimRule] = []
+    for lib in runtime_lib.LIBRARIES.values():
+        rules.extend(r for r in lib.slim_rules if r not in rules)
+    return tuple(rules)
+
+
+RULES: tuple[SlimRule, ...] = (*_SHARED, *_library_rules(), *_PILLOW)
 
 # Computed, not globbed: see ``_orphaned_libraries``.
 ORPHANS = SlimRule("orphaned vendored libraries",

@@ -3,7 +3,7 @@
 An artifact's wheels are built for its target. When this machine cannot load them (another Python
 version, another arch, an older glibc), the same handler, model and manifest run on a *host
 stand-in*: the same package versions installed for this machine, those it has no wheel for
-replaced by what the resolver picks (never the TFLite library: a stand-in on another version of
+replaced by what the resolver picks (never the runtime library: a stand-in on another version of
 it would prove nothing), slimmed as ``lamb package`` slims. One builder serves ``lamb package``'s
 smoke run, ``lamb invoke`` / ``lamb serve``, and image contexts, whose wheels Docker would install.
 """
@@ -18,8 +18,9 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from lamb import layout, targets, tflite_lib
-from lamb.errors import ArtifactError, InputError
+from lamb import layout, runtime_lib, targets
+from lamb import manifest as mf
+from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import extract_zip
 from lamb.package import artifact, bytecode, slim, wheels
 
@@ -53,7 +54,7 @@ def build_stand_in(
 ) -> StandIn:
     """Install ``pins`` (distribution -> version) for this machine into ``dest``; see the module
     docstring. ``own``: a folder whose artifact root files (handler, model, manifest) are copied
-    in after slimming; ``keep``: the TFLite library never unpinned (default: the one in ``pins``);
+    in after slimming; ``keep``: the runtime library never unpinned (default: the one in ``pins``);
     ``compile_bytecode``: as the artifact was, so the stand-in's cold start is comparable."""
     host = targets.host_smoke_target()
     if host is None:
@@ -63,19 +64,28 @@ def build_stand_in(
         )
     if keep is None:
         names = {canonicalize_name(p) for p in pins}
-        keep = next((n for n in tflite_lib.NAMES if n in names), tflite_lib.NAMES[0])
+        keep = next((n for n in runtime_lib.names() if n in names), runtime_lib.names()[0])
     _, differences = wheels.install_same_versions(
         pins, host, dest, keep=keep, extra=extra, wheelhouse=wheelhouse, cache=cache
     )
     if slim_deps:
         slim.slim(dest)
     if own is not None:
-        for name in layout.ROOT_FILES:
+        for name in _root_files(own):
             if (own / name).exists():
                 artifact.copy_entry(own / name, dest / name)
     if compile_bytecode:
         bytecode.compile_tree(dest, host)
     return StandIn(Path(dest), host, differences)
+
+
+def _root_files(own: Path) -> tuple[str, ...]:
+    """lamb's own files at the root of ``own`` (its shipped manifest names the model), not the wheels."""
+    try:
+        model = mf.read_shipped(own).model
+    except ManifestError:
+        return (layout.HANDLER_FILE, layout.MANIFEST_FILE)
+    return layout.root_files(Path(model.file).name, tuple(Path(p).name for p in model.external_data))
 
 
 def host_stand_in(task_root: Path, notes: list[str]) -> Path:

@@ -88,7 +88,7 @@ def target_args(target: Target, local_builds: bool = False) -> list[str]:
     """pip options that describe the target instead of this machine.
 
     ``local_builds`` also accepts ``linux_<machine>`` wheels: built on some Linux (say on Amazon
-    Linux itself, as the course's tflite_runtime wheels were) and tagged for nothing more. Only a
+    Linux itself, as the course's old runtime-library wheels were) and tagged for nothing more. Only a
     wheelhouse offers them (PyPI refuses them); the ELF audit then judges what they need.
     """
     args = [

@@ -1,12 +1,12 @@
-"""Prove that a ``.tflite`` computes what its Keras model computes, on the TFLite library Lambda will use.
+"""Prove that a converted model computes what its Keras model computes, on the runtime library Lambda will use.
 
 ``verify_model`` runs both models on the same inputs (seeded random pixels pushed through the
 model's preprocessing, and/or real images decoded by the very functions the deployed handler uses)
 and compares them output by output (``compare_outputs``, a pure function). The Keras side runs
-in this process, batched; the ``.tflite`` runs in a subprocess (``_tflite_runner.py``) on the
-TFLite library the artifact ships (``ai-edge-litert`` or ``tflite-runtime``), never on
-``tf.lite.Interpreter``: TensorFlow's own interpreter is always new enough for the converter that
-produced the model, the shipped library may not be.
+in this process, batched; the converted model runs in a subprocess (the runner script its runtime
+library's record names, ``lamb.runtime_lib``) on the library the artifact ships, never on
+TensorFlow's own interpreter: that is always new enough for the converter that produced the model,
+the shipped library may not be.
 
 The verdict is a ``VerifyReport`` and is written into the manifest, so ``lamb package`` can refuse
 a model that failed or was never verified. ``VerifyReport.raise_for_failure()`` raises
@@ -14,7 +14,7 @@ a model that failed or was never verified. ``VerifyReport.raise_for_failure()`` 
 
 Modules: ``tolerances`` (what counts as the same), ``compare`` (the pure comparison), ``inputs``
 (samples and images), ``signature`` (pairing the two models' inputs and outputs), ``runner`` (the
-TFLite library's environment and its runner process), ``step`` (``verify_model``), ``report`` and
+runtime library's environment and its runner process), ``step`` (``verify_model``), ``report`` and
 ``render``.
 """
 
@@ -23,12 +23,11 @@ from lamb.verify.inputs import DEFAULT_SAMPLES, DEFAULT_SEED, VerifyInputs, imag
 from lamb.verify.render import render_report
 from lamb.verify.report import OutputMismatch, VerifyReport
 from lamb.verify.step import verify_model
-from lamb.verify.tolerances import DEFAULT_TOLERANCES, ToleranceOverrides, Tolerances, default_tolerances
+from lamb.verify.tolerances import ToleranceOverrides, Tolerances, default_tolerances
 
 __all__ = [
     "DEFAULT_SAMPLES",
     "DEFAULT_SEED",
-    "DEFAULT_TOLERANCES",
     "Check",
     "OutputMetrics",
     "OutputMismatch",

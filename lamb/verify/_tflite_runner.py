@@ -2,11 +2,11 @@
 
 This file is executed as a script (``python -I -S _tflite_runner.py LIB MODULE MODEL [PATH ...]``),
 never imported by lamb: ``LIB`` is the library's distribution, ``MODULE`` what it imports as (both
-from ``lamb.tflite_lib``). It imports only the TFLite library, NumPy, the standard library and the
+from the library's record in ``lamb.runtime_lib.litert``). It imports only the LiteRT library, NumPy, the standard library and the
 shipped handler's quantization functions (what the Lambda artifact ships), so the numbers
 ``lamb verify`` compares are the numbers Lambda will compute. Running it in a separate process keeps TensorFlow (loaded by lamb for the Keras side) and
 the TFLite library out of each other's way, and lets the library live in a different environment
-(see ``lamb.tflite_lib.Library.needs``).
+(see ``lamb.runtime_lib.RuntimeLib.needs``).
 
 Protocol: one JSON object per line. The runner loads the library and the model, then writes
 ``{"event": "ready", ...signature...}`` (or ``{"event": "error", ...}``) and waits. lamb sends

@@ -67,7 +67,7 @@ class ModeAccuracy:
     """One preprocessing mode's accuracy on the labelled images (converted model or Keras)."""
 
     preprocess: str
-    model: str  # "tflite" | "keras"
+    model: str  # "converted" | "keras"
     images: int
     correct: int
     top1: float
@@ -92,7 +92,7 @@ class AccuracyReport:
     images: int
     classes: list[str]  # the labels the images carry, in the model's output order
     preprocess: str  # the recorded mode, the one the artifact's handler applies
-    tflite: ModeAccuracy
+    converted: ModeAccuracy  # the converted model, in the recorded mode
     keras: ModeAccuracy | None = None  # the source model on the same inputs
     modes: list[ModeAccuracy] = field(default_factory=list)  # every other mode, converted model
     better: str | None = None  # a mode clearly better than the recorded one
@@ -232,7 +232,7 @@ def judge_accuracy(report: AccuracyReport, model_path: Path) -> AccuracyReport:
     import os
 
     shown = os.path.relpath(model_path) if not os.path.relpath(model_path).startswith("../..") else str(model_path)
-    chosen = report.tflite
+    chosen = report.converted
     best = max(report.modes, key=lambda m: m.top1_low, default=None)
     if best is not None and best.top1_low > chosen.top1_high:
         report.better = best.preprocess
@@ -276,21 +276,21 @@ class LabeledRun:
     def others(self) -> list[np.ndarray]:
         return list(self.batches.values())[1:]
 
-    def report(self, tflite: list[np.ndarray], keras: list[np.ndarray] | None, main: int, top_k: int | None) -> AccuracyReport:
-        """``tflite``: the converted model's outputs on every input run (``main`` of the comparison,
+    def report(self, converted: list[np.ndarray], keras: list[np.ndarray] | None, main: int, top_k: int | None) -> AccuracyReport:
+        """``converted``: the converted model's outputs on every input run (``main`` of the comparison,
         the recorded batch last among them, then the other modes); ``keras``: its outputs on ``main``."""
         n = len(self.labeled)
         truth, names = self.labeled.truth, self.classes
-        scores = tflite[self.output]
+        scores = converted[self.output]
         modes = list(self.batches)
         chunks = [scores[main - n : main]] + [scores[main + i * n : main + (i + 1) * n] for i in range(len(modes) - 1)]
-        measured = [measure(c, truth, names, preprocess=m, model="tflite", top_k=top_k) for m, c in zip(modes, chunks)]
+        measured = [measure(c, truth, names, preprocess=m, model="converted", top_k=top_k) for m, c in zip(modes, chunks)]
         keras_acc = None
         if keras is not None:
             keras_acc = measure(keras[self.output][main - n : main], truth, names, preprocess=modes[0], model="keras", top_k=top_k)
         return AccuracyReport(
             folder=str(self.labeled.folder), images=n, classes=[names[i] for i in sorted(set(truth))], preprocess=modes[0],
-            tflite=measured[0], keras=keras_acc, modes=measured[1:], skipped=list(self.labeled.skipped),
+            converted=measured[0], keras=keras_acc, modes=measured[1:], skipped=list(self.labeled.skipped),
         )
 
 

@@ -26,13 +26,13 @@ class Check:
 
 @dataclass
 class OutputMetrics:
-    """How one output of the .tflite compares with the Keras model's."""
+    """How one output of the converted model compares with the Keras model's."""
 
     name: str  # the Keras output's name
-    tflite_name: str  # the signature key (or tensor name) on the TFLite side
+    model_name: str  # the signature key (or tensor name) on the converted side
     shape: list[int]  # per sample, without the batch dimension
     reference_range: float  # max - min of the Keras output over all samples
-    # None when the .tflite produced NaN/inf (no meaningful number; the "finite" check fails).
+    # None when the converted model produced NaN/inf (no meaningful number; the "finite" check fails).
     max_abs: float | None
     max_rel: float | None  # max_abs / reference_range; None when the reference is constant
     mean_abs: float | None
@@ -53,22 +53,22 @@ def compare_outputs(
     names: Sequence[str],
     tolerances: Tolerances,
     *,
-    tflite_names: Sequence[str] | None = None,
+    model_names: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
 ) -> tuple[list[OutputMetrics], list[Check], list[str]]:
     """Compare paired outputs (each ``(N, ...)``); return metrics, checks and failure sentences."""
     all_metrics: list[OutputMetrics] = []
     checks: list[Check] = []
     failures: list[str] = []
-    tflite_names = list(tflite_names or names)
-    for name, tname, ref_raw, out_raw in zip(names, tflite_names, reference, candidate):
+    model_names = list(model_names or names)
+    for name, tname, ref_raw, out_raw in zip(names, model_names, reference, candidate):
         ref = np.asarray(ref_raw, dtype=np.float64)
         out = np.asarray(out_raw, dtype=np.float64)
         n = ref.shape[0]
         if not np.all(np.isfinite(out)):
             bad = int(np.count_nonzero(~np.isfinite(out)))
             checks.append(Check(name, "finite", float(bad), 0.0, False))
-            failures.append(f"output {name!r}: the .tflite produced {bad} NaN/inf values")
+            failures.append(f"output {name!r}: the converted model produced {bad} NaN/inf values")
             all_metrics.append(OutputMetrics(name, tname, list(ref.shape[1:]), _range(ref), None, None, None, None))
             continue
         diff = np.abs(ref - out)
@@ -108,7 +108,7 @@ def compare_outputs(
                 what = _class_name(ref_top[first], labels), _class_name(out_top[first], labels)
                 failures.append(
                     f"output {name!r}: top-1 agreement {m.top1:.1%} is below {tolerances.min_top1:.1%} "
-                    f"({int((~agree).sum())} of {n} differ; sample {first}: Keras says {what[0]}, TFLite says {what[1]})"
+                    f"({int((~agree).sum())} of {n} differ; sample {first}: Keras says {what[0]}, the converted model says {what[1]})"
                 )
             k = tolerances.top_k
             if k is not None and k < ref.shape[1]:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lamb import quantization as quantization_modes
+from lamb import runtime_lib
 
 if TYPE_CHECKING:
     from lamb.verify.compare import Check, OutputMetrics
@@ -102,7 +102,7 @@ def judge(
     failures = list(failures)
     if failures:
         return Judgement(FAIL, False, bounds, failures=failures)
-    mode = quantization_modes.BY_NAME.get(quantization)
+    mode = runtime_lib.find_mode(quantization)
     if mode is not None and mode.calibrated and images == 0:
         failures.append(
             f"not enough evidence: an {quantization} model judged on random pixels alone proves little (they reach "

@@ -37,8 +37,8 @@ def render_report(report: VerifyReport) -> list[Any]:
         inputs.append(f"{report.images} image{'s' if report.images != 1 else ''}{skipped}")
     verdict = _VERDICTS.get(report.verdict) or ("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
     head = (
-        f"{verdict} {report.tflite_path.name} vs {report.keras_path.name} on "
-        f"{report.runtime_lib} {report.runtime_version}: {' + '.join(inputs) or 'no inputs'}, "
+        f"{verdict} {report.model_path.name} vs {report.keras_path.name} on "
+        f"{report.runtime_lib} {report.runtime_lib_version}: {' + '.join(inputs) or 'no inputs'}, "
         f"preprocess {report.preprocess}, {report.quantization} tolerances ({report.quantization_source})"
     )
     out: list[Any] = [Text.from_markup(head)]
@@ -92,20 +92,20 @@ def render_accuracy(acc: AccuracyReport) -> list[Any]:
     out: list[Any] = [Text(f"accuracy on {acc.images} labelled images in {acc.folder}{skipped}")]
     modes = Table(padding=(0, 1))
     for col, justify in (("model", "left"), ("preprocess", "left"), ("top-1", "right"), ("95 % bound", "right"),
-                         (f"top-{acc.tflite.k}" if acc.tflite.k > 1 else "top-k", "right"), ("", "left")):
+                         (f"top-{acc.converted.k}" if acc.converted.k > 1 else "top-k", "right"), ("", "left")):
         modes.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    rows = [acc.tflite, *([acc.keras] if acc.keras else []), *acc.modes]
+    rows = [acc.converted, *([acc.keras] if acc.keras else []), *acc.modes]
     for m in rows:
-        note = "recorded" if m is acc.tflite else ("[green]clearly better[/]" if m.preprocess == acc.better else "")
+        note = "recorded" if m is acc.converted else ("[green]clearly better[/]" if m.preprocess == acc.better else "")
         topk = f"{m.topk:.1%}" if m.topk is not None else "-"
         modes.add_row(m.model, m.preprocess, f"{m.top1:.1%}", f"{m.top1_low:.1%}-{m.top1_high:.1%}", topk, note)
     out.append(modes)
     per_class = Table(padding=(0, 1))
-    names = [c.label for c in acc.tflite.per_class]
+    names = [c.label for c in acc.converted.per_class]
     for col in ("class", "images", "top-1", "95 % bound", *names):
         per_class.add_column(col, justify="left" if col == "class" else "right", overflow="fold")
-    for c in acc.tflite.per_class:
-        row = acc.tflite.confusion.get(c.label, {})
+    for c in acc.converted.per_class:
+        row = acc.converted.confusion.get(c.label, {})
         counts = [str(row.get(name, 0) or "") for name in names]
         per_class.add_row(c.label, str(c.images), f"{c.top1:.0%}", f"{c.top1_low:.0%}-{c.top1_high:.0%}", *counts)
     out.append(Text(f"per class, preprocess {acc.preprocess} (columns after the bound: predicted class counts)", style="dim"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamb import runtime_lib
 from lamb.errors import VerificationFailed
 from lamb.manifest import Verification
 from lamb.quantization import Tolerances
@@ -18,15 +19,15 @@ class VerifyReport:
 
     passed: bool
     keras_path: Path
-    tflite_path: Path
-    tflite_sha256: str
+    model_path: Path
+    model_sha256: str
     manifest_path: Path | None
     quantization: str
-    quantization_source: str  # "manifest" | "inferred from the .tflite" | "given" | "default"
+    quantization_source: str  # "manifest" | "inferred from the converted model" | "given" | "default"
     preprocess: str
-    # The TFLite library the .tflite ran on (field names kept: they are the --json and manifest keys).
+    # The runtime library the converted model ran on.
     runtime_lib: str
-    runtime_version: str
+    runtime_lib_version: str
     runtime_python: str  # the interpreter the runner ran on, and where the library came from
     samples: int
     seed: int
@@ -36,7 +37,7 @@ class VerifyReport:
     outputs: list[OutputMetrics] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # one sentence per failed check
-    error: str | None = None  # the TFLite library could not load or run the model at all
+    error: str | None = None  # the runtime library could not load or run the model at all
     skipped: list[str] = field(default_factory=list)  # "<file>: <why>" for undecodable images
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
@@ -57,9 +58,9 @@ class VerifyReport:
     def to_verification(self) -> Verification:
         return Verification(
             passed=self.passed,
-            tflite_sha256=self.tflite_sha256,
+            model_sha256=self.model_sha256,
             runtime_lib=self.runtime_lib,
-            runtime_version=self.runtime_version,
+            runtime_lib_version=self.runtime_lib_version,
             samples=self.samples,
             images=self.images,
             skipped_images=self.skipped_images,
@@ -74,29 +75,29 @@ class VerifyReport:
 
 
 class OutputMismatch(VerificationFailed):
-    """The .tflite does not compute what the Keras model computes; carries the report."""
+    """The converted model does not compute what the Keras model computes; carries the report."""
 
     def __init__(self, report: VerifyReport):
         self.report = report
         if report.error:
             message = report.error
             hint = (
-                "ship a runtime library that can run the model (ai-edge-litert, lamb's default), or convert "
-                "with a TensorFlow no newer than the runtime library"
+                f"ship a runtime library that can run the model ({runtime_lib.default().name}, lamb's default), "
+                "or convert with a converter no newer than the runtime library"
             )
         elif report.accuracy is not None and report.accuracy.failures and report.accuracy.failures[0] == report.failures[0]:
-            message = f"{report.tflite_path.name} gives wrong answers: " + report.accuracy.failures[0]
+            message = f"{report.model_path.name} gives wrong answers: " + report.accuracy.failures[0]
             hint = (
                 f"re-run `lamb convert` with --preprocess {report.accuracy.better}, then `lamb verify` again"
                 if report.accuracy.better else "try a less aggressive --quantize mode, or check the images' labels"
             )
         elif report.verdict == "not enough evidence":
-            message = f"{report.tflite_path.name} is not proven to match {report.keras_path.name}: " + report.failures[0]
+            message = f"{report.model_path.name} is not proven to match {report.keras_path.name}: " + report.failures[0]
             hint = "lamb verify --images DIR with real images like those the function will see"
         else:
             first = report.failures[0] if report.failures else "a check failed"
             more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
-            message = f"{report.tflite_path.name} does not match {report.keras_path.name}: {first}{more}"
+            message = f"{report.model_path.name} does not match {report.keras_path.name}: {first}{more}"
             hint = (
                 "re-run `lamb convert`; if the model is quantized, a looser --atol/--rtol/--min-top1 "
                 "may be justified, or try a less aggressive --quantize mode"

@@ -1,12 +1,12 @@
-"""The TFLite library a Lambda artifact ships, and running a ``.tflite`` on it for ``lamb verify``.
+"""The runtime library a Lambda artifact ships, and running the converted model on it for ``lamb verify``.
 
-Which library (``pick_tflite_lib``: what ``lamb package`` would ship, as ``lamb.tflite_lib``
-chooses it), an environment that has it (``resolve_tflite_env``: lamb's own for ai-edge-litert, an
-isolated cached one for a library whose needs clash with lamb's, such as tflite-runtime and NumPy
-1.x), and a runner subprocess (``TFLiteRunner``, ``python -I -S _tflite_runner.py``) that imports
-only that library and NumPy, never TensorFlow. A library that cannot import, load or run the model
-raises ``TFLiteFailure``; ``explain_failure`` turns it into one sentence about what that means for
-the artifact.
+Which library (``pick_runtime_lib``: what ``lamb package`` would ship, as ``lamb.runtime_lib``
+chooses it), an environment that has it (``resolve_runtime_env``: lamb's own when its installation
+fits, an isolated cached one for a library whose needs clash with lamb's, such as a library built
+against NumPy 1.x), and a runner subprocess (``ModelRunner``, ``python -I -S RUNNER``, the script
+the library's record names) that imports only that library and NumPy, never TensorFlow. A library
+that cannot import, load or run the model raises ``RunnerFailure``; ``explain_failure`` turns it
+into one sentence about what that means for the artifact.
 """
 
 from __future__ import annotations
@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from lamb import tflite_lib
-from lamb.errors import DependencyError, TFLiteLibError
+from lamb import runtime_lib
+from lamb.errors import DependencyError, RuntimeLibError
 from lamb.manifest import Manifest
 
-# -- the TFLite library and its environment -----------------------------------------------------
+# -- the runtime library and its environment -----------------------------------------------------
 
 
 @dataclass
-class TFLiteEnv:
-    """Where and how the runner runs: an interpreter and the paths that hold the TFLite library."""
+class RuntimeEnv:
+    """Where and how the runner runs: an interpreter and the paths that hold the runtime library."""
 
     lib: str
     python: str
@@ -42,43 +42,45 @@ class TFLiteEnv:
     origin: str  # "lamb's environment" | "isolated environment at <dir>"
 
 
-def pick_tflite_lib(
-    lib: str | None = None, runtime: str | None = None, manifest: Manifest | None = None
-) -> tflite_lib.TFLiteLibChoice:
-    """The TFLite library to verify on, pinned, and why: what the artifact will ship.
+def pick_runtime_lib(
+    lib: str | None = None, runtime: str | None = None, manifest: Manifest | None = None, model_format: str | None = None,
+) -> runtime_lib.RuntimeLibChoice:
+    """The runtime library to verify on, pinned, and why: what the artifact will ship.
 
     ``runtime`` names a Lambda runtime (``python3.12``): the library ``lamb package`` would ship
     for it. Without one, ``lib`` alone picks that library's newest wheel for this machine, and with
-    neither the default target's choice is taken. A previous verification in the manifest is
-    ignored here: which library verify used is what it is meant to establish.
+    neither the default target's choice is taken, among the libraries that run ``model_format``
+    (default: the manifest's). A previous verification in the manifest is ignored here: which
+    library verify used is what it is meant to establish.
     """
     from lamb import targets
 
     if runtime is None and lib is not None:
-        return tflite_lib.choose_for_host(lib, targets.host_target())
+        return runtime_lib.choose_for_host(lib, targets.host_target())
     fresh = dataclasses.replace(manifest, verification=None) if manifest is not None else None
     target = targets.get_target(runtime)
     try:
-        choice = tflite_lib.choose(target, fresh, override=lib)
-    except TFLiteLibError:
+        choice = runtime_lib.choose(target, fresh, override=lib, model_format=model_format)
+    except RuntimeLibError:
         # A Flex model: no library can run it; verify on the default one and report that it fails.
-        default = tflite_lib.NAMES[0]
-        return tflite_lib.unpinned(default, f"no runtime library runs Flex models; tried the default, {default}")
+        runs = runtime_lib.for_format(model_format or runtime_lib.manifest_format(manifest) or "")
+        default = runs[0].name if runs else runtime_lib.default().name
+        return runtime_lib.unpinned(default, f"no runtime library runs Flex models; tried the default, {default}")
     return dataclasses.replace(choice, reason=f"{choice.requirement}, what `lamb package` ships for {target.name}")
 
 
-def resolve_tflite_env(lib: str, requirements: Sequence[str] = ()) -> TFLiteEnv:
+def resolve_runtime_env(lib: str, requirements: Sequence[str] = ()) -> RuntimeEnv:
     """Find (or build, once, under the lamb cache) an environment that has ``lib`` importable.
 
-    ai-edge-litert comes with lamb: its own installation is used when it satisfies the requirement.
-    A library with needs of its own (tflite-runtime's last release is built against NumPy 1.x and
-    lamb's environment has NumPy 2) always gets an isolated environment of Linux wheels for this
+    A library installed with lamb is used from lamb's own installation when it satisfies the
+    requirement. A library with needs of its own (one built against NumPy 1.x, while lamb's
+    environment has NumPy 2) always gets an isolated environment of Linux wheels for this
     machine's Python, installed the way the artifact's dependencies are
     (``lamb.package.wheels.install_for_target``).
     """
-    lib = tflite_lib.normalise_name(lib)
-    library = tflite_lib.LIBRARIES[lib]
-    requirements = list(requirements) or [tflite_lib.unpinned(lib, "").requirement]
+    lib = runtime_lib.normalise_name(lib)
+    library = runtime_lib.get(lib)
+    requirements = list(requirements) or [runtime_lib.unpinned(lib, "").requirement]
     if not library.needs and _installed_satisfies(lib, requirements[0]):
         import importlib.util
 
@@ -89,12 +91,12 @@ def resolve_tflite_env(lib: str, requirements: Sequence[str] = ()) -> TFLiteEnv:
             site = str(Path(spec.origin).parent.parent)
             if site not in paths:
                 paths.append(site)
-        return TFLiteEnv(lib, sys.executable, paths, "lamb's environment")
+        return RuntimeEnv(lib, sys.executable, paths, "lamb's environment")
     for need in library.needs:
         if not any(_dist(r) == _dist(need) for r in requirements):
             requirements.append(need)
     dest = _isolated_env(requirements)
-    return TFLiteEnv(lib, sys.executable, [str(dest)], f"isolated environment at {dest}")
+    return RuntimeEnv(lib, sys.executable, [str(dest)], f"isolated environment at {dest}")
 
 
 def _dist(requirement: str) -> str:
@@ -125,7 +127,7 @@ def _isolated_env(requirements: list[str]) -> Path:
     if target is None:
         raise DependencyError(
             f"cannot install {requirements[0]} here: no Lambda runtime matches this machine's Python {sys.version_info.major}.{sys.version_info.minor} on {os.uname().machine}",
-            "run lamb verify with a Python a Lambda runtime uses (3.10-3.14), or use --runtime-lib ai-edge-litert",
+            f"run lamb verify with a Python a Lambda runtime uses (3.10-3.14), or use --runtime-lib {runtime_lib.default().name}",
         )
     dest = wheels.cache_root() / "verify-runtimes" / f"{wheels.requirements_slug(requirements)}-{target.name}"
     return wheels.cached_tree(dest, lambda tmp: wheels.install_for_target(requirements, target, tmp))
@@ -133,12 +135,11 @@ def _isolated_env(requirements: list[str]) -> Path:
 
 # -- the runner process ---------------------------------------------------------------------------
 
-_RUNNER = Path(__file__).with_name("_tflite_runner.py")
 _HANDLER_DIR = Path(__file__).parent.parent / "handler"  # the runner (de)quantizes with the shipped handler's code
 
 
-class TFLiteFailure(Exception):
-    """The TFLite library could not import, load or run the model (internal; becomes report.error)."""
+class RunnerFailure(Exception):
+    """The runtime library could not import, load or run the model (internal; becomes report.error)."""
 
     def __init__(self, stage: str, message: str, stderr: str = ""):
         super().__init__(message)
@@ -147,15 +148,16 @@ class TFLiteFailure(Exception):
         self.stderr = stderr  # what the library printed: NumPy's ABI complaint lands only there
 
 
-class TFLiteRunner:
-    """The .tflite, loaded by the TFLite library in a subprocess that lives for one verification."""
+class ModelRunner:
+    """The converted model, loaded by the runtime library in a subprocess that lives for one verification."""
 
-    def __init__(self, env: TFLiteEnv, model: Path):
+    def __init__(self, env: RuntimeEnv, model: Path):
         self.env = env
         self.model = Path(model)
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives as long as the runner
-        module = tflite_lib.LIBRARIES[env.lib].module
-        cmd = [env.python, "-I", "-S", str(_RUNNER), env.lib, module, str(self.model), *env.paths, str(_HANDLER_DIR)]
+        lib = runtime_lib.get(env.lib)
+        runner = Path(__file__).with_name(lib.verify_runner)
+        cmd = [env.python, "-I", "-S", str(runner), env.lib, lib.module, str(self.model), *env.paths, str(_HANDLER_DIR)]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
         )
@@ -173,7 +175,7 @@ class TFLiteRunner:
         """Run the model on ``inputs``; ``on_progress(n)`` as each batch of ``n`` samples is done."""
         files = {}
         for i, (key, array) in enumerate(inputs.items()):
-            path = Path(workdir) / f"tflite_input_{i}.npy"
+            path = Path(workdir) / f"model_input_{i}.npy"
             np.save(path, np.ascontiguousarray(array, dtype=np.float32))
             files[key] = str(path)
         assert self._proc.stdin is not None
@@ -197,10 +199,10 @@ class TFLiteRunner:
             stderr = self._stderr_text()
             tail = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
             how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            raise TFLiteFailure(stage, f"the runtime process died ({how}): {tail[-1] if tail else 'no output'}", stderr)
+            raise RunnerFailure(stage, f"the runtime process died ({how}): {tail[-1] if tail else 'no output'}", stderr)
         event = json.loads(line)
         if event.get("event") == "error":
-            raise TFLiteFailure(event["stage"], f"{event['type']}: {event['message']}", self._stderr_text())
+            raise RunnerFailure(event["stage"], f"{event['type']}: {event['message']}", self._stderr_text())
         return event
 
     def _stderr_text(self) -> str:
@@ -220,15 +222,15 @@ class TFLiteRunner:
                 self._proc.wait()
         self._stderr.close()
 
-    def __enter__(self) -> TFLiteRunner:
+    def __enter__(self) -> ModelRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def explain_failure(lib: str, version: str, model: Path, failure: TFLiteFailure) -> str:
-    """One sentence: what the TFLite library said, and what it means for the artifact."""
+def explain_failure(lib: str, version: str, model: Path, failure: RunnerFailure) -> str:
+    """One sentence: what the runtime library said, and what it means for the artifact."""
     import re
 
     text = failure.message
@@ -263,7 +265,7 @@ def _short(text: str, limit: int = 240) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def lib_version(env: TFLiteEnv) -> str:
+def lib_version(env: RuntimeEnv) -> str:
     """The version of ``env.lib`` installed where the runner will import it from."""
     from importlib import metadata
 

@@ -1,7 +1,7 @@
-"""Lining up the two models' signatures before anything runs, and telling the .tflite's quantization.
+"""Lining up the two models' signatures before anything runs, and telling the converted model's quantization.
 
-The Keras side is read from the loaded model; the TFLite side from what the runner reports
-(``_tflite_runner.py``: the serving signature's keys, shapes and dtypes). Inputs and outputs are
+The Keras side is read from the loaded model; the converted side from what the runner reports
+(the runtime library's verify runner: the serving signature's keys, shapes and dtypes). Inputs and outputs are
 paired by name, counts and shapes must agree, or the two files are not one model converted.
 """
 
@@ -18,19 +18,19 @@ from lamb.manifest import format_shape
 
 @dataclass
 class PairedSignature:
-    """Each Keras input and output beside its TFLite counterpart, in the Keras model's order."""
+    """Each Keras input and output beside its converted counterpart, in the Keras model's order."""
 
-    input_keys: list[str]  # the TFLite signature key of each Keras input
-    input_shapes: list[list[int]]  # per sample, from the .tflite: concrete where Keras may leave dimensions open
+    input_keys: list[str]  # the converted model's signature key of each Keras input
+    input_shapes: list[list[int]]  # per sample, from the converted model: concrete where Keras may leave dimensions open
     output_names: list[str]  # the Keras outputs' names
-    output_keys: list[str]  # the TFLite signature key of each Keras output
+    output_keys: list[str]  # the converted model's signature key of each Keras output
     output_shapes: list[list[int | None]]  # per sample, as Keras declares them
 
 
-def pair_signatures(loaded: Any, info: dict[str, Any], keras_path: Path, tflite_path: Path) -> PairedSignature:
+def pair_signatures(loaded: Any, info: dict[str, Any], keras_path: Path, model_path: Path) -> PairedSignature:
     """Pair the models' inputs and outputs; InputError when their counts or shapes differ."""
     k_in_names, k_in_shapes, k_out_names, k_out_shapes = keras_signature(loaded)
-    models = (keras_path.name, tflite_path.name)
+    models = (keras_path.name, model_path.name)
     _check_count("input", k_in_names, info["inputs"], models)
     _check_count("output", k_out_names, info["outputs"], models)
     ins = _match("input", k_in_names, k_in_shapes, info["inputs"], models)
@@ -48,23 +48,23 @@ def _check_count(what: str, names: list[str], specs: list[dict[str, Any]], model
     if len(names) != len(specs):
         raise InputError(
             f"the models' signatures differ: {models[0]} has {len(names)} {what}s, {models[1]} has {len(specs)}",
-            "verify a .tflite against the Keras model it was converted from",
+            "verify a converted model against the Keras model it was converted from",
         )
 
 
 def _match(
     what: str, names: list[str], shapes: list[list[int | None]], specs: list[dict[str, Any]], models: tuple[str, str]
 ) -> list[dict[str, Any]]:
-    """The TFLite spec of each Keras input (``what="input"``) or output, checked for shape."""
-    keras_name, tflite_name = models
+    """The converted model's spec of each Keras input (``what="input"``) or output, checked for shape."""
+    keras_name, model_name = models
     paired = [specs[j] for j in _pair(names, [t["key"] for t in specs], what)]
     for name, shape, spec in zip(names, shapes, paired):
         tshape = spec["shape"][1:]
         if not _shapes_agree(shape, tshape):
             raise InputError(
                 f"the models' {what}s differ: {keras_name} {what} {name!r} is {format_shape(shape)}, "
-                f"{tflite_name} {what} {spec['key']!r} is {format_shape(tshape)}",
-                "verify a .tflite against the Keras model it was converted from",
+                f"{model_name} {what} {spec['key']!r} is {format_shape(tshape)}",
+                "verify a converted model against the Keras model it was converted from",
             )
     return paired
 
@@ -82,8 +82,8 @@ def check_labels(labels: Sequence[str] | None, paired: PairedSignature) -> None:
         )
 
 
-def _shapes_agree(keras_shape: Sequence[int | None], tflite_shape: Sequence[int]) -> bool:
-    return len(keras_shape) == len(tflite_shape) and all(k is None or k == t for k, t in zip(keras_shape, tflite_shape))
+def _shapes_agree(keras_shape: Sequence[int | None], model_shape: Sequence[int]) -> bool:
+    return len(keras_shape) == len(model_shape) and all(k is None or k == t for k, t in zip(keras_shape, model_shape))
 
 
 def keras_signature(loaded: Any) -> tuple[list[str], list[list[int | None]], list[str], list[list[int | None]]]:
@@ -109,8 +109,8 @@ def keras_signature(loaded: Any) -> tuple[list[str], list[list[int | None]], lis
     return in_names, [tshape(ins[n]) for n in in_names], out_names, [tshape(outs[n]) for n in out_names]
 
 
-def _pair(keras_names: list[str], tflite_keys: list[str], what: str) -> list[int]:
-    """For each Keras input/output, the index of its TFLite counterpart.
+def _pair(keras_names: list[str], model_keys: list[str], what: str) -> list[int]:
+    """For each Keras input/output, the index of its converted counterpart.
 
     The converter names signature entries after the Keras outputs (tf_keras: sorted layer names)
     or ``output_0``, ``output_1``, ... in Keras order (Keras 3); either way the interpreter's own
@@ -121,12 +121,12 @@ def _pair(keras_names: list[str], tflite_keys: list[str], what: str) -> list[int
     # lamb convert names signature entries after the Keras names, cleaned to valid tensor names.
     cleaned = [signature_key(n) for n in keras_names]
     for names in (keras_names, cleaned):
-        if sorted(names) == sorted(tflite_keys) and len(set(names)) == len(names):
-            return [tflite_keys.index(n) for n in names]
+        if sorted(names) == sorted(model_keys) and len(set(names)) == len(names):
+            return [model_keys.index(n) for n in names]
     prefix = "output_" if what == "output" else "args_"
-    indexed = {f"{prefix}{i}": i for i in range(len(tflite_keys))}
-    if set(tflite_keys) == set(indexed):
-        return [tflite_keys.index(f"{prefix}{i}") for i in range(len(keras_names))]
+    indexed = {f"{prefix}{i}": i for i in range(len(model_keys))}
+    if set(model_keys) == set(indexed):
+        return [model_keys.index(f"{prefix}{i}") for i in range(len(keras_names))]
     return list(range(len(keras_names)))
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from lamb import manifest as manifest_mod
 from lamb import quantization as quantization_modes
+from lamb import runtime_lib
 from lamb.errors import InputError
 from lamb.manifest import Manifest
 from lamb.progress import SILENT, current
@@ -23,13 +24,13 @@ from lamb.verify.evidence import Judgement, judge_outputs
 from lamb.verify.inputs import VerifyInputs, build_inputs
 from lamb.verify.report import VerifyReport
 from lamb.verify.runner import (
-    TFLiteEnv,
-    TFLiteFailure,
-    TFLiteRunner,
+    ModelRunner,
+    RunnerFailure,
+    RuntimeEnv,
     explain_failure,
     lib_version,
-    pick_tflite_lib,
-    resolve_tflite_env,
+    pick_runtime_lib,
+    resolve_runtime_env,
 )
 from lamb.verify.signature import PairedSignature, check_labels, infer_quantization, pair_signatures
 from lamb.verify.tolerances import ToleranceOverrides, default_tolerances
@@ -39,64 +40,64 @@ KERAS_BATCH = 32  # Keras runs batched; 32 bounds memory on a 299x299 model (~1 
 
 def verify_model(
     keras_model: Path | None = None,
-    tflite_model: Path | None = None,
+    converted_model: Path | None = None,
     *,
     manifest_path: Path | None = None,
     inputs: VerifyInputs | None = None,
     tolerances: ToleranceOverrides | None = None,
     labels: list[str] | None = None,
     quantization: str | None = None,
-    tflite_lib: str | None = None,
+    runtime_lib_name: str | None = None,
     runtime: str | None = None,
     allow_unsafe_lambda: bool = False,
 ) -> VerifyReport:
-    """Run the Keras model and the .tflite on the same inputs and compare them output by output.
+    """Run the Keras model and the converted model on the same inputs and compare them output by output.
 
     With no paths, the manifest in the current directory names both models. ``inputs`` says what
     to feed both (random samples, images, or both); ``tolerances`` overrides the quantization
-    mode's defaults. The .tflite runs on ``tflite_lib`` (default: the library ``lamb package``
+    mode's defaults. The converted model runs on ``runtime_lib_name`` (default: the library ``lamb package``
     ships for ``runtime``, the newest Lambda runtime by default). The verdict is written into the
     manifest when there is one. Raises ``LambError`` for bad input; a mismatch or a library that
     cannot run the model is a report with ``passed=False`` (``report.raise_for_failure()`` turns
     it into ``OutputMismatch``).
     """
-    run = _prepare(keras_model, tflite_model, manifest_path, inputs or VerifyInputs(), labels)
+    run = _prepare(keras_model, converted_model, manifest_path, inputs or VerifyInputs(), labels)
     overrides = tolerances or ToleranceOverrides()
     # Cheap checks first: a typo in a tolerance should not cost a model load.
-    default_tolerances(quantization or quantization_modes.DEFAULT, overrides)
+    default_tolerances(quantization or quantization_modes.DEFAULT, overrides, run.format)
 
     t0 = time.perf_counter()
-    choice = pick_tflite_lib(tflite_lib, runtime, run.manifest)
-    run.env = resolve_tflite_env(choice.name, choice.requirements)
+    choice = pick_runtime_lib(runtime_lib_name, runtime, run.manifest, run.format.name)
+    run.env = resolve_runtime_env(choice.name, choice.requirements)
     run.notes.append(f"runtime library: {choice.reason}")
     run.timings["runtime_env"] = time.perf_counter() - t0
 
-    # Start the library first: it loads the .tflite while this process imports TensorFlow and
+    # Start the library first: it loads the model while this process imports TensorFlow and
     # loads the Keras model (two cores, two processes).
     progress = current()
-    with TFLiteRunner(run.env, run.tflite_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
-        progress.phase(f"loading the Keras model, and the .tflite on {choice.name}")
+    with ModelRunner(run.env, run.model_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
+        progress.phase(f"loading the Keras model, and the {run.format.suffix} on {choice.name}")
         loaded = _load_keras(run, allow_unsafe_lambda)
         try:
             info = runner.wait_ready()
-        except TFLiteFailure as failure:
+        except RunnerFailure as failure:
             quant, source = _quantization(quantization, run.manifest, None)
-            tol = default_tolerances(quant, overrides)
+            tol = default_tolerances(quant, overrides, run.format)
             return run.failed(failure, lib_version(run.env), quantization=quant, quantization_source=source, tolerances=tol)
         # Measured inside the runner: it overlaps the Keras load, so wall time here would mislead.
-        run.timings["tflite_load"] = float(info.get("import_s", 0.0)) + float(info.get("load_s", 0.0))
+        run.timings["model_load"] = float(info.get("import_s", 0.0)) + float(info.get("load_s", 0.0))
 
         quant, quant_source = _quantization(quantization, run.manifest, info)
-        tol = default_tolerances(quant, overrides)
+        tol = default_tolerances(quant, overrides, run.format)
 
-        paired = pair_signatures(loaded, info, run.keras_path, run.tflite_path)
+        paired = pair_signatures(loaded, info, run.keras_path, run.model_path)
         check_labels(run.labels, paired)
         labeled = _labeled(run, paired)
         arrays, used_images, skipped = build_inputs(
             paired.input_shapes, run.inputs, run.samples, run.preprocess, labeled.recorded if labeled else None
         )
 
-        # Keras here, then the .tflite in the runner. One after the other, not overlapped: both
+        # Keras here, then the converted model in the runner. One after the other, not overlapped: both
         # use every core, and on two cores running them together was 15 % slower (thread
         # oversubscription; see benchmarks/bench_verify.py).
         progress.phase(f"Keras: {len(arrays[0])} inputs", total=len(arrays[0]))
@@ -111,21 +112,21 @@ def verify_model(
         progress.phase(f"{choice.name} {version}: {len(arrays[0])} inputs", total=len(arrays[0]))
         try:
             fed = [np.concatenate([arrays[0], *labeled.others()])] if labeled else arrays
-            tflite_outputs, answer = runner.run(dict(zip(paired.input_keys, fed)), Path(workdir), on_progress=progress.advance)
-        except TFLiteFailure as failure:
-            run.timings["tflite_run"] = time.perf_counter() - t0
+            model_outputs, answer = runner.run(dict(zip(paired.input_keys, fed)), Path(workdir), on_progress=progress.advance)
+        except RunnerFailure as failure:
+            run.timings["model_run"] = time.perf_counter() - t0
             return run.failed(failure, version, **common)
-        run.timings["tflite_run"] = time.perf_counter() - t0
-        run.timings["tflite_invoke"] = float(answer.get("invoke_s", 0.0))
+        run.timings["model_run"] = time.perf_counter() - t0
+        run.timings["model_invoke"] = float(answer.get("invoke_s", 0.0))
 
-        accuracy = _accuracy(run, labeled, paired, tflite_outputs, reference, len(arrays[0]), tol.top_k)
-        tflite_outputs = {key: out[: len(arrays[0])] for key, out in tflite_outputs.items()}
-        metrics, checks, judged = _judge(run, paired, tflite_outputs, reference, tol, quant, common["images"])
+        accuracy = _accuracy(run, labeled, paired, model_outputs, reference, len(arrays[0]), tol.top_k)
+        model_outputs = {key: out[: len(arrays[0])] for key, out in model_outputs.items()}
+        metrics, checks, judged = _judge(run, paired, model_outputs, reference, tol, quant, common["images"])
     failures = judged.failures + (accuracy.failures if accuracy else [])
     passed = judged.passed and not failures
     result = run.report(
         passed=passed, verdict=judged.verdict if passed or judged.failures else "fail", warnings=judged.warnings,
-        runtime_version=version, outputs=metrics, checks=checks, failures=failures, accuracy=accuracy, **common,
+        runtime_lib_version=version, outputs=metrics, checks=checks, failures=failures, accuracy=accuracy, **common,
     )
     assert len(arrays[0]) == result.samples + result.images
     return run.finish(result)
@@ -136,8 +137,8 @@ class _Run:
     """One verification's settled facts, shared by its phases."""
 
     keras_path: Path
-    tflite_path: Path
-    tflite_sha256: str
+    model_path: Path
+    model_sha256: str
     manifest_path: Path | None
     manifest: Manifest | None
     inputs: VerifyInputs
@@ -145,28 +146,29 @@ class _Run:
     preprocess: str
     labels: list[str] | None
     record: bool  # write the verdict into the manifest
+    format: runtime_lib.ModelFormat
     notes: list[str]
     started: float
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
-    env: TFLiteEnv | None = None
+    env: RuntimeEnv | None = None
 
     def report(self, **kw: Any) -> VerifyReport:
         assert self.env is not None
         self.timings["total"] = time.perf_counter() - self.started
         return VerifyReport(
-            keras_path=self.keras_path, tflite_path=self.tflite_path, tflite_sha256=self.tflite_sha256,
+            keras_path=self.keras_path, model_path=self.model_path, model_sha256=self.model_sha256,
             manifest_path=self.manifest_path, preprocess=self.preprocess, runtime_lib=self.env.lib,
             runtime_python=f"{self.env.python} ({self.env.origin})", samples=self.samples, seed=self.inputs.seed,
             notes=self.notes, timings=self.timings, **kw,
         )
 
-    def failed(self, failure: TFLiteFailure, version: str, *, tolerances: Tolerances, **kw: Any) -> VerifyReport:
+    def failed(self, failure: RunnerFailure, version: str, *, tolerances: Tolerances, **kw: Any) -> VerifyReport:
         """The library could not load or run the model: a failed verdict carrying the reason."""
         assert self.env is not None
-        error = explain_failure(self.env.lib, version, self.tflite_path, failure)
+        error = explain_failure(self.env.lib, version, self.model_path, failure)
         kw.setdefault("images", 0)
         kw.setdefault("skipped_images", 0)
-        result = self.report(passed=False, runtime_version=version, tolerances=tolerances, error=error, failures=[error], **kw)
+        result = self.report(passed=False, runtime_lib_version=version, tolerances=tolerances, error=error, failures=[error], **kw)
         return self.finish(result)
 
     def finish(self, result: VerifyReport) -> VerifyReport:
@@ -178,7 +180,7 @@ class _Run:
 
 
 def _prepare(
-    keras_model: Path | None, tflite_model: Path | None, manifest_path: Path | None, inputs: VerifyInputs,
+    keras_model: Path | None, converted_model: Path | None, manifest_path: Path | None, inputs: VerifyInputs,
     labels: list[str] | None,
 ) -> _Run:
     """Resolve the files and settle every option that can be settled before a model loads."""
@@ -186,7 +188,7 @@ def _prepare(
 
     started = time.perf_counter()
     notes: list[str] = []
-    keras_path, tflite_path, manifest_path, manifest = _resolve_paths(keras_model, tflite_model, manifest_path)
+    keras_path, model_path, manifest_path, manifest = _resolve_paths(keras_model, converted_model, manifest_path)
     preprocess = inputs.preprocess
     if preprocess is None:
         if manifest is not None:
@@ -208,13 +210,13 @@ def _prepare(
         labels = manifest.labels
     samples = inputs.sample_count()
 
-    tflite_sha256 = manifest_mod.sha256_file(tflite_path)
-    if manifest is not None and manifest.tflite_sha256 != tflite_sha256:
-        notes.append(f"{tflite_path.name} changed since `lamb convert` wrote the manifest; verifying the file as it is now")
+    model_sha256 = manifest_mod.sha256_file(model_path)
+    if manifest is not None and manifest.model.sha256 != model_sha256:
+        notes.append(f"{model_path.name} changed since `lamb convert` wrote the manifest; verifying the file as it is now")
     return _Run(
-        keras_path=keras_path, tflite_path=tflite_path, tflite_sha256=tflite_sha256, manifest_path=manifest_path,
+        keras_path=keras_path, model_path=model_path, model_sha256=model_sha256, manifest_path=manifest_path,
         manifest=manifest, inputs=inputs, samples=samples, preprocess=preprocess, labels=labels, record=record,
-        notes=notes, started=started,
+        notes=notes, started=started, format=_format_of(model_path, manifest),
     )
 
 
@@ -227,7 +229,7 @@ def _labeled(run: _Run, paired: PairedSignature) -> LabeledRun | None:
 
 
 def _accuracy(
-    run: _Run, labeled: LabeledRun | None, paired: PairedSignature, tflite_outputs: dict[str, np.ndarray],
+    run: _Run, labeled: LabeledRun | None, paired: PairedSignature, model_outputs: dict[str, np.ndarray],
     reference: list[np.ndarray], main: int, top_k: int | None,
 ) -> AccuracyReport | None:
     """The labelled images' accuracy in every mode, judged (lamb.verify.accuracy)."""
@@ -235,7 +237,7 @@ def _accuracy(
         return None
     from lamb.verify.accuracy import judge_accuracy
 
-    scores = [tflite_outputs[key] for key in paired.output_keys]
+    scores = [model_outputs[key] for key in paired.output_keys]
     report = labeled.report(scores, reference, main, top_k)
     return judge_accuracy(report, run.keras_path)
 
@@ -252,15 +254,15 @@ def _predict_keras(run: _Run, loaded: Any, arrays: list[np.ndarray]) -> list[np.
 
 
 def _judge(
-    run: _Run, paired: PairedSignature, tflite_outputs: dict[str, np.ndarray], reference: list[np.ndarray],
+    run: _Run, paired: PairedSignature, model_outputs: dict[str, np.ndarray], reference: list[np.ndarray],
     tol: Tolerances, quant: str, images: int,
 ) -> tuple[list[OutputMetrics], list[Check], Judgement]:
     """Compare the outputs pair by pair, then weigh what the inputs can carry."""
     t0 = time.perf_counter()
-    candidate = [tflite_outputs[key] for key in paired.output_keys]
+    candidate = [model_outputs[key] for key in paired.output_keys]
     reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(reference, candidate)]
     metrics, checks, failures = compare_outputs(
-        reference, candidate, paired.output_names, tol, tflite_names=paired.output_keys, labels=run.labels
+        reference, candidate, paired.output_names, tol, model_names=paired.output_keys, labels=run.labels
     )
     # How much the inputs can carry: the top-1 rate's 95 % lower bound, int8 on random pixels alone.
     judged = judge_outputs(metrics, checks, failures, len(candidate[0]), tol.min_top1, quantization=quant, images=images)
@@ -296,7 +298,7 @@ def _quantization(given: str | None, manifest: Manifest | None, info: dict[str, 
         return manifest.quantization, "manifest"
     if info is None:  # the library could not even load the model to say
         return quantization_modes.DEFAULT, "default"
-    return infer_quantization(info), "inferred from the .tflite"
+    return infer_quantization(info), "inferred from the converted model"
 
 
 def predict_batched(loaded: Any, inputs: list[np.ndarray], on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
@@ -338,37 +340,47 @@ def _batch_callback(loaded: Any, n: int, on_batch: Callable[[int], None]) -> Any
     return callbacks.LambdaCallback(on_predict_batch_end=batch_end)
 
 def _resolve_paths(
-    keras_model: Path | None, tflite_model: Path | None, manifest_path: Path | None
+    keras_model: Path | None, converted_model: Path | None, manifest_path: Path | None
 ) -> tuple[Path, Path, Path | None, Manifest | None]:
     manifest: Manifest | None = None
-    if manifest_path is None and keras_model is None and tflite_model is None:
+    if manifest_path is None and keras_model is None and converted_model is None:
         manifest_path = manifest_mod.find()
-    if manifest_path is None and tflite_model is not None:
-        beside = manifest_mod.manifest_path_for(Path(tflite_model))
+    if manifest_path is None and converted_model is not None:
+        beside = manifest_mod.manifest_path_for(Path(converted_model))
         if beside.is_file():
             candidate = manifest_mod.read(beside)
-            if candidate.tflite_path(beside).resolve() == Path(tflite_model).resolve():
+            if candidate.model_path(beside).resolve() == Path(converted_model).resolve():
                 manifest_path = beside
     if manifest_path is not None:
         manifest_path = Path(manifest_path)
         manifest = manifest_mod.read(manifest_path)
         keras_model = Path(keras_model) if keras_model is not None else manifest.source_path(manifest_path)
-        tflite_model = Path(tflite_model) if tflite_model is not None else manifest.tflite_path(manifest_path)
-    if keras_model is None or tflite_model is None:
+        converted_model = Path(converted_model) if converted_model is not None else manifest.model_path(manifest_path)
+    if keras_model is None or converted_model is None:
         raise InputError(
-            "name both models: lamb verify MODEL.h5 MODEL.tflite",
+            f"name both models: lamb verify MODEL.h5 MODEL{runtime_lib.default().format.suffix}",
             "or run `lamb verify` with no arguments where `lamb convert` wrote its manifest",
         )
-    keras_model, tflite_model = Path(keras_model), Path(tflite_model)
+    keras_model, converted_model = Path(keras_model), Path(converted_model)
     if not keras_model.exists():
         raise InputError(f"no Keras model at {keras_model}", "check the path (the manifest records where the source was)")
-    if not tflite_model.is_file():
-        raise InputError(f"no .tflite at {tflite_model}", "run `lamb convert MODEL` to produce it, or check the path")
-    with open(tflite_model, "rb") as f:
-        head = f.read(8)
-    if len(head) < 8 or head[4:8] != b"TFL3":
-        raise InputError(
-            f"{tflite_model} is not a TensorFlow Lite model (no TFL3 identifier)",
-            "pass the .tflite that `lamb convert` wrote",
-        )
-    return keras_model, tflite_model, manifest_path, manifest
+    fmt = _format_of(converted_model, manifest)
+    if not converted_model.is_file():
+        raise InputError(f"no {fmt.suffix} at {converted_model}", "run `lamb convert MODEL` to produce it, or check the path")
+    if fmt.magic is not None:
+        offset, magic = fmt.magic
+        with open(converted_model, "rb") as f:
+            head = f.read(offset + len(magic))
+        if head[offset:] != magic:
+            raise InputError(
+                f"{converted_model} is not {fmt.title} model (no {magic.decode()} identifier)",
+                f"pass the {fmt.suffix} that `lamb convert` wrote",
+            )
+    return keras_model, converted_model, manifest_path, manifest
+
+
+def _format_of(path: Path, manifest: Manifest | None) -> runtime_lib.ModelFormat:
+    """The model format of ``path``: the manifest's, else the one its suffix names, else the default."""
+    if manifest is not None:
+        return runtime_lib.model_format(manifest.model.format)
+    return runtime_lib.format_for_suffix(path.suffix) or runtime_lib.default().format

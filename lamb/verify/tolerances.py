@@ -6,12 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from lamb import quantization
+from lamb import runtime_lib
 from lamb.errors import InputError
 from lamb.quantization import Tolerances
-
-#: Each quantization mode's defaults, from its row in ``lamb.quantization.MODES`` (with their sources).
-DEFAULT_TOLERANCES: dict[str, Tolerances] = {mode.name: mode.tolerances for mode in quantization.MODES}
 
 
 @dataclass(frozen=True)
@@ -46,10 +43,14 @@ class ToleranceOverrides:
         return dataclasses.replace(base, **given)
 
 
-def default_tolerances(mode: str, overrides: ToleranceOverrides | None = None) -> Tolerances:
-    """The mode's defaults with any explicit value laid over them."""
+def default_tolerances(
+    mode: str, overrides: ToleranceOverrides | None = None, fmt: runtime_lib.ModelFormat | None = None,
+) -> Tolerances:
+    """The defaults of ``fmt``'s mode (each on its row in the format's record, with their sources;
+    default: the default library's format) with any explicit value laid over them."""
+    fmt = fmt or runtime_lib.default().format
     try:
-        base = DEFAULT_TOLERANCES[mode]
+        base = fmt.mode(mode).tolerances
     except KeyError:
-        raise InputError(f"unknown quantization mode {mode!r}", f"use one of: {', '.join(quantization.NAMES)}") from None
+        raise InputError(f"unknown quantization mode {mode!r}", f"use one of: {', '.join(fmt.mode_names)}") from None
     return (overrides or ToleranceOverrides()).over(base)

@@ -1,5 +1,14 @@
-"""Driving TensorFlow's ``TFLiteConverter``: the model wrapped as one function, the quantization
-mode's settings (``lamb.quantization``), and the retry with TF Select ops that ``--allow-flex`` allows.
+"""The ``tflite`` format's converter (``lamb.convert.engine``): TensorFlow's ``TFLiteConverter``.
+
+The model wrapped as one function, the quantization mode's settings (LiteRT's modes in
+``lamb.runtime_lib.litert``), the retry with TF Select ops that ``--allow-flex`` allows, and the
+signature read back from the flatbuffer with LiteRT.
+
+Why ``from_concrete_functions`` and not ``from_keras_model``: on Keras 3 models the latter exports
+a temporary SavedModel (printing its endpoints to stdout), names outputs ``output_0``, and cannot
+apply ``--input-shape`` to a model with open spatial dimensions. The concrete function path costs
+the same, works the same way for all three loaders, and gives the TFLite signature the model's own
+input and output names, which the manifest records and later steps use.
 """
 
 from __future__ import annotations
@@ -10,22 +19,38 @@ import io
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from lamb import manifest as mf
+from lamb.convert.engine import Converted, Export
 from lamb.convert.load import LoadedModel
 from lamb.convert.signature import InputSpec, clean_name
 from lamb.errors import ConversionError
 from lamb.quantization import Mode
 
+FORMAT = "tflite"
 
-@dataclass
-class Export:
-    """A model loaded once and wrapped for the converter once: several conversions share it (lamb compare)."""
 
-    loaded: LoadedModel
-    make_converter: Callable[[], Any]  # a fresh TFLiteConverter per call (what converter_factory yields)
-    output_names: list[str]
+@contextlib.contextmanager
+def export(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[Export]:
+    """The model wrapped once; its ``handle`` makes a fresh TFLiteConverter per conversion."""
+    with converter_factory(loaded, inputs) as (make_converter, names):
+        yield Export(loaded, FORMAT, names, make_converter)
+
+
+def convert(
+    exported: Export, inputs: list[InputSpec], mode: Mode, representative: Any, *, allow_flex: bool, int8_io: bool,
+) -> Converted:
+    """The flatbuffer in ``mode``, and its signature as LiteRT reads it back; ConversionError if refused."""
+    flatbuffer, flex_ops = run_converter(exported.handle, mode, representative, allow_flex, int8_io)
+    notes = []
+    if flex_ops:
+        notes.append(
+            f"converted with TF Select (Flex) ops {', '.join(flex_ops)}: the slim LiteRT/tflite-runtime "
+            "builds cannot run this model"
+        )
+    in_specs, out_specs = describe(flatbuffer, [s.name for s in inputs], exported.output_names)
+    return Converted(flatbuffer, in_specs, out_specs, flex_ops=flex_ops, notes=notes)
 
 
 @contextlib.contextmanager
@@ -206,3 +231,33 @@ def _converter_summary(text: str) -> str:
             return match.group(1).strip()[:200]
     first = text.strip().splitlines()[0] if text.strip() else "unknown error"
     return first[:200]
+
+
+def describe(flatbuffer: bytes, input_names: list[str], output_names: list[str]) -> tuple[list[mf.TensorSpec], list[mf.TensorSpec]]:
+    """The signature as LiteRT reports it (names, shapes, dtypes, quantization)."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    # Only reads metadata: no allocate_tensors(), so a model with Flex ops can be described too.
+    interpreter = Interpreter(model_content=flatbuffer)
+    runner = interpreter.get_signature_runner("serving_default")
+
+    def specs(details: dict, order: list[str]) -> list[mf.TensorSpec]:
+        names = [n for n in order if n in details] + sorted(set(details) - set(order))
+        out = []
+        for name in names:
+            d = details[name]
+            scale, zero_point = d["quantization"]
+            quantized = np.dtype(d["dtype"]).kind in "iu" and scale != 0.0
+            out.append(
+                mf.TensorSpec(
+                    name=name,
+                    shape=[int(x) for x in d["shape_signature"]],
+                    dtype=np.dtype(d["dtype"]).name,
+                    scale=float(scale) if quantized else None,
+                    zero_point=int(zero_point) if quantized else None,
+                )
+            )
+        return out
+
+    return specs(runner.get_input_details(), input_names), specs(runner.get_output_details(), output_names)

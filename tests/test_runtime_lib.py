@@ -1,4 +1,4 @@
-"""Choosing the TFLite library per target, from the measured wheel table."""
+"""lamb.runtime_lib: the records, and choosing the runtime library per target from the measured wheel table."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from lamb import targets, tflite_lib
-from lamb.errors import DependencyError, InputError, TFLiteLibError
+from lamb import runtime_lib, targets
+from lamb.errors import DependencyError, InputError, RuntimeLibError
 from lamb.manifest import Verification
 from lamb.package import wheels
 
@@ -23,7 +23,7 @@ def _verified(lib, version):
 
 
 def test_python312_gets_litert_2(converted_tiny):
-    choice = tflite_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest)
+    choice = runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest)
     assert (choice.name, choice.requirement, choice.module) == ("ai-edge-litert", "ai-edge-litert==2.3.0", "ai_edge_litert")
     assert choice.extra_requirements == []
     assert "python3.12" in choice.reason
@@ -31,13 +31,13 @@ def test_python312_gets_litert_2(converted_tiny):
 
 def test_python311_gets_litert_1_4_because_2x_needs_glibc_227(converted_tiny):
     for arch in ("x86_64", "arm64"):
-        choice = tflite_lib.choose(targets.get_target("python3.11", arch), converted_tiny.manifest)
+        choice = runtime_lib.choose(targets.get_target("python3.11", arch), converted_tiny.manifest)
         assert choice.requirement == "ai-edge-litert==1.4.0"
 
 
 def test_verified_library_is_kept_when_the_target_has_it(converted_tiny):
     m = _manifest(converted_tiny, verification=_verified("tflite-runtime", "2.14.0"))
-    choice = tflite_lib.choose(targets.get_target("python3.11"), m)
+    choice = runtime_lib.choose(targets.get_target("python3.11"), m)
     assert choice.requirement == "tflite-runtime==2.14.0"
     assert choice.extra_requirements == ["numpy<2"]  # its extension is built against NumPy 1.x
     assert "verify" in choice.reason
@@ -45,32 +45,32 @@ def test_verified_library_is_kept_when_the_target_has_it(converted_tiny):
 
 def test_verified_library_without_wheels_falls_back_and_says_so(converted_tiny):
     m = _manifest(converted_tiny, verification=_verified("tflite-runtime", "2.14.0"))
-    choice = tflite_lib.choose(targets.get_target("python3.12"), m)
+    choice = runtime_lib.choose(targets.get_target("python3.12"), m)
     assert choice.name == "ai-edge-litert"
     assert "tflite-runtime 2.14.0" in choice.reason and "has none" in choice.reason
 
 
 def test_dynamic_range_model_never_gets_tflite_runtime(converted_tiny):
     m = _manifest(converted_tiny, quantization="dynamic", verification=_verified("tflite-runtime", "2.14.0"))
-    choice = tflite_lib.choose(targets.get_target("python3.11"), m)
+    choice = runtime_lib.choose(targets.get_target("python3.11"), m)
     assert choice.name == "ai-edge-litert"
 
 
 def test_override_wins_and_is_checked_against_the_target(converted_tiny):
-    choice = tflite_lib.choose(targets.get_target("python3.11"), converted_tiny.manifest, "tflite_runtime")
+    choice = runtime_lib.choose(targets.get_target("python3.11"), converted_tiny.manifest, "tflite_runtime")
     assert choice.requirement == "tflite-runtime==2.14.0" and "--runtime-lib" in choice.reason
     with pytest.raises(DependencyError) as err:
-        tflite_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "tflite-runtime")
+        runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "tflite-runtime")
     assert "tflite-runtime" in err.value.message and "python3.12" in err.value.message
     assert "ai-edge-litert 2.3.0" in err.value.hint
     with pytest.raises(InputError):
-        tflite_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "onnxruntime")
+        runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "onnxruntime")
 
 
 def test_flex_model_is_refused(converted_tiny):
     m = _manifest(converted_tiny, requires_flex=True, flex_ops=["FlexErf"])
-    with pytest.raises(TFLiteLibError) as err:
-        tflite_lib.choose(targets.get_target("python3.12"), m)
+    with pytest.raises(RuntimeLibError) as err:
+        runtime_lib.choose(targets.get_target("python3.12"), m)
     assert "FlexErf" in err.value.message
 
 
@@ -84,7 +84,7 @@ def test_wheel_table_matches_the_index(runtime, arch, row):
     """Re-measure: the index really lists the table's versions for the target's tags, and not 2.x for AL2."""
     target = targets.get_target(runtime, arch)
     name, version = row
-    assert any((r.name, r.version) == row for r in tflite_lib.available(target))
+    assert any((r.name, r.version) == row for r in runtime_lib.available(target))
     versions = _index_versions(name, target)
     assert version in versions
     if target.runtime.glibc < (2, 27):
@@ -98,3 +98,33 @@ def _index_versions(name, target):
     )
     line = next((ln for ln in proc.stdout.splitlines() if "Available versions:" in ln), "")
     return [v.strip() for v in line.split(":", 1)[-1].split(",") if v.strip()]
+
+
+def test_one_record_per_library_found_by_name_alias_or_format():
+    litert = runtime_lib.get("ai-edge-litert")
+    assert runtime_lib.get("litert") is litert and runtime_lib.get("AI_EDGE_LITERT") is litert
+    assert runtime_lib.get("tflite_runtime").name == "tflite-runtime"
+    assert runtime_lib.default() is litert  # the maintained library first
+    assert [lib.name for lib in runtime_lib.for_format("tflite")] == ["ai-edge-litert", "tflite-runtime"]
+    fmt = runtime_lib.model_format("tflite")
+    assert fmt is litert.format and (fmt.file, fmt.suffix) == ("model.tflite", ".tflite")
+    assert runtime_lib.format_for_suffix(".TFLITE") is fmt and runtime_lib.format_for_suffix(".h5") is None
+    assert litert.handler_backend == "litert" and litert.verify_runner == "_tflite_runner.py"
+    assert {r.name for r in litert.slim_rules} >= {"litert accelerators", "litert tools"}
+    with pytest.raises(InputError, match="unknown runtime library 'tensorrt'"):
+        runtime_lib.get("tensorrt")
+    with pytest.raises(InputError, match="no runtime library here runs 'safetensors' models"):
+        runtime_lib.model_format("safetensors")
+
+
+def test_every_record_points_at_files_that_exist():
+    import importlib
+    from pathlib import Path
+
+    import lamb.verify
+
+    for lib in runtime_lib.LIBRARIES.values():
+        assert (Path(lamb.verify.__file__).parent / lib.verify_runner).is_file(), lib.name
+        converter = importlib.import_module(lib.format.converter)
+        assert callable(converter.convert) and callable(converter.export), lib.name
+        assert any(row.name == lib.name for row in runtime_lib.WHEELS), lib.name

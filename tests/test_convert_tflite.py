@@ -1,8 +1,8 @@
-"""lamb.convert.converter: reading the TFLite converter's own words (no TensorFlow needed here)."""
+"""lamb.convert.tflite: reading the TFLite converter's own words (no TensorFlow needed here)."""
 
 from __future__ import annotations
 
-from lamb.convert.converter import _CUSTOM_OPS, _SELECT_OPS, _converter_summary, _ops_from
+from lamb.convert.tflite import _CUSTOM_OPS, _SELECT_OPS, _converter_summary, _ops_from
 
 
 def test_converter_log_parsing_names_ops_and_drops_the_mlir_dump():
