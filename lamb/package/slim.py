@@ -48,29 +48,40 @@ _PILLOW: tuple[SlimRule, ...] = (
 )
 
 
-def _library_rules() -> tuple[SlimRule, ...]:
-    """Each runtime library's own rules (its record's), each once: they only match its own files."""
+def _library_rules(root: Path | None = None) -> tuple[SlimRule, ...]:
+    """The runtime libraries' own rules (their records'), each once; with ``root``, only those of
+    the libraries installed there: a rule says why in its library's terms, and a file another
+    library needs is not its business."""
     rules: list[SlimRule] = []
     for lib in runtime_lib.LIBRARIES.values():
-        rules.extend(r for r in lib.slim_rules if r not in rules)
+        if root is None or (Path(root) / lib.module).is_dir():
+            rules.extend(r for r in lib.slim_rules if r not in rules)
     return tuple(rules)
 
 
+#: Every rule lamb knows, in the order ``slim`` applies them.
 RULES: tuple[SlimRule, ...] = (*_SHARED, *_library_rules(), *_PILLOW)
+
+
+def rules_for(root: Path) -> tuple[SlimRule, ...]:
+    """The rules for the tree at ``root``: the shared ones, its runtime library's, Pillow's."""
+    return (*_SHARED, *_library_rules(root), *_PILLOW)
 
 # Computed, not globbed: see ``_orphaned_libraries``.
 ORPHANS = SlimRule("orphaned vendored libraries",
                    "shared libraries bundled by auditwheel (*.libs/) that no remaining module links to", ())
 
 
-def slim(root: Path, rules: tuple[SlimRule, ...] = RULES) -> list[SlimResult]:
-    """Apply ``rules`` under ``root`` in order, then drop orphaned vendored libraries.
+def slim(root: Path, rules: tuple[SlimRule, ...] | None = None) -> list[SlimResult]:
+    """Apply ``rules`` (default: ``rules_for(root)``) under ``root`` in order, then drop orphaned
+    vendored libraries.
 
     A shared library that a remaining ELF file links to (DT_NEEDED) is never removed, whatever
     the rule says: ai-edge-litert 1.4's interpreter wrapper links libLiteRtRuntimeCApi.so, 2.x's
     does not link libLiteRt.so.
     """
     root = Path(root)
+    rules = rules_for(root) if rules is None else rules
     elves = {p: elf_needed(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and audit.is_elf(p)}
     results = []
     for rule in rules:
