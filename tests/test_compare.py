@@ -166,7 +166,7 @@ def test_int8_with_calibration_and_a_library_that_cannot_run_a_mode(small_h5, sa
 
     int8 = mf.read(rows["int8"].manifest_path).verification
     assert int8.images == 12 and int8.samples == 0
-    assert report.recommended is None and "target's TFLite library" in report.why
+    assert report.recommended is None and "target's runtime library" in report.why
     # Kept models carry the verdict.
     kept = mf.read(rows["float32"].manifest_path)
     assert kept.verification is not None and kept.verification.runtime_lib == "tflite-runtime"
