@@ -24,8 +24,6 @@ import hashlib
 import json
 import os
 import tempfile
-import types
-import typing
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from typing import Any
 
 from lamb import layout
 from lamb.errors import ManifestError
+from lamb.records import build, check
 
 SCHEMA_VERSION = 2
 SUFFIX = ".lamb.json"
@@ -264,7 +263,7 @@ class Manifest:
                 f"the manifest has schema version {version!r}; this lamb reads versions 1 and {SCHEMA_VERSION}",
                 "re-run `lamb convert` with this lamb to write a fresh manifest",
             )
-        return _build(cls, data, "")
+        return build(cls, data, "", ManifestError, _FRESH)
 
 
 # -- reading: version 1, and every field's type in one place -------------------------------------
@@ -286,7 +285,7 @@ def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
     for old, (new, kind) in _V1_MODEL.items():
         if old not in data:
             raise ManifestError(f"the version-1 manifest has no {old!r}", _FRESH)
-        _check(data[old], kind, old)
+        check(data[old], kind, old, ManifestError, _FRESH)
         model[new] = data.pop(old)
     data["model"] = model
     if isinstance(data.get("verification"), dict):
@@ -313,73 +312,6 @@ def migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 def _renamed(record: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
     return {names.get(k, k): v for k, v in record.items()}
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """An instance of the dataclass ``cls`` from ``data``, each field checked against its annotation:
-    a hand-edited manifest with a wrong type gets one sentence naming the field."""
-    what = where or "the manifest"
-    if not isinstance(data, dict):
-        raise ManifestError(f"{_name(where)} is {_describe(data)}; expected an object", _FRESH)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ManifestError(
-            f"{what} has fields this lamb does not know: {', '.join(unknown)}",
-            "re-run `lamb convert` with this lamb to write a fresh manifest",
-        )
-    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ManifestError(f"{what} is incomplete: it has no {', '.join(repr(m) for m in missing)}", _FRESH)
-    values = {name: _value(hints[name], value, f"{where}.{name}" if where else name) for name, value in data.items()}
-    return cls(**values)
-
-
-def _value(hint: Any, value: Any, where: str) -> Any:
-    """``value`` checked against the annotation ``hint`` (and built, for a dataclass)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _value(inner, value, where)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    if origin is list:
-        _check(value, list, where)
-        return [_value(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if origin is dict:
-        _check(value, dict, where)
-        return {_value(args[0], k, where): _value(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    if hint is Any:
-        return value
-    _check(value, hint, where)
-    return value
-
-
-_KINDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", list: "a list",
-          dict: "an object"}
-
-
-def _check(value: Any, kind: type, where: str) -> None:
-    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        raise ManifestError(f"{_name(where)} is {_describe(value)}; expected {_KINDS.get(kind, kind.__name__)}", _FRESH)
-
-
-def _name(where: str) -> str:
-    return f"the manifest's {where!r}" if where else "the manifest"
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    text = json.dumps(value)
-    return f"{_KINDS.get(type(value), type(value).__name__)} ({text if len(text) <= 40 else text[:39] + '…'})"
 
 
 # -- files ------------------------------------------------------------------------------------
