@@ -46,8 +46,7 @@ _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".t
 
 
 def parse_modes(text: str | Sequence[str] | None, fmt: runtime_lib.ModelFormat | None = None) -> list[str]:
-    """The modes ``--modes`` names, checked against the model format's (default: the default library's)."""
-    names = (fmt or runtime_lib.default().format).mode_names
+    names = (fmt or runtime_lib.default().format).mode_names  # the model format's modes
     if text is None:
         return list(names)
     items = text.split(",") if isinstance(text, str) else list(text)
@@ -175,8 +174,7 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, list[str]
     wanted = parse_modes(o.modes, fmt)
     settings = sorted(set(cost_mod.check_memory(int(m)) for m in (o.memory or DEFAULT_MEMORY_MB)))
     target = targets.get_target(o.runtime, o.arch)
-    if o.runtime_lib is not None:
-        o = dataclasses.replace(o, runtime_lib=runtime_lib.normalise_name(o.runtime_lib))
+    o = dataclasses.replace(o, runtime_lib=o.runtime_lib and runtime_lib.normalise_name(o.runtime_lib))
     # Unlike `lamb verify`, the random samples stay on beside --images (the default is not 0 with images).
     samples = DEFAULT_SAMPLES if o.samples is None else o.samples
     o = dataclasses.replace(o, samples=VerifyInputs(samples=samples, images=o.images).sample_count())
@@ -211,7 +209,6 @@ def _convert_and_run(
     from lamb.convert.signature import apply_input_shape, input_specs
 
     lib = runtime_lib.get(o.runtime_lib) if o.runtime_lib is not None else runtime_lib.default()
-
     rows: list[ModeResult] = []
     runs: dict[str, Future] = {}
     reference: _Reference | None = None
