@@ -5,12 +5,13 @@ evidence is said at convert and refused at package."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from lamb import manifest as mf
 from lamb.convert import convert_model
-from lamb.convert.preprocess import check_preprocess, infer_preprocess, preprocess_evidence
+from lamb.convert.preprocess import batchnorm_fit, check_preprocess, infer_preprocess, preprocess_evidence
 from lamb.errors import InputError
 from lamb.package.build import build_package, check_evidence
 
@@ -128,3 +129,40 @@ def test_labelled_evidence_lets_package_take_a_none(verified_copy):
 def test_package_warns_in_one_line_without_labels(verified_copy):
     warnings = check_evidence(_manifest(verified_copy, labels=None))
     assert len(warnings) == 1 and warnings[0].startswith("no class labels")
+
+
+# -- the first BatchNormalization's statistics ------------------------------------------------------
+
+DEMO = Path(__file__).resolve().parent.parent / "models" / "demo"
+
+
+@pytest.fixture(scope="module")
+def demo_model():
+    """The bundled demo: Conv2D -> BatchNormalization first, trained on x / 127.5 - 1 (xception)."""
+    from lamb.convert.load import load_keras_model
+
+    return load_keras_model(DEMO / "clothing.h5").model
+
+
+def test_the_demos_batchnorm_fits_xception_not_raw_pixels(demo_model):
+    fit = batchnorm_fit(demo_model)
+    assert fit is not None and fit.best() == "xception"
+    assert "caffe" not in fit.consistent() and "none" not in fit.consistent() and "torch" in fit.consistent()
+    assert fit.misfit["none"] > fit.misfit["xception"] + 5  # raw pixels: thousands of times the trained variance
+
+
+def test_a_mode_the_batchnorm_contradicts_is_said_a_close_one_is_not(demo_model):
+    warning = preprocess_evidence(demo_model, "caffe")
+    assert warning is not None and "BatchNormalization" in warning and "xception, torch or scale fit it" in warning
+    assert preprocess_evidence(demo_model, "torch") is None and preprocess_evidence(demo_model, "xception") is None
+
+
+def test_nothing_named_but_the_batchnorm_says_so_in_the_warning(demo_model, tmp_path):
+    mode, note = infer_preprocess(demo_model)
+    assert mode == "none" and note.startswith("not inferred") and "xception, torch or scale fit it" in note
+    result = convert_model(DEMO / "clothing.h5", tmp_path / "demo.tflite", labels=(DEMO / "labels.txt").read_text().split())
+    assert len(result.warnings) == 1 and "without evidence: " in result.warnings[0] and "BatchNormalization" in result.warnings[0]
+
+
+def test_no_batchnorm_after_the_input_no_statistics():
+    assert batchnorm_fit(_on_base(None, "my_cnn")) is None

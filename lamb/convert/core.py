@@ -168,10 +168,10 @@ def missing_evidence(manifest: mf.Manifest) -> list[str]:
     """What the manifest records without evidence: a "none" nothing showed, no labels."""
     warnings = []
     if mf.preprocess_unconfirmed(manifest):
+        why = (manifest.preprocess_note or "").removeprefix(f"{NOT_INFERRED}: ").split("; pass --preprocess")[0]
         warnings.append(
-            'recorded preprocessing "none" (raw [0, 255] pixels): nothing in the model shows how it was trained; '
-            "pass --preprocess (none to confirm), or `lamb verify --labeled-images DIR` shows which is right. "
-            "`lamb package` refuses it until then"
+            f'recorded preprocessing "none" (raw [0, 255] pixels) without evidence: {why}. Pass --preprocess '
+            "(none to confirm), or let `lamb verify --labeled-images DIR` show which is right; `lamb package` refuses it until then"
         )
     if not manifest.labels:
         warnings.append("no class labels: the function will answer with output indices (\"0\", \"1\", ...); pass --labels-file")
