@@ -159,3 +159,11 @@ def test_plan_prints_the_calls_and_calls_nothing(aws_env):
     assert any(ln.startswith("aws lambda invoke --function-name lamb-probe-python3-13-arm64") for ln in lines)
     assert lines[-1].startswith("aws iam delete-role --role-name lamb-probe-python3-13-arm64-role")
     assert measured.load("python3.13", "arm64") is None
+
+
+def test_without_credentials_the_first_refusal_is_the_one_said(aws_env, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(AwsError) as err:  # not the clean-up's refusal, which would follow it
+        probe_aws(ProbeOptions(runtime="python3.13", arch="arm64", region="eu-west-1"))
+    assert err.value.message.startswith("no AWS credentials for checking who is deploying")

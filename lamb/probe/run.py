@@ -10,6 +10,7 @@ ranks it above the documented facts. ``--local`` runs the same file on this mach
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
 import json
@@ -122,9 +123,14 @@ def probe_aws(options: ProbeOptions, *, plan_only: bool = False, aws: Any = None
     executor = Executor(aws)
     try:
         report = deploy_facts(facts, deploy, session=aws, smoke_event=event)
-    finally:
-        for call in cleanup:
-            _undo(executor, call)
+    except BaseException:
+        # The deploy's own error is the one to tell; a clean-up that fails too must not hide it.
+        with contextlib.suppress(AwsError):
+            for call in cleanup:
+                _undo(executor, call)
+        raise
+    for call in cleanup:
+        _undo(executor, call)
     answer = _answer(report.smoke, target)
     measurement = measured.Measurement(target.runtime.name, target.arch, aws.region, _now(), answer)
     stored = measured.store(measurement)
