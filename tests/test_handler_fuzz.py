@@ -208,6 +208,7 @@ def decoder_bombs(draw):
     from test_handler_bombs import (
         blp1_jpeg,
         gif_with_comment_blocks,
+        icns_holding,
         ico_holding,
         png_with_empty_chunks,
         png_with_text,
@@ -241,7 +242,7 @@ def decoder_bombs(draw):
     if kind == "png text":
         return png_with_text(draw(st.integers(0, 40)), draw(st.integers(0, 1024 * 1024)))
     inner = big_png(draw(st.integers(1, 4000)), draw(st.integers(1, 4000)), "L")
-    return draw(st.sampled_from([ico_holding(inner, draw(st.integers(0, 255))), blp1_jpeg(inner), b"icns" + inner]))
+    return draw(st.sampled_from([ico_holding(inner, draw(st.integers(0, 255))), blp1_jpeg(inner), icns_holding(inner)]))
 
 
 @given(data=decoder_bombs(), proxy=st.booleans())
