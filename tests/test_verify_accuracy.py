@@ -176,3 +176,26 @@ def test_torch_is_not_clearly_worse_on_the_demo(demo_converted, drawn_demo_image
         manifest_path=demo_converted.manifest_path, inputs=VerifyInputs(labeled_images=drawn_demo_images, preprocess="torch")
     )
     assert report.accuracy is not None and report.accuracy.better is None and report.passed
+
+
+@pytest.mark.e2e
+def test_the_cli_fails_a_wrong_preprocessing_in_one_line_and_serialises_the_accuracy(tmp_path, monkeypatch):
+    """The README's pipeline: convert the demo with the wrong preprocessing, verify on its bundled samples."""
+    from typer.testing import CliRunner
+
+    from lamb.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    # Ten bundled samples tell none (30 %) from xception (100 %); caffe (50 %) takes the 100 drawn ones.
+    converted = runner.invoke(app, ["convert", str(DEMO / "clothing.h5"), "--preprocess", "none", "--labels-file", str(DEMO / "labels.txt")])
+    assert converted.exit_code == 0, converted.output
+    assert "warning: --preprocess none given" in converted.output  # the BatchNormalization saw it already
+    failed = runner.invoke(app, ["verify", "--labeled-images", str(DEMO / "samples")], terminal_width=80)
+    assert failed.exit_code == 1
+    error = [line for line in failed.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "'xception' scores 100.0%" in error[0] and "--preprocess xception" in failed.output
+    as_json = runner.invoke(app, ["verify", "--labeled-images", str(DEMO / "samples"), "--preprocess", "xception", "--json"])
+    data = json.loads(as_json.stdout)
+    assert as_json.exit_code == 0 and data["accuracy"]["converted"]["top1"] == 1.0 and data["accuracy"]["keras"]["top1"] == 1.0
+    assert {m["preprocess"] for m in data["accuracy"]["modes"]} == {"caffe", "torch", "scale", "none"}
