@@ -117,6 +117,17 @@ def test_pip_never_unpacks_a_hostile_wheelhouse_wheel(tmp_path, case):
     assert list(dest.iterdir()) == [] and list(outside.iterdir()) == []
 
 
+def test_a_hostile_wheel_in_the_cache_is_refused_not_taken_for_a_miss(tmp_path):
+    # The cache holds what pip downloaded from the index; a refusal there must not send lamb back
+    # to the index (where it would fetch the same wheel) but stop, naming it.
+    cache = tmp_path / "cache"
+    make_wheel(cache, HOSTILE["symlink out of the tree"](tmp_path))
+    dest = tmp_path / "deps"
+    with pytest.raises(DependencyError, match=r"evil-1\.0-py3-none-any\.whl holds a symbolic link \('evil/passwd'\)"):
+        wheels.install_for_target(["evil"], TARGET, dest, cache=cache)
+    assert list(dest.iterdir()) == [] and sorted(p.name for p in cache.iterdir()) == ["evil-1.0-py3-none-any.whl"]
+
+
 def test_the_audit_never_writes_outside_its_folder(tmp_path):
     # Before: audit_wheel_as_shipped unpacked "/abs/path" entries at that absolute path (the
     # lexical normalise kept the leading "/"), before pip ever saw the wheel.

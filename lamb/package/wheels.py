@@ -139,6 +139,7 @@ def install_for_target(
         cache = Path(cache) if cache is not None else cache_dir()
         cache.mkdir(parents=True, exist_ok=True)
         links = [cache]
+        check_folder(cache, supported_tags(target))  # outside the try: a hostile wheel is no cache miss
         try:
             pip.install(requirements, target, dest, links, "the wheel cache")
             source = "cache"
@@ -146,6 +147,7 @@ def install_for_target(
             log.debug("the wheel cache cannot satisfy %s for %s (%s); asking the index", requirements, target.name, exc.message)
             (progress or current()).phase(f"downloading wheels for {target.name} from the package index")
             pip.download(requirements, target, cache)
+            check_folder(cache, supported_tags(target))
             pip.install(requirements, target, dest, links, "the wheel cache")
             source = "index"
     installed = installed_distributions(dest)
