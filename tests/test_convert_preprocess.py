@@ -166,3 +166,12 @@ def test_nothing_named_but_the_batchnorm_says_so_in_the_warning(demo_model, tmp_
 
 def test_no_batchnorm_after_the_input_no_statistics():
     assert batchnorm_fit(_on_base(None, "my_cnn")) is None
+
+
+def test_labelled_images_at_convert_only_with_quantize_auto(tmp_path):
+    from typer.testing import CliRunner
+
+    from lamb.cli import app
+
+    result = CliRunner().invoke(app, ["convert", str(DEMO / "clothing.h5"), "--labeled-images", str(DEMO / "samples")])
+    assert result.exit_code == 3 and "--labeled-images only applies to --quantize auto" in result.output

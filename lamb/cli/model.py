@@ -42,6 +42,7 @@ def convert(
     output: Path = typer.Option(None, "--output", "-o", help=f"Where to write the converted model, or a folder for it \\[default: ./<model stem>{_SUFFIX}, or the --runtime-lib's format]; the manifest goes beside it."),
     quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help(_MODES)} | auto (run `lamb compare` and keep the mode it recommends)."),
     images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
+    labeled_images: Path = typer.Option(None, "--labeled-images", help="With --quantize auto: labelled images each mode is judged on by its accuracy against Keras's (and int8 calibrated on, without --calibration); see `lamb compare --help`."),
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
     int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
     input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
@@ -79,17 +80,18 @@ def convert(
             if int8_io or allow_flex:
                 raise InputError("--quantize auto compares the modes lamb ships as they are", "drop --int8-io/--allow-flex, or pick a mode")
             result, comparison = convert_auto(
-                model, output, images=images, calibration=calibration, input_shape=parse_input_shape(input_shape),
+                model, output, images=images, labeled_images=labeled_images, calibration=calibration, input_shape=parse_input_shape(input_shape),
                 preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
                 allow_unsafe_lambda=allow_unsafe_lambda,
-                modes=None if calibration is not None else [m.name for m in _MODES if not m.calibrated],
+                modes=None if calibration is not None or labeled_images is not None else [m.name for m in _MODES if not m.calibrated],
                 runtime_lib=runtime_lib,
             )
             if not as_json:
                 for renderable in render_comparison(comparison):
                     console.print(renderable, highlight=False)
-        elif images is not None:
-            raise InputError("--images only applies to --quantize auto", "verify with `lamb verify --images DIR`")
+        elif images is not None or labeled_images is not None:
+            flag = "--images" if images is not None else "--labeled-images"
+            raise InputError(f"{flag} only applies to --quantize auto", f"verify with `lamb verify {flag} DIR`")
         else:
             with progress.for_terminal(as_json):
                 result = convert_model(

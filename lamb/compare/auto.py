@@ -21,7 +21,7 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
     """
     from lamb import runtime_lib
     from lamb.convert import ConversionResult
-    from lamb.convert.core import output_path
+    from lamb.convert.core import missing_evidence, output_path
     from lamb.errors import VerificationFailed
 
     source = Path(source)
@@ -58,5 +58,6 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
         source_bytes=manifest.source_bytes,
         model_bytes=manifest.model.bytes,
         notes=[f"--quantize auto kept {row.mode}: {report.why}", "verified while comparing: the verdict is in the manifest"],
+        warnings=missing_evidence(manifest),
     )
     return result, report

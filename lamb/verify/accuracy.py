@@ -107,6 +107,7 @@ class AccuracyReport:
         data = dataclasses.asdict(self)
         data.pop("skipped")
         data["skipped_images"] = len(self.skipped)
+        data["folder"] = Path(self.folder).name  # host paths stay on the host (the record ships)
         for mode in data["modes"]:
             mode.pop("per_class")
             mode.pop("confusion")
