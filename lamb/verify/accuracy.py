@@ -254,52 +254,54 @@ def judge_accuracy(report: AccuracyReport, model_path: Path) -> AccuracyReport:
 
 @dataclass
 class LabeledRun:
-    """The labelled images in every mode, and how their scores come back from one run of each model.
+    """The labelled images, preprocessed in each mode on demand (one mode's batch in memory at a
+    time: 100 images at 299x299 are 107 MB a mode), and their scores read back.
 
     The recorded mode's batch joins the comparison's inputs (real images: evidence for the
-    agreement checks too) and is what Keras scores; the other modes run on the converted model
-    only, appended after every other input.
+    agreement checks too) and is what Keras scores; the other modes run on the converted model only.
     """
 
     labeled: LabeledImages
-    batches: dict[str, np.ndarray]  # mode -> preprocessed images, the recorded mode first
+    modes: list[str]  # the recorded mode first
     output: int  # which output scores the classes
     classes: list[str]
 
     @property
     def preprocess(self) -> str:
-        return next(iter(self.batches))
+        return self.modes[0]
 
     @property
     def recorded(self) -> np.ndarray:
-        return next(iter(self.batches.values()))
+        return self.batch(self.modes[0])
 
-    def others(self) -> list[np.ndarray]:
-        return list(self.batches.values())[1:]
+    def batch(self, mode: str) -> np.ndarray:
+        from lamb.handler.lambkit import preprocess
 
-    def report(self, converted: list[np.ndarray], keras: list[np.ndarray] | None, main: int, top_k: int | None) -> AccuracyReport:
-        """``converted``: the converted model's outputs on every input run (``main`` of the comparison,
-        the recorded batch last among them, then the other modes); ``keras``: its outputs on ``main``."""
+        return preprocess(self.labeled.pixels, mode)
+
+    def report(
+        self, converted: list[np.ndarray], others: dict[str, np.ndarray], keras: list[np.ndarray] | None, top_k: int | None
+    ) -> AccuracyReport:
+        """``converted`` and ``keras``: each model's outputs on the comparison's inputs, the recorded
+        batch last among them; ``others``: the converted model's class scores in each other mode."""
         n = len(self.labeled)
         truth, names = self.labeled.truth, self.classes
-        scores = converted[self.output]
-        modes = list(self.batches)
-        chunks = [scores[main - n : main]] + [scores[main + i * n : main + (i + 1) * n] for i in range(len(modes) - 1)]
-        measured = [measure(c, truth, names, preprocess=m, model="converted", top_k=top_k) for m, c in zip(modes, chunks)]
+        scores = {self.modes[0]: converted[self.output][-n:], **others}
+        measured = [measure(scores[m], truth, names, preprocess=m, model="converted", top_k=top_k) for m in self.modes]
         keras_acc = None
         if keras is not None:
-            keras_acc = measure(keras[self.output][main - n : main], truth, names, preprocess=modes[0], model="keras", top_k=top_k)
+            keras_acc = measure(keras[self.output][-n:], truth, names, preprocess=self.modes[0], model="keras", top_k=top_k)
         return AccuracyReport(
-            folder=str(self.labeled.folder), images=n, classes=[names[i] for i in sorted(set(truth))], preprocess=modes[0],
+            folder=str(self.labeled.folder), images=n, classes=[names[i] for i in sorted(set(truth))], preprocess=self.modes[0],
             converted=measured[0], keras=keras_acc, modes=measured[1:], skipped=list(self.labeled.skipped),
         )
 
 
 def prepare(folder: Path, shapes: Sequence[Sequence[int]], outputs: Sequence[Sequence[int | None]],
             labels: Sequence[str] | None, recorded: str, *, every_mode: bool = True) -> LabeledRun:
-    """Read the labelled images for a model with these input and output shapes (per sample),
-    preprocessed in the ``recorded`` mode and, with ``every_mode``, in every other one too."""
-    from lamb.handler.lambkit import PREPROCESSORS, preprocess
+    """Read the labelled images for a model with these input and output shapes (per sample), to
+    run in the ``recorded`` mode and, with ``every_mode``, in every other one too."""
+    from lamb.handler.lambkit import PREPROCESSORS
 
     if len(shapes) != 1:
         raise InputError(
@@ -311,8 +313,7 @@ def prepare(folder: Path, shapes: Sequence[Sequence[int]], outputs: Sequence[Seq
     names = list(labels) if labels else [str(i) for i in range(classes)]
     labeled = load_labeled(folder, shapes[0], labels, classes)
     order = [recorded, *(mode for mode in PREPROCESSORS if mode != recorded and every_mode)]
-    batches = {mode: preprocess(labeled.pixels, mode) for mode in order}
-    return LabeledRun(labeled, batches, output, names)
+    return LabeledRun(labeled, order, output, names)
 
 
 def _classifier_output(outputs: Sequence[Sequence[int | None]], labels: Sequence[str] | None) -> int:

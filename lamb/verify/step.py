@@ -111,16 +111,15 @@ def verify_model(
         )
         progress.phase(f"{choice.name} {version}: {len(arrays[0])} inputs", total=len(arrays[0]))
         try:
-            fed = [np.concatenate([arrays[0], *labeled.others()])] if labeled else arrays
-            model_outputs, answer = runner.run(dict(zip(paired.input_keys, fed)), Path(workdir), on_progress=progress.advance)
+            model_outputs, answer = runner.run(dict(zip(paired.input_keys, arrays)), Path(workdir), on_progress=progress.advance)
+            others = _other_modes(runner, labeled, paired, Path(workdir)) if labeled else {}
         except RunnerFailure as failure:
             run.timings["model_run"] = time.perf_counter() - t0
             return run.failed(failure, version, **common)
         run.timings["model_run"] = time.perf_counter() - t0
         run.timings["model_invoke"] = float(answer.get("invoke_s", 0.0))
 
-        accuracy = _accuracy(run, labeled, paired, model_outputs, reference, len(arrays[0]), tol.top_k)
-        model_outputs = {key: out[: len(arrays[0])] for key, out in model_outputs.items()}
+        accuracy = _accuracy(run, labeled, paired, model_outputs, others, reference, tol.top_k)
         metrics, checks, judged = _judge(run, paired, model_outputs, reference, tol, quant, common["images"])
     failures = judged.failures + (accuracy.failures if accuracy else [])
     passed = judged.passed and not failures
@@ -228,9 +227,21 @@ def _labeled(run: _Run, paired: PairedSignature) -> LabeledRun | None:
     return prepare(run.inputs.labeled_images, paired.input_shapes, paired.output_shapes, run.labels, run.preprocess)
 
 
+def _other_modes(runner: ModelRunner, labeled: LabeledRun, paired: PairedSignature, workdir: Path) -> dict[str, np.ndarray]:
+    """The converted model's class scores on the labelled images in every other preprocessing mode."""
+    progress = current()
+    others = labeled.modes[1:]
+    progress.phase(f"the labelled images in {len(others)} other preprocessing modes", total=len(others) * len(labeled.labeled))
+    scores = {}
+    for mode in others:
+        outputs, _ = runner.run({paired.input_keys[0]: labeled.batch(mode)}, workdir, on_progress=progress.advance)
+        scores[mode] = outputs[paired.output_keys[labeled.output]]
+    return scores
+
+
 def _accuracy(
     run: _Run, labeled: LabeledRun | None, paired: PairedSignature, model_outputs: dict[str, np.ndarray],
-    reference: list[np.ndarray], main: int, top_k: int | None,
+    others: dict[str, np.ndarray], reference: list[np.ndarray], top_k: int | None,
 ) -> AccuracyReport | None:
     """The labelled images' accuracy in every mode, judged (lamb.verify.accuracy)."""
     if labeled is None:
@@ -238,8 +249,7 @@ def _accuracy(
     from lamb.verify.accuracy import judge_accuracy
 
     scores = [model_outputs[key] for key in paired.output_keys]
-    report = labeled.report(scores, reference, main, top_k)
-    return judge_accuracy(report, run.keras_path)
+    return judge_accuracy(labeled.report(scores, others, reference, top_k), run.keras_path)
 
 
 def _predict_keras(run: _Run, loaded: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
