@@ -152,3 +152,25 @@ def test_no_artifact_here_is_one_line_that_fits_every_command(tmp_path, monkeypa
     result = runner.invoke(app, command)
     assert result.exit_code != 0 and "no Lambda artifact in" in result.output
     assert "to invoke" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.e2e
+@pytest.mark.network
+def test_an_image_packaged_before_a_zip_keeps_its_smoke_figures_for_deploy(verified_copy, aws_env):
+    """Issue 17: package an image, then a zip, from one manifest; `lamb deploy <the image folder>
+    --plan` still finds the image's smoke figures (the manifest keeps every artifact's record)."""
+    from lamb.package import build_package
+
+    folder = verified_copy.parent
+    image = build_package(verified_copy, runtime="python3.11", fmt="image", output=folder / "tiny-image", skip_verify=True)
+    build_package(verified_copy, runtime="python3.11", output=folder / "tiny.zip", skip_verify=True)
+    result = runner.invoke(app, ["deploy", str(image.artifact), "-n", "tiny", "--create-role", "--plan"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "carries no measured peak memory" not in result.output
+    assert "--handler" not in result.output and "--package-type Image" in result.output
+    from lamb import manifest as mf
+    from lamb.cost import advise_function
+
+    smoke = mf.read(verified_copy).record_of(image.artifact, verified_copy).smoke  # the image's own figures, not the zip's
+    advice = advise_function(smoke.invoke_ms, init_ms=smoke.init_ms, peak_rss_mb=smoke.peak_rss_mb)
+    assert f"--memory-size {advice.memory_mb} --timeout {advice.timeout_s}" in result.output
