@@ -383,7 +383,7 @@ def test_images_and_samples_combine(zoo, sample_images, tmp_path):
     report = verify(zoo, "float32", samples=5, images=folder)
     assert report.passed, report.failures
     assert (report.samples, report.images, report.skipped_images) == (5, 12, 1)
-    assert report.skipped == ["readme.txt: not a decodable image (UnidentifiedImageError)"]
+    assert len(report.skipped) == 1 and report.skipped[0].startswith("readme.txt: not a decodable image")
     only_images = verify(zoo, "float32", samples=None, images=folder)
     assert (only_images.samples, only_images.images) == (0, 12)
 
