@@ -64,7 +64,7 @@ PRICES: dict[str, Price] = {
 }
 
 ESTIMATE_NOTE = (
-    "cost is an estimate from local timing at 1 thread, scaled by Lambda's CPU share "
+    "cost is an estimate from local timing at 1 thread (above one vCPU, at 2 threads), scaled by Lambda's CPU share "
     f"(1 vCPU per {MB_PER_VCPU:,} MB) and priced at {PRICES['x86_64'].region} on-demand rates read "
     f"{PRICES['x86_64'].checked}; Lambda's CPUs are not this machine's"
 )
@@ -108,19 +108,25 @@ def vcpu_share(memory_mb: int) -> float:
     return memory_mb / MB_PER_VCPU
 
 
-def lambda_duration_ms(local_ms: float, memory_mb: int) -> float:
-    """The duration one-thread work measured here at ``local_ms`` would take at ``memory_mb``.
+def lambda_duration_ms(local_ms: float, memory_mb: int, speedup: float | None = None) -> float:
+    """The duration work measured here at ``local_ms`` on one thread would take at ``memory_mb``.
 
-    Below one vCPU Lambda throttles the function to its share, so the time stretches; above it a
-    single thread gets no faster (more vCPUs would need more interpreter threads).
+    Below one vCPU Lambda throttles the function to its share, so the time stretches. Above it the
+    handler runs one runtime-library thread per vCPU; one thread gets no faster, and what a second
+    thread buys is ``speedup`` (one-thread time over two-thread time, measured here at 2 threads):
+    at most the CPU share there is, and never extrapolated past 2 threads. Without a measured
+    ``speedup`` the time stays the one-thread time.
     """
-    return local_ms / min(1.0, vcpu_share(memory_mb))
+    share = vcpu_share(memory_mb)
+    if share <= 1.0 or not speedup or speedup <= 1.0:
+        return local_ms / min(1.0, share)
+    return local_ms / min(share, speedup)
 
 
-def cost_per_million(local_ms: float, memory_mb: int, arch: str = "x86_64") -> float:
+def cost_per_million(local_ms: float, memory_mb: int, arch: str = "x86_64", speedup: float | None = None) -> float:
     """US dollars per million warm requests (requests + GB-seconds, 1 ms billing granularity)."""
     price = price_for(arch)
-    billed_ms = math.ceil(lambda_duration_ms(local_ms, memory_mb))
+    billed_ms = math.ceil(lambda_duration_ms(local_ms, memory_mb, speedup))
     gb_seconds = billed_ms / 1000.0 * memory_mb / 1024.0
     return 1e6 * gb_seconds * price.gb_second + price.per_million_requests
 
@@ -189,9 +195,11 @@ class MemoryAdvice:
         return max(self.floors.values(), default=LAMBDA_MIN_MEMORY_MB)
 
 
-def memory_points(local_ms: float, settings: list[int], arch: str = "x86_64", floor_mb: int = 0) -> list[MemoryPoint]:
+def memory_points(
+    local_ms: float, settings: list[int], arch: str = "x86_64", floor_mb: int = 0, speedup: float | None = None,
+) -> list[MemoryPoint]:
     return [
-        MemoryPoint(m, lambda_duration_ms(local_ms, m), cost_per_million(local_ms, m, arch), m < floor_mb)
+        MemoryPoint(m, lambda_duration_ms(local_ms, m, speedup), cost_per_million(local_ms, m, arch, speedup), m < floor_mb)
         for m in settings
     ]
 
@@ -203,8 +211,12 @@ def advise_memory(
     floors: dict[str, int] | None = None,
     max_latency_ms: float | None = None,
     arch: str = "x86_64",
+    speedup: float | None = None,
 ) -> MemoryAdvice:
     """The setting to use, from a request's one-thread duration measured here and the floors.
+
+    ``speedup``: one-thread over two-thread time, measured here (``lambda_duration_ms``); with it a
+    latency target can be met above one vCPU, where a second thread runs.
 
     Without a latency target: where cost stops being flat, the largest setting up to one vCPU
     whose cost is within ``FLAT`` of the cheapest (for CPU-bound work that is one full vCPU: below
@@ -226,17 +238,18 @@ def advise_memory(
                             max_latency_ms=max_latency_ms, arch=arch)
 
     settings = range(floor, LAMBDA_MAX_MEMORY_MB + 1)
-    costs = {m: cost_per_million(local_ms, m, arch) for m in settings}
+    costs = {m: cost_per_million(local_ms, m, arch, speedup) for m in settings}
     met: bool | None = None
     if max_latency_ms is not None:
-        meeting = [m for m in settings if lambda_duration_ms(local_ms, m) <= max_latency_ms]
+        meeting = [m for m in settings if lambda_duration_ms(local_ms, m, speedup) <= max_latency_ms]
         if meeting:
             cheapest = min(costs[m] for m in meeting)
             recommended = min(m for m in meeting if costs[m] <= cheapest * (1 + FLAT))
             met = True
             reason = (
                 f"{recommended:,} MB is the cheapest setting whose projected request time "
-                f"({lambda_duration_ms(local_ms, recommended):,.0f} ms) meets {max_latency_ms:,.0f} ms"
+                f"({lambda_duration_ms(local_ms, recommended, speedup):,.0f} ms) meets {max_latency_ms:,.0f} ms"
+                + (_two_threads(speedup) if recommended > MB_PER_VCPU else "")
             )
         else:
             met = False
@@ -258,21 +271,25 @@ def advise_memory(
             if recommended == floor and floor_why:
                 reason = f"{recommended:,} MB, the floor set by {floor_why}: cost is not flat above it"
         if met is False:
-            reason = (
-                f"no setting meets {max_latency_ms:,.0f} ms: one thread takes {local_ms:,.0f} ms even with a full vCPU; "
-                + reason
-            )
+            fastest = min(lambda_duration_ms(local_ms, m, speedup) for m in settings)
+            how = (f"even with 2 threads ({speedup:.2f}x measured here at 2 threads) it takes {fastest:,.0f} ms"
+                   if speedup and speedup > 1.0 else f"one thread takes {local_ms:,.0f} ms even with a full vCPU")
+            reason = f"no setting meets {max_latency_ms:,.0f} ms: {how}; " + reason
     return MemoryAdvice(
         recommended_mb=recommended,
         reason=reason,
         floors=all_floors,
         local_ms=local_ms,
-        duration_ms=lambda_duration_ms(local_ms, recommended),
-        cost_per_million=cost_per_million(local_ms, recommended, arch),
+        duration_ms=lambda_duration_ms(local_ms, recommended, speedup),
+        cost_per_million=cost_per_million(local_ms, recommended, arch, speedup),
         max_latency_ms=max_latency_ms,
         latency_met=met,
         arch=arch,
     )
+
+
+def _two_threads(speedup: float | None) -> str:
+    return f", with the handler's second thread {speedup:.2f}x as fast as one (measured here at 2 threads)" if speedup else ""
 
 
 def memory_advice(advice: MemoryAdvice | int) -> str:

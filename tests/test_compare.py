@@ -116,6 +116,7 @@ def test_every_mode_measured_and_the_recommendation_follows_the_rows(cli_run):
     data = json.loads(result.stdout)
     rows = {r["mode"]: r for r in data["rows"]}
     assert list(rows) == ["float32", "float16", "dynamic", "int8"]
+    assert any("measured here at 2 threads" in note for note in data["notes"])
     for mode in ("float32", "float16", "dynamic"):
         row = rows[mode]
         assert row["status"] == VERIFIED and row["verdict"] in ("pass", "pass with warning"), row
@@ -123,6 +124,7 @@ def test_every_mode_measured_and_the_recommendation_follows_the_rows(cli_run):
         assert row["size"]["model"] > 0 and row["size"]["zip"] > row["size"]["model"]
         assert row["size"]["unzipped"] > row["size"]["zip"] and row["size"]["fits_direct_upload"]
         assert row["speed"]["warm_ms"] > 0 and row["speed"]["init_ms"] > 0 and row["speed"]["runs"] >= 5
+        assert row["speed"]["warm_2threads_ms"] > 0  # this machine has 2 CPUs: the speedup above 1,769 MB
         assert [p["memory_mb"] for p in row["costs"]] == [256, 1024, 1769]
         assert row["memory"]["recommended_mb"] >= max(row["memory"]["floors"].values())
         assert set(row["memory"]["floors"]) == {"peak RSS", "the pixel budget"}

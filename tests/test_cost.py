@@ -83,3 +83,28 @@ def test_the_shipped_handler_sizes_its_threads_by_the_same_cpu_figures():
 
     assert settings.MB_PER_VCPU == cost.MB_PER_VCPU
     assert settings.MAX_LAMBDA_VCPUS == cost.MAX_VCPUS
+
+
+def test_a_second_thread_counts_only_as_measured_and_only_up_to_two():
+    from lamb.cost import MB_PER_VCPU, lambda_duration_ms
+
+    assert lambda_duration_ms(100.0, MB_PER_VCPU, 1.6) == 100.0
+    assert lambda_duration_ms(100.0, 2 * MB_PER_VCPU, 1.6) == 100.0 / 1.6
+    assert lambda_duration_ms(100.0, 10240, 1.6) == 100.0 / 1.6  # never extrapolated past 2 threads
+    share = 2500 / MB_PER_VCPU  # 1.41 vCPU: two threads, but only the CPU there is
+    assert lambda_duration_ms(100.0, 2500, 1.9) == 100.0 / share
+    assert lambda_duration_ms(100.0, 3000, None) == lambda_duration_ms(100.0, 3000, 0.9) == 100.0
+    assert lambda_duration_ms(100.0, 885, 1.6) == 100.0 / (885 / MB_PER_VCPU)  # below a vCPU, as before
+
+
+def test_a_latency_target_above_one_vcpu_is_met_with_the_measured_speedup():
+    from lamb.cost import MB_PER_VCPU, advise_memory
+
+    one_thread = advise_memory(200.0, max_latency_ms=150.0)
+    assert one_thread.latency_met is False and "one thread takes 200 ms" in one_thread.reason
+    two = advise_memory(200.0, max_latency_ms=150.0, speedup=1.7)
+    assert two.latency_met is True and two.recommended_mb > MB_PER_VCPU
+    assert two.duration_ms is not None and two.duration_ms <= 150.0
+    assert "measured here at 2 threads" in two.reason
+    still = advise_memory(200.0, max_latency_ms=100.0, speedup=1.7)
+    assert still.latency_met is False and "even with 2 threads (1.70x measured here at 2 threads)" in still.reason

@@ -128,3 +128,12 @@ def test_every_record_points_at_files_that_exist():
         converter = importlib.import_module(lib.format.converter)
         assert callable(converter.convert) and callable(converter.export), lib.name
         assert any(row.name == lib.name for row in runtime_lib.WHEELS), lib.name
+
+
+def test_a_release_can_need_more_than_its_library():
+    """A release built against NumPy 1.x (onnxruntime 1.16.3's extension: "_ARRAY_API not found"
+    with NumPy 2) needs numpy<2 where its library's later releases do not."""
+    row = runtime_lib.WheelRow("ai-edge-litert", "0.1", ("3.11",), ("x86_64",), (2, 17), extra_needs=("numpy<2",))
+    assert row.needs == ("numpy<2",) and runtime_lib.choice_of(row).requirements == ["ai-edge-litert==0.1", "numpy<2"]
+    frozen = runtime_lib.WheelRow("tflite-runtime", "0.1", ("3.11",), ("x86_64",), (2, 17), extra_needs=("numpy<2",))
+    assert frozen.needs == ("numpy<2",)  # said once, whoever says it

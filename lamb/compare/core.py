@@ -37,6 +37,7 @@ from lamb.compare.report import (
     ModeSize,
     fits_direct_upload,
     recommend,
+    timing_notes,
 )
 from lamb.errors import ArtifactError, ConversionError, InputError, LambError
 
@@ -269,10 +270,10 @@ def _advise(runnable: list[ModeResult], settings: list[int], target: Any, max_la
         floors = {"the pixel budget": cost_mod.pixel_budget_floor(row.speed.peak_rss_mb)}
         advice = cost_mod.advise_memory(
             row.speed.warm_ms, peak_rss_mb=row.speed.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms,
-            arch=target.arch,
+            arch=target.arch, speedup=row.speed.speedup,
         )
         row.memory = advice
-        row.costs = cost_mod.memory_points(row.speed.warm_ms, settings, target.arch, advice.floor_mb)
+        row.costs = cost_mod.memory_points(row.speed.warm_ms, settings, target.arch, advice.floor_mb, row.speed.speedup)
 
 
 # -- verification against one reference ------------------------------------------------------------
@@ -487,9 +488,7 @@ def _size_and_time(
             except ArtifactError as exc:  # verified, but the shipped handler cannot serve it
                 row.status, row.reason = CANNOT_RUN, exc.message
             row.seconds["time"] = time.perf_counter() - t0
-    wheres = sorted({r.speed.where for r in rows if r.speed})
-    if wheres:
-        notes.append("timed on " + "; ".join(wheres))
+    notes.extend(timing_notes(rows))
 
 
 def _first_image(images: Path | None) -> Path | None:

@@ -29,7 +29,7 @@ class ModeSize:
 
 @dataclass
 class ModeSpeed:
-    """Measured here, through the shipped handler on the shipped runtime library, at 1 thread."""
+    """Measured here, through the shipped handler on the shipped runtime library, at 1 thread (and warm at 2)."""
 
     init_ms: float  # cold start: median of a few fresh processes (interpreter + handler import + model load)
     warm_ms: float  # median whole-handler time of a warm request (what Lambda bills)
@@ -37,6 +37,15 @@ class ModeSpeed:
     runs: int  # warm requests measured
     peak_rss_mb: float
     where: str  # the interpreter and what ran: the target's own wheels, or a host stand-in
+    # The same warm request at 2 threads (the handler's count from 1,770 to 3,538 MB); None: one CPU here.
+    warm_2threads_ms: float | None = None
+
+    @property
+    def speedup(self) -> float | None:
+        """One-thread over two-thread warm time, measured here at 2 threads (at least 1)."""
+        if not self.warm_2threads_ms:
+            return None
+        return max(1.0, self.warm_ms / self.warm_2threads_ms)
 
 
 @dataclass
@@ -103,6 +112,7 @@ class CompareReport:
                 "max_rel": r.max_rel, "top1": r.top1, "top1_lower": r.top1_lower,
                 "model_bytes": r.size.model if r.size else None, "zip_bytes": r.size.zip if r.size else None,
                 "warm_ms": r.speed.warm_ms if r.speed else None, "init_ms": r.speed.init_ms if r.speed else None,
+                "warm_2threads_ms": r.speed.warm_2threads_ms if r.speed else None,
                 "memory_mb": r.memory.recommended_mb if r.memory else None, "cost_per_million_usd": r.cost,
                 "accuracy": r.accuracy, "accuracy_low": r.accuracy_low,
             })
@@ -111,6 +121,19 @@ class CompareReport:
             "samples": self.samples, "images": self.images, "rows": rows, "estimate": self.estimate_note,
             "keras_accuracy": self.keras_accuracy.top1 if self.keras_accuracy is not None else None,
         }
+
+
+def timing_notes(rows: list[ModeResult]) -> list[str]:
+    """Where the modes were timed, and the 2-thread speedups the cost model uses above one vCPU."""
+    notes = []
+    wheres = sorted({r.speed.where for r in rows if r.speed})
+    if wheres:
+        notes.append("timed on " + "; ".join(wheres))
+    sped = [f"{r.mode} {r.speed.speedup:.2f}x" for r in rows if r.speed and r.speed.speedup]
+    if sped:
+        notes.append(f"above 1,769 MB the handler runs a second thread: measured here at 2 threads, {', '.join(sped)} "
+                     "as fast as one (never extrapolated past 2 threads)")
+    return notes
 
 
 def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:

@@ -1,9 +1,12 @@
-"""Time the shipped handler: cold start and warm requests, in fresh processes, at 1 thread.
+"""Time the shipped handler: cold start and warm requests, in fresh processes, at 1 thread and
+warm at 2 threads.
 
 The handler runs as ``lamb invoke`` runs it (``lamb.local.LocalFunction``: ``python -I -S``, the
 task root and the standard library only), with ``LAMB_NUM_THREADS=1`` because Lambda gives one
 vCPU at 1,769 MB and the cost model scales one-thread time, and ``LAMB_LOG_TIMING=1`` so the
-interpreter's own share of each request can be read from the handler's log.
+interpreter's own share of each request can be read from the handler's log. Above 1,769 MB the
+handler runs a thread per vCPU: the same warm request at ``LAMB_NUM_THREADS=2`` gives the
+speedup a second vCPU buys (``ModeSpeed.speedup``), measured here, when this machine has two CPUs.
 """
 
 from __future__ import annotations
@@ -76,8 +79,25 @@ def time_handler(task_root: Path, event: dict, *, python: str | None, where: str
     return ModeSpeed(
         init_ms=statistics.median(inits),
         warm_ms=statistics.median(warm),
+        warm_2threads_ms=_two_threads(task_root, event, python),
         inference_ms=statistics.median(inference) if inference else None,
         runs=len(warm),
         peak_rss_mb=peak,
         where=where,
     )
+
+
+def _two_threads(task_root: Path, event: dict, python: str | None) -> float | None:
+    """The median warm request at ``LAMB_NUM_THREADS=2``; None when this machine has one CPU."""
+    import os
+
+    if len(os.sched_getaffinity(0)) < 2:
+        return None
+    env = {"LAMB_NUM_THREADS": "2"}
+    warm: list[float] = []
+    with LocalFunction(task_root, RunSettings(memory_mb=_KILL_LIMIT_MB, env=env, python=python), function_name="lamb-compare") as function:
+        _checked(function.invoke(event), "the handler's first request at 2 threads")
+        started = time.perf_counter()
+        while len(warm) < MAX_WARM_RUNS and (len(warm) < MIN_WARM_RUNS or time.perf_counter() - started < MIN_WARM_SECONDS):
+            warm.append(float(_checked(function.invoke(event), "a warm request at 2 threads").invoke_ms or 0.0))
+    return statistics.median(warm)

@@ -88,6 +88,9 @@ class WheelRow:
     pythons: tuple[str, ...]
     arches: tuple[str, ...]  # Lambda's arch names
     min_glibc: tuple[int, int]
+    # What this release needs at run time beyond its library's ``needs`` and does not declare
+    # (a release built against NumPy 1.x: "numpy<2").
+    extra_needs: tuple[str, ...] = ()
 
     def lacks(self, mode: str) -> bool:
         """Known to lack kernels for models in quantization ``mode`` (``RuntimeLib.lacks``); others
@@ -100,7 +103,7 @@ class WheelRow:
 
     @property
     def needs(self) -> tuple[str, ...]:
-        return get(self.name).needs
+        return (*get(self.name).needs, *(n for n in self.extra_needs if n not in get(self.name).needs))
 
 
 @dataclass

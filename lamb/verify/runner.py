@@ -81,7 +81,7 @@ def resolve_runtime_env(lib: str, requirements: Sequence[str] = ()) -> RuntimeEn
     lib = runtime_lib.normalise_name(lib)
     library = runtime_lib.get(lib)
     requirements = list(requirements) or [runtime_lib.unpinned(lib, "").requirement]
-    if not library.needs and _installed_satisfies(lib, requirements[0]):
+    if not library.needs and len(requirements) == 1 and _installed_satisfies(lib, requirements[0]):
         import importlib.util
 
         paths = []
