@@ -199,3 +199,19 @@ def test_the_cli_fails_a_wrong_preprocessing_in_one_line_and_serialises_the_accu
     data = json.loads(as_json.stdout)
     assert as_json.exit_code == 0 and data["accuracy"]["converted"]["top1"] == 1.0 and data["accuracy"]["keras"]["top1"] == 1.0
     assert {m["preprocess"] for m in data["accuracy"]["modes"]} == {"caffe", "torch", "scale", "none"}
+
+
+def test_an_image_the_handler_would_refuse_is_skipped_with_its_reason(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # a PNG whose header declares 100,000 x 100,000 pixels: refused from the header, nothing decoded
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    (tmp_path / "cat-bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    _png(tmp_path / "cat-1.png")
+    labeled = load_labeled(tmp_path, (8, 8, 3), ["cat"], 1)
+    assert labeled.names == ["cat-1.png"] and labeled.skipped[0].startswith("cat-bomb.png: ")
+    assert "pixel" in labeled.skipped[0]

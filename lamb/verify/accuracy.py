@@ -163,12 +163,11 @@ def load_labeled(folder: Path, shape: Sequence[int], labels: Sequence[str] | Non
     names, truth, batch, skipped = [], [], [], []
     for path, label in found:
         name = path.relative_to(folder).as_posix()
-        try:
-            image = decode_image(path.read_bytes())
+        try:  # the handler's own limits: what it would refuse to decode is skipped, with its reason
+            batch.append(image_to_pixels(decode_image(path.read_bytes()), (int(shape[0]), int(shape[1]))))
         except ValueError as exc:
             skipped.append(f"{name}: {exc}")
             continue
-        batch.append(image_to_pixels(image, (int(shape[0]), int(shape[1]))))
         names.append(name)
         truth.append(index[label])
     if not batch:
