@@ -63,6 +63,11 @@ def preprocess_unconfirmed(manifest: Manifest) -> bool:
     return not (accuracy and accuracy.get("passed") and accuracy.get("preprocess") == "none")
 
 
+def unlabelled_classifier(manifest: Manifest) -> bool:
+    """A classifier (an output of one score per class) recorded without class labels."""
+    return not manifest.labels and any(len(o.shape) == 2 and o.shape[1] > 1 for o in manifest.outputs)
+
+
 def format_shape(shape: Any) -> str:
     """``(None, 224, 224, 3)``: a shape as Keras prints it, ``None`` for an open dimension (error messages)."""
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"

@@ -175,3 +175,12 @@ def test_labelled_images_at_convert_only_with_quantize_auto(tmp_path):
 
     result = CliRunner().invoke(app, ["convert", str(DEMO / "clothing.h5"), "--labeled-images", str(DEMO / "samples")])
     assert result.exit_code == 3 and "--labeled-images only applies to --quantize auto" in result.output
+
+
+def test_a_model_that_is_no_classifier_is_not_asked_for_labels(tmp_path):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs))).save(tmp_path / "regress.keras")
+    result = convert_model(tmp_path / "regress.keras", tmp_path / "out" / "r.tflite", preprocess="scale")
+    assert result.warnings == []

@@ -173,7 +173,7 @@ def missing_evidence(manifest: mf.Manifest) -> list[str]:
             f'recorded preprocessing "none" (raw [0, 255] pixels) without evidence: {why}. Pass --preprocess '
             "(none to confirm), or let `lamb verify --labeled-images DIR` show which is right; `lamb package` refuses it until then"
         )
-    if not manifest.labels:
+    if mf.unlabelled_classifier(manifest):
         warnings.append("no class labels: the function will answer with output indices (\"0\", \"1\", ...); pass --labels-file")
     return warnings
 

@@ -105,7 +105,7 @@ def check_evidence(manifest: mf.Manifest) -> list[str]:
             "re-run `lamb convert` with --preprocess (none to confirm raw pixels), or show it with "
             "`lamb verify --labeled-images DIR`",
         )
-    if not manifest.labels:
+    if mf.unlabelled_classifier(manifest):
         return ['no class labels: the function answers with output indices ("0", "1", ...); `lamb convert --labels-file` names them']
     return []
 
