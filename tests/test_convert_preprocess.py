@@ -11,6 +11,7 @@ import pytest
 
 from lamb import manifest as mf
 from lamb.convert import convert_model
+from lamb.convert.load import load_keras_model
 from lamb.convert.preprocess import batchnorm_fit, check_preprocess, infer_preprocess, preprocess_evidence
 from lamb.errors import InputError
 from lamb.package.build import build_package, check_evidence
@@ -184,3 +185,15 @@ def test_a_model_that_is_no_classifier_is_not_asked_for_labels(tmp_path):
     keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs))).save(tmp_path / "regress.keras")
     result = convert_model(tmp_path / "regress.keras", tmp_path / "out" / "r.tflite", preprocess="scale")
     assert result.warnings == []
+
+
+def test_a_course_model_with_a_rescaling_lambda_on_a_base_is_recorded_none(tmp_path):
+    """Issue 18's case: Lambda(x / 127.5 - 1) in front of a keras.applications-named base, saved by
+    tf_keras as .h5. The base alone says xception; the handler scaling too would scale twice."""
+    import tf_keras
+
+    _on_base(tf_keras.layers.Lambda(lambda t: t / 127.5 - 1), framework="tf_keras").save(tmp_path / "course.h5")
+    result = convert_model(tmp_path / "course.h5", tmp_path / "out" / "course.tflite", labels=["a", "b"], allow_unsafe_lambda=True)
+    assert result.manifest.preprocess == "none" and "Lambda" in (result.manifest.preprocess_note or "")
+    assert result.warnings == [] and result.manifest.allow_unsafe_lambda
+    assert "says none" in (preprocess_evidence(load_keras_model(tmp_path / "course.h5", allow_unsafe_lambda=True).model, "xception") or "")

@@ -150,6 +150,8 @@ def verify(
 
     Tolerances default per quantization mode, set from what each mode measurably achieves on trained models and real images (atol / rtol / min-cosine / min-top1): {tolerances}. The top-1 agreement's 95 % lower bound (Wilson) is shown beside it: when the rate passes but the bound does not, the verdict is a pass with a warning saying how many inputs would settle it. A {calibrated} model checked on random pixels alone is "not enough evidence" (exit code 1): verify it with --images.
 
+    With --labeled-images (a folder per class, or <label>-1.jpg files) it also measures accuracy: each image decoded by the handler's own code, preprocessed in every mode and run on the converted model; top-1 and top-k with their Wilson 95 % interval, per class, a confusion table, and Keras's accuracy on the same inputs. It fails when another preprocessing mode is clearly better (the intervals do not overlap), naming it and the command that fixes it, or when the converted model is clearly more than a point below Keras.
+
     The verdict is written into the manifest, so `lamb package` refuses a model that failed or was never verified. Exit code 0: pass; 1: fail.
 
     Examples:
