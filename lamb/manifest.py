@@ -191,6 +191,9 @@ class Manifest:
     # `lamb convert --allow-unsafe-lambda` was given for the source with ``source_sha256``: verify
     # loads that same file's Lambda layers without asking again.
     allow_unsafe_lambda: bool = False
+    # What the converter recorded of itself: {"converter": "tf2onnx", "tf2onnx": "1.17.0", "opset": 17,
+    # "quantizer": ..., its settings}, or an ONNX model's own producer and opset. None: nothing to add.
+    converter: dict[str, Any] | None = None
     verification: Verification | None = None
     # `lamb convert --quantize auto`: the comparison that chose this model (CompareReport.summary()).
     comparison: dict[str, Any] | None = None

@@ -155,6 +155,15 @@ def drawn_demo_images(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def converted_tiny_onnx(tiny_classifier_h5, tmp_path_factory):
+    """``convert_model`` on the tiny classifier for onnxruntime (tf2onnx): float32, preprocess
+    "xception", labels ``TINY_LABELS``. Returns the ConversionResult (tiny.onnx + tiny.lamb.json)."""
+    from lamb.convert import convert_model
+
+    out = tmp_path_factory.mktemp("converted_tiny_onnx") / "tiny.onnx"
+    return convert_model(tiny_classifier_h5, out, preprocess="xception", labels=list(TINY_LABELS), runtime_lib_name="onnxruntime")
+
 # -- invoke ------------------------------------------------------------------------------------
 # Task roots laid out like an unpacked artifact (handler + model.tflite + lamb.json + the runtime
 # dependencies installed for this machine's Lambda target), so handler/local/invoke/serve tests

@@ -154,6 +154,7 @@ def convert_model(
         calibration=calibration_info,
         versions=versions(),
         allow_unsafe_lambda=allow_unsafe_lambda,
+        converter=converted.origin or None,
         source_absolute=str(Path(source).resolve()),
     )
     mf.write(manifest, manifest_path)

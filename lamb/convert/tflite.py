@@ -14,17 +14,15 @@ input and output names, which the manifest records and later steps use.
 from __future__ import annotations
 
 import contextlib
-import inspect
-import io
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from lamb import manifest as mf
 from lamb.convert.engine import Converted, Export
 from lamb.convert.load import LoadedModel
-from lamb.convert.signature import InputSpec, clean_name
+from lamb.convert.savedmodel import saved_model, serving_function
+from lamb.convert.signature import InputSpec
 from lamb.errors import ConversionError
 from lamb.quantization import Mode
 
@@ -57,70 +55,20 @@ def convert(
 def converter_factory(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[tuple[Callable[[], Any], list[str]]]:
     """Yields (a function making a fresh TFLiteConverter, the output names).
 
-    The model is wrapped as one function: positional inputs named like the model's, a dict of
-    named outputs. Keras 3 models go through ``keras.export.ExportArchive`` and a temporary
-    SavedModel, as TF's own ``from_keras_model`` does, because a Keras 3 model handed to
-    ``from_concrete_functions`` as the trackable object does not carry its variables into the
-    calibration graph (int8 then fails with READ_VARIABLE). tf_keras models and loaded SavedModels
-    are real TF trackables, so their concrete function converts directly.
+    The model is wrapped as one function (``lamb.convert.savedmodel``). Keras 3 models go through
+    a temporary SavedModel, as TF's own ``from_keras_model`` does (``savedmodel.saved_model`` says
+    why); tf_keras models and loaded SavedModels are real TF trackables, so their concrete function
+    converts directly.
     """
     import tensorflow as tf
 
-    signature = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in inputs]
-    model = loaded.model
-    if loaded.is_keras:
-        declared = list(getattr(model, "output_names", None) or [])
-
-        def call(args):
-            return model(args[0] if len(args) == 1 else list(args), training=False)
-    else:
-        sig = loaded.signature
-        _, kwargs = sig.structured_input_signature
-        keys = sorted(kwargs)
-        declared = sorted(sig.structured_outputs)
-
-        def call(args):
-            return sig(**dict(zip(keys, args)))
-
-    names: list[str] = []
-    input_names = {s.name for s in inputs}
-
-    def named(out) -> dict[str, Any]:
-        if isinstance(out, dict):
-            items = list(out.items())
-        else:
-            tensors = list(out) if isinstance(out, (list, tuple)) else [out]
-            keys_ = declared if len(declared) == len(tensors) else [f"output_{i}" for i in range(len(tensors))]
-            items = list(zip(keys_, tensors))
-        result: dict[str, Any] = {}
-        for i, (raw_key, tensor) in enumerate(items):
-            key = clean_name(raw_key, f"output_{i}")
-            if key in result or key in input_names:
-                key = f"{key}_{i}"
-            result[key] = tensor
-        names[:] = list(result)
-        return result
-
-    def serve(*args):
-        return named(call(args))
-
     if loaded.loader == "keras":
-        import keras
-
-        with tempfile.TemporaryDirectory(prefix="lamb-export-") as export_dir:
-            archive = keras.export.ExportArchive()
-            archive.track(model)
-            archive.add_endpoint("serving_default", serve, signature)
-            if "verbose" in inspect.signature(archive.write_out).parameters:
-                archive.write_out(export_dir, verbose=False)
-            else:  # Keras < 3.5 always prints the endpoints (one line per variable) to stdout
-                with contextlib.redirect_stdout(io.StringIO()):
-                    archive.write_out(export_dir)
+        with saved_model(loaded, inputs) as (export_dir, names):
             yield (lambda: _saved_model_converter(export_dir)), names
         return
-
+    serve, signature, names = serving_function(loaded, inputs)
     concrete = tf.function(serve, input_signature=signature, autograph=False).get_concrete_function()
-    yield (lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)), names
+    yield (lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded.model)), names
 
 
 def _saved_model_converter(export_dir: str):

@@ -151,13 +151,15 @@ class RunnerFailure(Exception):
 class ModelRunner:
     """The converted model, loaded by the runtime library in a subprocess that lives for one verification."""
 
-    def __init__(self, env: RuntimeEnv, model: Path):
+    def __init__(self, env: RuntimeEnv, model: Path, module: str | None = None):
+        """``module``: what the runner computes with, when not the library's own module (the ONNX
+        runner's reference implementations: ``onnx.reference``, ``onnxruntime-unoptimized``)."""
         self.env = env
         self.model = Path(model)
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives as long as the runner
         lib = runtime_lib.get(env.lib)
         runner = Path(__file__).with_name(lib.verify_runner)
-        cmd = [env.python, "-I", "-S", str(runner), env.lib, lib.module, str(self.model), *env.paths, str(_HANDLER_DIR)]
+        cmd = [env.python, "-I", "-S", str(runner), env.lib, module or lib.module, str(self.model), *env.paths, str(_HANDLER_DIR)]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
         )

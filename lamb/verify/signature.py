@@ -131,6 +131,8 @@ def _pair(keras_names: list[str], model_keys: list[str], what: str) -> list[int]
 
 
 def infer_quantization(info: dict[str, Any]) -> str:
+    if info.get("quantization"):  # a runner that can read the mode off the model's ops says it (ONNX)
+        return str(info["quantization"])
     counts: dict[str, int] = info.get("tensor_dtypes", {})
     if counts.get("float16"):
         return "float16"

