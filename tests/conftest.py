@@ -164,6 +164,44 @@ def converted_tiny_onnx(tiny_classifier_h5, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted_tiny_onnx") / "tiny.onnx"
     return convert_model(tiny_classifier_h5, out, preprocess="xception", labels=list(TINY_LABELS), runtime_lib_name="onnxruntime")
 
+def build_nchw_onnx(folder, name="model.onnx", size=32):
+    """The course's 2025 homework shape, small: a channel-first (N, 3, H, W) conv net exported to
+    ONNX with its weights in an external ``<name>.data`` (a few KB), as ``torch.onnx.export``
+    writes it. Built with ``onnx.helper``; seeded. Returns the .onnx path."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save_model
+
+    rng = np.random.default_rng(0)
+    weights = {
+        "conv.weight": rng.normal(0, 0.3, (8, 3, 3, 3)), "conv.bias": rng.normal(0, 0.1, (8,)),
+        "fc.weight": rng.normal(0, 0.5, (4, 8)), "fc.bias": rng.normal(0, 0.1, (4,)),
+    }
+    initializers = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in weights.items()]
+    nodes = [
+        helper.make_node("Conv", ["pixel_values", "conv.weight", "conv.bias"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["logits"], transB=1),
+    ]
+    x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, size, size])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])
+    model = helper.make_model(helper.make_graph(nodes, "tiny_torch_like", [x], [y], initializers),
+                              opset_imports=[helper.make_opsetid("", 18)], producer_name="pytorch", producer_version="2.9")
+    model.ir_version = 9
+    path = folder / name
+    save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+               location=f"{name}.data", size_threshold=0)
+    return path
+
+
+@pytest.fixture
+def nchw_onnx(tmp_path):
+    """A fresh copy of ``build_nchw_onnx`` in its own folder (model.onnx + model.onnx.data)."""
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    return build_nchw_onnx(folder)
+
 # -- invoke ------------------------------------------------------------------------------------
 # Task roots laid out like an unpacked artifact (handler + model.tflite + lamb.json + the runtime
 # dependencies installed for this machine's Lambda target), so handler/local/invoke/serve tests

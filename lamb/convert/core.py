@@ -10,44 +10,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from lamb import manifest as mf
 from lamb import quantization, runtime_lib
-from lamb.convert import engine
+from lamb.convert import engine, onnx_input
 from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.engine import Export
 from lamb.convert.load import LoadedModel, load_keras_model
+from lamb.convert.options import ConversionResult, ConvertOptions, missing_evidence, quantization_mode
 from lamb.convert.preprocess import NOT_INFERRED, check_preprocess, infer_preprocess, preprocess_evidence, read_labels
 from lamb.convert.signature import InputSpec, apply_input_shape, check_labels, check_labels_against_keras, input_specs
 from lamb.errors import InputError
 from lamb.progress import current
-
-
-@dataclass
-class ConversionResult:
-    """What ``convert_model`` wrote and what it found out on the way."""
-
-    model_path: Path
-    manifest_path: Path
-    manifest: mf.Manifest
-    seconds: float  # wall time of load + convert + write
-    source_bytes: int
-    model_bytes: int
-    notes: list[str] = field(default_factory=list)  # loader fallback, preprocessing inference, ...
-    # One line each, said apart from the notes: "none" recorded without evidence, no labels.
-    warnings: list[str] = field(default_factory=list)
-    # --preprocess given against what the model shows (its base model, a layer that rescales);
-    # the CLI warns with it unless --allow-preprocess-mismatch.
-    preprocess_mismatch: str | None = None
-
-    @property
-    def size_ratio(self) -> float:
-        return self.model_bytes / self.source_bytes if self.source_bytes else 0.0
 
 
 def default_output(source: Path, fmt: runtime_lib.ModelFormat | None = None) -> Path:
@@ -55,21 +32,6 @@ def default_output(source: Path, fmt: runtime_lib.ModelFormat | None = None) -> 
     source = Path(source)
     stem = source.name if source.is_dir() else source.stem
     return Path.cwd() / f"{stem}{(fmt or runtime_lib.default().format).suffix}"
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    """Every choice ``lamb convert`` offers; the defaults are the command's."""
-
-    quantize: str = quantization.DEFAULT  # one of the format's modes
-    calibration: Path | None = None  # the image folder a calibrated mode needs
-    int8_io: bool = False  # an integer-only model's input and output int8 too
-    input_shape: tuple[int, ...] | None = None
-    preprocess: str | None = None  # None: inferred from the model
-    labels: Sequence[str] | None = None  # class names in output order (``read_labels`` reads a file)
-    allow_flex: bool = False
-    allow_unsafe_lambda: bool = False
-    runtime_lib_name: str | None = None  # None: the first library in lamb.runtime_lib's preference order
 
 
 def convert_model(
@@ -88,6 +50,8 @@ def convert_model(
     written unless both conversion and inspection of the result succeed.
     """
     o = dataclasses.replace(options or ConvertOptions(), **changes)
+    if not isinstance(source, (LoadedModel, Export)) and onnx_input.is_onnx(source):
+        return onnx_input.convert_onnx_model(source, output, o)  # an exported model, taken as it is
     quantize, calibration, int8_io, preprocess, labels = o.quantize, o.calibration, o.int8_io, o.preprocess, o.labels
     input_shape, allow_flex, allow_unsafe_lambda, runtime_lib_name = o.input_shape, o.allow_flex, o.allow_unsafe_lambda, o.runtime_lib_name
     started = time.perf_counter()
@@ -96,7 +60,7 @@ def convert_model(
     loaded = export.loaded if export is not None else source if isinstance(source, LoadedModel) else None
     source = loaded.source if loaded is not None else Path(source)  # type: ignore[arg-type]  # a path when nothing was loaded
     # Cheap checks first: a typo in an option should not cost a model load.
-    mode = _quantization_mode(fmt, quantize, calibration, int8_io)
+    mode = quantization_mode(fmt, quantize, calibration, int8_io)
     calibration_images = calibration_files(Path(calibration)) if calibration is not None else []
     preprocess = check_preprocess(preprocess) if preprocess is not None else None
     labels = read_labels(list(labels)) if labels is not None else None
@@ -165,20 +129,6 @@ def convert_model(
     )
 
 
-def missing_evidence(manifest: mf.Manifest) -> list[str]:
-    """What the manifest records without evidence: a "none" nothing showed, no labels."""
-    warnings = []
-    if mf.preprocess_unconfirmed(manifest):
-        why = (manifest.preprocess_note or "").removeprefix(f"{NOT_INFERRED}: ").split("; pass --preprocess")[0]
-        warnings.append(
-            f'recorded preprocessing "none" (raw [0, 255] pixels) without evidence: {why}. Pass --preprocess '
-            "(none to confirm), or let `lamb verify --labeled-images DIR` show which is right; `lamb package` refuses it until then"
-        )
-    if mf.unlabelled_classifier(manifest):
-        warnings.append("no class labels: the function will answer with output indices (\"0\", \"1\", ...); pass --labels-file")
-    return warnings
-
-
 def _calibration(
     mode: quantization.Mode, folder: Path | None, files: list[Path], inputs: list[InputSpec], preprocess: str, int8_io: bool
 ) -> tuple[Any, dict[str, Any] | None]:
@@ -189,26 +139,6 @@ def _calibration(
     info["dir"] = str(Path(folder).resolve())  # type: ignore[arg-type]
     info["io_dtype"] = "int8" if int8_io else "float32"
     return representative, info
-
-
-def _quantization_mode(fmt: runtime_lib.ModelFormat, quantize: str, calibration: Path | None, int8_io: bool) -> quantization.Mode:
-    """The mode's row, with the options that only some modes take checked against it."""
-    try:
-        mode = fmt.mode(quantize)
-    except KeyError:
-        raise InputError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(fmt.mode_names)}") from None
-    integer_only = " or ".join(m.name for m in fmt.modes if m.integer_only)
-    calibrated = " or ".join(m.name for m in fmt.modes if m.calibrated)
-    if int8_io and not mode.integer_only:
-        raise InputError(f"--int8-io only applies to --quantize {integer_only}", f"add --quantize {integer_only}, or drop --int8-io")
-    if mode.calibrated and calibration is None:
-        raise InputError(
-            f"{mode.name} quantization needs calibration images",
-            "pass --calibration DIR with ~100 representative images (the model's own training images are best)",
-        )
-    if calibration is not None and not mode.calibrated:
-        raise InputError(f"--calibration only applies to --quantize {calibrated}", f"add --quantize {calibrated}, or drop --calibration")
-    return mode
 
 
 def output_path(source: Path, output: Path | None, fmt: runtime_lib.ModelFormat | None = None) -> Path:

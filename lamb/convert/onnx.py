@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lamb import manifest as mf
 from lamb.convert.engine import Converted, Export
@@ -113,7 +114,13 @@ def quantize(model: bytes, mode: Mode, representative: Any = None, layout: str =
 
         fp16 = convert_float_to_float16(onnx.load_from_string(model), keep_io_types=True)
         return fp16.SerializeToString(), {"quantizer": "onnxruntime.transformers.float16", "keep_io_types": True}
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory(prefix="lamb-onnx-") as tmp:

@@ -12,7 +12,8 @@ import contextlib
 import inspect
 import io
 import tempfile
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from lamb.convert.load import LoadedModel
 from lamb.convert.signature import InputSpec, clean_name

@@ -42,6 +42,8 @@ def render_report(report: VerifyReport) -> list[Any]:
         f"preprocess {report.preprocess}, {report.quantization} tolerances ({report.quantization_source})"
     )
     out: list[Any] = [Text.from_markup(head)]
+    if report.reference_label:
+        out.append(Text(f"reference: {report.reference_label}"))
     if report.error:
         out.append(Text.from_markup(f"[red]{report.error}[/]"))
         return out

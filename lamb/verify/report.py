@@ -46,6 +46,10 @@ class VerifyReport:
     verdict: str = ""
     warnings: list[str] = field(default_factory=list)  # e.g. a top-1 rate whose 95 % lower bound misses the limit
     accuracy: AccuracyReport | None = None  # --labeled-images: accuracy in every preprocessing mode, judged
+    # What computed the reference outputs: "keras" for a Keras source; for a model given as .onnx,
+    # "onnx.reference" (independent of ONNX Runtime) or "onnxruntime-unoptimized" (the weaker one).
+    reference: str = "keras"
+    reference_label: str = ""  # the sentence the report shows for a reference other than Keras
 
     def __post_init__(self) -> None:
         if not self.verdict:

@@ -212,6 +212,11 @@ class ModelRunner:
         self._stderr.seek(0)
         return self._stderr.read().decode("utf-8", "replace")
 
+    def kill(self) -> None:
+        """Stop the runner now (a time budget ran out); the pending read reports it as a failure."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+
     def close(self) -> None:
         if self._proc.poll() is None:
             with contextlib.suppress(BrokenPipeError, OSError):

@@ -76,6 +76,8 @@ def verify_model(
     # loads the Keras model (two cores, two processes).
     progress = current()
     with ModelRunner(run.env, run.model_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
+        if run.keras_path.suffix.lower() == ".onnx":  # a model given as .onnx: no Keras to compare with
+            return _verify_against_reference(run, runner, Path(workdir), overrides, quantization, choice.name)
         progress.phase(f"loading the Keras model, and the {run.format.suffix} on {choice.name}")
         loaded = _load_keras(run, allow_unsafe_lambda)
         try:
@@ -128,6 +130,46 @@ def verify_model(
         runtime_lib_version=version, outputs=metrics, checks=checks, failures=failures, accuracy=accuracy, **common,
     )
     assert len(arrays[0]) == result.samples + result.images
+    return run.finish(result)
+
+
+def _verify_against_reference(
+    run: _Run, runner: ModelRunner, workdir: Path, overrides: ToleranceOverrides, quantization: str | None, lib: str,
+) -> VerifyReport:
+    """The shipped model on ``runner`` against its source ``.onnx`` on an independent implementation."""
+    from lamb.verify import reference
+
+    progress = current()
+    progress.phase(f"loading the {run.format.suffix} on {lib}")
+    try:
+        info = runner.wait_ready()
+    except RunnerFailure as failure:
+        quant, source = _quantization(quantization, run.manifest, None)
+        return run.failed(failure, lib_version(run.env), quantization=quant, quantization_source=source,
+                          tolerances=default_tolerances(quant, overrides, run.format))
+    quant, quant_source = _quantization(quantization, run.manifest, info)
+    tol = default_tolerances(quant, overrides, run.format)
+    pairs = reference.paired(info)
+    feeds, used_images, skipped = reference.model_inputs(run, info)
+    n = len(next(iter(feeds.values())))
+    progress.phase(f"reference: {n} inputs")
+    t0 = time.perf_counter()
+    assert run.env is not None
+    expected, which, label = reference.reference_outputs(run.env, run.keras_path, feeds, pairs.output_keys)
+    run.timings["reference"] = time.perf_counter() - t0
+    version = info.get("version", "unknown")
+    common: dict[str, Any] = dict(quantization=quant, quantization_source=quant_source, tolerances=tol, images=len(used_images),
+                                  skipped_images=len(skipped), skipped=skipped, reference=which, reference_label=label)
+    progress.phase(f"{lib} {version}: {n} inputs", total=n)
+    t0 = time.perf_counter()
+    try:
+        outputs, answer = runner.run(feeds, workdir, on_progress=progress.advance)
+    except RunnerFailure as failure:
+        return run.failed(failure, version, **common)
+    run.timings["model_run"] = time.perf_counter() - t0
+    metrics, checks, judged = _judge(run, pairs, outputs, expected, tol, quant, len(used_images))
+    result = run.report(passed=judged.passed, verdict=judged.verdict, warnings=judged.warnings, runtime_lib_version=version,
+                        outputs=metrics, checks=checks, failures=judged.failures, **common)
     return run.finish(result)
 
 

@@ -1,0 +1,85 @@
+"""What ``lamb convert`` takes (``ConvertOptions``) and gives (``ConversionResult``), shared by the
+converter of Keras models (``lamb.convert.core``) and of ONNX models given as they are
+(``lamb.convert.onnx_input``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamb import manifest as mf
+from lamb import quantization, runtime_lib
+from lamb.convert.preprocess import NOT_INFERRED
+from lamb.errors import InputError
+
+
+@dataclass
+class ConversionResult:
+    """What ``convert_model`` wrote and what it found out on the way."""
+
+    model_path: Path
+    manifest_path: Path
+    manifest: mf.Manifest
+    seconds: float  # wall time of load + convert + write
+    source_bytes: int
+    model_bytes: int
+    notes: list[str] = field(default_factory=list)  # loader fallback, preprocessing inference, ...
+    # One line each, said apart from the notes: "none" recorded without evidence, no labels.
+    warnings: list[str] = field(default_factory=list)
+    # --preprocess given against what the model shows (its base model, a layer that rescales);
+    # the CLI warns with it unless --allow-preprocess-mismatch.
+    preprocess_mismatch: str | None = None
+
+    @property
+    def size_ratio(self) -> float:
+        return self.model_bytes / self.source_bytes if self.source_bytes else 0.0
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Every choice ``lamb convert`` offers; the defaults are the command's."""
+
+    quantize: str = quantization.DEFAULT  # one of the format's modes
+    calibration: Path | None = None  # the image folder a calibrated mode needs
+    int8_io: bool = False  # an integer-only model's input and output int8 too
+    input_shape: tuple[int, ...] | None = None
+    preprocess: str | None = None  # None: inferred from the model
+    labels: Sequence[str] | None = None  # class names in output order (``read_labels`` reads a file)
+    allow_flex: bool = False
+    allow_unsafe_lambda: bool = False
+    runtime_lib_name: str | None = None  # None: the first library in lamb.runtime_lib's preference order
+
+
+def missing_evidence(manifest: mf.Manifest) -> list[str]:
+    """What the manifest records without evidence: a "none" nothing showed, no labels."""
+    warnings = []
+    if mf.preprocess_unconfirmed(manifest):
+        why = (manifest.preprocess_note or "").removeprefix(f"{NOT_INFERRED}: ").split("; pass --preprocess")[0]
+        warnings.append(
+            f'recorded preprocessing "none" (raw [0, 255] pixels) without evidence: {why}. Pass --preprocess '
+            "(none to confirm), or let `lamb verify --labeled-images DIR` show which is right; `lamb package` refuses it until then"
+        )
+    if mf.unlabelled_classifier(manifest):
+        warnings.append("no class labels: the function will answer with output indices (\"0\", \"1\", ...); pass --labels-file")
+    return warnings
+
+
+def quantization_mode(fmt: runtime_lib.ModelFormat, quantize: str, calibration: Path | None, int8_io: bool) -> quantization.Mode:
+    """The mode's row, with the options that only some modes take checked against it."""
+    try:
+        mode = fmt.mode(quantize)
+    except KeyError:
+        raise InputError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(fmt.mode_names)}") from None
+    integer_only = " or ".join(m.name for m in fmt.modes if m.integer_only)
+    calibrated = " or ".join(m.name for m in fmt.modes if m.calibrated)
+    if int8_io and not mode.integer_only:
+        raise InputError(f"--int8-io only applies to --quantize {integer_only}", f"add --quantize {integer_only}, or drop --int8-io")
+    if mode.calibrated and calibration is None:
+        raise InputError(
+            f"{mode.name} quantization needs calibration images",
+            "pass --calibration DIR with ~100 representative images (the model's own training images are best)",
+        )
+    if calibration is not None and not mode.calibrated:
+        raise InputError(f"--calibration only applies to --quantize {calibrated}", f"add --quantize {calibrated}, or drop --calibration")
+    return mode
