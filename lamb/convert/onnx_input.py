@@ -125,7 +125,7 @@ def _load(source: Path) -> tuple[Any, list[str]]:
     try:
         onnx.checker.check_model(str(source))
         model = onnx.load(str(source))
-    except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError) as exc:  # type: ignore[attr-defined]
+    except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError) as exc:
         raise ModelLoadError(f"{source.name} is not a valid ONNX model: {_first(exc)}", "export it again") from exc
     except Exception as exc:  # protobuf's DecodeError and friends: not a model at all
         raise ModelLoadError(f"{source.name} is not an ONNX model ({type(exc).__name__}: {_first(exc)})",

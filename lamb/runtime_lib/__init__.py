@@ -342,5 +342,4 @@ def _offer(target: Target, fmt: str | None = None) -> str:
 
 
 # The engine families, in preference order. Each module registers its records on import.
-from lamb.runtime_lib import litert  # noqa: E402,F401
-from lamb.runtime_lib import onnxruntime  # noqa: E402,F401
+from lamb.runtime_lib import litert, onnxruntime  # noqa: E402,F401

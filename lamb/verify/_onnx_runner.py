@@ -93,7 +93,7 @@ class _Reference:
         self.outputs = [spec(v) for v in model.graph.output]
 
     def run(self, feeds: dict) -> list:
-        return self.evaluator.run([o["key"] for o in self.outputs], feeds)
+        return list(self.evaluator.run([o["key"] for o in self.outputs], feeds))
 
 
 def _op_counts(model_path: str) -> dict:
@@ -153,6 +153,7 @@ def main(argv: list[str]) -> int:
 
     t0 = time.perf_counter()
     try:
+        engine: _Reference | _Session
         if module_name == "onnx.reference":
             engine = _Reference(model_path)
         else:

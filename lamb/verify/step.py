@@ -139,6 +139,7 @@ def _verify_against_reference(
     """The shipped model on ``runner`` against its source ``.onnx`` on an independent implementation."""
     from lamb.verify import reference
 
+    assert run.env is not None
     progress = current()
     progress.phase(f"loading the {run.format.suffix} on {lib}")
     try:
@@ -154,7 +155,6 @@ def _verify_against_reference(
     n = len(next(iter(feeds.values())))
     progress.phase(f"reference: {n} inputs")
     t0 = time.perf_counter()
-    assert run.env is not None
     expected, which, label = reference.reference_outputs(run.env, run.keras_path, feeds, pairs.output_keys)
     run.timings["reference"] = time.perf_counter() - t0
     version = info.get("version", "unknown")
@@ -163,7 +163,7 @@ def _verify_against_reference(
     progress.phase(f"{lib} {version}: {n} inputs", total=n)
     t0 = time.perf_counter()
     try:
-        outputs, answer = runner.run(feeds, workdir, on_progress=progress.advance)
+        outputs, _ = runner.run(feeds, workdir, on_progress=progress.advance)
     except RunnerFailure as failure:
         return run.failed(failure, version, **common)
     run.timings["model_run"] = time.perf_counter() - t0
