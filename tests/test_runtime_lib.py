@@ -137,3 +137,30 @@ def test_a_release_can_need_more_than_its_library():
     assert row.needs == ("numpy<2",) and runtime_lib.choice_of(row).requirements == ["ai-edge-litert==0.1", "numpy<2"]
     frozen = runtime_lib.WheelRow("tflite-runtime", "0.1", ("3.11",), ("x86_64",), (2, 17), extra_needs=("numpy<2",))
     assert frozen.needs == ("numpy<2",)  # said once, whoever says it
+
+
+# -- ONNX Runtime (lamb/runtime_lib/onnxruntime.py) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("runtime", "arch", "version"),
+    [("python3.13", "x86_64", "1.32.0"), ("python3.12", "arm64", "1.32.0"), ("python3.11", "x86_64", "1.16.3"), ("python3.10", "arm64", "1.16.3")],
+)
+def test_an_onnx_model_gets_onnxruntime_for_every_target(converted_tiny_onnx, runtime, arch, version):
+    choice = runtime_lib.choose(targets.get_target(runtime, arch), converted_tiny_onnx.manifest)
+    assert (choice.name, choice.requirement, choice.module) == ("onnxruntime", f"onnxruntime=={version}", "onnxruntime")
+
+
+def test_the_onnx_record_names_its_format_runner_and_backend():
+    lib = runtime_lib.get("ort")
+    assert lib.name == "onnxruntime" and runtime_lib.get("onnx") is lib
+    assert (lib.format.name, lib.format.suffix, lib.format.file) == ("onnx", ".onnx", "model.onnx")
+    assert lib.format.mode_names == ("float32", "float16", "dynamic", "int8") and lib.format.mode("int8").calibrated
+    assert (lib.verify_runner, lib.handler_backend) == ("_onnx_runner.py", "ort")
+    assert runtime_lib.format_for_suffix(".onnx") is lib.format
+    assert runtime_lib.default().name == "ai-edge-litert"  # ONNX Runtime registers after LiteRT
+
+
+def test_a_tflite_library_is_refused_for_an_onnx_model(converted_tiny_onnx):
+    with pytest.raises(InputError, match="runs tflite models, and this model is onnx"):
+        runtime_lib.choose(targets.get_target("python3.12"), converted_tiny_onnx.manifest, override="ai-edge-litert")
