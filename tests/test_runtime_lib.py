@@ -164,3 +164,10 @@ def test_the_onnx_record_names_its_format_runner_and_backend():
 def test_a_tflite_library_is_refused_for_an_onnx_model(converted_tiny_onnx):
     with pytest.raises(InputError, match="runs tflite models, and this model is onnx"):
         runtime_lib.choose(targets.get_target("python3.12"), converted_tiny_onnx.manifest, override="ai-edge-litert")
+
+
+def test_onnxruntime_1_16_brings_numpy_1(converted_tiny_onnx):
+    """Built against NumPy 1.x: with NumPy 2 it fails to import, and its wheel does not say so."""
+    choice = runtime_lib.choose(targets.get_target("python3.11"), converted_tiny_onnx.manifest)
+    assert choice.requirements == ["onnxruntime==1.16.3", "numpy<2"]
+    assert runtime_lib.choose(targets.get_target("python3.12"), converted_tiny_onnx.manifest).requirements == ["onnxruntime==1.32.0"]

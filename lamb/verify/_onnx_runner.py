@@ -97,8 +97,15 @@ class _Reference:
 
 
 def _op_counts(model_path: str) -> dict:
-    """The model's tensor types as ``tensor_dtypes`` and a ``quantization`` read from its ops."""
-    import onnx
+    """The model's tensor types as ``tensor_dtypes`` and a ``quantization`` read from its ops.
+
+    Only where ``onnx`` is importable (lamb's own environment): the shipped artifact has no
+    ``onnx``, and an environment built like it (an older onnxruntime for another target) neither.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return {}
 
     model = onnx.load(model_path, load_external_data=False)
     counts: dict = {}

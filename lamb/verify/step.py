@@ -155,7 +155,8 @@ def _verify_against_reference(
     n = len(next(iter(feeds.values())))
     progress.phase(f"reference: {n} inputs")
     t0 = time.perf_counter()
-    expected, which, label = reference.reference_outputs(run.env, run.keras_path, feeds, pairs.output_keys)
+    # The references run in lamb's own environment (onnx, and its onnxruntime), whatever the shipped one is.
+    expected, which, label = reference.reference_outputs(resolve_runtime_env(lib), run.keras_path, feeds, pairs.output_keys)
     run.timings["reference"] = time.perf_counter() - t0
     version = info.get("version", "unknown")
     common: dict[str, Any] = dict(quantization=quant, quantization_source=quant_source, tolerances=tol, images=len(used_images),
