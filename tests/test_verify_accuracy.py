@@ -168,6 +168,13 @@ def test_the_right_preprocessing_passes_with_its_accuracy_recorded(demo_converte
     assert torch.top1 > 0.85  # close to xception's on this model: not clearly better, not a failure
     recorded = json.loads(demo_converted.manifest_path.read_text())["verification"]["accuracy"]
     assert recorded["converted"]["top1"] == acc.converted.top1 and recorded["converted"]["per_class"]
+    # the artifact's own record (lamb.json) carries it too, without the host's path
+    from lamb import manifest as mf
+    from lamb.package.build import shipped_manifest
+
+    shipped = shipped_manifest(mf.read(demo_converted.manifest_path)).verification
+    assert shipped is not None and shipped.accuracy is not None
+    assert shipped.accuracy["converted"]["top1"] == acc.converted.top1 and shipped.accuracy["folder"] == drawn_demo_images.name
 
 
 @pytest.mark.e2e
