@@ -20,14 +20,17 @@ def test_memory_outside_lambdas_range_is_one_line_before_any_call(deploy_artifac
     assert "128-10,240 MB" in result.output and "Traceback" not in result.output
 
 
-def test_plan_prints_every_command_without_calling_aws(deploy_artifact_factory, aws_env):
+def test_plan_prints_every_command_without_calling_aws(deploy_artifact_factory, aws_env, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key)  # no credentials: nothing to read, the plan is for an empty account
     artifact = deploy_artifact_factory()
     result = runner.invoke(app, ["deploy", str(artifact), "-n", "clothes", "--create-role", "--url", "public", "--alias", "live", "--plan"],
                            env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     for expected in ("aws iam create-role", "aws lambda create-function", "aws lambda wait function-active-v2",
                      "aws lambda publish-version", "aws lambda create-alias", "--invoked-via-function-url", "aws lambda invoke",
-                     "planned as for an account where nothing exists yet", "--url public: anyone on the internet can invoke it"):
+                     "no AWS credentials here, so nothing was read: planned as for an account where nothing exists yet",
+                     "--url public: anyone on the internet can invoke it"):
         assert expected in result.output
     assert not artifact.with_name(artifact.stem + ".deploy.json").exists()
     event = artifact.with_name(artifact.stem + ".smoke-event.json")  # what the displayed invoke reads
@@ -156,10 +159,13 @@ def test_no_artifact_here_is_one_line_that_fits_every_command(tmp_path, monkeypa
 
 @pytest.mark.e2e
 @pytest.mark.network
-def test_an_image_packaged_before_a_zip_keeps_its_smoke_figures_for_deploy(verified_copy, aws_env):
+def test_an_image_packaged_before_a_zip_keeps_its_smoke_figures_for_deploy(verified_copy, aws_env, monkeypatch):
     """Issue 17: package an image, then a zip, from one manifest; `lamb deploy <the image folder>
     --plan` still finds the image's smoke figures (the manifest keeps every artifact's record)."""
     from lamb.package import build_package
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key)  # a plan for an empty account: nothing to read
 
     folder = verified_copy.parent
     image = build_package(verified_copy, runtime="python3.11", fmt="image", output=folder / "tiny-image", skip_verify=True)

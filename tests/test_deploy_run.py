@@ -217,10 +217,12 @@ def test_iam_url_adds_no_public_permission(moto, deploy_artifact_factory):
     assert lam().get_function_url_config(FunctionName="clothes")["AuthType"] == "AWS_IAM"
 
 
-def test_plan_calls_nothing(deploy_artifact_factory, aws_env, monkeypatch):
+def test_plan_without_credentials_calls_nothing(deploy_artifact_factory, aws_env, monkeypatch):
     def refuse(*args, **kwargs):
-        raise AssertionError("--plan must not call AWS")
+        raise AssertionError("--plan without credentials must not call AWS")
 
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key)
     monkeypatch.setattr(AwsSession, "__init__", refuse)
     report = deploy_artifact(deploy_artifact_factory(), DeployOptions("clothes", create_role=True, url="public"), plan_only=True)
     assert report.planned_only and report.region == REGION and report.record_path is None
@@ -228,6 +230,25 @@ def test_plan_calls_nothing(deploy_artifact_factory, aws_env, monkeypatch):
         "create_role", "attach_role_policy", "create_function", "publish_version", "create_function_url_config",
         "add_permission", "add_permission", "invoke"]
     assert len(report.commands) == len(report.plan.calls)
+    assert any(n.startswith("no AWS credentials here, so nothing was read: planned as for an account where nothing exists yet")
+               for n in report.notes)
+
+
+def test_plan_reads_what_exists_and_changes_nothing(moto, deploy_artifact_factory):
+    """--plan reads the account as a run does, so it shows the calls the run would make; it writes nothing."""
+    artifact = deploy_artifact_factory()
+    deploy(artifact, role_arn=existing_role(), url="public")
+    before = lam().get_function(FunctionName="clothes")["Configuration"]
+    planned = deploy_artifact(artifact, DeployOptions("clothes", memory_mb=2048, url="none"), plan_only=True,
+                              session=AwsSession(region=REGION))
+    assert [c.operation for c in planned.plan.calls] == [
+        "update_function_configuration", "publish_version", "delete_function_url_config", "remove_permission", "remove_permission", "invoke"]
+    assert planned.account == "123456789012" and not any("nothing was read" in n for n in planned.notes)
+    assert lam().get_function(FunctionName="clothes")["Configuration"] == before
+    assert [v["Version"] for v in lam().list_versions_by_function(FunctionName="clothes")["Versions"]] == ["$LATEST", "1"]
+    assert lam().get_function_url_config(FunctionName="clothes")["AuthType"] == "NONE"
+    ran = deploy(artifact, memory_mb=2048, url="none")  # and the run makes those very calls
+    assert [c.operation for c in ran.plan.calls] == [c.operation for c in planned.plan.calls]
 
 
 def test_image_deploys_the_pushed_image_and_proves_its_digest(moto, tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ def deploy(
     alias: str = typer.Option(None, "--alias", help="Point this alias at the published version (and the URL at the alias)."),
     image_uri: str = typer.Option(None, "--image-uri", help="For an image artifact: the image already pushed to ECR (see --plan for the build and push)."),
     endpoint_url: str = typer.Option(None, "--endpoint-url", help="Send every AWS call here (a local fake such as moto's server)."),
-    plan: bool = typer.Option(False, "--plan", help="Print the API calls a deploy into an account where nothing exists yet makes, as AWS CLI commands that paste and run; calls nothing."),
+    plan: bool = typer.Option(False, "--plan", help="Print the API calls this deploy would make, as AWS CLI commands that paste and run; reads what exists (read-only), changes nothing. Without credentials: the calls for an account where nothing exists yet."),
     no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip invoking the deployed function with a sample image."),
     sample_image: Path = SampleImageOpt,
     verbose: bool = VerboseOpt,

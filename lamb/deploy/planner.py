@@ -38,6 +38,7 @@ class State:
     account where nothing exists yet."""
 
     read: bool = False
+    unread: str = "nothing was read"  # why not, when not (said in the plan's note)
     function: dict[str, Any] | None = None  # GetFunction's Configuration
     newest_version: dict[str, Any] | None = None  # the newest published version's configuration
     role_arn: str | None = None  # the --create-role role
@@ -149,7 +150,8 @@ def _wanted(facts: ArtifactFacts, options: DeployOptions, state: State, region: 
     if facts.measured_on_stand_in and (options.memory_mb is None or options.timeout_s is None):
         notes.append(f"memory and timeout follow a smoke run on a host stand-in ({facts.measured_on}): an estimate for the target")
     if not state.read:
-        notes.append("planned as for an account where nothing exists yet; `lamb deploy` reads what exists first and leaves out what is already so")
+        notes.append(f"{state.unread}: planned as for an account where nothing exists yet; "
+                     "`lamb deploy` reads what exists first and leaves out what is already so")
     configuration: dict[str, Any] = {"MemorySize": settings.memory_mb, "Timeout": settings.timeout_s}
     if facts.package_type == "Zip":  # an image's runtime and entry point are the image's: Lambda refuses Handler and Runtime for it
         configuration.update(Runtime=facts.runtime, Handler=facts.handler)

@@ -15,7 +15,7 @@ def render(report: DeployReport, verbose: bool = False) -> list:
     what = f"{plan.runtime} on {plan.arch}" if plan.runtime else f"container image on {plan.arch}"
     if report.planned_only:
         out.append(f"[bold]plan[/] for [bold]{report.function_name}[/] in {report.region}: {report.artifact.name} ({what}), "
-                   f"{plan.settings.memory_mb:,} MB, {plan.settings.timeout_s} s; nothing was called")
+                   f"{plan.settings.memory_mb:,} MB, {plan.settings.timeout_s} s; nothing was changed")
         if plan.prerequisites:
             out.append("[bold]first[/], build and push the image:")
             out += [Text("   " + command) for command in plan.prerequisites]

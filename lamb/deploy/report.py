@@ -29,7 +29,7 @@ class DeployReport:
     artifact: Path
     function_name: str
     region: str
-    planned_only: bool  # True: --plan, nothing was called
+    planned_only: bool  # True: --plan, nothing was changed
     plan: Plan
     account: str | None = None
     function_arn: str | None = None

@@ -66,9 +66,9 @@ def deploy_facts(
     planning.check_artifact(facts)
     event = smoke_event
     if plan_only:
-        region = options.region or _configured_region(options.profile) or "<REGION>"
-        plan = make_plan(facts, options, State(), region=region, smoke_event=event)
-        return DeployReport(facts.path, options.function_name, region, True, plan, upload=plan.upload,
+        state, region, account = _state_for_plan(facts, options, session)
+        plan = make_plan(facts, options, state, region=region, account=account, smoke_event=event)
+        return DeployReport(facts.path, options.function_name, region, True, plan, account=account, upload=plan.upload,
                             artifact_sha256=facts.sha256, code_sha256=facts.code_sha256, notes=list(plan.notes),
                             commands=display(plan.calls, region=region, endpoint_url=options.endpoint_url))
 
@@ -132,6 +132,33 @@ def _outcome(report: DeployReport, plan: Plan, state: State, responses: dict[str
     report.permissions_added = [c.params["Action"] for c in plan.calls if c.operation == "add_permission"]
     report.permissions_removed = [c.params["StatementId"] for c in plan.calls if c.operation == "remove_permission"]
     report.reserved_concurrency = plan.reserved_concurrency if plan.reserved_concurrency is not None else state.reserved_concurrency
+
+
+def _state_for_plan(facts: ArtifactFacts, options: DeployOptions, session: AwsSession | None) -> tuple[State, str, str | None]:
+    """What exists, read as a run would read it (read-only calls), so ``--plan`` shows the calls
+    the run would make; without credentials, or when AWS cannot be reached, an empty account."""
+    region = options.region or _configured_region(options.profile) or "<REGION>"
+    if session is None and not _has_credentials(options.profile):
+        return State(unread="no AWS credentials here, so nothing was read"), region, None
+    if session is None and region == "<REGION>":
+        return State(unread="no AWS region (--region, or AWS_REGION), so nothing was read"), region, None
+    try:
+        aws = session or AwsSession(region=options.region, profile=options.profile, endpoint_url=options.endpoint_url)
+        account = aws.account_id()
+        return read_state(aws, facts, options, account), aws.region, account
+    except AwsError as exc:
+        return State(unread=f"the account could not be read ({exc.message})"), region, None
+
+
+def _has_credentials(profile: str | None) -> bool:
+    """Whether boto3 finds credentials (environment, files, SSO cache, instance role) for ``profile``."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return boto3.Session(profile_name=profile).get_credentials() is not None
+    except BotoCoreError:
+        return False
 
 
 def _configured_region(profile: str | None) -> str | None:
