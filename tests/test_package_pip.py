@@ -25,7 +25,9 @@ class FakePip:
         stderr = self.fail(args)
         if stderr is not None:
             return 1, stderr
-        if args[0] == "install":
+        if "--dry-run" in args:  # pip's plan: the report of what it would install (nothing, here)
+            Path(args[args.index("--report") + 1]).write_text('{"install": []}')
+        elif args[0] == "install":
             dest = Path(args[args.index("--target") + 1])
             requirements = _requirements(args)
             if not any(r.partition("==")[0] == "numpy" for r in requirements):
@@ -40,7 +42,7 @@ class FakePip:
 
 def _requirements(args):
     """The positional requirements at the end of a pip command line lamb builds."""
-    options_with_values = {"--target", "--find-links", "--implementation", "--python-version", "--abi", "--platform", "--dest"}
+    options_with_values = {"--report", "--target", "--find-links", "--implementation", "--python-version", "--abi", "--platform", "--dest"}
     out, skip = [], False
     for arg in args[1:]:
         if skip:

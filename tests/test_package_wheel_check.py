@@ -25,12 +25,13 @@ TARGET = targets.get_target("python3.12", "x86_64")
 
 
 def make_wheel(folder: Path, entries: list, name: str = "evil", version: str = "1.0",
-               tag: str = "py3-none-any") -> Path:
+               tag: str = "py3-none-any", requires: tuple[str, ...] = ()) -> Path:
     """A wheel of ``name`` holding ``entries`` (``(zip name, bytes)`` or ``(ZipInfo, bytes)``)
-    beside a valid dist-info, its RECORD listing every entry."""
+    beside a valid dist-info, its RECORD listing every entry, depending on ``requires``."""
     dist = f"{name.replace('-', '_')}-{version}.dist-info"
+    needs = "".join(f"Requires-Dist: {r}\n" for r in requires)
     meta = [
-        (f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()),
+        (f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{needs}".encode()),
         (f"{dist}/WHEEL", f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()),
     ]
     rows = []
@@ -156,6 +157,33 @@ def test_a_zip_bomb_is_refused_from_its_declared_sizes_before_unpacking(tmp_path
     with pytest.raises(DependencyError, match=r"unpacks to 251\.0 MB"):
         wheels.install_for_target(["evil"], TARGET, dest, wheelhouse=path.parent)
     assert list(dest.iterdir()) == []
+
+
+def zeros_wheel(folder: Path, name: str, mib: int, requires: tuple[str, ...] = ()) -> Path:
+    """An honest wheel of ``name`` holding ``mib`` MiB of zeros (about 1/1000 of it on disk)."""
+    path = make_wheel(folder, [(f"{name}/__init__.py", b"")], name=name, requires=requires)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as zf, zf.open(f"{name}/zeros.bin", "w") as f:
+        for _ in range(mib):
+            f.write(bytes(MiB))
+    return path
+
+
+def test_a_chain_of_dependencies_is_bounded_in_all_before_pip_unpacks_any(tmp_path):
+    # Each wheel passes alone (100 MiB); the one asked for pulls in two more: 300 MiB in all.
+    house = tmp_path / "house"
+    zeros_wheel(house, "evil", 100, requires=("evil-b", "evil-c"))
+    zeros_wheel(house, "evil_b", 100)
+    zeros_wheel(house, "evil_c", 100)
+    dest = tmp_path / "deps"
+    with pytest.raises(DependencyError) as err:
+        wheels.install_for_target(["evil"], TARGET, dest, wheelhouse=house)
+    assert err.value.message.startswith(f"the 3 wheels pip picked from the wheelhouse {house} unpack to 300.0 MB in all, "
+                                        "more than the 250.0 MB")
+    assert "evil-1.0-py3-none-any.whl 100.0 MB" in err.value.message and "\n" not in err.value.message
+    assert list(dest.iterdir()) == []
+    # Two of them fit: pip installs them.
+    got = wheels.install_for_target(["evil-b", "evil-c"], TARGET, tmp_path / "fits", wheelhouse=house)
+    assert set(got.installed) == {"evil-b", "evil-c"}
 
 
 @pytest.mark.parametrize(("declared", "method", "phrase"), [

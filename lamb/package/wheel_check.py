@@ -90,6 +90,21 @@ def check_folder(folder: Path, supported: set, max_unpacked: int = MAX_UNPACKED)
     return checked
 
 
+def check_total(wheels: list[Path], where: str, max_unpacked: int = MAX_UNPACKED) -> int:
+    """Refuse the ``wheels`` one install will unpack (each checked) when together they unpack to
+    more than ``max_unpacked``; returns their unpacked bytes."""
+    sizes = {Path(w).name: check_wheel(w, max_unpacked).unpacked_bytes for w in wheels}
+    total = sum(sizes.values())
+    if total > max_unpacked:
+        largest = ", ".join(f"{name} {human_bytes(n)}" for name, n in sorted(sizes.items(), key=lambda kv: -kv[1])[:3])
+        raise DependencyError(
+            f"the {len(sizes)} wheels pip picked from {where} unpack to {human_bytes(total)} in all, more than the "
+            f"{human_bytes(max_unpacked)} a whole Lambda zip function may unpack to (largest: {largest})",
+            "check what pulls them in (`pip install --dry-run --report`), and remove or pin it",
+        )
+    return total
+
+
 def _unsafe_name(name: str) -> str | None:
     parts = re.split(r"[/\\]", name)
     if name.startswith(("/", "\\")) or _DRIVE.match(name):

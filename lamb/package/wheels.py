@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 
 from lamb.cache import cache_root
 from lamb.errors import DependencyError, InputError
-from lamb.package.wheel_check import check_folder
+from lamb.package.wheel_check import check_folder, check_total
 from lamb.progress import Progress, current
 from lamb.targets import Target
 
@@ -132,6 +132,10 @@ def install_for_target(
             raise InputError(f"the wheelhouse {wheelhouse} is not a folder", "pass a folder of .whl files to --wheelhouse")
         # pip refuses some unsafe entries itself, in words that blame the resolution; none reach it.
         check_folder(wheelhouse, supported_tags(target, local_builds=True))
+        # Each wheel is bounded, but a wheel's dependencies can name a chain of others: bound the
+        # sum of what pip picked before it unpacks any.
+        where = "the wheelhouse " + str(wheelhouse)
+        check_total(pip.plan(requirements, target, [wheelhouse], where, local_builds=True), where)
         pip.install(requirements, target, dest, [wheelhouse], "the wheelhouse " + str(wheelhouse), local_builds=True)
         source = "wheelhouse"
         links = [wheelhouse]
@@ -336,6 +340,25 @@ class PipRunner:
         status, stderr = self.pip.main(args + target_args(target, local_builds) + requirements)
         if status != 0:
             raise _dependency_error(stderr, target, where)
+
+    def plan(
+        self, requirements: list[str], target: Target, links: list[Path], where: str, local_builds: bool = False,
+    ) -> list[Path]:
+        """The wheel files ``install`` would unpack (pip's ``--dry-run --report``), none unpacked."""
+        import json
+        from urllib.parse import unquote, urlparse
+
+        with tempfile.TemporaryDirectory(prefix="lamb-pip-plan-") as tmp:
+            report = Path(tmp) / "report.json"
+            args = ["install", "--dry-run", "--report", str(report), "--no-index", "--target", str(Path(tmp) / "target"),
+                    "--quiet"]
+            for link in links:
+                args += ["--find-links", str(link)]
+            status, stderr = self.pip.main(args + target_args(target, local_builds) + requirements)
+            if status != 0:
+                raise _dependency_error(stderr, target, where)
+            picked = json.loads(report.read_text())["install"]
+        return [Path(unquote(urlparse(item["download_info"]["url"]).path)) for item in picked]
 
     def download(self, requirements: list[str], target: Target, cache: Path, deps: bool = True) -> None:
         args = ["download", *([] if deps else ["--no-deps"]), "--dest", str(cache), "--find-links", str(cache), "--quiet"]
