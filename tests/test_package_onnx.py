@@ -1,0 +1,85 @@
+"""lamb package for ONNX Runtime (issue 15 item 6): the zip holds the .onnx and onnxruntime, no LiteRT,
+slimmed by onnxruntime's own rules, and every ELF file in it passes the audit against the target's
+system (Amazon Linux 2023 for python3.12); the same audit-driven choice picks the release per target."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import pytest
+from conftest import TINY_LABELS
+
+from lamb import targets
+from lamb.invoke import invoke_artifact
+from lamb.local import RunSettings
+from lamb.package import build_package, lib_choice
+
+pytestmark = pytest.mark.network  # onnxruntime's wheels for the target (cached after the first run)
+
+
+@pytest.fixture(scope="module")
+def onnx_zip(converted_tiny_onnx, tmp_path_factory):
+    """The tiny classifier converted for onnxruntime, verified on it, packaged for python3.12-x86_64."""
+    from lamb.verify import verify_model
+
+    folder = tmp_path_factory.mktemp("onnx_pkg")
+    shutil.copy2(converted_tiny_onnx.model_path, folder / "tiny.onnx")
+    shutil.copy2(converted_tiny_onnx.manifest_path, folder / "tiny.lamb.json")
+    assert verify_model(manifest_path=folder / "tiny.lamb.json").passed
+    return build_package(folder / "tiny.lamb.json", runtime="python3.12", output=folder / "fn.zip")
+
+
+def test_the_zip_holds_the_onnx_model_and_onnxruntime_and_no_litert(onnx_zip):
+    r = onnx_zip
+    assert r.runtime_lib.name == "onnxruntime" and r.runtime_lib.requirement == "onnxruntime==1.32.0"
+    with zipfile.ZipFile(r.artifact) as zf:
+        names = set(zf.namelist())
+        shipped = json.loads(zf.read("lamb.json"))
+    assert {"lambda_function.py", "model.onnx", "lamb.json", "onnxruntime/__init__.py"} <= names
+    assert any(n.startswith("onnxruntime/capi/onnxruntime_pybind11_state.cpython-312") for n in names)
+    assert not any(n.startswith(("ai_edge_litert", "tflite_runtime")) or n.endswith(".tflite") for n in names)
+    assert shipped["model"]["format"] == "onnx" and shipped["model"]["file"] == "model.onnx"
+    assert shipped["package"]["runtime_lib"] == "onnxruntime" and shipped["package"]["runtime_lib_version"] == "1.32.0"
+
+
+def test_onnxruntimes_own_slim_rules_applied_and_proven_by_the_smoke_run(onnx_zip):
+    r = onnx_zip
+    saved = {s.rule: s.bytes_saved for s in r.slimming}
+    assert saved["onnxruntime C API library"] > 30 * 2**20  # libonnxruntime.so.1.32.0, 35 MB
+    assert saved["onnxruntime tools"] > 0 and saved["onnxruntime tool dependencies"] > 0
+    assert not any(rule.startswith("litert") for rule in saved)  # LiteRT's rules are LiteRT's
+    with zipfile.ZipFile(r.artifact) as zf:
+        names = zf.namelist()
+    assert not any(n.startswith(("onnxruntime/capi/libonnxruntime.so", "onnxruntime/transformers/", "google/protobuf/"))
+                   for n in names)
+    assert r.smoke.ran and r.smoke.passed, r.smoke.error
+    assert r.smoke.top is not None and r.smoke.top.split()[0] in TINY_LABELS
+
+
+def test_every_elf_file_passes_the_audit_against_al2023(onnx_zip):
+    audit = onnx_zip.audit
+    assert audit is not None and audit.passed and not audit.problems
+    assert audit.files > 0  # the binding, NumPy's and Pillow's extensions and their vendored libraries
+    assert onnx_zip.record is not None and onnx_zip.record.audit is not None and onnx_zip.record.audit["passed"]
+    assert "Amazon Linux 2023" in onnx_zip.target_description
+
+
+def test_the_artifact_answers_through_invoke(onnx_zip, tmp_path, png_bytes):
+    image = tmp_path / "cat.png"
+    image.write_bytes(png_bytes)
+    report = invoke_artifact(onnx_zip.artifact, image=image, settings=RunSettings(memory_mb=1024))
+    assert report.error is None and sorted(report.response) == sorted(TINY_LABELS)
+
+
+@pytest.mark.parametrize(("runtime", "arch", "version"), [
+    ("python3.12", "arm64", "1.32.0"),  # where LiteRT 2.x needs GLIBCXX_3.4.30, past AL2023's GCC 11
+    ("python3.11", "x86_64", "1.16.3"),  # Amazon Linux 2 (glibc 2.26): the newest manylinux_2_17 release
+])
+def test_the_release_is_the_newest_whose_wheel_passes_the_audit(converted_tiny_onnx, runtime, arch, version):
+    chosen = lib_choice.choose(targets.get_target(runtime, arch), converted_tiny_onnx.manifest)
+    assert (chosen.choice.name, chosen.choice.version) == ("onnxruntime", version)
+    assert chosen.wheel_audit.passed
+    if version == "1.16.3":
+        assert chosen.choice.extra_requirements == ["numpy<2"]  # built against NumPy 1.x
