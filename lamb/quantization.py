@@ -44,16 +44,21 @@ class Mode:
     name: str
     summary: str  # for --help
     tolerances: Tolerances  # lamb verify's defaults for this mode
-    # Converter settings: Optimize.DEFAULT on; weight types the kernels may use (tf dtype names);
-    # integer-only ops, fed by a representative dataset.
+    # What the converted model holds: the type of its weights and the type its activations compute
+    # in. verify infers the mode of a model without a manifest from these (``infer``).
+    weights: str = "float32"
+    activations: str = "float32"
+    # Converter settings, as names the format's converter resolves on its framework (e.g. on tf):
+    # Optimize.DEFAULT on; the weight types the kernels may use; the op set the model may use.
     optimize: bool = False
     supported_types: tuple[str, ...] = ()
-    integer_only: bool = False
-
-    @property
-    def calibrated(self) -> bool:
-        """Needs calibration images (``--calibration``): integer activations need measured ranges."""
-        return self.integer_only
+    ops_set: str = ""
+    # Needs calibration images (``--calibration``, a representative dataset): integer activations
+    # need ranges measured on real inputs.
+    calibrated: bool = False
+    # The integer type the model's input and output take with ``--integer-io``; None: the mode
+    # offers no integer input/output (its model takes and returns float32).
+    integer_io: str | None = None
 
     @property
     def quantized(self) -> bool:
@@ -61,6 +66,28 @@ class Mode:
 
 
 DEFAULT = "float32"  # every format offers it: the converted model computes in float32
+
+
+def infer(modes: tuple[Mode, ...], tensor_dtypes: dict[str, int]) -> str:
+    """The mode whose row describes a converted model's tensors (``tensor_dtypes``: dtype -> count).
+
+    float16 weights are the float16 mode whatever else the model holds; 8-bit integer tensors
+    (int8 or uint8, whichever the format uses) are integer weights, and integer activations when
+    they outnumber the float32 tensors (a full-integer model carries them everywhere, a
+    dynamic-range one only in its weights).
+    """
+    ints = tensor_dtypes.get("int8", 0) + tensor_dtypes.get("uint8", 0)
+    weights = "float16" if tensor_dtypes.get("float16") else "int" if ints else "float32"
+    activations = "int" if weights == "int" and ints > tensor_dtypes.get("float32", 0) else "float32"
+    for m in modes:
+        if (_kind(m.weights), _kind(m.activations)) == (weights, activations):
+            return m.name
+    return next((m.name for m in modes if _kind(m.weights) == weights), DEFAULT)
+
+
+def _kind(dtype: str) -> str:
+    """int8 and uint8 are both 8-bit integers here; formats differ in which they use where."""
+    return "int" if dtype in ("int8", "uint8") else dtype
 
 
 def choices_help(modes: tuple[Mode, ...]) -> str:

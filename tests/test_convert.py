@@ -174,6 +174,14 @@ def test_default_output_is_the_current_directory(tiny_classifier_h5, tmp_path, m
     assert mf.find(tmp_path) == result.manifest_path  # what verify/package do with no arguments
 
 
+def test_the_converter_leaves_a_trail_for_verbose(tiny_classifier_h5, tmp_path, caplog):
+    with caplog.at_level("DEBUG", logger="lamb.convert.tflite"):
+        result = convert_model(tiny_classifier_h5, tmp_path / "m.tflite", quantize="float16")
+    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.convert.tflite"]
+    assert lines[0].startswith("TFLite converter for float16: ops ['TFLITE_BUILTINS'], optimizations True, supported types ['float16']")
+    assert lines[-1].startswith(f"converted: {result.model_bytes} bytes in ")
+
+
 def test_source_below_the_manifest_is_stored_relative(tiny_classifier_h5, tmp_path):
     shutil.copy(tiny_classifier_h5, tmp_path / "model.h5")
     result = convert_model(tmp_path / "model.h5", tmp_path / "model.tflite")
@@ -386,9 +394,9 @@ def test_int8_calibrates_on_images_keeps_float_io(tiny_classifier_h5, sample_ima
     assert run_tflite(result.model_path, images(1))["logits"].shape == (1, 4)
 
 
-def test_int8_io(tiny_classifier_h5, sample_images, tmp_path):
+def test_integer_io(tiny_classifier_h5, sample_images, tmp_path):
     result = convert_model(
-        tiny_classifier_h5, tmp_path / "int8io.tflite", quantize="int8", calibration=sample_images, int8_io=True
+        tiny_classifier_h5, tmp_path / "int8io.tflite", quantize="int8", calibration=sample_images, integer_io=True
     )
     (spec,) = result.manifest.inputs
     assert spec.dtype == "int8" and spec.scale > 0 and spec.zero_point is not None
@@ -401,7 +409,7 @@ def test_int8_io(tiny_classifier_h5, sample_images, tmp_path):
     [
         ({"quantize": "int8"}, "calibration images"),
         ({"quantize": "int4"}, "unknown quantization"),
-        ({"int8_io": True}, "--int8-io"),
+        ({"integer_io": True}, "--integer-io"),
         ({"quantize": "dynamic", "calibration": "."}, "--calibration"),
         ({"quantize": "int8", "calibration": "does-not-exist"}, "no calibration folder"),
         ({"preprocess": "imagenet"}, "unknown preprocessing"),

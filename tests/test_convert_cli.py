@@ -57,6 +57,8 @@ def test_convert_labels_file_and_input_shape_options(tiny_classifier_h5, tmp_pat
         (["{model}", "--labels", "a,b"], 3, "2 labels given"),
         (["{model}", "-q", "int8"], 3, "calibration"),
         (["{model}", "--input-shape", "big"], 3, "--input-shape"),
+        (["{model}", "--integer-io"], 3, "--integer-io only applies to --quantize int8"),
+        (["{model}", "--int8-io"], 3, "--integer-io only applies to --quantize int8"),  # the old name, kept
         (["{empty}"], 4, "empty"),
     ],
 )
@@ -103,7 +105,7 @@ def test_verbose_shows_the_traceback(tmp_path):
 def test_help_reads_like_a_manual():
     result = runner.invoke(app, ["convert", "--help"])
     assert result.exit_code == 0
-    for option in ("--quantize", "--calibration", "--int8-io", "--input-shape", "--allow-flex", "--preprocess",
+    for option in ("--quantize", "--calibration", "--integer-io", "--int8-io", "--input-shape", "--allow-flex", "--preprocess",
                    "--labels-file", "--allow-unsafe-lambda"):
         assert option in result.stdout
 

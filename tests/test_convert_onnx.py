@@ -78,10 +78,10 @@ def test_float32_is_the_model_as_tf2onnx_wrote_it(float_model):
     assert quantize(float_model, ONNX.mode("float32")) == (float_model, {})
 
 
-def test_int8_io_is_refused_for_onnx(tiny_classifier_h5, sample_images, tmp_path):
-    with pytest.raises(InputError, match="TensorFlow Lite option"):
+def test_integer_io_is_refused_for_onnx(tiny_classifier_h5, sample_images, tmp_path):
+    with pytest.raises(InputError, match="--integer-io is not offered for an ONNX model"):
         convert_model(tiny_classifier_h5, tmp_path / "m.onnx", runtime_lib_name="onnxruntime", quantize="int8",
-                      calibration=sample_images, int8_io=True, preprocess="xception")
+                      calibration=sample_images, integer_io=True, preprocess="xception")
     assert not list(tmp_path.iterdir())
 
 

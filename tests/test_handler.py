@@ -191,7 +191,7 @@ def test_int8_model_quantizes_input_and_dequantizes_output(tmp_path, tiny_classi
 
     converted = convert_model(
         tiny_classifier_h5, tmp_path / "int8.tflite", quantize="int8", calibration=sample_images,
-        int8_io=True, preprocess="xception", labels=list(TINY_LABELS),
+        integer_io=True, preprocess="xception", labels=list(TINY_LABELS),
     )
     assert converted.manifest.inputs[0].dtype == "int8"
     result = load_handler(make_task_root(tmp_path / "task", converted)).lambda_handler({"image": b64(png_bytes)}, None)

@@ -24,7 +24,11 @@ def test_every_row_is_consistent():
     for mode in MODES:
         t = mode.tolerances
         assert t.atol >= 0 and t.rtol >= 0 and 0 <= t.min_cosine <= 1 and 0 <= t.min_top1 <= 1
-        assert not mode.integer_only or mode.optimize  # integer-only conversion is an optimisation
+        assert mode.activations == "float32" or mode.optimize  # integer activations are an optimisation
+        # Integer activations need measured ranges, and only such a model can take integer input.
+        assert mode.calibrated == (mode.activations != "float32")
+        assert mode.integer_io is None or mode.calibrated
+        assert mode.weights == "float32" or mode.quantized
     # The more a mode rounds, the looser its bounds: never tighter than the mode before it.
     rtols = [m.tolerances.rtol for m in MODES]
     assert rtols == sorted(rtols)
@@ -66,3 +70,30 @@ def test_the_readme_lists_the_modes_of_the_table():
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert f"[--modes {','.join(FORMAT.mode_names)}]" in readme
+
+
+def test_each_row_names_what_the_converter_and_the_inference_need():
+    import numpy as np
+    import tensorflow as tf
+
+    for mode in MODES:
+        assert hasattr(tf.lite.OpsSet, mode.ops_set), mode.name  # the converter resolves it by name
+        for dtype in (mode.weights, mode.activations, *mode.supported_types, *([mode.integer_io] if mode.integer_io else [])):
+            np.dtype(dtype)  # a real dtype name, as the converter and the runners read it
+    assert [(m.name, m.integer_io) for m in MODES if m.integer_io] == [("int8", "int8")]
+    assert not [m for m in runtime_lib.get("onnxruntime").format.modes if m.integer_io]  # ONNX keeps float I/O
+
+
+def test_a_models_mode_is_inferred_from_the_rows():
+    # A model of each mode of each format: its weights (10 tensors) and activations (20) in the row's types.
+    for fmt in runtime_lib.formats().values():
+        for mode in fmt.modes:
+            counts: dict[str, int] = {}
+            counts[mode.weights] = counts.get(mode.weights, 0) + 10
+            counts[mode.activations] = counts.get(mode.activations, 0) + 20
+            assert quantization.infer(fmt.modes, counts) == mode.name, (fmt.name, mode.name)
+    # A full-integer model with float32 input and output is still int8; float16 weights win.
+    assert quantization.infer(MODES, {"int8": 40, "float32": 2}) == "int8"
+    assert quantization.infer(MODES, {"float16": 5, "int8": 40}) == "float16"
+    assert quantization.infer(MODES, {}) == "float32"
+

@@ -171,3 +171,25 @@ def test_onnxruntime_1_16_brings_numpy_1(converted_tiny_onnx):
     choice = runtime_lib.choose(targets.get_target("python3.11"), converted_tiny_onnx.manifest)
     assert choice.requirements == ["onnxruntime==1.16.3", "numpy<2"]
     assert runtime_lib.choose(targets.get_target("python3.12"), converted_tiny_onnx.manifest).requirements == ["onnxruntime==1.32.0"]
+
+
+def test_every_runtime_has_a_wheel_row_or_an_explicit_none_yet():
+    # A new row in targets.RUNTIMES must say, for each maintained library, which release ships
+    # for it, or that none does yet; a frozen library (no new releases) is not asked.
+    missing = [
+        (lib.name, runtime.name, arch)
+        for lib in runtime_lib.LIBRARIES.values() if not lib.frozen
+        for runtime in targets.RUNTIMES if runtime.name not in lib.no_wheels_yet
+        for arch in targets.ARCHES
+        if not any(w.name == lib.name and runtime.python in w.pythons and arch in w.arches for w in runtime_lib.WHEELS)
+    ]
+    assert missing == []
+    for lib in runtime_lib.LIBRARIES.values():  # what it says has no wheel is a runtime lamb knows
+        assert set(lib.no_wheels_yet) <= set(targets.runtime_names()), lib.name
+
+
+def test_a_new_runtime_without_a_row_fails_the_check(monkeypatch):
+    newer = dataclasses.replace(targets.RUNTIMES[-1], name="python3.99", python="3.99")
+    monkeypatch.setattr(targets, "RUNTIMES", (*targets.RUNTIMES, newer))
+    with pytest.raises(AssertionError):
+        test_every_runtime_has_a_wheel_row_or_an_explicit_none_yet()

@@ -44,7 +44,10 @@ def convert(
     images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
     labeled_images: Path = typer.Option(None, "--labeled-images", help="With --quantize auto: labelled images each mode is judged on by its accuracy against Keras's (and int8 calibrated on, without --calibration); see `lamb compare --help`."),
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
-    int8_io: bool = typer.Option(False, "--int8-io", help="With --quantize int8: make the input and output int8 too (default: float32)."),
+    integer_io: bool = typer.Option(
+        False, "--integer-io", "--int8-io",
+        help=f"With --quantize {' or '.join(m.name for m in _MODES if m.integer_io)}: the model's input and output in the mode's integer type too (default: float32). --int8-io is the old name.",
+    ),
     input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
     preprocess: str = typer.Option(None, "--preprocess", help=f"Pixel preprocessing the model was trained with: {PREPROCESS_CHOICES} (tf, Keras's name, is xception) \\[default: inferred from the model, else none, said in a warning that `lamb package` enforces]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
@@ -77,8 +80,8 @@ def convert(
             from lamb.compare.auto import convert_auto
             from lamb.compare.render import render as render_comparison
 
-            if int8_io or allow_flex:
-                raise InputError("--quantize auto compares the modes lamb ships as they are", "drop --int8-io/--allow-flex, or pick a mode")
+            if integer_io or allow_flex:
+                raise InputError("--quantize auto compares the modes lamb ships as they are", "drop --integer-io/--allow-flex, or pick a mode")
             result, comparison = convert_auto(
                 model, output, images=images, labeled_images=labeled_images, calibration=calibration, input_shape=parse_input_shape(input_shape),
                 preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
@@ -97,12 +100,12 @@ def convert(
                 result = convert_model(
                     model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
                     allow_flex=allow_flex, preprocess=preprocess, labels=read_labels(parse_labels_option(labels), labels_file),
-                    allow_unsafe_lambda=allow_unsafe_lambda, int8_io=int8_io, runtime_lib_name=runtime_lib,
+                    allow_unsafe_lambda=allow_unsafe_lambda, integer_io=integer_io, runtime_lib_name=runtime_lib,
                 )
     if as_json:
         print_json(result)
         return
-    from lamb.convert.report import summary_table
+    from lamb.convert.render import summary_table
 
     console.print(summary_table(result))
     for note in result.notes:

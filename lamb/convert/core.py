@@ -20,8 +20,9 @@ from lamb.convert import engine, onnx_input
 from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.engine import Export
 from lamb.convert.load import LoadedModel, load_keras_model
-from lamb.convert.options import ConversionResult, ConvertOptions, missing_evidence, quantization_mode
+from lamb.convert.options import ConvertOptions, missing_evidence, quantization_mode
 from lamb.convert.preprocess import NOT_INFERRED, check_preprocess, infer_preprocess, preprocess_evidence, read_labels
+from lamb.convert.report import ConversionResult
 from lamb.convert.signature import InputSpec, apply_input_shape, check_labels, check_labels_against_keras, input_specs
 from lamb.errors import InputError
 from lamb.progress import current
@@ -52,7 +53,7 @@ def convert_model(
     o = dataclasses.replace(options or ConvertOptions(), **changes)
     if not isinstance(source, (LoadedModel, Export)) and onnx_input.is_onnx(source):
         return onnx_input.convert_onnx_model(source, output, o)  # an exported model, taken as it is
-    quantize, calibration, int8_io, preprocess, labels = o.quantize, o.calibration, o.int8_io, o.preprocess, o.labels
+    quantize, calibration, integer_io, preprocess, labels = o.quantize, o.calibration, o.integer_io, o.preprocess, o.labels
     input_shape, allow_flex, allow_unsafe_lambda, runtime_lib_name = o.input_shape, o.allow_flex, o.allow_unsafe_lambda, o.runtime_lib_name
     started = time.perf_counter()
     fmt = runtime_lib.get(runtime_lib_name).format if runtime_lib_name else runtime_lib.default().format
@@ -60,7 +61,7 @@ def convert_model(
     loaded = export.loaded if export is not None else source if isinstance(source, LoadedModel) else None
     source = loaded.source if loaded is not None else Path(source)  # type: ignore[arg-type]  # a path when nothing was loaded
     # Cheap checks first: a typo in an option should not cost a model load.
-    mode = quantization_mode(fmt, quantize, calibration, int8_io)
+    mode = quantization_mode(fmt, quantize, calibration, integer_io)
     calibration_images = calibration_files(Path(calibration)) if calibration is not None else []
     preprocess = check_preprocess(preprocess) if preprocess is not None else None
     labels = read_labels(list(labels)) if labels is not None else None
@@ -80,7 +81,7 @@ def convert_model(
     if labels is not None and loaded.is_keras:
         check_labels_against_keras(labels, loaded.model)
 
-    representative, calibration_info = _calibration(mode, calibration, calibration_images, inputs, preprocess_mode, int8_io)
+    representative, calibration_info = _calibration(mode, calibration, calibration_images, inputs, preprocess_mode, integer_io)
     if calibration_info is not None:
         progress.phase(f"converting to {fmt.name}, calibrating {mode.name} on {calibration_info['images']} images",
                        total=calibration_info["images"])
@@ -89,7 +90,7 @@ def convert_model(
     converter = engine.for_format(fmt)
     exported = contextlib.nullcontext(export) if export is not None else converter.export(loaded, inputs)
     with exported as shared:
-        converted = converter.convert(shared, inputs, mode, representative, allow_flex=allow_flex, int8_io=int8_io)
+        converted = converter.convert(shared, inputs, mode, representative, allow_flex=allow_flex, integer_io=integer_io)
     notes.extend(converted.notes)
     if labels is not None:
         check_labels(labels, converted.outputs)
@@ -130,14 +131,14 @@ def convert_model(
 
 
 def _calibration(
-    mode: quantization.Mode, folder: Path | None, files: list[Path], inputs: list[InputSpec], preprocess: str, int8_io: bool
+    mode: quantization.Mode, folder: Path | None, files: list[Path], inputs: list[InputSpec], preprocess: str, integer_io: bool
 ) -> tuple[Any, dict[str, Any] | None]:
     """The representative dataset a calibrated mode converts with, and what the manifest records of it."""
     if not mode.calibrated:
         return None, None
     representative, info = representative_dataset(files, inputs, preprocess)
     info["dir"] = str(Path(folder).resolve())  # type: ignore[arg-type]
-    info["io_dtype"] = "int8" if int8_io else "float32"
+    info["io_dtype"] = mode.integer_io if integer_io and mode.integer_io else "float32"
     return representative, info
 
 

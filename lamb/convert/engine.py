@@ -6,7 +6,7 @@ functions, imported only when that format is converted:
 
 - ``export(loaded, inputs)``: a context manager yielding an ``Export``, the model wrapped for the
   converter once (several conversions share it: ``lamb compare``);
-- ``convert(export, inputs, mode, representative, allow_flex=..., int8_io=...)``: a ``Converted``.
+- ``convert(export, inputs, mode, representative, allow_flex=..., integer_io=...)``: a ``Converted``.
 """
 
 from __future__ import annotations

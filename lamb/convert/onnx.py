@@ -39,7 +39,7 @@ from lamb.convert.engine import Converted, Export
 from lamb.convert.load import LoadedModel
 from lamb.convert.savedmodel import SIGNATURE_KEY, saved_model
 from lamb.convert.signature import InputSpec
-from lamb.errors import ConversionError, InputError
+from lamb.errors import ConversionError
 from lamb.quantization import Mode
 
 FORMAT = "onnx"
@@ -57,11 +57,9 @@ def export(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[Export]:
 
 
 def convert(
-    exported: Export, inputs: list[InputSpec], mode: Mode, representative: Any, *, allow_flex: bool, int8_io: bool,
+    exported: Export, inputs: list[InputSpec], mode: Mode, representative: Any, *, allow_flex: bool, integer_io: bool,
 ) -> Converted:
     """The ONNX model in ``mode``, and its signature; ConversionError if the quantizer refuses it."""
-    if int8_io:
-        raise InputError("--int8-io is a TensorFlow Lite option", "drop --int8-io: an ONNX int8 model takes and returns float32")
     data, settings = quantize(exported.handle, mode, representative)
     in_specs, out_specs = describe(data, layout="NHWC", output_order=exported.output_names)
     origin = {"converter": "tf2onnx", "tf2onnx": _version("tf2onnx"), "opset": OPSET, **settings}
@@ -101,7 +99,7 @@ def quantize(model: bytes, mode: Mode, representative: Any = None, layout: str =
     """``model`` (float32 ONNX bytes) in quantization ``mode``, and the settings used (for the manifest).
 
     The mode's row says what to do: no ``optimize`` is float32 as it is; ``supported_types``
-    float16 is an fp16 graph keeping float32 inputs and outputs; ``integer_only`` is static int8
+    float16 is an fp16 graph keeping float32 inputs and outputs; a calibrated mode is static int8
     calibrated on ``representative`` (lamb.convert.calibration's dataset of NHWC samples,
     transposed for an NCHW ``layout``); otherwise dynamic int8 weights.
     """

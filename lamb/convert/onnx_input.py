@@ -19,8 +19,9 @@ from lamb import manifest as mf
 from lamb import runtime_lib
 from lamb.convert import onnx as onnx_convert
 from lamb.convert.calibration import calibration_files, representative_dataset
-from lamb.convert.options import ConversionResult, ConvertOptions, missing_evidence, quantization_mode
+from lamb.convert.options import ConvertOptions, missing_evidence, quantization_mode
 from lamb.convert.preprocess import check_preprocess, read_labels
+from lamb.convert.report import ConversionResult
 from lamb.convert.signature import InputSpec, check_labels
 from lamb.errors import InputError, ModelLoadError
 from lamb.progress import current
@@ -49,9 +50,7 @@ def convert_onnx_model(source: Path, output: Path | None, options: ConvertOption
     if fmt.name != onnx_convert.FORMAT:
         raise InputError(f"{source.name} is an ONNX model, and {lib.name} runs {fmt.name} models",
                          f"use --runtime-lib {' or '.join(r.name for r in runtime_lib.for_format(onnx_convert.FORMAT))}")
-    mode = quantization_mode(fmt, options.quantize, options.calibration, options.int8_io)
-    if options.int8_io:
-        raise InputError("--int8-io is a TensorFlow Lite option", "drop --int8-io: an ONNX int8 model takes and returns float32")
+    mode = quantization_mode(fmt, options.quantize, options.calibration, options.integer_io)
     if options.allow_flex:
         raise InputError("--allow-flex is a TensorFlow Lite option", "drop --allow-flex")
     if options.preprocess is not None:

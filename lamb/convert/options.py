@@ -1,11 +1,11 @@
-"""What ``lamb convert`` takes (``ConvertOptions``) and gives (``ConversionResult``), shared by the
-converter of Keras models (``lamb.convert.core``) and of ONNX models given as they are
-(``lamb.convert.onnx_input``)."""
+"""What ``lamb convert`` takes (``ConvertOptions``), checked the same way for the converter of Keras
+models (``lamb.convert.core``) and of ONNX models given as they are (``lamb.convert.onnx_input``);
+what it gives is ``lamb.convert.report.ConversionResult``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lamb import manifest as mf
@@ -14,35 +14,13 @@ from lamb.convert.preprocess import NOT_INFERRED
 from lamb.errors import InputError
 
 
-@dataclass
-class ConversionResult:
-    """What ``convert_model`` wrote and what it found out on the way."""
-
-    model_path: Path
-    manifest_path: Path
-    manifest: mf.Manifest
-    seconds: float  # wall time of load + convert + write
-    source_bytes: int
-    model_bytes: int
-    notes: list[str] = field(default_factory=list)  # loader fallback, preprocessing inference, ...
-    # One line each, said apart from the notes: "none" recorded without evidence, no labels.
-    warnings: list[str] = field(default_factory=list)
-    # --preprocess given against what the model shows (its base model, a layer that rescales);
-    # the CLI warns with it unless --allow-preprocess-mismatch.
-    preprocess_mismatch: str | None = None
-
-    @property
-    def size_ratio(self) -> float:
-        return self.model_bytes / self.source_bytes if self.source_bytes else 0.0
-
-
 @dataclass(frozen=True)
 class ConvertOptions:
     """Every choice ``lamb convert`` offers; the defaults are the command's."""
 
     quantize: str = quantization.DEFAULT  # one of the format's modes
     calibration: Path | None = None  # the image folder a calibrated mode needs
-    int8_io: bool = False  # an integer-only model's input and output int8 too
+    integer_io: bool = False  # the model's input and output in its mode's integer type (Mode.integer_io)
     input_shape: tuple[int, ...] | None = None
     preprocess: str | None = None  # None: inferred from the model
     labels: Sequence[str] | None = None  # class names in output order (``read_labels`` reads a file)
@@ -65,16 +43,18 @@ def missing_evidence(manifest: mf.Manifest) -> list[str]:
     return warnings
 
 
-def quantization_mode(fmt: runtime_lib.ModelFormat, quantize: str, calibration: Path | None, int8_io: bool) -> quantization.Mode:
+def quantization_mode(fmt: runtime_lib.ModelFormat, quantize: str, calibration: Path | None, integer_io: bool) -> quantization.Mode:
     """The mode's row, with the options that only some modes take checked against it."""
     try:
         mode = fmt.mode(quantize)
     except KeyError:
         raise InputError(f"unknown quantization {quantize!r}", f"use one of: {', '.join(fmt.mode_names)}") from None
-    integer_only = " or ".join(m.name for m in fmt.modes if m.integer_only)
+    integer = " or ".join(m.name for m in fmt.modes if m.integer_io)
     calibrated = " or ".join(m.name for m in fmt.modes if m.calibrated)
-    if int8_io and not mode.integer_only:
-        raise InputError(f"--int8-io only applies to --quantize {integer_only}", f"add --quantize {integer_only}, or drop --int8-io")
+    if integer_io and not integer:
+        raise InputError(f"--integer-io is not offered for {fmt.title} model: its models take and return float32", "drop --integer-io")
+    if integer_io and not mode.integer_io:
+        raise InputError(f"--integer-io only applies to --quantize {integer}", f"add --quantize {integer}, or drop --integer-io")
     if mode.calibrated and calibration is None:
         raise InputError(
             f"{mode.name} quantization needs calibration images",

@@ -1,59 +1,30 @@
-"""The Rich summary ``lamb convert`` prints: what went in, what came out, and what lamb decided."""
+"""What ``lamb convert`` wrote and found: ``ConversionResult`` (``render`` draws it, ``--json`` serialises it)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from lamb import runtime_lib
-from lamb.convert.core import ConversionResult
-from lamb.manifest import TensorSpec
-from lamb.units import human_bytes
+from lamb import manifest as mf
 
 
-def _tensor(spec: TensorSpec) -> str:
-    shape = "(" + ", ".join("None" if d < 0 else str(d) for d in spec.shape) + ")"
-    quant = f" scale={spec.scale:.4g} zero_point={spec.zero_point}" if spec.scale is not None else ""
-    return f"{spec.name} {shape} {spec.dtype}{quant}"
+@dataclass
+class ConversionResult:
+    """What ``convert_model`` wrote and what it found out on the way."""
 
+    model_path: Path
+    manifest_path: Path
+    manifest: mf.Manifest
+    seconds: float  # wall time of load + convert + write
+    source_bytes: int
+    model_bytes: int
+    notes: list[str] = field(default_factory=list)  # loader fallback, preprocessing inference, ...
+    # One line each, said apart from the notes: "none" recorded without evidence, no labels.
+    warnings: list[str] = field(default_factory=list)
+    # --preprocess given against what the model shows (its base model, a layer that rescales);
+    # the CLI warns with it unless --allow-preprocess-mismatch.
+    preprocess_mismatch: str | None = None
 
-def summary_table(result: ConversionResult):
-    from rich.table import Table
-
-    m = result.manifest
-    table = Table(title="lamb convert", show_header=False, title_justify="left", box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    table.add_row("source", f"{m.source} ({m.source_format}, {human_bytes(result.source_bytes)})")
-    table.add_row("loader", m.loader)
-    table.add_row("parameters", f"{m.parameters:,}" if m.parameters is not None else "unknown")
-    for spec in m.inputs:
-        table.add_row("input", _tensor(spec))
-    for spec in m.outputs:
-        table.add_row("output", _tensor(spec))
-    quant = m.quantization
-    if m.calibration:
-        skipped = m.calibration.get("skipped", 0)
-        quant += f" (calibrated on {m.calibration['images']} images"
-        quant += f", {skipped} undecodable skipped" if skipped else ""
-        quant += f", {m.calibration['io_dtype']} input/output)"
-    table.add_row("quantization", quant)
-    size = f"{human_bytes(result.source_bytes)} -> {human_bytes(result.model_bytes)} ({result.size_ratio:.0%} of the source"
-    mode = _mode(m)
-    if mode is not None and mode.quantized and m.parameters:
-        # The float32 weights are what quantization shrinks; the source file also holds the graph.
-        size += f"; float32 weights alone are {human_bytes(4 * m.parameters)}"
-    table.add_row("size", size + ")")
-    table.add_row("preprocess", f"{m.preprocess} [dim]({m.preprocess_note})[/]")
-    if m.labels:
-        table.add_row("labels", ", ".join(m.labels))
-    if m.requires_flex:
-        table.add_row("flex ops", f"[yellow]{', '.join(m.flex_ops)}[/] (needs the Flex delegate)")
-    table.add_row("model", str(result.model_path))
-    table.add_row("manifest", str(result.manifest_path))
-    table.add_row("time", f"{result.seconds:.1f} s")
-    return table
-
-
-def _mode(m: Any) -> Any:
-    """The manifest's quantization mode row, or None for a mode its format does not know."""
-    return runtime_lib.find_mode(m.quantization, m.model.format)
+    @property
+    def size_ratio(self) -> float:
+        return self.model_bytes / self.source_bytes if self.source_bytes else 0.0

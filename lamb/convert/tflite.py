@@ -14,7 +14,9 @@ input and output names, which the manifest records and later steps use.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +27,8 @@ from lamb.convert.savedmodel import saved_model, serving_function
 from lamb.convert.signature import InputSpec
 from lamb.errors import ConversionError
 from lamb.quantization import Mode
+
+logger = logging.getLogger(__name__)  # (``log`` below is the converter's captured fd-2 output)
 
 FORMAT = "tflite"
 
@@ -37,10 +41,10 @@ def export(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[Export]:
 
 
 def convert(
-    exported: Export, inputs: list[InputSpec], mode: Mode, representative: Any, *, allow_flex: bool, int8_io: bool,
+    exported: Export, inputs: list[InputSpec], mode: Mode, representative: Any, *, allow_flex: bool, integer_io: bool,
 ) -> Converted:
     """The flatbuffer in ``mode``, and its signature as LiteRT reads it back; ConversionError if refused."""
-    flatbuffer, flex_ops = run_converter(exported.handle, mode, representative, allow_flex, int8_io)
+    flatbuffer, flex_ops = run_converter(exported.handle, mode, representative, allow_flex, integer_io)
     notes = []
     if flex_ops:
         notes.append(
@@ -93,7 +97,7 @@ _CUSTOM_OPS = re.compile(r"Custom ops: ([^\n]+)")
 _FLEX_IN_FLATBUFFER = re.compile(rb"Flex([A-Z][A-Za-z0-9]*)")
 
 
-def _new_converter(make_converter, mode: Mode, representative, ops: list, int8_io: bool):
+def _new_converter(make_converter, mode: Mode, representative, ops: list, integer_io: bool):
     """A converter set up as the quantization mode's row says."""
     import tensorflow as tf
 
@@ -107,29 +111,38 @@ def _new_converter(make_converter, mode: Mode, representative, ops: list, int8_i
         converter.target_spec.supported_types = [tf.as_dtype(name) for name in mode.supported_types]
     if mode.calibrated:
         converter.representative_dataset = representative
-        if int8_io:
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+        if integer_io and mode.integer_io:
+            converter.inference_input_type = tf.as_dtype(mode.integer_io)
+            converter.inference_output_type = tf.as_dtype(mode.integer_io)
+    logger.debug(
+        "TFLite converter for %s: ops %s, optimizations %s, supported types %s, representative dataset %s, I/O %s",
+        mode.name, [getattr(op, "name", op) for op in ops], bool(mode.optimize), list(mode.supported_types) or "default",
+        "yes" if mode.calibrated else "no", mode.integer_io if integer_io and mode.integer_io else "float32",
+    )
     return converter
 
 
-def run_converter(make_converter, mode: Mode, representative, allow_flex: bool, int8_io: bool) -> tuple[bytes, list[str]]:
+def run_converter(make_converter, mode: Mode, representative, allow_flex: bool, integer_io: bool) -> tuple[bytes, list[str]]:
     """The flatbuffer and the TF Select ops it embeds (none unless ``allow_flex``); ConversionError if refused."""
     import tensorflow as tf
     from tensorflow.lite.python.convert_phase import ConverterError
 
     from lamb import tflog
 
-    builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if mode.integer_only else tf.lite.OpsSet.TFLITE_BUILTINS
-    converter = _new_converter(make_converter, mode, representative, [builtins], int8_io)
+    builtins = getattr(tf.lite.OpsSet, mode.ops_set or "TFLITE_BUILTINS")
+    converter = _new_converter(make_converter, mode, representative, [builtins], integer_io)
+    started = time.perf_counter()
     with tflog.capture_fd2() as log:
         try:
-            return bytes(converter.convert()), []
+            flatbuffer = bytes(converter.convert())
+            logger.debug("converted: %d bytes in %.1f s", len(flatbuffer), time.perf_counter() - started)
+            return flatbuffer, []
         except ConverterError as exc:
             failure = exc
     text = str(failure) + "\n" + "".join(log)
     select_ops = _ops_from(_SELECT_OPS, text)
     custom_ops = _ops_from(_CUSTOM_OPS, text)
+    logger.debug("the converter refused (%s); TF Select ops %s, custom ops %s", _converter_summary(text), select_ops, custom_ops)
     if not select_ops and not custom_ops:
         raise ConversionError(
             f"the TFLite converter refused the model: {_converter_summary(text)}",
@@ -147,7 +160,7 @@ def run_converter(make_converter, mode: Mode, representative, allow_flex: bool, 
             "(the slim Lambda runtimes cannot run such a model)",
         ) from failure
     ops = [builtins, tf.lite.OpsSet.SELECT_TF_OPS]
-    converter = _new_converter(make_converter, mode, representative, ops, int8_io)
+    converter = _new_converter(make_converter, mode, representative, ops, integer_io)
     with tflog.capture_fd2() as log:
         try:
             flatbuffer = bytes(converter.convert())
@@ -158,6 +171,7 @@ def run_converter(make_converter, mode: Mode, representative, allow_flex: bool, 
                 "run with --verbose for the converter's full log",
             ) from exc
     embedded = sorted({m.decode() for m in _FLEX_IN_FLATBUFFER.findall(flatbuffer)})
+    logger.debug("converted with TF Select ops %s: %d bytes", embedded or select_ops, len(flatbuffer))
     return flatbuffer, embedded or select_ops
 
 

@@ -3,6 +3,7 @@
 ``build_package`` ties the steps together; each step is its own module.
 """
 
-from lamb.package.build import PackageReport, SmokeResult, build_package
+from lamb.package.build import SmokeResult, build_package
+from lamb.package.report import PackageReport
 
 __all__ = ["PackageReport", "SmokeResult", "build_package"]

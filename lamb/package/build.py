@@ -13,15 +13,16 @@ import io
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.manifest import SmokeResult
-from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, slim, standin, wheels
+from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, standin, wheels
 from lamb.package.formats import Build
+from lamb.package.report import PackageReport
 from lamb.progress import Progress, current
 
 # The shipped handler: lamb's short entry module and the package it imports (lamb/handler/).
@@ -29,36 +30,6 @@ HANDLER_DIR = Path(__file__).resolve().parent.parent / "handler"
 HANDLER_TEMPLATE = HANDLER_DIR / layout.HANDLER_FILE
 HANDLER_PACKAGE = HANDLER_DIR / layout.HANDLER_PACKAGE
 FORMATS = tuple(formats.FORMATS)
-
-
-@dataclass
-class PackageReport:
-    artifact: Path
-    format: str  # "zip" | "image"
-    target: str  # "python3.12-x86_64"
-    target_description: str
-    runtime_lib: runtime_lib.RuntimeLibChoice
-    installed: dict[str, str]  # distribution -> version in the artifact
-    wheel_source: str  # "cache" | "index" | "wheelhouse"
-    slimming: list[slim.SlimResult]
-    bytecode: bytecode.BytecodeResult
-    budget: budget.BudgetReport
-    smoke: SmokeResult
-    # Every ELF file that ships (for an image: its pinned wheels, installed) judged against the
-    # target's system: what a smoke run on this machine cannot see.
-    audit: audit.AuditReport | None
-    verification: str  # "passed on ai-edge-litert 2.3.0 (...)" or "skipped (--skip-verify)"
-    sha256: str | None  # of the zip; None for an image context
-    bytes: int  # zip size, or the context folder's size
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
-    record: mf.PackageRecord | None = None  # what the manifest now says about this artifact
-    handler: str = layout.HANDLER_FILE  # the entry that ships as lambda_function.py: lamb's, or --handler's path
-    handler_offers: list[str] = field(default_factory=list)  # what lambkit offers an entry to import
-
-    @property
-    def slimmed_bytes(self) -> int:
-        return sum(r.bytes_saved for r in self.slimming)
 
 
 _NAME_IT = "as lamb package's argument: `lamb package model.lamb.json`"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from lamb.package.build import PackageReport
+from lamb.package.report import PackageReport
 from lamb.units import mb
 
 

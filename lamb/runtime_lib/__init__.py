@@ -77,6 +77,9 @@ class RuntimeLib:
     # No new releases: without a target to decide, its last release is the one to use.
     frozen: bool = False
     summary: str = ""  # for --help
+    # Lambda runtimes ("python3.15") it has no wheel for yet, said explicitly: every other runtime
+    # in lamb.targets.RUNTIMES needs a row in WHEELS (tests/test_runtime_lib.py checks).
+    no_wheels_yet: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,9 @@ def get(name: str) -> RuntimeLib:
 
 def normalise_name(name: str) -> str:
     """The library ``name`` means (an alias, or the distribution in any spelling), or InputError."""
-    wanted = name.strip().lower().replace("_", "-")
+    from packaging.utils import canonicalize_name
+
+    wanted = canonicalize_name(name.strip())
     for lib in LIBRARIES.values():
         if wanted == lib.name or wanted in lib.aliases:
             return lib.name

@@ -36,20 +36,25 @@ from lamb.runtime_lib import ModelFormat, RuntimeLib, SlimRule, WheelRow, regist
 # atol only matters for outputs whose range is ~0 (a constant head); it is kept far below the
 # range of any real logits.
 MODES: tuple[Mode, ...] = (
-    Mode("float32", "no quantization", tolerances=Tolerances(atol=1e-6, rtol=1e-4, min_cosine=0.9999, min_top1=0.99)),
+    Mode(
+        "float32", "no quantization", ops_set="TFLITE_BUILTINS",
+        tolerances=Tolerances(atol=1e-6, rtol=1e-4, min_cosine=0.9999, min_top1=0.99),
+    ),
     # Weights rounded to 11 significant bits.
     Mode(
-        "float16", "float16 weights", optimize=True, supported_types=("float16",),
-        tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
+        "float16", "float16 weights", weights="float16", optimize=True, supported_types=("float16",),
+        ops_set="TFLITE_BUILTINS", tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
     ),
     # int8 weights, activations quantized on the fly.
     Mode(
-        "dynamic", "int8 weights, float activations", optimize=True,
+        "dynamic", "int8 weights, float activations", weights="int8", optimize=True, ops_set="TFLITE_BUILTINS",
         tolerances=Tolerances(atol=1e-4, rtol=0.04, min_cosine=0.999, min_top1=0.99),
     ),
-    # Integer activations on ranges measured on the calibration images.
+    # Integer activations on ranges measured on the calibration images; integer-only ops
+    # (TFLITE_BUILTINS_INT8), so the converter refuses a model it cannot make fully integer.
     Mode(
-        "int8", "full-integer, needs --calibration", optimize=True, integer_only=True,
+        "int8", "full-integer, needs --calibration", weights="int8", activations="int8", optimize=True,
+        ops_set="TFLITE_BUILTINS_INT8", calibrated=True, integer_io="int8",
         tolerances=Tolerances(atol=1e-3, rtol=0.2, min_cosine=0.995, min_top1=0.99),
     ),
 )

@@ -101,8 +101,9 @@ def resolve_runtime_env(lib: str, requirements: Sequence[str] = ()) -> RuntimeEn
 
 def _dist(requirement: str) -> str:
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-    return Requirement(requirement).name.lower().replace("_", "-")
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def _installed_satisfies(dist: str, requirement: str | None) -> bool:
@@ -121,13 +122,14 @@ def _installed_satisfies(dist: str, requirement: str | None) -> bool:
 
 def _isolated_env(requirements: list[str]) -> Path:
     from lamb.package import wheels
-    from lamb.targets import host_target
+    from lamb.targets import RUNTIMES, host_target
 
     target = host_target()
     if target is None:
         raise DependencyError(
             f"cannot install {requirements[0]} here: no Lambda runtime matches this machine's Python {sys.version_info.major}.{sys.version_info.minor} on {os.uname().machine}",
-            f"run lamb verify with a Python a Lambda runtime uses (3.10-3.14), or use --runtime-lib {runtime_lib.default().name}",
+            f"run lamb verify with a Python a Lambda runtime uses ({', '.join(r.python for r in RUNTIMES)}), "
+            f"or use --runtime-lib {runtime_lib.default().name}",
         )
     dest = wheels.cache_root() / "verify-runtimes" / f"{wheels.requirements_slug(requirements)}-{target.name}"
     return wheels.cached_tree(dest, lambda tmp: wheels.install_for_target(requirements, target, tmp))
@@ -276,7 +278,9 @@ def lib_version(env: RuntimeEnv) -> str:
     """The version of ``env.lib`` installed where the runner will import it from."""
     from importlib import metadata
 
+    from packaging.utils import canonicalize_name
+
     for dist in metadata.distributions(path=env.paths):
-        if dist.metadata["Name"] and dist.metadata["Name"].lower().replace("_", "-") == env.lib:
+        if dist.metadata["Name"] and canonicalize_name(dist.metadata["Name"]) == env.lib:
             return dist.version
     return "unknown"

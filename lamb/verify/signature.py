@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamb import quantization
 from lamb.errors import InputError
 from lamb.manifest import format_shape
+from lamb.quantization import Mode
 
 
 @dataclass
@@ -130,15 +132,9 @@ def _pair(keras_names: list[str], model_keys: list[str], what: str) -> list[int]
     return list(range(len(keras_names)))
 
 
-def infer_quantization(info: dict[str, Any]) -> str:
-    if info.get("quantization"):  # a runner that can read the mode off the model's ops says it (ONNX)
+def infer_quantization(info: dict[str, Any], modes: tuple[Mode, ...]) -> str:
+    """The quantization mode of a converted model: what its runner read off the model's ops (ONNX),
+    else what its tensors' types say, matched against the format's rows."""
+    if info.get("quantization"):
         return str(info["quantization"])
-    counts: dict[str, int] = info.get("tensor_dtypes", {})
-    if counts.get("float16"):
-        return "float16"
-    ints = counts.get("int8", 0) + counts.get("uint8", 0)
-    if not ints:
-        return "float32"
-    # Full-integer models carry int8 activations everywhere; dynamic-range models keep float
-    # activations and only their weights are int8.
-    return "int8" if ints > counts.get("float32", 0) else "dynamic"
+    return quantization.infer(modes, info.get("tensor_dtypes", {}))

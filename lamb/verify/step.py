@@ -83,13 +83,13 @@ def verify_model(
         try:
             info = runner.wait_ready()
         except RunnerFailure as failure:
-            quant, source = _quantization(quantization, run.manifest, None)
+            quant, source = _quantization(quantization, run.manifest, None, run.format)
             tol = default_tolerances(quant, overrides, run.format)
             return run.failed(failure, lib_version(run.env), quantization=quant, quantization_source=source, tolerances=tol)
         # Measured inside the runner: it overlaps the Keras load, so wall time here would mislead.
         run.timings["model_load"] = float(info.get("import_s", 0.0)) + float(info.get("load_s", 0.0))
 
-        quant, quant_source = _quantization(quantization, run.manifest, info)
+        quant, quant_source = _quantization(quantization, run.manifest, info, run.format)
         tol = default_tolerances(quant, overrides, run.format)
 
         paired = pair_signatures(loaded, info, run.keras_path, run.model_path)
@@ -145,10 +145,10 @@ def _verify_against_reference(
     try:
         info = runner.wait_ready()
     except RunnerFailure as failure:
-        quant, source = _quantization(quantization, run.manifest, None)
+        quant, source = _quantization(quantization, run.manifest, None, run.format)
         return run.failed(failure, lib_version(run.env), quantization=quant, quantization_source=source,
                           tolerances=default_tolerances(quant, overrides, run.format))
-    quant, quant_source = _quantization(quantization, run.manifest, info)
+    quant, quant_source = _quantization(quantization, run.manifest, info, run.format)
     tol = default_tolerances(quant, overrides, run.format)
     pairs = reference.paired(info)
     feeds, used_images, skipped = reference.model_inputs(run, info)
@@ -343,7 +343,9 @@ def _lambda_allowed(run: _Run) -> bool:
     return manifest_mod.sha256_file(run.keras_path) == m.source_sha256
 
 
-def _quantization(given: str | None, manifest: Manifest | None, info: dict[str, Any] | None) -> tuple[str, str]:
+def _quantization(
+    given: str | None, manifest: Manifest | None, info: dict[str, Any] | None, fmt: runtime_lib.ModelFormat
+) -> tuple[str, str]:
     """Whose default tolerances apply, and where that came from."""
     if given is not None:
         return given, "given"
@@ -351,7 +353,7 @@ def _quantization(given: str | None, manifest: Manifest | None, info: dict[str, 
         return manifest.quantization, "manifest"
     if info is None:  # the library could not even load the model to say
         return quantization_modes.DEFAULT, "default"
-    return infer_quantization(info), "inferred from the converted model"
+    return infer_quantization(info, fmt.modes), "inferred from the converted model"
 
 
 def predict_batched(loaded: Any, inputs: list[np.ndarray], on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
