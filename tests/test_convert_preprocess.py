@@ -197,3 +197,13 @@ def test_a_course_model_with_a_rescaling_lambda_on_a_base_is_recorded_none(tmp_p
     assert result.manifest.preprocess == "none" and "Lambda" in (result.manifest.preprocess_note or "")
     assert result.warnings == [] and result.manifest.allow_unsafe_lambda
     assert "says none" in (preprocess_evidence(load_keras_model(tmp_path / "course.h5", allow_unsafe_lambda=True).model, "xception") or "")
+
+
+def test_a_savedmodel_records_none_and_says_so(tmp_path):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs))).export(tmp_path / "exported", verbose=False)
+    result = convert_model(tmp_path / "exported", tmp_path / "out" / "e.tflite", labels=["a", "b"])
+    assert result.manifest.preprocess == "none" and len(result.warnings) == 1
+    assert "without evidence: a bare SavedModel has no layers to inspect" in result.warnings[0]
