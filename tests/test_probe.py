@@ -79,6 +79,16 @@ def test_cli_local_json():
     assert report["region"] == "local" and report["facts"]["glibc"] == "%d.%d" % targets.host_glibc()
 
 
+def test_cli_local_table_is_the_rendered_report():
+    result = CliRunner().invoke(app, ["probe", "--local"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    glibc = "%d.%d" % targets.host_glibc()
+    assert "this machine (local, " in result.output and any(
+        "glibc" in line and glibc in line for line in result.output.splitlines()
+    )
+    assert "newest GLIBCXX_" in result.output and "stored as" not in result.output  # --local stores nothing
+
+
 # -- on AWS (moto) -----------------------------------------------------------------------------
 
 

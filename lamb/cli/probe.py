@@ -7,9 +7,7 @@ import typer
 from lamb.cli.common import JsonOpt, RuntimeOpt, VerboseOpt, app, console, handle_errors, print_json
 
 # The facts the table shows, in order, with their labels.
-_ROWS = (("glibc", "glibc"), ("glibcxx", "newest GLIBCXX_"), ("cxxabi", "newest CXXABI_"), ("gcc", "newest GCC_ (libgcc_s)"),
-         ("libstdcxx", "libstdc++ resolved"), ("libgcc_s", "libgcc_s resolved"), ("python", "Python"),
-         ("machine", "machine"), ("aws_execution_env", "AWS_EXECUTION_ENV"))
+
 
 
 @app.command()
@@ -48,21 +46,7 @@ def probe(
         if as_json:
             print_json(report)
             return
-        if report.commands:
-            console.print(f"# lamb probe of {report.target} in {report.region}: the calls it makes", highlight=False)
-            for commands in report.commands:
-                for command in commands:
-                    console.print(command, highlight=False, soft_wrap=True)
-            return
-        from rich.table import Table
+        from lamb.probe.render import render
 
-        table = Table(title=f"{report.target} ({report.region}, {report.measured_at})", show_header=False)
-        for key, label in _ROWS:
-            table.add_row(label, str(report.facts.get(key)))
-        table.add_row("system libraries", f"{len(report.facts.get('system_libraries') or [])} found")
-        table.add_row("OS", str((report.facts.get("os_release") or {}).get("PRETTY_NAME")))
-        console.print(table)
-        if report.stored:
-            console.print(f"stored as measured facts in {report.stored}", highlight=False)
-        if report.kept:
-            console.print(f"kept the function {report.function_name} and its role (--keep)", highlight=False)
+        for part in render(report):
+            console.print(part, highlight=False, soft_wrap=bool(report.commands))  # commands stay whole, to copy

@@ -17,7 +17,7 @@ import json
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +25,12 @@ from lamb import layout, measured, targets
 from lamb.deploy import plan as planning
 from lamb.deploy.calls import Call, display
 from lamb.errors import AwsError, InputError
+from lamb.probe.report import ProbeReport
 
 FUNCTION = Path(__file__).resolve().with_name("function.py")
 # Small and short: the probe reads a few files and loads two libraries.
 MEMORY_MB = 128
 TIMEOUT_S = 30
-
-
-@dataclass
-class ProbeReport:
-    """What a probe measured (or, with ``plan``, the calls it would make)."""
-
-    target: str  # "python3.13-arm64", or "this machine"
-    region: str  # "eu-west-1", or "local"
-    measured_at: str | None  # ISO 8601 UTC; None for a plan
-    facts: dict[str, Any] = field(default_factory=dict)
-    stored: str | None = None  # where the facts were kept (AWS probes only)
-    function_name: str | None = None
-    kept: bool = False  # the function and role were left in place (--keep)
-    calls: list[str] = field(default_factory=list)  # the calls made, or planned ("lambda create_function")
-    commands: list[list[str]] = field(default_factory=list)  # --plan: the AWS CLI commands
 
 
 def probe_local() -> ProbeReport:
