@@ -222,3 +222,22 @@ def test_an_image_the_handler_would_refuse_is_skipped_with_its_reason(tmp_path):
     labeled = load_labeled(tmp_path, (8, 8, 3), ["cat"], 1)
     assert labeled.names == ["cat-1.png"] and labeled.skipped[0].startswith("cat-bomb.png: ")
     assert "pixel" in labeled.skipped[0]
+
+
+def test_an_exported_channel_first_onnx_is_measured_on_labelled_images_too(nchw_onnx, tmp_path):
+    from lamb.convert import convert_model
+
+    result = convert_model(nchw_onnx, labels=["a", "b", "c", "d"])
+    folder = tmp_path / "labelled"
+    rng = np.random.default_rng(1)
+    for label in "abcd":
+        for n in range(3):
+            path = folder / label / f"{n}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)).save(path)
+    report = verify_model(manifest_path=result.manifest_path, inputs=VerifyInputs(labeled_images=folder))
+    acc = report.accuracy
+    assert acc is not None and acc.images == 12 and report.images == 12 and acc.preprocess == "torch"
+    assert [m.preprocess for m in acc.modes] == ["xception", "caffe", "scale", "none"]
+    assert acc.keras is not None and acc.keras.model == report.reference  # the source .onnx on the reference
+    assert acc.keras.correct == acc.converted.correct  # the same model: the same answers

@@ -36,21 +36,29 @@ def channel_first(run: Any, info: dict[str, Any]) -> list[bool]:
     return [layouts.get(spec["key"]) == "NCHW" for spec in info["inputs"]]
 
 
-def model_inputs(run: Any, info: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
-    """The inputs both models get: random pixels and images, preprocessed as the handler does,
-    laid out as the model takes them; and the images used and skipped."""
+def image_shapes(run: Any, info: dict[str, Any]) -> list[list[int]]:
+    """Each input's per-sample shape channels last, as the handler's preprocessing makes it."""
     from lamb.errors import InputError
 
     declared = {s.name: s.shape for s in run.manifest.inputs} if run.manifest is not None else {}
-    nchw = channel_first(run, info)
     shapes = []
-    for spec, first in zip(info["inputs"], nchw):
+    for spec, first in zip(info["inputs"], channel_first(run, info)):
         shape = list(declared.get(spec["key"]) or spec["shape"])[1:]
         if any(d < 0 for d in shape):
             raise InputError(f"the model's input {spec['key']} has open dimensions {spec['shape']}",
                              "re-run `lamb convert MODEL.onnx --input-shape HEIGHT,WIDTH,3`")
         shapes.append([shape[1], shape[2], shape[0]] if first else shape)  # NHWC for the preprocessing
-    arrays, used, skipped = build_inputs(shapes, run.inputs, run.samples, run.preprocess)
+    return shapes
+
+
+def model_inputs(
+    run: Any, info: dict[str, Any], labeled: np.ndarray | None = None,
+) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
+    """The inputs both models get: random pixels and images (and ``labeled``, preprocessed
+    already), preprocessed as the handler does, laid out as the model takes them; and the images
+    used and skipped."""
+    nchw = channel_first(run, info)
+    arrays, used, skipped = build_inputs(image_shapes(run, info), run.inputs, run.samples, run.preprocess, labeled)
     feeds = {spec["key"]: np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if first else a
              for spec, a, first in zip(info["inputs"], arrays, nchw)}
     return feeds, used, skipped

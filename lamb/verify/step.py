@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable
@@ -151,7 +152,8 @@ def _verify_against_reference(
     quant, quant_source = _quantization(quantization, run.manifest, info, run.format)
     tol = default_tolerances(quant, overrides, run.format)
     pairs = reference.paired(info)
-    feeds, used_images, skipped = reference.model_inputs(run, info)
+    labeled = _labeled(run, dataclasses.replace(pairs, input_shapes=reference.image_shapes(run, info)))
+    feeds, used_images, skipped = reference.model_inputs(run, info, labeled.recorded if labeled else None)
     n = len(next(iter(feeds.values())))
     progress.phase(f"reference: {n} inputs")
     t0 = time.perf_counter()
@@ -159,18 +161,26 @@ def _verify_against_reference(
     expected, which, label = reference.reference_outputs(resolve_runtime_env(lib), run.keras_path, feeds, pairs.output_keys)
     run.timings["reference"] = time.perf_counter() - t0
     version = info.get("version", "unknown")
-    common: dict[str, Any] = dict(quantization=quant, quantization_source=quant_source, tolerances=tol, images=len(used_images),
+    images = len(used_images) + (len(labeled.labeled) if labeled else 0)
+    common: dict[str, Any] = dict(quantization=quant, quantization_source=quant_source, tolerances=tol, images=images,
                                   skipped_images=len(skipped), skipped=skipped, reference=which, reference_label=label)
     progress.phase(f"{lib} {version}: {n} inputs", total=n)
     t0 = time.perf_counter()
     try:
         outputs, _ = runner.run(feeds, workdir, on_progress=progress.advance)
+        nchw = reference.channel_first(run, info)[0]
+        others = _other_modes(runner, labeled, pairs, workdir, nchw) if labeled else {}
     except RunnerFailure as failure:
         return run.failed(failure, version, **common)
     run.timings["model_run"] = time.perf_counter() - t0
-    metrics, checks, judged = _judge(run, pairs, outputs, expected, tol, quant, len(used_images))
-    result = run.report(passed=judged.passed, verdict=judged.verdict, warnings=judged.warnings, runtime_lib_version=version,
-                        outputs=metrics, checks=checks, failures=judged.failures, **common)
+    metrics, checks, judged = _judge(run, pairs, outputs, expected, tol, quant, images)
+    accuracy = _accuracy(run, labeled, pairs, outputs, others, expected, tol.top_k)
+    if accuracy is not None and accuracy.keras is not None:
+        accuracy.keras.model = which  # the source .onnx on the reference, not Keras
+    failures = judged.failures + (accuracy.failures if accuracy else [])
+    passed = judged.passed and not failures
+    result = run.report(passed=passed, verdict=judged.verdict if passed or judged.failures else "fail", warnings=judged.warnings,
+                        runtime_lib_version=version, outputs=metrics, checks=checks, failures=failures, accuracy=accuracy, **common)
     return run.finish(result)
 
 
@@ -270,14 +280,18 @@ def _labeled(run: _Run, paired: PairedSignature) -> LabeledRun | None:
     return prepare(run.inputs.labeled_images, paired.input_shapes, paired.output_shapes, run.labels, run.preprocess)
 
 
-def _other_modes(runner: ModelRunner, labeled: LabeledRun, paired: PairedSignature, workdir: Path) -> dict[str, np.ndarray]:
+def _other_modes(
+    runner: ModelRunner, labeled: LabeledRun, paired: PairedSignature, workdir: Path, channel_first: bool = False,
+) -> dict[str, np.ndarray]:
     """The converted model's class scores on the labelled images in every other preprocessing mode."""
     progress = current()
     others = labeled.modes[1:]
     progress.phase(f"the labelled images in {len(others)} other preprocessing modes", total=len(others) * len(labeled.labeled))
     scores = {}
     for mode in others:
-        outputs, _ = runner.run({paired.input_keys[0]: labeled.batch(mode)}, workdir, on_progress=progress.advance)
+        batch = labeled.batch(mode)
+        batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)) if channel_first else batch
+        outputs, _ = runner.run({paired.input_keys[0]: batch}, workdir, on_progress=progress.advance)
         scores[mode] = outputs[paired.output_keys[labeled.output]]
     return scores
 
