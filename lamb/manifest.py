@@ -104,6 +104,10 @@ class Verification:
     warnings: list[str] = field(default_factory=list)
     # --labeled-images: top-1/top-k accuracy with Wilson bounds, per mode and class (lamb.verify.accuracy)
     accuracy: dict[str, Any] | None = None
+    # What it ran on, so that `lamb package` can verify again on the same inputs when it ships
+    # another release: the random samples' seed, and the images folder (relative to the manifest's).
+    seed: int | None = None
+    images_dir: str | None = None
 
 
 @dataclass

@@ -285,7 +285,12 @@ def default_runtime() -> Runtime:
 
 
 def get_target(runtime: str | None = None, arch: str | None = None) -> Target:
-    """Look up a target by Lambda's names; ``None`` means the default."""
+    """Look up a target by Lambda's names; ``None`` means the default. ``runtime`` may also be a
+    target's name, ``python3.13-arm64`` (its arch then wins over the default)."""
+    if runtime is not None and arch is None:
+        named, _, suffix = runtime.rpartition("-")
+        if named and suffix in ARCHES:
+            runtime, arch = named, suffix
     arch = arch or DEFAULT_ARCH
     if arch not in ARCHES:
         raise InputError(f"unknown architecture {arch!r}", f"use one of: {', '.join(ARCHES)}")

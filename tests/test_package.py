@@ -127,10 +127,14 @@ def test_slimming_that_breaks_an_image_kind_fails_the_build(tmp_path, verified_t
     assert [p.name for p in tmp_path.iterdir()] == ["fn.zip"]  # no temp file left beside it
 
 
-def test_python311_zip_runs_itself_on_this_host(tmp_path, verified_tiny):
+def test_python311_zip_runs_itself_on_this_host(tmp_path, verified_copy):
+    from lamb.verify import verify_again
+
     if targets.host_target() != targets.get_target("python3.11"):
         pytest.skip("this host is not CPython 3.11 x86_64")
-    r = build_package(verified_tiny, runtime="python3.11", output=tmp_path / "fn311.zip")
+    # verified on 2.3.0, shipped (and so verified again) on 1.4.0, Amazon Linux 2's
+    r = build_package(verified_copy, runtime="python3.11", output=tmp_path / "fn311.zip", reverify=verify_again)
+    assert "verified again on ai-edge-litert 1.4.0" in r.verification
     assert r.runtime_lib.requirement == "ai-edge-litert==1.4.0"
     assert r.smoke.passed and not r.smoke.stand_in and "artifact itself" in r.smoke.label
     with zipfile.ZipFile(r.artifact) as zf:
@@ -160,9 +164,13 @@ def test_budget_failure_keeps_the_old_artifact(tmp_path, verified_tiny):
     assert [p.name for p in tmp_path.iterdir()] == ["fn.zip"]  # no temp file left beside it
 
 
-def test_image_context(tmp_path, verified_tiny):
+def test_image_context(tmp_path, verified_copy):
+    from lamb.verify import verify_again
+
+    verified_tiny = verified_copy  # verified again on what ships: this test's own copy
     out = tmp_path / "ctx"
-    r = build_package(verified_tiny, runtime="python3.12", arch="arm64", fmt="image", output=out, smoke=False)
+    r = build_package(verified_tiny, runtime="python3.12", arch="arm64", fmt="image", output=out, smoke=False,
+                      reverify=verify_again)
     assert r.format == "image" and r.sha256 is None and r.slimming == []
     files = {p.name for p in out.iterdir()}
     assert out.stat().st_mode & 0o777 == 0o755
@@ -208,14 +216,16 @@ def _dockerfile_smoke(dockerfile: str) -> list[str]:
     return shlex.split(lines[start + 1].strip())
 
 
-def test_the_image_smoke_step_runs_the_model_and_fails_as_the_function_would(tmp_path, verified_tiny):
+def test_the_image_smoke_step_runs_the_model_and_fails_as_the_function_would(tmp_path, verified_copy):
     from lamb.package import standin
+    from lamb.verify import verify_again
 
     host = targets.host_target()
     if host is None:
         pytest.skip("this machine's Python is not a Lambda runtime")
     out = tmp_path / "ctx"
-    build_package(verified_tiny, runtime=host.runtime.name, arch=host.arch, fmt="image", output=out, smoke=False)
+    build_package(verified_copy, runtime=host.runtime.name, arch=host.arch, fmt="image", output=out, smoke=False,
+                  reverify=verify_again)
     argv = _dockerfile_smoke((out / "Dockerfile").read_text())
     assert argv[0] == "python3" and argv[-1] == "/tmp/sample-event.json"
     # The step as docker runs it, on this machine: the context's files and its pinned wheels in one
@@ -262,6 +272,23 @@ def test_python314_arm64_zip_is_refused_in_one_line_and_its_image_leaves_the_ver
     shipped = json.loads((tmp_path / "ctx" / "lamb.json").read_text())
     assert shipped["package"]["audit"]["rests_on"] == "documented"
     assert "RUN --mount=type=bind,source=sample-event.json" in (tmp_path / "ctx" / "Dockerfile").read_text()
+
+
+def test_package_verifies_again_on_the_release_it_ships_and_records_that_one(tmp_path, verified_copy):
+    # verify ran on this machine's ai-edge-litert 2.3.0; python3.13 on arm64 ships 2.1.0 (the ELF audit)
+    from lamb.verify import verify_again
+
+    assert mf.read(verified_copy).verification.runtime_lib_version == "2.3.0"
+    with pytest.raises(VerificationFailed, match=r"lamb verify ran the model on ai-edge-litert 2\.3\.0, but python3\.13-arm64 ships"):
+        build_package(verified_copy, runtime="python3.13", arch="arm64", output=tmp_path / "fn.zip", smoke=False)
+    r = build_package(verified_copy, runtime="python3.13", arch="arm64", output=tmp_path / "fn.zip", smoke=False,
+                      reverify=verify_again)
+    assert r.verification.startswith("passed on ai-edge-litert 2.1.0")
+    assert "verified again on ai-edge-litert 2.1.0, what python3.13-arm64 ships (lamb verify had run ai-edge-litert 2.3.0)" in r.verification
+    m = mf.read(verified_copy)
+    assert (m.verification.runtime_lib, m.verification.runtime_lib_version) == ("ai-edge-litert", "2.1.0")
+    assert (m.package.runtime_lib, m.package.runtime_lib_version) == ("ai-edge-litert", "2.1.0")
+    assert r.installed["ai-edge-litert"] == "2.1.0"
 
 
 def test_missing_manifest_or_model(tmp_path, verified_copy, monkeypatch):

@@ -606,3 +606,21 @@ def test_convert_records_the_lambda_permission_so_verify_needs_it_no_more(tmp_pa
     keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x))).save(tmp_path / "lam.keras")
     with pytest.raises(ModelLoadError, match="holding Python code"):
         _verify_model(manifest_path=result.manifest_path, inputs=VerifyInputs(samples=4))
+
+
+def test_verify_again_feeds_the_recorded_inputs(verified_copy, tmp_path):
+    import dataclasses
+
+    from lamb import manifest as mf
+    from lamb.verify.again import recorded_inputs
+
+    v = mf.read(verified_copy).verification
+    images = verified_copy.parent / "imgs"
+    images.mkdir()
+    recorded = dataclasses.replace(v, samples=8, images=3, seed=7, images_dir="imgs")
+    inputs, note = recorded_inputs(recorded, verified_copy)
+    assert (inputs.samples, inputs.images, inputs.seed, note) == (8, images, 7, "")
+    images.rmdir()  # gone: as many seeded random inputs, said plainly
+    inputs, note = recorded_inputs(recorded, verified_copy)
+    assert inputs.images is None and inputs.samples == 32 and inputs.seed == 7
+    assert "are not at imgs any more" in note

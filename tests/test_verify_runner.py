@@ -98,3 +98,16 @@ def test_a_runtime_that_is_not_importable_is_a_runtime_failure(converted_tiny, t
 def test_failures_are_explained_in_one_sentence(message, stderr, expected):
     sentence = explain_failure("tflite-runtime", "2.14.0", Path("model.tflite"), RunnerFailure("load", message, stderr))
     assert expected in sentence and "\n" not in sentence
+
+
+def test_what_verify_says_package_ships_is_the_audit_driven_choice(converted_tiny):
+    from lamb import manifest as mf
+    from lamb.verify.runner import pick_runtime_lib
+
+    manifest = mf.read(converted_tiny.manifest_path)
+    # ai-edge-litert 2.3.0 is the newest aarch64 wheel for python3.13, but it needs GLIBCXX_3.4.30
+    choice = pick_runtime_lib(None, "python3.13-arm64", manifest)
+    assert choice.requirement == "ai-edge-litert==2.1.0"
+    assert "what `lamb package` ships for python3.13-arm64" in choice.reason and "ELF audit" in choice.reason
+    refused = pick_runtime_lib("tflite-runtime", "python3.10", manifest)
+    assert "`lamb package` refuses python3.10-x86_64" in refused.reason and "GLIBC_2.29" in refused.reason

@@ -67,6 +67,7 @@ def package(
         from lamb import progress
         from lamb.package import build_package
         from lamb.package.render import render
+        from lamb.verify import verify_again
 
         with progress.for_terminal(as_json) as shown:
             report = build_package(
@@ -84,6 +85,7 @@ def package(
                 compile_bytecode=not no_bytecode,
                 sample_image=sample_image,
                 handler=handler,
+                reverify=verify_again,
                 progress=shown,
             )
     if as_json:

@@ -138,6 +138,7 @@ def verify(
     quantize: str = typer.Option(None, "--quantize", help=f"Whose default tolerances apply: {' | '.join(runtime_lib.mode_names())} \\[default: the manifest's, else inferred from the converted model]."),
     runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Run the converted model on {_LIBS} \\[default: the library the artifact ships]. {runtime_lib.isolation_help()}"),
     runtime: str = typer.Option(None, "--runtime", help=f"Lambda runtime whose shipped library to verify on: {' | '.join(runtime_names())} \\[default: {default_runtime().name}]."),
+    arch: str = typer.Option(None, "--arch", help="With --runtime: the architecture whose shipped release to verify on (x86_64 | arm64) \\[default: x86_64]."),
     atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|keras - converted| <= atol + rtol x range(keras output)."),
     rtol: float = typer.Option(None, "--rtol", help="Error allowed relative to the range of the Keras output (0.01 = 1% of the range)."),
     min_top1: float = typer.Option(None, "--min-top1", help="Least fraction of samples whose top-1 class must agree (classifier outputs: shape (N, C), C > 1)."),
@@ -182,7 +183,7 @@ def verify(
                 labels=parse_labels_option(labels),
                 quantization=quantize,
                 runtime_lib_name=runtime_lib,
-                runtime=runtime,
+                runtime=f"{runtime or default_runtime().name}-{arch}" if arch else runtime,
                 allow_unsafe_lambda=allow_unsafe_lambda,
             )
         if as_json:

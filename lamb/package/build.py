@@ -20,7 +20,7 @@ from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.manifest import SmokeResult
-from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, standin, wheels
+from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, standin, verified, wheels
 from lamb.package.formats import Build
 from lamb.package.report import PackageReport
 from lamb.progress import Progress, current
@@ -123,6 +123,9 @@ class PackageOptions:
     compile_bytecode: bool = True
     sample_image: Path | None = None  # for the smoke run; None: a seeded synthetic image
     handler: Path | None = None  # the user's own entry module, shipped as lambda_function.py; None: lamb's
+    # Verifies the model again on the release that ships when verify ran another (lamb.verify.verify_again,
+    # which the command passes in); None: such a build is refused with the command that verifies it.
+    reverify: verified.Reverify | None = None
 
 
 def build_package(
@@ -167,6 +170,9 @@ def build_package(
         proven_at_build=writer.proves_itself,
     )
     choice = audited_choice.choice
+    if not o.skip_verify:  # ship only what a verification ran on (verify again on it when it did not)
+        manifest, again = verified.ensure(manifest_path, manifest, choice, target, o.reverify)
+        verification = f"{check_verification(manifest, model, False)}: {again}" if again else verification
 
     work = Path(tempfile.mkdtemp(prefix="lamb-package-"))
     temp: Path | None = None
@@ -210,9 +216,6 @@ def build_package(
         zipped_bytes=report_budget.total_zipped, unzipped_bytes=report_budget.total_unzipped, smoke=smoke_result,
     )
     warnings = evidence + _warnings(report_budget, audited, target, o.skip_verify)
-    if not audited.passed:  # only an image gets here: its docker build decides
-        warnings.append(f"the ELF audit fails on {audited.rests_on} facts ({audited.first_problem()}); the image's "
-                        "docker build runs the model on the base image's own libraries and fails there if the function would")
     try:
         mf.write(manifest.with_package(record), manifest_path)
     except OSError as exc:  # the artifact is built and sound; only its record could not be kept
@@ -235,6 +238,9 @@ def _warnings(report_budget: budget.BudgetReport, audited: audit.AuditReport, ta
             f"({', '.join(files[:3])}{', ...' if len(files) > 3 else ''}) need libraries the artifact and "
             f"{target.system.name} lack (e.g. {audited.on_demand[0].need}); the handler never loads them"
         )
+    if not audited.passed:  # only an image gets here: its docker build decides
+        warnings.append(f"the ELF audit fails on {audited.rests_on} facts ({audited.first_problem()}); the image's "
+                        "docker build runs the model on the base image's own libraries and fails there if the function would")
     if skip_verify:
         warnings.append("the model was packaged without a passed verification (--skip-verify)")
     return warnings

@@ -14,10 +14,11 @@ a model that failed or was never verified. ``VerifyReport.raise_for_failure()`` 
 
 Modules: ``tolerances`` (what counts as the same), ``compare`` (the pure comparison), ``inputs``
 (samples and images), ``signature`` (pairing the two models' inputs and outputs), ``runner`` (the
-runtime library's environment and its runner process), ``step`` (``verify_model``), ``report`` and
-``render``.
+runtime library's environment and its runner process), ``step`` (``verify_model``), ``again``
+(``verify_again``: the same inputs on the release ``lamb package`` ships), ``report`` and ``render``.
 """
 
+from lamb.verify.again import verify_again
 from lamb.verify.compare import Check, OutputMetrics, compare_outputs
 from lamb.verify.inputs import DEFAULT_SAMPLES, DEFAULT_SEED, VerifyInputs, image_inputs, random_inputs
 from lamb.verify.render import render_report
@@ -40,5 +41,6 @@ __all__ = [
     "image_inputs",
     "random_inputs",
     "render_report",
+    "verify_again",
     "verify_model",
 ]

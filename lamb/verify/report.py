@@ -50,6 +50,7 @@ class VerifyReport:
     # "onnx.reference" (independent of ONNX Runtime) or "onnxruntime-unoptimized" (the weaker one).
     reference: str = "keras"
     reference_label: str = ""  # the sentence the report shows for a reference other than Keras
+    images_dir: str | None = None  # the --images folder, relative to the manifest's when inside it
 
     def __post_init__(self) -> None:
         if not self.verdict:
@@ -75,6 +76,8 @@ class VerifyReport:
             verdict=self.verdict,
             warnings=list(self.warnings),
             accuracy=self.accuracy.record() if self.accuracy is not None else None,
+            seed=self.seed,
+            images_dir=self.images_dir,
         )
 
 

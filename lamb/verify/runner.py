@@ -47,26 +47,38 @@ def pick_runtime_lib(
 ) -> runtime_lib.RuntimeLibChoice:
     """The runtime library to verify on, pinned, and why: what the artifact will ship.
 
-    ``runtime`` names a Lambda runtime (``python3.12``): the library ``lamb package`` would ship
-    for it. Without one, ``lib`` alone picks that library's newest wheel for this machine, and with
-    neither the default target's choice is taken, among the libraries that run ``model_format``
-    (default: the manifest's). A previous verification in the manifest is ignored here: which
-    library verify used is what it is meant to establish.
+    ``runtime`` names a Lambda runtime (``python3.13``) or target (``python3.13-arm64``): the library ``lamb package`` would ship for it,
+    by the same audit-driven choice (``lamb.package.lib_choice``: the newest release whose wheel
+    passes the ELF audit). Without one, ``lib`` alone picks that library's newest wheel for this
+    machine, and with neither the default target's choice is taken, among the libraries that run
+    ``model_format`` (default: the manifest's). A previous verification in the manifest is ignored
+    here: which library verify used is what it is meant to establish.
     """
     from lamb import targets
+    from lamb.package import lib_choice
 
     if runtime is None and lib is not None:
         return runtime_lib.choose_for_host(lib, targets.host_target())
     fresh = dataclasses.replace(manifest, verification=None) if manifest is not None else None
     target = targets.get_target(runtime)
     try:
-        choice = runtime_lib.choose(target, fresh, override=lib, model_format=model_format)
+        if fresh is None:  # models named alone: the tagged choice for their format (no audit without a record)
+            choice = runtime_lib.choose(target, None, override=lib, model_format=model_format)
+        else:
+            choice = lib_choice.choose(target, fresh, override=lib).choice
     except RuntimeLibError:
         # A Flex model: no library can run it; verify on the default one and report that it fails.
         runs = runtime_lib.for_format(model_format or runtime_lib.manifest_format(manifest) or "")
         default = runs[0].name if runs else runtime_lib.default().name
         return runtime_lib.unpinned(default, f"no runtime library runs Flex models; tried the default, {default}")
-    return dataclasses.replace(choice, reason=f"{choice.requirement}, what `lamb package` ships for {target.name}")
+    except DependencyError as refused:
+        # lamb package will refuse this target: verify on the library's newest wheel here, and say so.
+        name = runtime_lib.normalise_name(lib) if lib else runtime_lib.default().name
+        here = runtime_lib.choose_for_host(name, targets.host_target())
+        return dataclasses.replace(here, reason=f"{here.requirement} on this machine; `lamb package` refuses "
+                                                f"{target.name}: {refused.message}")
+    return dataclasses.replace(choice, reason=f"{choice.requirement}, what `lamb package` ships for {target.name} "
+                                              "(the newest release whose wheel passes the ELF audit there)")
 
 
 def resolve_runtime_env(lib: str, requirements: Sequence[str] = ()) -> RuntimeEnv:
@@ -122,9 +134,11 @@ def _installed_satisfies(dist: str, requirement: str | None) -> bool:
 
 def _isolated_env(requirements: list[str]) -> Path:
     from lamb.package import wheels
-    from lamb.targets import RUNTIMES, host_target
+    from lamb.targets import RUNTIMES, host_smoke_target
 
-    target = host_target()
+    # This machine as it is (its own glibc), not its Lambda row: a release tagged manylinux_2_27
+    # (ai-edge-litert 2.x) installs here even when the row of this Python is Amazon Linux 2.
+    target = host_smoke_target()
     if target is None:
         raise DependencyError(
             f"cannot install {requirements[0]} here: no Lambda runtime matches this machine's Python {sys.version_info.major}.{sys.version_info.minor} on {os.uname().machine}",

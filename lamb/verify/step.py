@@ -184,6 +184,19 @@ def _verify_against_reference(
     return run.finish(result)
 
 
+def _images_dir(images: Path | None, manifest_path: Path | None) -> str | None:
+    """The images folder as the manifest records it: relative to the manifest's folder when inside it."""
+    if images is None:
+        return None
+    folder = Path(images).resolve()
+    if manifest_path is not None:
+        try:
+            return folder.relative_to(Path(manifest_path).resolve().parent).as_posix() or "."
+        except ValueError:
+            pass
+    return str(folder)
+
+
 @dataclass
 class _Run:
     """One verification's settled facts, shared by its phases."""
@@ -211,7 +224,7 @@ class _Run:
             keras_path=self.keras_path, model_path=self.model_path, model_sha256=self.model_sha256,
             manifest_path=self.manifest_path, preprocess=self.preprocess, runtime_lib=self.env.lib,
             runtime_python=f"{self.env.python} ({self.env.origin})", samples=self.samples, seed=self.inputs.seed,
-            notes=self.notes, timings=self.timings, **kw,
+            notes=self.notes, timings=self.timings, images_dir=_images_dir(self.inputs.images, self.manifest_path), **kw,
         )
 
     def failed(self, failure: RunnerFailure, version: str, *, tolerances: Tolerances, **kw: Any) -> VerifyReport:
