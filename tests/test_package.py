@@ -456,14 +456,15 @@ def test_a_bad_runtime_is_named_before_anything_else(tmp_path, monkeypatch):
 
 @pytest.mark.network  # runtime wheels for this machine (cached after the first run)
 @pytest.mark.e2e
-def test_image_readme_states_the_advice_from_its_smoke_run(tmp_path, verified_tiny):
+def test_image_readme_states_the_advice_from_its_smoke_run(tmp_path, verified_copy):
     """The image context's create-function command carries lamb.cost.advise_function's memory and
     timeout for the smoke run's figures: what lamb invoke advises and lamb deploy applies."""
     from lamb.cost import advise_function
+    from lamb.verify import verify_again
 
     out = tmp_path / "ctx"
-    build_package(verified_tiny, runtime="python3.11", fmt="image", output=out)
-    smoke = mf.read(verified_tiny).package.smoke
+    build_package(verified_copy, runtime="python3.11", fmt="image", output=out, reverify=verify_again)
+    smoke = mf.read(verified_copy).package.smoke
     assert smoke.ran and smoke.passed
     advice = advise_function(smoke.invoke_ms, init_ms=smoke.init_ms, peak_rss_mb=smoke.peak_rss_mb, arch="x86_64")
     readme = (out / "README.md").read_text()
