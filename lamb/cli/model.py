@@ -112,7 +112,7 @@ def convert(
         console.print(f"[dim]note:[/] {note}", highlight=False)
     mismatch = [] if allow_preprocess_mismatch or result.preprocess_mismatch is None else [result.preprocess_mismatch]
     for warning in [*mismatch, *result.warnings]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)  # one line each, for grep
 
 
 # -- verify --------------------------------------------------------------------------------------
