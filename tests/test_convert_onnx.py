@@ -99,3 +99,10 @@ def test_describe_records_a_channel_first_layout_and_open_dimensions():
     inputs, outputs = describe(helper.make_model(graph), "NCHW")
     assert inputs[0].shape == [-1, 3, 224, 224] and inputs[0].layout == "NCHW"
     assert outputs[0].layout is None
+
+
+def test_the_onnx_converter_leaves_a_trail_for_verbose(tiny_classifier_h5, tmp_path, caplog):
+    with caplog.at_level("DEBUG", logger="lamb.convert.onnx"):
+        result = convert_model(tiny_classifier_h5, tmp_path / "m.onnx", runtime_lib_name="onnxruntime", quantize="dynamic")
+    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.convert.onnx"]
+    assert len(lines) == 1 and lines[0].startswith(f"ONNX dynamic: {result.model_bytes} bytes in "), lines

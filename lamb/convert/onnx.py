@@ -28,7 +28,9 @@ documentation warns of on x86 CPUs without VNNI: which CPU a Lambda function get
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -41,6 +43,8 @@ from lamb.convert.savedmodel import SIGNATURE_KEY, saved_model
 from lamb.convert.signature import InputSpec
 from lamb.errors import ConversionError
 from lamb.quantization import Mode
+
+log = logging.getLogger(__name__)
 
 FORMAT = "onnx"
 # ONNX Runtime 1.32 runs opsets up to 23; 17 is what the course's recipe and tf2onnx 1.17 were
@@ -60,7 +64,10 @@ def convert(
     exported: Export, inputs: list[InputSpec], mode: Mode, representative: Any, *, allow_flex: bool, integer_io: bool,
 ) -> Converted:
     """The ONNX model in ``mode``, and its signature; ConversionError if the quantizer refuses it."""
+    started = time.perf_counter()
     data, settings = quantize(exported.handle, mode, representative)
+    log.debug("ONNX %s: %d bytes in %.1f s, %s", mode.name, len(data), time.perf_counter() - started,
+              settings or f"tf2onnx's float32 graph as written (opset {OPSET})")
     in_specs, out_specs = describe(data, layout="NHWC", output_order=exported.output_names)
     origin = {"converter": "tf2onnx", "tf2onnx": _version("tf2onnx"), "opset": OPSET, **settings}
     return Converted(data, in_specs, out_specs, origin=origin)
