@@ -64,6 +64,8 @@ def test_python314_arm64_is_refused_with_the_ways_out_that_pass():
     )
     hint = err.value.hint
     assert "--arch x86_64 (ai-edge-litert==2.3.0 passes there)" in hint
+    # the ONNX engine, whose aarch64 wheel needs only GLIBCXX_3.4.22: the model must be converted for it
+    assert "`lamb convert MODEL --runtime-lib onnxruntime`, verify and package that (onnxruntime " in hint
     assert "--format image" in hint
     assert "`lamb probe --runtime python3.14 --arch arm64` (this verdict rests on documented facts" in hint
     assert "python3.12 or newer" not in hint  # it is already AL2023

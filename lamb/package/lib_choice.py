@@ -192,7 +192,9 @@ def _unmeasured(target: Target, rejected: list) -> str | None:
 
 
 def _other_engine(target: Target, name: str, cache: Path | None) -> str | None:
-    """Another runtime library lamb can ship whose newest wheel passes the audit here."""
+    """Another runtime library lamb can ship whose newest wheel passes the audit here; one that
+    runs another model format (ONNX Runtime for a .tflite) needs the model converted for it."""
+    here = runtime_lib.get(name).format.name
     for other in runtime_lib.names():
         if other == name:
             continue
@@ -201,7 +203,10 @@ def _other_engine(target: Target, name: str, cache: Path | None) -> str | None:
             continue
         wheel = wheels.fetch_wheel(other, rows[0].version, target, cache=cache)
         if audit.audit_wheel(wheel, target).passed:
-            return f"--runtime-lib {other} ({other} {rows[0].version}'s wheel passes the audit here)"
+            passes = f"{other} {rows[0].version}'s wheel passes the audit here"
+            if runtime_lib.get(other).format.name != here:
+                return f"another engine: `lamb convert MODEL --runtime-lib {other}`, verify and package that ({passes})"
+            return f"--runtime-lib {other} ({passes})"
     return None
 
 
