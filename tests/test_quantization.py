@@ -97,3 +97,12 @@ def test_a_models_mode_is_inferred_from_the_rows():
     assert quantization.infer(MODES, {"float16": 5, "int8": 40}) == "float16"
     assert quantization.infer(MODES, {}) == "float32"
 
+
+
+def test_the_readme_states_the_default_formats_tolerances():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
+    said = [quantization._number(m.tolerances.rtol) if m.tolerances.rtol < 0.01 else f"{m.tolerances.rtol * 100:g} %" for m in MODES]
+    assert f"error at most {', '.join(said[:-1])} and {said[-1]} of the output's range" in readme
+    assert {m.tolerances.min_top1 for m in MODES} == {0.99} and "top-1 agreement of at least 99 % in every mode" in readme
