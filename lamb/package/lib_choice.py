@@ -193,7 +193,7 @@ def _unmeasured(target: Target, rejected: list) -> str | None:
 
 def _other_engine(target: Target, name: str, cache: Path | None) -> str | None:
     """Another runtime library lamb can ship whose newest wheel passes the audit here; one that
-    runs another model format (ONNX Runtime for a .tflite) needs the model converted for it."""
+    runs another model format (ONNX Runtime for a LiteRT model) needs the model converted for it."""
     here = runtime_lib.get(name).format.name
     for other in runtime_lib.names():
         if other == name:
