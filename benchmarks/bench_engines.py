@@ -149,6 +149,7 @@ def _settings() -> dict[str, Any]:
     return {
         "dynamic QInt8 (defaults, no pre-processing)": lambda src, pre, out, reader: quantize_dynamic(src, out, weight_type=QuantType.QInt8),
         "dynamic QInt8 per-channel": lambda src, pre, out, reader: quantize_dynamic(pre, out, weight_type=QuantType.QInt8, per_channel=True),
+        "dynamic MatMul/Gemm only": lambda src, pre, out, reader: quantize_dynamic(pre, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]),
         "dynamic QUInt8 (lamb's dynamic)": lambda src, pre, out, reader: quantize_dynamic(pre, out, weight_type=QuantType.QUInt8),
         "static QDQ per-channel U8/S8": static(QuantFormat.QDQ, QuantType.QUInt8),
         "static QDQ per-channel S8/S8": static(QuantFormat.QDQ, QuantType.QInt8),

@@ -38,7 +38,7 @@ PREPROCESS_CHOICES = " | ".join(PREPROCESS_MODES)  # the manifest's modes, which
 @app.command()
 @help_from_tables(suffix=_SUFFIX, default_lib=_DEFAULT.name)
 def convert(
-    model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder."),
+    model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder; or an exported .onnx, taken as it is."),
     output: Path = typer.Option(None, "--output", "-o", help=f"Where to write the converted model, or a folder for it \\[default: ./<model stem>{_SUFFIX}, or the --runtime-lib's format]; the manifest goes beside it."),
     quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help(_MODES)} | auto (run `lamb compare` and keep the mode it recommends)."),
     images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
@@ -65,11 +65,17 @@ def convert(
 
     Keras-2 .h5 files that Keras 3 cannot read (TFOpLambda: preprocess_input or other TensorFlow ops inside the model) are loaded with tf_keras automatically; the summary says which loader was used.
 
+    An .onnx (PyTorch's torch.onnx.export, or any exporter) is not converted: the manifest describes it as it is, with its external weights (model.onnx.data beside it, shipped with it). A channel-first input (N, 3, H, W) is recorded as NCHW and fed so, and --preprocess torch (ImageNet mean/std) is inferred for it; another --quantize mode writes MODEL.MODE.onnx beside it.
+
     Examples:
 
       lamb convert model.h5 --labels cat,dog,bird
 
       lamb convert model.h5 -q int8 --calibration images/ --preprocess xception
+
+      lamb convert model.h5 --runtime-lib onnxruntime
+
+      lamb convert model.onnx --preprocess torch --labels-file labels.txt
     """
     with handle_errors(verbose):
         from lamb import progress

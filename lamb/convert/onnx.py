@@ -6,21 +6,25 @@ export, and each quantization mode is applied to that graph by ``onnxruntime.qua
 (``quantize``, shared with ONNX models given as input: ``lamb.convert.onnx_input``).
 
 How each mode quantizes, measured on the Xception shape (benchmarks/xception_model.py, 299x299,
-1 thread, fresh processes, median warm ms; ONNX Runtime 1.32 on an AMD EPYC with AVX-512 VNNI;
-2026-12-06, /tmp/onnxbench scripts kept in benchmarks/bench_engines.py's docstring):
+onnxruntime 1.32, 1 thread; median of 3 fresh processes of 7 warm calls each, the range of the 3
+in brackets; AMD EPYC with AVX-512 VNNI, 2026-12-06; ``benchmarks/bench_engines.py --settings``):
 
-    float32 148-193 | float16 (fp16 graph, float32 I/O) 162-207
-    quantize_dynamic QInt8 weights (the defaults)       1019   <- ConvInteger has no fast s8 kernel
-    quantize_dynamic QInt8 per-channel                   1181
-    quantize_dynamic QUInt8 weights                       181
-    quantize_static QDQ per-channel, U8 act / S8 weights    62
-    quantize_static QDQ per-channel, S8 act / S8 weights   102
-    quantize_static QOperator per-channel, U8 / S8          77
-    quantize_static QDQ per-channel U8/S8, reduce_range     61
+    setting                                              MB   warm ms
+    float32 (tf2onnx)                                   79.3  185 (148-193)
+    float16 (fp16 graph, float32 input and output)      39.7  162 (152-207)
+    quantize_dynamic QInt8 weights (the defaults)       20.0 1182 (1019-1331)  ConvInteger: no fast s8 kernel
+    quantize_dynamic QInt8, per-channel                 20.0 1181 (1125-1555)
+    quantize_dynamic MatMul/Gemm only                   79.3  185 (173-310)    the convolutions stay float
+    quantize_dynamic QUInt8 weights                     20.0  213 (181-229)
+    quantize_static QDQ per-channel, U8 act / S8 weights 20.3  62 (61-103)
+    quantize_static QDQ per-channel, S8 act / S8 weights 20.3 102 (87-203)
+    quantize_static QOperator per-channel, U8 / S8      20.2   77 (73-116)
+    quantize_static QDQ per-channel U8/S8, reduce_range 20.3   61 (54-64)
 
-So ``dynamic`` quantizes weights as QUInt8 (4x smaller, near float32 speed on a CNN), and ``int8``
-is static QDQ, per-channel, U8 activations and S8 weights, after ``quant_pre_process`` (shape
-inference and graph optimisation first, as ONNX Runtime's quantization guide asks). reduce_range
+So ``dynamic`` quantizes weights as QUInt8 (4x smaller, 1.15x float32's time on a CNN, where the
+default QInt8 takes 6x), and ``int8`` is static QDQ, per-channel, U8 activations and S8 weights,
+after ``quant_pre_process`` (shape inference and graph optimisation first, as ONNX Runtime's
+quantization guide asks): 3x faster than float32 at a quarter of its size. reduce_range
 (7-bit weights) costs nothing measurable here and avoids the U8S8 saturation ONNX Runtime's
 documentation warns of on x86 CPUs without VNNI: which CPU a Lambda function gets is not documented.
 """
