@@ -62,7 +62,7 @@ def cli_run(small_h5, sample_images, quick_timing, tmp_path_factory):
     plot = out / "compare.png"
     result = runner.invoke(app, [
         "compare", str(small_h5), "--images", str(sample_images), "--samples", "16", "--preprocess", "xception",
-        "--runtime", "python3.12", "--memory", "256,1024,1769", "--json", "--plot", str(plot),
+        "--runtime", "python3.12", "--memory", "256,1024,1769", "--runtime-lib", "ai-edge-litert", "--json", "--plot", str(plot),
     ])
     return result, plot
 
@@ -70,8 +70,8 @@ def cli_run(small_h5, sample_images, quick_timing, tmp_path_factory):
 # -- recommendation (pure) ------------------------------------------------------------------------
 
 
-def _row(mode, cost, zip_mb, passed=True, max_rel=None):
-    row = ModeResult(mode, VERIFIED, passed=passed, verdict="pass" if passed else "fail", max_rel=max_rel)
+def _row(mode, cost, zip_mb, passed=True, max_rel=None, lib=""):
+    row = ModeResult(mode, VERIFIED, passed=passed, verdict="pass" if passed else "fail", max_rel=max_rel, runtime_lib=lib)
     row.size = ModeSize(1, int(zip_mb * 2**20), 1, zip_mb <= 50)
     row.memory = MemoryAdvice(1769, "", cost_per_million=cost)
     return row
@@ -79,18 +79,29 @@ def _row(mode, cost, zip_mb, passed=True, max_rel=None):
 
 def test_recommendation_prefers_what_fits_the_direct_upload():
     rows = [_row("float32", 3.0, 97), _row("float16", 3.0, 60), _row("dynamic", 1.6, 44)]
-    assert recommend(rows)[0] == "dynamic"
+    assert recommend(rows)[0].mode == "dynamic"
     rows = [_row("float32", 1.0, 97), _row("dynamic", 1.6, 44)]
-    mode, why = recommend(rows)
-    assert mode == "dynamic" and "float32 would cost less but only deploys through S3" in why
-    mode, why = recommend([_row("float32", 3.0, 97), _row("float16", 2.0, 60)])
-    assert mode == "float16" and "through S3" in why  # none fits: the cheapest that passes
+    best, why = recommend(rows)
+    assert best.mode == "dynamic" and "float32 would cost less but only deploys through S3" in why
+    best, why = recommend([_row("float32", 3.0, 97), _row("float16", 2.0, 60)])
+    assert best.mode == "float16" and "through S3" in why  # none fits: the cheapest that passes
     assert recommend([_row("float32", 1.0, 10, passed=False)])[0] is None
     # Costs equal within what local timing can tell: the smaller error wins.
     rows = [_row("float32", 0.220, 22, max_rel=1e-7), _row("int8", 0.219, 21, max_rel=1e-2)]
-    mode, why = recommend(rows)
-    assert mode == "float32" and "int8 costs the same within 2%" in why
+    best, why = recommend(rows)
+    assert best.mode == "float32" and "int8 costs the same within 2%" in why
     assert recommend([ModeResult("int8", SKIPPED, "no calibration")])[0] is None
+
+
+def test_the_recommendation_chooses_the_runtime_library_and_names_it():
+    """Rows are (runtime library, mode): the same mode on two libraries are two rows."""
+    rows = [_row("float32", 0.9, 22, lib="ai-edge-litert"), _row("dynamic", 0.5, 8, lib="ai-edge-litert"),
+            _row("float32", 1.2, 23, lib="onnxruntime"), _row("dynamic", 0.3, 8, lib="onnxruntime")]
+    best, why = recommend(rows)
+    assert best.key == ("onnxruntime", "dynamic") and why.startswith("onnxruntime dynamic is the cheapest")
+    rows[3].passed = False
+    best, why = recommend(rows)
+    assert best.key == ("ai-edge-litert", "dynamic") and why.startswith("ai-edge-litert dynamic")
 
 
 def test_bad_options_are_refused_before_any_work(small_h5, tmp_path):
@@ -136,10 +147,30 @@ def test_every_mode_measured_and_the_recommendation_follows_the_rows(cli_run):
     cheapest = min(r["memory"]["cost_per_million"] for r in passing)
     tied = [r for r in passing if r["memory"]["cost_per_million"] <= cheapest * 1.02]
     best = min(tied, key=lambda r: (r["verdict"] != "pass", r["max_rel"], r["size"]["zip"]))
-    assert data["recommended"] == best["mode"] and data["why"].startswith(best["mode"])
+    assert data["recommended"] == best["mode"] and data["why"].startswith(f"ai-edge-litert {best['mode']}")
+    assert data["recommended_runtime_lib"] == "ai-edge-litert"
     assert data["target"] == "python3.12-x86_64" and data["samples"] == 16 and data["images"] == 12
     assert "estimate from local timing" in data["estimate_note"]
 
+
+
+@pytest.mark.network
+def test_by_default_every_runtime_library_the_target_has_is_compared(small_h5, quick_timing, tmp_path):
+    """No --runtime-lib: a row per (runtime library, mode) for ai-edge-litert and onnxruntime, each
+    library's models in a folder of its own, and the recommendation names the library."""
+    result = runner.invoke(app, [
+        "compare", str(small_h5), "--samples", "4", "--modes", "float32", "--memory", "1024", "--runtime", "python3.12",
+        "--output-dir", str(tmp_path), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rows = {(r["runtime_lib"], r["mode"]): r for r in data["rows"]}
+    assert list(rows) == [("ai-edge-litert", "float32"), ("onnxruntime", "float32")]
+    assert all(r["status"] == VERIFIED and r["speed"]["warm_ms"] > 0 for r in rows.values())
+    assert data["recommended_runtime_lib"] in ("ai-edge-litert", "onnxruntime") and data["recommended"] == "float32"
+    assert data["why"].startswith(f"{data['recommended_runtime_lib']} float32 is the cheapest")
+    assert {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.lamb.json")} == {
+        "ai-edge-litert/small-float32.lamb.json", "onnxruntime/small-float32.lamb.json"}
 
 @pytest.mark.network
 def test_plot_is_a_real_png(cli_run):
@@ -158,7 +189,8 @@ def test_int8_with_calibration_and_a_library_that_cannot_run_a_mode(small_h5, sa
         runtime="python3.11", runtime_lib="tflite-runtime", modes="float32,dynamic,int8", output_dir=tmp_path,
     )
     rows = {r.mode: r for r in report.rows}
-    assert rows["float32"].runtime_lib.startswith("tflite-runtime 2.14") and rows["float32"].verdict is not None
+    assert rows["float32"].runtime_lib == "tflite-runtime" and rows["float32"].runtime_lib_version.startswith("2.14")
+    assert rows["float32"].verdict is not None
     assert rows["float32"].status == CANNOT_RUN and "GLIBC_2.29" in rows["float32"].reason
     assert rows["dynamic"].status == CANNOT_RUN and rows["dynamic"].speed is None
     assert "tflite-runtime 2.14" in rows["dynamic"].reason and "FULLY_CONNECTED" in rows["dynamic"].reason
@@ -202,13 +234,15 @@ def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
     from lamb.cost import MemoryPoint
     from lamb.verify.accuracy import measure
 
-    rows = [_row(mode, 1.0 + i, 97.3 - 20 * i, max_rel=4.6e-05) for i, mode in enumerate(("float32", "float16", "dynamic"))]
+    rows = [_row(mode, 1.0 + i, 97.3 - 20 * i, max_rel=4.6e-05, lib=lib) for lib in ("ai-edge-litert", "onnxruntime")
+            for i, mode in enumerate(("float32", "float16", "dynamic"))]
     for row in rows:
+        row.runtime_lib_version = "1.32.0"
         row.top1, row.top1_lower = 1.0, 0.9637
         row.speed = ModeSpeed(init_ms=1234.5, warm_ms=123.45, inference_ms=100.0, runs=10, peak_rss_mb=80.0, where="here")
         row.costs = [MemoryPoint(m, 123.4, 1.2345) for m in (512, 1024, 1769, 3008)]
     report = CompareReport(Path("model.h5"), "python3.14-x86_64", "x86_64", 32, 0, 10, "xception", [512, 1024, 1769, 3008],
-                           rows, "dynamic", "the cheapest that passes")
+                           rows, "dynamic", "the cheapest that passes", recommended_runtime_lib="onnxruntime")
     rows[0].verdict = "pass with warning"
 
     def rendered() -> str:
@@ -221,6 +255,8 @@ def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
     text = rendered()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     assert all(name in text for name in ("float32", "float16", "dynamic", "4.6e-05", "1,234", "123.5", "WARNING"))
+    # a table per runtime library, titled by it; the star on the recommended library's row only
+    assert "ai-edge-litert 1.32.0" in text and "onnxruntime 1.32.0: Lambda $" in text and text.count("★") == 3  # and "★ recommended"
     # with --labeled-images, an accuracy column and Keras's figure beside the table
     truth = [0, 1] * 50
     report.keras_accuracy = measure(np.eye(2)[truth], truth, ["a", "b"], preprocess="xception", model="keras")

@@ -58,7 +58,7 @@ def test_int8_calibrated_on_the_labelled_images_keeps_the_demos_accuracy(drawn_d
     demo = Path(__file__).resolve().parent.parent / "models" / "demo"
     report = compare_models(
         demo / "clothing.h5", labeled_images=drawn_demo_images, preprocess="xception",
-        labels_file=demo / "labels.txt", modes="float32,int8", memory=[1024],
+        labels_file=demo / "labels.txt", modes="float32,int8", memory=[1024], runtime_lib="ai-edge-litert",
     )
     assert report.keras_accuracy is not None and report.keras_accuracy.top1 >= 0.9
     int8 = report.row("int8")

@@ -40,7 +40,7 @@ PREPROCESS_CHOICES = " | ".join(PREPROCESS_MODES)  # the manifest's modes, which
 def convert(
     model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder; or an exported .onnx, taken as it is."),
     output: Path = typer.Option(None, "--output", "-o", help=f"Where to write the converted model, or a folder for it \\[default: ./<model stem>{_SUFFIX}, or the --runtime-lib's format]; the manifest goes beside it."),
-    quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help(_MODES)} | auto (run `lamb compare` and keep the mode it recommends)."),
+    quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help(_MODES)} | auto (run `lamb compare` on the --runtime-lib and keep the mode it recommends)."),
     images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
     labeled_images: Path = typer.Option(None, "--labeled-images", help="With --quantize auto: labelled images each mode is judged on by its accuracy against Keras's (and int8 calibrated on, without --calibration); see `lamb compare --help`."),
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
@@ -207,7 +207,15 @@ def verify(
 # -- compare -------------------------------------------------------------------------------------
 
 
+# What `lamb compare` compares by default: the first library of each model format (runtime_lib.formats()).
+_PER_FORMAT = [runtime_lib.for_format(f) for f in runtime_lib.formats()]
+
+
 @app.command()
+@help_from_tables(
+    per_format=", ".join(f"{libs[0].name} for {libs[0].format.title} model" for libs in _PER_FORMAT),
+    later=" or ".join(lib.name for libs in _PER_FORMAT for lib in libs[1:]) or "none",
+)
 def compare(
     model: Path = typer.Argument(..., help="Keras model: a .h5, a .keras file, or a SavedModel folder."),
     images: Path = typer.Option(None, "--images", help="Folder of real images to verify every mode on (recommended: int8 needs them to pass)."),
@@ -219,23 +227,23 @@ def compare(
     arch: str = typer.Option(None, "--arch", "-a", help="Lambda architecture: x86_64 | arm64 (sets the prices) \\[default: x86_64]."),
     memory: str = typer.Option(None, "--memory", help="Memory settings to price, in MB, comma-separated \\[default: 512,1024,1769,3008]."),
     modes: str = typer.Option(None, "--modes", help=f"Modes to compare, comma-separated \\[default: {','.join(_DEFAULT.format.mode_names)}]."),
-    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Verify on {_LIBS} \\[default: what the target ships]."),
+    runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Compare on this runtime library only: {_LIBS} \\[default: every one with a wheel for the target, one per model format]."),
     preprocess: str = typer.Option(None, "--preprocess", help=f"{PREPROCESS_CHOICES} \\[default: inferred, as lamb convert does]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line."),
     input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3."),
     max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Advise the cheapest memory meeting this request time \\[default: where cost stops being flat]."),
-    output_dir: Path = typer.Option(None, "--output-dir", help="Keep every converted model (and its manifest, verdict recorded) in this folder."),
+    output_dir: Path = typer.Option(None, "--output-dir", help="Keep every converted model (and its manifest, verdict recorded) in this folder, a subfolder per runtime library."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of error against warm time, marker size by zip size (needs the [plot] extra)."),
     allow_unsafe_lambda: bool = AllowUnsafeLambdaOpt,
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Choose the quantization to ship: every mode's error, size, latency and Lambda cost, side by side.
+    """Choose the runtime library and quantization to ship: each one's error, size, latency and Lambda cost, side by side.
 
-    Loads and runs the Keras model once; converts it in each mode (int8 only with --calibration) and verifies each against the same reference outputs on the runtime library the target ships, with the mode's default tolerances. Projects each artifact's zip from the target's real, slimmed dependencies; times the shipped handler (cold start, and the warm median at 1 thread) in fresh processes; prices a million requests at each --memory (1 vCPU per 1,769 MB; us-east-1 on-demand prices: an estimate from local timing). A mode that fails to convert, or that the library cannot run, is a marked row.
+    Rows are (runtime library, mode). By default every runtime library that can run the model on the target is compared: for each model format, the first library in lamb's preference order with a wheel for the target ({per_format}); the others ({later}) only with --runtime-lib, or where the first has no wheel. Loads and runs the Keras model once; converts it for each library in each mode (int8 only with --calibration) and verifies each against the same reference outputs on that library as the target ships it, with the mode's default tolerances. Projects each artifact's zip from the target's real, slimmed dependencies; times the shipped handler (cold start, and the warm median at 1 thread) in fresh processes; prices a million requests at each --memory (1 vCPU per 1,769 MB; us-east-1 on-demand prices: an estimate from local timing). A mode that fails to convert, or that the library cannot run, is a marked row.
 
-    Recommends the cheapest mode that passes and fits Lambda's 50 MB direct upload, else the cheapest that passes, and the memory setting for it. Exit code 0 with a recommendation, 1 when no mode passed.
+    Recommends the cheapest (runtime library, mode) that passes and fits Lambda's 50 MB direct upload, else the cheapest that passes, and the memory setting for it. Exit code 0 with a recommendation, 1 when no mode passed.
 
     Examples:
 
@@ -246,6 +254,8 @@ def compare(
       lamb compare model.h5 --labeled-images labelled/
 
       lamb compare model.h5 --modes float32,dynamic --runtime python3.12 --arch arm64 --json
+
+      lamb compare model.h5 --runtime-lib onnxruntime
     """
     with handle_errors(verbose):
         from lamb.compare import DEFAULT_MEMORY_MB, compare_models

@@ -16,8 +16,10 @@ from lamb.compare.report import CompareReport
 def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tuple[Any, CompareReport]:
     """Compare the modes and keep the recommended one at ``output`` (``lamb convert -q auto``).
 
-    The kept model's manifest records its verification and the comparison that chose it, so
-    ``lamb package`` can follow directly. Nothing is written when no mode passes.
+    The comparison stays within the runtime library convert was asked for (``runtime_lib``; default:
+    the default library, as ``lamb convert`` has), whose format the output's suffix follows. The kept
+    model's manifest records its verification and the comparison that chose it, so ``lamb package``
+    can follow directly. Nothing is written when no mode passes.
     """
     from lamb import runtime_lib
     from lamb.convert import ConversionResult
@@ -25,13 +27,14 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
     from lamb.errors import VerificationFailed
 
     source = Path(source)
-    lib = options.get("runtime_lib")
-    model_path = output_path(source, output, (runtime_lib.get(lib) if lib else runtime_lib.default()).format)
+    lib = runtime_lib.get(options.get("runtime_lib") or runtime_lib.default().name)
+    options = {**options, "runtime_lib": lib.name}
+    model_path = output_path(source, output, lib.format)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".lamb-auto-", dir=model_path.parent))
     try:
         report = compare_models(source, output_dir=work, **options)
-        row = report.row(report.recommended) if report.recommended else None
+        row = report.recommended_row
         if row is None or row.model_path is None or row.manifest_path is None:
             raise VerificationFailed(
                 f"--quantize auto kept nothing: {report.why}",
@@ -57,7 +60,7 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
         seconds=report.seconds.get("total", 0.0),
         source_bytes=manifest.source_bytes,
         model_bytes=manifest.model.bytes,
-        notes=[f"--quantize auto kept {row.mode}: {report.why}", "verified while comparing: the verdict is in the manifest"],
+        notes=[f"--quantize auto kept {row.label}: {report.why}", "verified while comparing: the verdict is in the manifest"],
         warnings=missing_evidence(manifest),
     )
     return result, report

@@ -20,8 +20,23 @@ def _verdict(row: ModeResult) -> str:
     return f"[{colour}]{(row.verdict or '').upper()}[/]"
 
 
+def _recommended(report: CompareReport, row: ModeResult) -> bool:
+    return report.recommended is not None and row.key == (report.recommended_runtime_lib, report.recommended)
+
+
 def _mark(report: CompareReport, row: ModeResult) -> str:
-    return "[bold green]★[/]" if row.mode == report.recommended else ""
+    return "[bold green]★[/]" if _recommended(report, row) else ""
+
+
+def _by_library(report: CompareReport, rows: list[ModeResult]) -> list[tuple[str, list[ModeResult]]]:
+    """``rows`` grouped by runtime library, each group titled by the library and the release it ran on."""
+    groups = []
+    for name in report.runtime_libs:
+        mine = [r for r in rows if r.runtime_lib == name]
+        if mine:
+            version = next((r.runtime_lib_version for r in mine if r.runtime_lib_version), None)
+            groups.append((f"{name} {version}" if version else name, mine))
+    return groups
 
 
 def _accuracy(row: ModeResult) -> str:
@@ -38,9 +53,7 @@ def _top1(row: ModeResult) -> str:
 
 
 def render(report: CompareReport) -> list[Any]:
-    """Rich renderables: the table (recommendation marked), why, then the notes."""
-    from rich import box
-    from rich.table import Table
+    """Rich renderables: a table per runtime library (recommendation marked), why, then the notes."""
     from rich.text import Text
 
     inputs = []
@@ -49,35 +62,11 @@ def render(report: CompareReport) -> list[Any]:
     if report.images:
         inputs.append(f"{report.images} images")
     out: list[Any] = [Text.from_markup(
-        f"[bold]{report.source.name}[/] for [bold]{report.target}[/]: every mode checked against one Keras run on "
+        f"[bold]{report.source.name}[/] for [bold]{report.target}[/]: every runtime library and mode checked against one Keras run on "
         f"{' + '.join(inputs)}, preprocess {report.preprocess}"
     )]
-    table = Table(title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-    # Piped output is 80 columns: names and numbers never wrap (headers are two lines instead), the
-    # verdict and the top-1 pair wrap at their spaces, and anything still too wide folds, never "…".
-    for title, justify, no_wrap in (
-        ("", "left", True), ("mode", "left", True), ("verdict", "left", False), ("err/\nrange", "right", True),
-        ("top-1\n(95% low)", "right", True), ("model\nMB", "right", True), ("zip\nMB", "right", True),
-        ("init\nms", "right", True), ("warm\nms", "right", True),
-    ):
-        table.add_column(title, justify=justify, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
-    accuracy = report.keras_accuracy is not None
-    if accuracy:
-        table.add_column("accuracy\n(95%)", justify="right", overflow="fold", no_wrap=True)
-    for row in report.rows:
-        size = row.size
-        zip_mb = "-" if size is None else (f"{size.zip / MiB:.1f}" if size.fits_direct_upload else f"[yellow]{size.zip / MiB:.1f}[/]")
-        table.add_row(
-            _mark(report, row), row.mode, _verdict(row),
-            "-" if row.max_rel is None else f"{row.max_rel:.1e}",
-            _top1(row),
-            "-" if size is None else f"{size.model / MiB:.1f}",
-            zip_mb,
-            "-" if row.speed is None else f"{row.speed.init_ms:,.0f}",
-            "-" if row.speed is None else f"{row.speed.warm_ms:,.1f}",
-            *([_accuracy(row)] if accuracy else []),
-        )
-    out.append(table)
+    for title, rows in _by_library(report, report.rows):
+        out.append(_mode_table(report, rows, title))
     if report.keras_accuracy is not None:
         keras = report.keras_accuracy
         out.append(Text(
@@ -85,35 +74,18 @@ def render(report: CompareReport) -> list[Any]:
             f"while its interval reaches {ACCURACY_SLACK * 100:.0f} point below that, whatever its agreement"
         ))
 
-    priced = [r for r in report.rows if r.costs]
-    if priced:
-        costs = Table(title=f"Lambda $ per million requests ({report.arch}, estimate)", title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD)
-        costs.add_column("", overflow="fold")
-        costs.add_column("mode", overflow="fold")
-        for m in report.memory_settings:
-            costs.add_column(f"{m:,} MB", justify="right", overflow="fold")
-        costs.add_column("advised", justify="right", overflow="fold")
-        for row in priced:
-            points = {p.memory_mb: p for p in row.costs}
-            cells = [_mark(report, row), row.mode]
-            for m in report.memory_settings:
-                p = points[m]
-                text = f"{p.cost_per_million:,.2f} ({p.duration_ms:,.0f} ms)"
-                cells.append(f"[dim]{text}†[/]" if p.below_floor else text)
-            assert row.memory is not None
-            cells.append(f"{row.memory.recommended_mb:,} MB: {row.memory.cost_per_million:,.2f}")
-            costs.add_row(*cells)
-        out.append(costs)
+    for title, rows in _by_library(report, [r for r in report.rows if r.costs]):
+        out.append(_cost_table(report, rows, title))
     for row in report.rows:
         if row.reason:
-            out.append(Text.from_markup(f"[yellow]{row.mode}:[/] {row.reason}"))
+            out.append(Text.from_markup(f"[yellow]{row.label}:[/] {row.reason}"))
         for failure in row.failures[:2]:
-            out.append(Text.from_markup(f"[red]{row.mode}:[/] {failure}"))
+            out.append(Text.from_markup(f"[red]{row.label}:[/] {failure}"))
         for warning in row.warnings:
-            out.append(Text.from_markup(f"[yellow]{row.mode}:[/] {warning}"))
+            out.append(Text.from_markup(f"[yellow]{row.label}:[/] {warning}"))
     if report.recommended:
         out.append(Text.from_markup(f"[bold green]★ recommended:[/] {report.why}"))
-        best = report.row(report.recommended)
+        best = report.recommended_row
         if best is not None and best.memory is not None:
             out.append(Text.from_markup(f"[dim]memory:[/] {best.memory.reason}"))
     else:
@@ -126,6 +98,64 @@ def render(report: CompareReport) -> list[Any]:
     for note in report.notes:
         out.append(Text.from_markup(f"[dim]note:[/] {note}"))
     return out
+
+
+def _mode_table(report: CompareReport, rows: list[ModeResult], title: str) -> Any:
+    """One runtime library's modes: verdict, error, agreement, size and time."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    # Piped output is 80 columns: names and numbers never wrap (headers are two lines instead), the
+    # verdict and the top-1 pair wrap at their spaces, and anything still too wide folds, never "…".
+    for heading, justify, no_wrap in (
+        ("", "left", True), ("mode", "left", True), ("verdict", "left", False), ("err/\nrange", "right", True),
+        ("top-1\n(95% low)", "right", True), ("model\nMB", "right", True), ("zip\nMB", "right", True),
+        ("init\nms", "right", True), ("warm\nms", "right", True),
+    ):
+        table.add_column(heading, justify=justify, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
+    accuracy = report.keras_accuracy is not None
+    if accuracy:
+        table.add_column("accuracy\n(95%)", justify="right", overflow="fold", no_wrap=True)
+    for row in rows:
+        size = row.size
+        zip_mb = "-" if size is None else (f"{size.zip / MiB:.1f}" if size.fits_direct_upload else f"[yellow]{size.zip / MiB:.1f}[/]")
+        table.add_row(
+            _mark(report, row), row.mode, _verdict(row),
+            "-" if row.max_rel is None else f"{row.max_rel:.1e}",
+            _top1(row),
+            "-" if size is None else f"{size.model / MiB:.1f}",
+            zip_mb,
+            "-" if row.speed is None else f"{row.speed.init_ms:,.0f}",
+            "-" if row.speed is None else f"{row.speed.warm_ms:,.1f}",
+            *([_accuracy(row)] if accuracy else []),
+        )
+    return table
+
+
+def _cost_table(report: CompareReport, rows: list[ModeResult], title: str) -> Any:
+    """One runtime library's priced modes: $ per million requests at each --memory, and the advised setting."""
+    from rich import box
+    from rich.table import Table
+
+    costs = Table(title=f"{title}: Lambda $ per million requests ({report.arch}, estimate)", title_justify="left", padding=(0, 1),
+                  box=box.SIMPLE_HEAD)
+    costs.add_column("", overflow="fold")
+    costs.add_column("mode", overflow="fold")
+    for m in report.memory_settings:
+        costs.add_column(f"{m:,} MB", justify="right", overflow="fold")
+    costs.add_column("advised", justify="right", overflow="fold")
+    for row in rows:
+        points = {p.memory_mb: p for p in row.costs}
+        cells = [_mark(report, row), row.mode]
+        for m in report.memory_settings:
+            p = points[m]
+            text = f"{p.cost_per_million:,.2f} ({p.duration_ms:,.0f} ms)"
+            cells.append(f"[dim]{text}†[/]" if p.below_floor else text)
+        assert row.memory is not None
+        cells.append(f"{row.memory.recommended_mb:,} MB: {row.memory.cost_per_million:,.2f}")
+        costs.add_row(*cells)
+    return costs
 
 
 def check_plot(path: Path | None) -> None:
@@ -161,9 +191,9 @@ def write_plot(report: CompareReport, path: Path) -> Path:
             assert r.size is not None and r.speed is not None and r.max_rel is not None
             colour = "tab:green" if r.passed else "tab:red"
             ax.scatter([r.speed.warm_ms], [max(r.max_rel, 1e-9)], s=80 + 1200 * r.size.zip / biggest, c=colour, alpha=0.6,
-                       edgecolors="black" if r.mode == report.recommended else "none", linewidths=2)
+                       edgecolors="black" if _recommended(report, r) else "none", linewidths=2)
             accuracy = f", {r.accuracy:.1%} accurate" if r.accuracy is not None else ""
-            label = f"{r.mode} ({r.size.zip / MiB:.0f} MB zip{accuracy})" + (" ★" if r.mode == report.recommended else "")
+            label = f"{r.label} ({r.size.zip / MiB:.0f} MB zip{accuracy})" + (" ★" if _recommended(report, r) else "")
             ax.annotate(label, (r.speed.warm_ms, max(r.max_rel, 1e-9)), textcoords="offset points", xytext=(10, 6))
         ax.set_yscale("log")
         ax.set_xlabel("warm request, ms (1 thread, through the shipped handler)")

@@ -1,4 +1,4 @@
-"""What ``lamb compare`` found: one row per quantization mode, and the mode it recommends."""
+"""What ``lamb compare`` found: one row per (runtime library, mode), and the one it recommends."""
 
 from __future__ import annotations
 
@@ -50,14 +50,15 @@ class ModeSpeed:
 
 @dataclass
 class ModeResult:
-    """One quantization mode, converted, verified, sized, timed and priced."""
+    """One quantization mode for one runtime library, converted, verified, sized, timed and priced."""
 
     mode: str
     status: str  # VERIFIED | SKIPPED | CONVERSION_FAILED | CANNOT_RUN
     reason: str | None = None  # why a row has no verdict (one sentence)
     model_path: Path | None = None
     manifest_path: Path | None = None
-    runtime_lib: str | None = None  # "ai-edge-litert 2.3.0"
+    runtime_lib: str = ""  # the runtime library the row was converted for and run on: "ai-edge-litert"
+    runtime_lib_version: str | None = None  # the release it ran on: "2.3.0"
     passed: bool | None = None  # the verification verdict (None without one)
     verdict: str | None = None  # "pass" | "pass with warning" | "not enough evidence" | "fail"
     max_rel: float | None = None  # max error relative to the output's range (worst output)
@@ -77,6 +78,16 @@ class ModeResult:
     seconds: dict[str, float] = field(default_factory=dict)  # convert / verify / time
 
     @property
+    def key(self) -> tuple[str, str]:
+        """What tells rows apart: (runtime library, mode)."""
+        return self.runtime_lib, self.mode
+
+    @property
+    def label(self) -> str:
+        """The row in a sentence: "onnxruntime float32" (the mode alone for a row with no library)."""
+        return f"{self.runtime_lib} {self.mode}" if self.runtime_lib else self.mode
+
+    @property
     def cost(self) -> float | None:
         """US dollars per million requests at this mode's advised memory setting."""
         return self.memory.cost_per_million if self.memory is not None else None
@@ -93,22 +104,35 @@ class CompareReport:
     preprocess: str
     memory_settings: list[int]
     rows: list[ModeResult]
-    recommended: str | None  # a mode, or None when none passed
-    why: str  # one sentence
+    recommended: str | None  # the recommended row's mode, or None when none passed
+    why: str  # one sentence, naming the runtime library and the mode
     notes: list[str] = field(default_factory=list)
     estimate_note: str = ""  # the cost is an estimate from local timing, and on which prices
     seconds: dict[str, float] = field(default_factory=dict)  # per phase, and "total"
     keras_accuracy: ModeAccuracy | None = None  # the Keras model on --labeled-images, what each mode is held to
+    recommended_runtime_lib: str | None = None  # the recommended row's runtime library
 
-    def row(self, mode: str) -> ModeResult | None:
-        return next((r for r in self.rows if r.mode == mode), None)
+    def row(self, mode: str, runtime_lib: str | None = None) -> ModeResult | None:
+        """The row of ``mode`` (for ``runtime_lib``; None: the first library's)."""
+        return next((r for r in self.rows if r.mode == mode and runtime_lib in (None, r.runtime_lib)), None)
+
+    @property
+    def recommended_row(self) -> ModeResult | None:
+        if self.recommended is None:
+            return None
+        return self.row(self.recommended, self.recommended_runtime_lib)
+
+    @property
+    def runtime_libs(self) -> list[str]:
+        """The runtime libraries compared, in row order."""
+        return list(dict.fromkeys(r.runtime_lib for r in self.rows))
 
     def summary(self) -> dict[str, Any]:
         """What ``lamb convert --quantize auto`` records in the manifest: the table, compactly."""
         rows = []
         for r in self.rows:
             rows.append({
-                "mode": r.mode, "status": r.status, "reason": r.reason, "verdict": r.verdict,
+                "runtime_lib": r.runtime_lib, "mode": r.mode, "status": r.status, "reason": r.reason, "verdict": r.verdict,
                 "max_rel": r.max_rel, "top1": r.top1, "top1_lower": r.top1_lower,
                 "model_bytes": r.size.model if r.size else None, "zip_bytes": r.size.zip if r.size else None,
                 "warm_ms": r.speed.warm_ms if r.speed else None, "init_ms": r.speed.init_ms if r.speed else None,
@@ -117,7 +141,7 @@ class CompareReport:
                 "accuracy": r.accuracy, "accuracy_low": r.accuracy_low,
             })
         return {
-            "recommended": self.recommended, "why": self.why, "target": self.target,
+            "recommended": self.recommended, "recommended_runtime_lib": self.recommended_runtime_lib, "why": self.why, "target": self.target,
             "samples": self.samples, "images": self.images, "rows": rows, "estimate": self.estimate_note,
             "keras_accuracy": self.keras_accuracy.top1 if self.keras_accuracy is not None else None,
         }
@@ -129,20 +153,21 @@ def timing_notes(rows: list[ModeResult]) -> list[str]:
     wheres = sorted({r.speed.where for r in rows if r.speed})
     if wheres:
         notes.append("timed on " + "; ".join(wheres))
-    sped = [f"{r.mode} {r.speed.speedup:.2f}x" for r in rows if r.speed and r.speed.speedup]
+    sped = [f"{r.label} {r.speed.speedup:.2f}x" for r in rows if r.speed and r.speed.speedup]
     if sped:
         notes.append(f"above 1,769 MB the handler runs a second thread: measured here at 2 threads, {', '.join(sped)} "
                      "as fast as one (never extrapolated past 2 threads)")
     return notes
 
 
-def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:
-    """The cheapest mode that passes and fits the 50 MB direct upload, else the cheapest that passes.
+def recommend(rows: list[ModeResult]) -> tuple[ModeResult | None, str]:
+    """The cheapest row that passes and fits the 50 MB direct upload, else the cheapest that passes.
 
-    Cheapest by the estimated cost per million requests at each mode's advised memory. Costs within
-    ``FLAT`` of the cheapest are equal as far as local timing can tell: among those, a plain pass
-    beats a pass with a warning, then the smaller error, then the smaller zip. Returns the mode
-    (None when nothing passed) and one sentence saying why.
+    Rows are (runtime library, mode): the choice is of both. Cheapest by the estimated cost per
+    million requests at each row's advised memory. Costs within ``FLAT`` of the cheapest are equal
+    as far as local timing can tell: among those, a plain pass beats a pass with a warning, then the
+    smaller error, then the smaller zip. Returns the row (None when nothing passed) and one sentence
+    saying why, naming its library and mode.
     """
     passing = [r for r in rows if r.status == VERIFIED and r.passed and r.cost is not None and r.size is not None]
     if not passing:
@@ -164,20 +189,20 @@ def recommend(rows: list[ModeResult]) -> tuple[str | None, str]:
     cost = f"${best.cost:,.2f} per million requests at {best.memory.recommended_mb:,} MB"
     zip_mb = best.size.zip / 2**20
     if fitting:
-        why = f"{best.mode} is the cheapest mode that passes verification and fits the 50 MB direct upload ({cost}, {zip_mb:.1f} MB zipped)"
+        why = f"{best.label} is the cheapest that passes verification and fits the 50 MB direct upload ({cost}, {zip_mb:.1f} MB zipped)"
         if cheaper_too_big:
-            why += f"; {', '.join(r.mode for r in cheaper_too_big)} would cost less but only deploys through S3"
+            why += f"; {', '.join(r.label for r in cheaper_too_big)} would cost less but only deploys through S3"
     else:
         why = (
-            f"{best.mode} is the cheapest mode that passes verification ({cost}); none that passes fits the 50 MB "
+            f"{best.label} is the cheapest that passes verification ({cost}); none that passes fits the 50 MB "
             f"direct upload, so its {zip_mb:.1f} MB zip must go through S3"
         )
     if len(tied) > 1:
-        names = ", ".join(r.mode for r in tied if r is not best)
-        why += f"; {names} cost{'s' if len(tied) == 2 else ''} the same within {FLAT:.0%}, and {best.mode} has the smaller error"
+        names = ", ".join(r.label for r in tied if r is not best)
+        why += f"; {names} cost{'s' if len(tied) == 2 else ''} the same within {FLAT:.0%}, and {best.label} has the smaller error"
     if not others and len(passing) == 1 and len(rows) > 1:
-        why += "; it is the only mode that passed"
-    return best.mode, why
+        why += "; it is the only one that passed"
+    return best, why
 
 
 def fits_direct_upload(zip_bytes: int) -> bool:
