@@ -107,7 +107,7 @@ def run_on_library(row: ModeResult, ref: Reference, target: Any) -> LibraryRun:
 
     t0 = time.perf_counter()
     assert row.model_path is not None and row.manifest_path is not None
-    choice = pick_runtime_lib(row.runtime_lib, target.runtime.name, mf.read(row.manifest_path))
+    choice = pick_runtime_lib(row.runtime_lib, target.name, mf.read(row.manifest_path))  # runtime and arch
     env = resolve_runtime_env(choice.name, choice.requirements)
     run = LibraryRun(choice.name, lib_version(env), f"{env.python} ({env.origin})")
     with ModelRunner(env, row.model_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
