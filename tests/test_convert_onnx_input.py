@@ -95,3 +95,25 @@ def test_the_cli_says_what_it_inferred(nchw_onnx, monkeypatch):
     result = CliRunner().invoke(app, ["convert", "model.onnx"])
     assert result.exit_code == 0, result.output
     assert "torch" in result.output and "channel-first" in result.output
+
+
+def test_external_data_outside_the_models_folder_is_refused(tmp_path):
+    """A model whose weights point at ../ (or an absolute path) would ship, or read, files not its own."""
+    from onnx import TensorProto, helper, numpy_helper, save_model
+
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    model = helper.make_model(helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [x], [y], [w]))
+    (tmp_path / "inner").mkdir()
+    path = tmp_path / "inner" / "m.onnx"
+    save_model(model, str(path), save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    bare = onnx.load(str(path), load_external_data=False)
+    for entry in bare.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../secret.data"
+    (tmp_path / "secret.data").write_bytes((tmp_path / "inner" / "m.onnx.data").read_bytes())
+    onnx.save(bare, str(path))
+    with pytest.raises(InputError, match="outside its own folder"):
+        convert_model(path)
+    assert not path.with_name("m.lamb.json").exists()
