@@ -18,10 +18,12 @@ It imports only the library, NumPy and the standard library. External weights
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it off
+from _runner_protocol import emit, error, open_channel, save_outputs, serve, version
 
 # onnx's element types (onnx.TensorProto.DataType) -> NumPy names, for the types image models use.
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -31,23 +33,6 @@ _STATIC_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatM
 _DYNAMIC_OPS = {"DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}
 
 
-def _emit(channel, obj) -> None:
-    channel.write(json.dumps(obj) + "\n")
-    channel.flush()
-
-
-def _error(channel, stage: str, exc: BaseException) -> None:
-    message = " ".join(str(exc).split())[:2000]  # ONNX Runtime's messages span several lines
-    _emit(channel, {"event": "error", "stage": stage, "type": type(exc).__name__, "message": message})
-
-
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _spec(name: str, shape, dtype: str) -> dict:
@@ -131,22 +116,14 @@ def _run(np, engine, request: dict, channel) -> dict:
         invoke_s += time.perf_counter() - t0
         for spec, y in zip(engine.outputs, values):
             results[spec["key"]].append(np.asarray(y, dtype=np.float32)[:1])
-        _emit(channel, {"event": "progress", "samples": 1})
-    files = {}
-    for i, spec in enumerate(engine.outputs):
-        path = os.path.join(request["out_dir"], f"onnx_output_{i}.npy")
-        np.save(path, np.concatenate(results[spec["key"]]))
-        files[spec["key"]] = path
+        emit(channel, {"event": "progress", "samples": 1})
+    files = save_outputs(np, request["out_dir"], "onnx", engine.outputs, results)
     return {"event": "done", "outputs": files, "samples": n, "invoke_s": invoke_s}
 
 
 def main(argv: list[str]) -> int:
     lib, module_name, model_path, extra_paths = argv[0], argv[1], argv[2], argv[3:]
-    # Anything the library prints goes to stderr, so stdout carries nothing but the protocol.
-    channel = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    sys.path[:0] = extra_paths
+    channel = open_channel(extra_paths)
 
     t0 = time.perf_counter()
     try:
@@ -154,7 +131,7 @@ def main(argv: list[str]) -> int:
 
         __import__("onnx.reference" if module_name == "onnx.reference" else "onnxruntime")
     except Exception as exc:  # noqa: BLE001 - reported to lamb, which explains it to the user
-        _error(channel, "import", exc)
+        error(channel, "import", exc)
         return 3
     import_s = time.perf_counter() - t0
 
@@ -167,24 +144,14 @@ def main(argv: list[str]) -> int:
             engine = _Session(model_path, optimized=module_name != "onnxruntime-unoptimized")
         facts = _op_counts(model_path)
     except Exception as exc:  # noqa: BLE001 - the library cannot load this model: that is the finding
-        _error(channel, "load", exc)
+        error(channel, "load", exc)
         return 3
     dist = "onnx" if module_name == "onnx.reference" else lib
-    _emit(channel, {"event": "ready", "lib": lib, "version": _version(dist), "numpy": np.__version__, "signature": None,
+    emit(channel, {"event": "ready", "lib": lib, "version": version(dist), "numpy": np.__version__, "signature": None,
                     "inputs": engine.inputs, "outputs": engine.outputs, **facts,
                     "import_s": import_s, "load_s": time.perf_counter() - t0})
 
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request = json.loads(line)
-        try:
-            answer = _run(np, engine, request, channel)
-        except Exception as exc:  # noqa: BLE001 - a kernel that fails at run time is a finding too
-            _error(channel, "invoke", exc)
-            return 3
-        _emit(channel, answer)
-    return 0
+    return serve(channel, lambda request: _run(np, engine, request, channel))
 
 
 if __name__ == "__main__":

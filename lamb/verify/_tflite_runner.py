@@ -20,29 +20,12 @@ carrying the library's own message: lamb turns them into a verification failure.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
-
-def _emit(channel, obj) -> None:
-    channel.write(json.dumps(obj) + "\n")
-    channel.flush()
-
-
-def _error(channel, stage: str, exc: BaseException) -> None:
-    message = " ".join(str(exc).split())  # the libraries' messages span several lines
-    _emit(channel, {"event": "error", "stage": stage, "type": type(exc).__name__, "message": message})
-
-
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it off
+from _runner_protocol import emit, error, open_channel, save_outputs, serve, version
 
 
 def _describe(key: str, d: dict) -> dict:
@@ -118,24 +101,14 @@ def _run(np, interpreter, inputs: list[dict], outputs: list[dict], request: dict
             if spec["scale"] is not None:  # int8/uint8 output: back to real values
                 y = dequantize(y, spec["scale"], spec["zero_point"])
             results[spec["key"]].append(np.array(y[: min(step, n - start)], dtype=np.float32))
-        _emit(channel, {"event": "progress", "samples": min(step, n - start)})  # lamb verify counts them
-    out_dir = request["out_dir"]
-    files = {}
-    for i, spec in enumerate(outputs):
-        path = os.path.join(out_dir, f"tflite_output_{i}.npy")
-        np.save(path, np.concatenate(results[spec["key"]]))
-        files[spec["key"]] = path
+        emit(channel, {"event": "progress", "samples": min(step, n - start)})  # lamb verify counts them
+    files = save_outputs(np, request["out_dir"], "tflite", outputs, results)
     return {"event": "done", "outputs": files, "samples": n, "invoke_s": invoke_s}
 
 
 def main(argv: list[str]) -> int:
     lib, module_name, model_path, extra_paths = argv[0], argv[1], argv[2], argv[3:]
-    # Anything the library prints (XNNPACK banners, NumPy ABI warnings) goes to stderr, so stdout
-    # carries nothing but the protocol.
-    channel = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    sys.path[:0] = extra_paths
+    channel = open_channel(extra_paths)
 
     t0 = time.perf_counter()
     try:
@@ -143,7 +116,7 @@ def main(argv: list[str]) -> int:
 
         module = __import__(module_name + ".interpreter", fromlist=["Interpreter"])
     except Exception as exc:  # noqa: BLE001 - reported to lamb, which explains it to the user
-        _error(channel, "import", exc)
+        error(channel, "import", exc)
         return 3
     import_s = time.perf_counter() - t0
 
@@ -155,14 +128,14 @@ def main(argv: list[str]) -> int:
         # it, as the deployed handler does, and feeds one sample per invoke.
         inputs, outputs, signature = _signature(interpreter)
     except Exception as exc:  # noqa: BLE001 - the library cannot load this model: that is the finding
-        _error(channel, "load", exc)
+        error(channel, "load", exc)
         return 3
-    _emit(
+    emit(
         channel,
         {
             "event": "ready",
             "lib": lib,
-            "version": _version(lib),
+            "version": version(lib),
             "numpy": np.__version__,
             "signature": signature,
             "inputs": inputs,
@@ -173,17 +146,7 @@ def main(argv: list[str]) -> int:
         },
     )
 
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request = json.loads(line)
-        try:
-            answer = _run(np, interpreter, inputs, outputs, request, channel)
-        except Exception as exc:  # noqa: BLE001 - a kernel that fails at run time is a finding too
-            _error(channel, "invoke", exc)
-            return 3
-        _emit(channel, answer)
-    return 0
+    return serve(channel, lambda request: _run(np, interpreter, inputs, outputs, request, channel))
 
 
 if __name__ == "__main__":
