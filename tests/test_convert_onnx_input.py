@@ -31,6 +31,12 @@ def test_a_channel_first_model_with_external_data_is_described_as_it_is(nchw_onn
     assert mf.read(result.manifest_path).inputs[0].layout == "NCHW"
 
 
+def test_a_preprocess_alias_is_recorded_as_the_handler_spells_it(nchw_onnx, tmp_path):
+    # The handler knows "xception", not Keras's "tf": the manifest must carry the normalised name.
+    result = convert_model(nchw_onnx, tmp_path / "out" / "course.onnx", preprocess="tf")
+    assert result.manifest.preprocess == "xception" and result.manifest.preprocess_note == "given"
+
+
 def test_copied_elsewhere_the_external_data_goes_along(nchw_onnx, tmp_path):
     result = convert_model(nchw_onnx, tmp_path / "out" / "course.onnx", preprocess="scale")
     assert (tmp_path / "out" / "model.onnx.data").is_file()

@@ -100,7 +100,7 @@ def detect_format(source: Path) -> str:
     if not source.exists():
         raise InputError(
             f"no model at {source}",
-            "check the path; lamb converts a Keras .h5 or .keras file or a SavedModel directory",
+            "check the path; lamb converts a Keras .h5 or .keras file, a SavedModel directory or an exported .onnx file",
         )
     if source.is_dir():
         if (source / "saved_model.pb").is_file() or (source / "saved_model.pbtxt").is_file():

@@ -20,7 +20,7 @@ from lamb import runtime_lib
 from lamb.convert import onnx as onnx_convert
 from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.options import ConvertOptions, missing_evidence, quantization_mode
-from lamb.convert.preprocess import check_preprocess, read_labels
+from lamb.convert.preprocess import NOT_INFERRED, check_preprocess, read_labels
 from lamb.convert.report import ConversionResult
 from lamb.convert.signature import InputSpec, check_labels
 from lamb.errors import InputError, ModelLoadError
@@ -53,8 +53,7 @@ def convert_onnx_model(source: Path, output: Path | None, options: ConvertOption
     mode = quantization_mode(fmt, options.quantize, options.calibration, options.integer_io)
     if options.allow_flex:
         raise InputError("--allow-flex is a TensorFlow Lite option", "drop --allow-flex")
-    if options.preprocess is not None:
-        check_preprocess(options.preprocess)
+    given = check_preprocess(options.preprocess) if options.preprocess is not None else None  # 'tf' -> 'xception'
     labels = read_labels(list(options.labels)) if options.labels is not None else None
     model_path = _output_path(source, output, mode.name)
 
@@ -65,7 +64,7 @@ def convert_onnx_model(source: Path, output: Path | None, options: ConvertOption
     inputs = _with_input_shape(inputs, options.input_shape, layout)
     if labels is not None:
         check_labels(labels, outputs)
-    preprocess, preprocess_note = _preprocessing(options.preprocess, inputs, layout)
+    preprocess, preprocess_note = _preprocessing(given, inputs, layout)
     shown = mf.format_shape([None if d < 0 else d for d in inputs[0].shape])
     notes = [f"input {inputs[0].name} {shown} is channel-first (NCHW): the handler feeds it so"] if layout == "NCHW" else []
 
@@ -191,7 +190,7 @@ def _preprocessing(given: str | None, inputs: list[mf.TensorSpec], layout: str) 
     if layout == "NCHW":
         return "torch", ("inferred: the input is channel-first (N, 3, H, W), PyTorch's layout; torchvision models "
                          "take ImageNet mean/std ('torch'). Pass --preprocess if this model was trained otherwise")
-    return "none", "not inferred: an ONNX graph does not say how its inputs were scaled; pass --preprocess"
+    return "none", f"{NOT_INFERRED}: an ONNX graph does not say how its inputs were scaled; pass --preprocess"
 
 
 def _calibration(folder: Path | None, spec: mf.TensorSpec, layout: str, preprocess: str) -> tuple[Any, dict[str, Any]]:
