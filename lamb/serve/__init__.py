@@ -174,8 +174,9 @@ class LocalServer:
             self.httpd.server_close()
         for _ in self.workers:
             self.jobs.put(None)
-        for worker in self.workers:  # a request being run gets CLOSE_GRACE_S to finish
-            worker.join(timeout=CLOSE_GRACE_S)
+        deadline = time.monotonic() + CLOSE_GRACE_S  # requests being run get CLOSE_GRACE_S in all to finish
+        for worker in self.workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
         for worker in self.workers:  # kills any environment still busy with a request
             worker.function.close()
         for worker in self.workers:
