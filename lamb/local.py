@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lamb import layout
-from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
+from lamb.cost import check_memory
 from lamb.errors import ArtifactError, InputError
 
 HANDLER = layout.HANDLER
@@ -221,12 +221,7 @@ class LocalFunction:
         self.task_root = Path(task_root).resolve()
         if not self.task_root.is_dir():
             raise InputError(f"no task root at {self.task_root}", "unpack the artifact first (lamb.package.standin.unpack_artifact)")
-        if not LAMBDA_MIN_MEMORY_MB <= settings.memory_mb <= LAMBDA_MAX_MEMORY_MB:
-            raise InputError(
-                f"memory {settings.memory_mb} MB is outside Lambda's range",
-                f"use {LAMBDA_MIN_MEMORY_MB} to {LAMBDA_MAX_MEMORY_MB} MB",
-            )
-        self.memory_mb = settings.memory_mb
+        self.memory_mb = check_memory(settings.memory_mb)
         self.timeout_s = settings.timeout_s
         self.init_timeout_s = settings.init_timeout_s
         self.handler = handler

@@ -9,12 +9,11 @@ strongest evidence lamb can have of what a target's loader provides.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamb import manifest as mf
 from lamb.cache import cache_root
 
 _VERSION = re.compile(r"^(\d+(?:\.\d+)*)$")
@@ -95,20 +94,11 @@ def path_for(runtime: str, arch: str, region: str) -> Path:
 def store(measurement: Measurement) -> Path:
     """Write ``measurement`` atomically (temp file, then rename); return its path."""
     path = path_for(measurement.runtime, measurement.arch, measurement.region)
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "runtime": measurement.runtime, "arch": measurement.arch, "region": measurement.region,
         "measured_at": measurement.measured_at, "facts": measurement.facts,
     }
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    mf.atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 

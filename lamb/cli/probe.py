@@ -6,9 +6,6 @@ import typer
 
 from lamb.cli.common import JsonOpt, RuntimeOpt, VerboseOpt, app, console, handle_errors, print_json
 
-# The facts the table shows, in order, with their labels.
-
-
 
 @app.command()
 def probe(

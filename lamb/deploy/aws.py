@@ -317,10 +317,6 @@ class AwsSession:
             except self.lam.exceptions.ResourceNotFoundException:
                 return []
 
-    def reserved_concurrency(self, name: str) -> int | None:
-        with refusals(f"reading the reserved concurrency of {name}", iam_action="lambda:GetFunctionConcurrency"):
-            return self.lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
-
     def wait(self, waiter: str, name: str, doing: str) -> None:
         config = {"Delay": self.waiter_delay_s, "MaxAttempts": WAITER_MAX_ATTEMPTS}
         with refusals(doing, iam_action="lambda:GetFunction"):

@@ -78,9 +78,6 @@ class Plan:
     prerequisites: list[str] = field(default_factory=list)  # shell commands before the calls (build and push an image)
     notes: list[str] = field(default_factory=list)
 
-    def call(self, name: str) -> Call | None:
-        return next((c for c in self.calls if c.name == name), None)
-
     def has(self, operation: str) -> bool:
         return any(c.operation == operation for c in self.calls)
 

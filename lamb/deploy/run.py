@@ -277,8 +277,8 @@ def _write_records(report: DeployReport, facts: ArtifactFacts) -> None:
     folder = facts.path.resolve().parent
     report.record_path = folder / f"{facts.stem}{RECORD_SUFFIX}"
     mf.atomic_write_bytes(report.record_path, (json.dumps(record(report), indent=2) + "\n").encode())
-    bucket, key = (report.s3_uri[5:].split("/", 1) if report.s3_uri else (None, None))
+    s3 = report.plan.upload == "s3"
     document = template.template(report.plan, role_arn=None if report.role_created else report.role_arn,
-                                 s3_bucket=bucket, s3_key=key, code_sha256=report.deployed_code_sha256 if facts.package_type == "Zip" else None)
+                                 s3_bucket=report.plan.s3_bucket if s3 else None, s3_key=report.plan.s3_key if s3 else None, code_sha256=report.deployed_code_sha256 if facts.package_type == "Zip" else None)
     report.template_path = folder / TEMPLATE_NAME
     mf.atomic_write_bytes(report.template_path, template.render(document).encode())

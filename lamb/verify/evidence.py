@@ -29,13 +29,7 @@ FAIL = "fail"
 
 def wilson_lower_bound(agree: int, n: int, z: float = Z95) -> float:
     """The lower end of the Wilson score interval for ``agree`` successes in ``n`` trials."""
-    if n <= 0:
-        return 0.0
-    p = agree / n
-    z2 = z * z
-    centre = p + z2 / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, (centre - spread) / (1 + z2 / n))
+    return wilson_interval(agree, n, z)[0]
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
