@@ -7,6 +7,7 @@ interpreters it has for the others.
 
 from __future__ import annotations
 
+import functools
 import platform
 import sys
 from dataclasses import dataclass, field, replace
@@ -246,10 +247,13 @@ class Target:
     def glibc(self) -> str:
         return "%d.%d" % self.runtime.glibc
 
-    @property
+    @functools.cached_property
     def system(self) -> LinuxSystem:
         """The target's base system, as the ELF audit judges it (``LinuxSystem``): what
-        ``lamb probe`` measured on it when it has, else the documented facts."""
+        ``lamb probe`` measured on it when it has, else the documented facts.
+
+        Read once per Target (the audit asks for every wheel it judges); ``get_target`` makes a
+        new Target, so each command reads the cache afresh."""
         known = SYSTEMS.get(self.runtime.os)
         if known is not None:
             measurement = measured.load(self.runtime.name, self.arch)
