@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -535,3 +536,62 @@ def test_the_courses_test_py_works_unchanged_against_lamb_serve_with_no_port(tmp
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "127.0.0.1:8080" in out
+
+
+def exchange(url: str, data: bytes, timeout: float = 10) -> list[bytes]:
+    """Send ``data`` as is, read until the server closes; the status lines it answered, in order."""
+    host, port = url.split("/")[2].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(data)
+        answer = b""
+        while chunk := conn.recv(65536):  # a timeout here means the connection was kept open
+            answer += chunk
+    return re.findall(rb"HTTP/1\.[01] [0-9]{3} [^\r]*", answer)  # each answer's status line (bodies end without a newline)
+
+
+INVOKE = "POST /2015-03-31/functions/function/invocations"
+SMUGGLED = f'{INVOKE} HTTP/1.1\r\nContent-Length: 14\r\nConnection: close\r\n\r\n{{"fail": true}}'.encode()
+
+
+@pytest.mark.parametrize("head, body, status", [
+    # two lengths: read as 2 today, so the rest of the 'body' ran as a second request
+    ("Content-Length: 2\r\nContent-Length: {n}", b"{}", b"400"),
+    ("Content-Length: 2, {n}", b"{}", b"400"),
+    # not chunked: a substring match read it as chunked
+    ("Transfer-Encoding: xchunked", b"2\r\n{}\r\n0\r\n\r\n", b"400"),
+    ("Transfer-Encoding: chunked, gzip", b"2\r\n{}\r\n0\r\n\r\n", b"400"),
+    ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", b"2\r\n{}\r\n0\r\n\r\n", b"400"),
+    ("Transfer-Encoding: chunked\r\nContent-Length: {n}", b"2\r\n{}\r\n0\r\n\r\n", b"400"),
+    # a coding lamb serve does not implement, before chunked
+    ("Transfer-Encoding: gzip, chunked", b"2\r\n{}\r\n0\r\n\r\n", b"501"),
+    ("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked", b"2\r\n{}\r\n0\r\n\r\n", b"501"),
+])
+def test_ambiguous_framing_is_refused_and_the_connection_closed(error_root, capfd, head, body, status):
+    """RFC 9112 6.3: a body whose end is ambiguous is a 400 and a close, never a smuggled second request."""
+    with LocalServer(error_root, port=0) as server:
+        rest = body + SMUGGLED
+        request = f"{INVOKE} HTTP/1.1\r\n{head.format(n=len(rest))}\r\n\r\n".encode() + rest
+        answers = exchange(server.url, request)
+        assert len(answers) == 1 and answers[0].split()[1] == status, answers
+        assert requests.post(server.url, json={"after": 1}).json() == {"echo": {"after": 1}}
+    assert server.report.rejected == 1 and server.report.unhandled_errors == 0
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("request_line", ["GET /2015-03-31/functions/function/invocations", "POST /elsewhere"])
+def test_a_body_left_unread_is_not_read_as_the_next_request(error_root, request_line):
+    with LocalServer(error_root, port=0) as server:
+        request = f"{request_line} HTTP/1.1\r\nContent-Length: {len(SMUGGLED)}\r\n\r\n".encode() + SMUGGLED
+        answers = exchange(server.url, request)
+        assert len(answers) == 1 and answers[0].split()[1] in (b"404", b"405"), answers
+    assert server.report.unhandled_errors == 0
+
+
+def test_well_framed_requests_share_a_connection(error_root):
+    with LocalServer(error_root, port=0) as server:
+        same_length_twice = f"{INVOKE} HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{{}}".encode()
+        chunked_in_capitals = f"{INVOKE} HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()
+        answers = exchange(server.url, same_length_twice + chunked_in_capitals + SMUGGLED)
+        assert [a.split()[1] for a in answers] == [b"200", b"200", b"200"]
+        assert exchange(server.url, f"{INVOKE} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()) == [b"HTTP/1.1 400 Bad Request"]
+    assert server.report.unhandled_errors == 1  # the one smuggled-looking request that was sent well framed

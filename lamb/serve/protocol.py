@@ -1,6 +1,6 @@
 """The emulator's HTTP side of ``lamb serve``: reading a request within its limits, answering in JSON.
 
-Every refusal is the emulator's JSON error with a status (400, 404, 405, 408, 411, 413, 503),
+Every refusal is the emulator's JSON error with a status (400, 404, 405, 408, 411, 413, 501, 503),
 never a dropped connection or a traceback. ``self.server.lamb`` is the ``LocalServer`` a
 request is run by (``lamb.serve``).
 """
@@ -16,6 +16,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from email.message import Message
 from typing import Any
 
 from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
@@ -159,6 +160,52 @@ def _too_large() -> _BadBody:
                     f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation")
 
 
+def _list_field(headers: Message, name: str) -> list[str] | None:
+    """A list-valued header's elements over all its lines (RFC 9110 5.6.1), empty elements
+    dropped and case kept; None when the request has no such header."""
+    lines = headers.get_all(name)
+    if lines is None:
+        return None
+    return [element.strip() for line in lines for element in str(line).split(",") if element.strip()]
+
+
+def _body_length(headers: Message, version: str) -> int | None:
+    """The request body's length in bytes, or None for a chunked body, framed as RFC 9112 6.3 says.
+
+    Every ambiguity is refused (and the connection then closed by the caller) rather than
+    resolved, since a proxy in front may resolve it the other way: that difference is what
+    request smuggling rides on.
+    """
+    codings = _list_field(headers, "Transfer-Encoding")
+    lengths = _list_field(headers, "Content-Length")
+    if codings is not None:
+        if version == "HTTP/1.0":  # 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing
+            raise _BadBody(400, "InvalidRequestException", "Transfer-Encoding is not HTTP/1.0; send a Content-Length")
+        if lengths is not None:  # 6.3: may be an attempt at request smuggling
+            raise _BadBody(400, "InvalidRequestException", "send either Content-Length or Transfer-Encoding: chunked, not both")
+        # 6.3: unless chunked is the last coding the body's end cannot be known; chunked once only
+        if [c.lower() for c in codings].count("chunked") != 1 or codings[-1].lower() != "chunked":
+            raise _BadBody(400, "InvalidRequestException", f"Transfer-Encoding {', '.join(codings)[:80]!r} does not end with chunked, once")
+        if len(codings) > 1:  # 6.1: a coding the server does not implement is a 501
+            raise _BadBody(501, "NotImplementedException", f"Transfer-Encoding {', '.join(codings[:-1])[:80]!r} is not implemented; send the body chunked only")
+        return None
+    if lengths is None:
+        raise _BadBody(411, "LengthRequiredException", "send a Content-Length (or Transfer-Encoding: chunked)")
+    # ASCII digits only: str.isdigit() admits "²" and other digits int() refuses, and a byte
+    # count longer than 19 digits is no byte count (int() refuses over 4,300 digits).
+    for value in lengths or [""]:
+        if not _DIGITS.fullmatch(value):
+            raise _BadBody(400, "InvalidRequestException", f"Content-Length {value[:40]!r} is not a byte count")
+    # RFC 9110 8.6: a repeated Content-Length of one value may be read as that value; two
+    # different values leave the body's end unknown
+    if len({int(value) for value in lengths}) > 1:
+        raise _BadBody(400, "InvalidRequestException", f"Content-Length is given as {', '.join(lengths)[:80]!r}; send one value")
+    length = int(lengths[0])
+    if length > MAX_PAYLOAD_BYTES:
+        raise _too_large()
+    return length
+
+
 class InvocationHandler(http.server.BaseHTTPRequestHandler):
     """One HTTP connection to the endpoint; ``self.server.lamb`` is the ``LocalServer`` it serves."""
 
@@ -207,14 +254,9 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
 
     def _invoke(self, started: float) -> None:
         self._deadline = time.monotonic() + self.timeout  # the body's own deadline
-        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
-        length = self.headers.get("Content-Length")
-        if chunked and length is not None:
-            # RFC 9112 6.3: such a message may be an attempt at request smuggling; refuse it
-            self.close_connection = True
-            return self._reject(400, "InvalidRequestException", "send either Content-Length or Transfer-Encoding: chunked, not both")
         try:
-            body = self._read_chunked() if chunked else self._read_sized(length)
+            length = _body_length(self.headers, self.request_version)
+            body = self._read_chunked() if length is None else self._read_sized(length)
         except _BadBody as bad:
             self.close_connection = True  # what is left of the body must not be read as the next request
             self._linger = True
@@ -242,16 +284,7 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         self._send(200, payload, headers)
         self.server.lamb._record((time.perf_counter() - started) * 1000.0, result.error is not None)
 
-    def _read_sized(self, header: str | None) -> bytes:
-        if header is None:
-            raise _BadBody(411, "LengthRequiredException", "send a Content-Length (or Transfer-Encoding: chunked)")
-        # ASCII digits only: str.isdigit() admits "²" and other digits int() refuses, and a
-        # byte count longer than 19 digits is no byte count (int() refuses over 4,300 digits).
-        if not _DIGITS.fullmatch(header.strip()):
-            raise _BadBody(400, "InvalidRequestException", f"Content-Length {header[:40]!r} is not a byte count")
-        length = int(header)
-        if length > MAX_PAYLOAD_BYTES:
-            raise _too_large()
+    def _read_sized(self, length: int) -> bytes:
         body = self.rfile.read(length)
         if len(body) < length:
             raise _BadBody(400, "InvalidRequestContentException", f"the body ended after {len(body)} of its {length} bytes")
@@ -294,12 +327,20 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         """Answer 404 (and say so) when the path is not the invoke path; every method checks it first."""
         if INVOKE_PATH.match(self.path.split("?", 1)[0]):
             return False
+        self._unread_body()
         self._reject(404, "ResourceNotFoundException", f"no route {self.path}; POST to /2015-03-31/functions/function/invocations")
         return True
+
+    def _unread_body(self) -> None:
+        """A request answered without reading its body: close the connection after the answer,
+        so that the body is not read as the next request (a request smuggled inside it)."""
+        if "Content-Length" in self.headers or "Transfer-Encoding" in self.headers:
+            self.close_connection = True
 
     def _method_not_allowed(self) -> None:
         if self._off_route():
             return
+        self._unread_body()
         self._reject(405, "MethodNotAllowed", f"{self.command} is not allowed; POST a JSON event to /2015-03-31/functions/function/invocations", {"Allow": "POST"})
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
