@@ -45,7 +45,7 @@ SAMPLES = REPO / "models" / "demo" / "samples"
 ROWS = [(lib, mode) for lib in ("ai-edge-litert", "onnxruntime") for mode in ("float32", "float16", "dynamic", "int8")]
 BASELINE = ("ai-edge-litert", "float32")
 MEMORY_MB = 1769  # Lambda's one full vCPU (lamb.cost.FULL_VCPU_MB)
-MB = 2**20  # MiB, as Lambda counts its limits and the README's figures do
+MB = 2**20  # MiB, as Lambda counts its limits and the docs' figures do
 
 # One fresh process: import the library, load the model with 1 thread, one first call, warm calls.
 TIMER = r"""

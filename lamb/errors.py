@@ -90,7 +90,7 @@ class AwsError(LambError):
     exit_code = 10
 
 
-#: exit code -> what it means; rendered in ``lamb --help`` and the README.
+#: exit code -> what it means; rendered in ``lamb --help`` and the docs (docs/reference.md).
 EXIT_CODES = {
     0: "success",
     1: "verification failed",

@@ -271,19 +271,3 @@ def test_os2_bitmaps_have_no_run_length_to_bound(handler):  # noqa: F811
     data = b"BM" + struct.pack("<IHHI", 26 + len(pixels), 0, 0, 26) + header + pixels
     costs.check(data, ("BMP",))  # nothing to refuse
     assert list(handler.lambda_handler({"image": b64(data)}, None)) == TINY_LABELS
-
-
-def test_the_readme_names_the_formats_the_handler_opens_and_may_add():
-    # Issue 17: the formats are data (settings.DEFAULT_FORMATS, ADMISSIBLE_FORMATS), documented.
-    from pathlib import Path
-
-    from lamb.handler.lambkit.settings import ADMISSIBLE_FORMATS, DEFAULT_FORMATS
-
-    def spelled(names) -> list[str]:
-        return [{"WEBP": "WebP"}.get(n, n) for n in names]
-
-    opened, extra = spelled(DEFAULT_FORMATS), spelled(f for f in ADMISSIBLE_FORMATS if f not in DEFAULT_FORMATS)
-    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
-    assert f"| image formats opened | {', '.join(opened)}; {', '.join(extra[:-1])} and {extra[-1]} may be added |" in readme
-    assert f"Only {', '.join(opened[:-1])} and {opened[-1]} are opened" in readme
-    assert f"`LAMB_IMAGE_FORMATS` can add {', '.join(extra[:-1])} or {extra[-1]}" in readme

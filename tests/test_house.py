@@ -46,14 +46,14 @@ def test_no_library_function_over_10_parameters():
     assert {where: n for where, n in wide.items() if n > 10} == {}
 
 
-# -- the README's map of the code ------------------------------------------------------------------
+# -- the code map (docs/architecture.md) ------------------------------------------------------------
 
-README = LAMB.parent / "README.md"
+ARCHITECTURE = LAMB.parent / "docs" / "architecture.md"
 
 
 def _map_entries() -> list[tuple[list[str], str]]:
-    """(paths, description) per entry of the map: the code block under "## Development"."""
-    text = README.read_text(encoding="utf-8").split("## Development", 1)[1]
+    """(paths, description) per entry of the map: the code block under "## Code map"."""
+    text = ARCHITECTURE.read_text(encoding="utf-8").split("## Code map", 1)[1]
     block = text.split("```", 2)[1]
     entries: list[list[str]] = []
     for line in block.splitlines():
@@ -87,13 +87,13 @@ def _parts(package: Path) -> set[str]:
     }
 
 
-def test_the_readme_maps_every_module_and_only_modules_that_exist():
+def test_the_code_map_lists_every_module_and_only_modules_that_exist():
     listed = {path for paths, _ in _map_entries() for path in paths}
-    assert {p for p in listed if not (LAMB.parent / p).exists()} == set(), "the README's map names what is gone"
-    assert _top_level() - listed == set(), "modules missing from the README's map (## Development)"
+    assert {p for p in listed if not (LAMB.parent / p).exists()} == set(), "the code map (docs/architecture.md) names what is gone"
+    assert _top_level() - listed == set(), "modules missing from the code map (docs/architecture.md, ## Code map)"
 
 
-def test_the_readme_names_every_part_of_each_package():
+def test_the_code_map_names_every_part_of_each_package():
     missing = {}
     for paths, description in _map_entries():
         for path in paths:
@@ -101,7 +101,7 @@ def test_the_readme_names_every_part_of_each_package():
                 absent = {n for n in _parts(LAMB.parent / path) if not re.search(rf"(?<![\w/]){re.escape(n)}\b", description)}
                 if absent:
                     missing[path] = sorted(absent)
-    assert missing == {}, "parts of packages missing from their entry in the README's map"
+    assert missing == {}, "parts of packages missing from their entry in the code map (docs/architecture.md)"
 
 
 # Issue 15: the runtime library has one seam. Only the LiteRT engine's own files name its format

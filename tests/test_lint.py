@@ -1,7 +1,7 @@
 """`ruff check` and `mypy` pass with the configuration in pyproject.toml ([tool.ruff], [tool.mypy]).
 
 They run from this Python's environment (the `test` extra installs them), on this checkout, so
-`python -m pytest` (the README's test command, and CI's) fails with their findings.
+`python -m pytest` (the README's second command, and CI's) fails with their findings.
 """
 
 from __future__ import annotations

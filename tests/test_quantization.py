@@ -65,12 +65,6 @@ def test_libraries_lacking_a_modes_kernels_are_never_chosen_for_it():
     assert not row.lacks("unknown-mode")
 
 
-def test_the_readme_lists_the_modes_of_the_table():
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert f"[--modes {','.join(FORMAT.mode_names)}]" in readme
-
 
 def test_each_row_names_what_the_converter_and_the_inference_need():
     import numpy as np
@@ -97,12 +91,3 @@ def test_a_models_mode_is_inferred_from_the_rows():
     assert quantization.infer(MODES, {"float16": 5, "int8": 40}) == "float16"
     assert quantization.infer(MODES, {}) == "float32"
 
-
-
-def test_the_readme_states_the_default_formats_tolerances():
-    from pathlib import Path
-
-    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
-    said = [quantization._number(m.tolerances.rtol) if m.tolerances.rtol < 0.01 else f"{m.tolerances.rtol * 100:g} %" for m in MODES]
-    assert f"error at most {', '.join(said[:-1])} and {said[-1]} of the output's range" in readme
-    assert {m.tolerances.min_top1 for m in MODES} == {0.99} and "top-1 agreement of at least 99 % in every mode" in readme

@@ -1,7 +1,7 @@
 """Compile the artifact's Python files to bytecode for the target's own Python.
 
 Why: Lambda mounts the task root read-only, so a zip without ``__pycache__`` makes every cold
-start compile NumPy, Pillow and the runtime library again (the README's cold-start table, from
+start compile NumPy, Pillow and the runtime library again (the cold-start table in docs/figures.md, from
 ``benchmarks/bench_invoke.py``, has the dated figures with and without it). ``.pyc`` files are
 specific to one Python minor version, so only an interpreter of the target's version can write
 them; the build host's are

@@ -9,7 +9,8 @@ into a 500, nor lift a limit.
 - ``LAMB_FETCH_TIMEOUT_S`` (15 s): one wall-clock deadline for fetching a url, every redirect
   included, never longer than the function's remaining time minus ``DEADLINE_MARGIN_S``.
 - ``LAMB_MAX_DOWNLOAD_BYTES`` (16 MiB): the most a url may send.
-- ``LAMB_MAX_IMAGE_PIXELS`` (from the memory setting, see ``decode.pixel_budget``).
+- ``LAMB_MAX_IMAGE_PIXELS`` (from the memory setting, see ``decode.pixel_budget``): the most pixels
+  an image may have, read from its header before decoding.
 - ``LAMB_IMAGE_FORMATS`` (``DEFAULT_FORMATS``): the image formats the function opens,
   comma-separated Pillow format names, each one of ``ADMISSIBLE_FORMATS``.
 - ``LAMB_NUM_THREADS`` (one per vCPU, see ``default_num_threads``): the runtime library's threads.
@@ -79,6 +80,7 @@ def _count(limit: int):
             raise ValueError(f"expected a whole number from 1 to {limit:,}")
         return value
 
+    parse.limit = limit  # type: ignore[attr-defined]  # the docs' settings table states it
     return parse
 
 

@@ -1,0 +1,210 @@
+"""Tables the docs show, generated from lamb's own records when the site is built.
+
+A page asks for a table with a marker line, ``<!-- lamb-table: NAME -->``; the MkDocs hook below
+(``on_page_markdown``, registered in ``mkdocs.yml``) replaces it with ``TABLES[NAME]()``. A marker
+naming no table fails the build. The records are the owners of these facts (the runtime-library
+registry, ``lamb.targets``, ``lamb.errors``, the handler's settings); the docs only render them, so
+a new mode, runtime, wheel row, exit code or setting reaches the docs with no edit here.
+
+Nothing here imports TensorFlow: the records are plain data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+NONE = "\u2013"  # an en dash: the cell has nothing to say
+MARKER = re.compile(r"^<!-- lamb-table: ([\w-]+) -->$", re.M)
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[object, ...]], align: str = "") -> str:
+    """A Markdown table; ``align`` has one letter per column, ``r`` for right-aligned numbers."""
+    rule = ["---:" if (align[i:i + 1] == "r") else "---" for i in range(len(header))]
+    return "\n".join([_row(*header), _row(*rule), *(_row(*r) for r in rows)])
+
+
+def exit_codes() -> str:
+    """Every exit code, what it means, and the LambError classes that exit with it."""
+    from lamb import errors
+
+    classes: dict[int, list[str]] = {}
+    for cls in [errors.LambError, *_subclasses(errors.LambError)]:
+        classes.setdefault(cls.exit_code, []).append(f"`{cls.__name__}`")
+    rows = [(code, meaning, ", ".join(classes.get(code, [])) or NONE) for code, meaning in errors.EXIT_CODES.items()]
+    return _table(("exit code", "meaning", "raised as"), rows, "r")
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.extend([sub, *_subclasses(sub)])
+    return found
+
+
+def modes() -> str:
+    """Every (model format, quantization mode) with the default tolerances lamb verify judges it by."""
+    from lamb import quantization, runtime_lib
+
+    rows = []
+    for fmt in runtime_lib.formats().values():
+        libs = ", ".join(lib.name for lib in runtime_lib.for_format(fmt.name))
+        for m in fmt.modes:
+            t = m.tolerances
+            rows.append((
+                f"`{fmt.name}` ({libs})", f"`{m.name}`", m.summary, "yes" if m.calibrated else "no",
+                *(quantization._number(v) for v in (t.atol, t.rtol, t.min_cosine, t.min_top1)),
+            ))
+    return _table(
+        ("format (runtime libraries)", "mode", "what it is", "needs --calibration", "atol", "rtol (of the range)",
+         "min cosine", "min top-1"),
+        rows, "....rrrr",
+    )
+
+
+def _version(v: tuple[int, ...]) -> str:
+    return ".".join(str(x) for x in v)
+
+
+def targets() -> str:
+    """Every Lambda target (runtime, arch) with its system's documented facts and the wheels it has."""
+    from lamb import runtime_lib
+    from lamb import targets as t
+
+    rows = []
+    for runtime in t.RUNTIMES:
+        system = t.SYSTEMS[runtime.os]
+        for arch in t.ARCHES:
+            target = t.Target(runtime, arch)
+            wheels = ", ".join(f"{r.name} {r.version}" for r in runtime_lib.available(target)) or "none"
+            rows.append((
+                f"`{runtime.name}`" + (" (default)" if runtime.name == t.DEFAULT_RUNTIME and arch == "x86_64" else ""),
+                f"`{arch}`", runtime.os, _version(system.glibc), f"GLIBCXX_{_version(system.glibcxx)}",
+                f"{_version(system.gcc)}", system.rank("GLIBCXX"), wheels,
+            ))
+    return _table(("runtime", "arch", "OS", "glibc", "libstdc++", "GCC", "libstdc++ fact", "wheels tagged for it"), rows)
+
+
+def target_sources() -> str:
+    """Where each documented fact of each Lambda OS comes from."""
+    from lamb import targets as t
+
+    rows = []
+    for system in t.SYSTEMS.values():
+        for fact, evidence in system.evidence.items():
+            rows.append((system.name, fact, evidence.rank, _link(evidence.source)))
+    return _table(("OS", "fact", "rank", "source"), rows)
+
+
+def _link(text: str) -> str:
+    return re.sub(r"(https://[^\s),]+)", r"<\1>", text)
+
+
+def wheels() -> str:
+    """The runtime-library releases lamb knows, and the targets their wheels are tagged for."""
+    from lamb import runtime_lib
+
+    rows = []
+    for row in runtime_lib.WHEELS:
+        lib = runtime_lib.get(row.name)
+        rows.append((
+            row.name, row.version, ", ".join(row.pythons), ", ".join(row.arches), "manylinux_" + "_".join(map(str, row.min_glibc)),
+            ", ".join(f"`{n}`" for n in row.needs) or NONE, ", ".join(lib.lacks) or NONE,
+        ))
+    return _table(("runtime library", "release", "Python", "arch", "oldest glibc (tag)", "also needs", "lacks kernels for"), rows)
+
+
+def runtime_libs() -> str:
+    """Every runtime library: what it imports as, the format it runs, its aliases and slim rules."""
+    from lamb import runtime_lib
+
+    rows = []
+    for lib in runtime_lib.LIBRARIES.values():
+        rows.append((
+            f"`{lib.name}`", f"`{lib.module}`", f"`{lib.format.file}`", ", ".join(f"`{a}`" for a in lib.aliases) or NONE,
+            ", ".join(lib.format.mode_names), ", ".join(r.name for r in lib.slim_rules) or NONE,
+        ))
+    return _table(("runtime library", "imports as", "model in the artifact", "--runtime-lib aliases", "modes", "slim rules"), rows)
+
+
+def handler_settings() -> str:
+    """The shipped handler's ``LAMB_*`` settings: default, valid values and meaning, from lambkit.settings."""
+    from lamb.handler.lambkit import settings as s
+
+    said = _setting_descriptions(s.__doc__ or "")
+    defaults = s.Settings()
+    rows = []
+    for name, field, parse in s._FIELDS:
+        if not name.startswith("LAMB_"):
+            continue
+        default, meaning = said.get(name, ("", ""))
+        rows.append((f"`{name}`", _default(name, getattr(defaults, field), default, s), _accepts(parse, s), meaning))
+    return _table(("variable", "default", "valid values", "what it sets"), rows)
+
+
+def _setting_descriptions(doc: str) -> dict[str, tuple[str, str]]:
+    """NAME -> (its default, its sentence), from the settings module's docstring, whose list says
+    ``- ``NAME`` (default): what it sets``."""
+    found: dict[str, tuple[str, str]] = {}
+    for match in re.finditer(r"^- ``(LAMB_\w+)`` \((.*?)\): (.*?)(?=^- |\Z)", doc, re.M | re.S):
+        default, meaning = (" ".join(g.split()).replace("``", "`") for g in match.group(2, 3))
+        found[match.group(1)] = (default, meaning[:1].upper() + meaning[1:])
+    return found
+
+
+def _default(name: str, value: object, said: str, s) -> str:
+    """The default as the record holds it; the docstring's words where the record says "derived" (0)."""
+    if name == "LAMB_IMAGE_FORMATS":
+        return ", ".join(s.DEFAULT_FORMATS)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int) and value >= 1 << 20:
+        return f"{value:,} ({said})" if said else f"{value:,}"
+    return f"{value:g} s" if isinstance(value, float) else str(value) if value else said
+
+
+def _accepts(parse: Callable, s) -> str:
+    if parse is s._flag:
+        return "1, true, yes, on / 0, false, no, off"
+    if parse is s._seconds:
+        return f"seconds, above 0, at most {s.MAX_TIMEOUT_S:g}"
+    if parse is s._formats:
+        return "comma-separated, from " + ", ".join(s.ADMISSIBLE_FORMATS)
+    limit = getattr(parse, "limit", None)
+    return f"a whole number from 1 to {limit:,}" if limit else "see settings.py"
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "exit-codes": exit_codes,
+    "modes": modes,
+    "targets": targets,
+    "target-sources": target_sources,
+    "wheels": wheels,
+    "runtime-libs": runtime_libs,
+    "handler-settings": handler_settings,
+}
+
+
+def render(markdown: str) -> str:
+    """``markdown`` with every table marker replaced by its table; KeyError names an unknown one."""
+
+    def table(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in TABLES:
+            raise KeyError(f"no generated table called {name!r}; known: {', '.join(TABLES)}")
+        return TABLES[name]()
+
+    return MARKER.sub(table, markdown)
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:  # the MkDocs hook
+    try:
+        return render(markdown)
+    except KeyError as exc:
+        from mkdocs.exceptions import PluginError
+
+        raise PluginError(f"{page.file.src_path}: {exc.args[0]}") from None
