@@ -33,6 +33,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import describe as describe_machine
 from xception_model import OUT_DIR, ensure_xception_h5
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="alternating runs of each side (medians are printed)")
     parser.add_argument("--samples", type=int, default=32)
     args = parser.parse_args()
+    print(describe_machine(), flush=True)  # the CPU and load every figure below was measured on
 
     h5 = ensure_xception_h5(OUT_DIR)
     print(f"model: {h5} ({h5.stat().st_size / MiB:.1f} MB), modes {', '.join(MODES)}, {args.samples} samples", flush=True)

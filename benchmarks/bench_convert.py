@@ -35,6 +35,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import describe as describe_machine
 from xception_model import ensure_xception_h5
 
 TARGET_OVERHEAD = 0.10
@@ -101,6 +102,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3, help="measured runs per side (median reported)")
     parser.add_argument("--cli", action="store_true", help="also time whole processes (lamb convert vs python -c)")
     args = parser.parse_args()
+    print(describe_machine(), flush=True)  # the CPU and load every figure below was measured on
 
     from lamb import tflog
 

@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import describe as describe_machine
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MB = 2**20
@@ -115,6 +118,7 @@ def main() -> int:
     parser.add_argument("--runtime", default="python3.12")
     parser.add_argument("--reps", type=int, default=3, help="second deploys to time (median)")
     args = parser.parse_args()
+    print(describe_machine(), flush=True)  # the CPU and load every figure below was measured on
 
     for key in [k for k in os.environ if k.startswith("AWS_")]:
         del os.environ[key]  # never a real account: fake credentials, moto's endpoint

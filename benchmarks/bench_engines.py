@@ -10,12 +10,15 @@ weights), in fresh processes:
   (otherwise the reason is printed in the row);
 - timing, as the shipped handler runs the model: 1 thread, ``--rounds`` fresh processes, each
   importing the library and loading the model (init ms), one first call (first-call ms) and
-  ``--warm`` warm calls (warm ms, median); medians over rounds;
+  ``--warm`` warm calls (warm ms, median); medians over rounds. The rounds are interleaved (round
+  1 of every row, then round 2 of every row...), so a noisy neighbour on a shared machine slows
+  every row alike rather than one;
 - $ per million requests at 1,769 MB (one full vCPU, what a 1-thread figure measures) from
   ``lamb.cost.cost_per_million`` (x86_64 prices);
 
 and prints every row beside the baseline from the same run, ai-edge-litert float32 (what lamb
-shipped before ONNX Runtime).
+shipped before ONNX Runtime), under a line naming the CPU (model, arch, the instruction sets that
+decide int8's speed), the load while it ran and the library versions timed.
 
     .venv/bin/python benchmarks/bench_engines.py [--rounds 3] [--warm 15] [--samples 32] [--json out.json]
 
@@ -26,6 +29,7 @@ quotes the figures): the float32 ONNX model quantized with each of ``SETTINGS``,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -38,6 +42,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import describe as describe_machine
 from xception_model import ensure_xception_h5
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,18 +93,53 @@ def lamb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, check=False)
 
 
-def timing(lib: str, model: Path, rounds: int, warm: int) -> dict[str, float]:
-    runs = []
-    for _ in range(rounds):
-        done = subprocess.run([sys.executable, "-c", TIMER, lib, str(model), str(warm)], capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "timer failed")
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+def time_once(lib: str, model: Path, warm: int) -> dict[str, float]:
+    """One fresh process: init, first call and the median warm call, in ms."""
+    done = subprocess.run([sys.executable, "-c", TIMER, lib, str(model), str(warm)], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "timer failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in ("init", "first", "warm")}
 
 
-def measure(h5: Path, lib: str, mode: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from lamb import cost, runtime_lib
+def timing(lib: str, model: Path, rounds: int, warm: int) -> dict[str, float]:
+    return medians([time_once(lib, model, warm) for _ in range(rounds)])
+
+
+def time_interleaved(rows: list[dict[str, Any]], rounds: int, warm: int) -> None:
+    """Each row's medians over ``rounds``, the rows taking turns round by round."""
+    runs: dict[int, list[dict[str, float]]] = {i: [] for i, r in enumerate(rows) if "model" in r}
+    for _ in range(rounds):
+        for i in runs:
+            runs[i].append(time_once(rows[i]["runtime_lib"], Path(rows[i]["model"]), warm))
+    for i, done in runs.items():
+        rows[i].update(medians(done))
+        rows[i]["usd_per_million"] = cost_per_million(rows[i]["warm"])
+
+
+def cost_per_million(warm_ms: float) -> float:
+    from lamb import cost
+
+    return cost.cost_per_million(warm_ms, MEMORY_MB)
+
+
+def versions() -> str:
+    """The runtime library releases this Python times (the venv's, not the target's)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for lib in ("ai-edge-litert", "onnxruntime"):
+        with contextlib.suppress(PackageNotFoundError):
+            found.append(f"{lib} {version(lib)}")
+    return ", ".join(found)
+
+
+def prepare(h5: Path, lib: str, mode: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Convert, verify and package one row; its timing comes later (``time_interleaved``)."""
+    from lamb import runtime_lib
 
     folder = work / f"{lib}-{mode}"
     folder.mkdir()
@@ -128,8 +168,7 @@ def measure(h5: Path, lib: str, mode: str, work: Path, args: argparse.Namespace)
         row.update(zip_mb=packaged["bytes"] / MB, unzipped_mb=unzipped / MB)
     except (json.JSONDecodeError, KeyError, TypeError):
         row["package"] = " ".join(done.stderr.split())[:200] or "no output"
-    row.update(timing(lib, model, args.rounds, args.warm))
-    row["usd_per_million"] = cost.cost_per_million(row["warm"], MEMORY_MB)
+    row["model"] = str(model)
     return row
 
 
@@ -193,11 +232,11 @@ def settings_table(h5: Path, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def render(rows: list[dict[str, Any]]) -> str:
+def render(rows: list[dict[str, Any]], machine: str) -> str:
     base = next((r for r in rows if (r["runtime_lib"], r["mode"]) == BASELINE and "warm" in r), None)
     head = ("| runtime library | mode | max err / range | top-1 | file MB | zip MB | unzipped MB | init ms | first ms "
             "| warm ms | vs baseline | $ / 1M |")
-    lines = [head, "|" + "---|" * 2 + "---:|" * 10]
+    lines = [machine, "", head, "|" + "---|" * 2 + "---:|" * 10]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['runtime_lib']} | {r['mode']} | {r['error']} |" + " |" * 9)
@@ -226,17 +265,24 @@ def main() -> None:
     args = parser.parse_args()
     h5 = ensure_xception_h5()
     if args.settings:
+        print(describe_machine() + f"; timed on {versions()}")
         print(settings_table(h5, args))
         return
     wanted = [tuple(r.split(":")) for r in args.rows.split(",")] if args.rows else ROWS
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         rows = []
         for lib, mode in wanted:
-            rows.append(measure(h5, lib, mode, Path(tmp), args))
+            rows.append(prepare(h5, lib, mode, Path(tmp), args))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        before = describe_machine()
+        time_interleaved(rows, args.rounds, args.warm)
+        # The load before and after the timing: both, so a reader sees what the rows shared the CPU with.
+        machine = f"{before}; after timing: {describe_machine().rsplit('; ', 1)[-1]}; timed on {versions()}"
+    for row in rows:
+        row.pop("model", None)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
-    print(render(rows))
+        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    print(render(rows, machine))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import describe as describe_machine
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from xception_model import OUT_DIR, ensure_xception_h5
@@ -244,6 +247,7 @@ def main() -> int:
     parser.add_argument("--python", help="interpreter for the python3.12 artifact [default: found]")
     parser.add_argument("--keras", action="store_true", help="also the Keras .h5 handler (slow)")
     args = parser.parse_args()
+    print(describe_machine(), flush=True)  # the CPU and load every figure below was measured on
 
     from lamb import manifest as mf
     from lamb.package.standin import unpack_artifact

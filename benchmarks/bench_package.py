@@ -28,6 +28,9 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import describe as describe_machine
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from xception_model import OUT_DIR, ensure_xception_h5
@@ -86,6 +89,7 @@ def main() -> int:
     parser.add_argument("--runtime", default="python3.12")
     parser.add_argument("--arch", default="x86_64")
     args = parser.parse_args()
+    print(describe_machine(), flush=True)  # the CPU and load every figure below was measured on
 
     from lamb.package import build_package
 

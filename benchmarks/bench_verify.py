@@ -29,6 +29,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import describe as describe_machine
 from xception_model import OUT_DIR, ensure_xception_h5
 
 PHASES = [
@@ -117,6 +118,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)  # ~2 min per rep on 2 cores; medians, the machine is shared
     parser.add_argument("--modes", default="", help="also measure these quantization modes' errors, e.g. float16,dynamic,int8")
     args = parser.parse_args()
+    print(describe_machine(), flush=True)  # the CPU and load every figure below was measured on
 
     from lamb import tflog
 

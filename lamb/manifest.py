@@ -128,6 +128,8 @@ class SmokeResult:
     # One answer per image of smoke_images.SMOKE_IMAGES (every mode and format Pillow decodes):
     # image name -> "cat 0.4100" or the error it answered. All must answer with scores.
     images: dict[str, str] = field(default_factory=dict)
+    # The CPU that measured init_ms and invoke_ms (lambkit.cpu.Cpu.as_dict: model, arch, features, isa).
+    cpu: dict[str, Any] | None = None
 
 
 @dataclass

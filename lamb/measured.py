@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lamb import manifest as mf
 from lamb.cache import cache_root
+from lamb.handler.lambkit.cpu import Cpu, parse
 
 _VERSION = re.compile(r"^(\d+(?:\.\d+)*)$")
 
@@ -42,10 +43,22 @@ class Measurement:
         found = self.facts.get("system_libraries") or []
         return frozenset(name for name in found if isinstance(name, str))
 
+    @property
+    def cpu(self) -> Cpu | None:
+        return cpu_in(self.facts, self.arch)
+
     def source(self) -> str:
         """The citation an audit gives for a fact it took from here."""
         where = "this machine" if self.region == "local" else self.region
         return f"lamb probe on {self.runtime}-{self.arch}, {where}, {self.measured_at[:10]}"
+
+
+def cpu_in(facts: dict, arch: str) -> Cpu | None:
+    """The CPU a probe ran on, from its copy of ``/proc/cpuinfo``; None from a probe older than that."""
+    text = facts.get("cpuinfo")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return parse(text, str(facts.get("machine") or arch))
 
 
 def probe_dir() -> Path:
@@ -113,6 +126,14 @@ def load(runtime: str, arch: str, region: str | None = None) -> Measurement | No
     if not found:
         return None
     return max(found, key=lambda m: m.measured_at)
+
+
+def cpus(arch: str) -> list[tuple[Cpu, Measurement]]:
+    """Every CPU ``lamb probe`` read on Lambda on ``arch``, whatever the runtime and region (a
+    function's CPU does not follow its Python), each with the measurement that read it."""
+    folder = probe_dir()
+    found = [m for m in (_read(p) for p in sorted(folder.glob(f"*-{arch}-*.json")))] if folder.is_dir() else []
+    return [(m.cpu, m) for m in found if m is not None and m.region != "local" and m.arch == arch and m.cpu is not None]
 
 
 def _read(path: Path) -> Measurement | None:

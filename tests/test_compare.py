@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 
 from lamb.cli import app
 from lamb.compare import compare_models, recommend
-from lamb.compare.report import CANNOT_RUN, SKIPPED, VERIFIED, ModeResult, ModeSize
+from lamb.compare.report import CANNOT_RUN, SKIPPED, VERIFIED, ModeResult, ModeSize, ModeSpeed
+from lamb.compare.timing import IsaCheck, credited_warm_ms
 from lamb.cost import MemoryAdvice
 from lamb.errors import InputError
+from lamb.handler.lambkit.cpu import Cpu, this_cpu
 
 runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -70,10 +72,12 @@ def cli_run(small_h5, sample_images, quick_timing, tmp_path_factory):
 # -- recommendation (pure) ------------------------------------------------------------------------
 
 
-def _row(mode, cost, zip_mb, passed=True, max_rel=None, lib=""):
+def _row(mode, cost, zip_mb, passed=True, max_rel=None, lib="", warm_ms=None, init_ms=None):
     row = ModeResult(mode, VERIFIED, passed=passed, verdict="pass" if passed else "fail", max_rel=max_rel, runtime_lib=lib)
     row.size = ModeSize(1, int(zip_mb * 2**20), 1, zip_mb <= 50)
     row.memory = MemoryAdvice(1769, "", cost_per_million=cost)
+    if warm_ms is not None:
+        row.speed = ModeSpeed(init_ms=init_ms, warm_ms=warm_ms, inference_ms=None, runs=10, peak_rss_mb=100.0, where="here")
     return row
 
 
@@ -86,11 +90,30 @@ def test_recommendation_prefers_what_fits_the_direct_upload():
     best, why = recommend([_row("float32", 3.0, 97), _row("float16", 2.0, 60)])
     assert best.mode == "float16" and "through S3" in why  # none fits: the cheapest that passes
     assert recommend([_row("float32", 1.0, 10, passed=False)])[0] is None
-    # Costs equal within what local timing can tell: the smaller error wins.
-    rows = [_row("float32", 0.220, 22, max_rel=1e-7), _row("int8", 0.219, 21, max_rel=1e-2)]
-    best, why = recommend(rows)
-    assert best.mode == "float32" and "int8 costs the same within 2%" in why
     assert recommend([ModeResult("int8", SKIPPED, "no calibration")])[0] is None
+
+
+def test_rows_that_cost_the_same_are_told_apart_by_their_figures_not_by_an_error_below_tolerance():
+    # The demo model's float32 rows (issue 25): equal cost within 2 %, equal warm time within 2 %;
+    # LiteRT starts faster. ONNX Runtime's smaller error (both pass) decides nothing.
+    rows = [_row("float32", 0.220, 29.1, max_rel=1e-9, lib="onnxruntime", warm_ms=100.0, init_ms=1010.0),
+            _row("float32", 0.219, 22.0, max_rel=1e-7, lib="ai-edge-litert", warm_ms=99.5, init_ms=852.0)]
+    best, why = recommend(rows)
+    assert best.key == ("ai-edge-litert", "float32")
+    assert "onnxruntime float32 costs the same within 2%, and its cold start is the smallest: 852 vs 1,010 ms" in why
+    # A warm time more than 2 % faster decides before the cold start does.
+    rows[0].speed.warm_ms = 96.0
+    best, why = recommend(rows)
+    assert best.key == ("onnxruntime", "float32") and "its warm time is the smallest: 96 vs 100 ms" in why
+    # Equal in time: the smaller zip.
+    rows = [_row("float32", 0.220, 22, max_rel=1e-7, warm_ms=100.0, init_ms=800.0),
+            _row("int8", 0.219, 21, max_rel=1e-2, warm_ms=99.0, init_ms=810.0)]
+    best, why = recommend(rows)
+    assert best.mode == "int8" and "its zip is the smallest: 21.0 vs 22.0 MB" in why
+    # A plain pass beats a pass with a warning, whatever the figures.
+    rows[0].verdict = "pass with warning"
+    best, why = recommend(rows)
+    assert best.mode == "int8" and "it passes without a warning" in why
 
 
 def test_the_recommendation_chooses_the_runtime_library_and_names_it():
@@ -142,12 +165,15 @@ def test_every_mode_measured_and_the_recommendation_follows_the_rows(cli_run):
         assert row["top1_lower"] is not None and row["top1_lower"] <= row["top1"]
     # int8 without calibration images: a skipped row with the reason, not a stop.
     assert rows["int8"]["status"] == SKIPPED and "--calibration" in rows["int8"]["reason"]
-    # The recommendation is the cheapest passing row that fits 50 MB (ties to the smaller zip).
+    # Every timing names the CPU that measured it.
+    assert {r["speed"]["cpu"]["model"] for r in rows.values() if r["speed"]} == {this_cpu().model}
+    assert rows["float32"]["speed"]["cpu"]["features"] == list(this_cpu().features)
+    # The recommendation is among the cheapest passing rows that fit 50 MB (ties: break_tie's figures).
     passing = [r for r in rows.values() if r["status"] == VERIFIED and r["verdict"] in ("pass", "pass with warning")]
     cheapest = min(r["memory"]["cost_per_million"] for r in passing)
-    tied = [r for r in passing if r["memory"]["cost_per_million"] <= cheapest * 1.02]
-    best = min(tied, key=lambda r: (r["verdict"] != "pass", r["max_rel"], r["size"]["zip"]))
-    assert data["recommended"] == best["mode"] and data["why"].startswith(f"ai-edge-litert {best['mode']}")
+    tied = [r["mode"] for r in passing if r["memory"]["cost_per_million"] <= cheapest * 1.02]
+    assert data["recommended"] in tied and data["why"].startswith(f"ai-edge-litert {data['recommended']}")
+    assert ("the same within 2%" in data["why"]) == (len(tied) > 1)
     assert data["recommended_runtime_lib"] == "ai-edge-litert"
     assert data["target"] == "python3.12-x86_64" and data["samples"] == 16 and data["images"] == 12
     assert "estimate from local timing" in data["estimate_note"]
@@ -265,3 +291,40 @@ def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
     text = rendered()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     assert "98.0%" in text and "(93-99%)" in text and "Keras scores 100.0%" in text and "WARNING" in text
+
+
+# -- the CPU that timed, against the target's -------------------------------------------------------
+
+VNNI = Cpu("AMD EPYC 9R14", "x86_64", ("AVX2", "AVX-512F", "AVX-512 VNNI"))
+AVX2 = Cpu("AMD EPYC 7R32", "x86_64", ("AVX2",))
+
+
+def _timed(lib, mode, warm_ms):
+    row = ModeResult(mode, VERIFIED, passed=True, verdict="pass", runtime_lib=lib)
+    row.speed = ModeSpeed(init_ms=200.0, warm_ms=warm_ms, inference_ms=None, runs=10, peak_rss_mb=100.0, where="here")
+    return row
+
+
+def test_an_int8_speedup_timed_on_vnni_is_not_credited_to_a_target_not_known_to_have_it():
+    rows = [_timed("onnxruntime", "float32", 74.0), _timed("onnxruntime", "int8", 26.0), _timed("onnxruntime", "float16", 79.0)]
+    unknown = IsaCheck(VNNI, "x86_64", [])
+    assert [credited_warm_ms(r, rows, unknown) for r in rows] == [74.0, 74.0, 79.0]
+    notes = unknown.notes(rows)
+    assert "not documented and not measured here (`lamb probe --arch x86_64` reads it)" in notes[0]
+    assert notes[1].startswith("onnxruntime int8 priced at float32's warm time") and "AVX-512 VNNI" in notes[1]
+    # Lambda measured without VNNI: still not credited, and the difference is named.
+    lacking = IsaCheck(VNNI, "x86_64", [(AVX2, "lamb probe on python3.13-x86_64, eu-west-1, 2026-12-07")])
+    assert credited_warm_ms(rows[1], rows, lacking) == 74.0
+    assert lacking.notes(rows)[0] == (f"timed on {VNNI.describe()}; lamb probe on python3.13-x86_64, eu-west-1, 2026-12-07 read "
+                                      f"{AVX2.describe()}: it lacks AVX-512F, AVX-512 VNNI")
+    # Lambda measured with VNNI, or timed here without any int8 instruction: the speed-up stands.
+    assert credited_warm_ms(rows[1], rows, IsaCheck(VNNI, "x86_64", [(VNNI, "probe")])) == 26.0
+    assert IsaCheck(VNNI, "x86_64", [(VNNI, "probe")]).notes(rows) == []
+    assert credited_warm_ms(rows[1], rows, IsaCheck(AVX2, "x86_64", [])) == 26.0
+
+
+def test_the_tie_break_reads_the_warm_time_as_priced():
+    f32, int8 = _row("float32", 1.0, 30, warm_ms=74.0, init_ms=300.0), _row("int8", 1.0, 20, warm_ms=26.0, init_ms=300.0)
+    f32.memory.local_ms, int8.memory.local_ms = 74.0, 74.0  # int8's speed-up not credited
+    best, why = recommend([f32, int8])
+    assert best.mode == "int8" and "its zip is the smallest" in why  # not "its warm time"

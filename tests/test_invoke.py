@@ -14,8 +14,10 @@ from conftest import TINY_LABELS
 from typer.testing import CliRunner
 
 from lamb.cli import app
+from lamb.cli.common import to_jsonable
 from lamb.cost import advise_memory
 from lamb.errors import ArtifactError, InputError
+from lamb.handler.lambkit.cpu import this_cpu
 from lamb.invoke import (
     InvokeReport,
     build_event,
@@ -296,6 +298,7 @@ def test_cli_json(tiny_zip, png_file):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert list(data["response"]) == TINY_LABELS and len(data["warm_ms"]) == 2
+    assert data["cpu"] == to_jsonable(this_cpu())  # the CPU the figures were measured on
 
 
 @pytest.mark.network  # runtime wheels for this machine (cached after the first run)
@@ -305,7 +308,7 @@ def test_cli_table_and_default_artifact(tiny_zip, png_file, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["invoke", "--image", str(png_file)])
     assert result.exit_code == 0, result.output
-    assert "recommended memory" in result.output
+    assert "recommended memory" in result.output and f"timed on {this_cpu().model}" in " ".join(result.output.split())
 
 
 def test_cli_exit_codes(tmp_path, monkeypatch):

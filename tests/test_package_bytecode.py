@@ -55,15 +55,27 @@ def test_same_sources_give_byte_identical_pycs(tree: Path, tmp_path: Path):
     assert first == second and len(first) == 2
 
 
-def test_no_interpreter_for_the_target_means_no_pycs_and_a_note(tree: Path):
-    # Another architecture's Python can never run here, whatever is installed.
-    foreign = "arm64" if _host_target().arch == "x86_64" else "x86_64"
-    target = targets.get_target("python3.12", foreign)
-    assert bytecode.target_python(target) is None
+def test_another_arch_gets_bytecode_from_this_machines_python_of_its_version(tree: Path):
+    # Another architecture's Python can never run here, but bytecode depends on the version alone.
+    host = _host_target()
+    foreign = targets.get_target(host.runtime.name, "arm64" if host.arch == "x86_64" else "x86_64")
+    assert bytecode.target_python(foreign) is None and bytecode.compiler_python(foreign) == sys.executable
+
+    result = bytecode.compile_tree(tree, foreign)
+    assert result.compiled and result.files == 2
+    pyc = tree / "pkg" / "__pycache__" / f"mod.cpython-{foreign.abi[2:]}.pyc"
+    assert marshal.loads(pyc.read_bytes()[16:]).co_filename == "/var/task/pkg/mod.py"
+
+
+def test_no_interpreter_of_the_targets_version_means_no_pycs_and_a_note(tree: Path, monkeypatch):
+    other = next(r for r in targets.RUNTIMES if r.python != HOST_PY)
+    target = targets.get_target(other.name, "arm64")
+    monkeypatch.setattr(targets, "find_python", lambda version: None)  # as on a machine without pyenv or uv
+    assert bytecode.compiler_python(target) is None
 
     result = bytecode.compile_tree(tree, target)
     assert not result.compiled and result.files == 0
-    assert "not compiled" in result.note and "3.12" in result.note
+    assert "not compiled" in result.note and other.python in result.note
     assert not list(tree.rglob("*.pyc"))
 
 

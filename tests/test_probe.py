@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from lamb import measured, targets
 from lamb.cli import app
 from lamb.errors import AwsError
+from lamb.handler.lambkit.cpu import Cpu, read_cpuinfo, this_cpu
 from lamb.probe import ProbeOptions, probe_aws, probe_local
 from lamb.probe import function as probe_function
 
@@ -65,6 +66,10 @@ def test_local_libgcc_s_and_the_rest(local):
     assert local.facts["os_release"].get("ID")
 
 
+def test_local_reads_the_cpu_as_lambkit_does(local):
+    assert local.facts["cpuinfo"] == read_cpuinfo() and local.cpu == this_cpu()
+
+
 def test_a_file_that_is_not_elf_has_no_versions(tmp_path):
     (tmp_path / "x.so").write_bytes(b"not an ELF file")
     assert probe_function.version_definitions(str(tmp_path / "x.so")) == []
@@ -87,6 +92,7 @@ def test_cli_local_table_is_the_rendered_report():
         "glibc" in line and glibc in line for line in result.output.splitlines()
     )
     assert "newest GLIBCXX_" in result.output and "stored as" not in result.output  # --local stores nothing
+    assert this_cpu().describe() in result.output
 
 
 # -- on AWS (moto) -----------------------------------------------------------------------------
@@ -140,6 +146,18 @@ def test_probe_creates_invokes_deletes_and_stores_what_the_function_answered(mot
     system = targets.get_target("python3.14", "arm64").system
     assert system.glibcxx == (3, 4, 33) and system.rank("GLIBCXX") == "measured"
     assert "eu-west-1" in system.evidence["GLIBCXX"].source
+
+
+def test_the_cpu_lambda_ran_the_probe_on_is_stored_per_arch(moto, local):
+    # Graviton3's first processor as Linux writes it: lamb reads its model and instruction sets.
+    graviton3 = ("processor\t: 0\nFeatures\t: fp asimd asimddp sve i8mm bf16\nCPU implementer\t: 0x41\n"
+                 "CPU architecture: 8\nCPU part\t: 0xd40\n")
+    _answer_with({**local.facts, "glibc": "2.34", "machine": "aarch64", "cpuinfo": graviton3})
+    report = probe_aws(ProbeOptions(runtime="python3.13", arch="arm64"), aws=_session())
+    assert report.cpu == Cpu("Neoverse-V1 (Graviton3)", "arm64", ("ASIMD dot-product", "SVE", "i8mm"))
+    # Any runtime's probe tells the arch's CPU; this machine's own (--local) reading never does.
+    assert [cpu for cpu, _m in measured.cpus("arm64")] == [report.cpu]
+    assert measured.cpus("x86_64") == []
 
 
 def test_keep_leaves_the_function_and_role(moto, local):

@@ -145,7 +145,7 @@ def compare_models(
             t0 = time.perf_counter()
             _size_and_time(runnable, target, o.images, {k: r.zipped_model for k, r in done.items()}, step, notes)
             seconds["size_and_time"] = time.perf_counter() - t0
-        _advise(runnable, settings, target, o.max_latency_ms)
+        _advise(runnable, settings, target, o.max_latency_ms, notes)
 
         best, why = recommend(rows)
         seconds["total"] = time.perf_counter() - started
@@ -308,20 +308,26 @@ def _convert_for(lib: runtime_lib.RuntimeLib, modes: list[str], lane: _Lane, out
             lane.runs[row.key] = lane.pool.submit(run_on_library, row, lane.reference, lane.target)
 
 
-def _advise(runnable: list[ModeResult], settings: list[int], target: Any, max_latency_ms: float | None) -> None:
-    """Each timed mode's memory advice and its cost at each setting."""
+def _advise(runnable: list[ModeResult], settings: list[int], target: Any, max_latency_ms: float | None, notes: list[str]) -> None:
+    """Each timed mode's memory advice and its cost at each setting, at the warm time the target's
+    CPU is known to give it (``timing.credited_warm_ms``)."""
+    from lamb.compare.timing import credited_warm_ms, isa_check
+
+    isa = isa_check(target.arch)
     for row in runnable:
         if row.speed is None:
             continue
+        warm_ms = credited_warm_ms(row, runnable, isa)
         # The same floors as `lamb invoke`: the peak RSS, and room for the largest image the
         # handler's pixel budget admits at the setting.
         floors = {"the pixel budget": cost_mod.pixel_budget_floor(row.speed.peak_rss_mb)}
         advice = cost_mod.advise_memory(
-            row.speed.warm_ms, peak_rss_mb=row.speed.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms,
+            warm_ms, peak_rss_mb=row.speed.peak_rss_mb, floors=floors, max_latency_ms=max_latency_ms,
             arch=target.arch, speedup=row.speed.speedup,
         )
         row.memory = advice
-        row.costs = cost_mod.memory_points(row.speed.warm_ms, settings, target.arch, advice.floor_mb, row.speed.speedup)
+        row.costs = cost_mod.memory_points(warm_ms, settings, target.arch, advice.floor_mb, row.speed.speedup)
+    notes.extend(isa.notes(runnable))
 
 
 # -- size and speed ---------------------------------------------------------------------------------

@@ -105,7 +105,10 @@ def _mode_table(report: CompareReport, rows: list[ModeResult], title: str) -> An
     from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    cpus = sorted({r.speed.cpu.describe() for r in rows if r.speed is not None and r.speed.cpu is not None})
+    caption = f"ms measured on {'; '.join(cpus)}" if cpus else None
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD,
+                  collapse_padding=True, pad_edge=False)
     # Piped output is 80 columns: names and numbers never wrap (headers are two lines instead), the
     # verdict and the top-1 pair wrap at their spaces, and anything still too wide folds, never "…".
     for heading, justify, no_wrap in (

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lamb.cost import FLAT, MemoryAdvice, MemoryPoint
+from lamb.handler.lambkit.cpu import Cpu
 from lamb.package.budget import ZIP_DIRECT_UPLOAD
 from lamb.verify.accuracy import ModeAccuracy
 
@@ -39,6 +40,7 @@ class ModeSpeed:
     where: str  # the interpreter and what ran: the target's own wheels, or a host stand-in
     # The same warm request at 2 threads (the handler's count from 1,770 to 3,538 MB); None: one CPU here.
     warm_2threads_ms: float | None = None
+    cpu: Cpu | None = None  # the CPU that measured these figures (this machine's)
 
     @property
     def speedup(self) -> float | None:
@@ -137,6 +139,7 @@ class CompareReport:
                 "model_bytes": r.size.model if r.size else None, "zip_bytes": r.size.zip if r.size else None,
                 "warm_ms": r.speed.warm_ms if r.speed else None, "init_ms": r.speed.init_ms if r.speed else None,
                 "warm_2threads_ms": r.speed.warm_2threads_ms if r.speed else None,
+                "cpu": r.speed.cpu.as_dict() if r.speed and r.speed.cpu else None,
                 "memory_mb": r.memory.recommended_mb if r.memory else None, "cost_per_million_usd": r.cost,
                 "accuracy": r.accuracy, "accuracy_low": r.accuracy_low,
             })
@@ -160,14 +163,57 @@ def timing_notes(rows: list[ModeResult]) -> list[str]:
     return notes
 
 
+# How rows that cost the same are told apart, in order: (the figure, its unit, how far from the best
+# still counts as equal). Warm time is what every request pays; the cold start is what the first
+# request of each new environment pays; the zip is what each deploy uploads. An error below the
+# tolerance is not among them: a pass is a pass.
+TIE_BREAKS: tuple[tuple[str, str, float], ...] = (
+    ("warm time", "ms", FLAT),
+    ("cold start", "ms", 0.05),  # init varies more between fresh processes than warm requests do
+    ("zip", "MB", 0.0),
+)
+
+
+def _figure(row: ModeResult, name: str) -> float | None:
+    if name == "zip":
+        return row.size.zip / 2**20 if row.size else None
+    if row.speed is None:
+        return None
+    if name == "warm time":  # as priced: an integer mode's speed-up the target may lack is not counted (timing.credited_warm_ms)
+        return row.memory.local_ms if row.memory is not None and row.memory.local_ms is not None else row.speed.warm_ms
+    return row.speed.init_ms
+
+
+def break_tie(tied: list[ModeResult]) -> tuple[ModeResult, str]:
+    """The best of rows that cost the same, and what decided, as a phrase ("its cold start is the
+    smallest: 852 vs 1,010 ms"): a plain pass before a pass with a warning, then each of
+    ``TIE_BREAKS`` in turn keeping the rows within its margin of the best."""
+    plain = [r for r in tied if r.verdict == "pass"]
+    if len(plain) == 1 and len(tied) > 1:
+        return plain[0], "it passes without a warning"
+    pool = plain or tied
+    for name, unit, margin in TIE_BREAKS:
+        figures = {id(r): _figure(r, name) for r in pool}
+        if any(v is None for v in figures.values()):
+            continue
+        least = min(v for v in figures.values() if v is not None)
+        kept = [r for r in pool if (figures[id(r)] or 0.0) <= least * (1 + margin)]
+        if len(kept) == 1:
+            shown = 1 if unit == "MB" else 0
+            others = ", ".join(f"{figures[id(r)]:,.{shown}f}" for r in pool if r is not kept[0])
+            return kept[0], f"its {name} is the smallest: {least:,.{shown}f} vs {others} {unit}"
+        pool = kept
+    return pool[0], "they are equal on warm time, cold start and zip size too"
+
+
 def recommend(rows: list[ModeResult]) -> tuple[ModeResult | None, str]:
     """The cheapest row that passes and fits the 50 MB direct upload, else the cheapest that passes.
 
     Rows are (runtime library, mode): the choice is of both. Cheapest by the estimated cost per
     million requests at each row's advised memory. Costs within ``FLAT`` of the cheapest are equal
-    as far as local timing can tell: among those, a plain pass beats a pass with a warning, then the
-    smaller error, then the smaller zip. Returns the row (None when nothing passed) and one sentence
-    saying why, naming its library and mode.
+    as far as local timing can tell: among those, ``break_tie`` decides (a plain pass, then warm
+    time, cold start and zip size). Returns the row (None when nothing passed) and one sentence
+    saying why, naming its library and mode and the figures that decided.
     """
     passing = [r for r in rows if r.status == VERIFIED and r.passed and r.cost is not None and r.size is not None]
     if not passing:
@@ -182,7 +228,7 @@ def recommend(rows: list[ModeResult]) -> tuple[ModeResult | None, str]:
     pool = fitting or passing
     cheapest = min(r.cost or 0.0 for r in pool)
     tied = [r for r in pool if (r.cost or 0.0) <= cheapest * (1 + FLAT)]
-    best = min(tied, key=lambda r: (r.verdict != "pass", r.max_rel if r.max_rel is not None else 0.0, r.size.zip if r.size else 0))
+    best, decided = break_tie(tied)
     assert best.size is not None and best.memory is not None
     others = [r for r in pool if r is not best]
     cheaper_too_big = [r for r in passing if r not in fitting and (r.cost or 0.0) < cheapest * (1 - FLAT)]
@@ -199,7 +245,7 @@ def recommend(rows: list[ModeResult]) -> tuple[ModeResult | None, str]:
         )
     if len(tied) > 1:
         names = ", ".join(r.label for r in tied if r is not best)
-        why += f"; {names} cost{'s' if len(tied) == 2 else ''} the same within {FLAT:.0%}, and {best.label} has the smaller error"
+        why += f"; {names} cost{'s' if len(tied) == 2 else ''} the same within {FLAT:.0%}, and {decided}"
     if not others and len(passing) == 1 and len(rows) > 1:
         why += "; it is the only one that passed"
     return best, why

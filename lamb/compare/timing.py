@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lamb.compare.report import ModeSpeed
 from lamb.errors import ArtifactError
+from lamb.handler.lambkit.cpu import Cpu, this_cpu
 from lamb.local import LocalFunction, RunSettings
 
 COLD_STARTS = 3  # fresh processes; the median is reported
@@ -84,6 +86,7 @@ def time_handler(task_root: Path, event: dict, *, python: str | None, where: str
         runs=len(warm),
         peak_rss_mb=peak,
         where=where,
+        cpu=this_cpu(),
     )
 
 
@@ -101,3 +104,69 @@ def _two_threads(task_root: Path, event: dict, python: str | None) -> float | No
         while len(warm) < MAX_WARM_RUNS and (len(warm) < MIN_WARM_RUNS or time.perf_counter() - started < MIN_WARM_SECONDS):
             warm.append(float(_checked(function.invoke(event), "a warm request at 2 threads").invoke_ms or 0.0))
     return statistics.median(warm)
+
+
+@dataclass
+class IsaCheck:
+    """This machine's CPU against what Lambda gives the target's arch, as ``lamb probe`` read it.
+
+    Lambda does not document its CPUs. int8 (and dynamic-range) models run faster than float32
+    only on a CPU with an int8 dot-product instruction (``Cpu.int8_dot``): a speed-up timed here on
+    AVX-512 VNNI says nothing of a target that may lack it. So an integer mode is credited with its
+    speed-up only when this machine has no such instruction (the target can only do as well) or
+    every CPU probed on the target has one.
+    """
+
+    host: Cpu
+    arch: str  # the target's
+    target: list[tuple[Cpu, str]]  # each CPU probed on Lambda for the arch, with where and when
+
+    @property
+    def credits_int8(self) -> bool:
+        if not self.host.int8_dot:
+            return True
+        return bool(self.target) and all(cpu.int8_dot for cpu, _source in self.target)
+
+    def notes(self, rows: list[Any]) -> list[str]:
+        """What the timing's CPU means for the target (differing instruction sets, or none known),
+        then the integer ``rows`` priced at float32's time."""
+        if not any(r.speed is not None for r in rows):
+            return []
+        host = self.host.describe()
+        notes = []
+        if not self.target:
+            notes.append(f"timed on {host}; which CPU Lambda gives {self.arch} functions is not documented and not measured "
+                         f"here (`lamb probe --arch {self.arch}` reads it)")
+        for cpu, source in self.target:
+            if cpu.isa != self.host.isa:
+                lacks = [f for f in self.host.features if f not in cpu.features]
+                has = [f for f in cpu.features if f not in self.host.features]
+                diff = "; ".join(([f"it lacks {', '.join(lacks)}"] if lacks else []) + ([f"it has {', '.join(has)}, this machine not"] if has else []))
+                notes.append(f"timed on {host}; {source} read {cpu.describe()}" + (f": {diff}" if diff else ""))
+        uncredited = [r.label for r in rows if r.speed is not None and credited_warm_ms(r, rows, self) > r.speed.warm_ms]
+        if uncredited:
+            notes.append(f"{', '.join(uncredited)} priced at float32's warm time, not at their own: they ran faster on this "
+                         f"machine's {', '.join(self.host.int8_features)}, an int8 dot-product instruction the target is not "
+                         "known to have")
+        return notes
+
+
+def isa_check(arch: str) -> IsaCheck:
+    """This machine's CPU against every CPU ``lamb probe`` read on Lambda for ``arch``."""
+    from lamb import measured
+
+    return IsaCheck(this_cpu(), arch, [(cpu, m.source()) for cpu, m in measured.cpus(arch)])
+
+
+def credited_warm_ms(row: Any, rows: list[Any], check: IsaCheck) -> float:
+    """The warm time a row is priced at: its own, except an integer mode's speed-up over float32 on
+    an instruction set the target is not known to have, which is not credited (float32's time)."""
+    from lamb import runtime_lib
+    from lamb.quantization import DEFAULT
+
+    assert row.speed is not None
+    integer = runtime_lib.get(row.runtime_lib).format.mode(row.mode).weights.lstrip("u").startswith("int")
+    if not integer or check.credits_int8:
+        return float(row.speed.warm_ms)
+    floats = [r.speed.warm_ms for r in rows if r.runtime_lib == row.runtime_lib and r.mode == DEFAULT and r.speed is not None]
+    return max([float(row.speed.warm_ms), *floats])

@@ -32,6 +32,7 @@ from lamb.cost import (  # noqa: F401 (re-exported)
     recommend_memory_mb,
 )
 from lamb.errors import ArtifactError, InputError, ManifestError
+from lamb.handler.lambkit.cpu import this_cpu
 from lamb.invoke.report import InvokeReport
 from lamb.local import LocalFunction, RunSettings
 from lamb.package.standin import host_stand_in, unpack_artifact
@@ -315,6 +316,7 @@ def invoke_artifact(
         logs=first.logs,
         notes=notes,
         memory=advice,
+        cpu=this_cpu(),
     )
 
 

@@ -21,7 +21,8 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
         title = "response" + (f" (the handler's own status {status})" if status else "")
         out.append(f"[bold]{title}[/]")
         out.append(Syntax(json.dumps(report.response, indent=2), "json", word_wrap=True))
-    out.append(f"[bold]{report.artifact.name}[/] on Python {report.python}, {report.memory_mb} MB memory setting")
+    out.append(f"[bold]{report.artifact.name}[/] on Python {report.python}, {report.memory_mb} MB memory setting"
+               + (f", timed on {report.cpu.describe()}" if report.cpu is not None else ""))
     table = Table()
     table.add_column("measure", overflow="fold")
     table.add_column("value", justify="right", overflow="fold")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lamb.cost import MemoryAdvice
+from lamb.handler.lambkit.cpu import Cpu
 
 
 @dataclass
@@ -31,6 +32,7 @@ class InvokeReport:
     notes: list[str] = field(default_factory=list)
     memory: MemoryAdvice | None = None  # the figures behind the advice
     recommended_timeout_s: int | None = None  # the cold first request at that memory (lamb.cost.advise_function)
+    cpu: Cpu | None = None  # the CPU the figures were measured on (this machine's)
 
     @property
     def status_code(self) -> int | None:

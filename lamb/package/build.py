@@ -19,6 +19,7 @@ from pathlib import Path
 from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
+from lamb.handler.lambkit.cpu import this_cpu
 from lamb.manifest import SmokeResult
 from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, standin, verified, wheels
 from lamb.package.formats import Build
@@ -421,7 +422,7 @@ def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str, ex
     return SmokeResult(
         ran=True, passed=error is None, stand_in=stand_in, label=label, python=python,
         init_ms=first.init_ms, invoke_ms=inv.invoke_ms, peak_rss_mb=inv.peak_rss_mb,
-        top=top if error is None else None, error=error, images=answers,
+        top=top if error is None else None, error=error, images=answers, cpu=this_cpu().as_dict(),
     )
 
 

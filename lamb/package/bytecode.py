@@ -4,9 +4,10 @@ Why: Lambda mounts the task root read-only, so a zip without ``__pycache__`` mak
 start compile NumPy, Pillow and the runtime library again (the cold-start table in docs/figures.md, from
 ``benchmarks/bench_invoke.py``, has the dated figures with and without it). ``.pyc`` files are
 specific to one Python minor version, so only an interpreter of the target's version can write
-them; the build host's are
-removed by slimming. When no such interpreter is on this machine, the artifact ships without
-bytecode and the report says what that costs.
+them (the build host's are removed by slimming); they do not depend on the machine's arch, so an
+x86_64 python3.13 writes an arm64 artifact's bytecode. When no interpreter of the target's
+version is on this machine, the artifact ships without bytecode and the report says what that
+costs.
 
 The files are deterministic: ``unchecked-hash`` pycs carry a hash of their source instead of its
 mtime (PEP 552) and Python does not re-validate them, which is right for a read-only task root;
@@ -46,13 +47,23 @@ def target_python(target: targets.Target) -> str | None:
     return targets.find_python(target.python_version)
 
 
+def compiler_python(target: targets.Target) -> str | None:
+    """An interpreter on this machine of the target's Python version, whatever its arch: CPython's
+    bytecode depends on the version alone (the magic number), not on the machine."""
+    import sys
+
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == target.python_version:
+        return sys.executable
+    return targets.find_python(target.python_version)
+
+
 def compile_tree(root: Path, target: targets.Target, python: str | None = None) -> BytecodeResult:
     """Write ``__pycache__/*.cpython-XY.pyc`` beside every ``.py`` under ``root``."""
-    python = python or target_python(target)
+    python = python or compiler_python(target)
     if python is None:
         return BytecodeResult(
             False, None, 0, 0,
-            f"not compiled: no Python {target.python_version} on {target.arch} here (looked on PATH, in pyenv and "
+            f"not compiled: no Python {target.python_version} here (looked on PATH, in pyenv and "
             f"in uv's interpreters), so each cold start compiles the imported modules again; "
             f"install {targets.python_offer(target.python_version)} or build with --format image",
         )

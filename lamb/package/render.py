@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from lamb.handler.lambkit.cpu import Cpu
 from lamb.package.report import PackageReport
 from lamb.units import mb
 
@@ -30,7 +31,8 @@ def render(report: PackageReport, verbose: bool = False) -> list[Table | str]:
     s = report.smoke
     if s.ran:
         status = "[green]passed[/]" if s.passed else f"[red]failed[/]: {s.error}"
-        timing = f"cold start {s.init_ms:.0f} ms, inference {s.invoke_ms:.1f} ms, peak {s.peak_rss_mb:.0f} MB" if s.passed else ""
+        cpu = f" on {Cpu.from_dict(s.cpu).describe()}" if s.cpu else ""
+        timing = f"cold start {s.init_ms:.0f} ms, inference {s.invoke_ms:.1f} ms{cpu}, peak {s.peak_rss_mb:.0f} MB" if s.passed else ""
         summary.add_row("smoke run", f"{status}; {timing}; answered {s.top}" if s.passed else status)
         summary.add_row("", f"[yellow]{s.label}[/]" if s.stand_in else s.label)
     else:

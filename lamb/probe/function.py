@@ -5,8 +5,10 @@ dependencies: it must load wherever the runtime itself does) and runs it on this
 ``--local``. It reads glibc's version from glibc itself, the libstdc++ and libgcc_s the loader
 resolves (their paths from ``/proc/self/maps`` after loading them by soname) and the newest
 GLIBCXX_, CXXABI_ and GCC_ versions their version definitions (``.gnu.version_d``) hold, the
-sonames in the system library folders, Python's version, ``/etc/os-release`` and
-``AWS_EXECUTION_ENV``.
+sonames in the system library folders, Python's version, ``/etc/os-release``,
+``AWS_EXECUTION_ENV`` and the CPU: ``/proc/cpuinfo``'s first processor as it is (lamb reads its
+model and instruction sets with ``lambkit.cpu.parse``, the one reader of it, which this file,
+shipping alone, cannot import).
 
 The version definitions are read by a few lines of ``struct`` below rather than pyelftools,
 which lamb itself uses: shipping pyelftools would give the probe a dependency to install and
@@ -48,7 +50,17 @@ def probe() -> dict:
         "machine": platform.machine(),
         "os_release": _os_release(),
         "aws_execution_env": os.environ.get("AWS_EXECUTION_ENV"),
+        "cpuinfo": _cpuinfo(),
     }
+
+
+def _cpuinfo() -> str | None:
+    """``/proc/cpuinfo`` up to the end of the first processor's block, or None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return f.read().split("\n\n", 1)[0]
+    except OSError:
+        return None
 
 
 def _glibc() -> str | None:

@@ -24,6 +24,7 @@ def render(report: ProbeReport) -> list[Any]:
         table.add_row(label, str(report.facts.get(key)))
     table.add_row("system libraries", f"{len(report.facts.get('system_libraries') or [])} found")
     table.add_row("OS", str((report.facts.get("os_release") or {}).get("PRETTY_NAME")))
+    table.add_row("CPU", report.cpu.describe() if report.cpu is not None else "not read (a probe older than lamb 25's)")
     out = [table]
     if report.stored:
         out.append(f"stored as measured facts in {report.stored}")

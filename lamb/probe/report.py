@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lamb.handler.lambkit.cpu import Cpu
+
 
 @dataclass
 class ProbeReport:
@@ -19,3 +21,4 @@ class ProbeReport:
     kept: bool = False  # the function and role were left in place (--keep)
     calls: list[str] = field(default_factory=list)  # the calls made, or planned ("lambda create_function")
     commands: list[list[str]] = field(default_factory=list)  # --plan: the AWS CLI commands
+    cpu: Cpu | None = None  # the CPU it ran on: model, arch, the instruction sets that decide int8's speed

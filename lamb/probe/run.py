@@ -39,7 +39,8 @@ def probe_local() -> ProbeReport:
     if proc.returncode != 0:
         raise InputError(f"the probe failed on this machine: {(proc.stderr or proc.stdout).strip()[-300:]}",
                          "run with --verbose and report it")
-    return ProbeReport("this machine", "local", _now(), facts=json.loads(proc.stdout))
+    facts = json.loads(proc.stdout)
+    return ProbeReport("this machine", "local", _now(), facts=facts, cpu=measured.cpu_in(facts, str(facts.get("machine"))))
 
 
 def function_name(target: targets.Target) -> str:
@@ -122,7 +123,7 @@ def probe_aws(options: ProbeOptions, *, plan_only: bool = False, aws: Any = None
     stored = measured.store(measurement)
     return ProbeReport(
         target.name, aws.region, measurement.measured_at, facts=answer, stored=str(stored), function_name=name,
-        kept=options.keep, calls=[f"{c.service} {c.operation}" for c in [*report.plan.calls, *cleanup]],
+        kept=options.keep, calls=[f"{c.service} {c.operation}" for c in [*report.plan.calls, *cleanup]], cpu=measurement.cpu,
     )
 
 
