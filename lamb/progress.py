@@ -89,7 +89,7 @@ def for_terminal(as_json: bool, stream: Any = None) -> Iterator[Progress]:
 
     console = Console(file=sys.stderr if stream is None else stream)
     bar = Bar(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
     )
     with bar, reporting(RichProgress(bar)) as shown:

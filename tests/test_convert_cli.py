@@ -123,3 +123,18 @@ def test_tensorflow_log_noise_hidden_unless_verbose(tf_keras_preprocess_h5, tmp_
     loud = subprocess.run([*cmd, "--verbose"], check=False, env=env, capture_output=True, text=True, timeout=300)
     assert loud.returncode == 0, loud.stderr
     assert loud.stderr.strip() != ""  # TensorFlow's own logs come through
+
+
+def test_text_lamb_did_not_write_prints_as_it_is(tiny_classifier_h5, tmp_path):
+    """Labels and paths holding Rich markup ([/] crashed convert with MarkupError, on success too)."""
+    folder = tmp_path / "a[/]b[bold]"  # a folder "a[" holding "]b[bold]"
+    folder.mkdir(parents=True)
+    labels = folder / "labels[red].txt"
+    labels.write_text("[/]\n[bold]cat\n[red]d[/red]\nc:\\[/]x\n")
+    result = convert(tiny_classifier_h5, "-o", folder / "m[i].tflite", "--labels-file", labels)
+    assert result.exit_code == 0, result.output
+    shown = "".join(result.stdout.split())  # the table folds long cells
+    assert "[/],[bold]cat,[red]d[/red],c:\\[/]x" in shown and "a[/]b[bold]/m[i].tflite" in shown
+    assert mf.read(folder / "m[i].lamb.json").labels == ["[/]", "[bold]cat", "[red]d[/red]", "c:\\[/]x"]
+    missing = convert(folder / "missing[i].h5")
+    assert missing.exit_code == 3 and "a[/]b[bold]/missing[i].h5" in error_lines(missing)[0], missing.output

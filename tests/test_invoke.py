@@ -361,3 +361,21 @@ def test_image_context_folder_runs_with_its_pinned_wheels(tmp_path, converted_ti
     report = invoke_artifact(package.artifact, image=png_file)
     assert report.error is None and list(report.response) == TINY_LABELS
     assert not [n for n in report.notes if "STAND-IN" in n]  # python3.11 pins install on this python3.11
+
+
+def test_cli_prints_the_functions_own_text_as_it_is(tmp_path):
+    """A path, an error and log lines holding Rich markup are printed, not read as markup."""
+    folder = tmp_path / "a[/]b"  # a folder "a[" holding "]b"
+    folder.mkdir(parents=True)
+    artifact = folder / "f[bold].zip"
+    with zipfile.ZipFile(artifact, "w") as zf:
+        zf.writestr("lambda_function.py", "def lambda_handler(event, context):\n    print('[/] log [bold]')\n    raise ValueError('[/i] broken')\n")
+        zf.writestr("lamb.json", "{}")
+    event = folder / "e[/].json"
+    event.parent.mkdir(parents=True, exist_ok=True)
+    event.write_text("{}")
+    result = CliRunner().invoke(app, ["invoke", str(artifact), "--event", str(event), "--verbose"])
+    assert result.exit_code == 9, result.output
+    assert "[/] log [bold]" in result.stdout and "[/i] broken" in result.stdout and "f[bold].zip" in result.stdout
+    missing = CliRunner().invoke(app, ["invoke", str(folder / "gone[/].zip"), "--event", str(event)])
+    assert missing.exit_code == 3 and "gone[/].zip" in missing.stderr, missing.output

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
 from lamb.errors import EXIT_CODES, LambError
+from lamb.markup import plain
 from lamb.targets import default_runtime, runtime_names
 
 app = typer.Typer(
@@ -90,9 +91,9 @@ def handle_errors(verbose: bool) -> Iterator[None]:
     except LambError as exc:
         if verbose:
             err_console.print_exception()
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {plain(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err_console.print(f"[dim]hint:[/] {plain(exc.hint)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]; nothing was left half-written")

@@ -22,6 +22,7 @@ from lamb.cli.common import (
 )
 from lamb.errors import InputError
 from lamb.manifest import PREPROCESS_MODES
+from lamb.markup import plain
 from lamb.targets import default_runtime, runtime_names
 
 # The default runtime library's model format names the files in --help; every library is listed.
@@ -115,10 +116,10 @@ def convert(
 
     console.print(summary_table(result))
     for note in result.notes:
-        console.print(f"[dim]note:[/] {note}", highlight=False)
+        console.print(f"[dim]note:[/] {plain(note)}", highlight=False)
     mismatch = [] if allow_preprocess_mismatch or result.preprocess_mismatch is None else [result.preprocess_mismatch]
     for warning in [*mismatch, *result.warnings]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)  # one line each, for grep
+        console.print(f"[yellow]warning:[/] {plain(warning)}", highlight=False, soft_wrap=True)  # one line each, for grep
 
 
 # -- verify --------------------------------------------------------------------------------------
@@ -198,9 +199,9 @@ def verify(
             for renderable in render_report(report):
                 console.print(renderable, highlight=False)
             for note in report.notes:
-                console.print(f"[dim]note:[/] {note}", highlight=False)
+                console.print(f"[dim]note:[/] {plain(note)}", highlight=False)
             if report.recorded:
-                console.print(f"[dim]recorded in {report.manifest_path}[/]", highlight=False)
+                console.print(f"[dim]recorded in {plain(report.manifest_path)}[/]", highlight=False)
         report.raise_for_failure()
 
 
@@ -272,7 +273,7 @@ def compare(
                 memory=parse_memory_list(memory, DEFAULT_MEMORY_MB), modes=modes, runtime_lib=runtime_lib,
                 preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
                 input_shape=parse_input_shape(input_shape), allow_unsafe_lambda=allow_unsafe_lambda,
-                max_latency_ms=max_latency_ms, output_dir=output_dir, progress=shown.update if shown is not None else None,
+                max_latency_ms=max_latency_ms, output_dir=output_dir, progress=(lambda text: shown.update(plain(text))) if shown is not None else None,
             )
         if plot is not None:
             write_plot(report, plot)
@@ -282,6 +283,6 @@ def compare(
             for renderable in render(report):
                 console.print(renderable, highlight=False)
             if plot is not None:
-                console.print(f"[dim]plot written to {plot}[/]", highlight=False)
+                console.print(f"[dim]plot written to {plain(plot)}[/]", highlight=False)
         if report.recommended is None:
             raise VerificationFailed(f"no recommendation: {report.why}", "see each mode's row; --images with real images gives int8 a fair test")

@@ -7,6 +7,7 @@ from typing import Any
 
 from lamb.compare.report import VERIFIED, CompareReport, ModeResult
 from lamb.errors import DependencyError
+from lamb.markup import plain
 from lamb.units import MiB
 from lamb.verify.accuracy import ACCURACY_SLACK
 
@@ -15,7 +16,7 @@ PLOT_INSTALL = "pip install 'lamb[plot]'"
 
 def _verdict(row: ModeResult) -> str:
     if row.status != VERIFIED:
-        return f"[yellow]{row.status}[/]"
+        return f"[yellow]{plain(row.status)}[/]"
     colour = {"pass": "green", "pass with warning": "yellow", "not enough evidence": "yellow"}.get(row.verdict or "", "red")
     return f"[{colour}]{(row.verdict or '').upper()}[/]"
 
@@ -62,8 +63,8 @@ def render(report: CompareReport) -> list[Any]:
     if report.images:
         inputs.append(f"{report.images} images")
     out: list[Any] = [Text.from_markup(
-        f"[bold]{report.source.name}[/] for [bold]{report.target}[/]: every runtime library and mode checked against one Keras run on "
-        f"{' + '.join(inputs)}, preprocess {report.preprocess}"
+        f"[bold]{plain(report.source.name)}[/] for [bold]{report.target}[/]: every runtime library and mode checked against one Keras run on "
+        f"{' + '.join(inputs)}, preprocess {plain(report.preprocess)}"
     )]
     for title, rows in _by_library(report, report.rows):
         out.append(_mode_table(report, rows, title))
@@ -78,25 +79,25 @@ def render(report: CompareReport) -> list[Any]:
         out.append(_cost_table(report, rows, title))
     for row in report.rows:
         if row.reason:
-            out.append(Text.from_markup(f"[yellow]{row.label}:[/] {row.reason}"))
+            out.append(Text.from_markup(f"[yellow]{plain(row.label)}:[/] {plain(row.reason)}"))
         for failure in row.failures[:2]:
-            out.append(Text.from_markup(f"[red]{row.label}:[/] {failure}"))
+            out.append(Text.from_markup(f"[red]{plain(row.label)}:[/] {plain(failure)}"))
         for warning in row.warnings:
-            out.append(Text.from_markup(f"[yellow]{row.label}:[/] {warning}"))
+            out.append(Text.from_markup(f"[yellow]{plain(row.label)}:[/] {plain(warning)}"))
     if report.recommended:
-        out.append(Text.from_markup(f"[bold green]★ recommended:[/] {report.why}"))
+        out.append(Text.from_markup(f"[bold green]★ recommended:[/] {plain(report.why)}"))
         best = report.recommended_row
         if best is not None and best.memory is not None:
-            out.append(Text.from_markup(f"[dim]memory:[/] {best.memory.reason}"))
+            out.append(Text.from_markup(f"[dim]memory:[/] {plain(best.memory.reason)}"))
     else:
-        out.append(Text.from_markup(f"[bold red]no recommendation:[/] {report.why}"))
+        out.append(Text.from_markup(f"[bold red]no recommendation:[/] {plain(report.why)}"))
     if any(p.below_floor for r in report.rows for p in r.costs):
         out.append(Text("† below the memory the peak RSS needs: the function would be killed there", style="dim"))
     if any(r.size is not None and not r.size.fits_direct_upload for r in report.rows):
         out.append(Text("zip MB in yellow: over Lambda's 50 MB direct upload (deploy through S3)", style="dim"))
     out.append(Text(report.estimate_note, style="dim"))
     for note in report.notes:
-        out.append(Text.from_markup(f"[dim]note:[/] {note}"))
+        out.append(Text.from_markup(f"[dim]note:[/] {plain(note)}"))
     return out
 
 
@@ -106,7 +107,7 @@ def _mode_table(report: CompareReport, rows: list[ModeResult], title: str) -> An
     from rich.table import Table
 
     cpus = sorted({r.speed.cpu.describe() for r in rows if r.speed is not None and r.speed.cpu is not None})
-    caption = f"ms measured on {'; '.join(cpus)}" if cpus else None
+    caption = plain(f"ms measured on {'; '.join(cpus)}") if cpus else None
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left", padding=(0, 1), box=box.SIMPLE_HEAD,
                   collapse_padding=True, pad_edge=False)
     # Piped output is 80 columns: names and numbers never wrap (headers are two lines instead), the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from lamb.invoke.report import InvokeReport
+from lamb.markup import plain
 
 
 def render(report: InvokeReport, verbose: bool = False) -> list:
@@ -21,8 +22,8 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
         title = "response" + (f" (the handler's own status {status})" if status else "")
         out.append(f"[bold]{title}[/]")
         out.append(Syntax(json.dumps(report.response, indent=2), "json", word_wrap=True))
-    out.append(f"[bold]{report.artifact.name}[/] on Python {report.python}, {report.memory_mb} MB memory setting"
-               + (f", timed on {report.cpu.describe()}" if report.cpu is not None else ""))
+    out.append(f"[bold]{plain(report.artifact.name)}[/] on Python {report.python}, {report.memory_mb} MB memory setting"
+               + (f", timed on {plain(report.cpu.describe())}" if report.cpu is not None else ""))
     table = Table()
     table.add_column("measure", overflow="fold")
     table.add_column("value", justify="right", overflow="fold")
@@ -39,10 +40,10 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
         table.add_row("recommended timeout", f"{report.recommended_timeout_s} s (cold start at that memory x2, + a url fetch)")
     out.append(table)
     if report.memory_advice:
-        out.append(f"[dim]memory:[/] {report.memory_advice}")
+        out.append(f"[dim]memory:[/] {plain(report.memory_advice)}")
     for note in report.notes:
-        out.append(f"[dim]note:[/] {note}")
+        out.append(f"[dim]note:[/] {plain(note)}")
     if verbose and report.logs:
         out.append("[dim]logs:[/]")
-        out.append(report.logs.rstrip())
+        out.append(plain(report.logs.rstrip()))
     return out

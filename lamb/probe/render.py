@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lamb.markup import plain
 from lamb.probe.report import ProbeReport
 
 _ROWS = (("glibc", "glibc"), ("glibcxx", "newest GLIBCXX_"), ("cxxabi", "newest CXXABI_"), ("gcc", "newest GCC_ (libgcc_s)"),
@@ -14,20 +15,20 @@ _ROWS = (("glibc", "glibc"), ("glibcxx", "newest GLIBCXX_"), ("cxxabi", "newest 
 def render(report: ProbeReport) -> list[Any]:
     """Rich renderables: a plan's AWS CLI commands, else the facts, where they were stored, what was kept."""
     if report.commands:
-        out: list[Any] = [f"# lamb probe of {report.target} in {report.region}: the calls it makes"]
-        out += [command for commands in report.commands for command in commands]
+        out: list[Any] = [plain(f"# lamb probe of {report.target} in {report.region}: the calls it makes")]
+        out += [plain(command) for commands in report.commands for command in commands]
         return out
     from rich.table import Table
 
-    table = Table(title=f"{report.target} ({report.region}, {report.measured_at})", show_header=False)
+    table = Table(title=plain(f"{report.target} ({report.region}, {report.measured_at})"), show_header=False)
     for key, label in _ROWS:
-        table.add_row(label, str(report.facts.get(key)))
+        table.add_row(label, plain(report.facts.get(key)))
     table.add_row("system libraries", f"{len(report.facts.get('system_libraries') or [])} found")
-    table.add_row("OS", str((report.facts.get("os_release") or {}).get("PRETTY_NAME")))
-    table.add_row("CPU", report.cpu.describe() if report.cpu is not None else "not read (a probe older than lamb 25's)")
+    table.add_row("OS", plain((report.facts.get("os_release") or {}).get("PRETTY_NAME")))
+    table.add_row("CPU", plain(report.cpu.describe()) if report.cpu is not None else "not read (a probe older than lamb 25's)")
     out = [table]
     if report.stored:
-        out.append(f"stored as measured facts in {report.stored}")
+        out.append(f"stored as measured facts in {plain(report.stored)}")
     if report.kept:
-        out.append(f"kept the function {report.function_name} and its role (--keep)")
+        out.append(f"kept the function {plain(report.function_name)} and its role (--keep)")
     return out

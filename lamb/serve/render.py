@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from lamb.markup import plain
 from lamb.serve.report import ServeReport
 
 
 def render_ready(server: Any) -> list[str]:
     """Rich markup lines for a ``LocalServer`` whose workers are warm: where to POST, and any init failure."""
     inits = ", ".join(f"{ms:,.0f}" for ms in server.report.init_ms)
-    out = [f"serving [bold]{server.report.artifact}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)"]
+    out = [f"serving [bold]{plain(server.report.artifact)}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)"]
     for failure in server.init_failures:
-        out.append(f"[bold red]init failed:[/] {failure.error.get('errorType')}: {failure.error.get('errorMessage')}")
+        out.append(f"[bold red]init failed:[/] {plain(failure.error.get('errorType'))}: {plain(failure.error.get('errorMessage'))}")
     for note in server.report.notes:
-        out.append(f"[dim]note:[/] {note}")
+        out.append(f"[dim]note:[/] {plain(note)}")
     out.append(f"POST JSON events to [bold]{server.url}[/]")
     out.append(f"""[dim]e.g. curl -s -X POST {server.url} -d '{{"url": "https://.../image.jpg"}}'   Ctrl-C to stop[/]""")
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lamb.markup import plain
 from lamb.verify.accuracy import AccuracyReport
 from lamb.verify.report import VerifyReport
 
@@ -37,15 +38,15 @@ def render_report(report: VerifyReport) -> list[Any]:
         inputs.append(f"{report.images} image{'s' if report.images != 1 else ''}{skipped}")
     verdict = _VERDICTS.get(report.verdict) or ("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
     head = (
-        f"{verdict} {report.model_path.name} vs {report.keras_path.name} on "
+        f"{verdict} {plain(report.model_path.name)} vs {plain(report.keras_path.name)} on "
         f"{report.runtime_lib} {report.runtime_lib_version}: {' + '.join(inputs) or 'no inputs'}, "
-        f"preprocess {report.preprocess}, {report.quantization} tolerances ({report.quantization_source})"
+        f"preprocess {plain(report.preprocess)}, {plain(report.quantization)} tolerances ({plain(report.quantization_source)})"
     )
     out: list[Any] = [Text.from_markup(head)]
     if report.reference_label:
         out.append(Text(f"reference: {report.reference_label}"))
     if report.error:
-        out.append(Text.from_markup(f"[red]{report.error}[/]"))
+        out.append(Text(report.error, style="red"))
         return out
     table = Table(title_justify="left", padding=(0, 1))
     for col, justify in (("output", "left"), ("metric", "left"), ("value", "right"), ("limit", "right"), ("result", "left")):
@@ -68,7 +69,7 @@ def render_report(report: VerifyReport) -> list[Any]:
         result = "[green]PASS[/]" if c.passed else ("[red]FAIL[/]" if c.passed is False else "[dim]info[/]")
         if c.metric == "top1_lower" and c.limit is not None:
             result = "[green]ok[/]" if c.value >= c.limit else "[yellow]warn[/]"
-        table.add_row(c.output if c.output != last else "", title, value, limit, result)
+        table.add_row(plain(c.output) if c.output != last else "", plain(title), value, limit, result)
         last = c.output
     out.append(table)
     if report.accuracy is not None:
@@ -100,16 +101,16 @@ def render_accuracy(acc: AccuracyReport) -> list[Any]:
     for m in rows:
         note = "recorded" if m is acc.converted else ("[green]clearly better[/]" if m.preprocess == acc.better else "")
         topk = f"{m.topk:.1%}" if m.topk is not None else "-"
-        modes.add_row(m.model, m.preprocess, f"{m.top1:.1%}", f"{m.top1_low:.1%}-{m.top1_high:.1%}", topk, note)
+        modes.add_row(plain(m.model), plain(m.preprocess), f"{m.top1:.1%}", f"{m.top1_low:.1%}-{m.top1_high:.1%}", topk, note)
     out.append(modes)
     per_class = Table(padding=(0, 1))
     names = [c.label for c in acc.converted.per_class]
     for col in ("class", "images", "top-1", "95 % bound", *names):
-        per_class.add_column(col, justify="left" if col == "class" else "right", overflow="fold")
+        per_class.add_column(plain(col), justify="left" if col == "class" else "right", overflow="fold")
     for c in acc.converted.per_class:
         row = acc.converted.confusion.get(c.label, {})
         counts = [str(row.get(name, 0) or "") for name in names]
-        per_class.add_row(c.label, str(c.images), f"{c.top1:.0%}", f"{c.top1_low:.0%}-{c.top1_high:.0%}", *counts)
+        per_class.add_row(plain(c.label), str(c.images), f"{c.top1:.0%}", f"{c.top1_low:.0%}-{c.top1_high:.0%}", *counts)
     out.append(Text(f"per class, preprocess {acc.preprocess} (columns after the bound: predicted class counts)", style="dim"))
     out.append(per_class)
     return out
