@@ -20,7 +20,6 @@ naming the field, never a TypeError.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -30,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamb import layout
+from lamb import files, layout
 from lamb.errors import ManifestError
+from lamb.files import sha256_file as sha256_file  # every step hashes through the manifest's name
 from lamb.records import build, check
 
 SCHEMA_VERSION = 2
@@ -83,6 +83,7 @@ class ModelEntry:
     bytes: int
     # Files the model loads from beside itself (an ONNX model's external weights); they ship with it.
     external_data: list[str] = field(default_factory=list)
+    external_sha256: dict[str, str] = field(default_factory=dict)  # each external data file's, by name
 
 
 @dataclass
@@ -222,6 +223,18 @@ class Manifest:
         """The model's external data files, which sit beside it."""
         folder = self.model_path(manifest_path).parent
         return [folder / Path(name).name for name in self.model.external_data]
+
+    def model_files(self, manifest_path: Path, *, as_recorded: bool = True) -> list[Path]:
+        """The model file and its external data, each checked before any step reads or ships it: a
+        regular file in the manifest's folder, with the sha256 `lamb convert` recorded (ManifestError).
+        ``as_recorded=False`` leaves out the hashes (verify judges a changed file as it is, and says so)."""
+        folder, hint = Path(manifest_path).resolve().parent, "re-run `lamb convert` to write the model and its manifest again"
+        model = files.regular_file_in(folder, self.model_path(manifest_path), "the model", hint)
+        data = [files.regular_file_in(folder, p, "the model's external data", hint) for p in self.external_data_paths(manifest_path)]
+        recorded = [self.model.sha256, *(self.model.external_sha256.get(name) for name in self.model.external_data)]
+        for path, sha256 in zip([model, *data], recorded if as_recorded else []):
+            files.check_sha256(path, sha256, hint)
+        return [model, *data]
 
     def source_path(self, manifest_path: Path) -> Path:
         """The source model: relative to the manifest (a shared folder), else where it was."""
@@ -391,6 +404,16 @@ def write(manifest: Manifest, path: Path) -> Path:
     return Path(path)
 
 
+def update(path: Path, change: Callable[[Manifest], Manifest]) -> Manifest:
+    """The manifest at ``path`` read, changed by ``change`` and written back under a lock: two lamb
+    processes changing one manifest at once (two ``lamb package`` runs) both keep their change, where
+    each writing back what it read at its start would keep the last one's alone."""
+    with files.locked(path):
+        manifest = change(read(path))
+        write(manifest, path)
+    return manifest
+
+
 def find(directory: Path | None = None, name_it: str = "with --manifest") -> Path:
     """The one manifest in ``directory`` (default: the current directory); ``name_it`` says how the
     command at hand takes a manifest, for when there are several."""
@@ -427,30 +450,11 @@ def _resolve(manifest_path: Path, stored: str) -> Path:
 # -- small file helpers every step uses ---------------------------------------------------------
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
-
-    An interrupted write leaves the old file (or none) in place, never a partial one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename
+    (``files.atomic_path``): an interrupted write leaves the old file (or none), never a partial one."""
+    with files.atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_output(path: Path) -> Path:
@@ -460,7 +464,8 @@ def atomic_output(path: Path) -> Path:
     unlinks the temp path. Kept beside the target so the rename never crosses filesystems.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with files.writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     return Path(tmp)

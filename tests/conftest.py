@@ -32,6 +32,37 @@ def sigint_raises():
     finally:
         signal.signal(signal.SIGINT, previous)
 
+# A real full disk and a real read-only folder: a tmpfs mounted for the test (root only: mount(2)).
+# Root writes through a folder's permission bits, so a read-only mount is the only read-only folder.
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a fresh 512 KB tmpfs: a write past that fails with ENOSPC. ``remount_read_only``
+    makes it read-only. Skipped where this process cannot mount one (not root)."""
+    import subprocess
+
+    folder = tmp_path / "small_disk"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)], capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+
+
+def remount_read_only(folder):
+    """``small_disk``'s folder, as it is, made read-only."""
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)
+    return folder
+
+
 # -- target facts --------------------------------------------------------------------------
 # What `lamb probe` measured lives in lamb's cache and outranks the documented facts: every test
 # gets an empty store of its own, so a measurement on the developer's machine changes no verdict.
@@ -201,6 +232,40 @@ def nchw_onnx(tmp_path):
     folder = tmp_path / "exported"
     folder.mkdir()
     return build_nchw_onnx(folder)
+
+def build_nested_if_onnx(path, depth=30):
+    """A tiny NHWC model (8x8x3 in, 2 scores out) whose scores come through ``If`` nodes nested
+    ``depth`` deep (each then-branch holds the next level, each else-branch is the input itself).
+    onnxruntime 1.32 loads it in 0.02 s at depth 30; onnxruntime 1.16.3 (what python3.11 ships)
+    takes time growing exponentially with the depth (0.16 s at 10, 1.37 s at 14). Returns ``path``."""
+    from onnx import TensorProto, helper, save_model
+
+    def value(name):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 8, 8, 3])
+
+    def level(n):
+        if n == 0:
+            return helper.make_graph([helper.make_node("Identity", ["x"], ["y0"])], "y0", [], [value("y0")])
+        plain = helper.make_graph([helper.make_node("Identity", ["x"], [f"e{n}"])], f"e{n}", [], [value(f"e{n}")])
+        node = helper.make_node("If", ["cond"], [f"y{n}"], then_branch=level(n - 1), else_branch=plain)
+        return helper.make_graph([node], f"y{n}", [], [value(f"y{n}")])
+
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+        helper.make_node("Greater", ["total", "zero"], ["cond"]),
+        *level(depth).node,
+        helper.make_node("ReduceMean", [f"y{depth}"], ["mean"], axes=[1, 2], keepdims=0),
+        helper.make_node("Slice", ["mean", "starts", "ends", "axes"], ["scores"]),
+    ]
+    constants = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])] + [
+        helper.make_tensor(name, TensorProto.INT64, [1], [v]) for name, v in (("starts", 0), ("ends", 2), ("axes", 1))]
+    graph = helper.make_graph(nodes, "nested_if", [value("x")], [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])],
+                              constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save_model(model, str(path))
+    return path
+
 
 # -- invoke ------------------------------------------------------------------------------------
 # Task roots laid out like an unpacked artifact (handler + model.tflite + lamb.json + the runtime

@@ -123,3 +123,92 @@ def test_external_data_outside_the_models_folder_is_refused(tmp_path):
     with pytest.raises(InputError, match="outside its own folder"):
         convert_model(path)
     assert not path.with_name("m.lamb.json").exists()
+
+
+# -- full and read-only disks (issue 24 item 8) ------------------------------------------------------
+
+
+def _with_a_megabyte_of_weights(nchw_onnx):
+    """``nchw_onnx`` saved again with 1 MB more weights in its external data (the disk holds 512 KB)."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(nchw_onnx))
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros(1 << 18, np.float32), "spare"))
+    onnx.save(model, str(nchw_onnx), save_as_external_data=True, location="model.onnx.data", size_threshold=0)
+    return nchw_onnx
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_temporary_file(nchw_onnx, small_disk):
+    source = _with_a_megabyte_of_weights(nchw_onnx)
+    result = CliRunner().invoke(app, ["convert", str(source), "-o", str(small_disk / "m.onnx")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+    assert f"error: cannot write {small_disk / 'model.onnx.data'}: No space left on device" in said
+    assert list(small_disk.iterdir()) == []  # no .model.onnx.data.*.tmp, no half-written manifest
+
+
+def test_a_read_only_output_folder_is_one_line_naming_the_file(nchw_onnx, small_disk):
+    from conftest import remount_read_only
+
+    remount_read_only(small_disk)
+    result = CliRunner().invoke(app, ["convert", str(nchw_onnx), "-o", str(small_disk / "m.onnx")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+    assert f"error: cannot write {small_disk / 'model.onnx.data'}: Read-only file system" in said
+
+
+# -- ONNX models lamb cannot ship, refused in one line (issue 24 item 2) -----------------------------
+
+
+def _hostile(path, kind):
+    """A small NHWC model (8x8x3 in, 3 means out), spoilt one way: ``kind`` says how."""
+    from onnx import TensorProto, helper
+
+    shapes = {"zero": [1, 0, 0, 3], "huge": [1, 2**31 - 1, 2**31 - 1, 3], "20000px": [1, 20000, 20000, 3]}
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shapes.get(kind, [1, 8, 8, 3]))
+    nodes, source = [], "x"
+    if kind == "evil":
+        nodes.append(helper.make_node("Exfiltrate", ["x"], ["taken"], domain="com.evil"))
+        source = "taken"
+    axes = {} if kind == "scalar" else {"axes": [1, 2]}
+    nodes.append(helper.make_node("ReduceMean", [source], ["means"], keepdims=0, **axes))
+    out = helper.make_tensor_value_info("means", TensorProto.FLOAT, [] if kind == "scalar" else [1, 3])
+    graph = helper.make_graph(nodes, kind, [x], [] if kind == "no outputs" else [out])
+    opsets = [helper.make_opsetid("", 13), *([helper.make_opsetid("com.evil", 1)] if kind == "evil" else [])]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(("kind", "said"), [
+    ("evil", "m.onnx uses com.evil:Exfiltrate: an operator outside ONNX's own domains that onnxruntime does not have, "
+             "so the function would fail at cold start"),
+    ("no outputs", "m.onnx has no outputs: the function would have nothing to answer"),
+    ("zero", "m.onnx's input x (1, 0, 0, 3) has a dimension of 0 or less: no image fits it"),
+    ("huge", "m.onnx's input x (1, 2147483647, 2147483647, 3) takes 51,539,607,504.0 GiB, more than the 2.5 GiB"),
+    ("20000px", "m.onnx's input x (1, 20000, 20000, 3) takes 4.5 GiB, more than the 2.5 GiB the handler may give an "
+                "input at Lambda's largest memory (10240 MB): no function could feed it"),
+    ("scalar", "m.onnx's output means is a scalar: the handler answers one score per class"),
+])
+def test_a_model_no_function_could_run_is_refused_in_one_line(tmp_path, kind, said):
+    source = _hostile(tmp_path / "m.onnx", kind)
+    result = CliRunner().invoke(app, ["convert", str(source), "--preprocess", "scale"])
+    printed = " ".join(result.output.split())
+    assert result.exit_code == 5 and "Traceback" not in result.output, result.output
+    assert f"error: {said}" in printed
+    assert not (tmp_path / "m.lamb.json").exists()
+
+
+def test_an_external_data_length_past_its_file_is_refused_in_one_line(nchw_onnx):
+    bare = onnx.load(str(nchw_onnx), load_external_data=False)
+    for entry in bare.graph.initializer[0].external_data:
+        if entry.key == "length":
+            entry.value = str(10**12)  # 1 TB
+    onnx.save(bare, str(nchw_onnx))
+    size = (nchw_onnx.parent / "model.onnx.data").stat().st_size
+    result = CliRunner().invoke(app, ["convert", str(nchw_onnx)])
+    printed = " ".join(result.output.split())
+    assert result.exit_code == 4 and "MemoryError" not in result.output and "Traceback" not in result.output, result.output
+    assert (f"error: model.onnx records its weight conv.weight as 1,000,000,000,000 bytes at offset 0 of "
+            f"model.onnx.data, which holds {size:,} bytes") in printed

@@ -202,3 +202,74 @@ def test_deploy_finds_an_image_contexts_figures_after_a_zip_was_packaged(tmp_pat
     mf.write(mf.read(manifest_path).with_package(image_full).with_package(zip_full), manifest_path)
     assert read_facts(context).peak_rss_mb == 333.0
     assert read_facts(zip_path).peak_rss_mb == 241.0
+
+
+# -- the files a manifest names (issue 24 item 1) -------------------------------------------------
+
+
+def _beside(tmp_path: Path, model_file: str | None = None, external: dict[str, bytes] | None = None):
+    """A folder with a model file m.onnx (and its external data), and a manifest naming them."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "m.onnx").write_bytes(b"model bytes")
+    for name, data in (external or {}).items():
+        (folder / name).write_bytes(data)
+    entry = mf.ModelEntry(model_file or "m.onnx", "onnx", mf.sha256_file(folder / "m.onnx"), 11,
+                          external_data=list(external or {}),
+                          external_sha256={n: mf.sha256_file(folder / n) for n in external or {}})
+    path = mf.write(make_manifest(model=entry), folder / "m.lamb.json")
+    return path, mf.read(path)
+
+
+def test_the_model_files_checked_are_the_recorded_ones_beside_the_manifest(tmp_path):
+    path, m = _beside(tmp_path, external={"m.onnx.data": b"weights"})
+    assert m.model_files(path) == [path.parent / "m.onnx", path.parent / "m.onnx.data"]
+
+
+@pytest.mark.parametrize("named", ["absolute", "../host.txt"])
+def test_a_model_named_outside_the_manifests_folder_is_refused(tmp_path, named):
+    path, m = _beside(tmp_path)
+    host = tmp_path / "host.txt"  # a file of the host's, beside the model's folder
+    host.write_text("host secret")
+    named = str(host) if named == "absolute" else named
+    m = dataclasses.replace(m, model=dataclasses.replace(m.model, file=named, sha256=mf.sha256_file(host)))
+    with pytest.raises(ManifestError, match=rf"the model {host} lies outside the manifest's folder"):
+        m.model_files(path)
+
+
+def test_a_symlinked_model_or_folder_or_external_data_is_refused(tmp_path):
+    path, m = _beside(tmp_path, external={"m.onnx.data": b"weights"})
+    host = tmp_path / "host.txt"
+    host.write_text("host secret")
+    (path.parent / "m.onnx.data").unlink()
+    (path.parent / "m.onnx.data").symlink_to(host)
+    with pytest.raises(ManifestError, match=r"external data .*m.onnx.data is a symbolic link"):
+        m.model_files(path)
+    (path.parent / "m.onnx.data").unlink()
+    (path.parent / "m.onnx.data").symlink_to(path.parent / "m.onnx")  # a link that stays inside is no file either
+    with pytest.raises(ManifestError, match=r"m.onnx.data is a symbolic link"):
+        m.model_files(path)
+    (path.parent / "sub").symlink_to(host.parent)
+    moved = dataclasses.replace(m, model=dataclasses.replace(m.model, file="sub/host.txt"))
+    with pytest.raises(ManifestError, match="lies outside the manifest's folder"):
+        moved.model_files(path)
+
+
+def test_a_changed_or_unhashed_file_or_a_folder_is_refused(tmp_path):
+    path, m = _beside(tmp_path, external={"m.onnx.data": b"weights"})
+    (path.parent / "m.onnx.data").write_bytes(b"other weights")
+    with pytest.raises(ManifestError, match=r"m.onnx.data is not the file `lamb convert` recorded \(sha256") as err:
+        m.model_files(path)
+    assert "re-run `lamb convert`" in err.value.hint
+    unhashed = dataclasses.replace(m, model=dataclasses.replace(m.model, external_sha256={}))
+    with pytest.raises(ManifestError, match=r"records no sha256 for m.onnx.data"):
+        unhashed.model_files(path)
+    (path.parent / "m.onnx").write_bytes(b"model bytes, changed")
+    with pytest.raises(ManifestError, match=r"m.onnx is not the file"):
+        m.model_files(path)
+    (path.parent / "m.onnx").unlink()
+    with pytest.raises(ManifestError, match="which does not exist"):
+        m.model_files(path)
+    (path.parent / "m.onnx").mkdir()
+    with pytest.raises(ManifestError, match=r"m.onnx is not a regular file"):
+        m.model_files(path)

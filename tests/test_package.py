@@ -250,9 +250,8 @@ def test_refuses_unverified_failed_or_changed_models(verified_copy):
     mf.write(dataclasses.replace(m, verification=failed), verified_copy)
     with pytest.raises(VerificationFailed, match="top-1 agreement"):
         build_package(verified_copy, smoke=False)
-    mf.write(m, verified_copy)
-    tflite = m.model_path(verified_copy)
-    tflite.write_bytes(tflite.read_bytes() + b"\0")
+    stale = dataclasses.replace(m.verification, model_sha256="00" * 32)  # converted again since it was verified
+    mf.write(dataclasses.replace(m, verification=stale), verified_copy)
     with pytest.raises(VerificationFailed, match="changed since it was verified") as err:
         build_package(verified_copy, smoke=False)
     assert "--skip-verify" in err.value.hint
@@ -478,3 +477,96 @@ def test_several_manifests_are_named_the_way_package_takes_one(tmp_path, monkeyp
     with pytest.raises(ManifestError, match="several manifests") as info:
         build_package()
     assert "`lamb package model.lamb.json`" in info.value.hint and "--manifest" not in info.value.hint
+
+
+# -- what a manifest may name, and two runs at once (issue 24 items 1 and 9) -----------------------
+
+
+@pytest.mark.parametrize("how", ["absolute", "relative", "symlink"])
+def test_a_host_file_the_manifest_names_never_ships(tmp_path, verified_copy, monkeypatch, how):
+    host = tmp_path / "hostname"  # stands for /etc/hostname: a file of the host's, outside the model's folder
+    host.write_text("build-host-7\n")
+    m = mf.read(verified_copy)
+    named = {"absolute": str(host), "relative": "../" * 12 + str(host).lstrip("/"), "symlink": m.model.file}[how]
+    if how == "symlink":
+        m.model_path(verified_copy).unlink()
+        m.model_path(verified_copy).symlink_to(host)
+    mf.write(dataclasses.replace(m, model=dataclasses.replace(m.model, file=named, sha256=mf.sha256_file(host))), verified_copy)
+    monkeypatch.chdir(tmp_path)
+    args = ["package", str(verified_copy), "--runtime", "python3.11", "--skip-verify", "--no-smoke", "-o", "out.zip"]
+    result = CliRunner().invoke(app, args)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 3 and "Traceback" not in result.output, result.output
+    assert ("is a symbolic link" if how == "symlink" else f"error: the model {host} lies outside the manifest's folder") in said
+    assert not (tmp_path / "out.zip").exists() and not list(tmp_path.glob(".out.zip.*"))
+
+
+def test_a_model_changed_since_conversion_is_refused_with_skip_verify_too(tmp_path, verified_copy):
+    model = mf.read(verified_copy).model_path(verified_copy)
+    model.write_bytes(model.read_bytes() + b"\0")
+    with pytest.raises(ManifestError, match=r"tiny.tflite is not the file `lamb convert` recorded"):
+        build_package(verified_copy, skip_verify=True, smoke=False, output=tmp_path / "fn.zip")
+    assert not (tmp_path / "fn.zip").exists()
+
+
+def test_two_package_runs_at_once_on_one_manifest_keep_both_records(tmp_path, verified_copy, target_installs):
+    """Two real processes, as two terminals would run them: each reads the manifest at its start and
+    records its zip at its end; the second to finish must not write back what it read."""
+    def run(runtime: str) -> subprocess.Popen:
+        args = ["package", str(verified_copy), "--runtime", runtime, "--skip-verify", "--no-smoke",
+                "-o", str(tmp_path / f"{runtime}.zip")]
+        return subprocess.Popen([sys.executable, "-c", "from lamb.cli import app; app()", *args], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    runs = [run("python3.11"), run("python3.12")]
+    outputs = [p.communicate(timeout=600)[0] for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], outputs
+    m = mf.read(verified_copy)
+    kept = {r.runtime: r.artifact for r in m.packages.values()}
+    assert kept == {"python3.11": "../python3.11.zip", "python3.12": "../python3.12.zip"}
+
+
+# -- full and read-only disks, SIGTERM (issue 24 item 8) --------------------------------------------
+
+
+def test_a_full_or_read_only_output_folder_is_one_line_and_leaves_nothing(verified_copy, small_disk, target_installs):
+    from conftest import remount_read_only
+
+    with pytest.raises(InputError, match=rf"^cannot write {small_disk / 'f.zip'}: No space left on device$"):
+        build_package(verified_copy, runtime="python3.12", smoke=False, output=small_disk / "f.zip")
+    assert list(small_disk.iterdir()) == []  # no .f.zip.*.tmp
+    remount_read_only(small_disk)
+    with pytest.raises(InputError, match=rf"^cannot write {small_disk}: Read-only file system$"):
+        build_package(verified_copy, runtime="python3.12", smoke=False, output=small_disk / "f.zip")
+
+
+def test_a_full_temporary_folder_is_one_line_and_leaves_nothing(verified_copy, small_disk, tmp_path, monkeypatch, target_installs):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
+    # the audit of the wheels unpacks them there first (lamb-audit-*), then the build (lamb-package-*)
+    with pytest.raises(InputError, match=rf"^cannot write {small_disk}/lamb-(audit|package)-\w+: No space left on device$"):
+        build_package(verified_copy, runtime="python3.12", smoke=False, output=tmp_path / "f.zip")
+    assert list(small_disk.iterdir()) == [] and not list(tmp_path.glob("*f.zip*"))
+
+
+def test_sigterm_while_the_zip_is_written_leaves_no_temporary_file(tmp_path, verified_copy, target_installs):
+    import os
+    import signal
+    import time
+
+    scratch, out = tmp_path / "tmp", tmp_path / "out"
+    scratch.mkdir()
+    out.mkdir()
+    args = ["package", str(verified_copy), "--runtime", "python3.12", "--no-smoke", "--no-slim", "-o", str(out / "f.zip")]
+    proc = subprocess.Popen([sys.executable, "-c", "from lamb.cli import app; app()", *args], env={**os.environ, "TMPDIR": str(scratch)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob(".f.zip.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert list(scratch.glob("lamb-package-*")), "SIGTERM must come while the zip is written"
+    proc.send_signal(signal.SIGTERM)
+    said = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, said
+    assert "terminated; nothing was left half-written" in said and "Traceback" not in said
+    assert list(out.iterdir()) == [] and list(scratch.iterdir()) == []

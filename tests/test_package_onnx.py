@@ -83,3 +83,27 @@ def test_the_release_is_the_newest_whose_wheel_passes_the_audit(converted_tiny_o
     assert chosen.wheel_audit.passed
     if version == "1.16.3":
         assert chosen.choice.extra_requirements == ["numpy<2"]  # built against NumPy 1.x
+
+
+def test_a_model_python311s_library_cannot_load_in_time_is_refused_in_one_line(tmp_path, monkeypatch):
+    """The repro of issue 24: If nodes nested 30 deep load in 0.02 s on onnxruntime 1.32 (verify
+    passes), but `lamb package --runtime python3.11` verifies again on 1.16.3, which ran past 600 s."""
+    from conftest import build_nested_if_onnx
+    from typer.testing import CliRunner
+
+    from lamb.cli import app
+    from lamb.convert import convert_model
+    from lamb.verify import runner, verify_model
+
+    model = build_nested_if_onnx(tmp_path / "nested.onnx", depth=30)
+    manifest = convert_model(model, preprocess="scale").manifest_path
+    assert verify_model(manifest_path=manifest).passed
+    monkeypatch.setitem(runner.LIMITS_S, "load", 10.0)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["package", str(manifest), "--runtime", "python3.11", "--no-smoke", "-o", "out.zip"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "error: verified again on onnxruntime 1.16.3, which python3.11-x86_64 ships" in said
+    assert ("onnxruntime 1.16.3 cannot load nested.onnx: it did not finish within 10 s, lamb's time limit for "
+            "loading a model (lamb.verify.runner.LIMITS_S), and was stopped") in said
+    assert not (tmp_path / "out.zip").exists()

@@ -6,6 +6,7 @@ verify on its own; the end-to-end tests at the bottom chain `lamb convert` and `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -624,3 +625,23 @@ def test_verify_again_feeds_the_recorded_inputs(verified_copy, tmp_path):
     inputs, note = recorded_inputs(recorded, verified_copy)
     assert inputs.images is None and inputs.samples == 32 and inputs.seed == 7
     assert "are not at imgs any more" in note
+
+
+# -- what the manifest names, and where the verdict is written (issue 24 items 1 and 8) --------------
+
+
+def test_a_model_named_outside_the_manifests_folder_is_refused_before_anything_loads(zoo, tmp_path):
+    path = write_manifest(tmp_path / "m", zoo["h5"], zoo["float32"], "float32")
+    m = mf.read(path)
+    mf.write(dataclasses.replace(m, model=dataclasses.replace(m.model, file=str(zoo["float32"]))), path)
+    with pytest.raises(ManifestError, match=r"the model .* lies outside the manifest's folder"):
+        verify_model(manifest_path=path, samples=8)
+
+
+def test_a_read_only_manifest_folder_is_one_line_naming_the_manifest(zoo, small_disk):
+    from conftest import remount_read_only
+
+    path = write_manifest(small_disk, zoo["h5"], zoo["float32"], "float32")
+    remount_read_only(small_disk)
+    with pytest.raises(InputError, match=rf"^cannot write {path}: Read-only file system$"):
+        verify_model(manifest_path=path, samples=8)

@@ -111,3 +111,27 @@ def test_what_verify_says_package_ships_is_the_audit_driven_choice(converted_tin
     assert "what `lamb package` ships for python3.13-arm64" in choice.reason and "ELF audit" in choice.reason
     refused = pick_runtime_lib("tflite-runtime", "python3.10", manifest)
     assert "`lamb package` refuses python3.10-x86_64" in refused.reason and "GLIBC_2.29" in refused.reason
+
+
+@pytest.mark.network  # onnxruntime 1.16.3's wheel, in an isolated environment (cached)
+def test_a_library_that_cannot_load_in_time_is_stopped_and_the_limit_named(tmp_path, monkeypatch):
+    """onnxruntime 1.16.3 (what python3.11 ships) loads If nodes nested 30 deep for hours."""
+    import time
+
+    from conftest import build_nested_if_onnx
+
+    from lamb.verify import runner
+
+    model = build_nested_if_onnx(tmp_path / "nested.onnx", depth=30)
+    choice = pick_runtime_lib("onnxruntime", "python3.11", None, "onnx")
+    assert choice.version == "1.16.3"
+    env = resolve_runtime_env(choice.name, choice.requirements)
+    monkeypatch.setitem(runner.LIMITS_S, "load", 5.0)
+    started = time.perf_counter()
+    with ModelRunner(env, model) as slow, pytest.raises(RunnerFailure) as failure:
+        slow.wait_ready()
+    assert time.perf_counter() - started < 60 and failure.value.stage == "load"
+    assert explain_failure(choice.name, choice.version, model, failure.value) == (
+        "onnxruntime 1.16.3 cannot load nested.onnx: it did not finish within 5 s, lamb's time limit for loading "
+        "a model (lamb.verify.runner.LIMITS_S), and was stopped"
+    )

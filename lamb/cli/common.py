@@ -10,7 +10,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,6 +88,10 @@ def handle_errors(verbose: bool) -> Iterator[None]:
 
     tflog.configure(verbose)
     _log_to_stderr(verbose)
+    # SIGTERM (kill, a CI runner's timeout) unwinds as Ctrl-C does: every temporary file and
+    # folder a step holds is removed on the way out, where the default action would leave them.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         yield
     except LambError as exc:
@@ -95,9 +101,21 @@ def handle_errors(verbose: bool) -> Iterator[None]:
         if exc.hint:
             err_console.print(f"[dim]hint:[/] {plain(exc.hint)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]; nothing was left half-written")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        err_console.print(f"[bold red]{how}[/]; nothing was left half-written")
+        raise typer.Exit(code) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds like Ctrl-C (exit code 143)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 _LOG_HANDLER: logging.Handler | None = None

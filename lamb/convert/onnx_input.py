@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lamb import files, runtime_lib
 from lamb import manifest as mf
-from lamb import runtime_lib
 from lamb.convert import onnx as onnx_convert
+from lamb.convert import onnx_check
 from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.options import ConvertOptions, missing_evidence, quantization_mode
 from lamb.convert.preprocess import NOT_INFERRED, check_preprocess, read_labels
@@ -59,6 +60,7 @@ def convert_onnx_model(source: Path, output: Path | None, options: ConvertOption
 
     current().phase(f"reading {source.name}")
     model, external = _load(source)
+    onnx_check.check_shippable(model, source.name, lib.name)
     layout = _layout(model)
     inputs, outputs = onnx_convert.describe(model, layout)
     inputs = _with_input_shape(inputs, options.input_shape, layout)
@@ -86,7 +88,8 @@ def convert_onnx_model(source: Path, output: Path | None, options: ConvertOption
     model_bytes = model_path.stat().st_size
     manifest = mf.Manifest(
         model=mf.ModelEntry(file=mf.relative_to_manifest(manifest_path, model_path), format=fmt.name,
-                            sha256=mf.sha256_file(model_path), bytes=model_bytes, external_data=shipped),
+                            sha256=mf.sha256_file(model_path), bytes=model_bytes, external_data=shipped,
+                            external_sha256={n: mf.sha256_file(model_path.parent / n) for n in shipped}),
         source=mf.relative_to_manifest(manifest_path, source), source_sha256=mf.sha256_file(source),
         source_format=SOURCE_FORMAT, source_bytes=_bytes_on_disk(source, external),
         loader=LOADER, inputs=inputs, outputs=outputs, quantization=mode.name, preprocess=preprocess,
@@ -150,6 +153,7 @@ def _external_names(source: Path) -> list[str]:
             if location is None or Path(location).is_absolute() or ".." in Path(location).parts:
                 raise InputError(f"{source.name} points its weights at {location!r}, outside its own folder",
                                  "save the model with its external data beside it (onnx.save(..., location='model.onnx.data'))")
+            onnx_check.check_external(tensor, location, source.parent, source.name)
             if location not in names:
                 names.append(location)
     return names
@@ -234,14 +238,11 @@ def _place(source: Path, model_path: Path, external: list[str]) -> None:
         if target.exists() and target.resolve() != (source.parent / name).resolve():
             raise InputError(f"{target} already exists and is not {source.name}'s external data",
                              "write the model to another folder (-o DIR)")
-    model_path.parent.mkdir(parents=True, exist_ok=True)
     for name in external:
-        tmp = mf.atomic_output(model_path.parent / name)
-        shutil.copyfile(source.parent / name, tmp)
-        tmp.replace(model_path.parent / name)
-    tmp = mf.atomic_output(model_path)
-    shutil.copyfile(source, tmp)
-    tmp.replace(model_path)
+        with files.atomic_path(model_path.parent / name) as tmp:
+            shutil.copyfile(source.parent / name, tmp)
+    with files.atomic_path(model_path) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _bytes(model: Any, source: Path) -> bytes:

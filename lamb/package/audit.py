@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lamb import targets
+from lamb import files, targets
 from lamb.package.loader import SYSTEM, Loader, normalise
 from lamb.package.wheel_check import check_wheel
 from lamb.targets import Target
@@ -288,25 +288,20 @@ def audit_wheel_as_shipped(wheel: Path, target: Target, slim: Callable[[Path], A
     if slim is None:
         return audit_wheel(wheel, target)
     import shutil
-    import tempfile
 
     wheel = Path(wheel)
     check_wheel(wheel)  # before anything is unpacked: no bomb, no entry outside ``root``
-    root = Path(tempfile.mkdtemp(prefix="lamb-audit-"))
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            for member in zf.infolist():
-                rel = normalise(PurePosixPath(_installed_path(member.filename)))
-                if member.is_dir() or not rel:
-                    continue
-                path = root / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(member) as src, open(path, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+    with files.scratch("lamb-audit-") as root, zipfile.ZipFile(wheel) as zf:
+        for member in zf.infolist():
+            rel = normalise(PurePosixPath(_installed_path(member.filename)))
+            if member.is_dir() or not rel:
+                continue
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
         slim(root)
         return audit_tree(root, target, subject=wheel.name)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _installed_path(member: str) -> str:

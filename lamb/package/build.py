@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lamb import layout, runtime_lib, targets
+from lamb import files, layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.handler.lambkit.cpu import this_cpu
@@ -152,17 +152,14 @@ def build_package(
     target = targets.get_target(o.runtime, o.arch)  # option values first: no work for a typo
     manifest_path = resolve_manifest(manifest_path)
     manifest = mf.read(manifest_path)
-    model = manifest.model_path(manifest_path)
-    if not model.is_file():
-        raise InputError(f"the manifest names {model}, which does not exist", "re-run `lamb convert` to write the model again")
-    for data in manifest.external_data_paths(manifest_path):
-        if not data.is_file():
-            raise InputError(f"the model's external data {data} does not exist", "keep it beside the model, or re-run `lamb convert`")
+    model = manifest.model_files(manifest_path)[0]  # in the manifest's folder, as recorded: --skip-verify too
     verification = check_verification(manifest, model, o.skip_verify)
     evidence = check_evidence(manifest)
     entry = check_handler(o.handler)
     output = writer.output(Path(o.output) if o.output is not None else default_output(manifest_path, target, o.fmt))
-    output.parent.mkdir(parents=True, exist_ok=True)
+    with files.writing(output.parent):  # a read-only folder refused now, not after the build
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output.parent).close()
     slim_deps = o.slim_deps and writer.name == "zip"
     # The library release: the newest whose wheel passes the ELF audit for the target, as it will
     # ship (slimmed for a zip); refused here, before anything is built, when none does.
@@ -175,52 +172,53 @@ def build_package(
         manifest, again = verified.ensure(manifest_path, manifest, choice, target, o.reverify)
         verification = f"{check_verification(manifest, model, False)}: {again}" if again else verification
 
-    work = Path(tempfile.mkdtemp(prefix="lamb-package-"))
     temp: Path | None = None
-    try:
-        requirements = [*choice.requirements, layout.IMAGE_LIBRARY]
-        progress.phase(f"resolving wheels for {target.name}: {', '.join(requirements)}")
-        install = wheels.install_for_target(requirements, target, work / "deps", wheelhouse=o.wheelhouse, progress=progress)
-        build = Build(
-            target, manifest, manifest_path, install, install.dest, work / "files", slim_deps=slim_deps,
-            compile_bytecode=o.compile_bytecode, max_bytes=max_bytes,
-            sample_event=sample_event(manifest, o.sample_image), progress=progress,
-        )
-        slimmed = writer.slim(build)
-        progress.phase(f"auditing the ELF files against {target.system.describe()}")
-        audited = check_audit(audit.audit_tree(build.deps, target), target, writer.proves_itself)
-        record = replace(package_record(target, o.fmt, choice, install), audit=audited.record())
-        _write_own_files(build.files, entry, manifest, manifest_path, record)
-        compiled = writer.compile(build)
-        temp, report_budget = writer.write(build, output)
-        budget.enforce(report_budget)
-        if o.smoke:
-            progress.phase("smoke run: the handler on sample images in a fresh Python")
-            smoke_result = _smoke(build, writer, temp, choice, compiled.compiled, work, o.wheelhouse)
-            if not smoke_result.passed:
-                raise ArtifactError(
-                    f"the built function failed its smoke run ({smoke_result.label}): {smoke_result.error}",
-                    "run with --verbose for the handler's logs; try --no-slim or another --runtime-lib",
-                )
-            writer.record_smoke(build, temp, smoke_result)
-        else:
-            smoke_result = SmokeResult(False, False, False, "not run (--no-smoke)")
-        sha, size = writer.publish(temp, output)
-        temp = None
-    finally:
-        if temp is not None:
-            writer.discard(temp)
-        shutil.rmtree(work, ignore_errors=True)
+    with files.scratch("lamb-package-") as work:
+        try:
+            requirements = [*choice.requirements, layout.IMAGE_LIBRARY]
+            progress.phase(f"resolving wheels for {target.name}: {', '.join(requirements)}")
+            install = wheels.install_for_target(requirements, target, work / "deps", wheelhouse=o.wheelhouse, progress=progress)
+            build = Build(
+                target, manifest, manifest_path, install, install.dest, work / "files", slim_deps=slim_deps,
+                compile_bytecode=o.compile_bytecode, max_bytes=max_bytes,
+                sample_event=sample_event(manifest, o.sample_image), progress=progress,
+            )
+            slimmed = writer.slim(build)
+            progress.phase(f"auditing the ELF files against {target.system.describe()}")
+            audited = check_audit(audit.audit_tree(build.deps, target), target, writer.proves_itself)
+            record = replace(package_record(target, o.fmt, choice, install), audit=audited.record())
+            _write_own_files(build.files, entry, manifest, manifest_path, record)
+            compiled = writer.compile(build)
+            with files.writing(output):
+                temp, report_budget = writer.write(build, output)
+            budget.enforce(report_budget)
+            if o.smoke:
+                progress.phase("smoke run: the handler on sample images in a fresh Python")
+                smoke_result = _smoke(build, writer, temp, choice, compiled.compiled, work, o.wheelhouse)
+                if not smoke_result.passed:
+                    raise ArtifactError(
+                        f"the built function failed its smoke run ({smoke_result.label}): {smoke_result.error}",
+                        "run with --verbose for the handler's logs; try --no-slim or another --runtime-lib",
+                    )
+                writer.record_smoke(build, temp, smoke_result)
+            else:
+                smoke_result = SmokeResult(False, False, False, "not run (--no-smoke)")
+            with files.writing(output):
+                sha, size = writer.publish(temp, output)
+            temp = None
+        finally:
+            if temp is not None:
+                writer.discard(temp)
 
     record = replace(
         record, artifact=mf.relative_to_manifest(manifest_path, output), sha256=sha,
         zipped_bytes=report_budget.total_zipped, unzipped_bytes=report_budget.total_unzipped, smoke=smoke_result,
     )
     warnings = evidence + _warnings(report_budget, audited, target, o.skip_verify)
-    try:
-        mf.write(manifest.with_package(record), manifest_path)
-    except OSError as exc:  # the artifact is built and sound; only its record could not be kept
-        warnings.append(f"could not record the package in {manifest_path} ({exc.strerror or exc})")
+    try:  # kept beside every other build's record, also one made meanwhile by another lamb package
+        mf.update(manifest_path, lambda current: current.with_package(record))
+    except InputError as exc:  # the artifact is built and sound; only its record could not be kept (read-only, gone)
+        warnings.append(f"could not record the package: {exc.message}")
     return PackageReport(
         artifact=output, format=o.fmt, target=target.name, target_description=target.describe(), runtime_lib=choice,
         installed=install.installed, wheel_source=install.source, slimming=slimmed, bytecode=compiled,
@@ -286,8 +284,9 @@ def _write_own_files(files: Path, entry: Path, manifest: mf.Manifest, manifest_p
     files.mkdir()
     shutil.copyfile(entry, files / layout.HANDLER_FILE)
     artifact.copy_entry(HANDLER_PACKAGE, files / layout.HANDLER_PACKAGE)
-    shutil.copyfile(manifest.model_path(manifest_path), files / runtime_lib.model_format(manifest.model.format).file)
-    for data in manifest.external_data_paths(manifest_path):
+    model, *external = manifest.model_files(manifest_path)  # checked again as it is copied in
+    shutil.copyfile(model, files / runtime_lib.model_format(manifest.model.format).file)
+    for data in external:
         shutil.copyfile(data, files / data.name)
     mf.write(shipped_manifest(manifest, record), files / layout.MANIFEST_FILE)
 

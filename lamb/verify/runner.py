@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,15 @@ class RunnerFailure(Exception):
         self.stderr = stderr  # what the library printed: NumPy's ABI complaint lands only there
 
 
+# Time limits on the runner, each for one answer: a library that takes longer is stopped and the
+# verification fails with a sentence naming the limit (onnxruntime 1.16.3 loads If nodes nested 30
+# deep for hours, where 1.32 takes 0.02 s). Lambda's init phase gets 10 s, then the first request's
+# timeout, at most 900 s (docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html):
+# a model this machine cannot load in 5 minutes, or answer one input of in 15, is none to ship.
+LIMITS_S = {"load": 300.0, "invoke": 900.0}  # stage -> seconds
+_LIMITED = {"load": "loading a model", "invoke": "answering one input"}
+
+
 class ModelRunner:
     """The converted model, loaded by the runtime library in a subprocess that lives for one verification."""
 
@@ -172,6 +182,7 @@ class ModelRunner:
         runner's reference implementations: ``onnx.reference``, ``onnxruntime-unoptimized``)."""
         self.env = env
         self.model = Path(model)
+        self._expired: float | None = None  # the time limit that stopped the runner
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives as long as the runner
         lib = runtime_lib.get(env.lib)
         runner = Path(__file__).with_name(lib.verify_runner)
@@ -210,8 +221,20 @@ class ModelRunner:
         return {key: np.load(path) for key, path in answer["outputs"].items()}, answer
 
     def _read(self, stage: str) -> dict[str, Any]:
+        """The runner's next event, within ``stage``'s time limit (the runner is stopped past it)."""
         assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
+        limit = LIMITS_S.get(stage, LIMITS_S["invoke"])
+        watchdog = threading.Timer(limit, self._expire, (limit,))
+        watchdog.start()
+        try:
+            line = self._proc.stdout.readline()
+        finally:
+            watchdog.cancel()
+        if not line and self._expired is not None:
+            self._proc.wait()
+            what = _LIMITED.get(stage, _LIMITED["invoke"])
+            raise RunnerFailure(stage, f"it did not finish within {self._expired:g} s, lamb's time limit for {what} "
+                                       "(lamb.verify.runner.LIMITS_S), and was stopped", self._stderr_text())
         if not line:
             code = self._proc.wait()
             stderr = self._stderr_text()
@@ -227,6 +250,10 @@ class ModelRunner:
         self._stderr.flush()
         self._stderr.seek(0)
         return self._stderr.read().decode("utf-8", "replace")
+
+    def _expire(self, limit: float) -> None:
+        self._expired = limit
+        self.kill()
 
     def kill(self) -> None:
         """Stop the runner now (a time budget ran out); the pending read reports it as a failure."""

@@ -238,8 +238,10 @@ class _Run:
 
     def finish(self, result: VerifyReport) -> VerifyReport:
         if self.record and self.manifest is not None and self.manifest_path is not None:
-            self.manifest.verification = result.to_verification()
-            manifest_mod.write(self.manifest, self.manifest_path)
+            verification = result.to_verification()
+            self.manifest.verification = verification
+            # written into the manifest as it is now: a package record made meanwhile stays
+            manifest_mod.update(self.manifest_path, lambda current: dataclasses.replace(current, verification=verification))
             result.recorded = True
         return result
 
@@ -437,7 +439,9 @@ def _resolve_paths(
         manifest_path = Path(manifest_path)
         manifest = manifest_mod.read(manifest_path)
         keras_model = Path(keras_model) if keras_model is not None else manifest.source_path(manifest_path)
-        converted_model = Path(converted_model) if converted_model is not None else manifest.model_path(manifest_path)
+        if converted_model is None or Path(converted_model).resolve() == manifest.model_path(manifest_path).resolve():
+            # in the manifest's folder, a regular file; a changed one is verified as it is (_prepare notes it)
+            converted_model = manifest.model_files(manifest_path, as_recorded=False)[0]
     if keras_model is None or converted_model is None:
         raise InputError(
             f"name both models: lamb verify MODEL.h5 MODEL{runtime_lib.default().format.suffix}",

@@ -1,0 +1,134 @@
+"""Files on the user's disk: which ones a record may name, and changing them safely.
+
+A manifest is a file anyone can edit, so the files it names are judged before they are read or
+shipped (``regular_file_in``, ``check_sha256``): a model named ``/etc/hostname``, ``../../x`` or a
+symbolic link to either never leaves the machine. ``locked`` serialises the read-modify-write of
+a record two lamb processes may change at once (two ``lamb package`` runs on one manifest).
+
+Every file lamb writes is written beside its final name and renamed over it (``atomic_path``), so
+an interrupted step leaves the old file or none; an OSError while writing (a read-only folder, a
+full disk) is one line naming the file (``writing``), and the temporary file is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from lamb.errors import InputError, ManifestError
+
+
+def regular_file_in(folder: Path, path: Path, what: str, hint: str) -> Path:
+    """``path``, when it is a regular file (not a symbolic link) at or below ``folder``, whose real
+    location is there too; ManifestError naming it otherwise."""
+    folder = Path(os.path.realpath(folder))
+    path = Path(os.path.normpath(Path(folder, path)))
+    outside = ManifestError(f"{what} {path} lies outside the manifest's folder {folder}; lamb ships only files beside it", hint)
+    if not _below(path, folder):
+        raise outside
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        raise ManifestError(f"the manifest names {path}, which does not exist", hint) from None
+    if stat.S_ISLNK(mode):
+        raise ManifestError(f"{what} {path} is a symbolic link; lamb ships only regular files", hint)
+    if not stat.S_ISREG(mode):
+        raise ManifestError(f"{what} {path} is not a regular file", hint)
+    if not _below(Path(os.path.realpath(path)), folder):  # through a linked folder
+        raise outside
+    return path
+
+
+def _below(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_sha256(path: Path, recorded: str | None, hint: str) -> None:
+    """ManifestError unless the file at ``path`` hashes to ``recorded``."""
+    if recorded is None:
+        raise ManifestError(f"the manifest records no sha256 for {path.name}", hint)
+    actual = sha256_file(path)
+    if actual != recorded:
+        raise ManifestError(
+            f"{path.name} is not the file `lamb convert` recorded (sha256 {actual[:12]}... != {recorded[:12]}...)", hint
+        )
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s folder while the block runs (another process that asks
+    waits). The folder, not the file: an atomic write replaces the file, and a lock on the old one
+    would lock nothing; and a folder leaves no lock file behind."""
+    with writing(path):
+        fd = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """An OSError in the block (a read-only folder, a full disk) as one line naming ``path``, the
+    file or folder the user knows (the OSError names a temporary file, or nothing)."""
+    try:
+        yield
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        raise InputError(
+            f"cannot write {path}: {exc.strerror or exc.__class__.__name__}",
+            "free some space on that disk, or write elsewhere" if full else
+            "write to a folder you may write to, or change its permissions",
+        ) from exc
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the block to write; renamed over ``path`` when the block
+    ends, removed when it fails (an exception, Ctrl-C, SIGTERM through lamb's CLI). Write errors
+    are ``writing``'s one line."""
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A fresh folder in the system's temporary folder for the block, removed however the block
+    ends; a write error in it (that disk full) names it."""
+    with writing(Path(tempfile.gettempdir())):
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        with writing(folder):
+            yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
