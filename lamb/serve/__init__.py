@@ -284,6 +284,8 @@ def serve_artifact(
     artifact = Path(artifact) if artifact is not None else default_artifact()
     server = LocalServer(port=port, workers=workers, settings=settings, artifact=artifact)
     server.listen()
+    # Ctrl-C or SIGTERM while the function loads stops as cleanly as once it serves.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         if on_listening is not None:
             on_listening(server)
@@ -294,6 +296,10 @@ def serve_artifact(
             if on_ready is not None:
                 on_ready(server)
             server.serve_forever()
+    except KeyboardInterrupt:
+        pass
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         server.close()
     return server.report
