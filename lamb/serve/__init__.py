@@ -12,11 +12,12 @@ does); requests beyond that wait in a queue, none is dropped. Responses follow t
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,15 +173,11 @@ class LocalServer:
 
     def serve_forever(self) -> None:
         """Block until Ctrl-C (or SIGTERM, or ``close()`` from another thread); then shut down."""
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
         try:
-            while not self._closed.wait(0.2):
-                pass
-        except KeyboardInterrupt:
-            pass
+            with until_interrupted():
+                while not self._closed.wait(0.2):
+                    pass
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
             self.close()
 
     def close(self) -> ServeReport:
@@ -259,6 +256,19 @@ def _raise_interrupt(signum, frame):  # SIGTERM: shut down as cleanly as for Ctr
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def until_interrupted() -> Iterator[None]:
+    """Ctrl-C, or SIGTERM (where this thread may set signals), ends the block quietly."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 # How long close() (Ctrl-C, SIGTERM) lets a request being run finish before its environment is
 # killed, and then how long it waits for that request's answer to be sent.
 CLOSE_GRACE_S = 2.0
@@ -284,22 +294,18 @@ def serve_artifact(
     artifact = Path(artifact) if artifact is not None else default_artifact()
     server = LocalServer(port=port, workers=workers, settings=settings, artifact=artifact)
     server.listen()
-    # Ctrl-C or SIGTERM while the function loads stops as cleanly as once it serves.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
-        if on_listening is not None:
-            on_listening(server)
-        with runnable_artifact(artifact, settings or RunSettings()) as (unpacked, task_root, run_settings, notes):
-            server.report.artifact = unpacked
-            server.report.notes = notes
-            server.load(task_root, run_settings)
-            if on_ready is not None:
-                on_ready(server)
-            server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        # Ctrl-C or SIGTERM while the function loads stops as cleanly as once it serves.
+        with until_interrupted():
+            if on_listening is not None:
+                on_listening(server)
+            with runnable_artifact(artifact, settings or RunSettings()) as (unpacked, task_root, run_settings, notes):
+                server.report.artifact = unpacked
+                server.report.notes = notes
+                server.load(task_root, run_settings)
+                if on_ready is not None:
+                    on_ready(server)
+                server.serve_forever()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         server.close()
     return server.report
