@@ -41,6 +41,13 @@ class ManifestError(InputError):
     exit_code = 3
 
 
+class ManifestTooLarge(ManifestError):
+    """A manifest (or an artifact's ``lamb.json``) larger or nested deeper than lamb reads: refused
+    even where a missing or foreign one is not."""
+
+    exit_code = 3
+
+
 class ModelLoadError(LambError):
     """A model file that exists but cannot be loaded as a whole Keras model."""
 

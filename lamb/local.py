@@ -36,6 +36,7 @@ from typing import Any
 from lamb import layout
 from lamb.cost import check_memory
 from lamb.errors import ArtifactError, InputError
+from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
 
 HANDLER = layout.HANDLER
 #: Lambda's default is 128 MB (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html);
@@ -46,6 +47,9 @@ DEFAULT_TIMEOUT_S = 30.0
 #: Lambda limits the init phase (importing the handler) to 10 seconds
 #: (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html, "Init phase").
 INIT_TIMEOUT_S = 10.0
+#: What Lambda answers (a 413, RequestEntityTooLargeException) to an event over its 6 MB
+#: synchronous payload limit; ``lamb invoke`` and ``lamb serve`` refuse such events in its words.
+PAYLOAD_TOO_LARGE = f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation"
 _BOOTSTRAP = Path(__file__).with_name("_lambda_bootstrap.py")
 
 

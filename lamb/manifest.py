@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from lamb import files, layout
-from lamb.errors import ManifestError
+from lamb.errors import ManifestError, ManifestTooLarge
 from lamb.files import sha256_file as sha256_file  # every step hashes through the manifest's name
-from lamb.records import build, check
+from lamb.records import TooDeep, build, check, loads, read_at_most
 
 SCHEMA_VERSION = 2
 SUFFIX = ".lamb.json"
@@ -355,11 +355,17 @@ def model_stem(manifest_path: Path) -> str:
     return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else Path(name).stem
 
 
+# A manifest holds labels (convert takes at most 4 MiB, which JSON's escapes can make 6 times
+# longer) and package records: far below this. Nothing larger is read, nothing deeper parsed.
+MAX_BYTES = 32 * 2**20
+MAX_DEPTH = 32
+
+
 def read(path: Path) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"no manifest at {path}", "run `lamb convert MODEL` first; it writes one next to the converted model")
-    return _parse(path.read_bytes, f"{path} is not a readable lamb manifest", f"{path} is not a lamb manifest",
+    return _parse(lambda: read_at_most(path, MAX_BYTES), f"{path} is not a readable lamb manifest", f"{path} is not a lamb manifest",
                   "re-run `lamb convert` to write a fresh manifest")
 
 
@@ -370,9 +376,9 @@ def read_shipped(artifact: Path) -> Manifest:
 
     def load() -> bytes:
         if artifact.is_dir():
-            return (artifact / layout.MANIFEST_FILE).read_bytes()
-        with zipfile.ZipFile(artifact) as zf:
-            return zf.read(layout.MANIFEST_FILE)  # KeyError: no such member
+            return read_at_most(artifact / layout.MANIFEST_FILE, MAX_BYTES)
+        with zipfile.ZipFile(artifact) as zf, zf.open(layout.MANIFEST_FILE) as f:  # KeyError: no such member
+            return f.read(MAX_BYTES + 1)
 
     return _parse(load, f"{artifact} holds no readable {layout.MANIFEST_FILE}",
                   f"{artifact}'s {layout.MANIFEST_FILE} is not a lamb manifest", "name an artifact that `lamb package` built")
@@ -380,8 +386,15 @@ def read_shipped(artifact: Path) -> Manifest:
 
 def _parse(load: Callable[[], bytes], unreadable: str, not_ours: str, hint: str) -> Manifest:
     try:
-        data = json.loads(load())
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # JSON and Unicode errors are ValueErrors
+        raw = load()
+        if len(raw) > MAX_BYTES:
+            raise ManifestTooLarge(f"{unreadable}: it is larger than {MAX_BYTES // 2**20} MB, far more than a lamb manifest holds", hint)
+        data = loads(raw, MAX_DEPTH)
+    except TooDeep as exc:
+        raise ManifestTooLarge(f"{unreadable}: {exc}", hint) from None
+    # JSON and Unicode errors are ValueErrors; an encrypted member a RuntimeError, an unknown
+    # compression method a NotImplementedError
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
         raise ManifestError(f"{unreadable} ({exc.__class__.__name__})", hint) from None
     if not isinstance(data, dict):
         raise ManifestError(not_ours, hint)
@@ -393,6 +406,8 @@ def package_record(artifact: Path) -> PackageRecord | None:
     (or not by lamb at all)."""
     try:
         return read_shipped(artifact).package
+    except ManifestTooLarge:
+        raise
     except ManifestError:
         return None
 

@@ -10,11 +10,51 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from lamb.errors import LambError
+
+
+def read_at_most(path: Path | str, limit: int) -> bytes:
+    """The bytes at ``path`` (``-``: standard input), but never more than ``limit + 1`` of them: a
+    caller that gets more than ``limit`` refuses the file without having read it (``/dev/zero``,
+    a 1.5 GB file of spaces). OSError as ``open`` raises it."""
+    if str(path) == "-":
+        stream = getattr(sys.stdin, "buffer", sys.stdin)
+        data = stream.read(limit + 1)
+        return data.encode("utf-8") if isinstance(data, str) else data
+    with open(path, "rb") as f:
+        return f.read(limit + 1)
+
+
+def nesting(value: Any) -> int:
+    """How deeply lists and objects nest in ``value``, counted without recursion."""
+    depth, level = 0, [value]
+    while containers := [x for x in level if isinstance(x, (list, dict))]:
+        depth += 1
+        level = [v for x in containers for v in (x.values() if isinstance(x, dict) else x)]
+    return depth
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than its reader's bound."""
+
+
+def loads(data: bytes | str, max_depth: int) -> Any:
+    """JSON nested at most ``max_depth`` deep; ``ValueError`` (JSON's own, or one naming the bound)
+    (``TooDeep`` for the bound) otherwise. Python's parser gives up near 1,000 levels with a ``RecursionError``, and code that
+    walks the value afterwards (type checks, ``json.dumps``) well before."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise TooDeep(f"it nests deeper than {max_depth} levels") from None
+    if nesting(value) > max_depth:
+        raise TooDeep(f"it nests deeper than {max_depth} levels")
+    return value
 
 
 def build(cls: type, data: Any, where: str, error: type[LambError], hint: str) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -455,6 +457,36 @@ def test_read_labels_refusals(tmp_path):
         read_labels(["a"], tmp_path / "labels.txt")
     with pytest.raises(InputError, match="no labels file"):
         read_labels(None, tmp_path / "labels.txt")
+
+
+@contextlib.contextmanager
+def at_most(seconds: float):
+    """Stop the block with a TimeoutError after ``seconds``: a guard against a hang, not a timing."""
+    def stop(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_labels_are_bounded_before_they_are_read_or_compared(tmp_path):
+    # 100,000 labels: the duplicate check compared each with all (over 8 minutes); now one pass
+    labels = [f"class {i}" for i in range(100_000)]
+    with at_most(60):
+        assert read_labels(labels) == labels
+        with pytest.raises(InputError, match=r"duplicate class labels: class 7$"):
+            read_labels([*labels[:-1], "class 7"])
+    with pytest.raises(InputError, match="100,001 labels given; lamb takes at most 100,000"):
+        read_labels([*labels, "one more"])
+    big = tmp_path / "labels.txt"
+    with open(big, "wb") as f:
+        f.truncate(1536 * 2**20)  # sparse: 1.5 GB (it peaked at 2.9 GB before it was refused)
+    with pytest.raises(InputError, match=r"the labels file .*labels.txt is larger than 4.0 MB"):
+        read_labels(labels_file=big)
 
 
 def _nested(base_name: str, first_layer=None):

@@ -379,3 +379,44 @@ def test_cli_prints_the_functions_own_text_as_it_is(tmp_path):
     assert "[/] log [bold]" in result.stdout and "[/i] broken" in result.stdout and "f[bold].zip" in result.stdout
     missing = CliRunner().invoke(app, ["invoke", str(folder / "gone[/].zip"), "--event", str(event)])
     assert missing.exit_code == 3 and "gone[/].zip" in missing.stderr, missing.output
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "7 MB file", "7 MB on stdin", "image"])
+def test_an_event_over_lambdas_6_mb_is_refused_before_it_is_read_whole(tmp_path, source):
+    """Lambda and lamb serve answer such an event 413; invoke refuses it in the same words, reading
+    no more than the limit (/dev/zero read until MemoryError; a 1 GiB image reached 4.1 GB)."""
+    seven_mb = b'{"pad": "' + b" " * (7 * 2**20) + b'"}'
+    args, stdin = ["--event", "-"], None
+    if source == "/dev/zero":
+        args = ["--event", "/dev/zero"]
+    elif source == "7 MB file":
+        (tmp_path / "big.json").write_bytes(seven_mb)
+        args = ["--event", str(tmp_path / "big.json")]
+    elif source == "7 MB on stdin":
+        stdin = seven_mb
+    else:
+        with open(tmp_path / "huge.png", "wb") as f:
+            f.truncate(2**30)  # sparse: 1 GiB that takes no disk
+        args = ["--image", str(tmp_path / "huge.png")]
+    result = CliRunner().invoke(app, ["invoke", str(tmp_path / "never-unpacked.zip"), *args], input=stdin)
+    assert result.exit_code == 3, result.output
+    assert "6 MB payload limit" in result.stderr and "413: Request must be smaller than 6291456 bytes" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_an_endless_stdin_is_read_no_further_than_the_limit(monkeypatch):
+    import io
+    import sys
+
+    with open("/dev/zero", "rb") as zeros:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(zeros))
+        with pytest.raises(InputError, match="the event in standard input is larger than Lambda's 6 MB payload limit"):
+            build_event(event_file=Path("-"))
+
+
+def test_an_event_passed_in_is_held_to_the_same_limit(tmp_path):
+    with pytest.raises(InputError, match=r"the event is 7\.0 MB as JSON, larger than Lambda's 6 MB payload limit"):
+        invoke_artifact(tmp_path / "never-unpacked.zip", event={"pad": " " * (7 * 2**20)})
+    # just under the limit, the image's event is built (the artifact is what is missing then)
+    (tmp_path / "fits.png").write_bytes(b"\x89PNG" + bytes(4 * 2**20))
+    assert len(json.dumps(build_event(image=tmp_path / "fits.png")[1])) < 6 * 2**20

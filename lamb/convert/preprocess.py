@@ -8,6 +8,7 @@ here produces a deployed model that is silently, confidently wrong.
 
 from __future__ import annotations
 
+import collections
 import math
 import re
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 from lamb.errors import InputError
 from lamb.manifest import PREPROCESS_MODES
 from lamb.manifest import PREPROCESS_NOT_INFERRED as NOT_INFERRED
+from lamb.records import read_at_most
+from lamb.units import MiB, human_bytes
 
 # keras.applications model names -> the preprocess_input mode they were trained with.
 # Order matters: "resnet50v2" must match before "resnet50", "inception_resnet" before "resnet".
@@ -234,6 +237,12 @@ def check_preprocess(mode: str) -> str:
     return name
 
 
+# ImageNet-21k, the largest label set in common use, has 21,843 classes: a bound well past it,
+# checked before a labels file is read whole or its labels compared.
+MAX_LABELS = 100_000
+MAX_LABELS_BYTES = 4 * MiB
+
+
 def read_labels(labels: list[str] | None = None, labels_file: Path | None = None) -> list[str] | None:
     """Labels from a list (``--labels a,b,c``) or a file with one label per line."""
     if labels is not None and labels_file is not None:
@@ -243,18 +252,25 @@ def read_labels(labels: list[str] | None = None, labels_file: Path | None = None
         if not path.is_file():
             raise InputError(f"no labels file at {path}", "pass a text file with one class label per line")
         try:
-            text = path.read_text(encoding="utf-8")
+            data = read_at_most(path, MAX_LABELS_BYTES)
+            if len(data) > MAX_LABELS_BYTES:
+                raise InputError(f"the labels file {path} is larger than {human_bytes(MAX_LABELS_BYTES)}",
+                                 f"one label per class and line; lamb takes at most {MAX_LABELS:,} labels")
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{path} is not a readable UTF-8 text file ({exc.__class__.__name__})", "save it as UTF-8 text, one label per line") from None
         labels = [line.strip() for line in text.splitlines() if line.strip()]
     if labels is None:
         return None
+    if len(labels) > MAX_LABELS:
+        raise InputError(f"{len(labels):,} labels given; lamb takes at most {MAX_LABELS:,}", "give one label per class of the model's output")
     labels = [str(label).strip() for label in labels]
     if not labels or any(not label for label in labels):
         raise InputError("the labels list has empty entries", "give one non-empty label per class, e.g. --labels cat,dog,bird")
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    duplicates = sorted(label for label, n in collections.Counter(labels).items() if n > 1)
     if duplicates:
-        raise InputError(f"duplicate class labels: {', '.join(duplicates)}", "give each class a distinct label")
+        shown = ", ".join(duplicates[:10]) + (f" and {len(duplicates) - 10:,} more" if len(duplicates) > 10 else "")
+        raise InputError(f"duplicate class labels: {shown}", "give each class a distinct label")
     return labels
 
 

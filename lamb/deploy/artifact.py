@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, InputError, ManifestError
+from lamb.package import zip_check
 
 PACKAGE_TYPES = {"zip": "Zip", "image": "Image"}  # lamb's format -> Lambda's PackageType
 
@@ -57,6 +58,9 @@ def read_facts(path: Path) -> ArtifactFacts:
     path = Path(path)
     if not path.exists():
         raise InputError(f"no artifact at {path}", "run `lamb package` first, or name the .zip (or image folder) it built")
+    if path.is_file():  # what Lambda will unpack, refused here as invoke refuses it; its CRCs too
+        zip_check.check_artifact(path)
+        zip_check.read_through(path)
     shipped = mf.read_shipped(path)
     record = shipped.package
     if record is None:

@@ -14,7 +14,6 @@ import json
 import math
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -33,11 +32,14 @@ from lamb.cost import (  # noqa: F401 (re-exported)
 )
 from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.handler.lambkit.cpu import this_cpu
+from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
 from lamb.invoke.report import InvokeReport
-from lamb.local import LocalFunction, RunSettings
+from lamb.local import PAYLOAD_TOO_LARGE, LocalFunction, RunSettings
 from lamb.package.standin import host_stand_in, unpack_artifact
 from lamb.progress import Progress, current
+from lamb.records import read_at_most
 from lamb.targets import find_python, host_python, python_version
+from lamb.units import MiB
 
 
 def _pixel_budget_note(memory_mb: int, env: dict[str, str] | None) -> str:
@@ -119,6 +121,27 @@ def _is_artifact(path: Path) -> bool:
 
 # -- the event ---------------------------------------------------------------------------------------
 
+# base64 sends 3 bytes as 4 characters: a larger image cannot fit in an event Lambda accepts
+MAX_IMAGE_BYTES = MAX_PAYLOAD_BYTES * 3 // 4
+
+
+def _too_large(what: str) -> InputError:
+    return InputError(
+        f"{what} Lambda's {MAX_PAYLOAD_BYTES // MiB} MB payload limit; Lambda and lamb serve answer 413: {PAYLOAD_TOO_LARGE}",
+        "send a smaller event; for a large image, serve it and send its URL (--url)",
+    )
+
+
+def check_payload(event: Any, what: str = "the event") -> Any:
+    """``event`` unless its JSON is over Lambda's payload limit (an ``InputError`` in Lambda's words)."""
+    try:
+        size = len(json.dumps(event).encode("utf-8"))
+    except (TypeError, ValueError, RecursionError):
+        raise InputError(f"{what} is not a JSON value", "an event is what json.dumps can write: objects, lists, strings, numbers") from None
+    if size > MAX_PAYLOAD_BYTES:
+        raise _too_large(f"{what} is {size / MiB:.1f} MB as JSON, larger than")
+    return event
+
 
 def build_event(*, event_file: Path | None = None, image: Path | None = None, url: str | None = None) -> tuple[str, Any]:
     """Exactly one of the three -> (kind, event)."""
@@ -130,8 +153,12 @@ def build_event(*, event_file: Path | None = None, image: Path | None = None, ur
         )
     if event_file is not None:
         path = Path(event_file)
+        where = "standard input" if str(path) == "-" else str(path)
         try:
-            text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+            data = read_at_most(path, MAX_PAYLOAD_BYTES)
+            if len(data) > MAX_PAYLOAD_BYTES:  # read no further: /dev/zero would not end
+                raise _too_large(f"the event in {where} is larger than")
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read the event file {path} ({exc.__class__.__name__})", "name a JSON file") from None
         try:
@@ -144,7 +171,13 @@ def build_event(*, event_file: Path | None = None, image: Path | None = None, ur
         path = Path(image)
         if not path.is_file():
             raise InputError(f"no image at {path}", "name an image file (JPEG, PNG, ...)")
-        return "image", {"image": base64.b64encode(path.read_bytes()).decode("ascii")}
+        try:
+            data = read_at_most(path, MAX_IMAGE_BYTES)
+        except OSError as exc:
+            raise InputError(f"cannot read the image {path} ({exc.__class__.__name__})", "name an image file (JPEG, PNG, ...)") from None
+        if len(data) > MAX_IMAGE_BYTES:
+            raise _too_large(f"the image {path}, sent base64 as the handler takes it, is larger than")
+        return "image", check_payload({"image": base64.b64encode(data).decode("ascii")}, f"the image {path}")
     return "url", {"url": url}
 
 
@@ -257,7 +290,7 @@ def invoke_artifact(
     if repeat < 0:
         raise InputError("--repeat must be 0 or more", "e.g. --repeat 20 for warm p50/p95")
     if event is not None:
-        kind = "event"
+        kind, event = "event", check_payload(event)
     else:
         kind, event = build_event(event_file=event_file, image=image, url=url)
     settings = settings or RunSettings()

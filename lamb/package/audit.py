@@ -28,7 +28,7 @@ from typing import Any
 
 from lamb import files, targets
 from lamb.package.loader import SYSTEM, Loader, normalise
-from lamb.package.wheel_check import check_wheel
+from lamb.package.zip_check import check_wheel
 from lamb.targets import Target
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import extract_zip
-from lamb.package import artifact, bytecode, slim, wheels
+from lamb.package import artifact, bytecode, slim, wheels, zip_check
 
 
 @dataclass
@@ -119,7 +119,11 @@ def unpack_artifact(path: Path, dest: Path | None = None, notes: list[str] | Non
         if path.is_dir():
             _copy_image_context(path, dest, notes if notes is not None else [])
         elif zipfile.is_zipfile(path):
-            extract_zip(path, dest)
+            zip_check.check_artifact(path)
+            try:
+                extract_zip(path, dest)  # each entry's CRC is checked as it is written
+            except zip_check.DAMAGED as exc:
+                raise zip_check.artifact_refused(path, f"is damaged: {exc}") from None
         else:
             raise InputError(f"{path} is neither a zip nor an image-context folder", "name the artifact `lamb package` built")
         if not (dest / layout.HANDLER_FILE).is_file():

@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 
 from lamb.cache import cache_root
 from lamb.errors import DependencyError, InputError
-from lamb.package.wheel_check import check_folder, check_total
+from lamb.package.zip_check import check_folder, check_total
 from lamb.progress import Progress, current
 from lamb.targets import Target
 

@@ -20,7 +20,8 @@ from email.message import Message
 from typing import Any
 
 from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
-from lamb.serve import page
+from lamb.local import PAYLOAD_TOO_LARGE
+from lamb.records import nesting
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations/?$")
 
@@ -106,15 +107,6 @@ class _DeadlineReader(socket.SocketIO):
 MAX_EVENT_DEPTH = 500
 
 
-def _nesting(value: Any) -> int:
-    """How deeply lists and objects nest in ``value``, counted without recursion."""
-    depth, level = 0, [value]
-    while containers := [x for x in level if isinstance(x, (list, dict))]:
-        depth += 1
-        level = [v for x in containers for v in (x.values() if isinstance(x, dict) else x)]
-    return depth
-
-
 # A client that announces more body than it sends, or stops reading the answer, would otherwise
 # hold its request thread forever: the body must arrive within this one deadline, and an idle
 # keep-alive connection is closed after it.
@@ -157,8 +149,7 @@ def _lingering_close(conn: socket.socket) -> None:
 
 
 def _too_large() -> _BadBody:
-    return _BadBody(413, "RequestEntityTooLargeException",
-                    f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation")
+    return _BadBody(413, "RequestEntityTooLargeException", PAYLOAD_TOO_LARGE)
 
 
 def _list_field(headers: Message, name: str) -> list[str] | None:
@@ -243,15 +234,6 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         except ConnectionError:  # the client reset the connection: nobody to answer, nothing to report
             self.close_connection = True
 
-    def do_GET(self):
-        """The page at / (``lamb.serve.page``) and the status it polls; the emulator's 404/405 elsewhere."""
-        path = self.path.split("?", 1)[0]
-        if path in page.PAGE_PATHS:
-            return self._send_bytes(200, page.page(), "text/html; charset=utf-8", {"Cache-Control": "no-store"})
-        if path == page.STATUS_PATH:
-            return self._send(200, page.status(self.server.lamb), {"Cache-Control": "no-store"})
-        return self._method_not_allowed()
-
     def do_POST(self):
         started = time.perf_counter()
         if self._off_route():
@@ -280,13 +262,12 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
             return self._reject(400, "InvalidRequestContentException", "Could not parse request body into json: nested too deeply")
         except ValueError:  # not JSON, not UTF-8, or an integer of more than 4,300 digits
             return self._reject(400, "InvalidRequestContentException", "Could not parse request body into json")
-        if _nesting(event) > MAX_EVENT_DEPTH:
+        if nesting(event) > MAX_EVENT_DEPTH:
             return self._reject(400, "InvalidRequestContentException", f"the event nests deeper than {MAX_EVENT_DEPTH} levels")
         result = self.server.lamb.call(event)
         if isinstance(result, str):
             return self._reject(503, "ServiceUnavailable", f"lamb serve cannot start the function now: {result}; retry shortly", {"Retry-After": "1"})
-        headers = {"X-Lamb-Invoke-Ms": f"{result.invoke_ms or 0:.1f}", "X-Lamb-Cold": str(result.cold).lower(),
-                   "X-Lamb-Init-Ms": f"{result.init_ms or 0:.1f}"}
+        headers = {"X-Lamb-Invoke-Ms": f"{result.invoke_ms or 0:.1f}", "X-Lamb-Cold": str(result.cold).lower()}
         if result.error is not None:
             headers["X-Amz-Function-Error"] = "Unhandled"
             payload = result.error
@@ -372,12 +353,9 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         except RecursionError:  # the function answered JSON too deep to encode again here
             status, headers = 502, {"X-Amz-Function-Error": "Unhandled"}
             data = json.dumps({"errorType": "Runtime.InvalidResponse", "errorMessage": "the response nests too deeply to serialise"}).encode()
-        self._send_bytes(status, data, "application/json", headers)
-
-    def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             for key, value in headers.items():
                 self.send_header(key, value)

@@ -1,15 +1,20 @@
-"""What a wheel may hold before anything unpacks it: lamb's audit, or pip installing it.
+"""What a zip may hold before anything unpacks it: a wheel (lamb's audit, or pip installing it),
+and an artifact lamb reads on this machine (``lamb invoke``, ``lamb serve``, ``lamb deploy``).
 
-A wheel from a ``--wheelhouse`` (or the cache) is a zip file someone else built. Its central
-directory is read, and the wheel refused in one line, before a byte of it is extracted, when it
-holds an entry that would land outside the folder it is unpacked into (``../``, an absolute path,
-a drive letter), a symbolic link or device file, the same path twice (exactly, or once case and
-Unicode normalisation are applied, as on macOS), or a bomb: more entries or more unpacked bytes
-than a Lambda function can hold, or sizes no deflate stream can produce.
+Both are zip files someone else may have built. The central directory is read, and the zip
+refused in one line, before a byte of it is extracted, when it holds an entry that would land
+outside the folder it is unpacked into (``../``, an absolute path, a drive letter), one whose name
+no file system takes as it is (control characters, a backslash, a part over 255 bytes), a
+symbolic link or device file, the same path twice (exactly, or once case and Unicode
+normalisation are applied, as on macOS), a file that is also a folder, an encrypted entry or one
+compressed by a method other than deflate (all a wheel or a Lambda zip uses), or a bomb: more
+entries or more unpacked bytes than a Lambda function can hold, or sizes no deflate stream can
+produce.
 
-The declared sizes are a real bound: ``zipfile`` (which lamb and pip both read wheels with) stops
+The declared sizes are a real bound: ``zipfile`` (which lamb and pip both read zips with) stops
 each entry at its declared size and then fails its CRC check, so an entry that lies small cannot
-write more than it declares.
+write more than it declares. A CRC is only known once the entry is read: ``read_through`` reads
+them all, and unpacking checks each as it goes.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import re
 import stat
 import unicodedata
 import zipfile
-from collections.abc import Iterable
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamb.errors import DependencyError
+from lamb.errors import ArtifactError, DependencyError, LambError
 from lamb.package.budget import UNZIPPED
 from lamb.units import human_bytes
 
@@ -37,41 +43,80 @@ MAX_ENTRIES = 100_000
 # zlib's technical details: "the limit is 1032:1" for deflate; an entry declaring more than that
 # over its compressed size is lying about one of the two.
 DEFLATE_MAX_RATIO = 1032
+# PEP 427 wheels and Lambda's zips are stored or deflated; zipfile would also try bzip2 and LZMA.
+METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+# Linux's NAME_MAX: a longer part cannot be created, whatever zipfile makes of it.
+MAX_NAME_PART = 255
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What reading a damaged entry raises: a CRC or header mismatch, a broken deflate stream, an end too soon.
+DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
 
 
 @dataclass(frozen=True)
-class WheelContents:
-    """What a wheel that passed declares: its entry count and unpacked bytes."""
+class ZipContents:
+    """What a zip that passed declares: its entry count and unpacked bytes."""
 
     path: Path
     entries: int
     unpacked_bytes: int
 
 
-def check_wheel(path: Path, max_unpacked: int = MAX_UNPACKED) -> WheelContents:
-    """Refuse ``path`` (``DependencyError``, one line naming the entry) unless it is safe to unpack."""
+WheelContents = ZipContents
+
+
+def check_zip(path: Path, refuse: Callable[[str], LambError], max_unpacked: int = MAX_UNPACKED) -> ZipContents:
+    """Raise ``refuse(problem)`` (one line naming the entry) unless the zip at ``path`` is safe to unpack."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise _refused(path, f"is not a readable zip file ({exc})") from None
+        raise refuse(f"is not a readable zip file ({exc})") from None
     if len(infos) > MAX_ENTRIES:
-        raise _refused(path, f"holds {len(infos):,} entries (lamb unpacks at most {MAX_ENTRIES:,})")
+        raise refuse(f"holds {len(infos):,} entries (lamb unpacks at most {MAX_ENTRIES:,})")
     total = 0
     for info in infos:
-        problem = _unsafe_name(info.filename) or _unsafe_kind(info) or _impossible_size(info)
+        problem = _unsafe_name(info.filename) or _unsafe_kind(info) or _unreadable(info) or _impossible_size(info)
         if problem:
-            raise _refused(path, problem)
+            raise refuse(problem)
         total += info.file_size
     if total > max_unpacked:
-        raise _refused(path, f"unpacks to {human_bytes(total)}, more than the {human_bytes(max_unpacked)} a whole "
-                             "Lambda zip function may unpack to")
+        raise refuse(f"unpacks to {human_bytes(total)}, more than the {human_bytes(max_unpacked)} a whole "
+                     "Lambda zip function may unpack to")
     clash = _clash([info.filename for info in infos])
     if clash:
-        raise _refused(path, clash)
-    return WheelContents(path, len(infos), total)
+        raise refuse(clash)
+    return ZipContents(path, len(infos), total)
+
+
+def check_wheel(path: Path, max_unpacked: int = MAX_UNPACKED) -> ZipContents:
+    """Refuse ``path`` (``DependencyError``, one line naming the entry) unless it is safe to unpack."""
+    return check_zip(path, lambda problem: _refused(Path(path), problem), max_unpacked)
+
+
+def check_artifact(path: Path) -> ZipContents:
+    """Refuse the artifact zip at ``path`` (``ArtifactError``, one line) unless it is safe to
+    unpack here and would unpack on Lambda (within its 250 MB)."""
+    return check_zip(path, lambda problem: artifact_refused(Path(path), problem))
+
+
+def read_through(path: Path) -> None:
+    """Read every entry of the artifact zip at ``path`` to its end, so a damaged one (its CRC)
+    is refused here rather than by Lambda; ``check_artifact`` first."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    while f.read(1 << 20):
+                        pass
+    except DAMAGED as exc:
+        raise artifact_refused(Path(path), f"is damaged: {exc}") from None
+
+
+def artifact_refused(path: Path, problem: str) -> ArtifactError:
+    return ArtifactError(f"the artifact {path} {problem}",
+                         "rebuild it with `lamb package`: a zip lamb builds never holds this")
 
 
 def check_folder(folder: Path, supported: set, max_unpacked: int = MAX_UNPACKED) -> list[WheelContents]:
@@ -111,6 +156,10 @@ def _unsafe_name(name: str) -> str | None:
         return f"holds an entry with an absolute path ({name!r})"
     if ".." in parts:
         return f"holds an entry that climbs out of its folder ({name!r})"
+    if _CONTROL.search(name) or "\\" in name:
+        return f"holds an entry whose name has a control character or a backslash ({name!r})"
+    if not name.strip("/") or any(len(part.encode("utf-8")) > MAX_NAME_PART for part in parts):
+        return f"holds an entry whose name no file system takes ({name[:60]!r}{'...' if len(name) > 60 else ''})"
     return None
 
 
@@ -120,7 +169,15 @@ def _unsafe_kind(info: zipfile.ZipInfo) -> str | None:
     if kind in (0, stat.S_IFREG, stat.S_IFDIR):
         return None
     what = "a symbolic link" if stat.S_ISLNK(mode) else "a device file, pipe or socket"
-    return f"holds {what} ({info.filename!r}); pip would write it as a plain file, which is not what it says"
+    return f"holds {what} ({info.filename!r}); pip and Python's zipfile would write it as a plain file, which is not what it says"
+
+
+def _unreadable(info: zipfile.ZipInfo) -> str | None:
+    if info.flag_bits & 0x1:
+        return f"holds an encrypted entry ({info.filename!r})"
+    if info.compress_type not in METHODS:
+        return f"holds {info.filename!r} compressed by method {info.compress_type}; only stored and deflate are read"
+    return None
 
 
 def _impossible_size(info: zipfile.ZipInfo) -> str | None:

@@ -18,7 +18,7 @@ import pytest
 
 from lamb import targets
 from lamb.errors import DependencyError
-from lamb.package import audit, lib_choice, slim, wheel_check, wheels
+from lamb.package import audit, lib_choice, slim, wheels, zip_check
 from lamb.units import MiB
 
 TARGET = targets.get_target("python3.12", "x86_64")
@@ -98,7 +98,7 @@ PHRASES = {
 def test_a_hostile_wheel_is_refused_in_one_line_naming_what_it_holds(tmp_path, case):
     wheel = make_wheel(tmp_path / "house", HOSTILE[case](tmp_path / "outside"))
     with pytest.raises(DependencyError) as err:
-        wheel_check.check_wheel(wheel)
+        zip_check.check_wheel(wheel)
     assert PHRASES[case] in err.value.message and wheel.name in err.value.message
     assert "\n" not in err.value.message and err.value.exit_code == 7
     assert str(wheel.parent) in err.value.hint
@@ -152,7 +152,7 @@ def test_a_zip_bomb_is_refused_from_its_declared_sizes_before_unpacking(tmp_path
             f.write(bytes(MiB))
     assert path.stat().st_size < 2 * MiB
     with pytest.raises(DependencyError, match=r"unpacks to 251\.0 MB, more than the 250\.0 MB"):
-        wheel_check.check_wheel(path)
+        zip_check.check_wheel(path)
     dest = tmp_path / "deps"
     with pytest.raises(DependencyError, match=r"unpacks to 251\.0 MB"):
         wheels.install_for_target(["evil"], TARGET, dest, wheelhouse=path.parent)
@@ -194,21 +194,21 @@ def test_a_chain_of_dependencies_is_bounded_in_all_before_pip_unpacks_any(tmp_pa
 def test_declared_sizes_no_compression_produces_are_refused(tmp_path, declared, method, phrase):
     path = make_lying_wheel(tmp_path / "house", declared, method)
     with pytest.raises(DependencyError, match=phrase):
-        wheel_check.check_wheel(path)
+        zip_check.check_wheel(path)
 
 
 def test_too_many_entries_are_refused_before_any_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(wheel_check, "MAX_ENTRIES", 50)  # a real 100,001-entry wheel takes seconds to write
+    monkeypatch.setattr(zip_check, "MAX_ENTRIES", 50)  # a real 100,001-entry wheel takes seconds to write
     path = make_wheel(tmp_path / "house", [(f"evil/m{i}.py", b"") for i in range(60)])
     with pytest.raises(DependencyError, match=r"holds 63 entries \(lamb unpacks at most 50\)"):
-        wheel_check.check_wheel(path)
+        zip_check.check_wheel(path)
 
 
 def test_a_file_that_is_not_a_zip_is_refused(tmp_path):
     path = tmp_path / "evil-1.0-py3-none-any.whl"
     path.write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(DependencyError, match="is not a readable zip file"):
-        wheel_check.check_wheel(path)
+        zip_check.check_wheel(path)
 
 
 def test_only_wheels_pip_could_pick_for_the_target_are_checked(tmp_path):
@@ -216,7 +216,7 @@ def test_only_wheels_pip_could_pick_for_the_target_are_checked(tmp_path):
     make_wheel(house, [("evil/__init__.py", b""), link("evil/l", "/etc")], tag="cp39-cp39-win_amd64")
     (house / "not-a-wheel-name.whl").write_bytes(b"junk")
     good = make_wheel(house, [("good/__init__.py", b"")], name="good")
-    checked = wheel_check.check_folder(house, wheels.supported_tags(TARGET))
+    checked = zip_check.check_folder(house, wheels.supported_tags(TARGET))
     assert [c.path for c in checked] == [good] and checked[0].entries == 4
 
 
@@ -224,8 +224,8 @@ def test_only_wheels_pip_could_pick_for_the_target_are_checked(tmp_path):
 def test_real_wheels_from_the_index_pass(target_installs):
     for install in target_installs.values():
         for name in install.wheels:
-            contents = wheel_check.check_wheel(wheels.cache_dir() / name)
-            assert 0 < contents.unpacked_bytes < wheel_check.MAX_UNPACKED and contents.entries > 1
+            contents = zip_check.check_wheel(wheels.cache_dir() / name)
+            assert 0 < contents.unpacked_bytes < zip_check.MAX_UNPACKED and contents.entries > 1
 
 
 @pytest.mark.e2e
@@ -250,3 +250,122 @@ def test_lamb_package_refuses_a_hostile_wheelhouse_wheel_in_one_line(tmp_path, v
     said = " ".join(result.output.split())
     assert "error: the wheel pillow-999.0-py3-none-any.whl holds a symbolic link ('PIL/_imaging.so')" in said
     assert out.read_bytes() == b"previous build" and sorted(verified_copy.parent.iterdir()) == before
+
+
+# -- artifacts read on this machine: lamb invoke, lamb serve and lamb deploy ------------------------
+
+HANDLER = b"def lambda_handler(event, context):\n    return {'ok': 1}\n"
+
+
+def make_artifact(path: Path, entries: list, tweak=None) -> Path:
+    """A zip holding a handler, a ``lamb.json`` and ``entries``; ``tweak(zf)`` edits the central
+    directory before it is written (what an attacker's own zip tool would write)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of a duplicate name: that is the point
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for entry, data in [("lambda_function.py", HANDLER), ("lamb.json", b"{}"), *entries]:
+                zf.writestr(entry, data)
+            if tweak is not None:
+                tweak(zf)
+    return path
+
+
+def _set(name: str, **fields):
+    def tweak(zf):
+        for key, value in fields.items():
+            setattr(zf.getinfo(name), key, value)
+    return tweak
+
+
+def _bomb(zf):
+    with zf.open("zeros.bin", "w") as f:  # 251 MiB of zeros deflate to about 250 KB
+        for _ in range(251):
+            f.write(bytes(MiB))
+
+
+def _flip_crc(path: Path) -> None:
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("lambda_function.py")
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start] ^= 0xFF  # one byte of the stored handler: its CRC-32 no longer matches
+    path.write_bytes(bytes(data))
+
+
+HOSTILE_ARTIFACTS = {
+    "a 251 MiB member (Lambda unzips 250 MB)": ([], _bomb, "unpacks to 251.0 MB, more than the 250.0 MB"),
+    "two lambda_function.py": ([("lambda_function.py", b"def lambda_handler(e, c):\n    return 2\n")], None,
+                               "holds 'lambda_function.py' twice"),
+    "a file and a folder of one name": ([("lambkit", b""), ("lambkit/x.py", b"")], None, "both as a file and as a folder"),
+    "an encrypted member": ([("secret.py", b"x = 1\n")], _set("secret.py", flag_bits=0x1), "encrypted entry ('secret.py')"),
+    "an unknown compression method": ([("packed.py", b"x = 1\n")], _set("packed.py", compress_type=99),
+                                      "'packed.py' compressed by method 99"),
+    "bzip2": ([("packed.py", b"x = 1\n")], _set("packed.py", compress_type=zipfile.ZIP_BZIP2), "compressed by method 12"),
+    "a symbolic link": ([link("passwd", "/etc/passwd")], None, "symbolic link ('passwd')"),
+    "a climb out": ([("../../escaped.py", b"")], None, "climbs out of its folder"),
+    "an absolute path": ([("/tmp/escaped.py", b"")], None, "absolute path"),
+    "a newline in a name": (["evil\nname.py"], None, "control character"),
+    "a part longer than a file name may be": ([("x" * 300 + ".py", b"")], None, "no file system takes"),
+    "a lying size": ([("big.bin", b"x" * 1000)], _set("big.bin", file_size=2_000_000), "a ratio deflate cannot reach"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ARTIFACTS))
+def test_a_hostile_artifact_is_refused_in_one_line_before_it_is_unpacked(tmp_path, monkeypatch, case):
+    from typer.testing import CliRunner
+
+    from lamb.cli import app
+
+    entries, tweak, phrase = HOSTILE_ARTIFACTS[case]
+    entries = [(e, b"") if isinstance(e, str) else e for e in entries]
+    artifact = make_artifact(tmp_path / "a.zip", entries, tweak)
+    (tmp_path / "e.json").write_text("{}")
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where invoke unpacks: nothing may be left there
+    result = CliRunner().invoke(app, ["invoke", str(artifact), "--event", str(tmp_path / "e.json")])
+    assert result.exit_code == 9, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and phrase in errors[0] and str(artifact) in errors[0], result.stderr
+    assert "Traceback" not in result.output and list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_damaged_artifact_is_refused_by_invoke_and_by_deploy(tmp_path):
+    from lamb.deploy.artifact import read_facts
+    from lamb.errors import ArtifactError
+    from lamb.invoke import invoke_artifact
+
+    artifact = tmp_path / "a.zip"
+    with zipfile.ZipFile(artifact, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("lambda_function.py", HANDLER)
+        zf.writestr("lamb.json", b"{}")
+    _flip_crc(artifact)
+    for read in (lambda: invoke_artifact(artifact, event={}), lambda: read_facts(artifact)):
+        with pytest.raises(ArtifactError, match=r"is damaged: Bad CRC-32 for file 'lambda_function.py'"):
+            read()
+    with pytest.raises(ArtifactError, match=r"holds 'lambda_function\.py' twice"):
+        read_facts(make_artifact(tmp_path / "b.zip", [("lambda_function.py", b"")]))
+
+
+@pytest.mark.parametrize("record, phrase", [
+    (b"[" * 200_000 + b"]" * 200_000, "nests deeper than 32 levels"),
+    (b" " * (33 * MiB) + b"{}", "larger than 32 MB"),
+])
+def test_an_artifacts_lamb_json_is_read_within_bounds(tmp_path, record, phrase):
+    from typer.testing import CliRunner
+
+    from lamb.cli import app
+    from lamb.deploy.artifact import read_facts
+    from lamb.errors import ManifestError
+
+    artifact = tmp_path / "a.zip"
+    with zipfile.ZipFile(artifact, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("lambda_function.py", HANDLER)
+        zf.writestr("lamb.json", record)
+    (tmp_path / "e.json").write_text("{}")
+    result = CliRunner().invoke(app, ["invoke", str(artifact), "--event", str(tmp_path / "e.json")])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 3 and len(errors) == 1 and phrase in errors[0], result.output
+    with pytest.raises(ManifestError, match=phrase):
+        read_facts(artifact)
