@@ -218,10 +218,10 @@ def advise_memory(
     ``speedup``: one-thread over two-thread time, measured here (``lambda_duration_ms``); with it a
     latency target can be met above one vCPU, where a second thread runs.
 
-    Without a latency target: where cost stops being flat, the largest setting up to one vCPU
-    whose cost is within ``FLAT`` of the cheapest (for CPU-bound work that is one full vCPU: below
-    it the same GB-seconds buy proportionally less latency; above it cost grows and one thread
-    gets no faster). With ``max_latency_ms``: the cheapest setting whose projected duration meets
+    Without a latency target: where cost stops being flat, one full vCPU (below it the same
+    GB-seconds buy proportionally less latency; above it cost grows and one thread gets no
+    faster), or the floor when that is higher; when the function needs far less, the reason says
+    what the smallest setting would take and cost. With ``max_latency_ms``: the cheapest setting whose projected duration meets
     it (the smallest among those within ``FLAT`` of the cheapest). Never below a floor: the
     peak-RSS rule, plus any ``floors`` the caller adds (name -> MB).
     """
@@ -254,22 +254,17 @@ def advise_memory(
         else:
             met = False
     if met is not True:
-        # Where cost stops being flat: the largest setting up to one vCPU (beyond it one thread
-        # gets no faster) whose cost is within FLAT of the cheapest. For work of a few ms the
-        # 1 ms billing granularity makes small settings cheaper, and the point comes earlier.
-        cheapest = min(costs.values())
-        flat = [m for m in settings if costs[m] <= cheapest * (1 + FLAT)]
-        recommended = max([m for m in flat if m <= MB_PER_VCPU] or [min(flat)])
+        # Without a latency target: one vCPU (or the floor, when that is higher). Below one vCPU
+        # the GB-seconds of CPU-bound work are the same at every setting, so cost is flat and only
+        # speed changes; above it cost grows and one thread gets no faster. Judged on the
+        # unrounded cost: the 1 ms billing granularity moves the "flat" edge with every few
+        # hundred microseconds of timing noise, and the advice must not differ between two runs
+        # of the same function (invoke, the smoke run that deploy and the image README read).
+        recommended = max(floor, MB_PER_VCPU)
         if recommended == floor and floor > MB_PER_VCPU:
             reason = f"{recommended:,} MB, the floor set by {floor_why}"
         else:
-            reason = (
-                f"{recommended:,} MB is where cost stops being flat: below it the same cost buys a slower request "
-                f"({lambda_duration_ms(local_ms, floor):,.0f} ms at {floor:,} MB)"
-                + ("; above it cost grows and one thread gets no faster" if recommended == MB_PER_VCPU else "; above it cost grows")
-            )
-            if recommended == floor and floor_why:
-                reason = f"{recommended:,} MB, the floor set by {floor_why}: cost is not flat above it"
+            reason = _one_vcpu_reason(local_ms, floor, floor_why, peak_rss_mb, arch)
         if met is False:
             fastest = min(lambda_duration_ms(local_ms, m, speedup) for m in settings)
             how = (f"even with 2 threads ({speedup:.2f}x measured here at 2 threads) it takes {fastest:,.0f} ms"
@@ -286,6 +281,22 @@ def advise_memory(
         latency_met=met,
         arch=arch,
     )
+
+
+def _one_vcpu_reason(local_ms: float, floor: int, floor_why: str | None, peak_rss_mb: float | None, arch: str) -> str:
+    """Why one vCPU, and what the function itself needs: when that is far less, say that the rest
+    of the setting buys only CPU (speed), and what the smallest setting would cost and take."""
+    reason = (f"{MB_PER_VCPU:,} MB is one full vCPU, where cost stops being flat: below it the same cost buys a slower request "
+              f"({lambda_duration_ms(local_ms, floor):,.0f} ms at {floor:,} MB); above it cost grows and one thread gets no faster")
+    if floor * 2 > MB_PER_VCPU:
+        return reason
+    needs = f"peak {peak_rss_mb:,.0f} MB measured" if peak_rss_mb else f"the floor set by {floor_why}" if floor_why else "Lambda's minimum"
+    return (f"{MB_PER_VCPU:,} MB is one full vCPU, where cost stops being flat, and only the vCPU share buys speed: "
+            f"the function needs just {floor:,} MB ({needs}); "
+            f"at {floor:,} MB a request would take about {lambda_duration_ms(local_ms, floor):,.0f} ms instead of "
+            f"{lambda_duration_ms(local_ms, MB_PER_VCPU):,.0f} ms, for ${cost_per_million(local_ms, floor, arch):,.2f} "
+            f"instead of ${cost_per_million(local_ms, MB_PER_VCPU, arch):,.2f} per million requests; "
+            "set that if latency does not matter")
 
 
 def _two_threads(speedup: float | None) -> str:
@@ -322,6 +333,9 @@ URL_FETCH_ALLOWANCE_S = 13
 # The first request after a cold start runs init + inference at the CPU share the memory buys;
 # twice that covers larger inputs and a noisy neighbour.
 TIMEOUT_HEADROOM = 2.0
+# The timeout is rounded up to whole steps of this many seconds, so two measurements of the same
+# function (lamb invoke, and the smoke run deploy and the image README read) advise the same one.
+TIMEOUT_STEP_S = 5
 
 
 def recommend_timeout_s(init_ms: float, invoke_ms: float, memory_mb: int) -> int:
@@ -329,11 +343,11 @@ def recommend_timeout_s(init_ms: float, invoke_ms: float, memory_mb: int) -> int
 
     Below one vCPU everything measured here runs proportionally slower (``lambda_duration_ms``).
     Twice that, plus the handler's own cap on fetching a ``{"url": ...}`` image, rounded up to
-    whole seconds. (Lambda's default of 3 s is what timed the course's function out.)
+    ``TIMEOUT_STEP_S``. (Lambda's default of 3 s is what timed the course's function out.)
     """
     seconds = lambda_duration_ms(init_ms + invoke_ms, memory_mb) / 1000 * TIMEOUT_HEADROOM + URL_FETCH_ALLOWANCE_S
     low, high = LAMBDA_TIMEOUT_RANGE_S
-    return int(min(high, max(low, math.ceil(seconds))))
+    return int(min(high, max(low, math.ceil(seconds / TIMEOUT_STEP_S) * TIMEOUT_STEP_S)))
 
 
 @dataclass
@@ -372,5 +386,5 @@ def advise_function(
         return FunctionAdvice(memory, None, "no cold start measured")
     timeout = recommend_timeout_s(init_ms, first, setting)
     reason = (f"the measured cold start of {init_ms:,.0f} + {first:,.0f} ms at {setting:,} MB's CPU share, "
-              f"x{TIMEOUT_HEADROOM:g}, + {URL_FETCH_ALLOWANCE_S} s for fetching a url")
+              f"x{TIMEOUT_HEADROOM:g}, + {URL_FETCH_ALLOWANCE_S} s for fetching a url, rounded up to {TIMEOUT_STEP_S} s")
     return FunctionAdvice(memory, timeout, reason)

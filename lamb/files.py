@@ -27,23 +27,26 @@ from lamb.errors import InputError, ManifestError
 
 
 def regular_file_in(folder: Path, path: Path, what: str, hint: str) -> Path:
-    """``path``, when it is a regular file (not a symbolic link) at or below ``folder``, whose real
-    location is there too; ManifestError naming it otherwise."""
+    """``path``, when it is a regular file at or below ``folder`` (no symbolic link, no folder linked
+    out, no hard link to a file elsewhere); ManifestError naming it otherwise."""
     folder = Path(os.path.realpath(folder))
     path = Path(os.path.normpath(Path(folder, path)))
     outside = ManifestError(f"{what} {path} lies outside the manifest's folder {folder}; lamb ships only files beside it", hint)
     if not _below(path, folder):
         raise outside
     try:
-        mode = path.lstat().st_mode
+        info = path.lstat()
     except OSError:
         raise ManifestError(f"the manifest names {path}, which does not exist", hint) from None
-    if stat.S_ISLNK(mode):
+    if stat.S_ISLNK(info.st_mode):
         raise ManifestError(f"{what} {path} is a symbolic link; lamb ships only regular files", hint)
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         raise ManifestError(f"{what} {path} is not a regular file", hint)
     if not _below(Path(os.path.realpath(path)), folder):  # through a linked folder
         raise outside
+    if info.st_nlink > 1:  # a hard link is the same file as one elsewhere (/etc/hostname)
+        raise ManifestError(f"{what} {path} is a hard link ({info.st_nlink} names); lamb ships only files "
+                            "that are the folder's own", hint)
     return path
 
 

@@ -164,15 +164,20 @@ def _hostile(path, kind):
     """A small NHWC model (8x8x3 in, 3 means out), spoilt one way: ``kind`` says how."""
     from onnx import TensorProto, helper
 
-    shapes = {"zero": [1, 0, 0, 3], "huge": [1, 2**31 - 1, 2**31 - 1, 3], "20000px": [1, 20000, 20000, 3]}
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shapes.get(kind, [1, 8, 8, 3]))
+    shapes = {"zero": [1, 0, 0, 3], "huge": [1, 2**31 - 1, 2**31 - 1, 3], "20000px": [1, 3, 20000, 20000],
+              "wide": [1, 2**31 - 1]}
+    dtype = TensorProto.UINT8 if kind == "20000px" else TensorProto.FLOAT  # 1.2 GB: the pixels refuse it
+    x = helper.make_tensor_value_info("x", dtype, shapes.get(kind, [1, 8, 8, 3]))
     nodes, source = [], "x"
+    if dtype == TensorProto.UINT8:
+        nodes.append(helper.make_node("Cast", ["x"], ["floats"], to=TensorProto.FLOAT))
+        source = "floats"
     if kind == "evil":
         nodes.append(helper.make_node("Exfiltrate", ["x"], ["taken"], domain="com.evil"))
         source = "taken"
-    axes = {} if kind == "scalar" else {"axes": [1, 2]}
+    axes = {"scalar": {}, "wide": {"axes": [1]}}.get(kind, {"axes": [1, 2]})
     nodes.append(helper.make_node("ReduceMean", [source], ["means"], keepdims=0, **axes))
-    out = helper.make_tensor_value_info("means", TensorProto.FLOAT, [] if kind == "scalar" else [1, 3])
+    out = helper.make_tensor_value_info("means", TensorProto.FLOAT, {"scalar": [], "wide": [1]}.get(kind, [1, 3]))
     graph = helper.make_graph(nodes, kind, [x], [] if kind == "no outputs" else [out])
     opsets = [helper.make_opsetid("", 13), *([helper.make_opsetid("com.evil", 1)] if kind == "evil" else [])]
     model = helper.make_model(graph, opset_imports=opsets)
@@ -186,9 +191,11 @@ def _hostile(path, kind):
              "so the function would fail at cold start"),
     ("no outputs", "m.onnx has no outputs: the function would have nothing to answer"),
     ("zero", "m.onnx's input x (1, 0, 0, 3) has a dimension of 0 or less: no image fits it"),
-    ("huge", "m.onnx's input x (1, 2147483647, 2147483647, 3) takes 51,539,607,504.0 GiB, more than the 2.5 GiB"),
-    ("20000px", "m.onnx's input x (1, 20000, 20000, 3) takes 4.5 GiB, more than the 2.5 GiB the handler may give an "
-                "input at Lambda's largest memory (10240 MB): no function could feed it"),
+    ("huge", "m.onnx's input x (1, 2147483647, 2147483647, 3) takes 2147483647x2147483647 images"),
+    ("20000px", "m.onnx's input x (1, 3, 20000, 20000) takes 20000x20000 images (400.0 megapixels), more than the "
+                "335.5 megapixels the handler may hold at Lambda's largest memory (10240 MB): no function could feed it"),
+    ("wide", "m.onnx's input x (1, 2147483647) takes 8.0 GiB, more than the 2.5 GiB the handler may give an "
+             "input at Lambda's largest memory (10240 MB): no function could feed it"),
     ("scalar", "m.onnx's output means is a scalar: the handler answers one score per class"),
 ])
 def test_a_model_no_function_could_run_is_refused_in_one_line(tmp_path, kind, said):

@@ -111,10 +111,10 @@ def test_settings_follow_the_measured_figures(deploy_artifact_factory):
 
     settings = planning.settings_for(facts, DeployOptions("f"))
     assert settings.memory_mb == advise_memory(200.0, peak_rss_mb=241.0).recommended_mb == 1769
-    # (190 + 200) ms at a full vCPU, x2, + 13 s url fetch = 13.8 -> 14 s; never Lambda's default 3 s
-    assert settings.timeout_s == 14
-    # at 384 MB the CPU share is 384/1769: 390 ms x 4.6 x 2 + 13 = 16.6 -> 17 s
-    assert planning.settings_for(facts, DeployOptions("f", memory_mb=384)).timeout_s == 17
+    # (190 + 200) ms at a full vCPU, x2, + 13 s url fetch = 13.8 -> 15 s in 5 s steps; never Lambda's default 3 s
+    assert settings.timeout_s == 15
+    # at 384 MB the CPU share is 384/1769: 390 ms x 4.6 x 2 + 13 = 16.6 -> 20 s
+    assert planning.settings_for(facts, DeployOptions("f", memory_mb=384)).timeout_s == 20
     given = planning.settings_for(facts, DeployOptions("f", memory_mb=2048, timeout_s=30))
     assert (given.memory_mb, given.timeout_s, given.memory_source) == (2048, 30, "--memory")
 
@@ -131,7 +131,8 @@ def test_without_measured_figures_memory_must_be_given(deploy_artifact_factory):
 def test_timeout_advice_stays_in_range():
     from lamb.cost import URL_FETCH_ALLOWANCE_S, recommend_timeout_s
 
-    assert recommend_timeout_s(0, 0, 10240) == URL_FETCH_ALLOWANCE_S
+    assert recommend_timeout_s(0, 0, 10240) == 15  # URL_FETCH_ALLOWANCE_S, rounded up to 5 s
+    assert URL_FETCH_ALLOWANCE_S == 13
     assert recommend_timeout_s(10_000_000, 0, 128) == 900
 
 
@@ -205,7 +206,7 @@ def test_deploy_invoke_and_the_image_readme_state_one_advice(deploy_artifact_fac
     facts = read_facts(deploy_artifact_factory())
     settings = planning.settings_for(facts, DeployOptions("f"))
     advice = advise_function(facts.invoke_ms, init_ms=facts.init_ms, peak_rss_mb=facts.peak_rss_mb, arch=facts.arch)
-    assert (settings.memory_mb, settings.timeout_s) == (advice.memory_mb, advice.timeout_s) == (1769, 14)
+    assert (settings.memory_mb, settings.timeout_s) == (advice.memory_mb, advice.timeout_s) == (1769, 15)
     readme = image_readme(targets.get_target("python3.12", "x86_64"), "tiny", advice)
     assert f"MEMORY={settings.memory_mb} TIMEOUT={settings.timeout_s}" in readme
     assert "--memory-size $MEMORY --timeout $TIMEOUT" in readme and "1024" not in readme

@@ -237,7 +237,7 @@ def test_a_model_named_outside_the_manifests_folder_is_refused(tmp_path, named):
         m.model_files(path)
 
 
-def test_a_symlinked_model_or_folder_or_external_data_is_refused(tmp_path):
+def test_a_linked_model_or_folder_or_external_data_is_refused(tmp_path):
     path, m = _beside(tmp_path, external={"m.onnx.data": b"weights"})
     host = tmp_path / "host.txt"
     host.write_text("host secret")
@@ -248,6 +248,10 @@ def test_a_symlinked_model_or_folder_or_external_data_is_refused(tmp_path):
     (path.parent / "m.onnx.data").unlink()
     (path.parent / "m.onnx.data").symlink_to(path.parent / "m.onnx")  # a link that stays inside is no file either
     with pytest.raises(ManifestError, match=r"m.onnx.data is a symbolic link"):
+        m.model_files(path)
+    (path.parent / "m.onnx.data").unlink()
+    (path.parent / "m.onnx.data").hardlink_to(host)  # a regular file, in the folder, and the host's own
+    with pytest.raises(ManifestError, match=r"m.onnx.data is a hard link \(2 names\)"):
         m.model_files(path)
     (path.parent / "sub").symlink_to(host.parent)
     moved = dataclasses.replace(m, model=dataclasses.replace(m.model, file="sub/host.txt"))

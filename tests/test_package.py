@@ -570,3 +570,16 @@ def test_sigterm_while_the_zip_is_written_leaves_no_temporary_file(tmp_path, ver
     assert proc.returncode == 143, said
     assert "terminated; nothing was left half-written" in said and "Traceback" not in said
     assert list(out.iterdir()) == [] and list(scratch.iterdir()) == []
+
+
+def test_a_smoke_run_past_lambdas_init_limit_is_refused_in_one_line_naming_it(tmp_path, verified_tiny, target_installs):
+    """Issue 24 item 3: the smoke run has Lambda's limits (10 s of init, then the request's timeout)."""
+    slow = tmp_path / "slow_function.py"
+    slow.write_text("import time\n\ntime.sleep(15)  # a cold start longer than Lambda's init phase\n\n\n"
+                    "def lambda_handler(event, context):\n    return {}\n")
+    result = CliRunner().invoke(app, ["package", str(verified_tiny), "--runtime", "python3.12", "--handler", str(slow),
+                                      "-o", str(tmp_path / "slow.zip")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 9 and "Traceback" not in result.output, result.output
+    assert "error: the built function failed its smoke run" in said and "Init phase timed out after 10.00 seconds" in said
+    assert not (tmp_path / "slow.zip").exists() and not list(tmp_path.glob(".slow.zip.*"))

@@ -497,37 +497,46 @@ def test_an_environment_that_cannot_restart_for_want_of_fds_is_a_503_not_a_dead_
     assert proc.returncode == 0 and "Traceback" not in err, err
 
 
+def courses_test_py(folder: Path, port: int) -> Path:
+    """The course's test.py, verbatim in shape (its port 8080 unless a test needs another)."""
+    path = folder / "test.py"
+    path.write_text(
+        "import requests\n"
+        f"url = 'http://localhost:{port}/2015-03-31/functions/function/invocations'\n"
+        "data = {'url': 'http://bit.ly/mlbookcamp-pants'}\n"
+        "result = requests.post(url, json=data).json()\n"
+        "print(result)\n"
+    )
+    return path
+
+
 @pytest.mark.e2e
 def test_the_courses_test_py_works_unchanged_against_lamb_serve_with_no_port(tmp_path, error_root):
     """The course's test.py, as written for `docker run -p 8080:8080`, against `lamb serve` with no --port."""
-    import zipfile
-
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", 8080))
         except OSError:
             pytest.skip("port 8080 is taken on this machine")
-    artifact = tmp_path / "echo.zip"
+    out = course_client_against_serve(tmp_path, error_root, 8080, [])
+    assert "127.0.0.1:8080" in out
+
+
+def course_client_against_serve(tmp_path: Path, root: Path, port: int, options: list[str]) -> str:
+    """Start `lamb serve` on ``root``'s handler zipped, run the course's test.py once as soon as it
+    says it listens, check the answer, stop it with SIGTERM; returns what lamb printed."""
+    import zipfile
+
+    artifact = tmp_path / "function.zip"
     with zipfile.ZipFile(artifact, "w") as zf:
-        zf.write(error_root / "lambda_function.py", "lambda_function.py")
-    test_py = tmp_path / "test.py"
-    test_py.write_text(  # the course's client, verbatim in shape
-        "import requests\n"
-        "url = 'http://localhost:8080/2015-03-31/functions/function/invocations'\n"
-        "data = {'url': 'http://bit.ly/mlbookcamp-pants'}\n"
-        "result = requests.post(url, json=data).json()\n"
-        "print(result)\n"
-    )
+        zf.write(root / "lambda_function.py", "lambda_function.py")
+    test_py = courses_test_py(tmp_path, port)
     lamb = Path(sys.executable).with_name("lamb")
-    proc = subprocess.Popen([str(lamb), "serve", str(artifact)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([str(lamb), "serve", str(artifact), *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            client = subprocess.run([sys.executable, str(test_py)], capture_output=True, text=True, timeout=30, check=False)
-            if client.returncode == 0 or time.monotonic() > deadline:
-                break
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.3)
+        first = proc.stdout.readline()
+        assert first.startswith("listening on"), first + proc.stdout.read()
+        client = subprocess.run([sys.executable, str(test_py)], capture_output=True, text=True, timeout=60, check=False)
         assert client.returncode == 0, client.stderr
         assert client.stdout.strip() == str({"echo": {"url": "http://bit.ly/mlbookcamp-pants"}})
         proc.send_signal(signal.SIGTERM)
@@ -535,7 +544,8 @@ def test_the_courses_test_py_works_unchanged_against_lamb_serve_with_no_port(tmp
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0 and "127.0.0.1:8080" in out
+    assert proc.returncode == 0 and "ready: serving" in out and "1 requests" in out, out
+    return first + out
 
 
 def exchange(url: str, data: bytes, timeout: float = 10) -> list[bytes]:
@@ -595,3 +605,46 @@ def test_well_framed_requests_share_a_connection(error_root):
         assert [a.split()[1] for a in answers] == [b"200", b"200", b"200"]
         assert exchange(server.url, f"{INVOKE} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()) == [b"HTTP/1.1 400 Bad Request"]
     assert server.report.unhandled_errors == 1  # the one smuggled-looking request that was sent well framed
+
+
+@pytest.fixture
+def slow_init_root(tmp_path):
+    """A handler whose init (import) takes 1.5 s, as a model load does."""
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "lambda_function.py").write_text("import time\ntime.sleep(1.5)\n\ndef lambda_handler(event, context):\n    return {'echo': event}\n")
+    return tmp_path / "slow"
+
+
+def test_a_request_before_the_function_is_loaded_is_answered_once_it_is(slow_init_root):
+    server = LocalServer(slow_init_root, port=0)
+    server.listen()  # answers from now on
+    try:
+        status = requests.get(server.page_url + "lamb/status", timeout=10).json()
+        assert status["ready"] is False and status["init_ms"] == []
+        with ThreadPoolExecutor(1) as pool:
+            early = pool.submit(requests.post, server.url, json={"early": 1}, timeout=60)
+            time.sleep(0.3)
+            assert not early.done()  # waiting for the function, not refused
+            server.load()
+            assert early.result().json() == {"echo": {"early": 1}}
+        assert requests.get(server.page_url + "lamb/status", timeout=10).json()["ready"] is True
+    finally:
+        server.close()
+
+
+def test_a_request_waiting_when_serve_stops_before_loading_is_answered_503(slow_init_root):
+    server = LocalServer(slow_init_root, port=0)
+    server.listen()
+    with ThreadPoolExecutor(1) as pool:
+        early = pool.submit(requests.post, server.url, json={}, timeout=60)
+        time.sleep(0.3)
+        server.close()
+        answer = early.result()
+    assert answer.status_code == 503 and "stopped before the function was loaded" in answer.json()["errorMessage"]
+
+
+@pytest.mark.e2e
+def test_the_courses_test_py_right_after_serve_starts_gets_an_answer(tmp_path, slow_init_root):
+    """The course's test.py, run as soon as `lamb serve` says it listens (the function still loading)."""
+    port = free_port()
+    course_client_against_serve(tmp_path, slow_init_root, port, ["--port", str(port)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -181,16 +182,18 @@ def serve(
         from lamb.local import RunSettings
         from lamb.serve import serve_artifact
         from lamb.serve.render import render as render_serve
-        from lamb.serve.render import render_ready
+        from lamb.serve.render import render_listening, render_ready
 
-        def ready(server) -> None:
-            if not as_json:
-                for line in render_ready(server):
-                    console.print(line, highlight=False)
+        def show(lines) -> Callable:
+            def print_lines(server) -> None:
+                if not as_json:
+                    for line in lines(server):
+                        console.print(line, highlight=False)
+            return print_lines
 
         settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
         report = serve_artifact(
-            artifact, port=port, workers=workers, settings=settings, on_ready=ready,
+            artifact, port=port, workers=workers, settings=settings, on_listening=show(render_listening), on_ready=show(render_ready),
         )
     if as_json:
         print_json(report)

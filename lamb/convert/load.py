@@ -12,6 +12,7 @@ Every way a file can be unusable becomes one ``LambError`` sentence before any o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import zipfile
@@ -27,6 +28,10 @@ ZIP_MAGIC = b"PK\x03\x04"
 # What the loaders raise for a file they cannot make sense of. Anything else is a bug in lamb and
 # must surface as a traceback.
 _LOADER_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OSError, NotImplementedError, IndexError)
+
+# What reads a Keras source: pyproject's `keras` extra. The core install (ONNX sources) has none of them.
+KERAS_EXTRA_MODULES = ("tensorflow", "keras", "tf_keras", "h5py")
+KERAS_EXTRA_INSTALL = "pip install 'lamb[keras]'"
 
 _SAVE_WHOLE_MODEL_HINT = (
     "save the whole model, not just its weights: `model.save('model.keras')` (Keras 3) or "
@@ -200,6 +205,17 @@ def _check_declared_sizes(f: Any, source: Path) -> None:
         )
 
 
+def require_keras_extra(source: Path) -> None:
+    """ModelLoadError naming the install command when this install of lamb cannot read Keras models."""
+    missing = [name for name in KERAS_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        # One line, the command in it: the user's next step is that command, nothing else.
+        raise ModelLoadError(
+            f"{Path(source).name} is a Keras model and this install of lamb reads ONNX models only "
+            f"({', '.join(missing)} not installed): {KERAS_EXTRA_INSTALL}"
+        )
+
+
 def find_python_lambdas(config: Any) -> list[str]:
     """Names of Lambda layers whose function is Python bytecode (what safe mode refuses)."""
     found: list[str] = []
@@ -230,6 +246,7 @@ def load_keras_model(source: Path, *, allow_unsafe_lambda: bool = False) -> Load
     """Load ``source`` with the first loader that reads it whole; raise a ``LambError`` otherwise."""
     source = Path(source)
     source_format = detect_format(source)
+    require_keras_extra(source)
     config = read_model_config(source, source_format)
     # Checked here, not left to Keras 3's safe mode: tf_keras (the fallback) runs the bytecode of
     # a Keras-2 .h5 Lambda layer without asking.

@@ -9,7 +9,8 @@ checker lets through but no Lambda function could run is refused here, in one se
 - no outputs, or a scalar output: the handler answers with one score per class;
 - an input with a dimension of 0 (nothing fits it), or one larger than the handler could ever
   feed: its tensor may take at most the handler's image share (``IMAGE_MEMORY_SHARE``) of Lambda's
-  largest memory setting, 2.5 GiB (an input of 20000x20000 pixels takes 4.5 GiB as float32);
+  largest memory setting, 2.5 GiB, and an image input at most the pixels that share holds at the
+  handler's ``IMAGE_BYTES_PER_PIXEL``, 335.5 megapixels (20000x20000 is 400);
 - external data whose recorded offset and length lie past the end of its file (a 1 TB length):
   reading it would fail, or exhaust the memory, before any weights loaded.
 """
@@ -22,11 +23,13 @@ from typing import Any
 
 from lamb.cost import LAMBDA_MAX_MEMORY_MB
 from lamb.errors import ConversionError, ModelLoadError
-from lamb.handler.lambkit.decode import IMAGE_MEMORY_SHARE
+from lamb.handler.lambkit.decode import IMAGE_BYTES_PER_PIXEL, IMAGE_MEMORY_SHARE
 
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
-# The most bytes an input tensor may take: the handler's image share of Lambda's largest memory.
+# The most bytes an input tensor may take: the handler's image share of Lambda's largest memory;
+# and the most pixels an image input may have: what that share holds at the handler's bytes a pixel.
 MAX_INPUT_BYTES = int(LAMBDA_MAX_MEMORY_MB * 2**20 * IMAGE_MEMORY_SHARE)
+MAX_INPUT_PIXELS = MAX_INPUT_BYTES // IMAGE_BYTES_PER_PIXEL
 _EXPORT_AGAIN = "export the model again (torch.onnx.export with standard operators, its real input size and its outputs)"
 
 
@@ -90,6 +93,14 @@ def _check_inputs(model: Any, name: str) -> None:
         if any(d is not None and d <= 0 for d in dims):
             raise ConversionError(f"{name}'s input {value.name} {shown} has a dimension of 0 or less: no image fits it",
                                   _EXPORT_AGAIN)
+        if len(dims) == 4:  # an image: (N, H, W, C), or (N, C, H, W) with 1 or 3 channels first
+            h, w = (dims[2], dims[3]) if dims[1] in (1, 3) and dims[3] not in (1, 3) else (dims[1], dims[2])
+            if h and w and h * w > MAX_INPUT_PIXELS:
+                raise ConversionError(
+                    f"{name}'s input {value.name} {shown} takes {h}x{w} images ({h * w / 1e6:,.1f} megapixels), more than "
+                    f"the {MAX_INPUT_PIXELS / 1e6:.1f} megapixels the handler may hold at Lambda's largest memory "
+                    f"({LAMBDA_MAX_MEMORY_MB} MB): no function could feed it", _EXPORT_AGAIN,
+                )
         try:
             itemsize = tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
         except (KeyError, ValueError, TypeError):

@@ -267,7 +267,7 @@ def record(report: DeployReport) -> dict[str, Any]:
         "reserved_concurrency": report.reserved_concurrency,
         "timeout_s": report.plan.settings.timeout_s,
         "smoke": None if report.smoke is None else {"passed": report.smoke.passed, "reason": report.smoke.reason},
-        "deployed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "deployed_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 

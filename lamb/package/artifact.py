@@ -208,15 +208,16 @@ Lambda (`GLIBCXX_3.4.30 not found`) fails the build with the loader's message, n
 function's first cold start. It needs BuildKit (the default builder since Docker 23).
 
 Every block below runs as it is, from this folder, in one shell (bash or zsh).
-`{SAMPLE_EVENT}` holds an image the function answered in lamb's smoke run.
+`{SAMPLE_EVENT}` holds an image the function answered in lamb's smoke run. The container answers on port
+8080, as in the course and as `lamb serve` does, so the course's `test.py` works against either.
 
 ## Build and try it locally
 
 ```sh
 docker build --platform {platform} --provenance=false -t {name}:latest .
-docker run --rm -d --name {name} --platform {platform} -p 9000:8080 {name}:latest
+docker run --rm -d --name {name} --platform {platform} -p 8080:8080 {name}:latest
 sleep 3
-curl -s -XPOST http://localhost:9000/2015-03-31/functions/function/invocations -d @{SAMPLE_EVENT}
+curl -s -XPOST http://localhost:8080/2015-03-31/functions/function/invocations -d @{SAMPLE_EVENT}
 docker stop {name}
 ```
 

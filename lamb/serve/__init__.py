@@ -12,11 +12,12 @@ does); requests beyond that wait in a queue, none is dropped. Responses follow t
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,15 @@ def check_options(port: int, workers: int) -> None:
 class LocalServer:
     """The emulator endpoint over ``workers`` warm functions; a context manager.
 
-    ``port=0`` picks a free port (see ``url``). ``close()`` stops accepting, stops the workers and
-    kills their processes.
+    ``port=0`` picks a free port (see ``url``). ``listen()`` answers at once; requests that come
+    before ``load()`` has warmed the workers wait in the queue and are answered once the function
+    is loaded, as the emulator does (``start()`` is both). ``close()`` stops accepting, answers
+    what still waits, stops the workers and kills their processes.
     """
 
     def __init__(
         self,
-        task_root: Path,
+        task_root: Path | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
@@ -95,10 +98,10 @@ class LocalServer:
         artifact: Path | None = None,
     ):
         check_options(port, workers)
-        self.task_root = Path(task_root)
+        self.task_root = Path(task_root) if task_root is not None else None
+        self.settings = settings
         self.host, self.port = host, port
         self.n_workers = workers
-        self._make = lambda: LocalFunction(self.task_root, settings)
         self.jobs: queue.Queue = queue.Queue()
         self.workers: list[_Worker] = []
         self.httpd: HTTPServer | None = None
@@ -109,10 +112,15 @@ class LocalServer:
         self._in_flight = 0  # requests read and not yet answered: close() lets them finish
         self._started = 0.0
         self._closed = threading.Event()
+        self.ready = threading.Event()  # set once every worker has finished its cold start
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/2015-03-31/functions/function/invocations"
+
+    @property
+    def page_url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
 
     def __enter__(self) -> LocalServer:
         self.start()
@@ -122,6 +130,11 @@ class LocalServer:
         self.close()
 
     def start(self) -> None:
+        self.listen()
+        self.load()
+
+    def listen(self) -> None:
+        """Bind and answer from now on; invocations queue until ``load()``."""
         self._started = time.perf_counter()
         try:
             self.httpd = HTTPServer((self.host, self.port), InvocationHandler)
@@ -130,20 +143,29 @@ class LocalServer:
             raise InputError(f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc})", "pick another --port") from None
         self.port = self.httpd.server_address[1]
         self.report.url = self.url
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="lamb-http", daemon=True)
+        self._thread.start()
+
+    def load(self, task_root: Path | None = None, settings: RunSettings | None = None) -> None:
+        """Start the workers on ``task_root`` and wait for their cold starts (run in parallel)."""
+        self.task_root = Path(task_root) if task_root is not None else self.task_root
+        self.settings = settings or self.settings
+        if self.task_root is None:
+            raise InputError("no task root to serve", "pass the unpacked artifact's folder")
+        task_root_, settings_ = self.task_root, self.settings
         try:
             for i in range(self.n_workers):
-                worker = _Worker(i, self.jobs, self._make)
+                worker = _Worker(i, self.jobs, lambda: LocalFunction(task_root_, settings_))
                 self.workers.append(worker)
                 worker.start()
-            for worker in self.workers:  # cold starts run in parallel; serve once all are warm
+            for worker in self.workers:
                 worker.ready.wait()
                 if worker.function.init_ms is not None:
                     self.report.init_ms.append(worker.function.init_ms)
         except BaseException:
             self.close()
             raise
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="lamb-http", daemon=True)
-        self._thread.start()
+        self.ready.set()
 
     @property
     def init_failures(self) -> list[Invocation]:
@@ -151,15 +173,11 @@ class LocalServer:
 
     def serve_forever(self) -> None:
         """Block until Ctrl-C (or SIGTERM, or ``close()`` from another thread); then shut down."""
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
         try:
-            while not self._closed.wait(0.2):
-                pass
-        except KeyboardInterrupt:
-            pass
+            with until_interrupted():
+                while not self._closed.wait(0.2):
+                    pass
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
             self.close()
 
     def close(self) -> ServeReport:
@@ -174,6 +192,8 @@ class LocalServer:
             self.httpd.server_close()
         for _ in self.workers:
             self.jobs.put(None)
+        if not self.workers:  # never loaded: nobody takes what waits
+            _answer_waiting(self.jobs, "lamb serve stopped before the function was loaded")
         deadline = time.monotonic() + CLOSE_GRACE_S  # requests being run get CLOSE_GRACE_S in all to finish
         for worker in self.workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -221,8 +241,32 @@ class LocalServer:
             self.report.rejected += 1
 
 
+def _answer_waiting(jobs: queue.Queue, why: str) -> None:
+    while True:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            return
+        if job is not None:
+            job.failure = why
+            job.done.set()
+
+
 def _raise_interrupt(signum, frame):  # SIGTERM: shut down as cleanly as for Ctrl-C
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def until_interrupted() -> Iterator[None]:
+    """Ctrl-C, or SIGTERM (where this thread may set signals), ends the block quietly."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # How long close() (Ctrl-C, SIGTERM) lets a request being run finish before its environment is
@@ -236,21 +280,32 @@ def serve_artifact(
     port: int = DEFAULT_PORT,
     workers: int = 1,
     settings: RunSettings | None = None,
+    on_listening: Callable[[LocalServer], None] | None = None,
     on_ready: Callable[[LocalServer], None] | None = None,
 ) -> ServeReport:
-    """Unpack ``artifact`` and serve it until Ctrl-C; ``on_ready`` is called once all workers are warm."""
-    from lamb.invoke import runnable_artifact
+    """Listen at once, unpack ``artifact`` and serve it until Ctrl-C.
 
-    check_options(port, workers)  # before unpacking anything
-    with runnable_artifact(artifact, settings or RunSettings()) as (unpacked, task_root, run_settings, notes):
-        server = LocalServer(task_root, port=port, workers=workers, settings=run_settings, artifact=unpacked)
-        server.report.notes = notes
-        server.start()
-        try:
-            if on_ready is not None:
-                on_ready(server)
-        except BaseException:
-            server.close()
-            raise
-        server.serve_forever()
-        return server.report
+    ``on_listening`` is called as soon as the port answers (requests wait for the function from
+    then on), ``on_ready`` once all workers are warm.
+    """
+    from lamb.invoke import default_artifact, runnable_artifact
+
+    check_options(port, workers)  # before listening or unpacking anything
+    artifact = Path(artifact) if artifact is not None else default_artifact()
+    server = LocalServer(port=port, workers=workers, settings=settings, artifact=artifact)
+    server.listen()
+    try:
+        # Ctrl-C or SIGTERM while the function loads stops as cleanly as once it serves.
+        with until_interrupted():
+            if on_listening is not None:
+                on_listening(server)
+            with runnable_artifact(artifact, settings or RunSettings()) as (unpacked, task_root, run_settings, notes):
+                server.report.artifact = unpacked
+                server.report.notes = notes
+                server.load(task_root, run_settings)
+                if on_ready is not None:
+                    on_ready(server)
+                server.serve_forever()
+    finally:
+        server.close()
+    return server.report

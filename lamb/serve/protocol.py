@@ -22,6 +22,7 @@ from typing import Any
 from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
 from lamb.local import PAYLOAD_TOO_LARGE
 from lamb.records import nesting
+from lamb.serve import page
 
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations/?$")
 
@@ -234,6 +235,15 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         except ConnectionError:  # the client reset the connection: nobody to answer, nothing to report
             self.close_connection = True
 
+    def do_GET(self):
+        """The page at / (``lamb.serve.page``) and the status it polls; the emulator's 404/405 elsewhere."""
+        path = self.path.split("?", 1)[0]
+        if path in page.PAGE_PATHS:
+            return self._send_bytes(200, page.page(), "text/html; charset=utf-8", {"Cache-Control": "no-store"})
+        if path == page.STATUS_PATH:
+            return self._send(200, page.status(self.server.lamb), {"Cache-Control": "no-store"})
+        return self._method_not_allowed()
+
     def do_POST(self):
         started = time.perf_counter()
         if self._off_route():
@@ -267,7 +277,8 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         result = self.server.lamb.call(event)
         if isinstance(result, str):
             return self._reject(503, "ServiceUnavailable", f"lamb serve cannot start the function now: {result}; retry shortly", {"Retry-After": "1"})
-        headers = {"X-Lamb-Invoke-Ms": f"{result.invoke_ms or 0:.1f}", "X-Lamb-Cold": str(result.cold).lower()}
+        headers = {"X-Lamb-Invoke-Ms": f"{result.invoke_ms or 0:.1f}", "X-Lamb-Cold": str(result.cold).lower(),
+                   "X-Lamb-Init-Ms": f"{result.init_ms or 0:.1f}"}
         if result.error is not None:
             headers["X-Amz-Function-Error"] = "Unhandled"
             payload = result.error
@@ -353,9 +364,12 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         except RecursionError:  # the function answered JSON too deep to encode again here
             status, headers = 502, {"X-Amz-Function-Error": "Unhandled"}
             data = json.dumps({"errorType": "Runtime.InvalidResponse", "errorMessage": "the response nests too deeply to serialise"}).encode()
+        self._send_bytes(status, data, "application/json", headers)
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for key, value in headers.items():
                 self.send_header(key, value)

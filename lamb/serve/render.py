@@ -1,4 +1,5 @@
-"""What ``lamb serve`` prints: the endpoint once the workers are warm, and the session when it stops."""
+"""What ``lamb serve`` prints: the endpoint as soon as it listens, that the function is ready once
+the workers are warm, and the session when it stops."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from lamb.markup import plain
 from lamb.serve.report import ServeReport
 
 
+def render_listening(server: Any) -> list[str]:
+    """Rich markup lines for a ``LocalServer`` that listens and is loading its function."""
+    return [
+        f"listening on [bold]{server.page_url}[/] (open it in a browser to try the function); "
+        f"loading {plain(server.report.artifact.name) if server.report.artifact else 'the function'}: requests wait until it is ready",
+    ]
+
+
 def render_ready(server: Any) -> list[str]:
     """Rich markup lines for a ``LocalServer`` whose workers are warm: where to POST, and any init failure."""
     inits = ", ".join(f"{ms:,.0f}" for ms in server.report.init_ms)
-    out = [f"serving [bold]{plain(server.report.artifact)}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)"]
+    out = [f"ready: serving [bold]{plain(server.report.artifact)}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)"]
     for failure in server.init_failures:
         out.append(f"[bold red]init failed:[/] {plain(failure.error.get('errorType'))}: {plain(failure.error.get('errorMessage'))}")
     for note in server.report.notes:

@@ -167,10 +167,11 @@ class RunnerFailure(Exception):
 
 # Time limits on the runner, each for one answer: a library that takes longer is stopped and the
 # verification fails with a sentence naming the limit (onnxruntime 1.16.3 loads If nodes nested 30
-# deep for hours, where 1.32 takes 0.02 s). Lambda's init phase gets 10 s, then the first request's
-# timeout, at most 900 s (docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html):
-# a model this machine cannot load in 5 minutes, or answer one input of in 15, is none to ship.
-LIMITS_S = {"load": 300.0, "invoke": 900.0}  # stage -> seconds
+# deep for hours, where 1.32 takes 0.02 s). The smoke run gives the built function 120 s a request
+# (lamb.package.build); Lambda gives its init 10 s, then retries it within the first request's
+# timeout (docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html). A model this
+# machine cannot load, or answer one input of, in 2 minutes is none to ship.
+LIMITS_S = {"load": 120.0, "invoke": 120.0}  # stage -> seconds
 _LIMITED = {"load": "loading a model", "invoke": "answering one input"}
 
 
