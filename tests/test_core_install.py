@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from lamb.cache import cache_root
-from lamb.convert.load import KERAS_EXTRA_INSTALL, KERAS_EXTRA_MODULES
+from lamb.source.keras import KERAS_EXTRA_INSTALL, KERAS_EXTRA_MODULES
 
 pytestmark = pytest.mark.e2e
 

@@ -28,9 +28,10 @@ from lamb.targets import default_runtime, runtime_names
 app = typer.Typer(
     name="lamb",
     help=(
-        "Turn a trained Keras image model into a TensorFlow Lite artifact that is proven to compute "
-        "what the Keras model computes and to fit and run on AWS Lambda.\n\n"
-        "Pipeline: lamb convert MODEL.h5 -> lamb verify -> lamb package -> lamb invoke / lamb serve -> lamb deploy.\n\n"
+        "Turn a trained image model (Keras .h5/.keras, a SavedModel, or an ONNX export from PyTorch) into an "
+        "AWS Lambda artifact for a runtime library (LiteRT, ONNX Runtime), proven to compute what the source "
+        "model computes and to fit and run on Lambda.\n\n"
+        "Pipeline: lamb convert MODEL -> lamb verify -> lamb package -> lamb invoke / lamb serve -> lamb deploy.\n\n"
         "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
     ),
     no_args_is_help=True,

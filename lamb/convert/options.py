@@ -1,6 +1,5 @@
-"""What ``lamb convert`` takes (``ConvertOptions``), checked the same way for the converter of Keras
-models (``lamb.convert.core``) and of ONNX models given as they are (``lamb.convert.onnx_input``);
-what it gives is ``lamb.convert.report.ConversionResult``."""
+"""What ``lamb convert`` takes (``ConvertOptions``), checked the same way for every source and
+format; what it gives is ``lamb.convert.report.ConversionResult``."""
 
 from __future__ import annotations
 
@@ -10,8 +9,8 @@ from pathlib import Path
 
 from lamb import manifest as mf
 from lamb import quantization, runtime_lib
-from lamb.convert.preprocess import NOT_INFERRED
 from lamb.errors import InputError
+from lamb.manifest import PREPROCESS_NOT_INFERRED as NOT_INFERRED
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,12 @@ class Build:
 
     @property
     def root_files(self) -> tuple[str, ...]:
-        return layout.root_files(self.model_file, tuple(Path(p).name for p in self.manifest.model.external_data))
+        return layout.root_files(self.model_file, self.external_files)
+
+    @property
+    def external_files(self) -> tuple[str, ...]:
+        """The model's external data, by the names it reads them under (the size budget counts them as the model)."""
+        return tuple(Path(p).name for p in self.manifest.model.external_data)
 
     @property
     def own(self) -> dict[str, Path]:
@@ -129,7 +134,7 @@ class ZipFormat(ArtifactFormat):
         try:
             artifact.write_zip_to(entries, temp, on_entry=build.progress.advance)
             zip_bytes = temp.stat().st_size
-            report = budget.check(budget.measure_zip(temp), fmt="zip", max_size=build.max_bytes, zip_bytes=zip_bytes)
+            report = budget.check(budget.measure_zip(temp, build.external_files), fmt="zip", max_size=build.max_bytes, zip_bytes=zip_bytes)
         except BaseException:
             self.discard(temp)
             raise
@@ -176,7 +181,7 @@ class ImageFormat(ArtifactFormat):
             _write_image_context(temp, build, function_name(build.manifest_path))
             own = build.own
             context = {p.name: p for p in temp.iterdir() if p.name not in own}
-            report = budget.check(budget.measure_tree(build.deps, {**own, **context}), fmt="image", max_size=build.max_bytes)
+            report = budget.check(budget.measure_tree(build.deps, {**own, **context}, build.external_files), fmt="image", max_size=build.max_bytes)
         except BaseException:
             self.discard(temp)
             raise
