@@ -290,7 +290,7 @@ def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
         row.accuracy, row.accuracy_low, row.accuracy_high = 0.98, 0.93, 0.994
     text = rendered()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
-    assert "98.0%" in text and "(93-99%)" in text and "Keras scores 100.0%" in text and "WARNING" in text
+    assert "98.0%" in text and "(93-99%)" in text and "the source model scores 100.0%" in text and "WARNING" in text
 
 
 # -- the CPU that timed, against the target's -------------------------------------------------------

@@ -48,7 +48,7 @@ def test_copied_elsewhere_the_external_data_goes_along(nchw_onnx, tmp_path):
 def test_missing_external_data_is_one_sentence(nchw_onnx):
     (nchw_onnx.parent / "model.onnx.data").unlink()
     with pytest.raises(InputError, match=r"keeps its weights in model\.onnx\.data, which is not beside it"):
-        convert_model(nchw_onnx)
+        convert_model(nchw_onnx, nchw_onnx.parent)
     assert not nchw_onnx.with_name("model.lamb.json").exists()
 
 
@@ -61,12 +61,12 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
 
 def test_labels_must_match_the_output(nchw_onnx):
     with pytest.raises(InputError, match="labels"):
-        convert_model(nchw_onnx, labels=["a", "b"])
+        convert_model(nchw_onnx, nchw_onnx.parent, labels=["a", "b"])
 
 
 def test_a_tflite_runtime_library_is_refused_for_an_onnx_model(nchw_onnx):
     with pytest.raises(InputError, match="is ONNX model, and ai-edge-litert runs tflite models"):
-        convert_model(nchw_onnx, runtime_lib_name="ai-edge-litert")
+        convert_model(nchw_onnx, nchw_onnx.parent, runtime_lib_name="ai-edge-litert")
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "int8"])

@@ -53,7 +53,7 @@ def judge_by_accuracy(mode: str, accuracy: ModeAccuracy, keras: ModeAccuracy | N
     if keras is None:
         return judged
     keeps = accuracy.top1_high >= keras.top1 - ACCURACY_SLACK
-    said = f"{mode} scores {accuracy.interval()} top-1 on {accuracy.images} labelled images, Keras {keras.top1:.1%}"
+    said = f"{mode} scores {accuracy.interval()} top-1 on {accuracy.images} labelled images, the source model {keras.top1:.1%}"
     if not keeps:
         failures = [*judged.failures, f"{said}: clearly more than {ACCURACY_SLACK * 100:.0f} point below it"]
         return replace(judged, verdict=FAIL, passed=False, failures=failures)

@@ -23,7 +23,7 @@ class KerasSource:
     """A Keras model file (``lamb.source.base.Source``)."""
 
     title = "Keras model"
-    readers = ("tensorflow", "keras", "tf-keras")  # the distributions whose versions the manifest records
+    readers: tuple[str, ...] = ("tensorflow", "keras", "tf-keras")  # the distributions whose versions the manifest records
 
     def __init__(self, path: Path, kind: str):
         self.path = Path(path)

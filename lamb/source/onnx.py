@@ -42,7 +42,7 @@ class OnnxSource:
     """An ``.onnx`` file and the external data it names (``lamb.source.base.Source``)."""
 
     title = "ONNX model"
-    readers = ("onnx", "onnxruntime")  # the distributions whose versions the manifest records
+    readers: tuple[str, ...] = ("onnx", "onnxruntime")  # the distributions whose versions the manifest records
     kind = "onnx"
 
     def __init__(self, path: Path):

@@ -19,7 +19,7 @@ class SavedModelSource:
     """A SavedModel folder (``lamb.source.base.Source``)."""
 
     title = "SavedModel"
-    readers = ("tensorflow", "keras", "tf-keras")  # the distributions whose versions the manifest records
+    readers: tuple[str, ...] = ("tensorflow", "keras", "tf-keras")  # the distributions whose versions the manifest records
     kind = "savedmodel"
 
     def __init__(self, path: Path):

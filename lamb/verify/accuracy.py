@@ -244,7 +244,7 @@ def judge_accuracy(report: AccuracyReport, model_path: Path) -> AccuracyReport:
     keras = report.keras
     if keras is not None and chosen.top1_high < keras.top1 - ACCURACY_SLACK:
         report.failures.append(
-            f"the converted model scores {chosen.interval()} top-1 on {chosen.images} labelled images, Keras "
+            f"the converted model scores {chosen.interval()} top-1 on {chosen.images} labelled images, the source model "
             f"{keras.top1:.1%}: clearly more than {ACCURACY_SLACK * 100:.0f} point below it; try a less lossy --quantize mode"
         )
     report.passed = not report.failures
