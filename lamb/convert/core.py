@@ -15,8 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from lamb import manifest as mf
 from lamb import files, quantization, runtime_lib
+from lamb import manifest as mf
 from lamb.convert import engine
 from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.engine import Converted, Export
