@@ -17,17 +17,6 @@ runner = CliRunner()
 pytestmark = pytest.mark.network  # the target's wheels, resolved once and cached
 
 
-@pytest.fixture(scope="module")
-def quick_timing():
-    """Fewer timed requests than a real comparison: the figures are checked for shape, not speed."""
-    from lamb.compare import timing
-
-    saved = timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS
-    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = 2, 5, 0.0
-    yield
-    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = saved
-
-
 def test_an_onnx_model_is_compared_in_onnx_runtimes_modes(nchw_onnx, sample_images, quick_timing, tmp_path):
     result = runner.invoke(app, [
         "compare", str(nchw_onnx), "--images", str(sample_images), "--calibration", str(sample_images), "--samples", "4",
