@@ -50,6 +50,8 @@ INIT_TIMEOUT_S = 10.0
 #: What Lambda answers (a 413, RequestEntityTooLargeException) to an event over its 6 MB
 #: synchronous payload limit; ``lamb invoke`` and ``lamb serve`` refuse such events in its words.
 PAYLOAD_TOO_LARGE = f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation"
+#: base64 sends 3 bytes as 4 characters: a larger image cannot fit in an event Lambda accepts.
+MAX_IMAGE_BYTES = MAX_PAYLOAD_BYTES * 3 // 4
 _BOOTSTRAP = Path(__file__).with_name("_lambda_bootstrap.py")
 
 

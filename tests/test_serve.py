@@ -588,12 +588,12 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(error_root, capf
     assert "Traceback" not in capfd.readouterr().err
 
 
-@pytest.mark.parametrize("request_line", ["GET /2015-03-31/functions/function/invocations", "POST /elsewhere"])
+@pytest.mark.parametrize("request_line", ["GET /2015-03-31/functions/function/invocations", "POST /elsewhere", "GET /", "GET /lamb/status"])
 def test_a_body_left_unread_is_not_read_as_the_next_request(error_root, request_line):
     with LocalServer(error_root, port=0) as server:
         request = f"{request_line} HTTP/1.1\r\nContent-Length: {len(SMUGGLED)}\r\n\r\n".encode() + SMUGGLED
         answers = exchange(server.url, request)
-        assert len(answers) == 1 and answers[0].split()[1] in (b"404", b"405"), answers
+        assert len(answers) == 1 and answers[0].split()[1] in (b"200", b"404", b"405"), answers
     assert server.report.unhandled_errors == 0
 
 

@@ -34,7 +34,7 @@ from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.handler.lambkit.cpu import this_cpu
 from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
 from lamb.invoke.report import InvokeReport
-from lamb.local import PAYLOAD_TOO_LARGE, LocalFunction, RunSettings
+from lamb.local import MAX_IMAGE_BYTES, PAYLOAD_TOO_LARGE, LocalFunction, RunSettings
 from lamb.package.standin import host_stand_in, unpack_artifact
 from lamb.progress import Progress, current
 from lamb.records import read_at_most
@@ -120,10 +120,6 @@ def _is_artifact(path: Path) -> bool:
 
 
 # -- the event ---------------------------------------------------------------------------------------
-
-# base64 sends 3 bytes as 4 characters: a larger image cannot fit in an event Lambda accepts
-MAX_IMAGE_BYTES = MAX_PAYLOAD_BYTES * 3 // 4
-
 
 def _too_large(what: str) -> InputError:
     return InputError(

@@ -20,11 +20,13 @@ from lamb import files, layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.handler.lambkit.cpu import this_cpu
+from lamb.local import MAX_IMAGE_BYTES
 from lamb.manifest import SmokeResult
 from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, standin, verified, wheels
 from lamb.package.formats import Build
 from lamb.package.report import PackageReport
 from lamb.progress import Progress, current
+from lamb.records import read_at_most
 
 # The shipped handler: lamb's short entry module and the package it imports (lamb/handler/).
 HANDLER_DIR = Path(__file__).resolve().parent.parent / "handler"
@@ -326,7 +328,10 @@ def sample_event(manifest: mf.Manifest, image: Path | None = None) -> dict:
     if image is not None:
         if not Path(image).is_file():
             raise InputError(f"no sample image at {image}", "pass an existing .jpg/.png to --sample-image")
-        data = Path(image).read_bytes()
+        data = read_at_most(image, MAX_IMAGE_BYTES)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise InputError(f"the sample image {image} is larger than {MAX_IMAGE_BYTES / 2**20:.1f} MB, more than fits "
+                             "base64 in Lambda's 6 MB payload", "pass a smaller .jpg/.png to --sample-image")
     else:
         import numpy as np
         from PIL import Image
