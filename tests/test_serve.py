@@ -648,3 +648,19 @@ def test_the_courses_test_py_right_after_serve_starts_gets_an_answer(tmp_path, s
     """The course's test.py, run as soon as `lamb serve` says it listens (the function still loading)."""
     port = free_port()
     course_client_against_serve(tmp_path, slow_init_root, port, ["--port", str(port)])
+
+
+def test_the_session_ends_with_the_advice_invoke_deploy_and_the_image_readme_state(error_root):
+    from lamb.cost import MB_PER_VCPU, advise_function
+    from lamb.serve.render import render
+
+    with LocalServer(error_root, port=0) as server:
+        for i in range(3):
+            assert requests.post(server.url, json={"i": i}, timeout=10).status_code == 200
+    advice = server.report.advice
+    answered = server._answered
+    expected = advise_function(sorted(r.invoke_ms for r in answered[1:])[0], init_ms=answered[0].init_ms,
+                               peak_rss_mb=max(r.peak_rss_mb for r in answered), first_invoke_ms=answered[0].invoke_ms)
+    assert (advice.memory_mb, advice.timeout_s) == (expected.memory_mb, expected.timeout_s)
+    assert advice.memory_mb == MB_PER_VCPU and "only the vCPU share buys speed" in advice.memory.reason  # an echo needs 128 MB
+    assert f"advice from the requests served: memory {MB_PER_VCPU:,} MB, timeout {advice.timeout_s} s" in " ".join(render(server.report))

@@ -23,7 +23,7 @@ from rich.console import Console
 from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
 from lamb.errors import EXIT_CODES, LambError
 from lamb.markup import plain
-from lamb.targets import default_runtime, runtime_names
+from lamb.targets import DEFAULT_RUNTIME_WHY, default_runtime, runtime_names
 
 app = typer.Typer(
     name="lamb",
@@ -61,7 +61,8 @@ PythonOpt = typer.Option(
 )
 # and these mean the same wherever they appear:
 RuntimeOpt = typer.Option(
-    None, "--runtime", "-r", help=f"Lambda runtime: {' | '.join(runtime_names())} \\[default: {default_runtime().name}]."
+    None, "--runtime", "-r",
+    help=f"Lambda runtime: {' | '.join(runtime_names())} \\[default: {default_runtime().name}: {DEFAULT_RUNTIME_WHY}].",
 )
 SampleImageOpt = typer.Option(None, "--sample-image", help="Image the smoke run sends \\[default: a seeded synthetic JPEG].")
 AllowUnsafeLambdaOpt = typer.Option(

@@ -38,6 +38,7 @@ class Build:
     max_bytes: int | None
     sample_event: dict
     progress: Progress
+    base_image: str | None = None  # --base-image: the image format's FROM instead of the target's
 
     @property
     def model_file(self) -> str:
@@ -66,6 +67,7 @@ class ArtifactFormat:
     # Does building it run the model on the target's own base image (docker build), so that build,
     # not the ELF audit's unmeasured facts, has the last word on what loads there?
     proves_itself: ClassVar[bool] = False
+    accepts_base_image: ClassVar[bool] = False  # --base-image: only an image is built on one
 
     def output(self, path: Path) -> Path:
         raise NotImplementedError
@@ -160,6 +162,7 @@ class ImageFormat(ArtifactFormat):
     name = "image"
     runs_itself = False
     proves_itself = True
+    accepts_base_image = True
 
     def output(self, path: Path) -> Path:
         path = path.resolve()
@@ -195,7 +198,7 @@ class ImageFormat(ArtifactFormat):
         from lamb.cost import advise_function
 
         advice = advise_function(smoke.invoke_ms, init_ms=smoke.init_ms, peak_rss_mb=smoke.peak_rss_mb, arch=build.target.arch)
-        readme = artifact.image_readme(build.target, function_name(build.manifest_path), advice)
+        readme = artifact.image_readme(build.target, function_name(build.manifest_path), advice, build.base_image)
         (temp / "README.md").write_text(readme, encoding="utf-8")
 
     def task_root(self, build: Build, temp: Path, dest: Path) -> tuple[Path, str]:
@@ -235,6 +238,6 @@ def _write_image_context(folder: Path, build: Build, name: str) -> None:
     pinned = build.install.pinned()
     header = f"# Resolved by lamb package for {target.describe()}; installed with --no-deps, so this is the whole set.\n"
     (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
-    (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__, build.root_files), encoding="utf-8")
+    (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__, build.root_files, build.base_image), encoding="utf-8")
     (folder / ".dockerignore").write_text(artifact.dockerignore(build.root_files), encoding="utf-8")
-    (folder / "README.md").write_text(artifact.image_readme(target, name), encoding="utf-8")  # settings once the smoke run measured them
+    (folder / "README.md").write_text(artifact.image_readme(target, name, base_image=build.base_image), encoding="utf-8")  # settings once the smoke run measured them
