@@ -102,9 +102,11 @@ def _load(handler_spec, task_root):
     except SyntaxError as exc:
         message = "Syntax error in module '%s': %s" % (module_name, exc)
         return None, _user_frames(_error(exc, "Runtime.UserCodeSyntaxError", message), task_root)
-    except Exception as exc:  # noqa: BLE001 - any import failure is the user's, reported as Lambda does
+    except ImportError as exc:  # as awslambdaric reports it: the message, no stack trace
         message = "Unable to import module '%s': %s" % (module_name, exc)
-        return None, _user_frames(_error(exc, "Runtime.ImportModuleError", message), task_root)
+        return None, {"errorMessage": message, "errorType": "Runtime.ImportModuleError", "stackTrace": []}
+    except Exception as exc:  # noqa: BLE001 - the module raised while loading: awslambdaric reports the exception itself
+        return None, _user_frames(_error(exc), task_root)
     handler = getattr(module, func_name, None)
     if handler is None:
         message = "Handler '%s' missing on module '%s'" % (func_name, module_name)

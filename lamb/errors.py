@@ -49,7 +49,7 @@ class ManifestTooLarge(ManifestError):
 
 
 class ModelLoadError(LambError):
-    """A model file that exists but cannot be loaded as a whole Keras model."""
+    """A model file that exists but cannot be loaded as a whole model."""
 
     exit_code = 4
 

@@ -3,8 +3,13 @@
 ``lamb.package.standin.unpack_artifact`` turns the zip (or an image-context folder) into a task
 root; ``LocalFunction`` runs its handler in a fresh ``python -I -S`` subprocess whose import path
 holds only the task root and the standard library, with Lambda's environment variables, working
-directory and context object, under one ``RunSettings`` value. The handler is imported once (the cold start, timed) and then answers events
-over a pipe, warm, like a Lambda execution environment.
+directory and context object, under one ``RunSettings`` value. The handler is imported once (the
+cold start, timed) and then answers events, warm, like a Lambda execution environment.
+
+What runs the handler: AWS's own runtime interface client (``awslambdaric``, installed outside the
+task root for the interpreter that runs it: ``RunSettings.runtime_client``), talking to the Runtime
+API lamb serves (``lamb.runtime_api``); or, where no awslambdaric wheel exists for that Python,
+lamb's stand-in bootstrap (``_lambda_bootstrap.py``) over a pipe. ``runtime_client_name`` says which.
 
 What it mirrors from Lambda: handler exceptions come back as ``errorMessage``/``errorType``/
 ``stackTrace`` (the runtime's format) rather than crashing lamb; a timeout, a crash, or going over
@@ -50,7 +55,18 @@ INIT_TIMEOUT_S = 10.0
 #: What Lambda answers (a 413, RequestEntityTooLargeException) to an event over its 6 MB
 #: synchronous payload limit; ``lamb invoke`` and ``lamb serve`` refuse such events in its words.
 PAYLOAD_TOO_LARGE = f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation"
+#: base64 sends 3 bytes as 4 characters: a larger image cannot fit in an event Lambda accepts.
+MAX_IMAGE_BYTES = MAX_PAYLOAD_BYTES * 3 // 4
 _BOOTSTRAP = Path(__file__).with_name("_lambda_bootstrap.py")
+_RIC_LAUNCHER = Path(__file__).with_name("_ric_launcher.py")
+STAND_IN_CLIENT = "lamb's stand-in bootstrap (no awslambdaric wheel for this Python)"
+
+
+def runtime_client_name(settings: RunSettings) -> str:
+    """What runs the handler under ``settings``, for the output."""
+    if settings.runtime_client is None:
+        return STAND_IN_CLIENT
+    return f"AWS's runtime interface client ({settings.runtime_client.name})"
 
 
 @dataclass
@@ -80,6 +96,7 @@ class RunSettings:
     env: dict[str, str] = field(default_factory=dict)  # added to Lambda's variables (--env)
     python: str | None = None  # the interpreter; None: lamb's own (or the target's, when found)
     stand_in: bool = True  # may a host stand-in run an artifact this machine cannot load?
+    runtime_client: Path | None = None  # awslambdaric installed for the interpreter; None: the stand-in bootstrap
 
 
 # -- artifacts -> task roots ------------------------------------------------------------------------
@@ -145,7 +162,8 @@ def lambda_environment(
 class _Process:
     """One running execution environment: the subprocess and its two pipes."""
 
-    def __init__(self, popen: subprocess.Popen, to_child: int, from_child: int, log_path: Path):
+    def __init__(self, popen: subprocess.Popen, to_child: int, from_child: int, log_path: Path, channel: Any = None):
+        self.channel = channel  # lamb.runtime_api.RuntimeAPIChannel when awslambdaric runs the handler
         self.popen = popen
         self.to_child = to_child
         self.from_child = from_child
@@ -167,6 +185,8 @@ class _Process:
 
     def read_message(self, timeout_s: float) -> dict[str, Any] | None:
         """The next JSON line from the child; None on timeout; EOFError when the child is gone."""
+        if self.channel is not None:
+            return self.channel.read_message(timeout_s)
         deadline = time.monotonic() + timeout_s
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()
@@ -183,6 +203,8 @@ class _Process:
         return json.loads(line)
 
     def send(self, message: dict[str, Any]) -> None:
+        if self.channel is not None:
+            return self.channel.send(message)
         data = (json.dumps(message) + "\n").encode("utf-8")
         view = memoryview(data)
         while view:
@@ -232,6 +254,7 @@ class LocalFunction:
         self.function_name = function_name
         self.extra_env = dict(settings.env)
         self.python = settings.python or sys.executable
+        self.runtime_client = settings.runtime_client
         self.init_error: dict[str, Any] | None = None
         self._proc: _Process | None = None
         self._runtime_dir: Path | None = None
@@ -263,6 +286,7 @@ class LocalFunction:
         if self._runtime_dir is None:
             self._runtime_dir = Path(tempfile.mkdtemp(prefix="lamb-runtime-"))
             shutil.copy2(_BOOTSTRAP, self._runtime_dir / "bootstrap.py")
+            shutil.copy2(_RIC_LAUNCHER, self._runtime_dir / "launcher.py")
             (self._runtime_dir / "tmp").mkdir()
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._runtime_dir), True)
         tmp_dir = self._runtime_dir / "tmp"
@@ -277,34 +301,10 @@ class LocalFunction:
             handler=self.handler,
             extra=self.extra_env,
         )
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
         started = time.perf_counter()
-        try:
-            with open(log_path, "wb") as log:
-                popen = subprocess.Popen(
-                    # -B: Lambda's task root is read-only, so no .pyc gets cached between cold starts there.
-                    # -u: prints and tracebacks reach the log in the order they happened.
-                    [self.python, "-I", "-S", "-B", "-u", str(self._runtime_dir / "bootstrap.py"), str(self.task_root), self.handler,
-                     str(to_child_r), str(from_child_w)],
-                    cwd=self.task_root,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(to_child_r, from_child_w),
-                    # Its own session: Ctrl-C reaches lamb only, and lamb kills the whole group.
-                    start_new_session=True,
-                )
-        except OSError as exc:
-            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
-                os.close(fd)
-            raise ArtifactError(f"cannot start {self.python} ({exc})", "check the Python interpreter lamb runs under") from None
-        os.close(to_child_r)
-        os.close(from_child_w)
-        proc = _Process(popen, to_child_w, from_child_r, log_path)
+        proc = self._spawn(env, log_path)
         # Backstop for a LocalFunction dropped without close(): never leave a process behind.
-        weakref.finalize(proc, _kill, popen, [])
+        weakref.finalize(proc, _kill, proc.popen, [])
         self._proc = proc
         try:
             message = proc.read_message(self.init_timeout_s)
@@ -331,6 +331,53 @@ class LocalFunction:
         self.init_error = None
         return None
 
+    def _spawn(self, env: dict[str, str], log_path: Path) -> _Process:
+        """Start the process that runs the handler: awslambdaric against a Runtime API of its own,
+        or the stand-in bootstrap over two pipes."""
+        assert self._runtime_dir is not None
+        api = None
+        if self.runtime_client is not None:
+            from lamb.runtime_api import RuntimeAPI
+
+            api = RuntimeAPI(f"arn:aws:lambda:{env['AWS_REGION']}:000000000000:function:{self.function_name}")
+            env = {**env, "AWS_LAMBDA_RUNTIME_API": api.address}
+            keep: tuple[int, ...] = ()
+            script, fds = [str(self._runtime_dir / "launcher.py"), str(self.runtime_client), str(self.task_root), self.handler], []
+        else:
+            to_child_r, to_child_w = os.pipe()
+            from_child_r, from_child_w = os.pipe()
+            fds, keep = [to_child_r, to_child_w, from_child_r, from_child_w], (to_child_r, from_child_w)
+            script = [str(self._runtime_dir / "bootstrap.py"), str(self.task_root), self.handler, str(to_child_r), str(from_child_w)]
+        try:
+            with open(log_path, "wb") as log:
+                popen = subprocess.Popen(
+                    # -B: Lambda's task root is read-only, so no .pyc gets cached between cold starts there.
+                    # -u: prints and tracebacks reach the log in the order they happened.
+                    [self.python, "-I", "-S", "-B", "-u", *script],
+                    cwd=self.task_root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=keep,
+                    # Its own session: Ctrl-C reaches lamb only, and lamb kills the whole group.
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            if api is not None:
+                api.close()
+            raise ArtifactError(f"cannot start {self.python} ({exc})", "check the Python interpreter lamb runs under") from None
+        if api is not None:
+            from lamb.runtime_api import RuntimeAPIChannel
+
+            channel = RuntimeAPIChannel(api, popen.pid)
+            return _Process(popen, -1, -1, log_path, channel)
+        os.close(fds[0])
+        os.close(fds[3])
+        return _Process(popen, fds[1], fds[2], log_path)
+
     def close(self) -> None:
         """Kill the environment (and anything it started) and remove its temp files.
 
@@ -351,7 +398,9 @@ class LocalFunction:
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            _kill(proc.popen, [proc.to_child, proc.from_child])
+            _kill(proc.popen, [fd for fd in (proc.to_child, proc.from_child) if fd >= 0])
+            if proc.channel is not None:
+                proc.channel.api.close()
 
     # -- invoking ---------------------------------------------------------------------------------
 

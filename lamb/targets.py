@@ -278,13 +278,19 @@ def runtime_names() -> list[str]:
     return [r.name for r in RUNTIMES]
 
 
-# The default target: the newest Lambda runtime, named here rather than derived from this machine
-# (its Python, what pyenv has), so the same command builds the same artifact everywhere.
-DEFAULT_RUNTIME = "python3.14"
+# The default target, named here rather than derived from this machine (its Python, what pyenv
+# has), so the same command builds the same artifact everywhere. Chosen by what serves users: the
+# newest runtime on which the default engine (LiteRT) has a release that passes the ELF audit on
+# both arches. python3.14 has none on arm64 (ai-edge-litert 2.1.0 has no cp314 wheel, and every
+# newer aarch64 wheel needs GLIBCXX_3.4.30, past AL2023's GCC 11: lamb.runtime_lib.litert, audited
+# 2026-12-06), and the course builds its images on python3.13.
+DEFAULT_RUNTIME = "python3.13"
+DEFAULT_RUNTIME_WHY = ("the newest runtime whose default engine, LiteRT, passes the audit on both x86_64 and arm64 "
+                       "(python3.14 has no such arm64 release), and the course's")
 
 
 def default_runtime() -> Runtime:
-    """The default runtime (``DEFAULT_RUNTIME``, the newest in the table)."""
+    """The default runtime (``DEFAULT_RUNTIME``; see ``DEFAULT_RUNTIME_WHY``)."""
     return next(r for r in RUNTIMES if r.name == DEFAULT_RUNTIME)
 
 

@@ -267,6 +267,20 @@ def build_nested_if_onnx(path, depth=30):
     return path
 
 
+# -- compare -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_timing():
+    """Fewer timed requests than a real comparison: the figures are checked for shape, not speed."""
+    from lamb.compare import timing
+
+    saved = timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS
+    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = 2, 5, 0.0
+    yield
+    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = saved
+
+
 # -- invoke ------------------------------------------------------------------------------------
 # Task roots laid out like an unpacked artifact (handler + model.tflite + lamb.json + the runtime
 # dependencies installed for this machine's Lambda target), so handler/local/invoke/serve tests

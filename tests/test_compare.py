@@ -47,17 +47,6 @@ def small_h5(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def quick_timing():
-    """Fewer timed requests than a real comparison: the figures are checked for shape, not speed."""
-    from lamb.compare import timing
-
-    saved = timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS
-    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = 2, 5, 0.0
-    yield
-    timing.COLD_STARTS, timing.MIN_WARM_RUNS, timing.MIN_WARM_SECONDS = saved
-
-
-@pytest.fixture(scope="module")
 def cli_run(small_h5, sample_images, quick_timing, tmp_path_factory):
     """One real comparison through the CLI with --json and --plot (int8 without calibration)."""
     out = tmp_path_factory.mktemp("compare_cli")
@@ -290,7 +279,7 @@ def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
         row.accuracy, row.accuracy_low, row.accuracy_high = 0.98, 0.93, 0.994
     text = rendered()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
-    assert "98.0%" in text and "(93-99%)" in text and "Keras scores 100.0%" in text and "WARNING" in text
+    assert "98.0%" in text and "(93-99%)" in text and "the source model scores 100.0%" in text and "WARNING" in text
 
 
 # -- the CPU that timed, against the target's -------------------------------------------------------

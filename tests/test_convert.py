@@ -12,9 +12,11 @@ import pytest
 from conftest import TINY_LABELS, build_tiny_classifier
 
 from lamb import manifest as mf
-from lamb.convert import ConversionResult, convert_model, load_keras_model
-from lamb.convert.preprocess import infer_preprocess, parse_input_shape, read_labels
+from lamb.convert import ConversionResult, convert_model
+from lamb.convert.preprocess import parse_input_shape, read_labels
 from lamb.errors import ConversionError, InputError, LambError, ModelLoadError
+from lamb.source.keras import load_keras_model
+from lamb.source.keras_preprocess import infer_preprocess
 
 RNG_SEED = 0
 
@@ -318,16 +320,17 @@ def test_lambda_layers_need_explicit_opt_in(lambda_models, tmp_path, name):
 
 
 def test_open_input_dimensions_need_input_shape(open_shape_keras, tmp_path):
-    with pytest.raises(ConversionError) as info:
+    with pytest.raises(InputError) as info:
         convert_model(open_shape_keras, tmp_path / "x.tflite")
-    assert "open dimensions" in info.value.message and "--input-shape" in info.value.hint
+    assert "open dimensions" in info.value.message and "--input-shape HEIGHT,WIDTH,CHANNELS" in info.value.hint
     assert_nothing_written(tmp_path)
 
-    result = convert_model(open_shape_keras, tmp_path / "x.tflite", input_shape=(24, 24, 3))
-    assert result.manifest.inputs[0].shape == [-1, 24, 24, 3]
+    for given in ((24, 24, 3), (24, 24)):  # H,W,3 as the model is laid out, or just H,W
+        result = convert_model(open_shape_keras, tmp_path / "x.tflite", input_shape=given)
+        assert result.manifest.inputs[0].shape == [-1, 24, 24, 3]
 
 
-@pytest.mark.parametrize("shape", [(24, 3), (24, 24, 4)])
+@pytest.mark.parametrize("shape", [(24, 24, 3, 3), (24, 24, 4), (3, 24, 24)])
 def test_input_shape_must_fit_the_model(open_shape_keras, tmp_path, shape):
     with pytest.raises(InputError):
         convert_model(open_shape_keras, tmp_path / "x.tflite", input_shape=shape)
@@ -602,7 +605,7 @@ def test_output_without_suffix_is_a_folder(tiny_classifier_h5, tmp_path):
 def test_keras3_safe_mode_refusal_is_never_retried_with_tf_keras(lambda_models, tmp_path, monkeypatch):
     """Defence in depth: if lamb's own scan misses a Lambda, Keras 3's safe mode refuses it, and
     lamb must not then hand the file to tf_keras, which would run the bytecode without asking."""
-    from lamb.convert import load
+    from lamb.source import keras as load
 
     monkeypatch.setattr(load, "find_python_lambdas", lambda config: [])
     with pytest.raises(ModelLoadError, match="Lambda") as info:
@@ -663,7 +666,6 @@ def test_an_h5_declaring_a_huge_dataset_is_refused_before_allocating(tmp_path, t
 def test_the_keras2_fallback_says_why_in_one_calm_line(tf_keras_preprocess_h5, tmp_path):
     import tf_keras
 
-    from lamb.convert.load import load_keras_model
 
     note = load_keras_model(tf_keras_preprocess_h5).notes[0]
     assert note.startswith("loaded with tf_keras") and "TFOpLambda" in note and "Error" not in note

@@ -1,4 +1,4 @@
-"""lamb.convert.onnx_input: an exported ONNX model (channel-first, external weights) taken as it is."""
+"""lamb convert with an ONNX source (lamb.source.onnx): an exported model (channel-first, external weights) taken as it is."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from lamb.errors import InputError, ModelLoadError
 
 def test_a_channel_first_model_with_external_data_is_described_as_it_is(nchw_onnx):
     before = nchw_onnx.read_bytes()
-    result = convert_model(nchw_onnx, labels=["a", "b", "c", "d"])
+    result = convert_model(nchw_onnx, nchw_onnx.parent, labels=["a", "b", "c", "d"])
     m = result.manifest
     assert result.model_path == nchw_onnx and nchw_onnx.read_bytes() == before  # not rewritten
     assert result.manifest_path == nchw_onnx.with_name("model.lamb.json")
@@ -48,7 +48,7 @@ def test_copied_elsewhere_the_external_data_goes_along(nchw_onnx, tmp_path):
 def test_missing_external_data_is_one_sentence(nchw_onnx):
     (nchw_onnx.parent / "model.onnx.data").unlink()
     with pytest.raises(InputError, match=r"keeps its weights in model\.onnx\.data, which is not beside it"):
-        convert_model(nchw_onnx)
+        convert_model(nchw_onnx, nchw_onnx.parent)
     assert not nchw_onnx.with_name("model.lamb.json").exists()
 
 
@@ -61,16 +61,17 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
 
 def test_labels_must_match_the_output(nchw_onnx):
     with pytest.raises(InputError, match="labels"):
-        convert_model(nchw_onnx, labels=["a", "b"])
+        convert_model(nchw_onnx, nchw_onnx.parent, labels=["a", "b"])
 
 
 def test_a_tflite_runtime_library_is_refused_for_an_onnx_model(nchw_onnx):
-    with pytest.raises(InputError, match="runs tflite models"):
-        convert_model(nchw_onnx, runtime_lib_name="ai-edge-litert")
+    with pytest.raises(InputError, match="is ONNX model, and ai-edge-litert runs tflite models"):
+        convert_model(nchw_onnx, nchw_onnx.parent, runtime_lib_name="ai-edge-litert")
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "int8"])
-def test_quantized_copies_go_beside_the_source_in_one_file(nchw_onnx, sample_images, mode):
+def test_quantized_copies_go_beside_the_source_in_one_file(nchw_onnx, sample_images, mode, monkeypatch):
+    monkeypatch.chdir(nchw_onnx.parent)  # where the default model.onnx is the source itself: the copy names its mode
     result = convert_model(nchw_onnx, quantize=mode, calibration=sample_images if mode == "int8" else None)
     assert result.model_path == nchw_onnx.with_name(f"model.{mode}.onnx")
     assert result.manifest.model.external_data == [] and result.manifest.inputs[0].layout == "NCHW"
@@ -91,9 +92,14 @@ def test_input_shape_fills_open_image_dimensions(tmp_path):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "h", "w"])
     path = tmp_path / "open.onnx"
     onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])), str(path))
-    assert convert_model(path, input_shape=(64, 48, 3)).manifest.inputs[0].shape == [-1, 3, 64, 48]
-    with pytest.raises(InputError, match="does not fit"):
-        convert_model(path, input_shape=(64, 48, 4))
+    for given in ((3, 64, 48), (64, 48)):  # the model's own layout (channels first), or just H,W
+        assert convert_model(path, tmp_path, input_shape=given).manifest.inputs[0].shape == [-1, 3, 64, 48]
+    with pytest.raises(InputError, match="contradicts") as refused:
+        convert_model(path, tmp_path, input_shape=(64, 48, 3))  # channels last: not this model's order
+    assert "3,224,224" in refused.value.hint
+    with pytest.raises(InputError, match="open dimensions") as refused:
+        convert_model(path, tmp_path / "refused")  # an open height and width is refused at convert, not later
+    assert "--input-shape" in refused.value.hint and not (tmp_path / "refused").exists()
 
 
 def test_the_cli_says_what_it_inferred(nchw_onnx, monkeypatch):
@@ -219,3 +225,24 @@ def test_an_external_data_length_past_its_file_is_refused_in_one_line(nchw_onnx)
     assert result.exit_code == 4 and "MemoryError" not in result.output and "Traceback" not in result.output, result.output
     assert (f"error: model.onnx records its weight conv.weight as 1,000,000,000,000 bytes at offset 0 of "
             f"model.onnx.data, which holds {size:,} bytes") in printed
+
+
+def test_the_model_and_its_external_data_go_where_the_keras_path_puts_them(nchw_onnx, tmp_path, monkeypatch):
+    """Issue 22: `cd out && lamb convert ../m.onnx` writes into out/, not into the user's data folder."""
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    result = convert_model(nchw_onnx)
+    assert result.model_path == out / "model.onnx" and result.manifest_path == out / "model.lamb.json"
+    assert (out / "model.onnx.data").read_bytes() == (nchw_onnx.parent / "model.onnx.data").read_bytes()
+    assert not nchw_onnx.with_name("model.lamb.json").exists()
+    data = (out / "model.onnx.data").stat().st_size
+    assert result.model_bytes == (out / "model.onnx").stat().st_size + data  # the sizes count the external data
+
+
+def test_a_pytorch_checkpoint_points_to_torch_onnx_export(tmp_path):
+    checkpoint = tmp_path / "hair.pt"
+    checkpoint.write_bytes(b"PK\x03\x04 torch zip")
+    with pytest.raises(InputError, match="PyTorch") as refused:
+        convert_model(checkpoint, tmp_path)
+    assert "torch.onnx.export" in refused.value.hint and "external_data=True" in refused.value.hint

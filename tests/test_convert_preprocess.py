@@ -11,10 +11,11 @@ import pytest
 
 from lamb import manifest as mf
 from lamb.convert import convert_model
-from lamb.convert.load import load_keras_model
-from lamb.convert.preprocess import batchnorm_fit, check_preprocess, infer_preprocess, preprocess_evidence
+from lamb.convert.preprocess import check_preprocess
 from lamb.errors import InputError
 from lamb.package.build import build_package, check_evidence
+from lamb.source.keras import load_keras_model
+from lamb.source.keras_preprocess import batchnorm_fit, infer_preprocess, preprocess_evidence
 
 
 def _on_base(first, base_name="xception", framework="keras"):
@@ -140,7 +141,6 @@ DEMO = Path(__file__).resolve().parent.parent / "models" / "demo"
 @pytest.fixture(scope="module")
 def demo_model():
     """The bundled demo: Conv2D -> BatchNormalization first, trained on x / 127.5 - 1 (xception)."""
-    from lamb.convert.load import load_keras_model
 
     return load_keras_model(DEMO / "clothing.h5").model
 

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 
 from lamb.cache import cache_root
-from lamb.convert.load import KERAS_EXTRA_INSTALL, KERAS_EXTRA_MODULES
+from lamb.source.keras import KERAS_EXTRA_INSTALL, KERAS_EXTRA_MODULES
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parent.parent
 # Test modules whose every test runs on the core install: the ONNX flow from convert to serve.
-CORE_TESTS = ["tests/test_e2e_onnx_course.py", "tests/test_convert_onnx_input.py", "tests/test_convert_heads.py"]
+CORE_TESTS = ["tests/test_e2e_onnx_course.py", "tests/test_convert_onnx_input.py"]
 # Besides the keras extra's own modules: what it pulls in that the core must not need.
 NOT_IN_CORE = (*KERAS_EXTRA_MODULES, "tf2onnx", "ai_edge_litert")
 

@@ -306,3 +306,21 @@ def test_smoke_event_is_the_users_the_contexts_or_synthetic(tmp_path, deploy_art
     import base64
 
     assert smoke_event(read_facts(context), mine) == {"image": base64.b64encode(mine.read_bytes()).decode()}
+
+
+def test_the_smoke_events_image_and_carried_event_are_read_within_lambdas_payload(tmp_path, deploy_artifact_factory):
+    from conftest import make_image_context
+
+    from lamb.deploy.artifact import read_facts
+    from lamb.deploy.run import smoke_event
+
+    huge = tmp_path / "huge.png"
+    with open(huge, "wb") as f:
+        f.truncate(2**30)  # sparse: read whole and base64-encoded, it took gigabytes
+    with pytest.raises(InputError, match=r"the sample image .*huge.png is larger than 4.5 MB"):
+        smoke_event(read_facts(deploy_artifact_factory()), huge)
+    context = make_image_context(tmp_path / "ctx")
+    with open(context / "sample-event.json", "wb") as f:
+        f.truncate(2**30)
+    with pytest.raises(InputError, match="is not the smoke event lamb package wrote"):
+        smoke_event(read_facts(context), None)

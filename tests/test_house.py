@@ -119,3 +119,42 @@ SHIPPED = "lamb/handler/"  # its backends are per runtime library; it cannot imp
 def test_only_the_litert_engine_names_tflite():
     naming = {name for name, text in _sources() if "tflite" in text.lower()}
     assert {n for n in naming if not n.startswith(SHIPPED)} - MAY_NAME_TFLITE == set()
+
+
+# Issue 22: sources have one seam. Only lamb/source/ tells a Keras file, a SavedModel folder and an
+# ONNX file apart (lamb.source.open_source); convert, verify and compare ask the source it returns.
+SOURCE_MARKS = {".h5", ".hdf5", ".keras", ".onnx", ".pt", ".pth", "saved_model.pb", "saved_model.pbtxt"}
+SOURCES = "lamb/source/"
+
+
+def _branches_on_a_source_suffix(text: str) -> list[int]:
+    """Lines comparing something with a source model's suffix (or a SavedModel's file), or asking endswith() of it."""
+
+    def marks(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, str) and node.value.lower() in SOURCE_MARKS
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(marks(e) for e in node.elts)
+
+    lines = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Compare) and any(marks(n) for n in [node.left, *node.comparators]):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("endswith", "match", "with_suffix"):
+            if any(marks(a) for a in node.args):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and marks(node.right):
+            lines.append(node.lineno)  # folder / "saved_model.pb": a folder's shape
+    return lines
+
+
+def test_no_module_outside_the_sources_branches_on_a_model_files_suffix():
+    found = {name: lines for name, text in _sources() if not name.startswith(SOURCES) and (lines := _branches_on_a_source_suffix(text))}
+    assert found == {}
+
+
+def test_the_suffix_check_finds_what_it_looks_for():
+    assert _branches_on_a_source_suffix('if path.suffix.lower() == ".onnx":\n    pass\n') == [1]
+    assert _branches_on_a_source_suffix('x = p.suffix in (".h5", ".keras")\n') == [1]
+    assert _branches_on_a_source_suffix('x = (folder / "saved_model.pb").is_file()\n') == [1]
+    assert _branches_on_a_source_suffix('x = name.endswith(".onnx")\n') == [1]
+    assert _branches_on_a_source_suffix('suffix = ".onnx"\n') == []  # a format's record may name it

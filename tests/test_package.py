@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from lamb import manifest as mf
 from lamb import targets
 from lamb.cli import app
-from lamb.errors import BudgetExceeded, DependencyError, InputError, ManifestError, VerificationFailed
+from lamb.errors import ArtifactError, BudgetExceeded, DependencyError, InputError, ManifestError, VerificationFailed
 from lamb.package import build_package, bytecode, smoke_images
 
 pytestmark = pytest.mark.network
@@ -583,3 +583,72 @@ def test_a_smoke_run_past_lambdas_init_limit_is_refused_in_one_line_naming_it(tm
     assert result.exit_code == 9 and "Traceback" not in result.output, result.output
     assert "error: the built function failed its smoke run" in said and "Init phase timed out after 10.00 seconds" in said
     assert not (tmp_path / "slow.zip").exists() and not list(tmp_path.glob(".slow.zip.*"))
+
+
+# -- the course's route: a handler with its own requirement, an image on a given base ----------
+
+COURSE_FUNCTION = """\
+from keras_image_helper import create_preprocessor
+from lambkit import answers_json, load_model, read_image
+
+preprocessor = create_preprocessor("xception", target_size=(32, 32))  # the course's helper, imported at init
+model = load_model()
+
+
+@answers_json
+def lambda_handler(event, context):
+    return model.predict(read_image(event, context))
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.network  # keras-image-helper from the index (cached after the first run)
+def test_a_handler_that_imports_a_package_lamb_does_not_ship_is_told_to_add_it_and_can(tmp_path, verified_tiny):
+    mine = tmp_path / "course_lambda_function.py"
+    mine.write_text(COURSE_FUNCTION)
+    with pytest.raises(ArtifactError) as missing:
+        build_package(verified_tiny, runtime="python3.12", output=tmp_path / "without.zip", handler=mine)
+    assert "No module named 'keras_image_helper'" in missing.value.message
+    assert "--requirement keras-image-helper" in missing.value.hint and "--no-slim" not in missing.value.hint
+    assert not (tmp_path / "without.zip").exists()
+    r = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "with.zip", handler=mine, requirements=("keras-image-helper",))
+    assert r.smoke.passed and r.installed.get("keras-image-helper")
+    with zipfile.ZipFile(r.artifact) as zf:
+        assert "keras_image_helper/preprocessors.py" in zf.namelist()
+    assert r.audit.passed  # audited with the rest
+
+
+@pytest.mark.network
+def test_an_image_on_a_given_base_with_a_requirements_file_passes_hadolint(tmp_path, verified_tiny):
+    mine = tmp_path / "course_lambda_function.py"
+    mine.write_text(COURSE_FUNCTION)
+    (tmp_path / "requirements.txt").write_text("# the handler's own\nkeras-image-helper\n")
+    out = tmp_path / "ctx"
+    base = "agrigorev/model-2025-hairstyle:v1"  # the 2025 homework's image, built on public.ecr.aws/lambda/python:3.13
+    build_package(verified_tiny, runtime="python3.13", fmt="image", output=out, handler=mine,
+                  requirements=(str(tmp_path / "requirements.txt"),), base_image=base, smoke=False)
+    dockerfile = (out / "Dockerfile").read_text()
+    assert f"FROM --platform=linux/amd64 {base}\n" in dockerfile and "RUN --mount=type=bind,source=sample-event.json" in dockerfile
+    pinned = (out / "requirements.txt").read_text()
+    assert "keras-image-helper==0.0.2" in pinned
+    readme = (out / "README.md").read_text()
+    assert f"Base image: `{base}`" in readme and "-p 8080:8080" in readme and "localhost:8080/2015-03-31" in readme
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    lint = subprocess.run([hadolint, "Dockerfile"], check=False, cwd=out, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    # The Dockerfile's smoke step, as `docker build` runs it on the given base's Python 3.13: the pinned
+    # wheels installed into the task root, the context's files beside them, the event where it is bound.
+    python = targets.find_python("3.13")
+    if python is not None:
+        from lamb.package.wheels import install_for_target
+
+        root = tmp_path / "task"
+        shutil.copytree(out, root)
+        install_for_target([ln for ln in pinned.splitlines() if ln and not ln.startswith("#")], targets.get_target("python3.13"), root)
+        argv = _dockerfile_smoke(dockerfile)
+        ran = subprocess.run([python, *argv[1:-1], str(out / "sample-event.json")], cwd=root, capture_output=True, text=True, timeout=120, check=False)
+        assert ran.returncode == 0 and list(json.loads(ran.stdout)) == json.loads((out / "lamb.json").read_text())["labels"], ran.stderr
+    with pytest.raises(InputError, match="--base-image needs --format image"):
+        build_package(verified_tiny, runtime="python3.13", output=tmp_path / "f.zip", base_image=base, smoke=False)
+    with pytest.raises(InputError, match="is not a requirement"):
+        build_package(verified_tiny, runtime="python3.13", output=tmp_path / "f.zip", requirements=("-e .",), smoke=False)

@@ -151,6 +151,15 @@ AUDITED = {
 }
 
 
+def test_the_default_runtime_is_the_newest_whose_litert_passes_the_audit_on_both_arches():
+    """What --help says of the default (targets.DEFAULT_RUNTIME_WHY), held to the audit's findings."""
+    both = [r for r in targets.RUNTIMES if not any(AUDITED[(r.name, arch)].startswith("refused") for arch in targets.ARCHES)]
+    newest = max(both, key=lambda r: tuple(int(x) for x in r.python.split(".")))
+    assert targets.DEFAULT_RUNTIME == newest.name == targets.default_runtime().name
+    assert any(AUDITED[(r.name, "arm64")].startswith("refused") for r in targets.RUNTIMES
+               if tuple(int(x) for x in r.python.split(".")) > tuple(int(x) for x in newest.python.split(".")))
+
+
 def test_the_audit_chooses_per_target():
     assert set(AUDITED) == {(r.name, arch) for r in targets.RUNTIMES for arch in targets.ARCHES}
     for (runtime, arch), expected in AUDITED.items():

@@ -588,12 +588,12 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(error_root, capf
     assert "Traceback" not in capfd.readouterr().err
 
 
-@pytest.mark.parametrize("request_line", ["GET /2015-03-31/functions/function/invocations", "POST /elsewhere"])
+@pytest.mark.parametrize("request_line", ["GET /2015-03-31/functions/function/invocations", "POST /elsewhere", "GET /", "GET /lamb/status"])
 def test_a_body_left_unread_is_not_read_as_the_next_request(error_root, request_line):
     with LocalServer(error_root, port=0) as server:
         request = f"{request_line} HTTP/1.1\r\nContent-Length: {len(SMUGGLED)}\r\n\r\n".encode() + SMUGGLED
         answers = exchange(server.url, request)
-        assert len(answers) == 1 and answers[0].split()[1] in (b"404", b"405"), answers
+        assert len(answers) == 1 and answers[0].split()[1] in (b"200", b"404", b"405"), answers
     assert server.report.unhandled_errors == 0
 
 
@@ -648,3 +648,19 @@ def test_the_courses_test_py_right_after_serve_starts_gets_an_answer(tmp_path, s
     """The course's test.py, run as soon as `lamb serve` says it listens (the function still loading)."""
     port = free_port()
     course_client_against_serve(tmp_path, slow_init_root, port, ["--port", str(port)])
+
+
+def test_the_session_ends_with_the_advice_invoke_deploy_and_the_image_readme_state(error_root):
+    from lamb.cost import MB_PER_VCPU, advise_function
+    from lamb.serve.render import render
+
+    with LocalServer(error_root, port=0) as server:
+        for i in range(3):
+            assert requests.post(server.url, json={"i": i}, timeout=10).status_code == 200
+    advice = server.report.advice
+    answered = server._answered
+    expected = advise_function(sorted(r.invoke_ms for r in answered[1:])[0], init_ms=answered[0].init_ms,
+                               peak_rss_mb=max(r.peak_rss_mb for r in answered), first_invoke_ms=answered[0].invoke_ms)
+    assert (advice.memory_mb, advice.timeout_s) == (expected.memory_mb, expected.timeout_s)
+    assert advice.memory_mb == MB_PER_VCPU and "only the vCPU share buys speed" in advice.memory.reason  # an echo needs 128 MB
+    assert f"advice from the requests served: memory {MB_PER_VCPU:,} MB, timeout {advice.timeout_s} s" in " ".join(render(server.report))

@@ -49,9 +49,9 @@ def test_image_and_docker_platform():
     assert targets.get_target("python3.12").docker_platform == "linux/amd64"
 
 
-def test_default_is_newest_runtime_on_x86_64():
+def test_default_is_the_named_runtime_on_x86_64():
     t = targets.get_target()
-    assert t.runtime == targets.RUNTIMES[-1] and t.arch == "x86_64"
+    assert t.runtime.name == targets.DEFAULT_RUNTIME and t.arch == "x86_64"
 
 
 @pytest.mark.parametrize(("runtime", "arch"), [("python2.7", None), ("python3.12", "sparc")])
@@ -90,12 +90,8 @@ def test_the_help_lists_the_runtimes_of_the_table():
 
     names = targets.runtime_names()
     help_text = " ".join(CliRunner().invoke(app, ["package", "--help"], env={"COLUMNS": "300"}).output.split())
-    assert " | ".join(names) in help_text and f"[default: {targets.default_runtime().name}]" in help_text
-
-
-def test_the_default_runtime_is_named_and_is_the_newest():
-    newest = max(targets.RUNTIMES, key=lambda r: tuple(int(x) for x in r.python.split(".")))
-    assert targets.DEFAULT_RUNTIME == newest.name == targets.default_runtime().name
+    assert " | ".join(names) in help_text
+    assert f"[default: {targets.default_runtime().name}: {targets.DEFAULT_RUNTIME_WHY}]" in help_text  # and why
 
 
 def test_native_runtimes_are_those_whose_own_python_is_here():

@@ -199,7 +199,7 @@ def test_top1_disagreement_names_classes_by_label():
     metrics, _, failures = compare_outputs([ref], [out], ["logits"], tol, labels=["cat", "dog", "bird", "fish"])
     assert metrics[0].top1 == 0.75 and metrics[0].disagreements == [1]
     assert failures == [
-        "output 'logits': top-1 agreement 75.0% is below 80.0% (1 of 4 differ; sample 1: Keras says 'dog' (class 1), "
+        "output 'logits': top-1 agreement 75.0% is below 80.0% (1 of 4 differ; sample 1: the source model says 'dog' (class 1), "
         "the converted model says 'bird' (class 2))"
     ]
 
@@ -397,7 +397,7 @@ def test_signature_mismatch_is_a_clear_error(zoo):
 
 
 def test_missing_and_wrong_files(zoo, tmp_path, monkeypatch):
-    with pytest.raises(InputError, match="no Keras model at"):
+    with pytest.raises(InputError, match="no source model at"):
         verify_model(tmp_path / "gone.h5", zoo["float32"])
     with pytest.raises(InputError, match=r"no .tflite at"):
         verify_model(zoo["h5"], tmp_path / "gone.tflite")

@@ -227,7 +227,7 @@ def test_an_image_the_handler_would_refuse_is_skipped_with_its_reason(tmp_path):
 def test_an_exported_channel_first_onnx_is_measured_on_labelled_images_too(nchw_onnx, tmp_path):
     from lamb.convert import convert_model
 
-    result = convert_model(nchw_onnx, labels=["a", "b", "c", "d"])
+    result = convert_model(nchw_onnx, nchw_onnx.parent, labels=["a", "b", "c", "d"])
     folder = tmp_path / "labelled"
     rng = np.random.default_rng(1)
     for label in "abcd":

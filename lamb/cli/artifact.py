@@ -45,6 +45,8 @@ def package(
     no_bytecode: bool = typer.Option(False, "--no-bytecode", help="Ship no .pyc files (by default they are compiled with the target's Python when this machine has it, so cold starts skip compiling)."),
     sample_image: Path = SampleImageOpt,
     handler: Path = typer.Option(None, "--handler", help="Your own entry module (e.g. my_function.py, defining lambda_handler) shipped as lambda_function.py instead of lamb's; it imports what it needs from lambkit, shipped beside it. Smoke-tested the same way."),
+    requirement: list[str] = typer.Option(None, "--requirement", help="A package your --handler imports beyond lamb's (e.g. keras-image-helper), or a requirements file; repeatable. Resolved for the target, audited and slimmed like the rest."),
+    base_image: str = typer.Option(None, "--base-image", help="With --format image: build on this image (one built on AWS's Lambda Python base image, e.g. a course's model image) instead of public.ecr.aws/lambda/python; the smoke step still runs in it."),
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -62,7 +64,9 @@ def package(
 
       lamb package --format image --runtime python3.12
 
-      lamb package --handler my_function.py
+      lamb package --handler my_function.py --requirement keras-image-helper
+
+      lamb package --format image --base-image agrigorev/model-2025-hairstyle:v1
     """
     with handle_errors(verbose):
         from lamb import progress
@@ -86,6 +90,8 @@ def package(
                 compile_bytecode=not no_bytecode,
                 sample_image=sample_image,
                 handler=handler,
+                requirements=tuple(requirement or ()),
+                base_image=base_image,
                 reverify=verify_again,
                 progress=shown,
             )

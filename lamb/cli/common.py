@@ -23,14 +23,15 @@ from rich.console import Console
 from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
 from lamb.errors import EXIT_CODES, LambError
 from lamb.markup import plain
-from lamb.targets import default_runtime, runtime_names
+from lamb.targets import DEFAULT_RUNTIME_WHY, default_runtime, runtime_names
 
 app = typer.Typer(
     name="lamb",
     help=(
-        "Turn a trained Keras image model into a TensorFlow Lite artifact that is proven to compute "
-        "what the Keras model computes and to fit and run on AWS Lambda.\n\n"
-        "Pipeline: lamb convert MODEL.h5 -> lamb verify -> lamb package -> lamb invoke / lamb serve -> lamb deploy.\n\n"
+        "Turn a trained image model (Keras .h5/.keras, a SavedModel, or an ONNX export from PyTorch) into an "
+        "AWS Lambda artifact for a runtime library (LiteRT, ONNX Runtime), proven to compute what the source "
+        "model computes and to fit and run on Lambda.\n\n"
+        "Pipeline: lamb convert MODEL -> lamb verify -> lamb package -> lamb invoke / lamb serve -> lamb deploy.\n\n"
         "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
     ),
     no_args_is_help=True,
@@ -60,7 +61,8 @@ PythonOpt = typer.Option(
 )
 # and these mean the same wherever they appear:
 RuntimeOpt = typer.Option(
-    None, "--runtime", "-r", help=f"Lambda runtime: {' | '.join(runtime_names())} \\[default: {default_runtime().name}]."
+    None, "--runtime", "-r",
+    help=f"Lambda runtime: {' | '.join(runtime_names())} \\[default: {default_runtime().name}: {DEFAULT_RUNTIME_WHY}].",
 )
 SampleImageOpt = typer.Option(None, "--sample-image", help="Image the smoke run sends \\[default: a seeded synthetic JPEG].")
 AllowUnsafeLambdaOpt = typer.Option(

@@ -21,7 +21,7 @@ from lamb.cli.common import (
     print_json,
 )
 from lamb.errors import InputError
-from lamb.manifest import HEADS, PREPROCESS_MODES
+from lamb.manifest import PREPROCESS_MODES
 from lamb.markup import plain
 from lamb.targets import default_runtime, runtime_names
 
@@ -35,26 +35,24 @@ _MODES = _DEFAULT.format.modes
 
 
 PREPROCESS_CHOICES = " | ".join(PREPROCESS_MODES)  # the manifest's modes, which the shipped handler implements
-HEAD_CHOICES = " | ".join(HEADS)
 
 @app.command()
 @help_from_tables(suffix=_SUFFIX, default_lib=_DEFAULT.name)
 def convert(
-    model: Path = typer.Argument(..., help="Keras model: a .h5 (Keras 3 or tf.keras), a .keras file, or a SavedModel folder; or an exported .onnx, taken as it is."),
-    output: Path = typer.Option(None, "--output", "-o", help=f"Where to write the converted model, or a folder for it \\[default: ./<model stem>{_SUFFIX}, or the --runtime-lib's format]; the manifest goes beside it."),
+    model: Path = typer.Argument(..., help="The source model: a Keras .h5 (Keras 3 or tf.keras) or .keras file, a SavedModel folder, or an exported .onnx (PyTorch: torch.onnx.export), which runs as it is."),
+    output: Path = typer.Option(None, "--output", "-o", help=f"Where to write the converted model, or a folder for it \\[default: ./<model stem>{_SUFFIX}, or the --runtime-lib's format; a quantized .onnx beside its source: ./<stem>.<mode>.onnx]; the manifest (and an .onnx's external data) goes beside it."),
     quantize: str = typer.Option("float32", "--quantize", "-q", help=f"{quantization.choices_help(_MODES)} | auto (run `lamb compare` on the --runtime-lib and keep the mode it recommends)."),
     images: Path = typer.Option(None, "--images", help="With --quantize auto: real images to verify each mode on (besides 32 random samples)."),
-    labeled_images: Path = typer.Option(None, "--labeled-images", help="With --quantize auto: labelled images each mode is judged on by its accuracy against Keras's (and int8 calibrated on, without --calibration); see `lamb compare --help`."),
+    labeled_images: Path = typer.Option(None, "--labeled-images", help="With --quantize auto: labelled images each mode is judged on by its accuracy against the source model's (and int8 calibrated on, without --calibration); see `lamb compare --help`."),
     calibration: Path = typer.Option(None, "--calibration", help="Folder of representative images for --quantize int8 (~100 is plenty)."),
     integer_io: bool = typer.Option(
         False, "--integer-io", "--int8-io",
         help=f"With --quantize {' or '.join(m.name for m in _MODES if m.integer_io)}: the model's input and output in the mode's integer type too (default: float32). --int8-io is the old name.",
     ),
-    input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3 (without the batch dimension)."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions in the model's own layout, without the batch dimension: 224,224,3 (channels last), 3,224,224 (channels first, PyTorch's), or just 224,224."),
     preprocess: str = typer.Option(None, "--preprocess", help=f"Pixel preprocessing the model was trained with: {PREPROCESS_CHOICES} (tf, Keras's name, is xception) \\[default: inferred from the model, else none, said in a warning that `lamb package` enforces]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
-    head: str = typer.Option(None, "--head", help=f"What the model's output is: {HEAD_CHOICES}. A binary model (one output) takes two labels, negative first, and answers {{negative: 1 - p, positive: p}} \\[default: read off the graph (a final sigmoid or softmax), else logits, said in the summary]."),
     allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops the runtime library has no builtin for as TF Select (Flex) ops; the slim runtime libraries cannot run the result."),
     runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"The runtime library to convert for: {_LIBS} (it sets the model format) \\[default: {_DEFAULT.name}]."),
     allow_unsafe_lambda: bool = AllowUnsafeLambdaOpt,
@@ -62,13 +60,13 @@ def convert(
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Convert a trained Keras model for a runtime library and write its manifest.
+    """Convert a trained model (Keras, SavedModel or ONNX) for a runtime library and write its manifest.
 
-    Writes MODEL{suffix} (for {default_lib}, the default runtime library) and MODEL.lamb.json (the manifest `lamb verify` and `lamb package` read) into the current directory, or beside --output. Nothing is written if anything fails.
+    Writes MODEL{suffix} (for {default_lib}, the default runtime library) and MODEL.lamb.json (the manifest `lamb verify` and `lamb package` read) into the current directory, or beside --output. Nothing is written if anything fails. A model whose height or width is open is refused until --input-shape fixes it.
 
     Keras-2 .h5 files that Keras 3 cannot read (TFOpLambda: preprocess_input or other TensorFlow ops inside the model) are loaded with tf_keras automatically; the summary says which loader was used.
 
-    An .onnx (PyTorch's torch.onnx.export, or any exporter) is not converted: the manifest describes it as it is, with its external weights (model.onnx.data beside it, shipped with it). A channel-first input (N, 3, H, W) is recorded as NCHW and fed so, and --preprocess torch (ImageNet mean/std) is inferred for it; another --quantize mode writes MODEL.MODE.onnx beside it.
+    An .onnx (PyTorch's torch.onnx.export, or any exporter) runs on ONNX Runtime as it is: float32 copies it (with its external weights, model.onnx.data, which ship beside it) into the current directory, or -o; another --quantize mode writes the quantized model, named MODEL.MODE.onnx where it would replace its source. A channel-first input (N, 3, H, W) is recorded as NCHW and fed so, and --preprocess torch (ImageNet mean/std) is inferred for it. A PyTorch .pt/.pth is refused: export it with torch.onnx.export first.
 
     Examples:
 
@@ -94,7 +92,7 @@ def convert(
             result, comparison = convert_auto(
                 model, output, images=images, labeled_images=labeled_images, calibration=calibration, input_shape=parse_input_shape(input_shape),
                 preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
-                allow_unsafe_lambda=allow_unsafe_lambda, head=head,
+                allow_unsafe_lambda=allow_unsafe_lambda,
                 modes=None if calibration is not None or labeled_images is not None else [m.name for m in _MODES if not m.calibrated],
                 runtime_lib=runtime_lib,
             )
@@ -109,7 +107,7 @@ def convert(
                 result = convert_model(
                     model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
                     allow_flex=allow_flex, preprocess=preprocess, labels=read_labels(parse_labels_option(labels), labels_file),
-                    allow_unsafe_lambda=allow_unsafe_lambda, integer_io=integer_io, runtime_lib_name=runtime_lib, head=head,
+                    allow_unsafe_lambda=allow_unsafe_lambda, integer_io=integer_io, runtime_lib_name=runtime_lib,
                 )
     if as_json:
         print_json(result)
@@ -135,7 +133,7 @@ def convert(
     other_lib=runtime_lib.names()[-1],
 )
 def verify(
-    keras_model: Path = typer.Argument(None, help="The Keras model (.h5, .keras or SavedModel folder) \\[default: from the manifest]."),
+    source_model: Path = typer.Argument(None, help="The source model (.h5, .keras, SavedModel folder or .onnx) \\[default: from the manifest]."),
     converted_model: Path = typer.Argument(None, help=f"The model converted from it ({_SUFFIX}, ...) \\[default: from the manifest]."),
     manifest: Path = typer.Option(None, "--manifest", "-m", help="The manifest to read and update \\[default: the *.lamb.json in the current directory, or beside CONVERTED_MODEL]."),
     samples: int = typer.Option(None, "--samples", "-n", help="Seeded random inputs: uniform pixels in [0, 255] through the preprocessing \\[default: 32, or 0 with --images]."),
@@ -148,8 +146,8 @@ def verify(
     runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"Run the converted model on {_LIBS} \\[default: the library the artifact ships]. {runtime_lib.isolation_help()}"),
     runtime: str = typer.Option(None, "--runtime", help=f"Lambda runtime whose shipped library to verify on: {' | '.join(runtime_names())} \\[default: {default_runtime().name}]."),
     arch: str = typer.Option(None, "--arch", help="With --runtime: the architecture whose shipped release to verify on (x86_64 | arm64) \\[default: x86_64]."),
-    atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|keras - converted| <= atol + rtol x range(keras output)."),
-    rtol: float = typer.Option(None, "--rtol", help="Error allowed relative to the range of the Keras output (0.01 = 1% of the range)."),
+    atol: float = typer.Option(None, "--atol", help="Absolute error allowed on top of --rtol: values pass when max|source - converted| <= atol + rtol x range(source output)."),
+    rtol: float = typer.Option(None, "--rtol", help="Error allowed relative to the range of the source output (0.01 = 1% of the range)."),
     min_top1: float = typer.Option(None, "--min-top1", help="Least fraction of samples whose top-1 class must agree (classifier outputs: shape (N, C), C > 1)."),
     min_cosine: float = typer.Option(None, "--min-cosine", help="Least mean cosine similarity between the two models' outputs."),
     top_k: int = typer.Option(None, "--top-k", help="Also check the overlap of the top-k classes (must reach --min-top1 unless set otherwise)."),
@@ -157,13 +155,13 @@ def verify(
     verbose: bool = VerboseOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Prove the converted model computes what the Keras model computes, on the runtime library Lambda will run.
+    """Prove the converted model computes what the source model computes, on the runtime library Lambda will run.
 
-    Runs both models on the same inputs and compares every output: max absolute error, max error relative to the Keras output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The converted model runs on the runtime library the artifact ships (not TensorFlow's interpreter), in its own process; a library that cannot load the model is a failure with the reason.
+    Runs both models on the same inputs and compares every output: max absolute error, max error relative to the source output's range, mean absolute error, cosine similarity, and for classifiers top-1 agreement (top-k with --top-k). The converted model runs on the runtime library the artifact ships (not TensorFlow's interpreter), in its own process; a library that cannot load the model is a failure with the reason.
 
     Tolerances default per quantization mode, set from what each mode measurably achieves on trained models and real images (atol / rtol / min-cosine / min-top1): {tolerances}. The top-1 agreement's 95 % lower bound (Wilson) is shown beside it: when the rate passes but the bound does not, the verdict is a pass with a warning saying how many inputs would settle it. A {calibrated} model checked on random pixels alone is "not enough evidence" (exit code 1): verify it with --images.
 
-    With --labeled-images (a folder per class, or <label>-1.jpg files) it also measures accuracy: each image decoded by the handler's own code, preprocessed in every mode and run on the converted model; top-1 and top-k with their Wilson 95 % interval, per class, a confusion table, and Keras's accuracy on the same inputs. It fails when another preprocessing mode is clearly better (the intervals do not overlap), naming it and the command that fixes it, or when the converted model is clearly more than a point below Keras.
+    With --labeled-images (a folder per class, or <label>-1.jpg files) it also measures accuracy: each image decoded by the handler's own code, preprocessed in every mode and run on the converted model; top-1 and top-k with their Wilson 95 % interval, per class, a confusion table, and the source model's accuracy on the same inputs. It fails when another preprocessing mode is clearly better (the intervals do not overlap), naming it and the command that fixes it, or when the converted model is clearly more than a point below the source model.
 
     The verdict is written into the manifest, so `lamb package` refuses a model that failed or was never verified. Exit code 0: pass; 1: fail.
 
@@ -184,7 +182,7 @@ def verify(
 
         with progress.for_terminal(as_json):
             report = verify_model(
-                keras_model,
+                source_model,
                 converted_model,
                 manifest_path=manifest,
                 inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess, labeled_images=labeled_images),
@@ -220,9 +218,9 @@ _PER_FORMAT = [runtime_lib.for_format(f) for f in runtime_lib.formats()]
     later=" or ".join(lib.name for libs in _PER_FORMAT for lib in libs[1:]) or "none",
 )
 def compare(
-    model: Path = typer.Argument(..., help="Keras model: a .h5, a .keras file, or a SavedModel folder."),
+    model: Path = typer.Argument(..., help="The source model: a Keras .h5 or .keras file, a SavedModel folder, or an exported .onnx (compared on ONNX Runtime's modes)."),
     images: Path = typer.Option(None, "--images", help="Folder of real images to verify every mode on (recommended: int8 needs them to pass)."),
-    labeled_images: Path = typer.Option(None, "--labeled-images", help="Folder of labelled images (a folder per class, or <label>-1.jpg files): every mode judged by its top-1 accuracy against Keras's on them (within 1 point passes, whatever the agreement), and int8 calibrated on them without --calibration."),
+    labeled_images: Path = typer.Option(None, "--labeled-images", help="Folder of labelled images (a folder per class, or <label>-1.jpg files): every mode judged by its top-1 accuracy against the source model's on them (within 1 point passes, whatever the agreement), and int8 calibrated on them without --calibration."),
     calibration: Path = typer.Option(None, "--calibration", help="Calibration images for int8; without them (or --labeled-images) int8 is skipped."),
     samples: int = typer.Option(32, "--samples", "-n", help="Seeded random inputs, besides --images."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
@@ -234,7 +232,7 @@ def compare(
     preprocess: str = typer.Option(None, "--preprocess", help=f"{PREPROCESS_CHOICES} \\[default: inferred, as lamb convert does]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line."),
-    input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions, e.g. 224,224,3."),
+    input_shape: str = typer.Option(None, "--input-shape", help="Fix open input dimensions in the model's own layout: 224,224,3, 3,224,224 (channels first) or 224,224."),
     max_latency_ms: float = typer.Option(None, "--max-latency-ms", help="Advise the cheapest memory meeting this request time \\[default: where cost stops being flat]."),
     output_dir: Path = typer.Option(None, "--output-dir", help="Keep every converted model (and its manifest, verdict recorded) in this folder, a subfolder per runtime library."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of error against warm time, marker size by zip size (needs the [plot] extra)."),
@@ -244,7 +242,7 @@ def compare(
 ) -> None:
     """Choose the runtime library and quantization to ship: each one's error, size, latency and Lambda cost, side by side.
 
-    Rows are (runtime library, mode). By default every runtime library that can run the model on the target is compared: for each model format, the first library in lamb's preference order with a wheel for the target ({per_format}); the others ({later}) only with --runtime-lib, or where the first has no wheel. Loads and runs the Keras model once; converts it for each library in each mode (int8 only with --calibration) and verifies each against the same reference outputs on that library as the target ships it, with the mode's default tolerances. Projects each artifact's zip from the target's real, slimmed dependencies; times the shipped handler (cold start, and the warm median at 1 thread) in fresh processes; prices a million requests at each --memory (1 vCPU per 1,769 MB; us-east-1 on-demand prices: an estimate from local timing). A mode that fails to convert, or that the library cannot run, is a marked row.
+    Rows are (runtime library, mode). By default every runtime library that can run the model on the target is compared: for each model format, the first library in lamb's preference order with a wheel for the target ({per_format}); the others ({later}) only with --runtime-lib, or where the first has no wheel. Loads and runs the source model once (an .onnx: on ONNX's own reference evaluator); converts it for each library in each mode (int8 only with --calibration) and verifies each against the same reference outputs on that library as the target ships it, with the mode's default tolerances. Projects each artifact's zip from the target's real, slimmed dependencies; times the shipped handler (cold start, and the warm median at 1 thread) in fresh processes; prices a million requests at each --memory (1 vCPU per 1,769 MB; us-east-1 on-demand prices: an estimate from local timing). A mode that fails to convert, or that the library cannot run, is a marked row.
 
     Recommends the cheapest (runtime library, mode) that passes and fits Lambda's 50 MB direct upload, else the cheapest that passes, and the memory setting for it. Exit code 0 with a recommendation, 1 when no mode passed.
 
@@ -259,6 +257,8 @@ def compare(
       lamb compare model.h5 --modes float32,dynamic --runtime python3.12 --arch arm64 --json
 
       lamb compare model.h5 --runtime-lib onnxruntime
+
+      lamb compare model.onnx --labeled-images labelled/
     """
     with handle_errors(verbose):
         from lamb.compare import DEFAULT_MEMORY_MB, compare_models

@@ -27,9 +27,9 @@ class LabeledReference:
         self.run: LabeledRun | None = None
         self.keras: ModeAccuracy | None = None
 
-    def batch(self, paired: Any, labels: list[str] | None, preprocess: str, head: str | None = None) -> np.ndarray:
+    def batch(self, paired: Any, labels: list[str] | None, preprocess: str) -> np.ndarray:
         """The images preprocessed as the artifact will, to append after the comparison's inputs."""
-        self.run = prepare(self.folder, paired.input_shapes, paired.output_shapes, labels, preprocess, every_mode=False, head=head)
+        self.run = prepare(self.folder, paired.input_shapes, paired.output_shapes, labels, preprocess, every_mode=False)
         return self.run.recorded
 
     def __len__(self) -> int:
@@ -40,7 +40,7 @@ class LabeledReference:
         assert self.run is not None
         n = len(self)
         scores = outputs[self.run.output][-n:]
-        return measure(scores, self.run.labeled.truth, self.run.classes, preprocess=self.run.preprocess, model=model, head=self.run.head)
+        return measure(scores, self.run.labeled.truth, self.run.classes, preprocess=self.run.preprocess, model=model)
 
     def keras_accuracy(self, outputs: list[np.ndarray]) -> ModeAccuracy:
         if self.keras is None:
@@ -53,7 +53,7 @@ def judge_by_accuracy(mode: str, accuracy: ModeAccuracy, keras: ModeAccuracy | N
     if keras is None:
         return judged
     keeps = accuracy.top1_high >= keras.top1 - ACCURACY_SLACK
-    said = f"{mode} scores {accuracy.interval()} top-1 on {accuracy.images} labelled images, Keras {keras.top1:.1%}"
+    said = f"{mode} scores {accuracy.interval()} top-1 on {accuracy.images} labelled images, the source model {keras.top1:.1%}"
     if not keeps:
         failures = [*judged.failures, f"{said}: clearly more than {ACCURACY_SLACK * 100:.0f} point below it"]
         return replace(judged, verdict=FAIL, passed=False, failures=failures)

@@ -21,13 +21,13 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
     model's manifest records its verification and the comparison that chose it, so ``lamb package``
     can follow directly. Nothing is written when no mode passes.
     """
-    from lamb import runtime_lib
     from lamb.convert import ConversionResult
-    from lamb.convert.core import missing_evidence, output_path
+    from lamb.convert.core import missing_evidence, output_path, runtime_lib_for
     from lamb.errors import VerificationFailed
+    from lamb.source import open_source
 
     source = Path(source)
-    lib = runtime_lib.get(options.get("runtime_lib") or runtime_lib.default().name)
+    lib = runtime_lib_for(open_source(source), options.get("runtime_lib"))
     options = {**options, "runtime_lib": lib.name}
     model_path = output_path(source, output, lib.format)
     model_path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,11 +40,14 @@ def convert_auto(source: Path, output: Path | None = None, **options: Any) -> tu
                 f"--quantize auto kept nothing: {report.why}",
                 "run `lamb compare` to see each mode's verdict, or pick a mode with --quantize",
             )
+        model_path = output_path(source, output, lib.format, lib.format.mode(row.mode))  # a quantized one never replaces its source
         manifest = mf.read(row.manifest_path)
         manifest_path = mf.manifest_path_for(model_path)
         manifest.model.file = mf.relative_to_manifest(manifest_path, model_path)
         manifest = manifest.with_source(manifest_path, source)
         manifest.comparison = report.summary()
+        for name in manifest.model.external_data:  # the weights an ONNX model reads, beside it
+            os.replace(row.model_path.parent / name, model_path.parent / name)
         os.replace(row.model_path, model_path)
         mf.write(manifest, manifest_path)
         row.model_path, row.manifest_path = model_path, manifest_path

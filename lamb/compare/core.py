@@ -3,7 +3,7 @@ measure what each (runtime library, mode) would cost.
 
 By default every library that can run the model on the target is compared: for each model format,
 the first library in preference order with a wheel for the target (``runtime_libs``); ``--runtime-lib``
-restricts the comparison to one. The Keras model is loaded once and run once: every row is
+restricts the comparison to one. The source model is loaded once and run once: every row is
 converted from the same loaded model (one export per format) and compared with the same reference
 outputs, on the same inputs, on its library as the target ships it (``lamb verify``'s runner and
 comparison, ``reference``). Each row's artifact is projected from the target's real, slimmed
@@ -42,6 +42,7 @@ from lamb.compare.report import (
     timing_notes,
 )
 from lamb.errors import ArtifactError, ConversionError, InputError, LambError
+from lamb.source import Source, apply_input_shape, open_source
 
 DEFAULT_MODES = runtime_lib.default().format.mode_names
 DEFAULT_MEMORY_MB = (512, 1024, 1769, 3008)
@@ -74,7 +75,7 @@ class CompareOptions:
     """Every choice ``lamb compare`` offers; the defaults are the command's."""
 
     images: Path | None = None  # real images to verify with, besides the random samples
-    # labelled images: each mode judged by its accuracy against Keras's; int8's calibration without --calibration
+    # labelled images: each mode judged by its accuracy against the source model's; int8's calibration without --calibration
     labeled_images: Path | None = None
     calibration: Path | None = None  # for the calibrated modes (int8)
     samples: int | None = None  # seeded random inputs; None: 32
@@ -87,7 +88,6 @@ class CompareOptions:
     preprocess: str | None = None
     labels: list[str] | None = None
     labels_file: Path | None = None
-    head: str | None = None  # what the output is (lambkit.heads); None: as lamb convert decides
     input_shape: tuple[int, ...] | None = None
     allow_unsafe_lambda: bool = False
     max_latency_ms: float | None = None
@@ -125,13 +125,13 @@ def compare_models(
     out.mkdir(parents=True, exist_ok=True)
     try:
         from lamb import tflog
-        from lamb.convert import load_keras_model
 
-        step("loading the Keras model")
+        src = open_source(source)
+        step(f"loading the {src.title}")
         t0 = time.perf_counter()
         with tflog.capture_fd2():
-            loaded = load_keras_model(source, allow_unsafe_lambda=o.allow_unsafe_lambda)
-        seconds["load_keras"] = time.perf_counter() - t0
+            loaded = src.load(allow_unsafe_lambda=o.allow_unsafe_lambda)
+        seconds["load_source"] = time.perf_counter() - t0
 
         rows, reference, done = _convert_and_run(loaded, source, o, wanted, out, target, step, seconds)
         converted = [r for r in rows if r.status == VERIFIED]
@@ -139,7 +139,7 @@ def compare_models(
             assert reference is not None
             judge(row, reference, done[row.key])
         if reference is not None and reference.images:
-            notes.append(f"verified on {o.samples} random sample(s) and {reference.images} image(s), the Keras model run once")
+            notes.append(f"verified on {o.samples} random sample(s) and {reference.images} image(s), the source model run once")
 
         runnable = [r for r in rows if r.status == VERIFIED]
         if runnable:
@@ -167,18 +167,19 @@ def compare_models(
             shutil.rmtree(out, ignore_errors=True)
 
 
-def runtime_libs(target: Any, name: str | None = None) -> list[runtime_lib.RuntimeLib]:
+def runtime_libs(target: Any, name: str | None = None, source: Source | None = None) -> list[runtime_lib.RuntimeLib]:
     """The runtime libraries to compare on ``target``: ``name`` alone when given, else for each
-    model format the first library in preference order with a wheel for the target (a format's later
-    libraries only when asked, or where the first has no wheel). With no wheel at all, the default
-    library: its rows say why they cannot run."""
+    model format the source can become (every one, without a source) the first library in
+    preference order with a wheel for the target (a format's later libraries only when asked, or
+    where the first has no wheel). With no wheel at all, the format's first library: its rows say
+    why they cannot run."""
     if name is not None:
-        return [runtime_lib.get(name)]
-    found = [
-        next((lib for lib in runtime_lib.for_format(fmt) if runtime_lib.available(target, lib.name)), None)
-        for fmt in runtime_lib.formats()
-    ]
-    return [lib for lib in found if lib is not None] or [runtime_lib.default()]
+        from lamb.convert.core import runtime_lib_for
+
+        return [runtime_lib_for(source, name) if source is not None else runtime_lib.get(name)]
+    wanted = [fmt for fmt in runtime_lib.formats() if source is None or source.converts_to(fmt)]
+    found = [next((lib for lib in runtime_lib.for_format(fmt) if runtime_lib.available(target, lib.name)), None) for fmt in wanted]
+    return [lib for lib in found if lib is not None] or [runtime_lib.for_format(wanted[0])[0]]
 
 
 def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, dict[str, list[str]], list[int], Any]:
@@ -188,12 +189,11 @@ def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, dict[str,
     from lamb.convert.preprocess import check_preprocess
     from lamb.verify.inputs import DEFAULT_SAMPLES, VerifyInputs
 
-    if not source.exists():
-        raise InputError(f"no model at {source}", "check the path: an .h5 or .keras file, or a SavedModel folder")
+    src = open_source(source)  # nothing there, or not a model lamb reads: said before anything else
     settings = sorted(set(cost_mod.check_memory(int(m)) for m in (o.memory or DEFAULT_MEMORY_MB)))
     target = targets.get_target(o.runtime, o.arch)
     o = dataclasses.replace(o, runtime_lib=o.runtime_lib and runtime_lib.normalise_name(o.runtime_lib))
-    wanted = {lib.name: parse_modes(o.modes, lib.format) for lib in runtime_libs(target, o.runtime_lib)}
+    wanted = {lib.name: parse_modes(o.modes, lib.format) for lib in runtime_libs(target, o.runtime_lib, src)}
     every = {m for modes in wanted.values() for m in modes}
     calibrated = sorted({m.name for name in wanted for m in runtime_lib.get(name).format.modes if m.calibrated})
     # Unlike `lamb verify`, the random samples stay on beside --images (the default is not 0 with images).
@@ -214,7 +214,7 @@ def _convert_and_run(
     loaded: Any, source: Path, o: CompareOptions, wanted: dict[str, list[str]], out: Path, target: Any, step: Any,
     seconds: dict[str, float],
 ) -> tuple[list[ModeResult], Reference | None, dict[tuple[str, str], LibraryRun]]:
-    """Every (runtime library, mode) converted; each converted row run on its library; the Keras
+    """Every (runtime library, mode) converted; each converted row run on its library; the source
     model run once."""
     # Each library's converted rows start running on it (one thread, in its own process: the
     # other core) while the next converts.
@@ -232,16 +232,16 @@ def _convert_and_run(
                 tried = {r.mode for r in rows if r.runtime_lib == lib.name}
                 rows.extend(ModeResult(m, CONVERSION_FAILED, exc.message, runtime_lib=lib.name) for m in modes if m not in tried)
         seconds["convert"] = sum(r.seconds.get("convert", 0.0) for r in rows)
-        # Keras runs once, on the inputs the first library run built, while the lane finishes.
+        # The source runs once, on the inputs the first library run built, while the lane finishes.
         reference = lane.reference
         if reference is not None:
             # Until a library run has built them, or every run has ended (failed, or refused).
             while not reference.ready.wait(0.05) and not all(run.done() for run in runs.values()):
                 pass
             if reference.inputs is not None:
-                step("running the Keras model once")
+                step("running the source model once")
                 reference.predict()
-                seconds["keras_predict"] = reference.predict_s
+                seconds["source_predict"] = reference.predict_s
         t0 = time.perf_counter()
         done = {key: run.result() for key, run in runs.items()}
         seconds["library_wait"] = time.perf_counter() - t0
@@ -268,14 +268,13 @@ def _convert_for(lib: runtime_lib.RuntimeLib, modes: list[str], lane: _Lane, out
     from lamb import tflog
     from lamb.convert import convert_model, engine
     from lamb.convert.preprocess import read_labels
-    from lamb.convert.signature import apply_input_shape, input_specs
 
     o = lane.o
     assert o.samples is not None  # _checked settled the default
-    stem = lane.source.name if lane.source.is_dir() else lane.source.stem
+    stem = open_source(lane.source).stem
     out.mkdir(parents=True, exist_ok=True)  # one folder per library: each mode's manifest is <stem>-<mode>.lamb.json
     step(f"exporting for {lib.name}")
-    with engine.for_format(lib.format).export(lane.loaded, apply_input_shape(input_specs(lane.loaded), o.input_shape)) as shared:
+    with engine.export(lane.loaded, lib.format, apply_input_shape(lane.loaded.inputs(), o.input_shape)) as shared:
         for mode in modes:
             if lib.format.mode(mode).calibrated and o.calibration is None:
                 lane.rows.append(ModeResult(mode, SKIPPED, f"{mode} needs calibration images: pass --calibration DIR (~100 representative images)",
@@ -290,7 +289,6 @@ def _convert_for(lib: runtime_lib.RuntimeLib, modes: list[str], lane: _Lane, out
                         calibration=o.calibration if lib.format.mode(mode).calibrated else None,
                         runtime_lib_name=lib.name,
                         input_shape=o.input_shape, preprocess=o.preprocess, labels=read_labels(o.labels, o.labels_file),
-                        head=o.head,
                     )
             except ConversionError as exc:
                 # The converter refused this mode; others may still convert.
@@ -362,13 +360,16 @@ def _size_and_time(
             shipped = mf.write(build.shipped_manifest(manifest, record), files_dir / layout.MANIFEST_FILE)
             model_file = runtime_lib.get(choice.name).format.file
             own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, model_file: row.model_path, layout.MANIFEST_FILE: shipped}
+            external = {Path(name).name: row.model_path.parent / name for name in manifest.model.external_data}  # an .onnx's weights
+            own.update(external)
             own.update({f"{layout.HANDLER_PACKAGE}/{p.relative_to(build.HANDLER_PACKAGE).as_posix()}": p
                         for p in sorted(build.HANDLER_PACKAGE.rglob("*.py"))})
             zipped = deps.zipped + zipped_models[row.key] + sum(
                 deps_mod.deflated_size(p, name) for name, p in own.items() if name != model_file
             )
             unzipped = deps.unzipped + sum(Path(p).stat().st_size for p in own.values())
-            row.size = ModeSize(row.model_path.stat().st_size, zipped, unzipped, fits_direct_upload(zipped))
+            model_bytes = sum(p.stat().st_size for p in [row.model_path, *external.values()])
+            row.size = ModeSize(model_bytes, zipped, unzipped, fits_direct_upload(zipped))
 
             step(f"timing the handler: {row.label}")
             tree, python, where = deps_mod.timing_deps(deps, target, choice.name)

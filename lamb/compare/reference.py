@@ -1,8 +1,9 @@
 """``lamb compare``'s verdicts: each (runtime library, mode) row's model run on its library and
-judged against one reference, the Keras model run once on the comparison's inputs.
+judged against one reference, the source model run once on the comparison's inputs (``lamb.source``),
+by verify's own judging step (``lamb.verify.evidence.judge_against``).
 
 The library runs happen on a lane of their own (a thread driving a runner process: the other core)
-while the next row converts; the Keras model runs once, on the inputs the first library run built.
+while the next row converts; the source runs once, on the inputs the first library run built.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from lamb.compare.report import CANNOT_RUN, ModeResult
 
 
 class Reference:
-    """The Keras model's outputs on the comparison's inputs, computed on first use, once."""
+    """The source model's outputs on the comparison's inputs, computed on first use, once."""
 
     def __init__(self, loaded: Any, source: Path, samples: int, images: Path | None, seed: int, preprocess: str,
                  labels: list[str] | None, labeled: LabeledReference | None = None):
@@ -38,15 +39,16 @@ class Reference:
         self.labels = labels
         self.inputs: list[np.ndarray] | None = None
         self.outputs: list[np.ndarray] | None = None
+        self.which, self.label = "keras", ""  # what computed the outputs (lamb.source.ReferenceOutputs)
         self.images = 0
         self.skipped: list[str] = []
         self.predict_s = 0.0
         self._lock = threading.Lock()  # the library lane's thread builds the inputs
         self.ready = threading.Event()  # set once the inputs are built, or could not be
 
-    def prepare(self, paired: Any, head: str | None = None) -> None:
-        """The inputs, built once (the first mode's library run asks; later ones reuse them); the
-        labelled images, when there are any, last (scored by the model's ``head``)."""
+    def prepare(self, paired: Any, channel_first: list[bool]) -> None:
+        """The inputs, built once (the first mode's library run asks; later ones reuse them), laid
+        out as the model takes them; the labelled images, when there are any, last."""
         with self._lock:
             if self.inputs is not None:
                 return
@@ -54,20 +56,24 @@ class Reference:
 
             wanted = VerifyInputs(samples=self.samples, images=self.images_dir, seed=self.seed, preprocess=self.preprocess)
             try:
-                labeled = self.labeled.batch(paired, self.labels, self.preprocess, head) if self.labeled is not None else None
-                self.inputs, used, self.skipped = build_inputs(paired.input_shapes, wanted, self.samples, self.preprocess, labeled)
+                labeled = self.labeled.batch(paired, self.labels, self.preprocess) if self.labeled is not None else None
+                arrays, used, self.skipped = build_inputs(paired.input_shapes, wanted, self.samples, self.preprocess, labeled)
+                self.inputs = [np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if first else a for a, first in zip(arrays, channel_first)]
                 self.images = len(used) + (len(self.labeled) if self.labeled is not None else 0)
             finally:
                 self.ready.set()
 
     def predict(self) -> None:
-        from lamb import tflog
-        from lamb.verify.step import predict_batched
+        from lamb.verify.runner import ModelRunner, resolve_runtime_env
+
+        def start_runner(model: Path, module: str) -> ModelRunner:
+            # A reference runner runs in lamb's own environment (onnx, and its onnxruntime).
+            return ModelRunner(resolve_runtime_env("onnxruntime"), model, module=module)
 
         assert self.inputs is not None
         t0 = time.perf_counter()
-        with tflog.capture_fd2():
-            self.outputs = predict_batched(self.loaded, self.inputs)
+        reference = self.loaded.reference_outputs(self.inputs, start_runner)
+        self.outputs, self.which, self.label = reference.outputs, reference.which, reference.label
         self.predict_s = time.perf_counter() - t0
 
     def judged_part(self, row: ModeResult, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -94,7 +100,7 @@ class LibraryRun:
 
 
 def run_on_library(row: ModeResult, ref: Reference, target: Any) -> LibraryRun:
-    """The library lane: start the runner, pair signatures, run the inputs (no Keras here)."""
+    """The library lane: start the runner, pair signatures, run the inputs (not the source: that runs once)."""
     from lamb.verify.runner import (
         ModelRunner,
         RunnerFailure,
@@ -104,6 +110,7 @@ def run_on_library(row: ModeResult, ref: Reference, target: Any) -> LibraryRun:
         resolve_runtime_env,
     )
     from lamb.verify.signature import pair_signatures
+    from lamb.verify.step import image_layout
 
     t0 = time.perf_counter()
     assert row.model_path is not None and row.manifest_path is not None
@@ -114,8 +121,8 @@ def run_on_library(row: ModeResult, ref: Reference, target: Any) -> LibraryRun:
     with ModelRunner(env, row.model_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
         try:
             info = runner.wait_ready()
-            run.paired = pair_signatures(ref.loaded, info, ref.source, row.model_path)
-            ref.prepare(run.paired, manifest.head)
+            run.paired, channel_first = image_layout(manifest, pair_signatures(ref.loaded, info, ref.source, row.model_path))
+            ref.prepare(run.paired, channel_first)
             assert ref.inputs is not None
             inputs = ref.judged_part(row, ref.inputs)
             run.outputs, _answer = runner.run(dict(zip(run.paired.input_keys, inputs)), Path(workdir))
@@ -129,8 +136,8 @@ def run_on_library(row: ModeResult, ref: Reference, target: Any) -> LibraryRun:
 
 def judge(row: ModeResult, ref: Reference, run: LibraryRun) -> None:
     """Compare the mode's outputs with the reference, judge the evidence, record the verdict."""
-    from lamb.verify import VerifyReport, compare_outputs, default_tolerances
-    from lamb.verify.evidence import judge_outputs
+    from lamb.verify import VerifyReport, default_tolerances
+    from lamb.verify.evidence import judge_against
 
     t0 = time.perf_counter()
     assert row.model_path is not None and row.manifest_path is not None
@@ -144,14 +151,9 @@ def judge(row: ModeResult, ref: Reference, run: LibraryRun) -> None:
     tol = default_tolerances(row.mode, fmt=runtime_lib.get(row.runtime_lib).format)
     paired = run.paired
     expected = ref.judged_part(row, ref.outputs)
-    got = run.outputs
-    candidate = [got[key] for key in paired.output_keys]
-    reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(expected, candidate)]
-    metrics, checks, failures = compare_outputs(
-        reference, candidate, paired.output_names, tol, model_names=paired.output_keys, labels=ref.labels
-    )
+    metrics, checks, judged = judge_against(paired, expected, run.outputs, tol, quantization=row.mode, images=ref.images, labels=ref.labels)
+    candidate = [run.outputs[key] for key in paired.output_keys]
     n = len(candidate[0])
-    judged = judge_outputs(metrics, checks, failures, n, tol.min_top1, quantization=row.mode, images=ref.images)
     accuracy = accuracy_report(ref.labeled, candidate, expected) if ref.labeled is not None else None
     if accuracy is not None:
         row.accuracy, row.accuracy_low, row.accuracy_high = accuracy.converted.top1, accuracy.converted.top1_low, accuracy.converted.top1_high
@@ -159,12 +161,13 @@ def judge(row: ModeResult, ref: Reference, run: LibraryRun) -> None:
         accuracy.passed, accuracy.failures = judged.passed, list(judged.failures)
     failures = judged.failures
     report = VerifyReport(
-        passed=judged.passed, keras_path=ref.source, model_path=row.model_path,
+        passed=judged.passed, source_path=ref.source, model_path=row.model_path,
         model_sha256=manifest.model.sha256, manifest_path=row.manifest_path, quantization=row.mode,
         quantization_source="given", preprocess=ref.preprocess, runtime_lib=run.lib, runtime_lib_version=run.version,
         runtime_python=run.python, samples=n - ref.images, seed=ref.seed, images=ref.images,
         skipped_images=len(ref.skipped), tolerances=tol, outputs=metrics, checks=checks, failures=failures,
         skipped=list(ref.skipped), verdict=judged.verdict, warnings=list(judged.warnings), accuracy=accuracy,
+        reference=ref.which, reference_label=ref.label,
     )
     manifest.verification = report.to_verification()
     mf.write(manifest, row.manifest_path)

@@ -63,7 +63,7 @@ def render(report: CompareReport) -> list[Any]:
     if report.images:
         inputs.append(f"{report.images} images")
     out: list[Any] = [Text.from_markup(
-        f"[bold]{plain(report.source.name)}[/] for [bold]{report.target}[/]: every runtime library and mode checked against one Keras run on "
+        f"[bold]{plain(report.source.name)}[/] for [bold]{report.target}[/]: every runtime library and mode checked against one run of the source model on "
         f"{' + '.join(inputs)}, preprocess {plain(report.preprocess)}"
     )]
     for title, rows in _by_library(report, report.rows):
@@ -71,7 +71,7 @@ def render(report: CompareReport) -> list[Any]:
     if report.keras_accuracy is not None:
         keras = report.keras_accuracy
         out.append(Text(
-            f"accuracy: top-1 on {keras.images} labelled images; Keras scores {keras.interval()}, and a mode passes "
+            f"accuracy: top-1 on {keras.images} labelled images; the source model scores {keras.interval()}, and a mode passes "
             f"while its interval reaches {ACCURACY_SLACK * 100:.0f} point below that, whatever its agreement"
         ))
 

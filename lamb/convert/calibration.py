@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from lamb import manifest as mf
-from lamb.convert.signature import InputSpec
 from lamb.errors import InputError
 from lamb.progress import current
+from lamb.source import InputSpec
 
 #: How many calibration images int8 quantization uses at most: the TensorFlow Lite docs suggest ~100-500;
 #: more only costs conversion time.
@@ -30,18 +30,18 @@ def calibration_files(directory: Path) -> list[Path]:
 
 
 def representative_dataset(files: list[Path], inputs: list[InputSpec], mode: str) -> tuple[Callable[[], Iterator[list]], dict]:
-    """Decode, resize and preprocess the calibration images exactly as the deployed handler will."""
+    """Decode, resize and preprocess the calibration images exactly as the deployed handler will (channels last)."""
     import numpy as np
 
     from lamb.handler.lambkit import decode_image, image_to_pixels, preprocess
 
-    if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[3] != 3:
+    if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].image_hwc()[2] != 3:
         shapes = ", ".join(mf.format_shape(s.shape) for s in inputs)
         raise InputError(
-            f"int8 calibration needs one RGB image input (batch, height, width, 3); the model takes {shapes}",
+            f"int8 calibration needs one RGB image input (batch, height, width, 3, or channel-first); the model takes {shapes}",
             "use --quantize dynamic or float16 for this model",
         )
-    _, height, width, _ = inputs[0].shape
+    height, width, _ = inputs[0].image_hwc()
     samples: list[Any] = []
     skipped: list[str] = []
     progress = current()

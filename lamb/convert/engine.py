@@ -5,30 +5,35 @@ Each model format's record (``lamb.runtime_lib.ModelFormat.converter``) names a 
 functions, imported only when that format is converted:
 
 - ``export(loaded, inputs)``: a context manager yielding an ``Export``, the model wrapped for the
-  converter once (several conversions share it: ``lamb compare``);
+  converter once (several conversions share it: ``lamb compare``); a source already in the format
+  (``Loaded.as_format``: an ONNX model for ONNX Runtime) is not exported, ``export`` below wraps it;
 - ``convert(export, inputs, mode, representative, allow_flex=..., integer_io=...)``: a ``Converted``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from lamb import manifest as mf
 from lamb import runtime_lib
-from lamb.convert.load import LoadedModel
+from lamb.source import AsGiven, InputSpec, Loaded
 
 
 @dataclass
 class Export:
     """A model loaded once and wrapped for one format's converter once."""
 
-    loaded: LoadedModel
+    loaded: Loaded
     format: str  # the model format the export converts to
     output_names: list[str]
-    handle: Any = None  # the converter's own state (a factory of fresh converters, ...)
+    handle: Any = None  # the converter's own state (a factory of fresh converters, the model's bytes, ...)
+    as_given: AsGiven | None = None  # the source already in this format, taken as it is
+    layout: str = "NHWC"  # the model's image input layout (an ONNX model from PyTorch: NCHW)
 
 
 @dataclass
@@ -41,8 +46,19 @@ class Converted:
     flex_ops: list[str] = field(default_factory=list)  # ops only a full TensorFlow runs
     notes: list[str] = field(default_factory=list)
     origin: dict[str, Any] = field(default_factory=dict)  # converter facts worth keeping (opset, ...)
+    external: list[Path] = field(default_factory=list)  # files the model reads its weights from, to ship beside it
 
 
 def for_format(fmt: runtime_lib.ModelFormat) -> ModuleType:
     """The converter module of ``fmt``."""
     return importlib.import_module(fmt.converter)
+
+
+def export(loaded: Loaded, fmt: runtime_lib.ModelFormat, inputs: list[InputSpec]) -> contextlib.AbstractContextManager[Export]:
+    """``loaded`` wrapped once for ``fmt``'s converter: exported by it, or taken as it is when the
+    source already is such a model (an InputError when it can become no other)."""
+    given = loaded.as_format(fmt.name)
+    if given is None:
+        return for_format(fmt).export(loaded, inputs)
+    names = [s.name for s in loaded.outputs()]
+    return contextlib.nullcontext(Export(loaded, fmt.name, names, given.model, as_given=given, layout=inputs[0].layout))

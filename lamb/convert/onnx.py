@@ -3,7 +3,8 @@
 The model goes through a SavedModel (``lamb.convert.savedmodel``), the route the course's 2025
 recipe takes and the one tf2onnx reads best; tf2onnx writes a float32 graph at ``OPSET`` once per
 export, and each quantization mode is applied to that graph by ``onnxruntime.quantization``
-(``quantize``, shared with ONNX models given as input: ``lamb.convert.onnx_input``).
+(``quantize``). An ONNX model given as the source (``lamb.source.onnx``) is not exported: float32
+ships it as it is, with its external data; the other modes quantize it the same way.
 
 How each mode quantizes, measured on the Xception shape (benchmarks/xception_model.py, 299x299,
 onnxruntime 1.32, 1 thread; median of 3 fresh processes of 7 warm calls each, the range of the 3
@@ -32,6 +33,7 @@ documentation warns of on x86 CPUs without VNNI: which CPU a Lambda function get
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import tempfile
 import time
@@ -42,11 +44,12 @@ from typing import Any
 
 from lamb import manifest as mf
 from lamb.convert.engine import Converted, Export
-from lamb.convert.load import LoadedModel
 from lamb.convert.savedmodel import SIGNATURE_KEY, saved_model
-from lamb.convert.signature import InputSpec
-from lamb.errors import ConversionError
+from lamb.errors import ConversionError, InputError
 from lamb.quantization import Mode
+from lamb.source.base import InputSpec
+from lamb.source.onnx import tensor_specs
+from lamb.source.tf_load import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +72,22 @@ def convert(
 ) -> Converted:
     """The ONNX model in ``mode``, and its signature; ConversionError if the quantizer refuses it."""
     started = time.perf_counter()
-    data, settings = quantize(exported.handle, mode, representative)
+    given = exported.as_given
+    if given is not None and allow_flex:
+        raise InputError("--allow-flex is a TensorFlow Lite option", "drop --allow-flex")
+    if given is not None and not mode.optimize:
+        data, external, settings = given.data, given.external, dict[str, Any]()
+    else:
+        model = exported.handle() if callable(exported.handle) else exported.handle
+        (data, settings), external = quantize(model, mode, representative, exported.layout), []
     log.debug("ONNX %s: %d bytes in %.1f s, %s", mode.name, len(data), time.perf_counter() - started,
-              settings or f"tf2onnx's float32 graph as written (opset {OPSET})")
-    in_specs, out_specs = describe(data, layout="NHWC", output_order=exported.output_names)
-    origin = {"converter": "tf2onnx", "tf2onnx": _version("tf2onnx"), "opset": OPSET, **settings}
-    return Converted(data, in_specs, out_specs, origin=origin)
+              settings or "the float32 graph as written")
+    in_specs, out_specs = describe(data, layout=exported.layout, output_order=exported.output_names)
+    # The inputs as --input-shape fixed them: the graph may leave them open; the handler resizes to these.
+    fixed = {i.name: [-1 if d is None else int(d) for d in i.shape] for i in inputs}
+    in_specs = [dataclasses.replace(s, shape=fixed.get(s.name, s.shape)) for s in in_specs]
+    origin = dict(given.origin) if given is not None else {"converter": "tf2onnx", "tf2onnx": _version("tf2onnx"), "opset": OPSET}
+    return Converted(data, in_specs, out_specs, origin={**origin, **settings}, external=external)
 
 
 def _tf2onnx(export_dir: str) -> Any:
@@ -176,27 +189,8 @@ DYNAMIC = {"weight_type": "QUInt8", "pre_process": True}
 
 
 def describe(model: bytes | Any, layout: str | None, output_order: list[str] | None = None) -> tuple[list[mf.TensorSpec], list[mf.TensorSpec]]:
-    """The graph's inputs and outputs as TensorSpecs (-1 for a named or open dimension).
-
-    ``layout`` is recorded on 4-D inputs ("NCHW" for channel-first; "NHWC" is left implicit, as
-    the manifest's absent layout means NHWC). Initializers listed as inputs (old exporters do) are
-    not inputs.
-    """
-    import onnx
-    from onnx.helper import tensor_dtype_to_np_dtype
-
-    proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
-    graph = proto.graph
-    constants = {t.name for t in graph.initializer}
-
-    def spec(value: Any, image_layout: str | None) -> mf.TensorSpec:
-        t = value.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in t.shape.dim]
-        dtype = tensor_dtype_to_np_dtype(t.elem_type).name
-        return mf.TensorSpec(value.name, shape, dtype, layout=image_layout if len(shape) == 4 and image_layout != "NHWC" else None)
-
-    inputs = [spec(v, layout) for v in graph.input if v.name not in constants]
-    outputs = [spec(v, None) for v in graph.output]
+    """The graph's inputs and outputs as TensorSpecs (``lamb.source.onnx.tensor_specs``), the outputs in ``output_order``."""
+    inputs, outputs = tensor_specs(model, layout)
     if output_order:
         rank = {name: i for i, name in enumerate(output_order)}
         outputs.sort(key=lambda s: rank.get(s.name, len(rank)))

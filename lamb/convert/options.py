@@ -1,6 +1,5 @@
-"""What ``lamb convert`` takes (``ConvertOptions``), checked the same way for the converter of Keras
-models (``lamb.convert.core``) and of ONNX models given as they are (``lamb.convert.onnx_input``);
-what it gives is ``lamb.convert.report.ConversionResult``."""
+"""What ``lamb convert`` takes (``ConvertOptions``), checked the same way for every source and
+format; what it gives is ``lamb.convert.report.ConversionResult``."""
 
 from __future__ import annotations
 
@@ -10,8 +9,8 @@ from pathlib import Path
 
 from lamb import manifest as mf
 from lamb import quantization, runtime_lib
-from lamb.convert.preprocess import NOT_INFERRED
 from lamb.errors import InputError
+from lamb.manifest import PREPROCESS_NOT_INFERRED as NOT_INFERRED
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,6 @@ class ConvertOptions:
     input_shape: tuple[int, ...] | None = None
     preprocess: str | None = None  # None: inferred from the model
     labels: Sequence[str] | None = None  # class names in output order (``read_labels`` reads a file)
-    head: str | None = None  # what the output is (lambkit.heads); None: read off the graph, else assumed
     allow_flex: bool = False
     allow_unsafe_lambda: bool = False
     runtime_lib_name: str | None = None  # None: the first library in lamb.runtime_lib's preference order

@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from lamb.convert.load import LoadedModel
-from lamb.convert.signature import InputSpec, clean_name
+from lamb.source.base import InputSpec, clean_name
+from lamb.source.tf_load import LoadedModel
 
 SIGNATURE_KEY = "serving_default"
 

@@ -22,11 +22,11 @@ from typing import Any
 
 from lamb import manifest as mf
 from lamb.convert.engine import Converted, Export
-from lamb.convert.load import LoadedModel
 from lamb.convert.savedmodel import saved_model, serving_function
-from lamb.convert.signature import InputSpec
 from lamb.errors import ConversionError
 from lamb.quantization import Mode
+from lamb.source.base import InputSpec
+from lamb.source.tf_load import LoadedModel
 
 logger = logging.getLogger(__name__)  # (``log`` below is the converter's captured fd-2 output)
 

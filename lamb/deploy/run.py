@@ -24,6 +24,8 @@ from lamb.deploy.plan import DeployOptions
 from lamb.deploy.planner import Plan, State, make_plan, read_state
 from lamb.deploy.report import DeployReport, SmokeInvoke
 from lamb.errors import AwsError, InputError
+from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
+from lamb.records import read_at_most
 
 RECORD_SUFFIX = ".deploy.json"
 TEMPLATE_NAME = "template.yaml"
@@ -199,7 +201,13 @@ def smoke_event(facts: ArtifactFacts, image: Path | None) -> dict[str, Any]:
 
     carried = facts.path / SAMPLE_EVENT
     if image is None and facts.path.is_dir() and carried.is_file():
-        return json.loads(carried.read_text(encoding="utf-8"))
+        data = read_at_most(carried, MAX_PAYLOAD_BYTES)  # lamb package wrote it within Lambda's payload limit
+        try:
+            if len(data) <= MAX_PAYLOAD_BYTES:
+                return json.loads(data)
+        except (ValueError, RecursionError):
+            pass
+        raise InputError(f"{carried} is not the smoke event lamb package wrote", "package the image again, or pass --sample-image")
     if facts.manifest is None:
         raise InputError(f"{facts.path.name} is not a lamb artifact: there is no sample image to send it",
                          "give the smoke test's event yourself, or deploy with --no-smoke")

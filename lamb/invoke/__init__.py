@@ -34,11 +34,12 @@ from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.handler.lambkit.cpu import this_cpu
 from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
 from lamb.invoke.report import InvokeReport
-from lamb.local import PAYLOAD_TOO_LARGE, LocalFunction, RunSettings
+from lamb.invoke.runtime_client import runtime_client_for
+from lamb.local import MAX_IMAGE_BYTES, PAYLOAD_TOO_LARGE, LocalFunction, RunSettings, runtime_client_name
 from lamb.package.standin import host_stand_in, unpack_artifact
 from lamb.progress import Progress, current
 from lamb.records import read_at_most
-from lamb.targets import find_python, host_python, python_version
+from lamb.targets import find_python, host_arch, host_python, python_version
 from lamb.units import MiB
 
 
@@ -120,10 +121,6 @@ def _is_artifact(path: Path) -> bool:
 
 
 # -- the event ---------------------------------------------------------------------------------------
-
-# base64 sends 3 bytes as 4 characters: a larger image cannot fit in an event Lambda accepts
-MAX_IMAGE_BYTES = MAX_PAYLOAD_BYTES * 3 // 4
-
 
 def _too_large(what: str) -> InputError:
     return InputError(
@@ -251,8 +248,9 @@ def runnable_artifact(
     """Resolve, unpack and check an artifact for running here; removes what it unpacked on exit.
 
     Yields the artifact path, the task root to run, the settings to run it with (their
-    interpreter the one that runs it: None for lamb's own) and the notes to show (what was
-    unpacked, any stand-in).
+    interpreter the one that runs it: None for lamb's own; their runtime client AWS's awslambdaric
+    where it has a wheel for that interpreter, ``lamb.invoke.runtime_client``) and the notes to
+    show (what was unpacked, any stand-in).
     """
     artifact = Path(artifact) if artifact is not None else default_artifact()
     unpack_notes: list[str] = []
@@ -261,7 +259,11 @@ def runnable_artifact(
     try:
         task_root, python, notes = check_runnable(task_root, settings.python, stand_in=settings.stand_in)
         roots.append(task_root)
-        yield artifact, task_root, replace(settings, python=python), unpack_notes + notes
+        client = settings.runtime_client
+        if client is None:
+            client, why = runtime_client_for(python_version(python) or host_python(), host_arch() or "x86_64")
+            notes += [why] if why else []
+        yield artifact, task_root, replace(settings, python=python, runtime_client=client), unpack_notes + notes
     finally:
         for root in roots:
             shutil.rmtree(root, ignore_errors=True)
@@ -346,6 +348,7 @@ def invoke_artifact(
         recommended_timeout_s=function_advice.timeout_s if function_advice else None,
         memory_advice=f"{memory_advice(advice)}; {_pixel_budget_note(advice.recommended_mb, run_settings.env)}" if advice else "",
         python=version,
+        runtime_client=runtime_client_name(run_settings),
         logs=first.logs,
         notes=notes,
         memory=advice,

@@ -24,6 +24,8 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
         out.append(Syntax(json.dumps(report.response, indent=2), "json", word_wrap=True))
     out.append(f"[bold]{plain(report.artifact.name)}[/] on Python {report.python}, {report.memory_mb} MB memory setting"
                + (f", timed on {plain(report.cpu.describe())}" if report.cpu is not None else ""))
+    if report.runtime_client:
+        out.append(f"run by {plain(report.runtime_client)}")
     table = Table()
     table.add_column("measure", overflow="fold")
     table.add_column("value", justify="right", overflow="fold")
@@ -37,7 +39,7 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
     if report.recommended_memory_mb:
         table.add_row("recommended memory", f"{report.recommended_memory_mb:,} MB")
     if report.recommended_timeout_s:
-        table.add_row("recommended timeout", f"{report.recommended_timeout_s} s (cold start at that memory x2, + a url fetch)")
+        table.add_row("recommended timeout", f"{report.recommended_timeout_s} s (cold start at that memory x2, + a url fetch, in 5 s steps)")
     out.append(table)
     if report.memory_advice:
         out.append(f"[dim]memory:[/] {plain(report.memory_advice)}")

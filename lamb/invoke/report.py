@@ -33,6 +33,7 @@ class InvokeReport:
     memory: MemoryAdvice | None = None  # the figures behind the advice
     recommended_timeout_s: int | None = None  # the cold first request at that memory (lamb.cost.advise_function)
     cpu: Cpu | None = None  # the CPU the figures were measured on (this machine's)
+    runtime_client: str = ""  # what ran the handler: AWS's awslambdaric, or lamb's stand-in bootstrap
 
     @property
     def status_code(self) -> int | None:

@@ -148,18 +148,21 @@ _SMOKE = (
 )
 
 
-def dockerfile(target, requirements: list[str], lamb_version: str, root_files: tuple[str, ...]) -> str:
-    """The Dockerfile for ``target`` (a ``Target``): AWS's Lambda base image, pinned wheels, lamb's
+def dockerfile(target, requirements: list[str], lamb_version: str, root_files: tuple[str, ...], base_image: str | None = None) -> str:
+    """The Dockerfile for ``target`` (a ``Target``): AWS's Lambda base image (or ``base_image``,
+    one built on it, as the course's homework extends a given image), pinned wheels, lamb's
     ``root_files`` (``layout.root_files``), and a smoke step that runs the model once while the
     image is built."""
     module, _, function = layout.HANDLER.rpartition(".")
     smoke = _SMOKE.format(module=module, function=function)
+    given = (f"# Built on a given image (--base-image): it must be a Lambda Python {target.python_version} image on {target.arch},\n"
+             f"# built on {target.base_image}; the smoke step below fails the build when it is not.\n") if base_image else ""
     return f"""\
 # Built by lamb {lamb_version} for AWS Lambda {target.describe()}.
 # --platform on FROM, not only on `docker build`: Lambda runs the image on this arch whatever the
 # build machine is (an arm64 laptop building for x86_64 Lambda is the classic "exec format error").
-# hadolint ignore=DL3029
-FROM --platform={target.docker_platform} {target.base_image}
+{given}# hadolint ignore=DL3029
+FROM --platform={target.docker_platform} {base_image or target.base_image}
 
 # Wheels only, for this image's Python and arch; the versions are pinned by lamb package,
 # which resolved and audited them.
@@ -179,7 +182,7 @@ CMD ["{layout.HANDLER}"]
 """
 
 
-def image_readme(target, name: str, advice: FunctionAdvice | None = None) -> str:
+def image_readme(target, name: str, advice: FunctionAdvice | None = None, base_image: str | None = None) -> str:
     """Build, run, push and create-function commands that paste and run as they are.
 
     ``name`` (from the model's) names the image, the ECR repository, the function and its role.
@@ -200,7 +203,7 @@ def image_readme(target, name: str, advice: FunctionAdvice | None = None) -> str
     return f"""\
 # {name}: a Lambda container image context built by lamb
 
-Target: {target.describe()}. Base image: `{target.base_image}`.
+Target: {target.describe()}. Base image: `{base_image or target.base_image}`.
 
 `docker build` proves the image: its last step imports the handler and answers `{SAMPLE_EVENT}`
 once on the base image's own Python, glibc and libstdc++, so a library that cannot load on

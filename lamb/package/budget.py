@@ -65,8 +65,12 @@ class BudgetReport:
         return [c for c in self.checks if not c.ok and c.severity == "fail"]
 
 
-def component_of(arcname: str) -> str:
+def component_of(arcname: str, model_files: tuple[str, ...] = ()) -> str:
+    """The component a file belongs to; ``model_files``: the model's own other files (an ONNX model's
+    external data, named as the model records it), which count as the model."""
     head = arcname.split("/", 1)[0].lower()
+    if head in {f.lower() for f in model_files}:
+        return "model"
     for name, prefixes in COMPONENTS:
         for prefix in prefixes:
             if head == prefix or (prefix.endswith("-") and head.startswith(prefix) and head.endswith(".dist-info")):
@@ -85,11 +89,13 @@ def parse_size(text: str | int | None) -> int | None:
     return int(number * {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB}[unit])
 
 
-def measure_zip(path: Path) -> list[ComponentSize]:
+def measure_zip(path: Path, model_files: tuple[str, ...] = ()) -> list[ComponentSize]:
+    """Each component's files and bytes in the zip (``model_files``: as ``component_of`` takes them)."""
     sizes: dict[str, ComponentSize] = {}
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
-            comp = sizes.setdefault(component_of(info.filename), ComponentSize(component_of(info.filename), 0, 0, 0))
+            name = component_of(info.filename, model_files)
+            comp = sizes.setdefault(name, ComponentSize(name, 0, 0, 0))
             comp.files += 1
             comp.unzipped += info.file_size
             # local header + name: what the entry really costs in the zip
@@ -97,14 +103,15 @@ def measure_zip(path: Path) -> list[ComponentSize]:
     return _ordered(sizes)
 
 
-def measure_tree(root: Path, extra: dict[str, Path] | None = None) -> list[ComponentSize]:
+def measure_tree(root: Path, extra: dict[str, Path] | None = None, model_files: tuple[str, ...] = ()) -> list[ComponentSize]:
     """Unzipped sizes of a folder (an installed dependency tree), plus named extra files."""
     sizes: dict[str, ComponentSize] = {}
     items = [(p.relative_to(root).as_posix(), p) for p in Path(root).rglob("*") if p.is_file()]
     for name, p in (extra or {}).items():  # a file, or the handler's package folder
         items += [(f"{name}/{f.relative_to(p).as_posix()}", f) for f in Path(p).rglob("*") if f.is_file()] if Path(p).is_dir() else [(name, p)]
     for rel, p in items:
-        comp = sizes.setdefault(component_of(rel), ComponentSize(component_of(rel), 0, 0, None))
+        name = component_of(rel, model_files)
+        comp = sizes.setdefault(name, ComponentSize(name, 0, 0, None))
         comp.files += 1
         comp.unzipped += p.stat().st_size
     return _ordered(sizes)

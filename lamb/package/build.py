@@ -20,11 +20,13 @@ from lamb import files, layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, DependencyError, InputError, VerificationFailed
 from lamb.handler.lambkit.cpu import this_cpu
+from lamb.local import MAX_IMAGE_BYTES
 from lamb.manifest import SmokeResult
 from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, standin, verified, wheels
 from lamb.package.formats import Build
 from lamb.package.report import PackageReport
 from lamb.progress import Progress, current
+from lamb.records import read_at_most
 
 # The shipped handler: lamb's short entry module and the package it imports (lamb/handler/).
 HANDLER_DIR = Path(__file__).resolve().parent.parent / "handler"
@@ -111,7 +113,7 @@ def default_output(manifest_path: Path, target: targets.Target, fmt: str) -> Pat
 class PackageOptions:
     """Every choice ``lamb package`` offers; the defaults are the command's."""
 
-    runtime: str | None = None  # None: the newest runtime in the table
+    runtime: str | None = None  # None: targets.DEFAULT_RUNTIME
     arch: str | None = None  # None: x86_64
     fmt: str = "zip"  # a key of formats.FORMATS
     output: Path | None = None  # None: <stem>-<runtime>-<arch>.zip (or -image/) in the current folder
@@ -124,6 +126,9 @@ class PackageOptions:
     compile_bytecode: bool = True
     sample_image: Path | None = None  # for the smoke run; None: a seeded synthetic image
     handler: Path | None = None  # the user's own entry module, shipped as lambda_function.py; None: lamb's
+    # What the handler imports beyond lamb's (--requirement): resolved, audited and slimmed like the rest.
+    requirements: tuple[str, ...] = ()
+    base_image: str | None = None  # --format image: build on this image instead of AWS's base image
     # Verifies the model again on the release that ships when verify ran another (lamb.verify.verify_again,
     # which the command passes in); None: such a build is refused with the command that verifies it.
     reverify: verified.Reverify | None = None
@@ -156,6 +161,9 @@ def build_package(
     verification = check_verification(manifest, model, o.skip_verify)
     evidence = check_evidence(manifest)
     entry = check_handler(o.handler)
+    extra = wheels.extra_requirements(o.requirements)
+    if o.base_image is not None and not writer.accepts_base_image:
+        raise InputError(f"--base-image needs --format image (a {o.fmt} has no base image)", "add --format image, or drop --base-image")
     output = writer.output(Path(o.output) if o.output is not None else default_output(manifest_path, target, o.fmt))
     with files.writing(output.parent):  # a read-only folder refused now, not after the build
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -175,13 +183,13 @@ def build_package(
     temp: Path | None = None
     with files.scratch("lamb-package-") as work:
         try:
-            requirements = [*choice.requirements, layout.IMAGE_LIBRARY]
+            requirements = [*choice.requirements, layout.IMAGE_LIBRARY, *extra]
             progress.phase(f"resolving wheels for {target.name}: {', '.join(requirements)}")
             install = wheels.install_for_target(requirements, target, work / "deps", wheelhouse=o.wheelhouse, progress=progress)
             build = Build(
                 target, manifest, manifest_path, install, install.dest, work / "files", slim_deps=slim_deps,
                 compile_bytecode=o.compile_bytecode, max_bytes=max_bytes,
-                sample_event=sample_event(manifest, o.sample_image), progress=progress,
+                sample_event=sample_event(manifest, o.sample_image), progress=progress, base_image=o.base_image,
             )
             slimmed = writer.slim(build)
             progress.phase(f"auditing the ELF files against {target.system.describe()}")
@@ -198,7 +206,7 @@ def build_package(
                 if not smoke_result.passed:
                     raise ArtifactError(
                         f"the built function failed its smoke run ({smoke_result.label}): {smoke_result.error}",
-                        "run with --verbose for the handler's logs; try --no-slim or another --runtime-lib",
+                        smoke_hint(smoke_result.error),
                     )
                 writer.record_smoke(build, temp, smoke_result)
             else:
@@ -226,6 +234,19 @@ def build_package(
         seconds=time.perf_counter() - start, warnings=warnings, record=record,
         handler=str(o.handler) if o.handler is not None else layout.HANDLER_FILE, handler_offers=handler_offers(),
     )
+
+
+def smoke_hint(error: str | None) -> str:
+    """What to do about a failed smoke run: a module the handler imports that nothing ships is
+    added with --requirement; anything else is in the handler's logs."""
+    import re
+
+    missing = re.search(r"No module named '([\w.]+)'", error or "")
+    if missing:
+        module = missing.group(1).split(".")[0]
+        return (f"the handler imports {module}, which nothing in the artifact provides: add the package that does with "
+                f"--requirement (e.g. --requirement {module.replace('_', '-')}, or --requirement requirements.txt)")
+    return "run with --verbose for the handler's logs; try --no-slim or another --runtime-lib"
 
 
 def _warnings(report_budget: budget.BudgetReport, audited: audit.AuditReport, target: targets.Target, skip_verify: bool) -> list[str]:
@@ -326,7 +347,10 @@ def sample_event(manifest: mf.Manifest, image: Path | None = None) -> dict:
     if image is not None:
         if not Path(image).is_file():
             raise InputError(f"no sample image at {image}", "pass an existing .jpg/.png to --sample-image")
-        data = Path(image).read_bytes()
+        data = read_at_most(image, MAX_IMAGE_BYTES)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise InputError(f"the sample image {image} is larger than {MAX_IMAGE_BYTES / 2**20:.1f} MB, more than fits "
+                             "base64 in Lambda's 6 MB payload", "pass a smaller .jpg/.png to --sample-image")
     else:
         import numpy as np
         from PIL import Image

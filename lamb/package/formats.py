@@ -38,6 +38,7 @@ class Build:
     max_bytes: int | None
     sample_event: dict
     progress: Progress
+    base_image: str | None = None  # --base-image: the image format's FROM instead of the target's
 
     @property
     def model_file(self) -> str:
@@ -46,7 +47,12 @@ class Build:
 
     @property
     def root_files(self) -> tuple[str, ...]:
-        return layout.root_files(self.model_file, tuple(Path(p).name for p in self.manifest.model.external_data))
+        return layout.root_files(self.model_file, self.external_files)
+
+    @property
+    def external_files(self) -> tuple[str, ...]:
+        """The model's external data, by the names it reads them under (the size budget counts them as the model)."""
+        return tuple(Path(p).name for p in self.manifest.model.external_data)
 
     @property
     def own(self) -> dict[str, Path]:
@@ -61,6 +67,7 @@ class ArtifactFormat:
     # Does building it run the model on the target's own base image (docker build), so that build,
     # not the ELF audit's unmeasured facts, has the last word on what loads there?
     proves_itself: ClassVar[bool] = False
+    accepts_base_image: ClassVar[bool] = False  # --base-image: only an image is built on one
 
     def output(self, path: Path) -> Path:
         raise NotImplementedError
@@ -129,7 +136,7 @@ class ZipFormat(ArtifactFormat):
         try:
             artifact.write_zip_to(entries, temp, on_entry=build.progress.advance)
             zip_bytes = temp.stat().st_size
-            report = budget.check(budget.measure_zip(temp), fmt="zip", max_size=build.max_bytes, zip_bytes=zip_bytes)
+            report = budget.check(budget.measure_zip(temp, build.external_files), fmt="zip", max_size=build.max_bytes, zip_bytes=zip_bytes)
         except BaseException:
             self.discard(temp)
             raise
@@ -155,6 +162,7 @@ class ImageFormat(ArtifactFormat):
     name = "image"
     runs_itself = False
     proves_itself = True
+    accepts_base_image = True
 
     def output(self, path: Path) -> Path:
         path = path.resolve()
@@ -176,7 +184,7 @@ class ImageFormat(ArtifactFormat):
             _write_image_context(temp, build, function_name(build.manifest_path))
             own = build.own
             context = {p.name: p for p in temp.iterdir() if p.name not in own}
-            report = budget.check(budget.measure_tree(build.deps, {**own, **context}), fmt="image", max_size=build.max_bytes)
+            report = budget.check(budget.measure_tree(build.deps, {**own, **context}, build.external_files), fmt="image", max_size=build.max_bytes)
         except BaseException:
             self.discard(temp)
             raise
@@ -190,7 +198,7 @@ class ImageFormat(ArtifactFormat):
         from lamb.cost import advise_function
 
         advice = advise_function(smoke.invoke_ms, init_ms=smoke.init_ms, peak_rss_mb=smoke.peak_rss_mb, arch=build.target.arch)
-        readme = artifact.image_readme(build.target, function_name(build.manifest_path), advice)
+        readme = artifact.image_readme(build.target, function_name(build.manifest_path), advice, build.base_image)
         (temp / "README.md").write_text(readme, encoding="utf-8")
 
     def task_root(self, build: Build, temp: Path, dest: Path) -> tuple[Path, str]:
@@ -230,6 +238,6 @@ def _write_image_context(folder: Path, build: Build, name: str) -> None:
     pinned = build.install.pinned()
     header = f"# Resolved by lamb package for {target.describe()}; installed with --no-deps, so this is the whole set.\n"
     (folder / "requirements.txt").write_text(header + "\n".join(pinned) + "\n", encoding="utf-8")
-    (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__, build.root_files), encoding="utf-8")
+    (folder / "Dockerfile").write_text(artifact.dockerfile(target, pinned, __version__, build.root_files, build.base_image), encoding="utf-8")
     (folder / ".dockerignore").write_text(artifact.dockerignore(build.root_files), encoding="utf-8")
-    (folder / "README.md").write_text(artifact.image_readme(target, name), encoding="utf-8")  # settings once the smoke run measured them
+    (folder / "README.md").write_text(artifact.image_readme(target, name, base_image=build.base_image), encoding="utf-8")  # settings once the smoke run measured them

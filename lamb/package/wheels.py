@@ -79,6 +79,28 @@ def cached_tree(dest: Path, build: Callable[[Path], object]) -> Path:
     return dest
 
 
+def extra_requirements(values: tuple[str, ...] | list[str]) -> list[str]:
+    """``--requirement`` values -> requirement strings: each a requirement (``keras-image-helper``,
+    ``keras-image-helper==0.0.2``) or a requirements file, one requirement a line (``#`` comments)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found: list[str] = []
+    for value in values:
+        path = Path(value)
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+        for line in (ln.split("#", 1)[0].strip() for ln in lines):
+            if not line:
+                continue
+            try:
+                Requirement(line)
+            except InvalidRequirement:
+                where = f" in {path}" if path.is_file() else ""
+                raise InputError(f"--requirement {line!r}{where} is not a requirement",
+                                 "name a package (keras-image-helper, keras-image-helper==0.0.2) or a requirements file, one a line (no pip options)") from None
+            found.append(line)
+    return found
+
+
 def cache_dir() -> Path:
     """Where downloaded wheels are kept between builds."""
     return cache_root() / "wheels"

@@ -2,7 +2,7 @@
 
 The ``onnx`` format is written by ``lamb.convert.onnx`` (a Keras model through a SavedModel and
 tf2onnx, then ONNX Runtime's quantizer) or taken as given (``lamb convert model.onnx``,
-``lamb.convert.onnx_input``), verified by ``lamb/verify/_onnx_runner.py`` and served by the
+``lamb.source.onnx``), verified by ``lamb/verify/_onnx_runner.py`` and served by the
 handler's ``ort`` backend.
 """
 

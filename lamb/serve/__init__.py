@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lamb.cost import FunctionAdvice, advise_function
 from lamb.errors import ArtifactError, InputError
 from lamb.invoke import percentile
-from lamb.local import Invocation, LocalFunction, RunSettings
+from lamb.local import Invocation, LocalFunction, RunSettings, runtime_client_name
 from lamb.serve.protocol import HTTPServer, InvocationHandler
 from lamb.serve.report import ServeReport
 
@@ -108,6 +109,7 @@ class LocalServer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._latencies: list[float] = []
+        self._answered: list[Invocation] = []  # what the advice rests on (lamb.cost.advise_function)
         self.report = ServeReport(artifact, "", workers)
         self._in_flight = 0  # requests read and not yet answered: close() lets them finish
         self._started = 0.0
@@ -208,7 +210,24 @@ class LocalServer:
             self.report.p50_ms = percentile(self._latencies, 50)
             self.report.p95_ms = percentile(self._latencies, 95)
         self.report.seconds = time.perf_counter() - self._started
+        self.report.advice = self._advice()
         return self.report
+
+    def _advice(self) -> FunctionAdvice | None:
+        """The memory and timeout ``lamb invoke`` would advise, from the requests served: the warm
+        median, the first request's cold start, the peak memory."""
+        answered = self._answered
+        if not answered:
+            return None
+        from lamb import manifest as mf
+
+        warm = [r.invoke_ms for r in answered if not r.cold and r.invoke_ms is not None]
+        first = next((r for r in answered if r.cold), answered[0])
+        record = mf.package_record(self.task_root) if self.task_root is not None else None
+        return advise_function(percentile(warm, 50) if warm else first.invoke_ms, init_ms=first.init_ms,
+                               peak_rss_mb=max(r.peak_rss_mb or 0.0 for r in answered) or None,
+                               arch=record.arch if record is not None else "x86_64",
+                               env=self.settings.env if self.settings else None, first_invoke_ms=first.invoke_ms)
 
     # -- called from request threads ---------------------------------------------------------------
 
@@ -220,6 +239,9 @@ class LocalServer:
         if job.failure is not None:
             return job.failure
         assert job.result is not None
+        if job.result.error is None and job.result.invoke_ms is not None:
+            with self._lock:
+                self._answered.append(job.result)
         return job.result
 
     def _begin(self) -> None:
@@ -302,6 +324,7 @@ def serve_artifact(
             with runnable_artifact(artifact, settings or RunSettings()) as (unpacked, task_root, run_settings, notes):
                 server.report.artifact = unpacked
                 server.report.notes = notes
+                server.report.runtime_client = runtime_client_name(run_settings)
                 server.load(task_root, run_settings)
                 if on_ready is not None:
                     on_ready(server)

@@ -27,5 +27,6 @@ def status(server: Any) -> dict[str, Any]:
         "workers": server.n_workers,
         "init_ms": list(server.report.init_ms),
         "init_error": failures[0].error if failures else None,
+        "runtime_client": server.report.runtime_client,
         "invoke_path": "/2015-03-31/functions/function/invocations",
     }

@@ -238,6 +238,7 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         """The page at / (``lamb.serve.page``) and the status it polls; the emulator's 404/405 elsewhere."""
         path = self.path.split("?", 1)[0]
+        self._unread_body()  # a GET's body is never read
         if path in page.PAGE_PATHS:
             return self._send_bytes(200, page.page(), "text/html; charset=utf-8", {"Cache-Control": "no-store"})
         if path == page.STATUS_PATH:

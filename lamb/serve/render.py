@@ -21,6 +21,8 @@ def render_ready(server: Any) -> list[str]:
     """Rich markup lines for a ``LocalServer`` whose workers are warm: where to POST, and any init failure."""
     inits = ", ".join(f"{ms:,.0f}" for ms in server.report.init_ms)
     out = [f"ready: serving [bold]{plain(server.report.artifact)}[/] with {server.n_workers} worker(s) (cold starts: {inits} ms)"]
+    if server.report.runtime_client:
+        out.append(f"run by {plain(server.report.runtime_client)}")
     for failure in server.init_failures:
         out.append(f"[bold red]init failed:[/] {plain(failure.error.get('errorType'))}: {plain(failure.error.get('errorMessage'))}")
     for note in server.report.notes:
@@ -37,4 +39,6 @@ def render(report: ServeReport) -> list[str]:
     return [
         f"stopped after {report.seconds:,.0f} s: {report.requests} requests ({report.unhandled_errors} unhandled errors, "
         f"{report.rejected} rejected), latency p50 {p50}, p95 {p95}; no processes left"
-    ]
+    ] + ([f"advice from the requests served: memory {report.advice.memory_mb:,} MB, timeout {report.advice.timeout_s} s "
+          f"(as lamb invoke, lamb deploy and the image README state it): {plain(report.advice.memory.reason)}"]
+         if report.advice is not None and report.advice.timeout_s is not None else [])

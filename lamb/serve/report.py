@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamb.cost import FunctionAdvice
+
 
 @dataclass
 class ServeReport:
@@ -21,3 +23,5 @@ class ServeReport:
     p95_ms: float | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    advice: FunctionAdvice | None = None  # memory and timeout from the requests served, as lamb invoke advises them
+    runtime_client: str = ""  # what runs the handler: AWS's awslambdaric, or lamb's stand-in bootstrap

@@ -108,7 +108,7 @@ def compare_outputs(
                 what = _class_name(ref_top[first], labels), _class_name(out_top[first], labels)
                 failures.append(
                     f"output {name!r}: top-1 agreement {m.top1:.1%} is below {tolerances.min_top1:.1%} "
-                    f"({int((~agree).sum())} of {n} differ; sample {first}: Keras says {what[0]}, the converted model says {what[1]})"
+                    f"({int((~agree).sum())} of {n} differ; sample {first}: the source model says {what[0]}, the converted model says {what[1]})"
                 )
             k = tolerances.top_k
             if k is not None and k < ref.shape[1]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lamb import runtime_lib
 
 if TYPE_CHECKING:
+    from lamb.quantization import Tolerances
     from lamb.verify.compare import Check, OutputMetrics
+    from lamb.verify.signature import PairedSignature
 
 Z95 = 1.959963984540054  # two-sided 95 %: the standard normal's 97.5th percentile
 
@@ -141,3 +143,22 @@ def judge_outputs(
             at = next((i for i, c in enumerate(checks) if c.output == m.name and c.metric == "top1"), len(checks) - 1)
             checks.insert(at + 1, Check(m.name, "top1_lower", m.top1_lower, min_top1, None, ">="))
     return judged
+
+
+def judge_against(
+    paired: PairedSignature, reference: list[Any], model_outputs: dict[str, Any], tolerances: Tolerances, *,
+    quantization: str, images: int, labels: list[str] | None,
+) -> tuple[list[OutputMetrics], list[Check], Judgement]:
+    """The one judging step of ``lamb verify`` and ``lamb compare``: the converted model's outputs
+    compared with the reference's pair by pair, then weighed by what the inputs can carry."""
+    import numpy as np
+
+    from lamb.verify.compare import compare_outputs
+
+    candidate = [model_outputs[key] for key in paired.output_keys]
+    reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(reference, candidate)]
+    metrics, checks, failures = compare_outputs(
+        reference, candidate, paired.output_names, tolerances, model_names=paired.output_keys, labels=labels
+    )
+    judged = judge_outputs(metrics, checks, failures, len(candidate[0]), tolerances.min_top1, quantization=quantization, images=images)
+    return metrics, checks, judged

@@ -38,7 +38,7 @@ def render_report(report: VerifyReport) -> list[Any]:
         inputs.append(f"{report.images} image{'s' if report.images != 1 else ''}{skipped}")
     verdict = _VERDICTS.get(report.verdict) or ("[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]")
     head = (
-        f"{verdict} {plain(report.model_path.name)} vs {plain(report.keras_path.name)} on "
+        f"{verdict} {plain(report.model_path.name)} vs {plain(report.source_path.name)} on "
         f"{report.runtime_lib} {report.runtime_lib_version}: {' + '.join(inputs) or 'no inputs'}, "
         f"preprocess {plain(report.preprocess)}, {plain(report.quantization)} tolerances ({plain(report.quantization_source)})"
     )

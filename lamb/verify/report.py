@@ -18,7 +18,7 @@ class VerifyReport:
     """What ``verify_model`` found: the CLI renders it, ``--json`` serialises it, the manifest keeps it."""
 
     passed: bool
-    keras_path: Path
+    source_path: Path
     model_path: Path
     model_sha256: str
     manifest_path: Path | None
@@ -99,12 +99,12 @@ class OutputMismatch(VerificationFailed):
                 if report.accuracy.better else "try a less aggressive --quantize mode, or check the images' labels"
             )
         elif report.verdict == "not enough evidence":
-            message = f"{report.model_path.name} is not proven to match {report.keras_path.name}: " + report.failures[0]
+            message = f"{report.model_path.name} is not proven to match {report.source_path.name}: " + report.failures[0]
             hint = "lamb verify --images DIR with real images like those the function will see"
         else:
             first = report.failures[0] if report.failures else "a check failed"
             more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
-            message = f"{report.model_path.name} does not match {report.keras_path.name}: {first}{more}"
+            message = f"{report.model_path.name} does not match {report.source_path.name}: {first}{more}"
             hint = (
                 "re-run `lamb convert`; if the model is quantized, a looser --atol/--rtol/--min-top1 "
                 "may be justified, or try a less aggressive --quantize mode"

@@ -29,6 +29,7 @@ import numpy as np
 from lamb import runtime_lib
 from lamb.errors import DependencyError, RuntimeLibError
 from lamb.manifest import Manifest
+from lamb.source.base import RunFailed
 
 # -- the runtime library and its environment -----------------------------------------------------
 
@@ -155,7 +156,7 @@ def _isolated_env(requirements: list[str]) -> Path:
 _HANDLER_DIR = Path(__file__).parent.parent / "handler"  # the runner (de)quantizes with the shipped handler's code
 
 
-class RunnerFailure(Exception):
+class RunnerFailure(RunFailed):
     """The runtime library could not import, load or run the model (internal; becomes report.error)."""
 
     def __init__(self, stage: str, message: str, stderr: str = ""):

@@ -1,6 +1,6 @@
 """Lining up the two models' signatures before anything runs, and telling the converted model's quantization.
 
-The Keras side is read from the loaded model; the converted side from what the runner reports
+The source side is read from the loaded source (``lamb.source``); the converted side from what the runner reports
 (the runtime library's verify runner: the serving signature's keys, shapes and dtypes). Inputs and outputs are
 paired by name, counts and shapes must agree, or the two files are not one model converted.
 """
@@ -20,19 +20,19 @@ from lamb.quantization import Mode
 
 @dataclass
 class PairedSignature:
-    """Each Keras input and output beside its converted counterpart, in the Keras model's order."""
+    """Each source input and output beside its converted counterpart, in the source model's order."""
 
-    input_keys: list[str]  # the converted model's signature key of each Keras input
-    input_shapes: list[list[int]]  # per sample, from the converted model: concrete where Keras may leave dimensions open
-    output_names: list[str]  # the Keras outputs' names
-    output_keys: list[str]  # the converted model's signature key of each Keras output
-    output_shapes: list[list[int | None]]  # per sample, as Keras declares them
+    input_keys: list[str]  # the converted model's signature key of each source input
+    input_shapes: list[list[int]]  # per sample, from the converted model: concrete where the source may leave dimensions open
+    output_names: list[str]  # the source outputs' names
+    output_keys: list[str]  # the converted model's signature key of each source output
+    output_shapes: list[list[int | None]]  # per sample, as the source declares them
 
 
-def pair_signatures(loaded: Any, info: dict[str, Any], keras_path: Path, model_path: Path) -> PairedSignature:
+def pair_signatures(loaded: Any, info: dict[str, Any], source_path: Path, model_path: Path) -> PairedSignature:
     """Pair the models' inputs and outputs; InputError when their counts or shapes differ."""
-    k_in_names, k_in_shapes, k_out_names, k_out_shapes = keras_signature(loaded)
-    models = (keras_path.name, model_path.name)
+    k_in_names, k_in_shapes, k_out_names, k_out_shapes = source_signature(loaded)
+    models = (source_path.name, model_path.name)
     _check_count("input", k_in_names, info["inputs"], models)
     _check_count("output", k_out_names, info["outputs"], models)
     ins = _match("input", k_in_names, k_in_shapes, info["inputs"], models)
@@ -50,23 +50,23 @@ def _check_count(what: str, names: list[str], specs: list[dict[str, Any]], model
     if len(names) != len(specs):
         raise InputError(
             f"the models' signatures differ: {models[0]} has {len(names)} {what}s, {models[1]} has {len(specs)}",
-            "verify a converted model against the Keras model it was converted from",
+            "verify a converted model against the source model it was converted from",
         )
 
 
 def _match(
     what: str, names: list[str], shapes: list[list[int | None]], specs: list[dict[str, Any]], models: tuple[str, str]
 ) -> list[dict[str, Any]]:
-    """The converted model's spec of each Keras input (``what="input"``) or output, checked for shape."""
-    keras_name, model_name = models
+    """The converted model's spec of each source input (``what="input"``) or output, checked for shape."""
+    source_name, model_name = models
     paired = [specs[j] for j in _pair(names, [t["key"] for t in specs], what)]
     for name, shape, spec in zip(names, shapes, paired):
         tshape = spec["shape"][1:]
         if not _shapes_agree(shape, tshape):
             raise InputError(
-                f"the models' {what}s differ: {keras_name} {what} {name!r} is {format_shape(shape)}, "
+                f"the models' {what}s differ: {source_name} {what} {name!r} is {format_shape(shape)}, "
                 f"{model_name} {what} {spec['key']!r} is {format_shape(tshape)}",
-                "verify a converted model against the Keras model it was converted from",
+                "verify a converted model against the source model it was converted from",
             )
     return paired
 
@@ -88,37 +88,23 @@ def _shapes_agree(keras_shape: Sequence[int | None], model_shape: Sequence[int])
     return len(keras_shape) == len(model_shape) and all(k is None or k == t for k, t in zip(keras_shape, model_shape))
 
 
-def keras_signature(loaded: Any) -> tuple[list[str], list[list[int | None]], list[str], list[list[int | None]]]:
+def source_signature(loaded: Any) -> tuple[list[str], list[list[int | None]], list[str], list[list[int | None]]]:
     """Names and per-sample shapes (None for open dimensions) of the source model's inputs/outputs."""
-    if loaded.is_keras:
-        model = loaded.model
-
-        def shape_of(t: Any) -> list[int | None]:
-            return [None if d is None else int(d) for d in tuple(t.shape)[1:]]
-
-        in_names = [getattr(t, "name", f"input_{i}").split(":")[0] for i, t in enumerate(model.inputs)]
-        out_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
-        return in_names, [shape_of(t) for t in model.inputs], out_names, [shape_of(t) for t in model.outputs]
-    sig = loaded.signature
-    ins = sig.structured_input_signature[1]
-    outs = sig.structured_outputs
-    in_names = sorted(ins)
-    out_names = sorted(outs)
-
-    def tshape(spec: Any) -> list[int | None]:
-        return [None if d is None else int(d) for d in spec.shape.as_list()[1:]]
-
-    return in_names, [tshape(ins[n]) for n in in_names], out_names, [tshape(outs[n]) for n in out_names]
+    inputs, outputs = loaded.inputs(), loaded.outputs()
+    return (
+        [s.name for s in inputs], [list(s.shape[1:]) for s in inputs],
+        [s.name for s in outputs], [[None if d < 0 else d for d in s.shape[1:]] for s in outputs],
+    )
 
 
 def _pair(keras_names: list[str], model_keys: list[str], what: str) -> list[int]:
-    """For each Keras input/output, the index of its converted counterpart.
+    """For each source input/output, the index of its converted counterpart.
 
     The converter names signature entries after the Keras outputs (tf_keras: sorted layer names)
     or ``output_0``, ``output_1``, ... in Keras order (Keras 3); either way the interpreter's own
     tensor order is not the model's, so pair by name, then by ``output_<i>``, then by position.
     """
-    from lamb.convert.signature import signature_key
+    from lamb.source.base import signature_key
 
     # lamb convert names signature entries after the Keras names, cleaned to valid tensor names.
     cleaned = [signature_key(n) for n in keras_names]

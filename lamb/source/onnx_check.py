@@ -1,6 +1,6 @@
 """Whether a given ONNX model is one lamb can ship, judged from its graph before anything is written.
 
-``lamb convert model.onnx`` takes the model as it is (``lamb.convert.onnx_input``), so what ONNX's
+``lamb convert model.onnx`` takes the model as it is (``lamb.source.onnx``), so what ONNX's
 checker lets through but no Lambda function could run is refused here, in one sentence each:
 
 - an operator outside ONNX's own domains ("" and ``ai.onnx.ml``, which the checker knows) that
