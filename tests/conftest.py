@@ -5,7 +5,9 @@ Sections are owned by area (convert / verify / package / invoke); add fixtures t
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 # Before anything imports TensorFlow: keep its C++ log noise out of test output.
@@ -541,3 +543,17 @@ def deploy_artifact_factory(tmp_path):
         return make_deploy_artifact(tmp_path / kwargs.pop("subdir", "out"), **kwargs)
 
     return make
+
+
+@contextlib.contextmanager
+def at_most(seconds: float):
+    """Stop the block with a TimeoutError after ``seconds``: a guard against a hang, not a timing."""
+    def stop(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

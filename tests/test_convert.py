@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import signal
 
 import numpy as np
 import pytest
-from conftest import TINY_LABELS, build_tiny_classifier
+from conftest import TINY_LABELS, at_most, build_tiny_classifier
 
 from lamb import manifest as mf
 from lamb.convert import ConversionResult, convert_model
@@ -460,20 +458,6 @@ def test_read_labels_refusals(tmp_path):
         read_labels(["a"], tmp_path / "labels.txt")
     with pytest.raises(InputError, match="no labels file"):
         read_labels(None, tmp_path / "labels.txt")
-
-
-@contextlib.contextmanager
-def at_most(seconds: float):
-    """Stop the block with a TimeoutError after ``seconds``: a guard against a hang, not a timing."""
-    def stop(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_labels_are_bounded_before_they_are_read_or_compared(tmp_path):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 
 import pytest
+from conftest import at_most
 
 from lamb.errors import ArtifactError, InputError
 from lamb.local import LocalFunction
@@ -71,3 +73,21 @@ def test_an_image_contexts_requirements_give_its_exact_pins():
 
     text = "# pinned by lamb package\nNumPy==2.0.0  # the runtime library's\nai_edge_litert==1.4.0\n-r other.txt\npillow>=10\nnot valid ===\n"
     assert _pins(text) == {"numpy": "2.0.0", "ai-edge-litert": "1.4.0"}
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_an_image_folder_with_what_lamb_never_writes_is_refused_before_it_is_copied(tmp_path, kind):
+    # Before: copying followed the link (the host's file landed in the task root) or waited on the pipe forever.
+    folder = tmp_path / "image"
+    folder.mkdir()
+    (folder / "lambda_function.py").write_text("def lambda_handler(e, c):\n    return 1\n")
+    secret = tmp_path / "host-secret"
+    secret.write_text("not yours")
+    if kind == "symlink":
+        (folder / "lamb.json").symlink_to(secret)
+    else:
+        os.mkfifo(folder / "lamb.json")
+    what = "a symbolic link (lamb.json)" if kind == "symlink" else "a pipe, socket or device (lamb.json)"
+    with at_most(30), pytest.raises(ArtifactError, match=rf"the artifact {folder} holds {re.escape(what)}"):
+        unpack_artifact(folder, tmp_path / "root")
+    assert not (tmp_path / "root").exists()

@@ -575,6 +575,9 @@ SMUGGLED = f'{INVOKE} HTTP/1.1\r\nContent-Length: 14\r\nConnection: close\r\n\r\
     # a coding lamb serve does not implement, before chunked
     ("Transfer-Encoding: gzip, chunked", b"2\r\n{}\r\n0\r\n\r\n", b"501"),
     ("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked", b"2\r\n{}\r\n0\r\n\r\n", b"501"),
+    # chunk lines end in CRLF only: a bare LF is read one way here and another by a proxy
+    ("Transfer-Encoding: chunked", b"2\n{}\r\n0\r\n\r\n", b"400"),
+    ("Transfer-Encoding: chunked", b"2\r\n{}\r\n0\n\n", b"400"),
 ])
 def test_ambiguous_framing_is_refused_and_the_connection_closed(error_root, capfd, head, body, status):
     """RFC 9112 6.3: a body whose end is ambiguous is a 400 and a close, never a smuggled second request."""

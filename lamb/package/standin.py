@@ -10,7 +10,9 @@ smoke run, ``lamb invoke`` / ``lamb serve``, and image contexts, whose wheels Do
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import extract_zip
-from lamb.package import artifact, bytecode, slim, wheels, zip_check
+from lamb.package import artifact, budget, bytecode, slim, wheels, zip_check
 
 
 @dataclass
@@ -117,6 +119,7 @@ def unpack_artifact(path: Path, dest: Path | None = None, notes: list[str] | Non
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if path.is_dir():
+            check_folder(path)
             _copy_image_context(path, dest, notes if notes is not None else [])
         elif zipfile.is_zipfile(path):
             zip_check.check_artifact(path)
@@ -154,6 +157,25 @@ def _pins(requirements: str) -> dict[str, str]:
         if exact:
             pins[canonicalize_name(req.name)] = exact[0]
     return pins
+
+
+def check_folder(path: Path) -> None:
+    """Refuse an image-context folder (``ArtifactError``, one line) that holds what ``lamb package``
+    never writes there, before a byte of it is copied: a symbolic link (copying follows it, so a
+    link to /etc/passwd would bring the host's file in), a pipe, socket or device (reading a pipe
+    waits forever), more entries than a zip may hold, or more than a container image's 10 GB."""
+    entries = total = 0
+    for folder, dirs, names in os.walk(path):
+        for name in dirs + names:
+            entry = Path(folder) / name
+            mode = entry.lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                what = "a symbolic link" if stat.S_ISLNK(mode) else "a pipe, socket or device"
+                raise zip_check.artifact_refused(path, f"holds {what} ({entry.relative_to(path)}); lamb package writes regular files only")
+            entries, total = entries + 1, total + (entry.lstat().st_size if stat.S_ISREG(mode) else 0)
+        if entries > zip_check.MAX_ENTRIES or total > budget.IMAGE:
+            raise zip_check.artifact_refused(path, f"holds more than {zip_check.MAX_ENTRIES:,} entries or "
+                                                   f"{budget.IMAGE // 2**30} GB, more than a function's image may")
 
 
 def _copy_image_context(path: Path, dest: Path, notes: list[str]) -> None:

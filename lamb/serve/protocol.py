@@ -115,7 +115,9 @@ CLIENT_TIMEOUT_S = 30.0
 
 
 _DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(;[^\r\n]*)?\r?\n$")  # 8 hex digits: 4 GiB, far past the limit
+# 8 hex digits: 4 GiB, far past the limit. CRLF only (RFC 9112 7.1): a server that also ends a chunk
+# line at a bare LF reads a body differently from a proxy that does not, and that is smuggling.
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(;[^\r\n]*)?\r\n$")
 _MAX_CHUNK_LINE = 4096
 _MAX_TRAILERS = 100
 
@@ -301,7 +303,7 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
             line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
             size = _CHUNK_SIZE.match(line)
             if len(line) > _MAX_CHUNK_LINE or size is None:
-                raise _BadBody(400, "InvalidRequestException", "a chunk's size line is not hexadecimal digits")
+                raise _BadBody(400, "InvalidRequestException", "a chunk's size line is not hexadecimal digits ending in CRLF")
             n = int(size.group(1), 16)
             if n == 0:
                 break
@@ -314,9 +316,9 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
             chunks.append(chunk)
         for _ in range(_MAX_TRAILERS + 1):  # trailers, ignored, up to the empty line
             line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
-            if line in (b"\r\n", b"\n"):
+            if line == b"\r\n":
                 return b"".join(chunks)
-            if not line or len(line) > _MAX_CHUNK_LINE:
+            if not line.endswith(b"\r\n") or len(line) > _MAX_CHUNK_LINE:
                 break
         raise _BadBody(400, "InvalidRequestException", "the chunked body's trailers do not end")
 
