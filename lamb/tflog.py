@@ -17,6 +17,11 @@ from collections.abc import Iterator
 _verbose = False
 
 
+def is_verbose() -> bool:
+    """Whether the last ``configure`` let TensorFlow's logs through (``--verbose``)."""
+    return _verbose
+
+
 def configure(verbose: bool) -> None:
     global _verbose
     _verbose = verbose

@@ -69,31 +69,14 @@ def package(
       lamb package --format image --base-image agrigorev/model-2025-hairstyle:v1
     """
     with handle_errors(verbose):
-        from lamb import progress
-        from lamb.package import build_package
+        from lamb import api, progress
         from lamb.package.render import render
-        from lamb.verify import verify_again
 
         with progress.for_terminal(as_json) as shown:
-            report = build_package(
-                manifest,
-                runtime=runtime,
-                arch=arch,
-                fmt=fmt,
-                output=output,
-                runtime_lib_name=runtime_lib,
-                wheelhouse=wheelhouse,
-                slim_deps=not no_slim,
-                max_size=max_size,
-                skip_verify=skip_verify,
-                smoke=not no_smoke,
-                compile_bytecode=not no_bytecode,
-                sample_image=sample_image,
-                handler=handler,
-                requirements=tuple(requirement or ()),
-                base_image=base_image,
-                reverify=verify_again,
-                progress=shown,
+            report = api.package(
+                manifest, runtime=runtime, arch=arch, format=fmt, output=output, runtime_lib=runtime_lib, wheelhouse=wheelhouse,
+                slim=not no_slim, max_size=max_size, skip_verify=skip_verify, smoke=not no_smoke, bytecode=not no_bytecode,
+                sample_image=sample_image, handler=handler, requirements=requirement, base_image=base_image, progress=shown,
             )
     if as_json:
         print_json(report)
@@ -136,17 +119,14 @@ def invoke(
       lamb invoke --event apigw-event.json --repeat 20 --json
     """
     with handle_errors(verbose):
-        from lamb import progress
+        from lamb import api, progress
         from lamb.errors import ArtifactError
-        from lamb.invoke import invoke_artifact, parse_env
         from lamb.invoke.render import render
-        from lamb.local import RunSettings
 
-        settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
         with progress.for_terminal(as_json) as shown:
-            report = invoke_artifact(
-                artifact, event_file=event, image=image, url=url, repeat=repeat, settings=settings,
-                max_latency_ms=max_latency_ms, progress=shown,
+            report = api.invoke(
+                artifact, event_file=event, image=image, url=url, repeat=repeat, max_latency_ms=max_latency_ms, memory=memory,
+                timeout=timeout, env=env, python=python, stand_in=not no_stand_in, progress=shown,
             )
     if as_json:
         print_json(report)
@@ -184,8 +164,7 @@ def serve(
       lamb serve function.zip --port 9000 --workers 2 --env LAMB_ALLOW_PRIVATE_URLS=1
     """
     with handle_errors(verbose):
-        from lamb.invoke import parse_env
-        from lamb.local import RunSettings
+        from lamb import api
         from lamb.serve import serve_artifact
         from lamb.serve.render import render as render_serve
         from lamb.serve.render import render_listening, render_ready
@@ -197,7 +176,7 @@ def serve(
                         console.print(line, highlight=False)
             return print_lines
 
-        settings = RunSettings(memory_mb=memory, timeout_s=timeout, env=parse_env(env), python=python, stand_in=not no_stand_in)
+        settings = api.run_settings(memory=memory, timeout=timeout, env=env, python=python, stand_in=not no_stand_in)
         report = serve_artifact(
             artifact, port=port, workers=workers, settings=settings, on_listening=show(render_listening), on_ready=show(render_ready),
         )

@@ -52,15 +52,15 @@ def deploy(
       lamb deploy model-python3.12-x86_64-image -n clothes --plan
     """
     with handle_errors(verbose):
-        from lamb.deploy import DeployOptions, deploy_artifact
+        from lamb import api
         from lamb.deploy.render import render
 
-        options = DeployOptions(
-            function_name=function_name, region=region, profile=profile, role_arn=role, create_role=create_role,
-            s3_bucket=s3_bucket, memory_mb=memory, timeout_s=timeout, url=url, alias=alias, endpoint_url=endpoint_url,
+        report = api.deploy(
+            artifact, function_name=function_name, region=region, profile=profile, role=role, create_role=create_role,
+            s3_bucket=s3_bucket, memory=memory, timeout=timeout, url=url, alias=alias, endpoint_url=endpoint_url,
             image_uri=image_uri, smoke=not no_smoke, sample_image=sample_image, reserved_concurrency=reserved_concurrency,
+            plan=plan,
         )
-        report = deploy_artifact(artifact, options, plan_only=plan)
         if as_json:
             print_json(report)
         else:

@@ -20,7 +20,6 @@ from lamb.cli.common import (
     help_from_tables,
     print_json,
 )
-from lamb.errors import InputError
 from lamb.manifest import PREPROCESS_MODES
 from lamb.markup import plain
 from lamb.targets import default_runtime, runtime_names
@@ -79,36 +78,20 @@ def convert(
       lamb convert model.onnx --preprocess torch --labels-file labels.txt
     """
     with handle_errors(verbose):
-        from lamb import progress
-        from lamb.convert import convert_model
-        from lamb.convert.preprocess import parse_input_shape, parse_labels_option, read_labels
+        from lamb import api, progress
 
-        if quantize == "auto":
-            from lamb.compare.auto import convert_auto
+        # -q auto shows lamb compare's tables, not convert's phases
+        with progress.for_terminal(as_json or quantize == "auto"):
+            result = api.convert(
+                model, output, quantize=quantize, images=images, labeled_images=labeled_images, calibration=calibration,
+                integer_io=integer_io, input_shape=input_shape, preprocess=preprocess, labels=labels, labels_file=labels_file,
+                allow_flex=allow_flex, runtime_lib=runtime_lib, allow_unsafe_lambda=allow_unsafe_lambda,
+            )
+        if result.comparison is not None and not as_json:
             from lamb.compare.render import render as render_comparison
 
-            if integer_io or allow_flex:
-                raise InputError("--quantize auto compares the modes lamb ships as they are", "drop --integer-io/--allow-flex, or pick a mode")
-            result, comparison = convert_auto(
-                model, output, images=images, labeled_images=labeled_images, calibration=calibration, input_shape=parse_input_shape(input_shape),
-                preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
-                allow_unsafe_lambda=allow_unsafe_lambda,
-                modes=None if calibration is not None or labeled_images is not None else [m.name for m in _MODES if not m.calibrated],
-                runtime_lib=runtime_lib,
-            )
-            if not as_json:
-                for renderable in render_comparison(comparison):
-                    console.print(renderable, highlight=False)
-        elif images is not None or labeled_images is not None:
-            flag = "--images" if images is not None else "--labeled-images"
-            raise InputError(f"{flag} only applies to --quantize auto", f"verify with `lamb verify {flag} DIR`")
-        else:
-            with progress.for_terminal(as_json):
-                result = convert_model(
-                    model, output, quantize=quantize, calibration=calibration, input_shape=parse_input_shape(input_shape),
-                    allow_flex=allow_flex, preprocess=preprocess, labels=read_labels(parse_labels_option(labels), labels_file),
-                    allow_unsafe_lambda=allow_unsafe_lambda, integer_io=integer_io, runtime_lib_name=runtime_lib,
-                )
+            for renderable in render_comparison(result.comparison):
+                console.print(renderable, highlight=False)
     if as_json:
         print_json(result)
         return
@@ -176,21 +159,14 @@ def verify(
       lamb verify model.h5 model{suffix} --preprocess xception --runtime-lib {other_lib}
     """
     with handle_errors(verbose):
-        from lamb import progress
-        from lamb.convert.preprocess import parse_labels_option
-        from lamb.verify import ToleranceOverrides, VerifyInputs, render_report, verify_model
+        from lamb import api, progress
+        from lamb.verify import render_report
 
         with progress.for_terminal(as_json):
-            report = verify_model(
-                source_model,
-                converted_model,
-                manifest_path=manifest,
-                inputs=VerifyInputs(samples=samples, images=images, seed=seed, preprocess=preprocess, labeled_images=labeled_images),
-                tolerances=ToleranceOverrides(atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k),
-                labels=parse_labels_option(labels),
-                quantization=quantize,
-                runtime_lib_name=runtime_lib,
-                runtime=f"{runtime or default_runtime().name}-{arch}" if arch else runtime,
+            report = api.verify(
+                source_model, converted_model, manifest=manifest, samples=samples, images=images, labeled_images=labeled_images,
+                seed=seed, preprocess=preprocess, labels=labels, quantize=quantize, runtime_lib=runtime_lib, runtime=runtime,
+                arch=arch, atol=atol, rtol=rtol, min_top1=min_top1, min_cosine=min_cosine, top_k=top_k,
                 allow_unsafe_lambda=allow_unsafe_lambda,
             )
         if as_json:
@@ -261,24 +237,17 @@ def compare(
       lamb compare model.onnx --labeled-images labelled/
     """
     with handle_errors(verbose):
-        from lamb.compare import DEFAULT_MEMORY_MB, compare_models
-        from lamb.compare.render import check_plot, render, write_plot
-        from lamb.convert.preprocess import parse_input_shape, parse_labels_option
-        from lamb.cost import parse_memory_list
-        from lamb.errors import VerificationFailed
+        from lamb import api
+        from lamb.compare.render import render
 
-        check_plot(plot)
         status = contextlib.nullcontext() if as_json else err_console.status("lamb compare")
         with status as shown:
-            report = compare_models(
-                model, images=images, labeled_images=labeled_images, calibration=calibration, samples=samples, seed=seed, runtime=runtime, arch=arch,
-                memory=parse_memory_list(memory, DEFAULT_MEMORY_MB), modes=modes, runtime_lib=runtime_lib,
-                preprocess=preprocess, labels=parse_labels_option(labels), labels_file=labels_file,
-                input_shape=parse_input_shape(input_shape), allow_unsafe_lambda=allow_unsafe_lambda,
-                max_latency_ms=max_latency_ms, output_dir=output_dir, progress=(lambda text: shown.update(plain(text))) if shown is not None else None,
+            report = api.compare(
+                model, images=images, labeled_images=labeled_images, calibration=calibration, samples=samples, seed=seed,
+                runtime=runtime, arch=arch, memory=memory, modes=modes, runtime_lib=runtime_lib, preprocess=preprocess,
+                labels=labels, labels_file=labels_file, input_shape=input_shape, allow_unsafe_lambda=allow_unsafe_lambda,
+                max_latency_ms=max_latency_ms, output_dir=output_dir, plot=plot, progress=(lambda text: shown.update(plain(text))) if shown is not None else None,
             )
-        if plot is not None:
-            write_plot(report, plot)
         if as_json:
             print_json(report)
         else:
@@ -286,5 +255,4 @@ def compare(
                 console.print(renderable, highlight=False)
             if plot is not None:
                 console.print(f"[dim]plot written to {plain(plot)}[/]", highlight=False)
-        if report.recommended is None:
-            raise VerificationFailed(f"no recommendation: {report.why}", "see each mode's row; --images with real images gives int8 a fair test")
+        report.raise_for_failure()

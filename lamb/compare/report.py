@@ -118,6 +118,13 @@ class CompareReport:
         """The row of ``mode`` (for ``runtime_lib``; None: the first library's)."""
         return next((r for r in self.rows if r.mode == mode and runtime_lib in (None, r.runtime_lib)), None)
 
+    def raise_for_failure(self) -> None:
+        """``VerificationFailed`` (exit code 1) when no mode passed, so nothing is recommended."""
+        if self.recommended is None:
+            from lamb.errors import VerificationFailed
+
+            raise VerificationFailed(f"no recommendation: {self.why}", "see each mode's row; --images with real images gives int8 a fair test")
+
     @property
     def recommended_row(self) -> ModeResult | None:
         if self.recommended is None:

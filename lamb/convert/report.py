@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lamb import manifest as mf
 
@@ -24,6 +25,8 @@ class ConversionResult:
     # --preprocess given against what the model shows (its base model, a layer that rescales);
     # the CLI warns with it unless --allow-preprocess-mismatch.
     preprocess_mismatch: str | None = None
+    # ``-q auto``: the CompareReport (lamb.compare) that chose the mode; None otherwise.
+    comparison: Any = None
 
     @property
     def size_ratio(self) -> float:

@@ -286,7 +286,7 @@ def check_handler(path: Path | None) -> Path:
     if path is None:
         return HANDLER_TEMPLATE
     path = Path(path)
-    hint = f"give --handler a Python file that defines lambda_handler(event, context); start from lamb's own {HANDLER_TEMPLATE.name}"
+    hint = "give --handler a Python file that defines lambda_handler(event, context); `lamb handler init` writes lamb's own to start from"
     if not path.is_file():
         raise InputError(f"--handler {path} is not a file", hint)
     try:
