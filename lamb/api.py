@@ -74,7 +74,7 @@ def convert(model: Any, output: str | Path | None = None, **options: Any) -> Con
         calibrated = common["calibration"] is not None or labeled_images is not None
         result, comparison = convert_auto(
             source, _path(output), images=_path(images), labeled_images=_path(labeled_images), labels=labels, runtime_lib=runtime_lib,
-            modes=None if calibrated else _uncalibrated_modes(runtime_lib), **common,
+            modes=None if calibrated else _uncalibrated_modes(source, runtime_lib), **common,
         )
         result.comparison = comparison
     elif images is not None or labeled_images is not None:
@@ -300,11 +300,13 @@ def _shape(shape: Any) -> tuple[int, ...] | None:
     return parse_input_shape(shape) if isinstance(shape, str) else None if shape is None else tuple(int(x) for x in shape)
 
 
-def _uncalibrated_modes(runtime_lib_name: str | None) -> list[str]:
-    """``-q auto`` without calibration images: the modes that need none (int8 cannot be judged)."""
-    from lamb import runtime_lib
+def _uncalibrated_modes(source: Path, runtime_lib_name: str | None) -> list[str]:
+    """``-q auto`` without calibration images: the modes of the library convert would use that need
+    none (int8 cannot be judged)."""
+    from lamb.convert.core import runtime_lib_for
+    from lamb.source import open_source
 
-    lib = runtime_lib.get(runtime_lib_name) if runtime_lib_name else runtime_lib.default()
+    lib = runtime_lib_for(open_source(source), runtime_lib_name)
     return [m.name for m in lib.format.modes if not m.calibrated]
 
 
