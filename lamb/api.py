@@ -166,7 +166,8 @@ def package(manifest: Any = None, **options: Any) -> PackageReport:
     ``verify`` (default: the manifest in the current folder). Options, as ``lamb package --help``
     describes them: ``runtime``, ``arch``, ``format`` (``"zip"`` or ``"image"``), ``output``,
     ``runtime_lib``, ``wheelhouse``, ``slim``, ``max_size``, ``skip_verify``, ``smoke``,
-    ``bytecode``, ``sample_image``, ``handler``, and ``progress`` (a ``lamb.progress.Progress``).
+    ``bytecode``, ``sample_image``, ``handler``, ``requirements`` (what ``--requirement`` adds, a
+    list), ``base_image``, and ``progress`` (a ``lamb.progress.Progress``).
     When the release that ships is not the one verify ran on, the model is verified again on it,
     as ``lamb package`` does. Returns a ``PackageReport``.
     """
@@ -178,7 +179,7 @@ def package(manifest: Any = None, **options: Any) -> PackageReport:
     o = _Options("lamb package", options)
     changes = {
         "fmt": o.pop("format", "zip"), "runtime_lib_name": o.pop("runtime_lib"), "slim_deps": o.pop("slim", True),
-        "compile_bytecode": o.pop("bytecode", True),
+        "compile_bytecode": o.pop("bytecode", True), "requirements": tuple(o.pop("requirements", ())),
     }
     progress = o.pop("progress")
     changes.update(o.rest(PackageOptions))
