@@ -154,6 +154,9 @@ class PackageRecord:
     runtime_lib_version: str
     installed: dict[str, str]  # distribution -> version, every package in the artifact
     lamb_version: str
+    # The handler's backend for the runtime library (its record's ``handler_backend``): the function
+    # loads the model with it. "" in artifacts built before it was recorded (their format's one).
+    handler_backend: str = ""
     # The ELF audit against the target's system (lamb.package.audit.AuditReport.record()):
     # passed, newest GLIBC/GLIBCXX needed against what the target has, libraries resolved.
     audit: dict[str, Any] | None = None

@@ -317,7 +317,7 @@ def make_task_root(root, conversion, deps=None):
 def host_runtime_deps(tmp_path_factory, converted_tiny):
     """NumPy, Pillow and the runtime library `lamb package` would pick for this machine's Lambda
     target, installed with ``lamb.package.wheels.install_for_target`` (wheels cached across runs)."""
-    from lamb import runtime_lib
+    from lamb.package import lib_choice
     from lamb.package.slim import slim
     from lamb.package.wheels import install_for_target
     from lamb.targets import host_target
@@ -325,7 +325,7 @@ def host_runtime_deps(tmp_path_factory, converted_tiny):
     target = host_target()
     if target is None:
         pytest.skip("this machine's Python/arch is not a Lambda runtime; no host task root can run")
-    choice = runtime_lib.choose(target, converted_tiny.manifest)
+    choice = lib_choice.resolve(target, converted_tiny.manifest, purpose=lib_choice.TAGGED).choice
     dest = tmp_path_factory.mktemp("runtime_deps")
     install_for_target([*choice.requirements, "numpy", "pillow"], target, dest)
     slim(dest)  # as `lamb package` ships them: proves the handler needs nothing slimming removes
@@ -438,13 +438,13 @@ def verified_copy(tmp_path, verified_tiny):
 def target_installs(tmp_path_factory):
     """``install_for_target`` of the runtime library + Pillow for python3.12-x86_64 and
     python3.11-x86_64, keyed by target name. Do not modify the trees; copy them."""
-    from lamb import runtime_lib, targets
-    from lamb.package import wheels
+    from lamb import targets
+    from lamb.package import lib_choice, wheels
 
     installs = {}
     for runtime in ("python3.12", "python3.11"):
         target = targets.get_target(runtime, "x86_64")
-        choice = runtime_lib.choose(target, None)
+        choice = lib_choice.resolve(target, None, purpose=lib_choice.TAGGED).choice
         dest = tmp_path_factory.mktemp(f"deps-{target.name}")
         installs[target.name] = wheels.install_for_target([*choice.requirements, "pillow"], target, dest)
     return installs

@@ -78,7 +78,7 @@ def test_the_artifact_answers_through_invoke(onnx_zip, tmp_path, png_bytes):
     ("python3.11", "x86_64", "1.16.3"),  # Amazon Linux 2 (glibc 2.26): the newest manylinux_2_17 release
 ])
 def test_the_release_is_the_newest_whose_wheel_passes_the_audit(converted_tiny_onnx, runtime, arch, version):
-    chosen = lib_choice.choose(targets.get_target(runtime, arch), converted_tiny_onnx.manifest)
+    chosen = lib_choice.resolve(targets.get_target(runtime, arch), converted_tiny_onnx.manifest)
     assert (chosen.choice.name, chosen.choice.version) == ("onnxruntime", version)
     assert chosen.wheel_audit.passed
     if version == "1.16.3":

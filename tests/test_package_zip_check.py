@@ -138,7 +138,7 @@ def test_the_audit_never_writes_outside_its_folder(tmp_path):
     wheel = make_wheel(tmp_path / "house", [("ai_edge_litert/__init__.py", b""), (str(outside / "escaped.py"), b"")],
                        name=name, version="9.9.9", tag="cp312-cp312-manylinux_2_17_x86_64")
     for check in (lambda: audit.audit_wheel_as_shipped(wheel, TARGET, slim.slim), lambda: audit.audit_wheel(wheel, TARGET),
-                  lambda: lib_choice.choose(TARGET, None, name, wheelhouse=wheel.parent)):
+                  lambda: lib_choice.resolve(TARGET, None, name, wheelhouse=wheel.parent)):
         with pytest.raises(DependencyError, match="absolute path"):
             check()
     assert list(outside.iterdir()) == []

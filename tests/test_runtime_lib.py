@@ -11,7 +11,7 @@ import pytest
 from lamb import runtime_lib, targets
 from lamb.errors import DependencyError, InputError, RuntimeLibError
 from lamb.manifest import Verification
-from lamb.package import wheels
+from lamb.package import lib_choice, wheels
 
 
 def _manifest(converted_tiny, **changes):
@@ -23,7 +23,7 @@ def _verified(lib, version):
 
 
 def test_python312_gets_litert_2(converted_tiny):
-    choice = runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest)
+    choice = lib_choice.resolve(targets.get_target("python3.12"), converted_tiny.manifest, purpose=lib_choice.TAGGED).choice
     assert (choice.name, choice.requirement, choice.module) == ("ai-edge-litert", "ai-edge-litert==2.3.0", "ai_edge_litert")
     assert choice.extra_requirements == []
     assert "python3.12" in choice.reason
@@ -31,13 +31,13 @@ def test_python312_gets_litert_2(converted_tiny):
 
 def test_python311_gets_litert_1_4_because_2x_needs_glibc_227(converted_tiny):
     for arch in ("x86_64", "arm64"):
-        choice = runtime_lib.choose(targets.get_target("python3.11", arch), converted_tiny.manifest)
+        choice = lib_choice.resolve(targets.get_target("python3.11", arch), converted_tiny.manifest, purpose=lib_choice.TAGGED).choice
         assert choice.requirement == "ai-edge-litert==1.4.0"
 
 
 def test_verified_library_is_kept_when_the_target_has_it(converted_tiny):
     m = _manifest(converted_tiny, verification=_verified("tflite-runtime", "2.14.0"))
-    choice = runtime_lib.choose(targets.get_target("python3.11"), m)
+    choice = lib_choice.resolve(targets.get_target("python3.11"), m, purpose=lib_choice.TAGGED).choice
     assert choice.requirement == "tflite-runtime==2.14.0"
     assert choice.extra_requirements == ["numpy<2"]  # its extension is built against NumPy 1.x
     assert "verify" in choice.reason
@@ -45,32 +45,32 @@ def test_verified_library_is_kept_when_the_target_has_it(converted_tiny):
 
 def test_verified_library_without_wheels_falls_back_and_says_so(converted_tiny):
     m = _manifest(converted_tiny, verification=_verified("tflite-runtime", "2.14.0"))
-    choice = runtime_lib.choose(targets.get_target("python3.12"), m)
+    choice = lib_choice.resolve(targets.get_target("python3.12"), m, purpose=lib_choice.TAGGED).choice
     assert choice.name == "ai-edge-litert"
     assert "tflite-runtime 2.14.0" in choice.reason and "has none" in choice.reason
 
 
 def test_dynamic_range_model_never_gets_tflite_runtime(converted_tiny):
     m = _manifest(converted_tiny, quantization="dynamic", verification=_verified("tflite-runtime", "2.14.0"))
-    choice = runtime_lib.choose(targets.get_target("python3.11"), m)
+    choice = lib_choice.resolve(targets.get_target("python3.11"), m, purpose=lib_choice.TAGGED).choice
     assert choice.name == "ai-edge-litert"
 
 
 def test_override_wins_and_is_checked_against_the_target(converted_tiny):
-    choice = runtime_lib.choose(targets.get_target("python3.11"), converted_tiny.manifest, "tflite_runtime")
+    choice = lib_choice.resolve(targets.get_target("python3.11"), converted_tiny.manifest, "tflite_runtime", purpose=lib_choice.TAGGED).choice
     assert choice.requirement == "tflite-runtime==2.14.0" and "--runtime-lib" in choice.reason
     with pytest.raises(DependencyError) as err:
-        runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "tflite-runtime")
+        lib_choice.resolve(targets.get_target("python3.12"), converted_tiny.manifest, "tflite-runtime", purpose=lib_choice.TAGGED)
     assert "tflite-runtime" in err.value.message and "python3.12" in err.value.message
     assert "ai-edge-litert 2.3.0" in err.value.hint
     with pytest.raises(InputError):
-        runtime_lib.choose(targets.get_target("python3.12"), converted_tiny.manifest, "onnxruntime")
+        lib_choice.resolve(targets.get_target("python3.12"), converted_tiny.manifest, "onnxruntime", purpose=lib_choice.TAGGED)
 
 
 def test_flex_model_is_refused(converted_tiny):
     m = _manifest(converted_tiny, requires_flex=True, flex_ops=["FlexErf"])
     with pytest.raises(RuntimeLibError) as err:
-        runtime_lib.choose(targets.get_target("python3.12"), m)
+        lib_choice.resolve(targets.get_target("python3.12"), m, purpose=lib_choice.TAGGED)
     assert "FlexErf" in err.value.message
 
 
@@ -109,7 +109,7 @@ def test_one_record_per_library_found_by_name_alias_or_format():
     fmt = runtime_lib.model_format("tflite")
     assert fmt is litert.format and (fmt.file, fmt.suffix) == ("model.tflite", ".tflite")
     assert runtime_lib.format_for_suffix(".TFLITE") is fmt and runtime_lib.format_for_suffix(".h5") is None
-    assert litert.handler_backend == "litert" and litert.verify_runner == "_tflite_runner.py"
+    assert litert.handler_backend == "litert"
     assert {r.name for r in litert.slim_rules} >= {"litert accelerators", "litert tools"}
     with pytest.raises(InputError, match="unknown runtime library 'tensorrt'"):
         runtime_lib.get("tensorrt")
@@ -121,10 +121,10 @@ def test_every_record_points_at_files_that_exist():
     import importlib
     from pathlib import Path
 
-    import lamb.verify
+    from lamb.handler.lambkit import backends
 
     for lib in runtime_lib.LIBRARIES.values():
-        assert (Path(lamb.verify.__file__).parent / lib.verify_runner).is_file(), lib.name
+        assert (Path(backends.__file__).parent / f"{lib.handler_backend}.py").is_file(), lib.name
         converter = importlib.import_module(lib.format.converter)
         assert callable(converter.convert) and callable(converter.export), lib.name
         assert any(row.name == lib.name for row in runtime_lib.WHEELS), lib.name
@@ -147,30 +147,30 @@ def test_a_release_can_need_more_than_its_library():
     [("python3.13", "x86_64", "1.32.0"), ("python3.12", "arm64", "1.32.0"), ("python3.11", "x86_64", "1.16.3"), ("python3.10", "arm64", "1.16.3")],
 )
 def test_an_onnx_model_gets_onnxruntime_for_every_target(converted_tiny_onnx, runtime, arch, version):
-    choice = runtime_lib.choose(targets.get_target(runtime, arch), converted_tiny_onnx.manifest)
+    choice = lib_choice.resolve(targets.get_target(runtime, arch), converted_tiny_onnx.manifest, purpose=lib_choice.TAGGED).choice
     assert (choice.name, choice.requirement, choice.module) == ("onnxruntime", f"onnxruntime=={version}", "onnxruntime")
 
 
-def test_the_onnx_record_names_its_format_runner_and_backend():
+def test_the_onnx_record_names_its_format_and_backend():
     lib = runtime_lib.get("ort")
     assert lib.name == "onnxruntime" and runtime_lib.get("onnx") is lib
     assert (lib.format.name, lib.format.suffix, lib.format.file) == ("onnx", ".onnx", "model.onnx")
     assert lib.format.mode_names == ("float32", "float16", "dynamic", "int8") and lib.format.mode("int8").calibrated
-    assert (lib.verify_runner, lib.handler_backend) == ("_onnx_runner.py", "ort")
+    assert lib.handler_backend == "ort"
     assert runtime_lib.format_for_suffix(".onnx") is lib.format
     assert runtime_lib.default().name == "ai-edge-litert"  # ONNX Runtime registers after LiteRT
 
 
 def test_a_tflite_library_is_refused_for_an_onnx_model(converted_tiny_onnx):
     with pytest.raises(InputError, match="runs tflite models, and this model is onnx"):
-        runtime_lib.choose(targets.get_target("python3.12"), converted_tiny_onnx.manifest, override="ai-edge-litert")
+        lib_choice.resolve(targets.get_target("python3.12"), converted_tiny_onnx.manifest, override="ai-edge-litert", purpose=lib_choice.TAGGED)
 
 
 def test_onnxruntime_1_16_brings_numpy_1(converted_tiny_onnx):
     """Built against NumPy 1.x: with NumPy 2 it fails to import, and its wheel does not say so."""
-    choice = runtime_lib.choose(targets.get_target("python3.11"), converted_tiny_onnx.manifest)
+    choice = lib_choice.resolve(targets.get_target("python3.11"), converted_tiny_onnx.manifest, purpose=lib_choice.TAGGED).choice
     assert choice.requirements == ["onnxruntime==1.16.3", "numpy<2"]
-    assert runtime_lib.choose(targets.get_target("python3.12"), converted_tiny_onnx.manifest).requirements == ["onnxruntime==1.32.0"]
+    assert lib_choice.resolve(targets.get_target("python3.12"), converted_tiny_onnx.manifest, purpose=lib_choice.TAGGED).choice.requirements == ["onnxruntime==1.32.0"]
 
 
 def test_every_runtime_has_a_wheel_row_or_an_explicit_none_yet():

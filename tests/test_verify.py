@@ -535,7 +535,7 @@ def test_tflite_runtime_on_numpy_2_is_explained(zoo, tflite_runtime_env):
     env = RuntimeEnv("tflite-runtime", sys.executable, [numpy2_site, *isolated.paths], "NumPy 2 first")
     with ModelRunner(env, zoo["float32"]) as runner, pytest.raises(RunnerFailure) as info:
         runner.wait_ready()
-    sentence = explain_failure("tflite-runtime", "2.14.0", zoo["float32"], info.value)
+    sentence, _hint = explain_failure("tflite-runtime", "2.14.0", zoo["float32"], info.value)
     assert sentence.startswith(f"tflite-runtime 2.14.0 cannot run with NumPy {np.__version__}: it was built against NumPy 1.x")
 
 

@@ -71,7 +71,7 @@ def test_a_model_the_runtime_cannot_load_is_a_runtime_failure(tmp_path):
     with ModelRunner(resolve_runtime_env("ai-edge-litert"), junk) as runner, pytest.raises(RunnerFailure) as info:
         runner.wait_ready()
     assert info.value.stage == "load"
-    sentence = explain_failure("ai-edge-litert", "2.3.0", junk, info.value)
+    sentence, _hint = explain_failure("ai-edge-litert", "2.3.0", junk, info.value)
     assert sentence.startswith("ai-edge-litert 2.3.0 cannot load junk.tflite: ")
 
 
@@ -81,7 +81,7 @@ def test_a_runtime_that_is_not_importable_is_a_runtime_failure(converted_tiny, t
     with ModelRunner(env, converted_tiny.model_path) as runner, pytest.raises(RunnerFailure) as info:
         runner.wait_ready()
     assert info.value.stage == "import"
-    assert explain_failure("tflite-runtime", "", Path("m.tflite"), info.value).startswith("tflite-runtime cannot be imported")
+    assert explain_failure("tflite-runtime", "", Path("m.tflite"), info.value)[0].startswith("tflite-runtime cannot be imported")
 
 
 @pytest.mark.parametrize(
@@ -96,8 +96,16 @@ def test_a_runtime_that_is_not_importable_is_a_runtime_failure(converted_tiny, t
     ],
 )
 def test_failures_are_explained_in_one_sentence(message, stderr, expected):
-    sentence = explain_failure("tflite-runtime", "2.14.0", Path("model.tflite"), RunnerFailure("load", message, stderr))
-    assert expected in sentence and "\n" not in sentence
+    sentence, hint = explain_failure("tflite-runtime", "2.14.0", Path("model.tflite"), RunnerFailure("load", message, stderr))
+    assert expected in sentence and "\n" not in sentence and hint
+
+
+def test_an_onnx_failure_is_explained_by_its_own_record():
+    """LiteRT's error texts are LiteRT's record's; an ONNX model is never told to ship LiteRT."""
+    failure = RunnerFailure("load", "Fail: [ONNXRuntimeError] : 1 : FAIL : Load model failed: Flex op", "")
+    sentence, hint = explain_failure("onnxruntime", "1.32.0", Path("model.onnx"), failure)
+    assert sentence.startswith("onnxruntime 1.32.0 cannot load model.onnx: ") and "TF Select" not in sentence
+    assert "litert" not in hint.lower()
 
 
 def test_what_verify_says_package_ships_is_the_audit_driven_choice(converted_tiny):

@@ -2,7 +2,7 @@
 measure what each (runtime library, mode) would cost.
 
 By default every library that can run the model on the target is compared: for each model format,
-the first library in preference order with a wheel for the target (``runtime_libs``); ``--runtime-lib``
+the library ``lamb package`` would ship it with (``runtime_libs``); ``--runtime-lib``
 restricts the comparison to one. The source model is loaded once and run once: every row is
 converted from the same loaded model (one export per format) and compared with the same reference
 outputs, on the same inputs, on its library as the target ships it (``lamb verify``'s runner and
@@ -41,7 +41,7 @@ from lamb.compare.report import (
     recommend,
     timing_notes,
 )
-from lamb.errors import ArtifactError, ConversionError, InputError, LambError
+from lamb.errors import ArtifactError, ConversionError, DependencyError, InputError, LambError
 from lamb.source import Source, apply_input_shape, open_source
 
 DEFAULT_MODES = runtime_lib.default().format.mode_names
@@ -169,17 +169,23 @@ def compare_models(
 
 def runtime_libs(target: Any, name: str | None = None, source: Source | None = None) -> list[runtime_lib.RuntimeLib]:
     """The runtime libraries to compare on ``target``: ``name`` alone when given, else for each
-    model format the source can become (every one, without a source) the first library in
-    preference order with a wheel for the target (a format's later libraries only when asked, or
-    where the first has no wheel). With no wheel at all, the format's first library: its rows say
-    why they cannot run."""
+    model format the source can become (every one, without a source) the library ``lamb package``
+    would ship a model of that format with (``lib_choice.resolve``, from the wheel tables). With no
+    wheel at all, the format's first library: its rows say why they cannot run."""
+    from lamb.package import lib_choice
+
     if name is not None:
         from lamb.convert.core import runtime_lib_for
 
         return [runtime_lib_for(source, name) if source is not None else runtime_lib.get(name)]
     wanted = [fmt for fmt in runtime_lib.formats() if source is None or source.converts_to(fmt)]
-    found = [next((lib for lib in runtime_lib.for_format(fmt) if runtime_lib.available(target, lib.name)), None) for fmt in wanted]
-    return [lib for lib in found if lib is not None] or [runtime_lib.for_format(wanted[0])[0]]
+    found = []
+    for fmt in wanted:
+        try:
+            found.append(runtime_lib.get(lib_choice.resolve(target, None, model_format=fmt, purpose=lib_choice.TAGGED).choice.name))
+        except DependencyError:
+            continue  # no library of this format has a wheel for the target
+    return found or [runtime_lib.for_format(wanted[0])[0]]
 
 
 def _checked(source: Path, o: CompareOptions) -> tuple[CompareOptions, dict[str, list[str]], list[int], Any]:
@@ -346,7 +352,7 @@ def _size_and_time(
         try:
             # As `lamb package` picks it: the newest release whose wheel passes the ELF audit for the
             # target, so no row projects an artifact that package would refuse to build.
-            choice = lib_choice.choose(target, manifest, row.runtime_lib).choice
+            choice = lib_choice.resolve(target, manifest, row.runtime_lib).choice
         except LambError as exc:
             row.status, row.reason = CANNOT_RUN, exc.message
             continue

@@ -68,7 +68,7 @@ class Reference:
 
         def start_runner(model: Path, module: str) -> ModelRunner:
             # A reference runner runs in lamb's own environment (onnx, and its onnxruntime).
-            return ModelRunner(resolve_runtime_env("onnxruntime"), model, module=module)
+            return ModelRunner.reference(resolve_runtime_env("onnxruntime"), model, module)
 
         assert self.inputs is not None
         t0 = time.perf_counter()
@@ -118,7 +118,7 @@ def run_on_library(row: ModeResult, ref: Reference, target: Any) -> LibraryRun:
     choice = pick_runtime_lib(row.runtime_lib, target.name, manifest)  # runtime and arch
     env = resolve_runtime_env(choice.name, choice.requirements)
     run = LibraryRun(choice.name, lib_version(env), f"{env.python} ({env.origin})")
-    with ModelRunner(env, row.model_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
+    with ModelRunner(env, row.model_path, manifest.to_dict()) as runner, tempfile.TemporaryDirectory(prefix="lamb-compare-") as workdir:
         try:
             info = runner.wait_ready()
             run.paired, channel_first = image_layout(manifest, pair_signatures(ref.loaded, info, ref.source, row.model_path))
@@ -127,7 +127,7 @@ def run_on_library(row: ModeResult, ref: Reference, target: Any) -> LibraryRun:
             inputs = ref.judged_part(row, ref.inputs)
             run.outputs, _answer = runner.run(dict(zip(run.paired.input_keys, inputs)), Path(workdir))
         except RunnerFailure as failure:
-            run.failure = explain_failure(run.lib, run.version, row.model_path, failure)
+            run.failure = explain_failure(run.lib, run.version, row.model_path, failure)[0]
     # zlib lets go of the GIL: the model deflates here while the next mode converts.
     run.zipped_model = deps_mod.deflated_size(row.model_path, runtime_lib.get(choice.name).format.file)
     run.seconds = time.perf_counter() - t0

@@ -200,12 +200,19 @@ def describe(flatbuffer: bytes, input_names: list[str], output_names: list[str])
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
+    from lamb.handler.lambkit.backends import pair
+    from lamb.handler.lambkit.backends.litert import signature_name
+
     # Only reads metadata: no allocate_tensors(), so a model with Flex ops can be described too.
     interpreter = Interpreter(model_content=flatbuffer)
-    runner = interpreter.get_signature_runner("serving_default")
+    # The signature and the pairing the shipped backend uses: the record lists the outputs in the
+    # order and under the names the function will answer with.
+    runner = interpreter.get_signature_runner(signature_name(interpreter.get_signature_list()))
 
     def specs(details: dict, order: list[str]) -> list[mf.TensorSpec]:
-        names = [n for n in order if n in details] + sorted(set(details) - set(order))
+        keys = list(details)
+        paired = pair(order, keys)
+        names = [keys[i] for i in paired] if paired is not None else keys
         out = []
         for name in names:
             d = details[name]

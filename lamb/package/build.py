@@ -171,7 +171,7 @@ def build_package(
     slim_deps = o.slim_deps and writer.name == "zip"
     # The library release: the newest whose wheel passes the ELF audit for the target, as it will
     # ship (slimmed for a zip); refused here, before anything is built, when none does.
-    audited_choice = lib_choice.choose(
+    audited_choice = lib_choice.resolve(
         target, manifest, o.runtime_lib_name, slimmed=slim_deps, wheelhouse=o.wheelhouse, progress=progress.phase,
         proven_at_build=writer.proves_itself,
     )
@@ -322,7 +322,7 @@ def package_record(
         target=target.name, runtime=target.runtime.name, python=target.python_version, arch=target.arch,
         os=target.runtime.os, glibc=target.glibc, format=fmt, handler=layout.HANDLER,
         runtime_lib=choice.name, runtime_lib_version=choice.version, installed=dict(sorted(install.installed.items())),
-        lamb_version=__version__,
+        lamb_version=__version__, handler_backend=runtime_lib.get(choice.name).handler_backend,
     )
 
 

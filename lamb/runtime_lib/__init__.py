@@ -4,10 +4,11 @@
 Runtime) is the *runtime library*. Each library is one record (``RuntimeLib``), registered by its
 engine family's module (``litert``): its distribution and import module, the model format it runs
 (``ModelFormat``: file name in the artifact, converter, quantization modes with their tolerances),
-the verify runner, the handler's backend, what slimming may remove from its wheels, and which
+the handler's backend (which verify runs too), what its failures mean, what slimming may remove from its wheels, and which
 releases have wheels for which Lambda target (``WheelRow``). Generic code asks these records
-(``get``, ``for_format``, ``available``, ``choose``) and never names an engine: adding an engine is
-adding its module here and its backend in the handler.
+(``get``, ``for_format``, ``available``) and never names an engine: adding an engine is adding its
+module here and its backend in the handler. Which release ships is ``lamb.package.lib_choice.resolve``'s
+to decide, from these records.
 
 Nothing here imports TensorFlow, NumPy or another lamb step: convert, verify, compare and package
 all ask it.
@@ -18,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lamb.errors import DependencyError, InputError, RuntimeLibError
-from lamb.quantization import DEFAULT as DEFAULT_MODE
+from lamb.errors import InputError, RuntimeLibError
 from lamb.quantization import Mode
 from lamb.targets import Target
 
@@ -32,6 +32,17 @@ class SlimRule:
     name: str
     why: str
     patterns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What one of a library's error texts means for the artifact (``lamb.verify.runner.explain_failure``)."""
+
+    pattern: str  # a regular expression, searched in the library's message and in what it printed
+    # One sentence: ``{where}`` is the library and its version, ``{model}`` the model file's name, and
+    # the pattern's named groups fill their own fields.
+    says: str
+    hint: str  # the way out
 
 
 @dataclass(frozen=True)
@@ -67,9 +78,11 @@ class RuntimeLib:
     module: str  # what the handler and the verify runner import
     aliases: tuple[str, ...]  # what --runtime-lib also accepts
     format: ModelFormat
-    verify_runner: str  # the runner script in lamb/verify (``python -I -S RUNNER LIB MODULE MODEL [PATH...]``)
-    handler_backend: str  # the shipped handler's backend module for it (lamb/handler)
+    # The shipped handler's backend for it (``lambkit.backends``): the one code that loads and runs
+    # its models, in the function and in lamb verify's runner alike.
+    handler_backend: str
     slim_rules: tuple[SlimRule, ...] = ()  # what its wheels carry that the handler never loads
+    explanations: tuple[Explanation, ...] = ()  # its error texts that mean something for the artifact
     # Quantization modes of its format whose kernels (op versions) it lacks: choose avoids it for them.
     lacks: tuple[str, ...] = ()
     # Requirements its wheels need at run time but do not declare.
@@ -266,84 +279,6 @@ def refuse_flex(manifest: Any) -> None:
             "re-run `lamb convert` without --allow-flex (replace the layers that need TF ops), "
             "or deploy full TensorFlow in a container image yourself",
         )
-
-
-def choose(target: Target, manifest: Any, override: str | None = None, model_format: str | None = None) -> RuntimeLibChoice:
-    """Pick the runtime library for ``target`` that can run the model described by ``manifest``.
-
-    Order of evidence: ``override`` (``--runtime-lib``), then the library ``lamb verify`` ran the
-    model on, then the first library in preference order that runs the model's format and whose
-    kernels cover its quantization. A Flex model is refused: no library ships the Flex delegate.
-    ``model_format`` stands in for the manifest's when there is none (a model file named alone).
-    """
-    mode = getattr(manifest, "quantization", DEFAULT_MODE) if manifest is not None else DEFAULT_MODE
-    fmt = manifest_format(manifest) or model_format
-    refuse_flex(manifest)
-
-    if override:
-        name = normalise_name(override)
-        if fmt is not None and get(name).format.name != fmt:
-            raise InputError(
-                f"{name} runs {get(name).format.name} models, and this model is {fmt}",
-                f"use --runtime-lib {' or '.join(lib.name for lib in for_format(fmt))}, or convert for {name}",
-            )
-        rows = available(target, name)
-        if not rows:
-            raise DependencyError(
-                f"{name} has no wheel for {target.describe()}",
-                f"choose another --runtime-lib; for this target: {_offer(target, fmt)}",
-            )
-        row = rows[0]
-        note = ""
-        if row.lacks(mode):
-            note = f"; warning: {name} {row.version} lacks kernels for {mode} models, the smoke run will tell"
-        return choice_of(row, f"--runtime-lib {name} asked for; {row.version} is its newest wheel for {target.name}{note}")
-
-    verification = getattr(manifest, "verification", None) if manifest is not None else None
-    verified = verification.runtime_lib if verification is not None and verification.passed else None
-    if verified and verification is not None:
-        name = normalise_name(verified)
-        rows = [r for r in available(target, name) if not r.lacks(mode)]
-        if rows:
-            row = rows[0]
-            same = row.version == verification.runtime_lib_version
-            how = "the same version" if same else f"{row.version}, its newest wheel for {target.name}"
-            return choice_of(row, f"lamb verify ran the model on {name} {verification.runtime_lib_version}; shipping {how}")
-
-    for lib in LIBRARIES.values():
-        if fmt is not None and lib.format.name != fmt:
-            continue
-        rows = available(target, lib.name)
-        fitting = [r for r in rows if not r.lacks(mode)]
-        if fitting:
-            row = fitting[0]
-            why = f"{row.name} {row.version} is the newest runtime library with a wheel for {target.describe()}"
-            if verified and verification is not None:
-                why += f" ({verified} {verification.runtime_lib_version}, which verify used, has none)"
-            skipped = [r for r in rows if r not in fitting]
-            if skipped:
-                why += f"; {skipped[0].name} {skipped[0].version} lacks {mode} kernels"
-            return choice_of(row, why)
-    what = f"{fmt} " if fmt else ""
-    raise DependencyError(
-        f"no runtime library has a wheel for {target.describe()} that runs {mode} {what}models",
-        f"pick another --runtime or --arch; available: {_offer(target, fmt) or 'none'}",
-    )
-
-
-def choose_for_host(name: str, host: Target | None) -> RuntimeLibChoice:
-    """``name``'s newest wheel for this machine's Lambda target (``host``), to run a model here."""
-    name = normalise_name(name)
-    rows = available(host, name) if host is not None else []
-    if not rows:
-        return unpinned(name, f"--runtime-lib {name}")
-    row = rows[0]
-    return choice_of(row, f"{row.name}=={row.version}, its newest wheel for this machine")
-
-
-def _offer(target: Target, fmt: str | None = None) -> str:
-    rows = available(target, model_format=fmt)
-    return ", ".join(f"{r.name} {r.version}" for r in rows) or "no runtime library at all"
 
 
 # The engine families, in preference order. Each module registers its records on import.

@@ -3,14 +3,14 @@
 
 Two libraries can run a .tflite in a Lambda function: ``ai-edge-litert`` (Google's current one)
 and ``tflite-runtime`` (its predecessor, frozen at 2.14). Both run the ``tflite`` format, written by
-TensorFlow's converter (``lamb.convert.tflite``) in one of the quantization modes below, verified by
-``lamb/verify/_tflite_runner.py`` and served by the handler's ``litert`` backend.
+TensorFlow's converter (``lamb.convert.tflite``) in one of the quantization modes below, and
+served by the handler's ``litert`` backend (which ``lamb verify`` runs too).
 """
 
 from __future__ import annotations
 
 from lamb.quantization import Mode, Tolerances
-from lamb.runtime_lib import ModelFormat, RuntimeLib, SlimRule, WheelRow, register
+from lamb.runtime_lib import Explanation, ModelFormat, RuntimeLib, SlimRule, WheelRow, register
 
 # Default tolerances, set from what each mode measurably achieves (TF 2.21 -> ai-edge-litert 2.3;
 # max error / output range, mean cosine, top-1 agreement; measured 2026-11-26 with
@@ -88,15 +88,31 @@ SLIM_RULES: tuple[SlimRule, ...] = (
               "protobuf-*.dist-info", "flatbuffers-*.dist-info", "tqdm-*.dist-info", "ml_dtypes-*.dist-info")),
 )
 
-_RUNNER = "_tflite_runner.py"
+# What LiteRT's error texts mean for the artifact.
+EXPLANATIONS: tuple[Explanation, ...] = (
+    Explanation(
+        r"Regular TensorFlow ops are not supported|Flex",
+        "{where} cannot load {model}: it holds TF Select (Flex) ops, which no slim runtime library includes, "
+        "so the artifact would fail at cold start",
+        "re-run `lamb convert` without --allow-flex (replace the layers that need TF ops)",
+    ),
+    # "Didn't find op for builtin opcode 'FULLY_CONNECTED' version '12'. An older version of this builtin
+    # might be supported": the converter (TF 2.16+) wrote an op version the runtime predates.
+    Explanation(
+        r"Didn't find op for builtin opcode '?(?P<op>\w+)'? version '?(?P<version>\d+)",
+        "{where} cannot load {model}: the model uses {op} version {version}, an op version newer than this "
+        "runtime knows (the converter is newer than the runtime), so the artifact would fail at cold start",
+        "ship a newer runtime library (--runtime-lib ai-edge-litert), or convert with a converter no newer than it",
+    ),
+)
 
 LIBRARIES: tuple[RuntimeLib, ...] = (
-    RuntimeLib("ai-edge-litert", "ai_edge_litert", ("litert",), TFLITE, _RUNNER, "litert", SLIM_RULES),
+    RuntimeLib("ai-edge-litert", "ai_edge_litert", ("litert",), TFLITE, "litert", SLIM_RULES, EXPLANATIONS),
     # tflite-runtime 2.14 was built against NumPy 1.x's ABI: with NumPy 2 its extension fails
     # to import ("module compiled against ABI version 0x1000009"), and its wheel does not say so.
     # It (frozen at 2.14) has no kernels for the op versions TF 2.16+ writes for hybrid
     # (dynamic-range) and int8 models: they fail in AllocateTensors ("FULLY_CONNECTED version 12").
-    RuntimeLib("tflite-runtime", "tflite_runtime", ("tflite",), TFLITE, _RUNNER, "litert", SLIM_RULES,
+    RuntimeLib("tflite-runtime", "tflite_runtime", ("tflite",), TFLITE, "litert", SLIM_RULES, EXPLANATIONS,
                lacks=("dynamic", "int8"), needs=("numpy<2",), frozen=True),
 )
 

@@ -2,8 +2,8 @@
 
 The ``onnx`` format is written by ``lamb.convert.onnx`` (a Keras model through a SavedModel and
 tf2onnx, then ONNX Runtime's quantizer) or taken as given (``lamb convert model.onnx``,
-``lamb.source.onnx``), verified by ``lamb/verify/_onnx_runner.py`` and served by the
-handler's ``ort`` backend.
+``lamb.source.onnx``), and served by the handler's ``ort`` backend (which ``lamb verify`` runs
+too).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ SLIM_RULES: tuple[SlimRule, ...] = (
 )
 
 LIBRARIES: tuple[RuntimeLib, ...] = (
-    RuntimeLib("onnxruntime", "onnxruntime", ("ort", "onnx"), ONNX, "_onnx_runner.py", "ort", SLIM_RULES,
+    RuntimeLib("onnxruntime", "onnxruntime", ("ort", "onnx"), ONNX, "ort", SLIM_RULES,
                summary="ONNX Runtime: runs .onnx models (PyTorch exports, or Keras through tf2onnx)"),
 )
 

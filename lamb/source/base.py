@@ -9,7 +9,6 @@ never look at a file's suffix.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 from lamb import manifest as mf
 from lamb.errors import InputError
+from lamb.handler.lambkit.backends import signature_key  # the shipped backend pairs outputs through it
 
 NHWC = "NHWC"  # channels last: Keras's layout, and what the handler's preprocessing makes
 NCHW = "NCHW"  # channels first: PyTorch's layout (the manifest records it on such inputs)
@@ -128,12 +128,6 @@ class Loaded(Protocol):
     ) -> ReferenceOutputs:
         """The model's outputs on ``arrays`` (one per input, in its own layout)."""
         ...
-
-
-def signature_key(name: str) -> str:
-    """``name`` with anything but [A-Za-z0-9_] replaced: ``serving_default_<name>:0`` must stay a
-    valid tensor name. lamb verify pairs the converted model's keys with the source's names through it."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", str(name).split(":")[0]).strip("_")
 
 
 def clean_name(name: str, fallback: str) -> str:

@@ -1,12 +1,12 @@
-"""The protocol every verify runner speaks (the runner scripts the runtime-library records name).
+"""The protocol every verify runner speaks, and its messages as types.
 
-The runners are executed as scripts (``python -I -S RUNNER LIB MODULE MODEL [PATH ...]``), never
-imported by lamb, often in another environment (an older NumPy, another Python): so this module,
-like them, imports only the standard library. Each runner puts its own folder on ``sys.path`` to
-import it (``-I`` leaves the script's folder off).
+The runners are executed as scripts (``python -I -S RUNNER ...``), never imported by lamb, often
+in another environment (an older NumPy, another Python): so this module, like them, imports only
+the standard library. Each runner puts its own folder on ``sys.path`` to import it (``-I`` leaves
+the script's folder off); lamb imports it for the message types.
 
-One JSON object per line on the channel: ``ready`` (or ``error``), then one ``done`` per ``run``
-request read from stdin, with ``progress`` events in between. End of input ends the process.
+One JSON object per line on the channel: ``Ready`` (or ``Error``), then one ``Done`` per
+``RunRequest`` read from stdin, with ``Progress`` events in between. End of input ends the process.
 """
 
 from __future__ import annotations
@@ -15,7 +15,62 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
+
+
+class TensorInfo(TypedDict):
+    """One input or output of the model as the runner reports it."""
+
+    key: str  # what lamb pairs and feeds by: the record's name of it, else the engine's own
+    name: str  # the engine's own name (a signature key, a graph input or output)
+    shape: list[int]  # -1 where open
+    dtype: str  # NumPy's name
+    scale: float | None  # an integer tensor's quantization, else None
+    zero_point: int | None
+
+
+class Ready(TypedDict, total=False):
+    """The library imported and the model loaded: what the model is, and what it took."""
+
+    event: str  # "ready"
+    lib: str  # the runtime library's distribution
+    version: str  # its version where the runner imported it from
+    numpy: str
+    backend: str  # the shipped backend that loaded the model (lambkit.backends)
+    layout: str  # "NHWC" | "NCHW": how the model takes an image
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]  # in the record's (the source model's) order where it names them
+    tensor_dtypes: dict[str, int]  # NumPy dtype name -> tensors of it (tells quantization modes apart)
+    quantization: str  # a mode read off the model's ops, where the runner can (the reference runner)
+    import_s: float
+    load_s: float
+
+
+class RunRequest(TypedDict):
+    """lamb -> runner: run the model on these inputs (one ``.npy`` per input key), write to ``out_dir``."""
+
+    cmd: str  # "run"
+    inputs: dict[str, str]
+    out_dir: str
+
+
+class Progress(TypedDict):
+    event: str  # "progress"
+    samples: int  # done since the last event
+
+
+class Done(TypedDict):
+    event: str  # "done"
+    outputs: dict[str, str]  # output key -> ``.npy`` of its samples, concatenated
+    samples: int
+    invoke_s: float  # time inside the library
+
+
+class Error(TypedDict):
+    event: str  # "error"
+    stage: str  # "import" | "load" | "invoke"
+    type: str  # the exception's class
+    message: str  # the library's own words
 
 
 def open_channel(extra_paths: list[str]):
@@ -28,14 +83,14 @@ def open_channel(extra_paths: list[str]):
     return channel
 
 
-def emit(channel, obj: dict) -> None:
+def emit(channel, obj: Any) -> None:
     channel.write(json.dumps(obj) + "\n")
     channel.flush()
 
 
 def error(channel, stage: str, exc: BaseException) -> None:
     message = " ".join(str(exc).split())[:2000]  # the libraries' messages span several lines
-    emit(channel, {"event": "error", "stage": stage, "type": type(exc).__name__, "message": message})
+    emit(channel, Error(event="error", stage=stage, type=type(exc).__name__, message=message))
 
 
 def version(dist: str) -> str:
@@ -47,8 +102,8 @@ def version(dist: str) -> str:
         return "unknown"
 
 
-def save_outputs(np, out_dir: str, prefix: str, outputs: list[dict], results: dict) -> dict:
-    """One ``.npy`` per output (its samples concatenated), keyed as the signature keys them."""
+def save_outputs(np, out_dir: str, prefix: str, outputs: list[TensorInfo], results: dict) -> dict[str, str]:
+    """One ``.npy`` per output (its samples concatenated), keyed as ``outputs`` key them."""
     files = {}
     for i, spec in enumerate(outputs):
         path = os.path.join(out_dir, f"{prefix}_output_{i}.npy")
@@ -57,7 +112,7 @@ def save_outputs(np, out_dir: str, prefix: str, outputs: list[dict], results: di
     return files
 
 
-def serve(channel, run: Callable[[dict], dict[str, Any]]) -> int:
+def serve(channel, run: Callable[[RunRequest], Done]) -> int:
     """Answer each ``run`` request on stdin; a request the library fails is the finding, and the end."""
     for line in sys.stdin:
         if not line.strip():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lamb import runtime_lib
 from lamb.errors import VerificationFailed
 from lamb.manifest import Verification
 from lamb.quantization import Tolerances
@@ -38,6 +37,7 @@ class VerifyReport:
     checks: list[Check] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # one sentence per failed check
     error: str | None = None  # the runtime library could not load or run the model at all
+    error_hint: str | None = None  # the way out of ``error``, as the library's record explains it
     skipped: list[str] = field(default_factory=list)  # "<file>: <why>" for undecodable images
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
@@ -88,10 +88,7 @@ class OutputMismatch(VerificationFailed):
         self.report = report
         if report.error:
             message = report.error
-            hint = (
-                f"ship a runtime library that can run the model ({runtime_lib.default().name}, lamb's default), "
-                "or convert with a converter no newer than the runtime library"
-            )
+            hint = report.error_hint or "ship a runtime library that can run the model, or convert it again"
         elif report.accuracy is not None and report.accuracy.failures and report.accuracy.failures[0] == report.failures[0]:
             message = f"{report.model_path.name} gives wrong answers: " + report.accuracy.failures[0]
             hint = (

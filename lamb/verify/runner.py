@@ -1,12 +1,14 @@
 """The runtime library a Lambda artifact ships, and running the converted model on it for ``lamb verify``.
 
-Which library (``pick_runtime_lib``: what ``lamb package`` would ship, as ``lamb.runtime_lib``
-chooses it), an environment that has it (``resolve_runtime_env``: lamb's own when its installation
-fits, an isolated cached one for a library whose needs clash with lamb's, such as a library built
-against NumPy 1.x), and a runner subprocess (``ModelRunner``, ``python -I -S RUNNER``, the script
-the library's record names) that imports only that library and NumPy, never TensorFlow. A library
-that cannot import, load or run the model raises ``RunnerFailure``; ``explain_failure`` turns it
-into one sentence about what that means for the artifact.
+Which library (``pick_runtime_lib``: what ``lamb package`` would ship, as
+``lamb.package.lib_choice.resolve`` decides it), an environment that has it
+(``resolve_runtime_env``: lamb's own when its installation fits, an isolated cached one for a
+library whose needs clash with lamb's, such as a library built against NumPy 1.x), and a runner
+subprocess (``ModelRunner``, ``python -I -S _runner.py``) that runs the model through the shipped
+handler's backend of that library (``lambkit.backends``), importing only it and NumPy, never
+TensorFlow. A library that cannot import, load or run the model raises ``RunnerFailure``;
+``explain_failure`` turns it into one sentence about what that means for the artifact, as the
+library's record explains its errors.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from lamb import runtime_lib
-from lamb.errors import DependencyError, RuntimeLibError
+from lamb.errors import DependencyError
 from lamb.manifest import Manifest
 from lamb.source.base import RunFailed
+from lamb.verify._runner_protocol import Ready, RunRequest
 
 # -- the runtime library and its environment -----------------------------------------------------
 
@@ -47,40 +50,17 @@ class RuntimeEnv:
 def pick_runtime_lib(
     lib: str | None = None, runtime: str | None = None, manifest: Manifest | None = None, model_format: str | None = None,
 ) -> runtime_lib.RuntimeLibChoice:
-    """The runtime library to verify on, pinned, and why: what the artifact will ship.
-
-    ``runtime`` names a Lambda runtime (``python3.13``) or target (``python3.13-arm64``): the library ``lamb package`` would ship for it,
-    by the same audit-driven choice (``lamb.package.lib_choice``: the newest release whose wheel
-    passes the ELF audit). Without one, ``lib`` alone picks that library's newest wheel for this
-    machine, and with neither the default target's choice is taken, among the libraries that run
-    ``model_format`` (default: the manifest's). A previous verification in the manifest is ignored
-    here: which library verify used is what it is meant to establish.
-    """
+    """The runtime library to verify on, pinned, and why: what the artifact will ship, as
+    ``lamb.package.lib_choice.resolve`` decides it for ``runtime`` (a Lambda runtime, ``python3.13``,
+    or target, ``python3.13-arm64``; default: the newest). ``lib`` alone, without a runtime: that
+    library's newest wheel for this machine. A previous verification in the manifest is ignored
+    here: which library verify used is what it is meant to establish."""
     from lamb import targets
     from lamb.package import lib_choice
 
-    if runtime is None and lib is not None:
-        return runtime_lib.choose_for_host(lib, targets.host_target())
     fresh = dataclasses.replace(manifest, verification=None) if manifest is not None else None
-    target = targets.get_target(runtime)
-    try:
-        if fresh is None:  # models named alone: the tagged choice for their format (no audit without a record)
-            choice = runtime_lib.choose(target, None, override=lib, model_format=model_format)
-        else:
-            choice = lib_choice.choose(target, fresh, override=lib).choice
-    except RuntimeLibError:
-        # A Flex model: no library can run it; verify on the default one and report that it fails.
-        runs = runtime_lib.for_format(model_format or runtime_lib.manifest_format(manifest) or "")
-        default = runs[0].name if runs else runtime_lib.default().name
-        return runtime_lib.unpinned(default, f"no runtime library runs Flex models; tried the default, {default}")
-    except DependencyError as refused:
-        # lamb package will refuse this target: verify on the library's newest wheel here, and say so.
-        name = runtime_lib.normalise_name(lib) if lib else runtime_lib.default().name
-        here = runtime_lib.choose_for_host(name, targets.host_target())
-        return dataclasses.replace(here, reason=f"{here.requirement} on this machine; `lamb package` refuses "
-                                                f"{target.name}: {refused.message}")
-    return dataclasses.replace(choice, reason=f"{choice.requirement}, what `lamb package` ships for {target.name} "
-                                              "(the newest release whose wheel passes the ELF audit there)")
+    target = None if runtime is None and lib is not None else targets.get_target(runtime)  # None: this machine
+    return lib_choice.resolve(target, fresh, lib, model_format=model_format, purpose=lib_choice.VERIFY).choice
 
 
 def resolve_runtime_env(lib: str, requirements: Sequence[str] = ()) -> RuntimeEnv:
@@ -94,7 +74,7 @@ def resolve_runtime_env(lib: str, requirements: Sequence[str] = ()) -> RuntimeEn
     """
     lib = runtime_lib.normalise_name(lib)
     library = runtime_lib.get(lib)
-    requirements = list(requirements) or [runtime_lib.unpinned(lib, "").requirement]
+    requirements = list(requirements) or [library.name]
     if not library.needs and len(requirements) == 1 and _installed_satisfies(lib, requirements[0]):
         import importlib.util
 
@@ -153,7 +133,9 @@ def _isolated_env(requirements: list[str]) -> Path:
 
 # -- the runner process ---------------------------------------------------------------------------
 
-_HANDLER_DIR = Path(__file__).parent.parent / "handler"  # the runner (de)quantizes with the shipped handler's code
+_HANDLER_DIR = Path(__file__).parent.parent / "handler"  # lambkit: the runner runs the shipped backend
+_RUNNER = Path(__file__).with_name("_runner.py")
+_REFERENCE_RUNNER = Path(__file__).with_name("_reference_runner.py")
 
 
 class RunnerFailure(RunFailed):
@@ -177,27 +159,37 @@ _LIMITED = {"load": "loading a model", "invoke": "answering one input"}
 
 
 class ModelRunner:
-    """The converted model, loaded by the runtime library in a subprocess that lives for one verification."""
+    """The converted model, loaded by the shipped backend of its runtime library in a subprocess
+    that lives for one verification."""
 
-    def __init__(self, env: RuntimeEnv, model: Path, module: str | None = None):
-        """``module``: what the runner computes with, when not the library's own module (the ONNX
-        runner's reference implementations: ``onnx.reference``, ``onnxruntime-unoptimized``)."""
+    def __init__(self, env: RuntimeEnv, model: Path, record: dict[str, Any] | None = None, *, _command: list[str] | None = None):
+        """``record``: the model's record (its manifest as a dict), which tells the backend the
+        input's layout and the outputs' names and order, as the shipped ``lamb.json`` tells it."""
         self.env = env
         self.model = Path(model)
         self._expired: float | None = None  # the time limit that stopped the runner
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives as long as the runner
-        lib = runtime_lib.get(env.lib)
-        runner = Path(__file__).with_name(lib.verify_runner)
-        cmd = [env.python, "-I", "-S", str(runner), env.lib, module or lib.module, str(self.model), *env.paths, str(_HANDLER_DIR)]
+        self._record = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115 - removed by close
+        json.dump(record or {}, self._record)
+        self._record.close()
+        backend = runtime_lib.get(env.lib).handler_backend
+        cmd = _command or [str(_RUNNER), env.lib, backend, str(self.model), self._record.name]
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
+            [env.python, "-I", "-S", *cmd, *env.paths, str(_HANDLER_DIR)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1,
         )
-        self.info: dict[str, Any] | None = None
+        self.info: Ready | None = None
 
-    def wait_ready(self) -> dict[str, Any]:
+    @classmethod
+    def reference(cls, env: RuntimeEnv, source: Path, module: str) -> ModelRunner:
+        """A *source* model on a reference implementation (``_reference_runner.py``: ``module`` is
+        ``onnx.reference`` or ``onnxruntime-unoptimized``), not on the shipped backend."""
+        return cls(env, source, _command=[str(_REFERENCE_RUNNER), env.lib, module, str(source)])
+
+    def wait_ready(self) -> Ready:
         """Block until the library has loaded the model; its signature, version and timings."""
         if self.info is None:
-            self.info = self._read("load")
+            self.info = cast(Ready, self._read("load"))
         return self.info
 
     def run(
@@ -211,7 +203,7 @@ class ModelRunner:
             files[key] = str(path)
         assert self._proc.stdin is not None
         try:
-            self._proc.stdin.write(json.dumps({"cmd": "run", "inputs": files, "out_dir": str(workdir)}) + "\n")
+            self._proc.stdin.write(json.dumps(RunRequest(cmd="run", inputs=files, out_dir=str(workdir))) + "\n")
             self._proc.stdin.flush()
         except BrokenPipeError:
             pass  # the runner died; _read reports how
@@ -273,6 +265,8 @@ class ModelRunner:
                 self._proc.kill()
                 self._proc.wait()
         self._stderr.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._record.name)
 
     def __enter__(self) -> ModelRunner:
         return self
@@ -281,35 +275,32 @@ class ModelRunner:
         self.close()
 
 
-def explain_failure(lib: str, version: str, model: Path, failure: RunnerFailure) -> str:
-    """One sentence: what the runtime library said, and what it means for the artifact."""
+def explain_failure(lib: str, version: str, model: Path, failure: RunnerFailure) -> tuple[str, str]:
+    """One sentence: what the runtime library said, and what it means for the artifact; and the way out.
+
+    The library's own error texts are explained by its record (``RuntimeLib.explanations``); a
+    library built against NumPy 1.x fails the same way whichever it is."""
     import re
 
     text = failure.message
     where = f"{lib} {version}".strip()
+    library = runtime_lib.get(lib)
+    others = " or ".join(other.name for other in runtime_lib.for_format(library.format.name) if other.name != library.name)
+    way_out = f"ship a runtime library that can run the model{f' ({others})' if others else ''}, or convert it again"
     abi = re.search(r"compiled using NumPy 1\.x cannot be run in\s+NumPy ([0-9.]+)", failure.stderr)
     if abi or "_ARRAY_API not found" in failure.stderr + text:
         numpy = f"NumPy {abi.group(1)}" if abi else "NumPy 2"
-        return (
-            f"{where} cannot run with {numpy}: it was built against NumPy 1.x, so the artifact needs numpy<2 "
-            f"beside it ({_short(text, 120)})"
-        )
-    if "Regular TensorFlow ops are not supported" in text or "Flex" in text:
-        return (
-            f"{where} cannot load {model.name}: it holds TF Select (Flex) ops, which no slim runtime library "
-            f"includes, so the artifact would fail at cold start"
-        )
-    if "Didn't find op for builtin opcode" in text or "Registration failed" in text:
-        op = text.split("opcode", 1)[1].split("An older", 1)[0].strip(" .'") if "opcode" in text else "an op"
-        return (
-            f"{where} cannot load {model.name}: the model uses {op.replace(chr(39), '')}, an op version newer "
-            f"than this runtime knows (the converter is newer than the runtime), so the artifact would fail at cold start"
-        )
+        return (f"{where} cannot run with {numpy}: it was built against NumPy 1.x, so the artifact needs numpy<2 "
+                f"beside it ({_short(text, 120)})", way_out)
+    for explanation in library.explanations:
+        found = re.search(explanation.pattern, f"{text}\n{failure.stderr}")
+        if found:
+            return explanation.says.format(where=where, model=model.name, **found.groupdict()), explanation.hint
     if failure.stage == "import":
-        return f"{where} cannot be imported: {_short(text)}"
+        return f"{where} cannot be imported: {_short(text)}", way_out
     if failure.stage == "load":
-        return f"{where} cannot load {model.name}: {_short(text)}"
-    return f"{where} failed while running {model.name}: {_short(text)}"
+        return f"{where} cannot load {model.name}: {_short(text)}", way_out
+    return f"{where} failed while running {model.name}: {_short(text)}", way_out
 
 
 def _short(text: str, limit: int = 240) -> str:

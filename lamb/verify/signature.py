@@ -1,8 +1,8 @@
 """Lining up the two models' signatures before anything runs, and telling the converted model's quantization.
 
 The source side is read from the loaded source (``lamb.source``); the converted side from what the runner reports
-(the runtime library's verify runner: the serving signature's keys, shapes and dtypes). Inputs and outputs are
-paired by name, counts and shapes must agree, or the two files are not one model converted.
+(the shipped backend, in the verify runner: its keys, shapes and dtypes). Inputs and outputs are
+paired by the backend's rule; counts and shapes must agree, or the two files are not one model converted.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from lamb import quantization
 from lamb.errors import InputError
 from lamb.manifest import format_shape
 from lamb.quantization import Mode
+from lamb.verify._runner_protocol import Ready, TensorInfo
 
 
 @dataclass
@@ -29,7 +30,7 @@ class PairedSignature:
     output_shapes: list[list[int | None]]  # per sample, as the source declares them
 
 
-def pair_signatures(loaded: Any, info: dict[str, Any], source_path: Path, model_path: Path) -> PairedSignature:
+def pair_signatures(loaded: Any, info: Ready, source_path: Path, model_path: Path) -> PairedSignature:
     """Pair the models' inputs and outputs; InputError when their counts or shapes differ."""
     k_in_names, k_in_shapes, k_out_names, k_out_shapes = source_signature(loaded)
     models = (source_path.name, model_path.name)
@@ -46,7 +47,7 @@ def pair_signatures(loaded: Any, info: dict[str, Any], source_path: Path, model_
     )
 
 
-def _check_count(what: str, names: list[str], specs: list[dict[str, Any]], models: tuple[str, str]) -> None:
+def _check_count(what: str, names: list[str], specs: list[TensorInfo], models: tuple[str, str]) -> None:
     if len(names) != len(specs):
         raise InputError(
             f"the models' signatures differ: {models[0]} has {len(names)} {what}s, {models[1]} has {len(specs)}",
@@ -55,8 +56,8 @@ def _check_count(what: str, names: list[str], specs: list[dict[str, Any]], model
 
 
 def _match(
-    what: str, names: list[str], shapes: list[list[int | None]], specs: list[dict[str, Any]], models: tuple[str, str]
-) -> list[dict[str, Any]]:
+    what: str, names: list[str], shapes: list[list[int | None]], specs: list[TensorInfo], models: tuple[str, str]
+) -> list[TensorInfo]:
     """The converted model's spec of each source input (``what="input"``) or output, checked for shape."""
     source_name, model_name = models
     paired = [specs[j] for j in _pair(names, [t["key"] for t in specs], what)]
@@ -98,27 +99,16 @@ def source_signature(loaded: Any) -> tuple[list[str], list[list[int | None]], li
 
 
 def _pair(keras_names: list[str], model_keys: list[str], what: str) -> list[int]:
-    """For each source input/output, the index of its converted counterpart.
+    """For each source input/output, the index of its converted counterpart: the shipped backend's
+    rule (``lambkit.backends.pair``), the one the deployed handler pairs its outputs by."""
+    from lamb.handler.lambkit.backends import pair
 
-    The converter names signature entries after the Keras outputs (tf_keras: sorted layer names)
-    or ``output_0``, ``output_1``, ... in Keras order (Keras 3); either way the interpreter's own
-    tensor order is not the model's, so pair by name, then by ``output_<i>``, then by position.
-    """
-    from lamb.source.base import signature_key
-
-    # lamb convert names signature entries after the Keras names, cleaned to valid tensor names.
-    cleaned = [signature_key(n) for n in keras_names]
-    for names in (keras_names, cleaned):
-        if sorted(names) == sorted(model_keys) and len(set(names)) == len(names):
-            return [model_keys.index(n) for n in names]
-    prefix = "output_" if what == "output" else "args_"
-    indexed = {f"{prefix}{i}": i for i in range(len(model_keys))}
-    if set(model_keys) == set(indexed):
-        return [model_keys.index(f"{prefix}{i}") for i in range(len(keras_names))]
-    return list(range(len(keras_names)))
+    order = pair(keras_names, model_keys, "output_" if what == "output" else "args_")
+    assert order is not None  # the counts were checked first
+    return order
 
 
-def infer_quantization(info: dict[str, Any], modes: tuple[Mode, ...]) -> str:
+def infer_quantization(info: Ready, modes: tuple[Mode, ...]) -> str:
     """The quantization mode of a converted model: what its runner read off the model's ops (ONNX),
     else what its tensors' types say, matched against the format's rows."""
     if info.get("quantization"):

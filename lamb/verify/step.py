@@ -20,6 +20,7 @@ from lamb.progress import SILENT, current
 from lamb.quantization import Tolerances
 from lamb.source import Loaded, ReferenceOutputs, Source, open_source
 from lamb.source.base import NCHW
+from lamb.verify._runner_protocol import Ready
 from lamb.verify.accuracy import AccuracyReport, LabeledRun
 from lamb.verify.evidence import judge_against
 from lamb.verify.inputs import VerifyInputs, build_inputs
@@ -76,7 +77,8 @@ def verify_model(
     # Start the library first: it loads the model while this process loads the source (two
     # cores, two processes).
     progress = current()
-    with ModelRunner(run.env, run.model_path) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
+    record = run.manifest.to_dict() if run.manifest is not None else {}  # what the shipped lamb.json tells the backend
+    with ModelRunner(run.env, run.model_path, record) as runner, tempfile.TemporaryDirectory(prefix="lamb-verify-") as workdir:
         progress.phase(f"loading the {run.source.title} {run.source.path.name}, and the {run.format.suffix} on {choice.name}")
         loaded = _load_source(run, allow_unsafe_lambda)
         try:
@@ -164,7 +166,7 @@ def _reference(run: _Run, loaded: Loaded, arrays: list[np.ndarray], lib: str) ->
 
     def start_runner(model: Path, module: str) -> ModelRunner:
         # A reference runner runs in lamb's own environment (onnx, and its onnxruntime), whatever the shipped one is.
-        return ModelRunner(resolve_runtime_env(lib), model, module=module)
+        return ModelRunner.reference(resolve_runtime_env(lib), model, module)
 
     reference = loaded.reference_outputs(arrays, start_runner, on_batch=None if progress is SILENT else progress.advance)
     run.timings["reference"] = time.perf_counter() - t0
@@ -217,10 +219,11 @@ class _Run:
     def failed(self, failure: RunnerFailure, version: str, *, tolerances: Tolerances, **kw: Any) -> VerifyReport:
         """The library could not load or run the model: a failed verdict carrying the reason."""
         assert self.env is not None
-        error = explain_failure(self.env.lib, version, self.model_path, failure)
+        error, hint = explain_failure(self.env.lib, version, self.model_path, failure)
         kw.setdefault("images", 0)
         kw.setdefault("skipped_images", 0)
-        result = self.report(passed=False, runtime_lib_version=version, tolerances=tolerances, error=error, failures=[error], **kw)
+        result = self.report(passed=False, runtime_lib_version=version, tolerances=tolerances, error=error,
+                             error_hint=hint, failures=[error], **kw)
         return self.finish(result)
 
     def finish(self, result: VerifyReport) -> VerifyReport:
@@ -334,7 +337,7 @@ def _lambda_allowed(run: _Run) -> bool:
 
 
 def _quantization(
-    given: str | None, manifest: Manifest | None, info: dict[str, Any] | None, fmt: runtime_lib.ModelFormat
+    given: str | None, manifest: Manifest | None, info: Ready | None, fmt: runtime_lib.ModelFormat
 ) -> tuple[str, str]:
     """Whose default tolerances apply, and where that came from."""
     if given is not None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import backends, settings, timing
 from .errors import one_line
-from .preprocess import PREPROCESSORS, image_to_pixels, preprocess, quantize
+from .preprocess import PREPROCESSORS, image_to_pixels, preprocess
 
 RECORD_FILE = "lamb.json"  # lamb.layout.MANIFEST_FILE (tests/test_layout.py checks they agree)
 # Where a version-1 record without a "tflite" entry keeps the model (lamb.layout's first MODEL_FILE).
@@ -46,7 +46,7 @@ class Model:
         self.format, file = model_entry(record)
         path = os.path.join(task_root, os.path.basename(str(file)))  # the artifact keeps it at the root
         self.num_threads = settings.default_num_threads()
-        self.backend = backends.load(self.format, path, record, self.num_threads)
+        self.backend = backends.load(backends.backend_name(record), path, record, self.num_threads)
 
     @property
     def size(self):
@@ -60,18 +60,11 @@ class Model:
         x = preprocess(image_to_pixels(image, size), self.preprocess_mode)[None]
         if spec.layout == "NCHW":
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        if spec.dtype.kind in "iu":
-            scale, zero = spec.quantization
-            if scale is None:
-                raise ValueError("the model takes integer input but has no quantization parameters")
-            x = quantize(x, scale, zero, spec.dtype)
-        elif x.dtype != spec.dtype:
-            x = x.astype(spec.dtype)
-        return x
+        return backends.typed(spec, x)
 
     def run(self, x):
-        """The input tensor -> [(output name, float32 scores)]."""
-        return self.backend.run(x)
+        """The input tensor -> [(output name, float32 scores)], in the record's output order."""
+        return [(name, y.reshape(-1)) for name, y in self.backend.run(x)]
 
     def label(self, scores):
         labels = self.labels if isinstance(self.labels, list) and len(self.labels) == len(scores) else None

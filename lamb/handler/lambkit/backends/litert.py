@@ -7,17 +7,38 @@ import threading
 import numpy as np
 
 from ..preprocess import dequantize
-from . import InputSpec, declared_input, output_names
+from . import Description, InputSpec, TensorSpec, declared_input, in_record_order
+
+# The signature a converter writes for the model's one entry point; a model with others but not it
+# is run through the first by name, so every reader picks the same one.
+SERVING = "serving_default"
 
 
-def _interpreter_class():
-    # ai-edge-litert is the maintained runtime library; tflite-runtime is what the python3.10/3.11
-    # (glibc 2.26) targets can ship. The artifact holds exactly one of them.
+# The runtime libraries this backend runs on, by distribution: ai-edge-litert is the maintained one;
+# tflite-runtime is what the python3.10/3.11 (glibc 2.26) targets can ship.
+_MODULES = {"ai-edge-litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}
+
+
+def library(record: dict):
+    """The Interpreter of the runtime library the record names (``package.runtime_lib``), else of
+    whichever is installed: an artifact holds exactly one of them, a verify environment may hold both."""
+    import importlib
+
+    package = record.get("package")
+    named = _MODULES.get(str(package.get("runtime_lib"))) if isinstance(package, dict) else None
+    if named:
+        return importlib.import_module(named).Interpreter
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        return importlib.import_module(_MODULES["ai-edge-litert"]).Interpreter
     except ImportError:
-        from tflite_runtime.interpreter import Interpreter
-    return Interpreter
+        return importlib.import_module(_MODULES["tflite-runtime"]).Interpreter
+
+
+def signature_name(signatures) -> str | None:
+    """The signature every reader of a .tflite runs: ``serving_default``, else the first by name."""
+    if not signatures:
+        return None
+    return SERVING if SERVING in signatures else sorted(signatures)[0]
 
 
 def _quant(detail):
@@ -30,6 +51,10 @@ def _quant(detail):
     return (float(scale), int(zero)) if scale else (None, None)
 
 
+def _dtype_name(dtype) -> str:
+    return np.dtype(dtype).name
+
+
 class LiteRTBackend:
     """One interpreter, used by one thread at a time.
 
@@ -40,12 +65,15 @@ class LiteRTBackend:
     """
 
     def __init__(self, path: str, record: dict, num_threads: int):
-        self.interpreter = _interpreter_class()(model_path=path, num_threads=num_threads)
+        self.interpreter = library(record)(model_path=path, num_threads=num_threads)
+        # Allocating first: a model this library cannot run at all (TF Select ops, op versions it
+        # predates) says so before the handler's own expectations are checked.
+        self.interpreter.allocate_tensors()
         self._lock = threading.Lock()
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
             raise ValueError(f"the model has {len(inputs)} inputs; this handler feeds exactly one image")
-        shape = list(inputs[0].get("shape_signature", inputs[0]["shape"]))
+        shape = [int(d) for d in inputs[0].get("shape_signature", inputs[0]["shape"])]
         if len(shape) != 4 or shape[-1] != 3:
             raise ValueError(f"the model's input has shape {shape}; this handler feeds (batch, height, width, 3) images")
         self._index = inputs[0]["index"]
@@ -59,39 +87,56 @@ class LiteRTBackend:
             self._resize(batch_of_one)
         else:
             self.interpreter.allocate_tensors()
-        self._outputs = self._output_tensors(output_names(record))
+        self._input_key, self._outputs = self._signature(record)
 
-    def _output_tensors(self, names):
-        """(tensor index, name, quantization) per output, in the record's order.
+    def _signature(self, record):
+        """The input's key and (tensor index, name, key, quantization) per output, in the record's order.
 
         The interpreter's output order is not the model's; the signature maps the names the
-        record (and the Keras model) uses to tensor indices.
+        record (and the source model) uses to tensor indices.
         """
-        details = {}
-        signatures = self.interpreter.get_signature_list()
-        if signatures:
-            runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        name = signature_name(self.interpreter.get_signature_list())
+        if name is None:
+            detail = self.interpreter.get_input_details()[0]
+            details = {d["name"]: d for d in self.interpreter.get_output_details()}
+            key = detail["name"]
+        else:
+            runner = self.interpreter.get_signature_runner(name)
+            key = next(iter(runner.get_input_details()))
             details = runner.get_output_details()
-        if details and set(names) == set(details):
-            return [(details[n]["index"], n, _quant(details[n])) for n in names]
-        if details:
-            return [(d["index"], n, _quant(d)) for n, d in sorted(details.items())]
-        return [(d["index"], d["name"], _quant(d)) for d in self.interpreter.get_output_details()]
+        return key, [(details[k]["index"], n, k, _quant(details[k])) for n, k in in_record_order(record, list(details))]
 
     def _resize(self, shape):
         self.interpreter.resize_tensor_input(self._index, shape)
         self.interpreter.allocate_tensors()
 
+    def describe(self) -> Description:
+        detail = self.interpreter.get_input_details()[0]
+        shape = tuple(int(d) for d in detail["shape"])
+        inputs = (TensorSpec(self._input_key, self._input_key, shape, _dtype_name(detail["dtype"]), self.input.quantization),)
+        tensors = {d["index"]: d for d in self.interpreter.get_tensor_details()}
+        outputs = tuple(
+            TensorSpec(name, key, tuple(int(d) for d in tensors[index]["shape"]), _dtype_name(tensors[index]["dtype"]), quant)
+            for index, name, key, quant in self._outputs
+        )
+        counts: dict = {}
+        for d in tensors.values():
+            counts[_dtype_name(d["dtype"])] = counts.get(_dtype_name(d["dtype"]), 0) + 1
+        return Description(inputs, outputs, self.input.layout, counts)
+
     def run(self, x):
-        """The input tensor -> one float32 vector per output (dequantized)."""
+        """The input tensor -> one float32 array per output (dequantized)."""
         with self._lock:
             if self.input.size is None and tuple(self.interpreter.get_input_details()[0]["shape"]) != x.shape:
                 self._resize(list(x.shape))
             self.interpreter.set_tensor(self._index, x)
             self.interpreter.invoke()
-            raw = [(name, self.interpreter.get_tensor(index), quant) for index, name, quant in self._outputs]
+            raw = [(name, self.interpreter.get_tensor(index), quant) for index, name, _key, quant in self._outputs]
         results = []
         for name, tensor, (scale, zero) in raw:  # get_tensor copies: safe to read outside the lock
             y = dequantize(tensor, scale, zero) if scale is not None and tensor.dtype.kind in "iu" else tensor
-            results.append((name, np.asarray(y, dtype=np.float32).reshape(-1)))
+            results.append((name, np.asarray(y, dtype=np.float32)))
         return results
+
+
+BACKEND = LiteRTBackend

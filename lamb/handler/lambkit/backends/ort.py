@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import InputSpec, declared_input, output_names
+from . import Description, InputSpec, TensorSpec, declared_input, in_record_order
 
 # onnxruntime's element type names -> NumPy dtypes, for the inputs an image model takes.
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+# ... and every element type an output or a description may name.
+_NAMES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64", "tensor(int8)": "int8",
+          "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64"}
 
 
 def _dim(value):
@@ -20,6 +23,13 @@ def _obvious_layout(shape: list) -> str:
     if len(shape) == 4 and shape[1] == 3 and shape[3] not in (3, -1):
         return "NCHW"
     return "NHWC"
+
+
+def library(record: dict):
+    """The runtime library, imported (what a verify runner times and blames apart)."""
+    import onnxruntime
+
+    return onnxruntime
 
 
 class OnnxRuntimeBackend:
@@ -56,11 +66,20 @@ class OnnxRuntimeBackend:
         size = None if -1 in hw else (int(hw[0]), int(hw[1]))
         self.input = InputSpec(size=size, layout=layout, dtype=np.dtype(dtype), quantization=(None, None))
         self._input_name = inputs[0].name
-        available = [o.name for o in self.session.get_outputs()]
-        names = output_names(record)
-        self._outputs = names if names and set(names) == set(available) else available
+        self._outputs = in_record_order(record, [o.name for o in self.session.get_outputs()])  # (name, graph name)
+
+    def describe(self) -> Description:
+        first = self.session.get_inputs()[0]
+        inputs = (TensorSpec(first.name, first.name, tuple(_dim(d) for d in first.shape), self.input.dtype.name),)
+        graph = {o.name: o for o in self.session.get_outputs()}
+        outputs = tuple(TensorSpec(name, key, tuple(_dim(d) for d in graph[key].shape), _NAMES.get(graph[key].type, graph[key].type))
+                        for name, key in self._outputs)
+        return Description(inputs, outputs, self.input.layout)
 
     def run(self, x):
-        """The input tensor -> one float32 vector per output."""
-        values = self.session.run(self._outputs, {self._input_name: x})
-        return [(name, np.asarray(y, dtype=np.float32).reshape(-1)) for name, y in zip(self._outputs, values)]
+        """The input tensor -> one float32 array per output."""
+        values = self.session.run([key for _name, key in self._outputs], {self._input_name: x})
+        return [(name, np.asarray(y, dtype=np.float32)) for (name, _key), y in zip(self._outputs, values)]
+
+
+BACKEND = OnnxRuntimeBackend

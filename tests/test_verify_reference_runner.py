@@ -1,4 +1,5 @@
-"""lamb/verify/_onnx_runner.py: ONNX Runtime, ONNX's reference evaluator and unoptimized ONNX Runtime, in a subprocess."""
+"""The runners for an ONNX model: the shipped backend (``_runner.py``) for the converted model, ONNX's
+reference evaluator and unoptimized ONNX Runtime (``_reference_runner.py``) for a source .onnx."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import pytest
 from lamb.verify.runner import ModelRunner, RunnerFailure, resolve_runtime_env
 
 
-@pytest.mark.parametrize("module", ["onnxruntime", "onnx.reference", "onnxruntime-unoptimized"])
+@pytest.mark.parametrize("module", [None, "onnx.reference", "onnxruntime-unoptimized"])
 def test_every_engine_of_the_runner_computes_the_same_logits(converted_tiny_onnx, tmp_path, module):
     env = resolve_runtime_env("onnxruntime")
     x = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
-    with ModelRunner(env, converted_tiny_onnx.model_path, module=module) as runner:
+    path = converted_tiny_onnx.model_path
+    with ModelRunner(env, path) if module is None else ModelRunner.reference(env, path, module) as runner:
         info = runner.wait_ready()
         assert [i["key"] for i in info["inputs"]] == ["image"] and [o["key"] for o in info["outputs"]] == ["logits"]
-        assert info["quantization"] == "float32" and info["opset"] == 17
+        if module is None:  # the shipped backend: what it loaded the model with, and how it feeds it
+            assert (info["backend"], info["layout"]) == ("ort", "NHWC")
+        else:  # the references read the source's ops
+            assert info["quantization"] == "float32" and info["opset"] == 17
         assert info["version"] != "unknown"
         outputs, answer = runner.run({"image": x}, tmp_path)
     assert answer["samples"] == 3

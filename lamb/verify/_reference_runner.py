@@ -1,12 +1,10 @@
-"""Run a .onnx on ONNX Runtime (or on a reference implementation), in its own process, for ``lamb verify``.
+"""Run a *source* .onnx on a reference implementation, in its own process, for ``lamb verify``.
 
-Executed as a script (``python -I -S _onnx_runner.py LIB MODULE MODEL [PATH ...]``), never
-imported by lamb, with the protocol every verify runner speaks (one JSON object per line: ``ready``,
-then ``run`` requests answered ``done``; failures are ``error`` events with the library's own
-message). ``MODULE`` says what computes:
+The converted model runs on the shipped backend (``_runner.py``); a model given as ``.onnx`` has no
+Keras model to compare with, so its reference is computed here, from the source file. Executed as a
+script (``python -I -S _reference_runner.py LIB MODULE MODEL [PATH ...]``), never imported by lamb,
+with the protocol every verify runner speaks (``_runner_protocol``). ``MODULE`` says what computes:
 
-- ``onnxruntime``: an ``InferenceSession`` as the shipped handler makes it (CPU, default graph
-  optimizations): the numbers Lambda will compute;
 - ``onnx.reference``: ONNX's own Python reference evaluator, an implementation independent of
   ONNX Runtime, the reference for a model given as ``.onnx``;
 - ``onnxruntime-unoptimized``: ONNX Runtime with every graph optimization disabled, the weaker
@@ -23,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it off
-from _runner_protocol import emit, error, open_channel, save_outputs, serve, version
+from _runner_protocol import Done, Ready, TensorInfo, emit, error, open_channel, save_outputs, serve, version
 
 # onnx's element types (onnx.TensorProto.DataType) -> NumPy names, for the types image models use.
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -35,21 +33,19 @@ _DYNAMIC_OPS = {"DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}
 
 
 
-def _spec(name: str, shape, dtype: str) -> dict:
+def _spec(name: str, shape, dtype: str) -> TensorInfo:
     dims = [int(d) if isinstance(d, int) and d > 0 else -1 for d in shape]
-    return {"key": name, "name": name, "index": 0, "shape": dims, "shape_signature": dims, "dtype": dtype,
-            "scale": None, "zero_point": None}
+    return TensorInfo(key=name, name=name, shape=dims, dtype=dtype, scale=None, zero_point=None)
 
 
 class _Session:
-    """ONNX Runtime, as the handler runs it or with optimizations off."""
+    """ONNX Runtime with every graph optimization off: the weaker reference."""
 
-    def __init__(self, model_path: str, optimized: bool):
+    def __init__(self, model_path: str):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        if not optimized:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self.session = ort.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
         self.inputs = [_spec(i.name, i.shape, _ORT_TYPES.get(i.type, i.type)) for i in self.session.get_inputs()]
         self.outputs = [_spec(o.name, o.shape, _ORT_TYPES.get(o.type, o.type)) for o in self.session.get_outputs()]
@@ -102,7 +98,7 @@ def _op_counts(model_path: str) -> dict:
     return {"tensor_dtypes": counts, "quantization": quantization, "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)}
 
 
-def _run(np, engine, request: dict, channel) -> dict:
+def _run(np, engine, request: dict, channel) -> Done:
     arrays = {key: np.load(path) for key, path in request["inputs"].items()}
     n = len(next(iter(arrays.values())))
     # One sample per call at the model's own batch size (1, or open), as the deployed handler runs it.
@@ -117,8 +113,8 @@ def _run(np, engine, request: dict, channel) -> dict:
         for spec, y in zip(engine.outputs, values):
             results[spec["key"]].append(np.asarray(y, dtype=np.float32)[:1])
         emit(channel, {"event": "progress", "samples": 1})
-    files = save_outputs(np, request["out_dir"], "onnx", engine.outputs, results)
-    return {"event": "done", "outputs": files, "samples": n, "invoke_s": invoke_s}
+    files = save_outputs(np, request["out_dir"], "reference", engine.outputs, results)
+    return Done(event="done", outputs=files, samples=n, invoke_s=invoke_s)
 
 
 def main(argv: list[str]) -> int:
@@ -137,19 +133,14 @@ def main(argv: list[str]) -> int:
 
     t0 = time.perf_counter()
     try:
-        engine: _Reference | _Session
-        if module_name == "onnx.reference":
-            engine = _Reference(model_path)
-        else:
-            engine = _Session(model_path, optimized=module_name != "onnxruntime-unoptimized")
+        engine: _Reference | _Session = _Reference(model_path) if module_name == "onnx.reference" else _Session(model_path)
         facts = _op_counts(model_path)
     except Exception as exc:  # noqa: BLE001 - the library cannot load this model: that is the finding
         error(channel, "load", exc)
         return 3
     dist = "onnx" if module_name == "onnx.reference" else lib
-    emit(channel, {"event": "ready", "lib": lib, "version": version(dist), "numpy": np.__version__, "signature": None,
-                    "inputs": engine.inputs, "outputs": engine.outputs, **facts,
-                    "import_s": import_s, "load_s": time.perf_counter() - t0})
+    emit(channel, Ready(event="ready", lib=lib, version=version(dist), numpy=np.__version__, inputs=engine.inputs,
+                        outputs=engine.outputs, **facts, import_s=import_s, load_s=time.perf_counter() - t0))
 
     return serve(channel, lambda request: _run(np, engine, request, channel))
 
