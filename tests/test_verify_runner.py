@@ -139,7 +139,7 @@ def test_a_library_that_cannot_load_in_time_is_stopped_and_the_limit_named(tmp_p
     with ModelRunner(env, model) as slow, pytest.raises(RunnerFailure) as failure:
         slow.wait_ready()
     assert time.perf_counter() - started < 60 and failure.value.stage == "load"
-    assert explain_failure(choice.name, choice.version, model, failure.value) == (
+    assert explain_failure(choice.name, choice.version, model, failure.value)[0] == (
         "onnxruntime 1.16.3 cannot load nested.onnx: it did not finish within 5 s, lamb's time limit for loading "
         "a model (lamb.verify.runner.LIMITS_S), and was stopped"
     )
