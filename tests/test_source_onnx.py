@@ -34,7 +34,7 @@ def test_past_the_budget_the_weaker_reference_answers_and_says_so(nchw_onnx):
     env = resolve_runtime_env("onnxruntime")
 
     def start(model, module):
-        return ModelRunner(env, model, module=module)
+        return ModelRunner.reference(env, model, module)
 
     weak = reference_outputs(start, nchw_onnx, feeds, ["logits"], budget_s=0.0)
     assert weak.which == "onnxruntime-unoptimized" and "weaker reference" in weak.label and "budget" in weak.label
