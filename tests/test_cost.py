@@ -75,7 +75,7 @@ def test_the_advice_does_not_move_with_timing_noise():
     # billing granularity used to move the memory (1,769 vs 1,752 MB), the cold start the timeout.
     advice = {(cost.advise_function(ms, init_ms=init, peak_rss_mb=rss).memory_mb,
                cost.advise_function(ms, init_ms=init, peak_rss_mb=rss).timeout_s)
-              for ms in (0.4, 0.5, 2.7, 3.1) for init in (300.0, 450.0, 700.0) for rss in (48.0, 50.0, 53.0)}
+              for ms in (0.4, 0.5, 2.7, 3.1) for init in (300.0, 700.0, 1_100.0, 1_600.0) for rss in (48.0, 50.0, 53.0)}
     assert len(advice) == 1
     ((memory, timeout),) = advice
     assert memory == cost.MB_PER_VCPU and timeout % cost.TIMEOUT_STEP_S == 0

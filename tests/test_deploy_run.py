@@ -77,7 +77,7 @@ def test_create_direct_with_role_url_alias_and_smoke(moto_iam, deploy_artifact_f
     config = lam().get_function(FunctionName="clothes")["Configuration"]
     assert config["CodeSha256"] == report.code_sha256 == report.deployed_code_sha256
     assert (config["Runtime"], config["Architectures"], config["Handler"]) == ("python3.12", ["x86_64"], "lambda_function.lambda_handler")
-    assert (config["MemorySize"], config["Timeout"]) == (1769, 14)  # lamb invoke's advice for 241 MB and 200 ms
+    assert (config["MemorySize"], config["Timeout"]) == (1769, 20)  # lamb invoke's advice for 241 MB and 200 ms
 
     statements = json.loads(lam().get_policy(FunctionName="clothes", Qualifier="live")["Policy"])["Statement"]
     assert {s["Action"] for s in statements} == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from lamb.cost import TIMEOUT_STEP_S
 from lamb.invoke.report import InvokeReport
 from lamb.markup import plain
 
@@ -39,7 +40,7 @@ def render(report: InvokeReport, verbose: bool = False) -> list:
     if report.recommended_memory_mb:
         table.add_row("recommended memory", f"{report.recommended_memory_mb:,} MB")
     if report.recommended_timeout_s:
-        table.add_row("recommended timeout", f"{report.recommended_timeout_s} s (cold start at that memory x2, + a url fetch, in 5 s steps)")
+        table.add_row("recommended timeout", f"{report.recommended_timeout_s} s (cold start at that memory x2, + a url fetch, in {TIMEOUT_STEP_S} s steps)")
     out.append(table)
     if report.memory_advice:
         out.append(f"[dim]memory:[/] {plain(report.memory_advice)}")
