@@ -17,6 +17,7 @@ heavy is imported until a step runs, so ``import lamb`` stays light (no TensorFl
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import types
 from typing import Any
@@ -39,9 +40,7 @@ class _Step(types.ModuleType):
         return getattr(importlib.import_module("lamb.api"), self.__name__.rpartition(".")[2])
 
     @property
-    def __signature__(self) -> Any:  # what help(), IPython's `?` and inspect.signature show
-        import inspect
-
+    def __signature__(self) -> Any:  # what IPython's `?` and inspect.signature show
         return inspect.signature(self._function)
 
 
@@ -51,6 +50,9 @@ class _Lamb(types.ModuleType):
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _STEPS and type(value) is types.ModuleType:
             value.__class__ = _Step
+            # help(lamb.convert) reads the module's docstring: the function's comes first.
+            function = getattr(importlib.import_module("lamb.api"), name)
+            value.__doc__ = f"{inspect.cleandoc(function.__doc__ or '')}\n\nThe package {value.__name__}: {value.__doc__ or ''}"
         super().__setattr__(name, value)
 
 

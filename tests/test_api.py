@@ -41,6 +41,7 @@ def test_the_step_packages_are_the_api_and_still_their_modules():
     for name in api.STEPS:
         step = getattr(lamb, name)
         assert step.__name__ == f"lamb.{name}" and inspect.signature(step) == inspect.signature(getattr(api, name))
+        assert step.__doc__.startswith(inspect.cleandoc(getattr(api, name).__doc__))  # what help(lamb.convert) shows first
     assert invoke_module is lamb.invoke and lamb.convert.convert_model is convert_model
 
 
