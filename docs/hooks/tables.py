@@ -86,7 +86,8 @@ def targets() -> str:
                 f"`{arch}`", runtime.os, _version(system.glibc), f"GLIBCXX_{_version(system.glibcxx)}",
                 f"{_version(system.gcc)}", system.rank("GLIBCXX"), wheels,
             ))
-    return _table(("runtime", "arch", "OS", "glibc", "libstdc++", "GCC", "libstdc++ fact", "wheels tagged for it"), rows)
+    table = _table(("runtime", "arch", "OS", "glibc", "libstdc++", "GCC", "libstdc++ fact", "wheels tagged for it"), rows)
+    return f"{table}\n\nThe default, `{t.DEFAULT_RUNTIME}` on x86_64, is {t.DEFAULT_RUNTIME_WHY}."
 
 
 def target_sources() -> str:
