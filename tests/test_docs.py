@@ -126,3 +126,8 @@ def test_every_link_in_the_readme_resolves():
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
     assert links, "the README links into the docs"
     assert [link for link in links if "://" not in link and not (ROOT / link).exists()] == []
+
+
+def test_the_readme_stays_a_readme():
+    # Issue 27: the README points into the docs; what grows goes into a docs page.
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 150
