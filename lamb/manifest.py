@@ -184,7 +184,7 @@ class Manifest:
     model: ModelEntry
     source: str  # path of the source model it came from, relative to the manifest's folder
     source_sha256: str | None  # None for a SavedModel directory (hash of its saved_model.pb otherwise)
-    source_format: str  # "h5" | "keras" | "savedmodel"
+    source_format: str  # "h5" | "keras" | "savedmodel" | "onnx" (lamb.source)
     source_bytes: int
     loader: str  # "keras" | "tf_keras" | "tf.saved_model"
     inputs: list[TensorSpec]

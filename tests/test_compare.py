@@ -274,7 +274,7 @@ def test_the_tables_fit_80_columns_without_cutting_names_or_numbers():
     assert "ai-edge-litert 1.32.0" in text and "onnxruntime 1.32.0: Lambda $" in text and text.count("★") == 3  # and "★ recommended"
     # with --labeled-images, an accuracy column and Keras's figure beside the table
     truth = [0, 1] * 50
-    report.keras_accuracy = measure(np.eye(2)[truth], truth, ["a", "b"], preprocess="xception", model="keras")
+    report.source_accuracy = measure(np.eye(2)[truth], truth, ["a", "b"], preprocess="xception", model="keras")
     for row in rows:
         row.accuracy, row.accuracy_low, row.accuracy_high = 0.98, 0.93, 0.994
     text = rendered()

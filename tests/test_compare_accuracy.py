@@ -60,8 +60,8 @@ def test_int8_calibrated_on_the_labelled_images_keeps_the_demos_accuracy(drawn_d
         demo / "clothing.h5", labeled_images=drawn_demo_images, preprocess="xception",
         labels_file=demo / "labels.txt", modes="float32,int8", memory=[1024], runtime_lib="ai-edge-litert",
     )
-    assert report.keras_accuracy is not None and report.keras_accuracy.top1 >= 0.9
+    assert report.source_accuracy is not None and report.source_accuracy.top1 >= 0.9
     int8 = report.row("int8")
     assert int8 is not None and int8.status == "verified", int8.reason  # calibrated without --calibration
-    assert int8.passed and int8.accuracy is not None and int8.accuracy_high >= report.keras_accuracy.top1 - 0.01
+    assert int8.passed and int8.accuracy is not None and int8.accuracy_high >= report.source_accuracy.top1 - 0.01
     assert report.summary()["rows"][1]["accuracy"] == int8.accuracy

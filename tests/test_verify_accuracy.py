@@ -109,7 +109,7 @@ def _report(recorded: int, others: dict[str, int], keras: int | None = None, n: 
 
     return AccuracyReport(
         folder="x", images=n, classes=names, preprocess="caffe", converted=acc("caffe", recorded),
-        keras=acc("caffe", keras, "keras") if keras is not None else None,
+        source=acc("caffe", keras, "keras") if keras is not None else None,
         modes=[acc(mode, right) for mode, right in others.items()],
     )
 
@@ -162,7 +162,7 @@ def test_the_right_preprocessing_passes_with_its_accuracy_recorded(demo_converte
     acc = report.accuracy
     assert report.passed and acc is not None and acc.passed
     assert acc.converted.preprocess == "xception" and acc.converted.top1 >= 0.9 and acc.converted.top1_low > 0.85
-    assert acc.keras is not None and acc.keras.correct == acc.converted.correct  # float32 loses nothing
+    assert acc.source is not None and acc.source.correct == acc.converted.correct  # float32 loses nothing
     assert report.images == 100 and len(acc.converted.per_class) == 5
     torch = next(m for m in acc.modes if m.preprocess == "torch")
     assert torch.top1 > 0.85  # close to xception's on this model: not clearly better, not a failure
@@ -204,7 +204,7 @@ def test_the_cli_fails_a_wrong_preprocessing_in_one_line_and_serialises_the_accu
     assert len(error) == 1 and "'xception' scores 100.0%" in error[0] and "--preprocess xception" in failed.output
     as_json = runner.invoke(app, ["verify", "--labeled-images", str(DEMO / "samples"), "--preprocess", "xception", "--json"])
     data = json.loads(as_json.stdout)
-    assert as_json.exit_code == 0 and data["accuracy"]["converted"]["top1"] == 1.0 and data["accuracy"]["keras"]["top1"] == 1.0
+    assert as_json.exit_code == 0 and data["accuracy"]["converted"]["top1"] == 1.0 and data["accuracy"]["source"]["top1"] == 1.0
     assert {m["preprocess"] for m in data["accuracy"]["modes"]} == {"caffe", "torch", "scale", "none"}
 
 
@@ -239,5 +239,5 @@ def test_an_exported_channel_first_onnx_is_measured_on_labelled_images_too(nchw_
     acc = report.accuracy
     assert acc is not None and acc.images == 12 and report.images == 12 and acc.preprocess == "torch"
     assert [m.preprocess for m in acc.modes] == ["xception", "caffe", "scale", "none"]
-    assert acc.keras is not None and acc.keras.model == report.reference  # the source .onnx on the reference
-    assert acc.keras.correct == acc.converted.correct  # the same model: the same answers
+    assert acc.source is not None and acc.source.model == report.reference  # the source .onnx on the reference
+    assert acc.source.correct == acc.converted.correct  # the same model: the same answers

@@ -1,9 +1,9 @@
-"""``lamb compare --labeled-images``: each mode judged by its accuracy against Keras's on the same images.
+"""``lamb compare --labeled-images``: each mode judged by its accuracy against the source model's on the same images.
 
-Top-1 agreement asks whether a mode answers what Keras answers; labelled images ask whether it
-answers right. A lossy mode that keeps Keras's accuracy (its Wilson interval reaches Keras's rate
+Top-1 agreement asks whether a mode answers what the source model answers; labelled images ask whether it
+answers right. A lossy mode that keeps the source model's accuracy (its Wilson interval reaches its rate
 less ``ACCURACY_SLACK``) passes even where its agreement misses the 99 % rule: int8 Xception
-agrees on 98 % of random inputs and runs in 0.44x of float32's time. A mode clearly below Keras
+agrees on 98 % of random inputs and runs in 0.44x of float32's time. A mode clearly below the source model
 fails whatever its agreement. NaN or infinite outputs fail either way.
 """
 
@@ -20,12 +20,12 @@ from lamb.verify.evidence import FAIL, PASS_WITH_WARNING, Judgement
 
 
 class LabeledReference:
-    """The labelled images in the comparison's preprocessing, and Keras's accuracy on them (once)."""
+    """The labelled images in the comparison's preprocessing, and the source model's accuracy on them (once)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.run: LabeledRun | None = None
-        self.keras: ModeAccuracy | None = None
+        self.source: ModeAccuracy | None = None
 
     def batch(self, paired: Any, labels: list[str] | None, preprocess: str) -> np.ndarray:
         """The images preprocessed as the artifact will, to append after the comparison's inputs."""
@@ -42,18 +42,19 @@ class LabeledReference:
         scores = outputs[self.run.output][-n:]
         return measure(scores, self.run.labeled.truth, self.run.classes, preprocess=self.run.preprocess, model=model)
 
-    def keras_accuracy(self, outputs: list[np.ndarray]) -> ModeAccuracy:
-        if self.keras is None:
-            self.keras = self.measure(outputs, "keras")
-        return self.keras
+    def source_accuracy(self, outputs: list[np.ndarray], model: str) -> ModeAccuracy:
+        """The source model's accuracy (``model``: what computed its outputs), measured once."""
+        if self.source is None:
+            self.source = self.measure(outputs, model)
+        return self.source
 
 
-def judge_by_accuracy(mode: str, accuracy: ModeAccuracy, keras: ModeAccuracy | None, checks: list[Any], judged: Judgement) -> Judgement:
+def judge_by_accuracy(mode: str, accuracy: ModeAccuracy, source: ModeAccuracy | None, checks: list[Any], judged: Judgement) -> Judgement:
     """The verdict with accuracy weighed: agreement and error failures give way to a kept accuracy."""
-    if keras is None:
+    if source is None:
         return judged
-    keeps = accuracy.top1_high >= keras.top1 - ACCURACY_SLACK
-    said = f"{mode} scores {accuracy.interval()} top-1 on {accuracy.images} labelled images, the source model {keras.top1:.1%}"
+    keeps = accuracy.top1_high >= source.top1 - ACCURACY_SLACK
+    said = f"{mode} scores {accuracy.interval()} top-1 on {accuracy.images} labelled images, the source model {source.top1:.1%}"
     if not keeps:
         failures = [*judged.failures, f"{said}: clearly more than {ACCURACY_SLACK * 100:.0f} point below it"]
         return replace(judged, verdict=FAIL, passed=False, failures=failures)
@@ -64,13 +65,16 @@ def judge_by_accuracy(mode: str, accuracy: ModeAccuracy, keras: ModeAccuracy | N
     return replace(judged, verdict=PASS_WITH_WARNING, passed=True, failures=[], warnings=[*judged.warnings, kept])
 
 
-def accuracy_report(labeled: LabeledReference, candidate: list[np.ndarray], expected: list[np.ndarray]) -> AccuracyReport | None:
-    """The mode's and Keras's accuracy on the labelled images (the last rows of both runs)."""
+def accuracy_report(
+    labeled: LabeledReference, candidate: list[np.ndarray], expected: list[np.ndarray], model: str,
+) -> AccuracyReport | None:
+    """The mode's and the source model's accuracy on the labelled images (the last rows of both
+    runs; ``model``: what computed the source's outputs)."""
     run = labeled.run
     if run is None:
         return None
     return AccuracyReport(
         folder=str(labeled.folder), images=len(labeled), classes=[run.classes[i] for i in sorted(set(run.labeled.truth))],
-        preprocess=run.preprocess, converted=labeled.measure(candidate, "converted"), keras=labeled.keras_accuracy(expected),
+        preprocess=run.preprocess, converted=labeled.measure(candidate, "converted"), source=labeled.source_accuracy(expected, model),
         skipped=list(run.labeled.skipped),
     )

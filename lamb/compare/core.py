@@ -156,7 +156,7 @@ def compare_models(
             preprocess=reference.preprocess if reference is not None else (o.preprocess or "none"),
             memory_settings=settings, rows=rows, recommended=best.mode if best else None, why=why, notes=notes,
             recommended_runtime_lib=best.runtime_lib if best else None,
-            estimate_note=cost_mod.ESTIMATE_NOTE, seconds=seconds, keras_accuracy=reference.labeled.keras if reference and reference.labeled else None,
+            estimate_note=cost_mod.ESTIMATE_NOTE, seconds=seconds, source_accuracy=reference.labeled.source if reference and reference.labeled else None,
         )
         if not keep:
             for row in rows:  # the paths pointed into a folder that is about to go

@@ -154,10 +154,10 @@ def judge(row: ModeResult, ref: Reference, run: LibraryRun) -> None:
     metrics, checks, judged = judge_against(paired, expected, run.outputs, tol, quantization=row.mode, images=ref.images, labels=ref.labels)
     candidate = [run.outputs[key] for key in paired.output_keys]
     n = len(candidate[0])
-    accuracy = accuracy_report(ref.labeled, candidate, expected) if ref.labeled is not None else None
+    accuracy = accuracy_report(ref.labeled, candidate, expected, ref.which) if ref.labeled is not None else None
     if accuracy is not None:
         row.accuracy, row.accuracy_low, row.accuracy_high = accuracy.converted.top1, accuracy.converted.top1_low, accuracy.converted.top1_high
-        judged = judge_by_accuracy(row.mode, accuracy.converted, accuracy.keras, checks, judged)
+        judged = judge_by_accuracy(row.mode, accuracy.converted, accuracy.source, checks, judged)
         accuracy.passed, accuracy.failures = judged.passed, list(judged.failures)
     failures = judged.failures
     report = VerifyReport(

@@ -68,10 +68,10 @@ def render(report: CompareReport) -> list[Any]:
     )]
     for title, rows in _by_library(report, report.rows):
         out.append(_mode_table(report, rows, title))
-    if report.keras_accuracy is not None:
-        keras = report.keras_accuracy
+    if report.source_accuracy is not None:
+        source = report.source_accuracy
         out.append(Text(
-            f"accuracy: top-1 on {keras.images} labelled images; the source model scores {keras.interval()}, and a mode passes "
+            f"accuracy: top-1 on {source.images} labelled images; the source model scores {source.interval()}, and a mode passes "
             f"while its interval reaches {ACCURACY_SLACK * 100:.0f} point below that, whatever its agreement"
         ))
 
@@ -118,7 +118,7 @@ def _mode_table(report: CompareReport, rows: list[ModeResult], title: str) -> An
         ("init\nms", "right", True), ("warm\nms", "right", True),
     ):
         table.add_column(heading, justify=justify, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
-    accuracy = report.keras_accuracy is not None
+    accuracy = report.source_accuracy is not None
     if accuracy:
         table.add_column("accuracy\n(95%)", justify="right", overflow="fold", no_wrap=True)
     for row in rows:

@@ -111,7 +111,7 @@ class CompareReport:
     notes: list[str] = field(default_factory=list)
     estimate_note: str = ""  # the cost is an estimate from local timing, and on which prices
     seconds: dict[str, float] = field(default_factory=dict)  # per phase, and "total"
-    keras_accuracy: ModeAccuracy | None = None  # the Keras model on --labeled-images, what each mode is held to
+    source_accuracy: ModeAccuracy | None = None  # the source model on --labeled-images, what each mode is held to
     recommended_runtime_lib: str | None = None  # the recommended row's runtime library
 
     def row(self, mode: str, runtime_lib: str | None = None) -> ModeResult | None:
@@ -153,7 +153,7 @@ class CompareReport:
         return {
             "recommended": self.recommended, "recommended_runtime_lib": self.recommended_runtime_lib, "why": self.why, "target": self.target,
             "samples": self.samples, "images": self.images, "rows": rows, "estimate": self.estimate_note,
-            "keras_accuracy": self.keras_accuracy.top1 if self.keras_accuracy is not None else None,
+            "source_accuracy": self.source_accuracy.top1 if self.source_accuracy is not None else None,
         }
 
 

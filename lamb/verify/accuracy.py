@@ -67,7 +67,7 @@ class ModeAccuracy:
     """One preprocessing mode's accuracy on the labelled images (converted model or Keras)."""
 
     preprocess: str
-    model: str  # "converted" | "keras"
+    model: str  # "converted", or what computed the source's outputs: "keras" | "onnx.reference" | ...
     images: int
     correct: int
     top1: float
@@ -93,7 +93,7 @@ class AccuracyReport:
     classes: list[str]  # the labels the images carry, in the model's output order
     preprocess: str  # the recorded mode, the one the artifact's handler applies
     converted: ModeAccuracy  # the converted model, in the recorded mode
-    keras: ModeAccuracy | None = None  # the source model on the same inputs
+    source: ModeAccuracy | None = None  # the source model on the same inputs
     modes: list[ModeAccuracy] = field(default_factory=list)  # every other mode, converted model
     better: str | None = None  # a mode clearly better than the recorded one
     passed: bool = True
@@ -241,11 +241,11 @@ def judge_accuracy(report: AccuracyReport, model_path: Path) -> AccuracyReport:
             f"{best.preprocess!r} scores {best.interval()}: the model was trained with {best.preprocess}; "
             f"fix it with `lamb convert {shown} --preprocess {best.preprocess}` (and your other options)"
         )
-    keras = report.keras
-    if keras is not None and chosen.top1_high < keras.top1 - ACCURACY_SLACK:
+    source = report.source
+    if source is not None and chosen.top1_high < source.top1 - ACCURACY_SLACK:
         report.failures.append(
             f"the converted model scores {chosen.interval()} top-1 on {chosen.images} labelled images, the source model "
-            f"{keras.top1:.1%}: clearly more than {ACCURACY_SLACK * 100:.0f} point below it; try a less lossy --quantize mode"
+            f"{source.top1:.1%}: clearly more than {ACCURACY_SLACK * 100:.0f} point below it; try a less lossy --quantize mode"
         )
     report.passed = not report.failures
     return report
@@ -279,20 +279,20 @@ class LabeledRun:
         return preprocess(self.labeled.pixels, mode)
 
     def report(
-        self, converted: list[np.ndarray], others: dict[str, np.ndarray], keras: list[np.ndarray] | None, top_k: int | None
+        self, converted: list[np.ndarray], others: dict[str, np.ndarray], source: list[np.ndarray] | None, top_k: int | None
     ) -> AccuracyReport:
-        """``converted`` and ``keras``: each model's outputs on the comparison's inputs, the recorded
+        """``converted`` and ``source``: each model's outputs on the comparison's inputs, the recorded
         batch last among them; ``others``: the converted model's class scores in each other mode."""
         n = len(self.labeled)
         truth, names = self.labeled.truth, self.classes
         scores = {self.modes[0]: converted[self.output][-n:], **others}
         measured = [measure(scores[m], truth, names, preprocess=m, model="converted", top_k=top_k) for m in self.modes]
-        keras_acc = None
-        if keras is not None:
-            keras_acc = measure(keras[self.output][-n:], truth, names, preprocess=self.modes[0], model="keras", top_k=top_k)
+        source_acc = None
+        if source is not None:
+            source_acc = measure(source[self.output][-n:], truth, names, preprocess=self.modes[0], model="source", top_k=top_k)
         return AccuracyReport(
             folder=str(self.labeled.folder), images=n, classes=[names[i] for i in sorted(set(truth))], preprocess=self.modes[0],
-            converted=measured[0], keras=keras_acc, modes=measured[1:], skipped=list(self.labeled.skipped),
+            converted=measured[0], source=source_acc, modes=measured[1:], skipped=list(self.labeled.skipped),
         )
 
 

@@ -97,7 +97,7 @@ def render_accuracy(acc: AccuracyReport) -> list[Any]:
     for col, justify in (("model", "left"), ("preprocess", "left"), ("top-1", "right"), ("95 % bound", "right"),
                          (f"top-{acc.converted.k}" if acc.converted.k > 1 else "top-k", "right"), ("", "left")):
         modes.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    rows = [acc.converted, *([acc.keras] if acc.keras else []), *acc.modes]
+    rows = [acc.converted, *([acc.source] if acc.source else []), *acc.modes]
     for m in rows:
         note = "recorded" if m is acc.converted else ("[green]clearly better[/]" if m.preprocess == acc.better else "")
         topk = f"{m.topk:.1%}" if m.topk is not None else "-"

@@ -312,8 +312,8 @@ def _accuracy(
 
     scores = [model_outputs[key] for key in paired.output_keys]
     accuracy = judge_accuracy(labeled.report(scores, others, reference.outputs, top_k), run.source.path)
-    if accuracy.keras is not None:
-        accuracy.keras.model = reference.which  # the source's accuracy, on what computed its outputs
+    if accuracy.source is not None:
+        accuracy.source.model = reference.which  # the source's accuracy, on what computed its outputs
     return accuracy
 
 
