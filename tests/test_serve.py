@@ -591,6 +591,14 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(error_root, capf
     assert "Traceback" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("head", ["Content-Length : 2", "Content-Length: 2\r\nX-Folded: a\r\n b", "Bad Header\r\nContent-Length: 2"])
+def test_a_header_line_that_is_not_name_colon_value_is_a_400(error_root, head):
+    """RFC 9112 5.1, 5.2: whitespace before the colon, a line with no colon, a folded line."""
+    with LocalServer(error_root, port=0) as server:
+        answers = exchange(server.url, f"{INVOKE} HTTP/1.1\r\n{head}\r\n\r\n{{}}".encode() + SMUGGLED)
+        assert [a.split()[1] for a in answers] == [b"400"], answers
+
+
 @pytest.mark.parametrize("request_line", ["GET /2015-03-31/functions/function/invocations", "POST /elsewhere", "GET /", "GET /lamb/status"])
 def test_a_body_left_unread_is_not_read_as_the_next_request(error_root, request_line):
     with LocalServer(error_root, port=0) as server:

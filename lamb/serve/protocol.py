@@ -228,6 +228,17 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         self._deadline = time.monotonic() + self.timeout
         self.rfile = io.BufferedReader(_DeadlineReader(self.connection, lambda: self._deadline))
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        # RFC 9112 5.1, 5.2: a field line that is not "name: value" (whitespace before the colon,
+        # no colon: Python drops it and every line after it) or is folded onto the next line is
+        # refused, never guessed at: a proxy in front may have read it otherwise.
+        if self.headers.defects or any("\n" in str(value) for value in self.headers.values()):
+            self.send_error(400, "a header line is not 'name: value' on a line of its own")
+            return False
+        return True
+
     def handle_one_request(self) -> None:
         # One deadline from the first byte awaited to the last header (an idle keep-alive
         # connection is closed by it too); http.server closes the connection when it passes.
