@@ -293,10 +293,14 @@ def _one_vcpu_reason(local_ms: float, floor: int, floor_why: str | None, peak_rs
     needs = f"peak {peak_rss_mb:,.0f} MB measured" if peak_rss_mb else f"the floor set by {floor_why}" if floor_why else "Lambda's minimum"
     return (f"{MB_PER_VCPU:,} MB is one full vCPU, where cost stops being flat, and only the vCPU share buys speed: "
             f"the function needs just {floor:,} MB ({needs}); "
-            f"at {floor:,} MB a request would take about {lambda_duration_ms(local_ms, floor):,.0f} ms instead of "
-            f"{lambda_duration_ms(local_ms, MB_PER_VCPU):,.0f} ms, for ${cost_per_million(local_ms, floor, arch):,.2f} "
+            f"at {floor:,} MB a request would take about {_ms(lambda_duration_ms(local_ms, floor))} instead of "
+            f"{_ms(lambda_duration_ms(local_ms, MB_PER_VCPU))}, for ${cost_per_million(local_ms, floor, arch):,.2f} "
             f"instead of ${cost_per_million(local_ms, MB_PER_VCPU, arch):,.2f} per million requests; "
             "set that if latency does not matter")
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f} ms" if value < 10 else f"{value:,.0f} ms"
 
 
 def _two_threads(speedup: float | None) -> str:

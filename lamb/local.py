@@ -59,7 +59,7 @@ PAYLOAD_TOO_LARGE = f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for
 MAX_IMAGE_BYTES = MAX_PAYLOAD_BYTES * 3 // 4
 _BOOTSTRAP = Path(__file__).with_name("_lambda_bootstrap.py")
 _RIC_LAUNCHER = Path(__file__).with_name("_ric_launcher.py")
-STAND_IN_CLIENT = "lamb's stand-in bootstrap (no awslambdaric wheel for this Python)"
+STAND_IN_CLIENT = "lamb's stand-in bootstrap"
 
 
 def runtime_client_name(settings: RunSettings) -> str:
