@@ -328,7 +328,7 @@ def test_open_input_dimensions_need_input_shape(open_shape_keras, tmp_path):
         assert result.manifest.inputs[0].shape == [-1, 24, 24, 3]
 
 
-@pytest.mark.parametrize("shape", [(24, 24, 3, 3), (24, 24, 4), (3, 24, 24)])
+@pytest.mark.parametrize("shape", [(24, 24, 3, 3), (24, 24, 4), (4, 24, 24)])
 def test_input_shape_must_fit_the_model(open_shape_keras, tmp_path, shape):
     with pytest.raises(InputError):
         convert_model(open_shape_keras, tmp_path / "x.tflite", input_shape=shape)

@@ -92,10 +92,10 @@ def test_input_shape_fills_open_image_dimensions(tmp_path):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "h", "w"])
     path = tmp_path / "open.onnx"
     onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])), str(path))
-    for given in ((3, 64, 48), (64, 48)):  # the model's own layout (channels first), or just H,W
+    for given in ((3, 64, 48), (64, 48), (64, 48, 3)):  # the model's own layout, just H,W, or channels last
         assert convert_model(path, tmp_path, input_shape=given).manifest.inputs[0].shape == [-1, 3, 64, 48]
     with pytest.raises(InputError, match="contradicts") as refused:
-        convert_model(path, tmp_path, input_shape=(64, 48, 3))  # channels last: not this model's order
+        convert_model(path, tmp_path, input_shape=(4, 64, 48))  # 4 channels: not this model's 3
     assert "3,224,224" in refused.value.hint
     with pytest.raises(InputError, match="open dimensions") as refused:
         convert_model(path, tmp_path / "refused")  # an open height and width is refused at convert, not later

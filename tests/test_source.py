@@ -74,8 +74,10 @@ def test_a_loaded_keras_model_answers_the_same_questions(tiny_classifier_h5):
 @pytest.mark.parametrize(("layout", "given", "fixed"), [
     (NHWC, (224, 224, 3), [None, 224, 224, 3]),
     (NHWC, (224, 192), [None, 224, 192, 3]),
+    (NHWC, (3, 224, 192), [None, 224, 192, 3]),  # PyTorch's order, told apart by where the 3 is
     (NCHW, (3, 224, 192), [None, 3, 224, 192]),
     (NCHW, (224, 192), [None, 3, 224, 192]),
+    (NCHW, (224, 192, 3), [None, 3, 224, 192]),  # Keras's order
 ])
 def test_input_shape_is_read_in_the_models_own_layout(layout, given, fixed):
     shape = [None, 3, None, None] if layout == NCHW else [None, None, None, 3]
@@ -86,7 +88,7 @@ def test_input_shape_is_read_in_the_models_own_layout(layout, given, fixed):
 def test_an_input_shape_in_the_other_layout_says_the_form_expected():
     nchw = InputSpec("x", [None, 3, None, None], "float32", NCHW)
     with pytest.raises(InputError, match=r"contradicts.*\(NCHW\)") as refused:
-        apply_input_shape([nchw], (224, 224, 3))
+        apply_input_shape([nchw], (4, 224, 224))
     assert "CHANNELS,HEIGHT,WIDTH (e.g. 3,224,224) or HEIGHT,WIDTH" in refused.value.hint
     nhwc = InputSpec("x", [None, None, None, 3], "float32", NHWC)
     with pytest.raises(InputError, match="does not fit") as refused:

@@ -65,7 +65,7 @@ class ModeResult:
     verdict: str | None = None  # "pass" | "pass with warning" | "not enough evidence" | "fail"
     max_rel: float | None = None  # max error relative to the output's range (worst output)
     cosine: float | None = None
-    top1: float | None = None  # top-1 agreement with the Keras model (classifiers)
+    top1: float | None = None  # top-1 agreement with the source model (classifiers)
     top1_lower: float | None = None  # its 95 % Wilson lower bound
     # top-1 accuracy on --labeled-images, with its Wilson 95 % interval (lamb.compare.accuracy)
     accuracy: float | None = None
@@ -229,7 +229,7 @@ def recommend(rows: list[ModeResult]) -> tuple[ModeResult | None, str]:
             return None, "no verified mode can run on the target's runtime library, so none is recommended"
         if not tried:
             return None, "no mode could be verified, so none is recommended"
-        return None, "no mode passed verification against the Keras model, so none is recommended"
+        return None, "no mode passed verification against the source model, so none is recommended"
 
     fitting = [r for r in passing if r.size and r.size.fits_direct_upload]
     pool = fitting or passing

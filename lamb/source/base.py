@@ -20,6 +20,7 @@ from lamb.handler.lambkit.backends import signature_key  # the shipped backend p
 
 NHWC = "NHWC"  # channels last: Keras's layout, and what the handler's preprocessing makes
 NCHW = "NCHW"  # channels first: PyTorch's layout (the manifest records it on such inputs)
+_CHANNELS = (1, 3)  # an image's channel counts: how --input-shape given in the other layout's order is told apart
 
 
 @dataclass
@@ -145,8 +146,9 @@ def source_bytes(source: Source) -> int:
 
 def apply_input_shape(specs: list[InputSpec], input_shape: Sequence[int] | None) -> list[InputSpec]:
     """``specs`` with ``--input-shape`` filling open dimensions, in the input's own layout (H,W,3
-    for NHWC, 3,H,W for NCHW, or just H,W); InputError, showing the form expected, when it does not
-    fit, or when a height or width stays open (nothing could resize images for it)."""
+    for NHWC, 3,H,W for NCHW, or just H,W; the other layout's order where the channels tell it
+    apart); InputError, showing the form expected, when it does not fit, or when a height or width
+    stays open (nothing could resize images for it)."""
     if input_shape is not None:
         if len(specs) != 1:
             raise InputError(
@@ -175,6 +177,13 @@ def _fixed(spec: InputSpec, sizes: list[int]) -> InputSpec:
     channels = spec.image_hwc()[2] if image else None
     if image and len(sizes) == 2:
         sizes = [channels or 3, *sizes] if spec.layout == NCHW else [*sizes, channels or 3]
+    elif image and len(sizes) == 3 and (sizes[2] in _CHANNELS) != (sizes[0] in _CHANNELS):
+        # The other layout's order, told apart by where the channels are: read in the model's.
+        first = sizes[0] in _CHANNELS
+        if spec.layout == NCHW and not first:
+            sizes = [sizes[2], sizes[0], sizes[1]]
+        elif spec.layout == NHWC and first:
+            sizes = [sizes[1], sizes[2], sizes[0]]
     if len(sizes) != len(spec.shape) - 1:
         raise InputError(
             f"--input-shape {shown} does not fit the model's input {spec.name!r} {mf.format_shape(spec.shape)} ({spec.layout})",

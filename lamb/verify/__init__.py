@@ -1,9 +1,10 @@
-"""Prove that a converted model computes what its Keras model computes, on the runtime library Lambda will use.
+"""Prove that a converted model computes what its source model computes, on the runtime library Lambda will use.
 
 ``verify_model`` runs both models on the same inputs (seeded random pixels pushed through the
 model's preprocessing, and/or real images decoded by the very functions the deployed handler uses)
-and compares them output by output (``compare_outputs``, a pure function). The Keras side runs
-in this process, batched; the converted model runs in a subprocess (the runner script its runtime
+and compares them output by output (``compare_outputs``, a pure function). The source side is
+its reference outputs (``lamb.source``: a Keras model runs in this process, batched; an .onnx on
+ONNX's own evaluator); the converted model runs in a subprocess (the runner script its runtime
 library's record names, ``lamb.runtime_lib``) on the library the artifact ships, never on
 TensorFlow's own interpreter: that is always new enough for the converter that produced the model,
 the shipped library may not be.

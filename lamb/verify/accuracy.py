@@ -1,11 +1,11 @@
 """Accuracy on labelled images: right answers, not only the same answers.
 
-``lamb verify`` proves the converted model computes what the Keras model computes; both get the
+``lamb verify`` proves the converted model computes what the source model computes; both get the
 same pixels, so a wrong preprocessing passes it. Labelled images can see that. Each image is
 decoded and resized by the shipped handler's own functions (``lambkit``), then preprocessed in
 every mode the handler offers and run through the converted model on the runtime library. The
 recorded mode's top-1 and top-k accuracy come with their Wilson 95 % interval, per class and
-overall, beside a confusion table, and Keras's accuracy on the very same inputs when it ran.
+overall, beside a confusion table, and the source model's accuracy on the very same inputs when it ran.
 
 Two judgements (``judge_accuracy``):
 
@@ -14,7 +14,7 @@ Two judgements (``judge_accuracy``):
   Two modes close enough that the images cannot tell them apart (Xception's ``x / 127.5 - 1``
   and torch's standardisation are often both fine) do not fail.
 - **a lossy conversion**: the converted model may not be clearly more than ``ACCURACY_SLACK``
-  below Keras on the same inputs: its interval's upper end must reach Keras's rate less a point.
+  below the source model on the same inputs: its interval's upper end must reach its rate less a point.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from lamb.errors import InputError
 from lamb.verify.evidence import wilson_interval
 
-# A lossy mode keeps its accuracy when it is not clearly more than one point below Keras's.
+# A lossy mode keeps its accuracy when it is not clearly more than one point below the source model's.
 ACCURACY_SLACK = 0.01
 # ImageNet's top-5 for many classes; with ten or fewer, top-5 is most of them, so top-2.
 MANY_CLASSES = 10
@@ -64,7 +64,7 @@ class ClassAccuracy:
 
 @dataclass
 class ModeAccuracy:
-    """One preprocessing mode's accuracy on the labelled images (converted model or Keras)."""
+    """One preprocessing mode's accuracy on the labelled images (converted model or source model)."""
 
     preprocess: str
     model: str  # "converted", or what computed the source's outputs: "keras" | "onnx.reference" | ...
@@ -257,7 +257,7 @@ class LabeledRun:
     time: 100 images at 299x299 are 107 MB a mode), and their scores read back.
 
     The recorded mode's batch joins the comparison's inputs (real images: evidence for the
-    agreement checks too) and is what Keras scores; the other modes run on the converted model only.
+    agreement checks too) and is what the source model scores; the other modes run on the converted model only.
     """
 
     labeled: LabeledImages

@@ -26,12 +26,12 @@ class Check:
 
 @dataclass
 class OutputMetrics:
-    """How one output of the converted model compares with the Keras model's."""
+    """How one output of the converted model compares with the source model's."""
 
-    name: str  # the Keras output's name
+    name: str  # the source output's name
     model_name: str  # the signature key (or tensor name) on the converted side
     shape: list[int]  # per sample, without the batch dimension
-    reference_range: float  # max - min of the Keras output over all samples
+    reference_range: float  # max - min of the reference output over all samples
     # None when the converted model produced NaN/inf (no meaningful number; the "finite" check fails).
     max_abs: float | None
     max_rel: float | None  # max_abs / reference_range; None when the reference is constant

@@ -87,7 +87,7 @@ def render_report(report: VerifyReport) -> list[Any]:
 
 
 def render_accuracy(acc: AccuracyReport) -> list[Any]:
-    """The labelled images' accuracy: per mode (recorded first, Keras beside it), per class, confusion."""
+    """The labelled images' accuracy: per mode (recorded first, the source model beside it), per class, confusion."""
     from rich.table import Table
     from rich.text import Text
 

@@ -49,7 +49,7 @@ class VerifyReport:
     # What computed the reference outputs: "keras" for a Keras source; for a model given as .onnx,
     # "onnx.reference" (independent of ONNX Runtime) or "onnxruntime-unoptimized" (the weaker one).
     reference: str = "keras"
-    reference_label: str = ""  # the sentence the report shows for a reference other than Keras
+    reference_label: str = ""  # the sentence the report shows naming the reference (lamb.source.ReferenceOutputs.label)
     images_dir: str | None = None  # the --images folder, relative to the manifest's when inside it
 
     def __post_init__(self) -> None:
@@ -82,7 +82,7 @@ class VerifyReport:
 
 
 class OutputMismatch(VerificationFailed):
-    """The converted model does not compute what the Keras model computes; carries the report."""
+    """The converted model does not compute what the source model computes; carries the report."""
 
     def __init__(self, report: VerifyReport):
         self.report = report

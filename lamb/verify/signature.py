@@ -85,8 +85,8 @@ def check_labels(labels: Sequence[str] | None, paired: PairedSignature) -> None:
         )
 
 
-def _shapes_agree(keras_shape: Sequence[int | None], model_shape: Sequence[int]) -> bool:
-    return len(keras_shape) == len(model_shape) and all(k is None or k == t for k, t in zip(keras_shape, model_shape))
+def _shapes_agree(source_shape: Sequence[int | None], model_shape: Sequence[int]) -> bool:
+    return len(source_shape) == len(model_shape) and all(k is None or k == t for k, t in zip(source_shape, model_shape))
 
 
 def source_signature(loaded: Any) -> tuple[list[str], list[list[int | None]], list[str], list[list[int | None]]]:
