@@ -47,7 +47,7 @@ def convert(model: Any, output: str | Path | None = None, **options: Any) -> Con
     Options, as ``lamb convert --help`` describes them: ``quantize`` (``"float32"``, a mode of the
     runtime library's format, or ``"auto"``), ``runtime_lib``, ``preprocess``, ``labels`` (a list, or
     ``"a,b,c"``), ``labels_file``, ``calibration``, ``input_shape`` (``(224, 224, 3)`` or
-    ``"224,224,3"``), ``integer_io``, ``allow_flex``, ``allow_unsafe_lambda``; with
+    ``"224,224,3"``), ``integer_io``, ``allow_flex``, ``allow_unsafe_lambda``, ``head`` (``"binary-logit"``, ...); with
     ``quantize="auto"`` also ``images`` and ``labeled_images``. Returns a ``ConversionResult``
     (with ``quantize="auto"``, its ``comparison`` is the ``CompareReport`` that chose the mode).
     """
@@ -62,7 +62,7 @@ def convert(model: Any, output: str | Path | None = None, **options: Any) -> Con
     labels = read_labels(_labels(o.pop("labels")), o.pop("labels_file"))
     common = {
         "calibration": o.pop("calibration"), "input_shape": _shape(o.pop("input_shape")), "preprocess": o.pop("preprocess"),
-        "allow_unsafe_lambda": bool(o.pop("allow_unsafe_lambda", False)),
+        "allow_unsafe_lambda": bool(o.pop("allow_unsafe_lambda", False)), "head": o.pop("head"),
     }
     integer_io, allow_flex, runtime_lib = bool(o.pop("integer_io", False)), bool(o.pop("allow_flex", False)), o.pop("runtime_lib")
     o.done()

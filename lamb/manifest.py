@@ -38,6 +38,9 @@ SCHEMA_VERSION = 2
 SUFFIX = ".lamb.json"
 
 PREPROCESS_MODES = ("xception", "caffe", "torch", "scale", "none")
+# What a model's output is: lamb.handler.lambkit.heads.HEADS, which answers from it (the handler
+# imports nothing from lamb; tests/test_manifest.py checks they agree).
+HEADS = ("softmax", "logits", "binary-logit", "binary-probability")
 # How a preprocessing note starts when nothing in the model showed the mode ("none" recorded).
 PREPROCESS_NOT_INFERRED = "not inferred"
 
@@ -193,6 +196,10 @@ class Manifest:
     preprocess: str  # one of PREPROCESS_MODES
     preprocess_note: str | None = None  # why this mode: "inferred from ...", "given", "no evidence; ..."
     labels: list[str] | None = None
+    # What the output is (lamb.handler.lambkit.heads): "softmax" | "logits" | "binary-logit" |
+    # "binary-probability". None for a model with several outputs, and in manifests written before.
+    head: str | None = None
+    head_note: str | None = None  # how it was decided: "inferred from ...", "given", "assumed ..."
     parameters: int | None = None
     requires_flex: bool = False  # needs the Flex delegate (SELECT_TF_OPS): slim runtime libraries cannot run it
     flex_ops: list[str] = field(default_factory=list)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parent.parent
 # Test modules whose every test runs on the core install: the ONNX flow from convert to serve.
-CORE_TESTS = ["tests/test_e2e_onnx_course.py", "tests/test_convert_onnx_input.py"]
+CORE_TESTS = ["tests/test_e2e_onnx_course.py", "tests/test_convert_onnx_input.py", "tests/test_convert_heads.py"]
 # Besides the keras extra's own modules: what it pulls in that the core must not need.
 NOT_IN_CORE = (*KERAS_EXTRA_MODULES, "tf2onnx", "ai_edge_litert")
 

@@ -20,7 +20,7 @@ from lamb.cli.common import (
     help_from_tables,
     print_json,
 )
-from lamb.manifest import PREPROCESS_MODES
+from lamb.manifest import HEADS, PREPROCESS_MODES
 from lamb.markup import plain
 from lamb.targets import default_runtime, runtime_names
 
@@ -34,6 +34,7 @@ _MODES = _DEFAULT.format.modes
 
 
 PREPROCESS_CHOICES = " | ".join(PREPROCESS_MODES)  # the manifest's modes, which the shipped handler implements
+HEAD_CHOICES = " | ".join(HEADS)
 
 @app.command()
 @help_from_tables(suffix=_SUFFIX, default_lib=_DEFAULT.name)
@@ -52,6 +53,7 @@ def convert(
     preprocess: str = typer.Option(None, "--preprocess", help=f"Pixel preprocessing the model was trained with: {PREPROCESS_CHOICES} (tf, Keras's name, is xception) \\[default: inferred from the model, else none, said in a warning that `lamb package` enforces]."),
     labels: str = typer.Option(None, "--labels", help="Class labels in output order, comma-separated: cat,dog,bird."),
     labels_file: Path = typer.Option(None, "--labels-file", help="Text file with one class label per line, in output order."),
+    head: str = typer.Option(None, "--head", help=f"What the model's output is: {HEAD_CHOICES}. A binary model (one output) takes two labels, negative first, and answers {{negative: 1 - p, positive: p}} \\[default: read off the graph (a final sigmoid or softmax), else logits, said in the summary]."),
     allow_flex: bool = typer.Option(False, "--allow-flex", help="Convert ops the runtime library has no builtin for as TF Select (Flex) ops; the slim runtime libraries cannot run the result."),
     runtime_lib: str = typer.Option(None, "--runtime-lib", help=f"The runtime library to convert for: {_LIBS} (it sets the model format) \\[default: {_DEFAULT.name}]."),
     allow_unsafe_lambda: bool = AllowUnsafeLambdaOpt,
@@ -85,7 +87,7 @@ def convert(
             result = api.convert(
                 model, output, quantize=quantize, images=images, labeled_images=labeled_images, calibration=calibration,
                 integer_io=integer_io, input_shape=input_shape, preprocess=preprocess, labels=labels, labels_file=labels_file,
-                allow_flex=allow_flex, runtime_lib=runtime_lib, allow_unsafe_lambda=allow_unsafe_lambda,
+                allow_flex=allow_flex, runtime_lib=runtime_lib, allow_unsafe_lambda=allow_unsafe_lambda, head=head,
             )
         if result.comparison is not None and not as_json:
             from lamb.compare.render import render as render_comparison

@@ -27,9 +27,9 @@ class LabeledReference:
         self.run: LabeledRun | None = None
         self.source: ModeAccuracy | None = None
 
-    def batch(self, paired: Any, labels: list[str] | None, preprocess: str) -> np.ndarray:
+    def batch(self, paired: Any, labels: list[str] | None, preprocess: str, head: str | None = None) -> np.ndarray:
         """The images preprocessed as the artifact will, to append after the comparison's inputs."""
-        self.run = prepare(self.folder, paired.input_shapes, paired.output_shapes, labels, preprocess, every_mode=False)
+        self.run = prepare(self.folder, paired.input_shapes, paired.output_shapes, labels, preprocess, every_mode=False, head=head)
         return self.run.recorded
 
     def __len__(self) -> int:
@@ -40,7 +40,7 @@ class LabeledReference:
         assert self.run is not None
         n = len(self)
         scores = outputs[self.run.output][-n:]
-        return measure(scores, self.run.labeled.truth, self.run.classes, preprocess=self.run.preprocess, model=model)
+        return measure(scores, self.run.labeled.truth, self.run.classes, preprocess=self.run.preprocess, model=model, head=self.run.head)
 
     def source_accuracy(self, outputs: list[np.ndarray], model: str) -> ModeAccuracy:
         """The source model's accuracy (``model``: what computed its outputs), measured once."""

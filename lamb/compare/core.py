@@ -88,6 +88,7 @@ class CompareOptions:
     preprocess: str | None = None
     labels: list[str] | None = None
     labels_file: Path | None = None
+    head: str | None = None  # what the output is (lambkit.heads); None: as lamb convert decides
     input_shape: tuple[int, ...] | None = None
     allow_unsafe_lambda: bool = False
     max_latency_ms: float | None = None
@@ -295,6 +296,7 @@ def _convert_for(lib: runtime_lib.RuntimeLib, modes: list[str], lane: _Lane, out
                         calibration=o.calibration if lib.format.mode(mode).calibrated else None,
                         runtime_lib_name=lib.name,
                         input_shape=o.input_shape, preprocess=o.preprocess, labels=read_labels(o.labels, o.labels_file),
+                        head=o.head,
                     )
             except ConversionError as exc:
                 # The converter refused this mode; others may still convert.

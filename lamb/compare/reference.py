@@ -46,9 +46,10 @@ class Reference:
         self._lock = threading.Lock()  # the library lane's thread builds the inputs
         self.ready = threading.Event()  # set once the inputs are built, or could not be
 
-    def prepare(self, paired: Any, channel_first: list[bool]) -> None:
+    def prepare(self, paired: Any, channel_first: list[bool], head: str | None = None) -> None:
         """The inputs, built once (the first mode's library run asks; later ones reuse them), laid
-        out as the model takes them; the labelled images, when there are any, last."""
+        out as the model takes them; the labelled images, when there are any, last (scored by the
+        model's ``head``)."""
         with self._lock:
             if self.inputs is not None:
                 return
@@ -56,7 +57,7 @@ class Reference:
 
             wanted = VerifyInputs(samples=self.samples, images=self.images_dir, seed=self.seed, preprocess=self.preprocess)
             try:
-                labeled = self.labeled.batch(paired, self.labels, self.preprocess) if self.labeled is not None else None
+                labeled = self.labeled.batch(paired, self.labels, self.preprocess, head) if self.labeled is not None else None
                 arrays, used, self.skipped = build_inputs(paired.input_shapes, wanted, self.samples, self.preprocess, labeled)
                 self.inputs = [np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if first else a for a, first in zip(arrays, channel_first)]
                 self.images = len(used) + (len(self.labeled) if self.labeled is not None else 0)
@@ -122,7 +123,7 @@ def run_on_library(row: ModeResult, ref: Reference, target: Any) -> LibraryRun:
         try:
             info = runner.wait_ready()
             run.paired, channel_first = image_layout(manifest, pair_signatures(ref.loaded, info, ref.source, row.model_path))
-            ref.prepare(run.paired, channel_first)
+            ref.prepare(run.paired, channel_first, manifest.head)
             assert ref.inputs is not None
             inputs = ref.judged_part(row, ref.inputs)
             run.outputs, _answer = runner.run(dict(zip(run.paired.input_keys, inputs)), Path(workdir))

@@ -20,6 +20,7 @@ from lamb import manifest as mf
 from lamb.convert import engine
 from lamb.convert.calibration import calibration_files, representative_dataset
 from lamb.convert.engine import Converted, Export
+from lamb.convert.heads import check_head, decide_head
 from lamb.convert.options import ConvertOptions, missing_evidence, quantization_mode
 from lamb.convert.preprocess import check_preprocess, read_labels
 from lamb.convert.report import ConversionResult
@@ -80,6 +81,7 @@ def convert_model(
     calibration_images = calibration_files(Path(calibration)) if calibration is not None else []
     preprocess = check_preprocess(preprocess) if preprocess is not None else None
     labels = read_labels(list(labels)) if labels is not None else None
+    given_head = check_head(o.head) if o.head is not None else None
     model_path = output_path(src, output, fmt, mode)
     manifest_path = mf.manifest_path_for(model_path)
 
@@ -109,6 +111,7 @@ def convert_model(
     notes.extend(converted.notes)
     if labels is not None:
         check_labels(labels, converted.outputs)
+    head, head_note = decide_head(converted.outputs, given_head, loaded.final_activation())
 
     shipped = write_model(src, model_path, converted)
     model_bytes = sum(p.stat().st_size for p in [model_path, *(model_path.parent / name for name in shipped)])
@@ -129,6 +132,8 @@ def convert_model(
         preprocess=preprocess_mode,
         preprocess_note=preprocess_note,
         labels=labels,
+        head=head,
+        head_note=head_note,
         parameters=loaded.parameter_count(),
         requires_flex=bool(converted.flex_ops),
         flex_ops=converted.flex_ops,

@@ -23,6 +23,7 @@ class ConvertOptions:
     input_shape: tuple[int, ...] | None = None
     preprocess: str | None = None  # None: inferred from the model
     labels: Sequence[str] | None = None  # class names in output order (``read_labels`` reads a file)
+    head: str | None = None  # what the output is (lambkit.heads); None: read off the graph, else assumed
     allow_flex: bool = False
     allow_unsafe_lambda: bool = False
     runtime_lib_name: str | None = None  # None: the first library in lamb.runtime_lib's preference order

@@ -31,6 +31,8 @@ def summary_table(result: ConversionResult):
         table.add_row("input", _tensor(spec))
     for spec in m.outputs:
         table.add_row("output", _tensor(spec))
+    if m.head:
+        table.add_row("head", f"{plain(m.head)} [dim]({plain(m.head_note)})[/]")
     quant = m.quantization
     if m.calibration:
         skipped = m.calibration.get("skipped", 0)

@@ -14,6 +14,13 @@ def check_labels(labels: list[str], outputs: list[mf.TensorSpec]) -> None:
             f"labels need one output of shape (batch, classes); the model has {len(outputs)} output(s)",
             "drop --labels for this model",
         )
+    if classes == 1 or len(outputs[0].shape) == 1:  # one value: a binary head (lambkit.heads), answered as two classes
+        if len(labels) != 2:
+            raise InputError(
+                f"{len(labels)} label(s) given for the model's one binary output {outputs[0].name!r}",
+                "give two labels, the negative class first: --labels no-hair,hair",
+            )
+        return
     if len(labels) != classes:
         raise InputError(
             f"{len(labels)} labels given but the model's output {outputs[0].name!r} has {classes} classes",

@@ -119,6 +119,11 @@ class Loaded(Protocol):
 
     def parameter_count(self) -> int | None: ...
 
+    def final_activation(self) -> str | None:
+        """"sigmoid" or "softmax" when the model's one output comes out of that activation, else None
+        (what ``lamb.convert.heads`` infers the output head from)."""
+        ...
+
     def as_format(self, fmt: str) -> AsGiven | None:
         """The model already in format ``fmt``, taken as it is; None when it must be converted to it
         (InputError when it cannot be)."""

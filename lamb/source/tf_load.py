@@ -67,6 +67,18 @@ class LoadedModel:
             total += size
         return total
 
+    def final_activation(self) -> str | None:
+        """"sigmoid" or "softmax" when a Keras model's last layer ends in that activation, else None
+        (a bare SavedModel shows no layers)."""
+        layers = list(getattr(self.model, "layers", None) or []) if self.is_keras else []
+        if not layers or len(list(getattr(self.model, "outputs", None) or [])) != 1:
+            return None
+        if type(layers[-1]).__name__ == "Softmax":
+            return "softmax"
+        activation = getattr(layers[-1], "activation", None)
+        name = str(getattr(activation, "__name__", activation) or "").lower()
+        return name if name in ("sigmoid", "softmax") else None
+
     def predict(self, *inputs):
         """Run the model on numpy input(s); returns a list of numpy outputs in signature order.
 

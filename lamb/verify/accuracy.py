@@ -197,10 +197,16 @@ def _class_index(found: list[str], labels: Sequence[str] | None, classes: int) -
 
 
 def measure(
-    outputs: np.ndarray, truth: Sequence[int], names: Sequence[str], *, preprocess: str, model: str, top_k: int | None = None
+    outputs: np.ndarray, truth: Sequence[int], names: Sequence[str], *, preprocess: str, model: str, top_k: int | None = None,
+    head: str | None = None,
 ) -> ModeAccuracy:
-    """Top-1 (and top-k) accuracy of one classifier output against ``truth``, with Wilson intervals."""
-    scores = np.asarray(outputs).reshape(len(truth), -1)
+    """Top-1 (and top-k) accuracy of one classifier output against ``truth``, with Wilson intervals.
+
+    The scores are the ones the function answers (``lambkit.heads``): a binary head's one value is
+    the two classes ``(1 - p, p)``, so its top-1 is the 0.5 threshold."""
+    from lamb.handler.lambkit.heads import class_scores
+
+    scores = class_scores(np.asarray(outputs).reshape(len(truth), -1), head)
     truth_arr = np.asarray(truth)
     predicted = scores.argmax(axis=1)
     hits = predicted == truth_arr
@@ -264,6 +270,7 @@ class LabeledRun:
     modes: list[str]  # the recorded mode first
     output: int  # which output scores the classes
     classes: list[str]
+    head: str | None = None  # the manifest's (lambkit.heads): a binary head's one value answers two classes
 
     @property
     def preprocess(self) -> str:
@@ -286,10 +293,10 @@ class LabeledRun:
         n = len(self.labeled)
         truth, names = self.labeled.truth, self.classes
         scores = {self.modes[0]: converted[self.output][-n:], **others}
-        measured = [measure(scores[m], truth, names, preprocess=m, model="converted", top_k=top_k) for m in self.modes]
+        measured = [measure(scores[m], truth, names, preprocess=m, model="converted", top_k=top_k, head=self.head) for m in self.modes]
         source_acc = None
         if source is not None:
-            source_acc = measure(source[self.output][-n:], truth, names, preprocess=self.modes[0], model="source", top_k=top_k)
+            source_acc = measure(source[self.output][-n:], truth, names, preprocess=self.modes[0], model="source", top_k=top_k, head=self.head)
         return AccuracyReport(
             folder=str(self.labeled.folder), images=n, classes=[names[i] for i in sorted(set(truth))], preprocess=self.modes[0],
             converted=measured[0], source=source_acc, modes=measured[1:], skipped=list(self.labeled.skipped),
@@ -297,27 +304,32 @@ class LabeledRun:
 
 
 def prepare(folder: Path, shapes: Sequence[Sequence[int]], outputs: Sequence[Sequence[int | None]],
-            labels: Sequence[str] | None, recorded: str, *, every_mode: bool = True) -> LabeledRun:
+            labels: Sequence[str] | None, recorded: str, *, every_mode: bool = True, head: str | None = None) -> LabeledRun:
     """Read the labelled images for a model with these input and output shapes (per sample), to
-    run in the ``recorded`` mode and, with ``every_mode``, in every other one too."""
+    run in the ``recorded`` mode and, with ``every_mode``, in every other one too. ``head``: the
+    manifest's (``lambkit.heads``); a binary one scores two classes with its one value."""
     from lamb.handler.lambkit import PREPROCESSORS
+    from lamb.handler.lambkit.heads import BINARY
 
     if len(shapes) != 1:
         raise InputError(
             f"--labeled-images needs a model with one image input; this one has {len(shapes)} inputs",
             "verify with --samples instead",
         )
-    output = _classifier_output(outputs, labels)
-    classes = int(outputs[output][0] or 0)
+    output = _classifier_output(outputs, labels, head in BINARY)
+    classes = 2 if head in BINARY else int(outputs[output][0] or 0)
     names = list(labels) if labels else [str(i) for i in range(classes)]
     labeled = load_labeled(folder, shapes[0], labels, classes)
     order = [recorded, *(mode for mode in PREPROCESSORS if mode != recorded and every_mode)]
-    return LabeledRun(labeled, order, output, names)
+    return LabeledRun(labeled, order, output, names, head)
 
 
-def _classifier_output(outputs: Sequence[Sequence[int | None]], labels: Sequence[str] | None) -> int:
-    """The first output shaped (classes,), with as many classes as labels when there are labels."""
+def _classifier_output(outputs: Sequence[Sequence[int | None]], labels: Sequence[str] | None, binary: bool = False) -> int:
+    """The first output shaped (classes,), with as many classes as labels when there are labels;
+    for a binary head, its one value (two classes)."""
     for i, shape in enumerate(outputs):
+        if binary and list(shape) in ([], [1]) and (not labels or len(labels) == 2):
+            return i
         if len(shape) == 1 and (shape[0] or 0) > 1 and (not labels or shape[0] == len(labels)):
             return i
     raise InputError(

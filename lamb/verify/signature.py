@@ -78,9 +78,11 @@ def check_labels(labels: Sequence[str] | None, paired: PairedSignature) -> None:
         return
     shapes = paired.output_shapes
     classifier = [s for s in shapes if len(s) == 1]
-    if len(shapes) == 1 and classifier and classifier[0][0] not in (None, len(labels)):
+    # One value is a binary head (lambkit.heads): two classes, negative and positive.
+    classes = [2 if s[0] == 1 else s[0] for s in classifier]
+    if len(shapes) == 1 and classes and classes[0] not in (None, len(labels)):
         raise InputError(
-            f"{len(labels)} labels given but the model has {classifier[0][0]} classes",
+            f"{len(labels)} labels given but the model has {classes[0]} classes",
             "pass one label per class, in class-index order",
         )
 

@@ -282,7 +282,8 @@ def _labeled(run: _Run, paired: PairedSignature) -> LabeledRun | None:
         return None
     from lamb.verify.accuracy import prepare
 
-    return prepare(run.inputs.labeled_images, paired.input_shapes, paired.output_shapes, run.labels, run.preprocess)
+    head = run.manifest.head if run.manifest is not None else None
+    return prepare(run.inputs.labeled_images, paired.input_shapes, paired.output_shapes, run.labels, run.preprocess, head=head)
 
 
 def _other_modes(

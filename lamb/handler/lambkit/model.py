@@ -10,7 +10,7 @@ import traceback
 
 import numpy as np
 
-from . import backends, settings, timing
+from . import backends, heads, settings, timing
 from .errors import one_line
 from .preprocess import PREPROCESSORS, image_to_pixels, preprocess
 
@@ -43,6 +43,9 @@ class Model:
         if self.preprocess_mode not in PREPROCESSORS:
             raise ValueError(f"{RECORD_FILE} names an unknown preprocessing mode {self.preprocess_mode!r}")
         self.labels = record.get("labels")
+        self.head = record.get("head") or heads.LOGITS
+        if self.head not in heads.HEADS:
+            raise ValueError(f"{RECORD_FILE} names an unknown output head {self.head!r}")
         self.format, file = model_entry(record)
         path = os.path.join(task_root, os.path.basename(str(file)))  # the artifact keeps it at the root
         self.num_threads = settings.default_num_threads()
@@ -67,6 +70,7 @@ class Model:
         return [(name, y.reshape(-1)) for name, y in self.backend.run(x)]
 
     def label(self, scores):
+        scores = heads.class_scores(np.asarray(scores).reshape(1, -1), self.head)[0]  # binary: (1 - p, p)
         labels = self.labels if isinstance(self.labels, list) and len(self.labels) == len(scores) else None
         return {(str(labels[i]) if labels else str(i)): float(s) for i, s in enumerate(scores)}
 
