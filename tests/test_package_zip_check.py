@@ -297,6 +297,7 @@ HOSTILE_ARTIFACTS = {
     "two lambda_function.py": ([("lambda_function.py", b"def lambda_handler(e, c):\n    return 2\n")], None,
                                "holds 'lambda_function.py' twice"),
     "a file and a folder of one name": ([("lambkit", b""), ("lambkit/x.py", b"")], None, "both as a file and as a folder"),
+    "a file and a folder entry of one name": ([("lambkit/", b""), ("lambkit", b"")], None, "holds 'lambkit' and 'lambkit/'"),
     "an encrypted member": ([("secret.py", b"x = 1\n")], _set("secret.py", flag_bits=0x1), "encrypted entry ('secret.py')"),
     "an unknown compression method": ([("packed.py", b"x = 1\n")], _set("packed.py", compress_type=99),
                                       "'packed.py' compressed by method 99"),
@@ -306,6 +307,7 @@ HOSTILE_ARTIFACTS = {
     "an absolute path": ([("/tmp/escaped.py", b"")], None, "absolute path"),
     "a newline in a name": (["evil\nname.py"], None, "control character"),
     "a part longer than a file name may be": ([("x" * 300 + ".py", b"")], None, "no file system takes"),
+    "a name longer than a path may be": ([("a/" * 2100 + "x.py", b"")], None, "no file system takes"),
     "a lying size": ([("big.bin", b"x" * 1000)], _set("big.bin", file_size=2_000_000), "a ratio deflate cannot reach"),
 }
 

@@ -127,6 +127,9 @@ def unpack_artifact(path: Path, dest: Path | None = None, notes: list[str] | Non
                 extract_zip(path, dest)  # each entry's CRC is checked as it is written
             except zip_check.DAMAGED as exc:
                 raise zip_check.artifact_refused(path, f"is damaged: {exc}") from None
+            except OSError as exc:  # a full or read-only disk: say so in one line
+                raise ArtifactError(f"cannot unpack {path} into {dest}: {exc.strerror or exc}",
+                                    "free some space in the temp folder (TMPDIR), or point TMPDIR elsewhere") from None
         else:
             raise InputError(f"{path} is neither a zip nor an image-context folder", "name the artifact `lamb package` built")
         if not (dest / layout.HANDLER_FILE).is_file():

@@ -45,8 +45,10 @@ MAX_ENTRIES = 100_000
 DEFLATE_MAX_RATIO = 1032
 # PEP 427 wheels and Lambda's zips are stored or deflated; zipfile would also try bzip2 and LZMA.
 METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
-# Linux's NAME_MAX: a longer part cannot be created, whatever zipfile makes of it.
+# Linux's NAME_MAX: a longer part cannot be created, whatever zipfile makes of it; and a whole
+# name far inside PATH_MAX (4,096) once the folder it unpacks into is put before it.
 MAX_NAME_PART = 255
+MAX_NAME = 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # What reading a damaged entry raises: a CRC or header mismatch, a broken deflate stream, an end too soon.
@@ -158,7 +160,7 @@ def _unsafe_name(name: str) -> str | None:
         return f"holds an entry that climbs out of its folder ({name!r})"
     if _CONTROL.search(name) or "\\" in name:
         return f"holds an entry whose name has a control character or a backslash ({name!r})"
-    if not name.strip("/") or any(len(part.encode("utf-8")) > MAX_NAME_PART for part in parts):
+    if not name.strip("/") or len(name.encode("utf-8")) > MAX_NAME or any(len(part.encode("utf-8")) > MAX_NAME_PART for part in parts):
         return f"holds an entry whose name no file system takes ({name[:60]!r}{'...' if len(name) > 60 else ''})"
     return None
 
