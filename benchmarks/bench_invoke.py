@@ -266,7 +266,7 @@ def main() -> int:
     try:
         root = unpack_artifact(artifact, work / "lamb")
         from lamb import runtime_lib
-        from lamb.package.wheels import installed_distributions
+        from lamb.release.wheels import installed_distributions
 
         lib = {k: v for k, v in installed_distributions(root).items() if k in runtime_lib.names()}
         print(f"lamb artifact: {artifact.name} ({artifact.stat().st_size / 2**20:.0f} MB zip), {lib}, "

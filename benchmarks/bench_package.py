@@ -63,7 +63,7 @@ def naive_zip(tflite: Path, runtime: str, arch: str, work: Path) -> tuple[int, i
     import subprocess
 
     from lamb import targets
-    from lamb.package import wheels
+    from lamb.release import wheels
 
     target = targets.get_target(runtime, arch)
     start = time.perf_counter()

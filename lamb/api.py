@@ -168,12 +168,11 @@ def package(manifest: Any = None, **options: Any) -> PackageReport:
     ``runtime_lib``, ``wheelhouse``, ``slim``, ``max_size``, ``skip_verify``, ``smoke``,
     ``bytecode``, ``sample_image``, ``handler``, ``requirements`` (what ``--requirement`` adds, a
     list), ``base_image``, and ``progress`` (a ``lamb.progress.Progress``).
-    When the release that ships is not the one verify ran on, the model is verified again on it,
-    as ``lamb package`` does. Returns a ``PackageReport``.
+    When the release that ships is not the one verify ran on, the model is verified again on it
+    (``lamb.package.build_package``'s default, so ``lamb package`` and Python decide alike). Returns a ``PackageReport``.
     """
     from lamb.package import build_package
     from lamb.package.build import PackageOptions
-    from lamb.verify import verify_again
 
     _quiet_tensorflow()  # verifying again loads the source model
     o = _Options("lamb package", options)
@@ -183,7 +182,7 @@ def package(manifest: Any = None, **options: Any) -> PackageReport:
     }
     progress = o.pop("progress")
     changes.update(o.rest(PackageOptions))
-    return build_package(_manifest_path(manifest), progress=progress, reverify=verify_again, **changes)
+    return build_package(_manifest_path(manifest), progress=progress, **changes)
 
 
 def invoke(artifact: Any = None, **options: Any) -> InvokeReport:

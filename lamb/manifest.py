@@ -160,7 +160,7 @@ class PackageRecord:
     # The handler's backend for the runtime library (its record's ``handler_backend``): the function
     # loads the model with it. "" in artifacts built before it was recorded (their format's one).
     handler_backend: str = ""
-    # The ELF audit against the target's system (lamb.package.audit.AuditReport.record()):
+    # The ELF audit against the target's system (lamb.release.audit.AuditReport.record()):
     # passed, newest GLIBC/GLIBCXX needed against what the target has, libraries resolved.
     audit: dict[str, Any] | None = None
     # -- only in the manifest beside the model (see the class docstring) --

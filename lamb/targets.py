@@ -14,10 +14,23 @@ from dataclasses import dataclass, field, replace
 
 from lamb import measured
 from lamb.errors import InputError
+from lamb.units import MiB
 
 # Lambda runtimes and their OS: https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html
 # ("Python 3.12 and later base images are based on the Amazon Linux 2023 minimal container image.
 # The Python 3.8-3.11 base images are based on the Amazon Linux 2 image": lambda/latest/dg/python-image.html).
+
+# Lambda quotas: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+#   "Deployment package (.zip file archive) size: 50 MB (zipped, when uploaded through the Lambda
+#    API or SDKs) ... 250 MB unzipped, including layers ... Container image code package size:
+#    10 GB (maximum uncompressed image size, including all layers)". The console and API count
+#   MB as MiB (the unzipped limit is 262,144,000 bytes).
+ZIP_DIRECT_UPLOAD = 50 * MiB
+UNZIPPED = 250 * MiB
+IMAGE = 10 * 1024 * MiB
+# The AWS Python base images are ~0.6 GB uncompressed; counting 1 GiB for them keeps the image
+# check conservative without pulling the image.
+IMAGE_BASE_ALLOWANCE = 1024 * MiB
 
 
 # How strong a target fact is, strongest first. The audit uses the strongest it has and says which.
@@ -48,7 +61,7 @@ def weakest(ranks) -> str:
 class LinuxSystem:
     """What a Lambda OS gives an artifact's ELF files: versioned symbols and shared libraries.
 
-    The audit (``lamb.package.audit``) judges every ELF file the artifact ships against this, the
+    The audit (``lamb.release.audit``) judges every ELF file the artifact ships against this, the
     way auditwheel judges a wheel against a manylinux policy. ``gcc`` is the GCC release whose
     runtime libraries (libstdc++.so.6, libgcc_s.so.1) the system ships: a ``GCC_x.y`` version
     node of libgcc_s first appears in GCC x.y, so ``GCC_`` needs are judged against it.

@@ -316,10 +316,10 @@ def make_task_root(root, conversion, deps=None):
 @pytest.fixture(scope="session")
 def host_runtime_deps(tmp_path_factory, converted_tiny):
     """NumPy, Pillow and the runtime library `lamb package` would pick for this machine's Lambda
-    target, installed with ``lamb.package.wheels.install_for_target`` (wheels cached across runs)."""
-    from lamb.package import lib_choice
-    from lamb.package.slim import slim
-    from lamb.package.wheels import install_for_target
+    target, installed with ``lamb.release.wheels.install_for_target`` (wheels cached across runs)."""
+    from lamb.release import lib_choice
+    from lamb.release.slim import slim
+    from lamb.release.wheels import install_for_target
     from lamb.targets import host_target
 
     target = host_target()
@@ -439,7 +439,7 @@ def target_installs(tmp_path_factory):
     """``install_for_target`` of the runtime library + Pillow for python3.12-x86_64 and
     python3.11-x86_64, keyed by target name. Do not modify the trees; copy them."""
     from lamb import targets
-    from lamb.package import lib_choice, wheels
+    from lamb.release import lib_choice, wheels
 
     installs = {}
     for runtime in ("python3.12", "python3.11"):

@@ -114,7 +114,7 @@ def test_no_slim_keeps_the_accelerators_and_answers_every_image_alike(tmp_path, 
 def test_slimming_that_breaks_an_image_kind_fails_the_build(tmp_path, verified_tiny, monkeypatch):
     # What slimming did before: delete Pillow's colour management. A LAB TIFF then cannot become RGB.
     from lamb.errors import ArtifactError
-    from lamb.package import slim
+    from lamb.release import slim
 
     cms = slim.SlimRule("pillow colour management", "test", ("PIL/_imagingcms.*.so",))
     monkeypatch.setattr(slim, "slim", functools.partial(slim.slim, rules=(*slim.RULES, cms)))
@@ -128,12 +128,11 @@ def test_slimming_that_breaks_an_image_kind_fails_the_build(tmp_path, verified_t
 
 
 def test_python311_zip_runs_itself_on_this_host(tmp_path, verified_copy):
-    from lamb.verify import verify_again
 
     if targets.host_target() != targets.get_target("python3.11"):
         pytest.skip("this host is not CPython 3.11 x86_64")
     # verified on 2.3.0, shipped (and so verified again) on 1.4.0, Amazon Linux 2's
-    r = build_package(verified_copy, runtime="python3.11", output=tmp_path / "fn311.zip", reverify=verify_again)
+    r = build_package(verified_copy, runtime="python3.11", output=tmp_path / "fn311.zip")
     assert "verified again on ai-edge-litert 1.4.0" in r.verification
     assert r.runtime_lib.requirement == "ai-edge-litert==1.4.0"
     assert r.smoke.passed and not r.smoke.stand_in and "artifact itself" in r.smoke.label
@@ -165,12 +164,10 @@ def test_budget_failure_keeps_the_old_artifact(tmp_path, verified_tiny):
 
 
 def test_image_context(tmp_path, verified_copy):
-    from lamb.verify import verify_again
 
     verified_tiny = verified_copy  # verified again on what ships: this test's own copy
     out = tmp_path / "ctx"
-    r = build_package(verified_tiny, runtime="python3.12", arch="arm64", fmt="image", output=out, smoke=False,
-                      reverify=verify_again)
+    r = build_package(verified_tiny, runtime="python3.12", arch="arm64", fmt="image", output=out, smoke=False)
     assert r.format == "image" and r.sha256 is None and r.slimming == []
     files = {p.name for p in out.iterdir()}
     assert out.stat().st_mode & 0o777 == 0o755
@@ -218,14 +215,12 @@ def _dockerfile_smoke(dockerfile: str) -> list[str]:
 
 def test_the_image_smoke_step_runs_the_model_and_fails_as_the_function_would(tmp_path, verified_copy):
     from lamb.package import standin
-    from lamb.verify import verify_again
 
     host = targets.host_target()
     if host is None:
         pytest.skip("this machine's Python is not a Lambda runtime")
     out = tmp_path / "ctx"
-    build_package(verified_copy, runtime=host.runtime.name, arch=host.arch, fmt="image", output=out, smoke=False,
-                  reverify=verify_again)
+    build_package(verified_copy, runtime=host.runtime.name, arch=host.arch, fmt="image", output=out, smoke=False)
     argv = _dockerfile_smoke((out / "Dockerfile").read_text())
     assert argv[0] == "python3" and argv[-1] == "/tmp/sample-event.json"
     # The step as docker runs it, on this machine: the context's files and its pinned wheels in one
@@ -275,19 +270,31 @@ def test_python314_arm64_zip_is_refused_in_one_line_and_its_image_leaves_the_ver
 
 def test_package_verifies_again_on_the_release_it_ships_and_records_that_one(tmp_path, verified_copy):
     # verify ran on this machine's ai-edge-litert 2.3.0; python3.13 on arm64 ships 2.1.0 (the ELF audit)
-    from lamb.verify import verify_again
-
     assert mf.read(verified_copy).verification.runtime_lib_version == "2.3.0"
     with pytest.raises(VerificationFailed, match=r"lamb verify ran the model on ai-edge-litert 2\.3\.0, but python3\.13-arm64 ships"):
-        build_package(verified_copy, runtime="python3.13", arch="arm64", output=tmp_path / "fn.zip", smoke=False)
-    r = build_package(verified_copy, runtime="python3.13", arch="arm64", output=tmp_path / "fn.zip", smoke=False,
-                      reverify=verify_again)
+        build_package(verified_copy, runtime="python3.13", arch="arm64", output=tmp_path / "fn.zip", smoke=False, reverify=None)
+    r = build_package(verified_copy, runtime="python3.13", arch="arm64", output=tmp_path / "fn.zip", smoke=False)
     assert r.verification.startswith("passed on ai-edge-litert 2.1.0")
     assert "verified again on ai-edge-litert 2.1.0, what python3.13-arm64 ships (lamb verify had run ai-edge-litert 2.3.0)" in r.verification
     m = mf.read(verified_copy)
     assert (m.verification.runtime_lib, m.verification.runtime_lib_version) == ("ai-edge-litert", "2.1.0")
     assert (m.package.runtime_lib, m.package.runtime_lib_version) == ("ai-edge-litert", "2.1.0")
     assert r.installed["ai-edge-litert"] == "2.1.0"
+
+
+def test_python_and_the_command_decide_alike_on_the_same_manifest(tmp_path, verified_copy):
+    """``lamb.package.build_package`` from Python verifies again by default, as ``lamb package`` does."""
+    twin = tmp_path / "twin"
+    shutil.copytree(verified_copy.parent, twin)
+    built = build_package(verified_copy, runtime="python3.13", arch="arm64", output=tmp_path / "py.zip", smoke=False)
+    result = CliRunner().invoke(app, ["package", str(twin / verified_copy.name), "--runtime", "python3.13", "--arch", "arm64",
+                                      "--output", str(tmp_path / "cli.zip"), "--no-smoke", "--json"])
+    assert result.exit_code == 0, result.output
+    command = json.loads(result.stdout)
+    assert (command["runtime_lib"]["name"], command["runtime_lib"]["version"]) == ("ai-edge-litert", built.runtime_lib.version)
+    assert command["verification"] == built.verification and "verified again on ai-edge-litert 2.1.0" in built.verification
+    python_side, command_side = mf.read(verified_copy).verification, mf.read(twin / verified_copy.name).verification
+    assert (python_side.runtime_lib_version, python_side.passed) == (command_side.runtime_lib_version, command_side.passed)
 
 
 def test_missing_manifest_or_model(tmp_path, verified_copy, monkeypatch):
@@ -413,7 +420,7 @@ def test_output_kind_mismatch_is_refused_before_any_work(tmp_path, verified_tiny
 
 
 def test_wheelhouse_build_matches_the_index_build(tmp_path, verified_tiny, target_installs, built312):
-    from lamb.package import wheels
+    from lamb.release import wheels
 
     house = tmp_path / "wheelhouse"
     house.mkdir()
@@ -459,10 +466,9 @@ def test_image_readme_states_the_advice_from_its_smoke_run(tmp_path, verified_co
     """The image context's create-function command carries lamb.cost.advise_function's memory and
     timeout for the smoke run's figures: what lamb invoke advises and lamb deploy applies."""
     from lamb.cost import advise_function
-    from lamb.verify import verify_again
 
     out = tmp_path / "ctx"
-    build_package(verified_copy, runtime="python3.11", fmt="image", output=out, reverify=verify_again)
+    build_package(verified_copy, runtime="python3.11", fmt="image", output=out)
     smoke = mf.read(verified_copy).package.smoke
     assert smoke.ran and smoke.passed
     advice = advise_function(smoke.invoke_ms, init_ms=smoke.init_ms, peak_rss_mb=smoke.peak_rss_mb, arch="x86_64")
@@ -642,7 +648,7 @@ def test_an_image_on_a_given_base_with_a_requirements_file_passes_hadolint(tmp_p
     # wheels installed into the task root, the context's files beside them, the event where it is bound.
     python = targets.find_python("3.13")
     if python is not None:
-        from lamb.package.wheels import install_for_target
+        from lamb.release.wheels import install_for_target
 
         root = tmp_path / "task"
         shutil.copytree(out, root)

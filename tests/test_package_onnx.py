@@ -14,7 +14,8 @@ from conftest import TINY_LABELS
 from lamb import targets
 from lamb.invoke import invoke_artifact
 from lamb.local import RunSettings
-from lamb.package import build_package, lib_choice
+from lamb.package import build_package
+from lamb.release import lib_choice
 
 pytestmark = pytest.mark.network  # onnxruntime's wheels for the target (cached after the first run)
 

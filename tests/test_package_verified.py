@@ -70,7 +70,14 @@ def test_a_failed_second_verification_refuses_naming_both_releases(verified_copy
     assert "top-1 agreement" in err.value.message
 
 
-def test_without_a_verifier_another_release_is_refused_with_the_command(verified_copy):
+def test_by_default_another_release_is_verified_again_by_lamb_verify():
+    import inspect
+
+    assert inspect.signature(verified.ensure).parameters["reverify"].default is verified.verify_again
+    assert inspect.signature(verified.verify_again).parameters.keys() == {"manifest_path", "runtime_lib_name", "runtime", "arch"}
+
+
+def test_told_not_to_verify_again_another_release_is_refused_with_the_command(verified_copy):
     m = _manifest(verified_copy, "2.3.0")
     with pytest.raises(VerificationFailed) as err:
         verified.ensure(verified_copy, m, Choice("ai-edge-litert", "2.1.0"), TARGET, None)

@@ -11,7 +11,7 @@ import pytest
 from lamb import runtime_lib, targets
 from lamb.errors import DependencyError, InputError, RuntimeLibError
 from lamb.manifest import Verification
-from lamb.package import lib_choice, wheels
+from lamb.release import lib_choice, wheels
 
 
 def _manifest(converted_tiny, **changes):

@@ -173,7 +173,7 @@ def runtime_libs(target: Any, name: str | None = None, source: Source | None = N
     model format the source can become (every one, without a source) the library ``lamb package``
     would ship a model of that format with (``lib_choice.resolve``, from the wheel tables). With no
     wheel at all, the format's first library: its rows say why they cannot run."""
-    from lamb.package import lib_choice
+    from lamb.release import lib_choice
 
     if name is not None:
         from lamb.convert.core import runtime_lib_for
@@ -346,7 +346,8 @@ def _size_and_time(
     notes: list[str],
 ) -> None:
     from lamb import layout
-    from lamb.package import build, lib_choice, wheels
+    from lamb.package import build
+    from lamb.release import lib_choice, wheels
 
     for row in rows:
         assert row.model_path is not None and row.manifest_path is not None

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamb import layout, targets
-from lamb.package import artifact, budget, bytecode, slim, wheels
+from lamb.package import artifact, budget, bytecode
+from lamb.release import slim, wheels
 from lamb.targets import Target
 
 

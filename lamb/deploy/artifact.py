@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, InputError, ManifestError
-from lamb.package import zip_check
+from lamb.release import zip_check
 
 PACKAGE_TYPES = {"zip": "Zip", "image": "Image"}  # lamb's format -> Lambda's PackageType
 

@@ -27,7 +27,7 @@ def runtime_client_for(python: str, arch: str) -> tuple[Path | None, str | None]
     if python not in WHEEL_PYTHONS:
         return None, f"awslambdaric has no wheel for Python {python}: lamb's stand-in bootstrap ran the handler"
     from lamb import targets
-    from lamb.package import wheels
+    from lamb.release import wheels
 
     dest = cache_root() / "runtime-client" / f"{wheels.requirements_slug([AWSLAMBDARIC])}-py{python}-{arch}"
     target = targets.get_target(f"python{python}", arch)

@@ -9,19 +9,8 @@ from pathlib import Path
 
 from lamb import layout, runtime_lib
 from lamb.errors import BudgetExceeded, InputError
+from lamb.targets import IMAGE, IMAGE_BASE_ALLOWANCE, UNZIPPED, ZIP_DIRECT_UPLOAD
 from lamb.units import MiB, mb
-
-# Lambda quotas: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
-#   "Deployment package (.zip file archive) size: 50 MB (zipped, when uploaded through the Lambda
-#    API or SDKs) ... 250 MB unzipped, including layers ... Container image code package size:
-#    10 GB (maximum uncompressed image size, including all layers)". The console and API count
-#   MB as MiB (the unzipped limit is 262,144,000 bytes).
-ZIP_DIRECT_UPLOAD = 50 * MiB
-UNZIPPED = 250 * MiB
-IMAGE = 10 * 1024 * MiB
-# The AWS Python base images are ~0.6 GB uncompressed; counting 1 GiB for them keeps the image
-# check conservative without pulling the image.
-IMAGE_BASE_ALLOWANCE = 1024 * MiB
 
 # Which component a file belongs to, by its first path segment (normalised). Order matters.
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (

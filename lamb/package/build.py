@@ -22,11 +22,12 @@ from lamb.errors import ArtifactError, DependencyError, InputError, Verification
 from lamb.handler.lambkit.cpu import this_cpu
 from lamb.local import MAX_IMAGE_BYTES
 from lamb.manifest import SmokeResult
-from lamb.package import artifact, audit, budget, bytecode, formats, lib_choice, standin, verified, wheels
+from lamb.package import artifact, budget, bytecode, formats, standin, verified
 from lamb.package.formats import Build
 from lamb.package.report import PackageReport
 from lamb.progress import Progress, current
 from lamb.records import read_at_most
+from lamb.release import audit, lib_choice, wheels
 
 # The shipped handler: lamb's short entry module and the package it imports (lamb/handler/).
 HANDLER_DIR = Path(__file__).resolve().parent.parent / "handler"
@@ -129,9 +130,10 @@ class PackageOptions:
     # What the handler imports beyond lamb's (--requirement): resolved, audited and slimmed like the rest.
     requirements: tuple[str, ...] = ()
     base_image: str | None = None  # --format image: build on this image instead of AWS's base image
-    # Verifies the model again on the release that ships when verify ran another (lamb.verify.verify_again,
-    # which the command passes in); None: such a build is refused with the command that verifies it.
-    reverify: verified.Reverify | None = None
+    # Verifies the model again on the release that ships when verify ran another (by default
+    # lamb.verify.verify_again, so Python and the command decide alike); None: such a build is
+    # refused with the command that verifies it.
+    reverify: verified.Reverify | None = verified.verify_again
 
 
 def build_package(

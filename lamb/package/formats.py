@@ -19,8 +19,9 @@ from typing import ClassVar
 from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import InputError
-from lamb.package import artifact, budget, bytecode, slim, standin, wheels
+from lamb.package import artifact, budget, bytecode, standin
 from lamb.progress import Progress
+from lamb.release import slim, wheels
 
 
 @dataclass

@@ -8,7 +8,8 @@ from pathlib import Path
 from lamb import layout, runtime_lib
 from lamb import manifest as mf
 from lamb.manifest import SmokeResult
-from lamb.package import audit, budget, bytecode, slim
+from lamb.package import budget, bytecode
+from lamb.release import audit, slim
 
 
 @dataclass

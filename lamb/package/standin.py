@@ -24,7 +24,8 @@ from lamb import layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.local import extract_zip
-from lamb.package import artifact, budget, bytecode, slim, wheels, zip_check
+from lamb.package import artifact, budget, bytecode
+from lamb.release import slim, wheels, zip_check
 
 
 @dataclass

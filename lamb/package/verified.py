@@ -4,8 +4,8 @@ the manifest's verification ran on, or it is verified again on it first.
 The ELF audit may pick another release than ``lamb verify`` ran (ai-edge-litert 2.1.0 on arm64
 where verify, on this x86_64 machine, ran 2.3.0), or another library (the verified one refused on
 Amazon Linux 2). Then the verification is repeated on the release that ships, on the same inputs
-(``lamb.verify.verify_again``, passed in: verify already builds on package, so package cannot
-import it), and the new verdict is the one the manifest and the artifact record.
+(``lamb.verify.verify_again``, by default: ``lamb.package.build_package`` from Python and
+``lamb package`` decide alike), and the new verdict is the one the manifest and the artifact record.
 """
 
 from __future__ import annotations
@@ -27,10 +27,18 @@ def matches(verification: mf.Verification | None, name: str, version: str) -> bo
     return verification is not None and (verification.runtime_lib, verification.runtime_lib_version) == (name, version)
 
 
+def verify_again(manifest_path: Path, runtime_lib_name: str, runtime: str, arch: str) -> Any:
+    """``lamb.verify.verify_again``: what ``ensure`` verifies again with unless told otherwise."""
+    from lamb.verify import verify_again
+
+    return verify_again(manifest_path, runtime_lib_name, runtime, arch)
+
+
 def ensure(manifest_path: Path, manifest: mf.Manifest, choice: Any, target: targets.Target,
-           reverify: Reverify | None) -> tuple[mf.Manifest, str | None]:
-    """The manifest whose verification ran on ``choice`` (name and version), verifying again when
-    it did not; and a sentence saying so (None when nothing had to be done)."""
+           reverify: Reverify | None = verify_again) -> tuple[mf.Manifest, str | None]:
+    """The manifest whose verification ran on ``choice`` (name and version), verifying again with
+    ``reverify`` when it did not (None: refuse, naming the command that verifies it); and a
+    sentence saying so (None when nothing had to be done)."""
     before = manifest.verification
     if before is None or matches(before, choice.name, choice.version):
         return manifest, None
@@ -40,7 +48,7 @@ def ensure(manifest_path: Path, manifest: mf.Manifest, choice: Any, target: targ
         raise VerificationFailed(
             f"lamb verify ran the model on {ran}, but {target.name} ships {ships}",
             f"run `lamb verify --runtime-lib {choice.name} --runtime {target.runtime.name} --arch {target.arch}`, "
-            "or package with the lamb command (it verifies again)",
+            "or package with verifying again left on (the default)",
         )
     report = reverify(manifest_path, choice.name, target.runtime.name, target.arch)
     if not report.passed:

@@ -7,7 +7,7 @@ engine family's module (``litert``): its distribution and import module, the mod
 the handler's backend (which verify runs too), what its failures mean, what slimming may remove from its wheels, and which
 releases have wheels for which Lambda target (``WheelRow``). Generic code asks these records
 (``get``, ``for_format``, ``available``) and never names an engine: adding an engine is adding its
-module here and its backend in the handler. Which release ships is ``lamb.package.lib_choice.resolve``'s
+module here and its backend in the handler. Which release ships is ``lamb.release.lib_choice.resolve``'s
 to decide, from these records.
 
 Nothing here imports TensorFlow, NumPy or another lamb step: convert, verify, compare and package
@@ -27,7 +27,7 @@ from lamb.targets import Target
 @dataclass(frozen=True)
 class SlimRule:
     """Files a function never loads: a name, why they are dead weight, and the globs (relative to
-    the install root) that remove them. ``lamb.package.slim`` applies them."""
+    the install root) that remove them. ``lamb.release.slim`` applies them."""
 
     name: str
     why: str

@@ -122,7 +122,7 @@ LIBRARIES: tuple[RuntimeLib, ...] = (
 # (glibc 2.26 for python3.10/3.11 on Amazon Linux 2, 2.34 for python3.12+ on AL2023), and by
 # downloading the wheels: ai-edge-litert 2.x is tagged manylinux_2_27, 1.x manylinux_2_17,
 # tflite-runtime manylinux2014 (= 2_17). ai-edge-litert 2.1.0 is here because the ELF audit
-# (lamb.package.lib_choice) needs a fallback on arm64: its aarch64 wheels need GLIBCXX_3.4.26,
+# (lamb.release.lib_choice) needs a fallback on arm64: its aarch64 wheels need GLIBCXX_3.4.26,
 # while every aarch64 release from 2.1.1 to 2.3.0 needs GLIBCXX_3.4.30, past AL2023's documented
 # GCC 11 (audited 2026-12-06; 2.1.0 has no cp314 wheel, so python3.14 on arm64 has none).
 # Newest first within each library; the first row that fits a target wins.

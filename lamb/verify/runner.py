@@ -1,7 +1,7 @@
 """The runtime library a Lambda artifact ships, and running the converted model on it for ``lamb verify``.
 
 Which library (``pick_runtime_lib``: what ``lamb package`` would ship, as
-``lamb.package.lib_choice.resolve`` decides it), an environment that has it
+``lamb.release.lib_choice.resolve`` decides it), an environment that has it
 (``resolve_runtime_env``: lamb's own when its installation fits, an isolated cached one for a
 library whose needs clash with lamb's, such as a library built against NumPy 1.x), and a runner
 subprocess (``ModelRunner``, ``python -I -S _runner.py``) that runs the model through the shipped
@@ -51,12 +51,12 @@ def pick_runtime_lib(
     lib: str | None = None, runtime: str | None = None, manifest: Manifest | None = None, model_format: str | None = None,
 ) -> runtime_lib.RuntimeLibChoice:
     """The runtime library to verify on, pinned, and why: what the artifact will ship, as
-    ``lamb.package.lib_choice.resolve`` decides it for ``runtime`` (a Lambda runtime, ``python3.13``,
+    ``lamb.release.lib_choice.resolve`` decides it for ``runtime`` (a Lambda runtime, ``python3.13``,
     or target, ``python3.13-arm64``; default: the newest). ``lib`` alone, without a runtime: that
     library's newest wheel for this machine. A previous verification in the manifest is ignored
     here: which library verify used is what it is meant to establish."""
     from lamb import targets
-    from lamb.package import lib_choice
+    from lamb.release import lib_choice
 
     fresh = dataclasses.replace(manifest, verification=None) if manifest is not None else None
     target = None if runtime is None and lib is not None else targets.get_target(runtime)  # None: this machine
@@ -70,7 +70,7 @@ def resolve_runtime_env(lib: str, requirements: Sequence[str] = ()) -> RuntimeEn
     requirement. A library with needs of its own (one built against NumPy 1.x, while lamb's
     environment has NumPy 2) always gets an isolated environment of Linux wheels for this
     machine's Python, installed the way the artifact's dependencies are
-    (``lamb.package.wheels.install_for_target``).
+    (``lamb.release.wheels.install_for_target``).
     """
     lib = runtime_lib.normalise_name(lib)
     library = runtime_lib.get(lib)
@@ -115,7 +115,7 @@ def _installed_satisfies(dist: str, requirement: str | None) -> bool:
 
 
 def _isolated_env(requirements: list[str]) -> Path:
-    from lamb.package import wheels
+    from lamb.release import wheels
     from lamb.targets import RUNTIMES, host_smoke_target
 
     # This machine as it is (its own glibc), not its Lambda row: a release tagged manylinux_2_27

@@ -1,6 +1,6 @@
 """glibc's dynamic loader, replayed on paths: where each DT_NEEDED of an artifact's ELF files resolves.
 
-The ELF audit (``lamb.package.audit``) asks it which needs the artifact itself satisfies, which the
+The ELF audit (``lamb.release.audit``) asks it which needs the artifact itself satisfies, which the
 target's base system must, and which nothing does.
 """
 

@@ -27,8 +27,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lamb import files, targets
-from lamb.package.loader import SYSTEM, Loader, normalise
-from lamb.package.zip_check import check_wheel
+from lamb.release.loader import SYSTEM, Loader, normalise
+from lamb.release.zip_check import check_wheel
 from lamb.targets import Target
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ def audit_wheel(wheel: Path, target: Target) -> AuditReport:
 
 def audit_wheel_as_shipped(wheel: Path, target: Target, slim: Callable[[Path], Any] | None) -> AuditReport:
     """Audit a wheel's files as the artifact will ship them: installed, then slimmed by ``slim``
-    (``lamb.package.slim.slim``; passed in, since slimming reads ELF through this module) if it
+    (``lamb.release.slim.slim``; passed in, since slimming reads ELF through this module) if it
     will be.
 
     Slimming removes files (LiteRT's accelerators, vendor plugins) whose needs must not decide

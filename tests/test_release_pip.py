@@ -8,7 +8,7 @@ import pytest
 
 from lamb import targets
 from lamb.errors import DependencyError
-from lamb.package import wheels
+from lamb.release import wheels
 
 
 class FakePip:
@@ -116,7 +116,7 @@ def test_same_versions_unpins_what_the_host_lacks_but_never_the_runtime_library(
 
 
 def test_the_real_pip_leaves_a_trail_for_verbose(caplog):
-    with caplog.at_level("DEBUG", logger="lamb.package.wheels"):
+    with caplog.at_level("DEBUG", logger="lamb.release.wheels"):
         status, _ = wheels.SubprocessPip().main(["--version"])
-    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.package.wheels"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.release.wheels"]
     assert status == 0 and lines[0] == "pip --version" and lines[1].startswith("pip exited 0 after ")

@@ -18,7 +18,7 @@ import pytest
 
 from lamb import targets
 from lamb.errors import DependencyError
-from lamb.package import audit, lib_choice, slim, wheels, zip_check
+from lamb.release import audit, lib_choice, slim, wheels, zip_check
 from lamb.units import MiB
 
 TARGET = targets.get_target("python3.12", "x86_64")

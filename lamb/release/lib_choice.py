@@ -27,7 +27,7 @@ from typing import Any
 
 from lamb import quantization, runtime_lib
 from lamb.errors import DependencyError, InputError, RuntimeLibError
-from lamb.package import audit, slim, wheels
+from lamb.release import audit, slim, wheels
 from lamb.targets import Target
 
 SHIP, TAGGED, VERIFY = "ship", "tagged", "verify"  # what ``resolve`` is asked for (its docstring)

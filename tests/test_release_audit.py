@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lamb import measured, targets
-from lamb.package import audit, slim
+from lamb.release import audit, slim
 
 CC = shutil.which("cc") or shutil.which("gcc")
 HOST_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}.get(platform.machine())
@@ -131,9 +131,9 @@ def test_al2023_refuses_glibcxx_3_4_30_on_the_documented_facts(built):
 
 
 def test_the_audit_leaves_a_trail_for_verbose(built, caplog):
-    with caplog.at_level("DEBUG", logger="lamb.package.audit"):
+    with caplog.at_level("DEBUG", logger="lamb.release.audit"):
         report = audit.audit_tree(built / "root", targets.get_target("python3.12", HOST_ARCH))
-    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.package.audit"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "lamb.release.audit"]
     assert any(" -> the base system" in line for line in lines), lines  # where a DT_NEEDED resolved
     assert f"audit problem: {report.problems[0].sentence()}" in lines
     assert lines[-1] == f"audit of the artifact for {report.target}: {report.summary()}"

@@ -26,8 +26,8 @@ from packaging.utils import canonicalize_name
 
 from lamb.cache import cache_root
 from lamb.errors import DependencyError, InputError
-from lamb.package.zip_check import check_folder, check_total
 from lamb.progress import Progress, current
+from lamb.release.zip_check import check_folder, check_total
 from lamb.targets import Target
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import pytest
 
 from lamb import targets
 from lamb.errors import DependencyError
-from lamb.package import lib_choice, wheels
+from lamb.release import lib_choice, wheels
 
 pytestmark = pytest.mark.network
 

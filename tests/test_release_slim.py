@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lamb.package import slim
+from lamb.release import slim
 
 pytestmark = pytest.mark.network
 

@@ -8,7 +8,7 @@ import pytest
 
 from lamb import targets
 from lamb.errors import DependencyError, InputError
-from lamb.package import wheels
+from lamb.release import wheels
 
 pytestmark = pytest.mark.network
 

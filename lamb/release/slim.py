@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamb import runtime_lib
-from lamb.package import audit
+from lamb.release import audit
 from lamb.runtime_lib import SlimRule
 
 

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamb.errors import ArtifactError, DependencyError, LambError
-from lamb.package.budget import UNZIPPED
+from lamb.targets import UNZIPPED
 from lamb.units import human_bytes
 
-# A whole zip function unpacks to at most 250 MB (budget.UNZIPPED, Lambda's quota); one wheel
+# A whole zip function unpacks to at most 250 MB (lamb.targets.UNZIPPED, Lambda's quota); one wheel
 # bigger than that cannot ship in one, and the images lamb builds hold only its runtime deps
 # (measured 2026-12-06, cp312 x86_64: onnxruntime 1.32 unpacks to 72 MB, ai-edge-litert 2.3 to
 # 57 MB, NumPy 2.5 to 50 MB).
