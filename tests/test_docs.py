@@ -48,10 +48,42 @@ def test_the_site_builds_strictly(tmp_path):
     assert "lamb-table" not in reference and reference.count("<table>") == len(markers)
 
 
+def _markers() -> set[str]:
+    return {m for page in (ROOT / "docs").rglob("*.md") for m in tables.MARKER.findall(page.read_text(encoding="utf-8"))}
+
+
+def _commands() -> dict[str, object]:
+    """Every command of the CLI, a subcommand as "handler init", with its (vendored click) command."""
+    import typer.main
+
+    from lamb.cli import app
+
+    found: dict[str, object] = {}
+    for name, command in typer.main.get_command(app).commands.items():
+        subcommands = getattr(command, "commands", None)
+        found.update({f"{name} {sub}": c for sub, c in subcommands.items()} if subcommands else {name: command})
+    return found
+
+
 def test_every_marker_in_the_docs_names_a_table():
-    used = {m for page in (ROOT / "docs").rglob("*.md") for m in tables.MARKER.findall(page.read_text(encoding="utf-8"))}
-    assert used <= set(tables.TABLES)
+    used = _markers()
+    assert {m for m in used if not m.startswith("options:")} <= set(tables.TABLES)
     assert set(tables.TABLES) <= used, "a generated table no page shows"
+
+
+def test_every_command_has_a_page_with_its_options_table():
+    commands = _commands()
+    shown = {m.partition(":")[2].replace("-", " ") for m in _markers() if m.startswith("options:")}
+    assert shown == set(commands)
+    for name, command in commands.items():
+        rows = _rows(tables.command_options(name))
+        params = [p for p in command.params if p.name != "help"]
+        assert len(rows) == len(params), name
+        for row, param in zip(rows, params):
+            expected = f"`{param.opts[0]}`" if param.param_type_name == "option" else f"`{param.name.upper()}`"
+            assert row[0].startswith(expected), (name, row[0])
+    with pytest.raises(KeyError, match="no command `lamb nope`"):
+        tables.render("<!-- lamb-table: options:nope -->")
 
 
 def test_an_unknown_marker_fails_and_names_the_tables():

@@ -1,8 +1,8 @@
 """Tables the docs show, generated from lamb's own records when the site is built.
 
 A page asks for a table with a marker line, ``<!-- lamb-table: NAME -->``; the MkDocs hook below
-(``on_page_markdown``, registered in ``mkdocs.yml``) replaces it with ``TABLES[NAME]()``. A marker
-naming no table fails the build. The records are the owners of these facts (the runtime-library
+(``on_page_markdown``, registered in ``mkdocs.yml``) replaces it with ``TABLES[NAME]()``, or with
+``command_options(COMMAND)`` for ``options:COMMAND``. A marker naming no table fails the build. The records are the owners of these facts (the runtime-library
 registry, ``lamb.targets``, ``lamb.errors``, the handler's settings); the docs only render them, so
 a new mode, runtime, wheel row, exit code or setting reaches the docs with no edit here.
 
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 NONE = "\u2013"  # an en dash: the cell has nothing to say
-MARKER = re.compile(r"^<!-- lamb-table: ([\w-]+) -->$", re.M)
+MARKER = re.compile(r"^<!-- lamb-table: ([\w:-]+) -->$", re.M)
 
 
 def _row(*cells: object) -> str:
@@ -101,6 +102,11 @@ def target_sources() -> str:
     return _table(("OS", "fact", "rank", "source"), rows)
 
 
+def _literal(text: str) -> str:
+    """Plain text as Markdown shows it: ``<model>`` is no HTML tag, ``*.lamb.json`` no emphasis."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("*", "\\*")
+
+
 def _link(text: str) -> str:
     return re.sub(r"(https://[^\s),]+)", r"<\1>", text)
 
@@ -179,6 +185,30 @@ def _accepts(parse: Callable, s) -> str:
     return f"a whole number from 1 to {limit:,}" if limit else "see settings.py"
 
 
+def command_options(command: str) -> str:
+    """Every argument and option of ``lamb COMMAND`` (``"handler init"`` for a subcommand): its
+    flags, its default and its help, read from the CLI itself (what ``--help`` prints)."""
+    import typer.main
+
+    from lamb.cli import app
+
+    found: Any = typer.main.get_command(app)
+    for name in command.split():
+        found = found.commands[name]
+    rows = []
+    for param in found.params:  # typer's (vendored) click parameters: "option" or "argument"
+        if param.param_type_name == "option":
+            if param.name == "help":
+                continue
+            flags = ", ".join(f"`{o}`" for o in (*param.opts, *param.secondary_opts))
+            default = "" if param.is_flag or param.default in (None, ()) else f"`{param.default}`"
+        else:
+            flags, default = f"`{param.name.upper()}`", ""
+        text = " ".join((getattr(param, "help", None) or "").replace("\\[", "[").split())
+        rows.append((flags, default, _literal(text)))
+    return _table(("argument or option", "default", "what it does"), rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "exit-codes": exit_codes,
     "modes": modes,
@@ -191,12 +221,19 @@ TABLES: dict[str, Callable[[], str]] = {
 
 
 def render(markdown: str) -> str:
-    """``markdown`` with every table marker replaced by its table; KeyError names an unknown one."""
+    """``markdown`` with every table marker replaced by its table (``options:COMMAND`` for a
+    command's options, ``options:handler-init`` for a subcommand's); KeyError names an unknown one."""
 
     def table(match: re.Match) -> str:
         name = match.group(1)
+        if name.startswith("options:"):
+            command = name.partition(":")[2].replace("-", " ")
+            try:
+                return command_options(command)
+            except KeyError:
+                raise KeyError(f"no command `lamb {command}` for {name!r}") from None
         if name not in TABLES:
-            raise KeyError(f"no generated table called {name!r}; known: {', '.join(TABLES)}")
+            raise KeyError(f"no generated table called {name!r}; known: {', '.join(TABLES)}, options:COMMAND")
         return TABLES[name]()
 
     return MARKER.sub(table, markdown)
