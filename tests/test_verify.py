@@ -645,3 +645,15 @@ def test_a_read_only_manifest_folder_is_one_line_naming_the_manifest(zoo, small_
     remount_read_only(small_disk)
     with pytest.raises(InputError, match=rf"^cannot write {path}: Read-only file system$"):
         verify_model(manifest_path=path, samples=8)
+
+
+def test_a_full_temporary_folder_is_one_line_naming_the_file(zoo, tmp_path, small_disk, monkeypatch):
+    import tempfile
+
+    path = write_manifest(tmp_path / "m", zoo["h5"], zoo["float32"], "float32")
+    monkeypatch.setattr(tempfile, "tempdir", str(small_disk))  # 512 KB; 64 inputs of 32x32x3 floats take 768 KB
+    # the audit of the library's wheel unpacks it there first (lamb-audit-*), then the inputs (lamb-verify-*)
+    with pytest.raises(InputError, match=rf"^cannot write {small_disk}/lamb-(audit|verify)-\w+(/model_input_0.npy)?: "
+                                         "No space left on device$"):
+        verify_model(manifest_path=path, samples=64)
+    assert list(small_disk.iterdir()) == []

@@ -42,6 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lamb import files
 from lamb import manifest as mf
 from lamb.convert.engine import Converted, Export
 from lamb.convert.savedmodel import SIGNATURE_KEY, saved_model
@@ -147,7 +148,8 @@ def quantize(model: bytes, mode: Mode, representative: Any = None, layout: str =
 
     with tempfile.TemporaryDirectory(prefix="lamb-onnx-") as tmp:
         src, pre, out = Path(tmp, "in.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "out.onnx")
-        src.write_bytes(model)
+        with files.writing(src):  # the temporary folder full: one line naming the file
+            src.write_bytes(model)
         try:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             if mode.calibrated:

@@ -30,6 +30,7 @@ import numpy as np
 
 from lamb import runtime_lib
 from lamb.errors import DependencyError
+from lamb.files import writing
 from lamb.manifest import Manifest
 from lamb.source.base import RunFailed
 from lamb.verify._runner_protocol import Ready, RunRequest
@@ -199,7 +200,8 @@ class ModelRunner:
         files = {}
         for i, (key, array) in enumerate(inputs.items()):
             path = Path(workdir) / f"model_input_{i}.npy"
-            np.save(path, np.ascontiguousarray(array, dtype=np.float32))
+            with writing(path):  # the temporary folder full: one line naming the file
+                np.save(path, np.ascontiguousarray(array, dtype=np.float32))
             files[key] = str(path)
         assert self._proc.stdin is not None
         try:
