@@ -12,10 +12,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lamb import manifest as mf
 from lamb.cache import cache_root
-from lamb.handler.lambkit.cpu import Cpu, parse
+
+if TYPE_CHECKING:  # lambkit's package imports NumPy and Pillow: not at `lamb --help` (targets import this module)
+    from lamb.handler.lambkit.cpu import Cpu
 
 _VERSION = re.compile(r"^(\d+(?:\.\d+)*)$")
 
@@ -58,6 +61,8 @@ def cpu_in(facts: dict, arch: str) -> Cpu | None:
     text = facts.get("cpuinfo")
     if not isinstance(text, str) or not text.strip():
         return None
+    from lamb.handler.lambkit.cpu import parse
+
     return parse(text, str(facts.get("machine") or arch))
 
 
