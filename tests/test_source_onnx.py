@@ -54,3 +54,15 @@ def test_an_open_image_size_is_verified_at_the_size_convert_fixed(tmp_path):
     result = convert_model(path, tmp_path, input_shape=(16, 16))
     report = verify_model(manifest_path=result.manifest_path, inputs=VerifyInputs(samples=4))
     assert report.passed and report.samples == 4
+
+
+def test_without_a_manifest_the_source_says_the_layout(nchw_onnx, tmp_path):
+    """`lamb verify model.onnx elsewhere/model.onnx`: no manifest to read the layout from; the source has it."""
+    import shutil
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for name in ("model.onnx", "model.onnx.data"):
+        shutil.copy2(nchw_onnx.parent / name, plain / name)
+    report = verify_model(nchw_onnx, plain / "model.onnx", inputs=VerifyInputs(samples=4))
+    assert report.passed and report.samples == 4 and report.reference == "onnx.reference"

@@ -95,7 +95,7 @@ def verify_model(
 
         paired = pair_signatures(loaded, info, run.source.path, run.model_path)
         check_labels(run.labels, paired)
-        paired, channel_first = image_layout(run.manifest, paired)
+        paired, channel_first = image_layout(run.manifest, paired, [s.layout for s in loaded.inputs()])
         labeled = _labeled(run, paired)
         arrays, used_images, skipped = build_inputs(
             paired.input_shapes, run.inputs, run.samples, run.preprocess, labeled.recorded if labeled else None
@@ -140,19 +140,23 @@ def verify_model(
     return run.finish(result)
 
 
-def image_layout(manifest: Manifest | None, paired: PairedSignature) -> tuple[PairedSignature, list[bool]]:
+def image_layout(
+    manifest: Manifest | None, paired: PairedSignature, source_layouts: list[str] | None = None,
+) -> tuple[PairedSignature, list[bool]]:
     """``paired`` with each input's per-sample shape channels last, as the handler's preprocessing
     makes it (the manifest's fixed shape where the model leaves one open), and which inputs the
-    model takes channel-first (the manifest's ``layout``)."""
+    model takes channel-first (the manifest's ``layout``; without a manifest, the source's, in
+    ``paired``'s order: lamb keeps a model's layout when it converts it)."""
     declared = {s.name: s for s in manifest.inputs} if manifest is not None else {}
     shapes, channel_first = [], []
-    for key, shape in zip(paired.input_keys, paired.input_shapes):
+    for i, (key, shape) in enumerate(zip(paired.input_keys, paired.input_shapes)):
         spec = declared.get(key)
         dims = list(spec.shape[1:]) if spec is not None else list(shape)
         if any(d is None or d < 0 for d in dims):
             raise InputError(f"the model's input {key} has open dimensions {format_shape([-1, *dims])}",
                              "re-run `lamb convert MODEL --input-shape ...` with the size the model takes")
-        first = spec is not None and spec.layout == NCHW and len(dims) == 3
+        layout = spec.layout if spec is not None else source_layouts[i] if source_layouts is not None else None
+        first = layout == NCHW and len(dims) == 3
         shapes.append([dims[1], dims[2], dims[0]] if first else dims)
         channel_first.append(first)
     return dataclasses.replace(paired, input_shapes=shapes), channel_first
