@@ -31,6 +31,14 @@ def test_import_lamb_is_light_and_each_step_is_callable():
     assert done.stdout.split("\n")[:2] == ["[]", "True True"]
 
 
+def test_the_cli_loads_no_heavy_library_before_a_command_runs():
+    # `lamb --help` imports lamb.cli: no engine, no TensorFlow, no NumPy or Pillow, no boto3.
+    heavy = ("tensorflow", "keras", "onnx", "onnxruntime", "boto3", "numpy", "PIL", "lamb.api")
+    code = f"import sys, lamb.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]"
+
+
 def test_the_step_packages_are_the_api_and_still_their_modules():
     import inspect
 
