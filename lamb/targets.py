@@ -298,7 +298,7 @@ def runtime_names() -> list[str]:
 # newer aarch64 wheel needs GLIBCXX_3.4.30, past AL2023's GCC 11: lamb.runtime_lib.litert, audited
 # 2026-12-06), and the course builds its images on python3.13.
 DEFAULT_RUNTIME = "python3.13"
-DEFAULT_RUNTIME_WHY = ("the newest runtime whose default engine, LiteRT, passes the audit on both x86_64 and arm64 "
+DEFAULT_RUNTIME_WHY = ("the newest runtime whose default engine passes the audit on both x86_64 and arm64 "
                        "(python3.14 has no such arm64 release), and the course's")
 
 

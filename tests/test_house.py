@@ -5,7 +5,9 @@ commands take one per option, as Typer wants). The import layers are tests/test_
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 from pathlib import Path
 
 LAMB = Path(__file__).resolve().parent.parent / "lamb"
@@ -104,27 +106,74 @@ def test_the_code_map_names_every_part_of_each_package():
     assert missing == {}, "parts of packages missing from their entry in the code map (docs/architecture.md)"
 
 
-# Issue 15: the runtime library has one seam. Only the LiteRT engine's own files name its format
-# (its record, its converter, its verify runner), the shipped handler (its LiteRT backend), and the
-# manifest's version-1 migration; every generic module asks lamb.runtime_lib instead.
-MAY_NAME_TFLITE = {
+# Issues 15 and 23: each runtime library has one seam. Only an engine's own files name it or its
+# format (its record, its converter, its backend in the shipped handler), the sources of that format
+# (an ONNX export is a source too, with its own reference runner), and the manifest's version-1
+# migration; every generic module asks lamb.runtime_lib (or lamb.source) instead. Comments,
+# docstrings, `--help` texts and `examples in backquotes` may name them: they explain, they do not decide.
+ENGINE_WORDS = re.compile(r"tflite|onnx|litert|\bort\b", re.IGNORECASE)
+MAY_NAME_AN_ENGINE = {
+    "lamb/runtime_lib/__init__.py",  # the registry imports its engine families, in preference order
     "lamb/runtime_lib/litert.py",  # the LiteRT records: formats, modes, libraries, wheels, slim rules
+    "lamb/runtime_lib/onnxruntime.py",  # ONNX Runtime's
     "lamb/convert/tflite.py",  # the tflite format's converter
-    "lamb/verify/_tflite_runner.py",  # LiteRT's verify runner
+    "lamb/convert/onnx.py",  # the onnx format's converter
+    "lamb/verify/_reference_runner.py",  # the ONNX source's reference implementations
     "lamb/manifest.py",  # migrate_v1: version 1 named the model after the one format it knew
+    "lamb/api.py",  # saves an in-memory onnx.ModelProto given to lamb.convert (the source seam has no save)
 }
 SHIPPED = "lamb/handler/"  # its backends are per runtime library; it cannot import lamb to ask
+SOURCES = "lamb/source/"  # the source seam: the ONNX source names its format (issue 22)
 
 
-def test_only_the_litert_engine_names_tflite():
-    naming = {name for name, text in _sources() if "tflite" in text.lower()}
-    assert {n for n in naming if not n.startswith(SHIPPED)} - MAY_NAME_TFLITE == set()
+def _code_words(text: str) -> list[tuple[int, str]]:
+    """(line, token) for the names and string literals a module decides with: not its comments, its
+    docstrings, the ``help=`` texts it passes, nor the `examples` its strings quote in backquotes."""
+    tree = ast.parse(text)
+    skipped: set[tuple[int, int]] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                skipped.update((line, 0) for line in range(first.lineno, (first.end_lineno or first.lineno) + 1))
+        if isinstance(node, ast.keyword) and node.arg == "help":
+            skipped.update((line, 0) for line in range(node.value.lineno, (node.value.end_lineno or node.value.lineno) + 1))
+    words = []
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if (token.start[0], 0) in skipped or token.type == tokenize.COMMENT:
+            continue
+        if token.type in (tokenize.NAME, tokenize.STRING) or token.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+            words.append((token.start[0], re.sub(r"`[^`]*`", "", token.string)))
+    return words
+
+
+def _naming_an_engine(text: str) -> list[int]:
+    return [line for line, word in _code_words(text) if ENGINE_WORDS.search(word)]
+
+
+def test_only_an_engines_own_files_name_it():
+    naming = {
+        name: lines for name, text in _sources()
+        if not name.startswith((SHIPPED, SOURCES)) and name not in MAY_NAME_AN_ENGINE and (lines := _naming_an_engine(text))
+    }
+    assert naming == {}
+
+
+def test_the_engine_word_check_reads_code_not_explanations():
+    assert _naming_an_engine('lib = "onnxruntime"\n') == [1]
+    assert _naming_an_engine("from lamb.runtime_lib import litert\n") == [1]
+    assert _naming_an_engine("if fmt == 'tflite':\n    pass\n") == [1]
+    assert _naming_an_engine("x = 1  # LiteRT's order\n") == []
+    assert _naming_an_engine('"""Runs a .tflite or an .onnx."""\n') == []
+    assert _naming_an_engine('option(help="a .tflite or .onnx file")\n') == []
+    assert _naming_an_engine('hint = "run `lamb convert model.onnx` first"\n') == []
+    assert _naming_an_engine("port = sort(effort)\n") == []  # ort only as a word
 
 
 # Issue 22: sources have one seam. Only lamb/source/ tells a Keras file, a SavedModel folder and an
 # ONNX file apart (lamb.source.open_source); convert, verify and compare ask the source it returns.
 SOURCE_MARKS = {".h5", ".hdf5", ".keras", ".onnx", ".pt", ".pth", "saved_model.pb", "saved_model.pbtxt"}
-SOURCES = "lamb/source/"
 
 
 def _branches_on_a_source_suffix(text: str) -> list[int]:

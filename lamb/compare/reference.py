@@ -68,8 +68,10 @@ class Reference:
         from lamb.verify.runner import ModelRunner, resolve_runtime_env
 
         def start_runner(model: Path, module: str) -> ModelRunner:
-            # A reference runner runs in lamb's own environment (onnx, and its onnxruntime).
-            return ModelRunner.reference(resolve_runtime_env("onnxruntime"), model, module)
+            # A reference runner runs in lamb's own environment, with the library of the source's own
+            # format (only a source lamb can run as it is has a reference runner).
+            own = runtime_lib.for_format(self.loaded.source_format)[0].name
+            return ModelRunner.reference(resolve_runtime_env(own), model, module)
 
         assert self.inputs is not None
         t0 = time.perf_counter()

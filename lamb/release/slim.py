@@ -36,7 +36,7 @@ _SHARED: tuple[SlimRule, ...] = (
     SlimRule("build-time files", "C headers, Cython declarations, NumPy's Fortran wrapper generator (f2py) and "
              "PyInstaller hooks: used to build against a package, never to run it",
              ("**/*.pxd", "**/*.h", "**/*.hpp", "numpy/_core/include", "numpy/f2py", "numpy/_pyinstaller")),
-    SlimRule("console scripts", "bin/ entry points (f2py, litert-benchmark, tqdm ...) cannot run in Lambda",
+    SlimRule("console scripts", "bin/ entry points (f2py, tqdm, the engines' benchmark tools ...) cannot run in Lambda",
              ("bin",)),
 )
 _PILLOW: tuple[SlimRule, ...] = (
