@@ -27,14 +27,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
+
 PREFIX = "/2018-06-01/runtime"
 NEXT = PREFIX + "/invocation/next"
 INIT_ERROR = PREFIX + "/init/error"
 _RESULT = re.compile(re.escape(PREFIX) + r"/invocation/([^/]+)/(response|error)$")
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"  # awslambdaric's lambda_runtime_client.py
-# The Runtime API's limit on a response ("Invocation payload (request and response)": 6 MB,
-# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+# A response is limited as a request is ("Invocation payload (request and response)": 6 MB).
+MAX_RESPONSE_BYTES = MAX_PAYLOAD_BYTES
 
 
 @dataclass
@@ -86,12 +87,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_RESPONSE_BYTES:
+        match = _RESULT.match(self.path)
+        if length > MAX_RESPONSE_BYTES:  # what Lambda answers the caller instead of the response
             self.close_connection = True
-            return self._answer(413, {"errorType": "RequestEntityTooLarge", "errorMessage": "response over 6 MB"})
+            self._answer(413, {"errorType": "RequestEntityTooLarge", "errorMessage": "response over 6 MB"})
+            too_large = {"errorType": "Function.ResponseSizeTooLarge", "stackTrace": [],
+                         "errorMessage": f"Response payload size ({length} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."}
+            self.server.api.messages.put(Message("error", match.group(1) if match else "", json.dumps(too_large).encode()))
+            return None
         body = self.rfile.read(length)
         error_type = self.headers.get(ERROR_TYPE_HEADER, "")
-        match = _RESULT.match(self.path)
         if match:
             message = Message(match.group(2), match.group(1), body, error_type)
         elif self.path == INIT_ERROR:

@@ -159,3 +159,14 @@ def test_invoke_says_which_runtime_client_ran(roots, ric_settings, tmp_path):
         assert own.runtime_client == STAND_IN_CLIENT
         assert any(f"awslambdaric has no wheel for Python {host_python()}" in note for note in own.notes)
     assert runtime_client_for("3.11", "x86_64") == (None, "awslambdaric has no wheel for Python 3.11: lamb's stand-in bootstrap ran the handler")
+
+
+@pytest.mark.network
+def test_a_response_over_lambdas_limit_is_the_error_lambda_returns(tmp_path, ric_settings):
+    from lamb.runtime_api import MAX_RESPONSE_BYTES
+
+    (tmp_path / "lambda_function.py").write_text(f"def lambda_handler(event, context):\n    return 'x' * {MAX_RESPONSE_BYTES}\n")
+    with LocalFunction(tmp_path, ric_settings) as fn:
+        result = fn.invoke({})
+    assert result.response is None and result.error["errorType"] == "Function.ResponseSizeTooLarge"
+    assert f"exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)" in result.error["errorMessage"]

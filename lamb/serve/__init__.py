@@ -152,12 +152,12 @@ class LocalServer:
         """Start the workers on ``task_root`` and wait for their cold starts (run in parallel)."""
         self.task_root = Path(task_root) if task_root is not None else self.task_root
         self.settings = settings or self.settings
-        if self.task_root is None:
+        root = self.task_root
+        if root is None:
             raise InputError("no task root to serve", "pass the unpacked artifact's folder")
-        task_root_, settings_ = self.task_root, self.settings
         try:
             for i in range(self.n_workers):
-                worker = _Worker(i, self.jobs, lambda: LocalFunction(task_root_, settings_))
+                worker = _Worker(i, self.jobs, lambda: LocalFunction(root, self.settings))
                 self.workers.append(worker)
                 worker.start()
             for worker in self.workers:
