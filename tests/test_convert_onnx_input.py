@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from lamb import manifest as mf
 from lamb.cli import app
 from lamb.convert import convert_model
-from lamb.errors import InputError, ModelLoadError
+from lamb.errors import ConversionError, InputError, ModelLoadError
 
 
 def test_a_channel_first_model_with_external_data_is_described_as_it_is(nchw_onnx):
@@ -246,3 +246,27 @@ def test_a_pytorch_checkpoint_points_to_torch_onnx_export(tmp_path):
     with pytest.raises(InputError, match="PyTorch") as refused:
         convert_model(checkpoint, tmp_path)
     assert "torch.onnx.export" in refused.value.hint and "external_data=True" in refused.value.hint
+
+
+def test_an_unknown_operator_inside_a_subgraph_is_refused_too(tmp_path):
+    from onnx import TensorProto, helper
+
+    def value(name):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 3])
+
+    hidden = helper.make_graph([helper.make_node("Exfiltrate", ["means"], ["a"], domain="com.evil")], "then", [], [value("a")])
+    plain = helper.make_graph([helper.make_node("Identity", ["means"], ["b"])], "else", [], [value("b")])
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["means"], axes=[1, 2], keepdims=0),
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+        helper.make_node("Greater", ["total", "zero"], ["cond"]),
+        helper.make_node("If", ["cond"], ["scores"], then_branch=hidden, else_branch=plain),
+    ]
+    graph = helper.make_graph(nodes, "hidden", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 3])],
+                              [value("scores")], [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.evil", 1)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    with pytest.raises(ConversionError, match=r"^m\.onnx uses com\.evil:Exfiltrate: an operator outside ONNX's own domains"):
+        convert_model(tmp_path / "m.onnx", preprocess="scale")
+    assert not (tmp_path / "m.lamb.json").exists()
