@@ -90,10 +90,17 @@ def roots(tmp_path):
     return tmp_path
 
 
-@pytest.mark.network  # installs awslambdaric for Python 3.12 into lamb's cache (once)
-def test_a_good_handler_runs_under_awslambdaric(roots, ric_settings):
-    assert runtime_client_name(ric_settings).startswith("AWS's runtime interface client (awslambdaric-4.2.2")
-    with LocalFunction(roots / "good", ric_settings) as fn:
+@pytest.mark.network  # installs awslambdaric for each Python into lamb's cache (once)
+@pytest.mark.parametrize("version", WHEEL_PYTHONS)
+def test_a_good_handler_runs_under_awslambdaric(roots, version):
+    python = find_python(version)
+    if python is None:
+        pytest.skip(f"no CPython {version} on this machine")
+    client, why = runtime_client_for(version, host_arch() or "x86_64")
+    assert client is not None, why
+    settings = RunSettings(python=python, runtime_client=client, timeout_s=2.0)
+    assert runtime_client_name(settings) == f"AWS's runtime interface client (awslambdaric-4.2.2-py{version}-{host_arch()})"
+    with LocalFunction(roots / "good", settings) as fn:
         cold = fn.invoke({"a": 1})
         warm = fn.invoke({"a": 2})
     assert cold.error is None and cold.cold and not warm.cold
