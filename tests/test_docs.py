@@ -141,6 +141,14 @@ def test_the_wheel_and_library_tables_are_the_registry():
     assert [r[0].strip("`") for r in libs] == list(runtime_lib.names())
 
 
+def test_the_slim_table_is_every_rule_in_order():
+    from lamb.release import slim
+
+    rows = _rows(tables.slim_rules())
+    assert [r[0] for r in rows] == [r.name for r in (*slim.RULES, slim.ORPHANS)]
+    assert all(f"`{p}`" in row[2] for row, rule in zip(rows, slim.RULES) for p in rule.patterns)
+
+
 def test_the_settings_table_is_every_lamb_variable_with_its_default():
     from lamb.handler.lambkit import settings
 

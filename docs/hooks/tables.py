@@ -103,8 +103,12 @@ def target_sources() -> str:
 
 
 def _literal(text: str) -> str:
-    """Plain text as Markdown shows it: ``<model>`` is no HTML tag, ``*.lamb.json`` no emphasis."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace("*", "\\*")
+    """Plain text as Markdown shows it: ``<model>`` is no HTML tag, ``*.lamb.json`` and
+    ``__pycache__`` no emphasis."""
+    parts = text.split("`")  # odd parts are code spans, shown as they are
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("&", "&amp;").replace("<", "&lt;").replace("*", "\\*").replace("_", "\\_")
+    return "`".join(parts)
 
 
 def _link(text: str) -> str:
@@ -136,6 +140,17 @@ def runtime_libs() -> str:
             ", ".join(lib.format.mode_names), ", ".join(r.name for r in lib.slim_rules) or NONE,
         ))
     return _table(("runtime library", "imports as", "model in the artifact", "--runtime-lib aliases", "modes", "slim rules"), rows)
+
+
+def slim_rules() -> str:
+    """Every slimming rule ``lamb package`` applies, in order, with why and what it matches."""
+    from lamb.release import slim
+
+    rows = [
+        (r.name, _literal(r.why), ", ".join(f"`{p}`" for p in r.patterns) or "computed: what no ELF file links to")
+        for r in (*slim.RULES, slim.ORPHANS)
+    ]
+    return _table(("rule", "why it is dead weight", "what it removes"), rows)
 
 
 def handler_settings() -> str:
@@ -216,6 +231,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "target-sources": target_sources,
     "wheels": wheels,
     "runtime-libs": runtime_libs,
+    "slim-rules": slim_rules,
     "handler-settings": handler_settings,
 }
 
