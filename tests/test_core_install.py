@@ -28,7 +28,10 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parent.parent
 # Test modules whose every test runs on the core install: the ONNX flow from convert to serve.
-CORE_TESTS = ["tests/test_e2e_onnx_course.py", "tests/test_convert_onnx_input.py", "tests/test_convert_heads.py"]
+CORE_TESTS = [
+    "tests/test_e2e_onnx_course.py", "tests/test_convert_onnx_input.py", "tests/test_convert_heads.py",
+    "tests/test_e2e_onnx_elsewhere.py", "tests/test_source_onnx.py",
+]
 # Besides the keras extra's own modules: what it pulls in that the core must not need.
 NOT_IN_CORE = (*KERAS_EXTRA_MODULES, "tf2onnx", "ai_edge_litert")
 
