@@ -143,7 +143,7 @@ def compare(model: Any, **options: Any) -> CompareReport:
     from lamb.cost import parse_memory_list
 
     _quiet_tensorflow()
-    source, _saved = _source(model, options.get("output_dir"))
+    source, saved = _source(model, options.get("output_dir"))
     o = _Options("lamb compare", options)
     plot = _path(o.pop("plot"))
     check_plot(plot)
@@ -155,6 +155,8 @@ def compare(model: Any, **options: Any) -> CompareReport:
     report = compare_models(source, progress=progress, **changes)
     if plot is not None:
         write_plot(report, plot)
+    if saved:
+        report.notes.insert(0, saved)
     return report
 
 

@@ -86,6 +86,19 @@ def test_an_onnx_model_in_memory_is_saved_and_taken_as_it_is(nchw_onnx, tmp_path
     assert result.manifest.model.format == "onnx" and (tmp_path / f"{onnx.load(nchw_onnx).graph.name or 'model'}.onnx").is_file()
 
 
+@pytest.mark.network
+def test_compare_takes_a_model_in_memory_and_the_commands_option_forms(tmp_path, quick_timing):
+    from conftest import TINY_LABELS, build_tiny_classifier
+
+    report = lamb.compare(
+        build_tiny_classifier(), runtime_lib="ai-edge-litert", modes="float32", samples=8, preprocess="xception",
+        labels=TINY_LABELS, runtime="python3.12", memory=[512, 1769], output_dir=tmp_path,
+    )
+    assert (tmp_path / "tiny_classifier.keras").is_file() and "tiny_classifier.keras" in report.notes[0]
+    assert [r.mode for r in report.rows] == ["float32"] and report.recommended == "float32"
+    report.raise_for_failure()
+
+
 def test_something_that_is_no_model_is_refused():
     with pytest.raises(InputError, match="cannot convert a dict"):
         lamb.convert({"weights": []})
