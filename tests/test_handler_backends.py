@@ -4,6 +4,8 @@ the one rule that pairs its outputs with the source model's (verify, invoke and 
 from __future__ import annotations
 
 import io
+import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -80,3 +82,76 @@ def test_a_two_output_model_is_paired_alike_by_verify_invoke_and_the_function(tm
     assert invoked.error is None and list(invoked.response) == ["zeta", "alpha"]
     for name, want in zip(invoked.response, expected):
         np.testing.assert_allclose(list(invoked.response[name].values()), want, atol=1e-4)
+
+
+# -- a third engine, added from outside ---------------------------------------------------------
+
+ENGINE = "lamb-test-engine"  # not on any index: pip finds it in the test's own folder (PIP_FIND_LINKS)
+ENGINE_BACKEND = '''"""A third engine's backend, shipped in its own distribution: LiteRT's interpreter under another record."""
+
+from lambkit.backends.litert import LiteRTBackend, library  # noqa: F401 - the backend module's contract
+
+BACKEND = LiteRTBackend
+'''
+
+
+def _engine_wheel(folder):
+    """``lamb_test_engine-0.1-py3-none-any.whl``: its backend, needing ai-edge-litert to run."""
+    import base64
+    import hashlib
+
+    files = {
+        "lamb_test_engine/__init__.py": "",
+        "lamb_test_engine/backend.py": ENGINE_BACKEND,
+        "lamb_test_engine-0.1.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {ENGINE}\nVersion: 0.1\nRequires-Dist: ai-edge-litert\n",
+        "lamb_test_engine-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: lamb-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},{len(text.encode())}"
+              for name, text in files.items()]
+    files["lamb_test_engine-0.1.dist-info/RECORD"] = "\n".join([*record, "lamb_test_engine-0.1.dist-info/RECORD,,"]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / "lamb_test_engine-0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), text)
+    return wheel
+
+
+@pytest.mark.network  # the engine's dependencies for the target (cached after the first run)
+def test_a_third_engine_goes_through_the_pipeline_with_only_its_own_files(tmp_path, monkeypatch, png_bytes):
+    """convert -> verify -> package -> invoke on an engine lamb has never heard of, for the tflite
+    format. What it needed, all of it here and none of it in a generic module:
+
+    - its record: a ``RuntimeLib`` (and a ``WheelRow`` for the release it has), registered;
+    - its backend, in its own distribution (``lamb_test_engine/backend.py``, named by the record's
+      ``handler_backend``): verify's runner and the function both load the model with it;
+    - no converter of its own: a library of an existing format uses that format's converter.
+    """
+    from lamb import runtime_lib
+    from lamb.convert import convert_model
+    from lamb.invoke import invoke_artifact
+    from lamb.package import build_package
+    from lamb.verify import VerifyInputs, verify_model
+
+    _engine_wheel(tmp_path / "index")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "index"))
+    tflite = runtime_lib.get("ai-edge-litert").format
+    engine = runtime_lib.RuntimeLib(ENGINE, "lamb_test_engine", (), tflite, "lamb_test_engine.backend")
+    monkeypatch.setitem(runtime_lib.LIBRARIES, ENGINE, engine)
+    monkeypatch.setattr(runtime_lib, "WHEELS", [*runtime_lib.WHEELS, runtime_lib.WheelRow(ENGINE, "0.1", ("3.11",), ("x86_64",), (2, 17))])
+
+    model = _two_heads()
+    model.save(tmp_path / "two.keras")
+    converted = convert_model(tmp_path / "two.keras", tmp_path / "two.tflite", preprocess="none", runtime_lib_name=ENGINE)
+    report = verify_model(manifest_path=converted.manifest_path, inputs=VerifyInputs(samples=4),
+                          runtime_lib_name=ENGINE, runtime="python3.11")
+    assert report.passed, report.failures or report.error
+    assert (report.runtime_lib, report.runtime_lib_version) == (ENGINE, "0.1")
+    built = build_package(converted.manifest_path, runtime="python3.11", output=tmp_path / "fn.zip", smoke=False)
+    assert (built.runtime_lib.name, built.runtime_lib.version) == (ENGINE, "0.1")
+    with zipfile.ZipFile(tmp_path / "fn.zip") as zf:
+        assert "lamb_test_engine/backend.py" in zf.namelist()
+        assert json.loads(zf.read("lamb.json"))["package"]["handler_backend"] == "lamb_test_engine.backend"
+    (tmp_path / "cat.png").write_bytes(png_bytes)
+    invoked = invoke_artifact(tmp_path / "fn.zip", image=tmp_path / "cat.png")
+    assert invoked.error is None and list(invoked.response) == ["zeta", "alpha"], invoked.logs
