@@ -149,6 +149,17 @@ def test_the_slim_table_is_every_rule_in_order():
     assert all(f"`{p}`" in row[2] for row, rule in zip(rows, slim.RULES) for p in rule.patterns)
 
 
+def test_values_named_inline_come_from_the_records():
+    from lamb.handler.lambkit import settings
+
+    opened, _, more = tables.render("<!-- lamb-value: default-formats -->|<!-- lamb-value: more-formats -->").partition("|")
+    spelled = {"WEBP": "WebP"}
+    assert re.split(r", | and ", opened) == [spelled.get(f, f) for f in settings.DEFAULT_FORMATS]
+    assert re.split(r", | or ", more) == [f for f in settings.ADMISSIBLE_FORMATS if f not in settings.DEFAULT_FORMATS]
+    with pytest.raises(KeyError, match="no generated value called 'nope'"):
+        tables.render("<!-- lamb-value: nope -->")
+
+
 def test_the_settings_table_is_every_lamb_variable_with_its_default():
     from lamb.handler.lambkit import settings
 

@@ -236,6 +236,33 @@ TABLES: dict[str, Callable[[], str]] = {
 }
 
 
+VALUE = re.compile(r"<!-- lamb-value: ([\w-]+) -->")
+
+
+def _formats(names, last: str) -> str:
+    spelled = [{"WEBP": "WebP"}.get(n, n) for n in names]
+    return f"{', '.join(spelled[:-1])} {last} {spelled[-1]}" if len(spelled) > 1 else "".join(spelled)
+
+
+def _default_formats() -> str:
+    from lamb.handler.lambkit import settings as s
+
+    return _formats(s.DEFAULT_FORMATS, "and")
+
+
+def _more_formats() -> str:
+    from lamb.handler.lambkit import settings as s
+
+    return _formats([f for f in s.ADMISSIBLE_FORMATS if f not in s.DEFAULT_FORMATS], "or")
+
+
+#: Facts a sentence names inline, ``<!-- lamb-value: NAME -->``: one owner, the record.
+VALUES: dict[str, Callable[[], str]] = {
+    "default-formats": _default_formats,  # the image formats the handler opens
+    "more-formats": _more_formats,  # the ones LAMB_IMAGE_FORMATS may add
+}
+
+
 def render(markdown: str) -> str:
     """``markdown`` with every table marker replaced by its table (``options:COMMAND`` for a
     command's options, ``options:handler-init`` for a subcommand's); KeyError names an unknown one."""
@@ -252,7 +279,13 @@ def render(markdown: str) -> str:
             raise KeyError(f"no generated table called {name!r}; known: {', '.join(TABLES)}, options:COMMAND")
         return TABLES[name]()
 
-    return MARKER.sub(table, markdown)
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in VALUES:
+            raise KeyError(f"no generated value called {name!r}; known: {', '.join(VALUES)}")
+        return VALUES[name]()
+
+    return VALUE.sub(value, MARKER.sub(table, markdown))
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:  # the MkDocs hook
