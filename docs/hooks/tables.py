@@ -236,7 +236,7 @@ TABLES: dict[str, Callable[[], str]] = {
 }
 
 
-VALUE = re.compile(r"<!-- lamb-value: ([\w-]+) -->")
+VALUE = re.compile(r"<!-- lamb-value: ([a-z][a-z0-9-]*) -->")  # lowercase: a page may show the form, NAME
 
 
 def _formats(names, last: str) -> str:
