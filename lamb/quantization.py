@@ -5,8 +5,8 @@ The modes themselves are rows of a model format's record (``lamb.runtime_lib``: 
 images, and the default tolerances ``lamb verify`` judges it by (with the measurements they rest
 on). The CLI's help is generated from those rows: adding a mode is adding a row.
 
-Nothing here imports TensorFlow: the converter settings are names (``"float16"``), resolved on
-``tf`` by the converter.
+Nothing here imports TensorFlow, and nothing here is one engine's: each engine module gives its
+rows the settings its converter needs (``Mode.settings``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,10 @@ class Mode:
     # in. verify infers the mode of a model without a manifest from these (``infer``).
     weights: str = "float32"
     activations: str = "float32"
-    # Converter settings, as names the format's converter resolves on its framework (e.g. on tf):
-    # Optimize.DEFAULT on; the weight types the kernels may use; the op set the model may use.
-    optimize: bool = False
-    supported_types: tuple[str, ...] = ()
-    ops_set: str = ""
+    # The format's converter's own settings for this mode, of a type its engine module defines
+    # (LiteRT's: ``lamb.runtime_lib.litert.ConverterSettings``); None: the converter needs none
+    # beyond the row's generic facts. Generic code never reads them.
+    settings: Any = None
     # Needs calibration images (``--calibration``, a representative dataset): integer activations
     # need ranges measured on real inputs.
     calibrated: bool = False
@@ -62,7 +62,8 @@ class Mode:
 
     @property
     def quantized(self) -> bool:
-        return self.optimize
+        """Anything rounded below float32: its weights, or its activations."""
+        return (self.weights, self.activations) != ("float32", "float32")
 
 
 DEFAULT = "float32"  # every format offers it: the converted model computes in float32

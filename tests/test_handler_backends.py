@@ -155,3 +155,28 @@ def test_a_third_engine_goes_through_the_pipeline_with_only_its_own_files(tmp_pa
     (tmp_path / "cat.png").write_bytes(png_bytes)
     invoked = invoke_artifact(tmp_path / "fn.zip", image=tmp_path / "cat.png")
     assert invoked.error is None and list(invoked.response) == ["zeta", "alpha"], invoked.logs
+
+
+def _same_signature(implementation, protocol_method) -> bool:
+    import inspect
+
+    def params(f):
+        return [(p.name, p.kind) for p in inspect.signature(f).parameters.values() if p.name != "self"]
+
+    return params(implementation) == params(protocol_method)
+
+
+def test_every_engine_is_typed_by_its_seams():
+    """Each library's backend is a ``Backend`` and its format's converter a ``Converter``
+    (typing.Protocol: the seams are types, not names found by convention)."""
+    from lamb import runtime_lib
+    from lamb.convert import engine
+
+    for lib in runtime_lib.LIBRARIES.values():
+        backend = backends.module(lib.handler_backend)
+        assert callable(backend.library) and {"describe", "run"} <= set(dir(backend.BACKEND)), lib.name
+        assert _same_signature(backend.BACKEND.run, backends.Backend.run), lib.name
+        assert _same_signature(backend.BACKEND.describe, backends.Backend.describe), lib.name
+        converter = engine.for_format(lib.format)
+        for method in ("export", "convert"):
+            assert _same_signature(getattr(converter, method), getattr(engine.Converter, method)), (lib.format.name, method)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lamb import quantization, runtime_lib
+from lamb.runtime_lib.litert import ConverterSettings
 
 FORMAT = runtime_lib.get("ai-edge-litert").format
 MODES = FORMAT.modes
@@ -14,7 +15,7 @@ MODES = FORMAT.modes
 def test_the_modes_and_their_converter_settings():
     assert FORMAT.mode_names == ("float32", "float16", "dynamic", "int8")
     assert quantization.DEFAULT == "float32" and not FORMAT.mode("float32").quantized
-    assert FORMAT.mode("float16").supported_types == ("float16",)
+    assert FORMAT.mode("float16").settings == ConverterSettings(optimize=True, supported_types=("float16",))
     assert [m.name for m in MODES if m.calibrated] == ["int8"]
     with pytest.raises(KeyError):
         FORMAT.mode("bfloat16")
@@ -24,7 +25,7 @@ def test_every_row_is_consistent():
     for mode in MODES:
         t = mode.tolerances
         assert t.atol >= 0 and t.rtol >= 0 and 0 <= t.min_cosine <= 1 and 0 <= t.min_top1 <= 1
-        assert mode.activations == "float32" or mode.optimize  # integer activations are an optimisation
+        assert mode.activations == "float32" or mode.quantized  # integer activations are rounded
         # Integer activations need measured ranges, and only such a model can take integer input.
         assert mode.calibrated == (mode.activations != "float32")
         assert mode.integer_io is None or mode.calibrated
@@ -71,8 +72,9 @@ def test_each_row_names_what_the_converter_and_the_inference_need():
     import tensorflow as tf
 
     for mode in MODES:
-        assert hasattr(tf.lite.OpsSet, mode.ops_set), mode.name  # the converter resolves it by name
-        for dtype in (mode.weights, mode.activations, *mode.supported_types, *([mode.integer_io] if mode.integer_io else [])):
+        assert hasattr(tf.lite.OpsSet, mode.settings.ops_set), mode.name  # the converter resolves it by name
+        assert mode.settings.optimize == mode.quantized, mode.name
+        for dtype in (mode.weights, mode.activations, *mode.settings.supported_types, *([mode.integer_io] if mode.integer_io else [])):
             np.dtype(dtype)  # a real dtype name, as the converter and the runners read it
     assert [(m.name, m.integer_io) for m in MODES if m.integer_io] == [("int8", "int8")]
     assert not [m for m in runtime_lib.get("onnxruntime").format.modes if m.integer_io]  # ONNX keeps float I/O

@@ -170,7 +170,7 @@ def output_path(source: Path | Source, output: Path | None, fmt: runtime_lib.Mod
     default then names the mode, ``<stem>.<mode><suffix>``."""
     src = source if not isinstance(source, (str, Path)) else open_source(Path(source))
     fmt = fmt or runtime_lib.default().format
-    changes = mode is not None and bool(mode.optimize)
+    changes = mode is not None and mode.quantized
     model_path = Path(output) if output is not None else Path.cwd()
     # A path without a suffix is a folder (created if needed): the shell and Typer both drop the
     # trailing slash that would otherwise say so.

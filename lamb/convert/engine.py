@@ -1,8 +1,8 @@
 """What a model format's converter offers ``convert_model``: the seam between generic conversion
 and one engine's converter.
 
-Each model format's record (``lamb.runtime_lib.ModelFormat.converter``) names a module with two
-functions, imported only when that format is converted:
+Each model format's record (``lamb.runtime_lib.ModelFormat.converter``) names a module that is a
+``Converter``, imported only when that format is converted:
 
 - ``export(loaded, inputs)``: a context manager yielding an ``Export``, the model wrapped for the
   converter once (several conversions share it: ``lamb compare``); a source already in the format
@@ -16,11 +16,11 @@ import contextlib
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, cast
 
 from lamb import manifest as mf
 from lamb import runtime_lib
+from lamb.quantization import Mode
 from lamb.source import AsGiven, InputSpec, Loaded
 
 
@@ -49,9 +49,23 @@ class Converted:
     external: list[Path] = field(default_factory=list)  # files the model reads its weights from, to ship beside it
 
 
-def for_format(fmt: runtime_lib.ModelFormat) -> ModuleType:
-    """The converter module of ``fmt``."""
-    return importlib.import_module(fmt.converter)
+class Converter(Protocol):
+    """A format's converter (a module: ``lamb.convert.tflite``, ``lamb.convert.onnx``)."""
+
+    def export(self, loaded: Loaded, inputs: list[InputSpec]) -> contextlib.AbstractContextManager[Export]:
+        """The model wrapped for this converter once; several conversions share it."""
+        ...
+
+    def convert(
+        self, exported: Export, inputs: list[InputSpec], mode: Mode, representative: Any, *, allow_flex: bool, integer_io: bool,
+    ) -> Converted:
+        """The model in quantization ``mode`` (one of the format's rows, with its engine's ``settings``)."""
+        ...
+
+
+def for_format(fmt: runtime_lib.ModelFormat) -> Converter:
+    """The converter module of ``fmt`` (tests/test_convert.py holds each to the protocol)."""
+    return cast(Converter, importlib.import_module(fmt.converter))
 
 
 def export(loaded: Loaded, fmt: runtime_lib.ModelFormat, inputs: list[InputSpec]) -> contextlib.AbstractContextManager[Export]:

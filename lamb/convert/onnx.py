@@ -76,7 +76,7 @@ def convert(
     given = exported.as_given
     if given is not None and allow_flex:
         raise InputError("--allow-flex is a TensorFlow Lite option", "drop --allow-flex")
-    if given is not None and not mode.optimize:
+    if given is not None and not mode.quantized:
         data, external, settings = given.data, given.external, dict[str, Any]()
     else:
         model = exported.handle() if callable(exported.handle) else exported.handle
@@ -123,16 +123,16 @@ def _tf2onnx(export_dir: str) -> Any:
 def quantize(model: bytes, mode: Mode, representative: Any = None, layout: str = "NHWC") -> tuple[bytes, dict[str, Any]]:
     """``model`` (float32 ONNX bytes) in quantization ``mode``, and the settings used (for the manifest).
 
-    The mode's row says what to do: no ``optimize`` is float32 as it is; ``supported_types``
-    float16 is an fp16 graph keeping float32 inputs and outputs; a calibrated mode is static int8
+    The mode's row says what to do: unquantized is float32 as it is; float16 weights are an fp16
+    graph keeping float32 inputs and outputs; a calibrated mode is static int8
     calibrated on ``representative`` (lamb.convert.calibration's dataset of NHWC samples,
     transposed for an NCHW ``layout``); otherwise dynamic int8 weights.
     """
-    if not mode.optimize:
+    if not mode.quantized:
         return model, {}
     import onnx
 
-    if "float16" in mode.supported_types:
+    if mode.weights == "float16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         fp16 = convert_float_to_float16(onnx.load_from_string(model), keep_io_types=True)

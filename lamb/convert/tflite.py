@@ -25,6 +25,7 @@ from lamb.convert.engine import Converted, Export
 from lamb.convert.savedmodel import saved_model, serving_function
 from lamb.errors import ConversionError
 from lamb.quantization import Mode
+from lamb.runtime_lib.litert import ConverterSettings
 from lamb.source.base import InputSpec
 from lamb.source.tf_load import LoadedModel
 
@@ -97,18 +98,24 @@ _CUSTOM_OPS = re.compile(r"Custom ops: ([^\n]+)")
 _FLEX_IN_FLATBUFFER = re.compile(rb"Flex([A-Z][A-Za-z0-9]*)")
 
 
+def _settings(mode: Mode) -> ConverterSettings:
+    """The mode's TFLiteConverter settings, as LiteRT's record gives them (its rows' own type)."""
+    return mode.settings if isinstance(mode.settings, ConverterSettings) else ConverterSettings()
+
+
 def _new_converter(make_converter, mode: Mode, representative, ops: list, integer_io: bool):
     """A converter set up as the quantization mode's row says."""
     import tensorflow as tf
 
     # A fresh converter per attempt: TF 2.21's converter fails with an AttributeError when
     # convert() is called a second time on the same object.
+    settings = _settings(mode)
     converter = make_converter()
     converter.target_spec.supported_ops = ops
-    if mode.optimize:
+    if settings.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode.supported_types:
-        converter.target_spec.supported_types = [tf.as_dtype(name) for name in mode.supported_types]
+    if settings.supported_types:
+        converter.target_spec.supported_types = [tf.as_dtype(name) for name in settings.supported_types]
     if mode.calibrated:
         converter.representative_dataset = representative
         if integer_io and mode.integer_io:
@@ -116,7 +123,7 @@ def _new_converter(make_converter, mode: Mode, representative, ops: list, intege
             converter.inference_output_type = tf.as_dtype(mode.integer_io)
     logger.debug(
         "TFLite converter for %s: ops %s, optimizations %s, supported types %s, representative dataset %s, I/O %s",
-        mode.name, [getattr(op, "name", op) for op in ops], bool(mode.optimize), list(mode.supported_types) or "default",
+        mode.name, [getattr(op, "name", op) for op in ops], settings.optimize, list(settings.supported_types) or "default",
         "yes" if mode.calibrated else "no", mode.integer_io if integer_io and mode.integer_io else "float32",
     )
     return converter
@@ -129,7 +136,7 @@ def run_converter(make_converter, mode: Mode, representative, allow_flex: bool, 
 
     from lamb import tflog
 
-    builtins = getattr(tf.lite.OpsSet, mode.ops_set or "TFLITE_BUILTINS")
+    builtins = getattr(tf.lite.OpsSet, _settings(mode).ops_set)
     converter = _new_converter(make_converter, mode, representative, [builtins], integer_io)
     started = time.perf_counter()
     with tflog.capture_fd2() as log:

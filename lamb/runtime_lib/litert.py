@@ -9,6 +9,8 @@ served by the handler's ``litert`` backend (which ``lamb verify`` runs too).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lamb.quantization import Mode, Tolerances
 from lamb.runtime_lib import Explanation, ModelFormat, RuntimeLib, SlimRule, WheelRow, register
 
@@ -35,26 +37,39 @@ from lamb.runtime_lib import Explanation, ModelFormat, RuntimeLib, SlimRule, Whe
 #   output's direction changed, which no rounding explains.
 # atol only matters for outputs whose range is ~0 (a constant head); it is kept far below the
 # range of any real logits.
+
+
+@dataclass(frozen=True)
+class ConverterSettings:
+    """TensorFlow's ``TFLiteConverter`` settings for one mode, as names ``lamb.convert.tflite``
+    resolves on ``tf``: Optimize.DEFAULT on; the weight types the kernels may use; the op set the
+    model may use."""
+
+    optimize: bool = False
+    supported_types: tuple[str, ...] = ()
+    ops_set: str = "TFLITE_BUILTINS"
+
+
 MODES: tuple[Mode, ...] = (
     Mode(
-        "float32", "no quantization", ops_set="TFLITE_BUILTINS",
+        "float32", "no quantization", settings=ConverterSettings(),
         tolerances=Tolerances(atol=1e-6, rtol=1e-4, min_cosine=0.9999, min_top1=0.99),
     ),
     # Weights rounded to 11 significant bits.
     Mode(
-        "float16", "float16 weights", weights="float16", optimize=True, supported_types=("float16",),
-        ops_set="TFLITE_BUILTINS", tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
+        "float16", "float16 weights", weights="float16", settings=ConverterSettings(True, ("float16",)),
+        tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
     ),
     # int8 weights, activations quantized on the fly.
     Mode(
-        "dynamic", "int8 weights, float activations", weights="int8", optimize=True, ops_set="TFLITE_BUILTINS",
+        "dynamic", "int8 weights, float activations", weights="int8", settings=ConverterSettings(True),
         tolerances=Tolerances(atol=1e-4, rtol=0.04, min_cosine=0.999, min_top1=0.99),
     ),
     # Integer activations on ranges measured on the calibration images; integer-only ops
     # (TFLITE_BUILTINS_INT8), so the converter refuses a model it cannot make fully integer.
     Mode(
-        "int8", "full-integer, needs --calibration", weights="int8", activations="int8", optimize=True,
-        ops_set="TFLITE_BUILTINS_INT8", calibrated=True, integer_io="int8",
+        "int8", "full-integer, needs --calibration", weights="int8", activations="int8",
+        settings=ConverterSettings(True, ops_set="TFLITE_BUILTINS_INT8"), calibrated=True, integer_io="int8",
         tolerances=Tolerances(atol=1e-3, rtol=0.2, min_cosine=0.995, min_top1=0.99),
     ),
 )

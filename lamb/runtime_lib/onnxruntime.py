@@ -31,18 +31,18 @@ from lamb.runtime_lib import ModelFormat, RuntimeLib, SlimRule, WheelRow, regist
 MODES: tuple[Mode, ...] = (
     Mode("float32", "no quantization", tolerances=Tolerances(atol=1e-6, rtol=1e-4, min_cosine=0.9999, min_top1=0.99)),
     Mode(
-        "float16", "float16 graph, float32 input and output", weights="float16", optimize=True,
-        supported_types=("float16",), tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
+        "float16", "float16 graph, float32 input and output", weights="float16",
+        tolerances=Tolerances(atol=1e-5, rtol=2e-3, min_cosine=0.9999, min_top1=0.99),
     ),
     Mode(
-        "dynamic", "uint8 weights, float activations", weights="uint8", optimize=True,
+        "dynamic", "uint8 weights, float activations", weights="uint8",
         tolerances=Tolerances(atol=1e-4, rtol=0.04, min_cosine=0.999, min_top1=0.99),
     ),
     # Static QDQ: int8 weights, uint8 activations on calibrated ranges; float32 input and output
     # (no integer_io: the quantizer keeps the graph's I/O float).
     Mode(
         "int8", "static int8 (QDQ, per-channel), needs --calibration", weights="int8", activations="uint8",
-        optimize=True, calibrated=True, tolerances=Tolerances(atol=1e-3, rtol=0.2, min_cosine=0.995, min_top1=0.99),
+        calibrated=True, tolerances=Tolerances(atol=1e-3, rtol=0.2, min_cosine=0.995, min_top1=0.99),
     ),
 )
 
