@@ -127,3 +127,50 @@ def test_onnx_proxy_event_and_bad_input_answer_as_litert_does(tmp_path, png_byte
     assert status == 200 and list(body) == TINY_LABELS
     assert handler.lambda_handler({"image": "!!"}, None)["statusCode"] == 400
     assert handler.lambda_handler({"url": "http://169.254.169.254/"}, None)["statusCode"] == 400
+
+
+def _conv_onnx(path: Path) -> Path:
+    """A 3x3 convolution, batch norm and relu on 16x16 NCHW: a graph ORT_ENABLE_ALL rewrites
+    (Conv+BatchNormalization+Relu fused; on x86 the NCHWc layout), so its optimized file differs."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w")]
+    inits += [numpy_helper.from_array(v.astype(np.float32), n) for n, v in
+              (("scale", rng.uniform(0.5, 1.5, 8)), ("bias", rng.standard_normal(8)), ("mean", rng.standard_normal(8)),
+               ("var", rng.uniform(0.5, 1.5, 8)))]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["b"]),
+         helper.make_node("Relu", ["b"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+         helper.make_node("Flatten", ["g"], ["probs"])],
+        "conv", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 8])], initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_a_model_preoptimized_for_this_cpu_loads_here_and_the_plain_model_elsewhere(tmp_path):
+    import onnxruntime as ort
+
+    from lamb.handler.lambkit.backends.ort import OPTIMIZED_FILE, OnnxRuntimeBackend, preoptimize
+    from lamb.handler.lambkit.cpu import this_cpu
+
+    model = _conv_onnx(tmp_path / "model.onnx")
+    entry = preoptimize(str(model), str(tmp_path / OPTIMIZED_FILE))
+    assert entry == {"file": OPTIMIZED_FILE, "isa": this_cpu().isa, "runtime_lib_version": ort.__version__}
+    assert (tmp_path / OPTIMIZED_FILE).read_bytes() != model.read_bytes()
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 3, SIZE, SIZE)).astype(np.float32)
+    plain = OnnxRuntimeBackend(str(model), {}, 1)
+    here = OnnxRuntimeBackend(str(model), {"package": {"optimized": entry}}, 1)
+    assert plain.path == str(model) and here.path == str(tmp_path / OPTIMIZED_FILE)
+    assert np.allclose(plain.run(x)[0][1], here.run(x)[0][1], rtol=1e-5, atol=1e-6)
+    # Another CPU's instruction sets, or another release's file: the plain model, optimized as it loads.
+    for other in ({**entry, "isa": "x86_64+avx2"}, {**entry, "runtime_lib_version": "1.16.3"}):
+        assert OnnxRuntimeBackend(str(model), {"package": {"optimized": other}}, 1).path == str(model)
+    (tmp_path / OPTIMIZED_FILE).unlink()  # recorded but missing: the plain model
+    assert OnnxRuntimeBackend(str(model), {"package": {"optimized": entry}}, 1).path == str(model)

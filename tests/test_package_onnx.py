@@ -59,6 +59,23 @@ def test_onnxruntimes_own_slim_rules_applied_and_proven_by_the_smoke_run(onnx_zi
     assert r.smoke.top is not None and r.smoke.top.split()[0] in TINY_LABELS
 
 
+def test_the_model_ships_preoptimized_for_this_cpu_beside_the_plain_one(onnx_zip):
+    """Issue 25: session creation is most of ONNX Runtime's cold start; the artifact carries the
+    graph optimized by the release that ships, keyed by the CPU's instruction sets."""
+    from lamb.handler.lambkit.backends.ort import OPTIMIZED_FILE
+    from lamb.handler.lambkit.cpu import this_cpu
+
+    with zipfile.ZipFile(onnx_zip.artifact) as zf:
+        names = set(zf.namelist())
+        shipped = json.loads(zf.read("lamb.json"))
+    assert {"model.onnx", OPTIMIZED_FILE} <= names
+    assert not any(n.startswith(("onnxruntime/", "numpy/")) and n.endswith(".pyc") and ".cpython-312." not in n for n in names)
+    entry = shipped["package"]["optimized"]
+    assert entry["file"] == OPTIMIZED_FILE and entry["isa"] == this_cpu().isa and entry["runtime_lib_version"] == "1.32.0"
+    assert entry["max_rel"] <= 1e-4 and onnx_zip.record.optimized == entry
+    assert "pre-optimized by onnxruntime 1.32.0" in onnx_zip.optimized
+
+
 def test_every_elf_file_passes_the_audit_against_al2023(onnx_zip):
     audit = onnx_zip.audit
     assert audit is not None and audit.passed and not audit.problems

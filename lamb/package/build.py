@@ -22,7 +22,7 @@ from lamb.errors import ArtifactError, DependencyError, InputError, Verification
 from lamb.handler.lambkit.cpu import this_cpu
 from lamb.local import MAX_IMAGE_BYTES
 from lamb.manifest import SmokeResult
-from lamb.package import artifact, budget, bytecode, formats, standin, verified
+from lamb.package import artifact, budget, bytecode, formats, optimize, standin, verified
 from lamb.package.formats import Build
 from lamb.package.report import PackageReport
 from lamb.progress import Progress, current
@@ -197,7 +197,7 @@ def build_package(
             progress.phase(f"auditing the ELF files against {target.system.describe()}")
             audited = check_audit(audit.audit_tree(build.deps, target), target, writer.proves_itself)
             record = replace(package_record(target, o.fmt, choice, install), audit=audited.record())
-            _write_own_files(build.files, entry, manifest, manifest_path, record)
+            record, optimized = _write_own_files(build, entry, record, choice, writer.name)
             compiled = writer.compile(build)
             with files.writing(output):
                 temp, report_budget = writer.write(build, output)
@@ -233,7 +233,7 @@ def build_package(
         artifact=output, format=o.fmt, target=target.name, target_description=target.describe(), runtime_lib=choice,
         installed=install.installed, wheel_source=install.source, slimming=slimmed, bytecode=compiled,
         budget=report_budget, smoke=smoke_result, audit=audited, verification=verification, sha256=sha, bytes=size,
-        seconds=time.perf_counter() - start, warnings=warnings, record=record,
+        seconds=time.perf_counter() - start, warnings=warnings, record=record, optimized=optimized.note,
         handler=str(o.handler) if o.handler is not None else layout.HANDLER_FILE, handler_offers=handler_offers(),
     )
 
@@ -302,16 +302,24 @@ def check_handler(path: Path | None) -> Path:
     return path
 
 
-def _write_own_files(files: Path, entry: Path, manifest: mf.Manifest, manifest_path: Path, record: mf.PackageRecord) -> None:
-    """lamb's own root files (handler entry and package, model and its external data, shipped manifest) in ``files``."""
-    files.mkdir()
-    shutil.copyfile(entry, files / layout.HANDLER_FILE)
-    artifact.copy_entry(HANDLER_PACKAGE, files / layout.HANDLER_PACKAGE)
-    model, *external = manifest.model_files(manifest_path)  # checked again as it is copied in
-    shutil.copyfile(model, files / runtime_lib.model_format(manifest.model.format).file)
+def _write_own_files(
+    build: Build, entry: Path, record: mf.PackageRecord, choice: runtime_lib.RuntimeLibChoice, fmt: str,
+) -> tuple[mf.PackageRecord, optimize.Optimized]:
+    """lamb's own root files in ``build.files``: handler entry and package, model and its external
+    data, the model pre-optimized for this CPU where the library has that (recorded), shipped manifest."""
+    own, manifest = build.files, build.manifest
+    own.mkdir()
+    shutil.copyfile(entry, own / layout.HANDLER_FILE)
+    artifact.copy_entry(HANDLER_PACKAGE, own / layout.HANDLER_PACKAGE)
+    model, *external = manifest.model_files(build.manifest_path)  # checked again as it is copied in
+    shutil.copyfile(model, own / build.model_file)
     for data in external:
-        shutil.copyfile(data, files / data.name)
-    mf.write(shipped_manifest(manifest, record), files / layout.MANIFEST_FILE)
+        shutil.copyfile(data, own / data.name)
+    limit = budget.UNZIPPED if fmt == "zip" else None
+    optimized = optimize.preoptimize(build.target, choice.name, build.deps, own, build.model_file, limit=limit, progress=build.progress)
+    record = replace(record, optimized=optimized.entry)
+    mf.write(shipped_manifest(manifest, record), own / layout.MANIFEST_FILE)
+    return record, optimized
 
 
 def package_record(

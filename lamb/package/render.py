@@ -26,6 +26,8 @@ def render(report: PackageReport, verbose: bool = False) -> list[Table | str]:
     entry = "lamb's lambda_function.py" if report.handler == "lambda_function.py" else f"{report.handler}, shipped as lambda_function.py"
     summary.add_row("handler", plain(f"{entry}; lambkit beside it offers {', '.join(report.handler_offers)} (--handler ships your own)"))
     summary.add_row("bytecode", plain(report.bytecode.note))
+    if report.optimized:
+        summary.add_row("optimized", plain(report.optimized))
     if report.audit is not None:
         a = report.audit
         summary.add_row("ELF audit", f"[green]{plain(a.summary())}[/]" if a.passed else f"[red]{plain(a.summary())}[/]")

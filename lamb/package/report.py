@@ -36,6 +36,7 @@ class PackageReport:
     record: mf.PackageRecord | None = None  # what the manifest now says about this artifact
     handler: str = layout.HANDLER_FILE  # the entry that ships as lambda_function.py: lamb's, or --handler's path
     handler_offers: list[str] = field(default_factory=list)  # what lambkit offers an entry to import
+    optimized: str = ""  # the model pre-optimized for this CPU (ONNX Runtime), or why not; "" for other libraries
 
     @property
     def slimmed_bytes(self) -> int:

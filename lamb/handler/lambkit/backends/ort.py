@@ -1,10 +1,27 @@
-"""ONNX Runtime (onnxruntime): the ``.onnx`` backend."""
+"""ONNX Runtime (onnxruntime): the ``.onnx`` backend, and the model pre-optimized for one CPU.
+
+Creating a session optimizes the graph first (constant folding, fusions, then at ORT_ENABLE_ALL
+the layout changes for the CPU it runs on), and that is most of ONNX Runtime's cold start: on the
+Xception shape, session creation is 119-193 ms of a 234-315 ms init. ``lamb package`` does it once
+(``preoptimize``: ``SessionOptions.optimized_model_filepath`` at ORT_ENABLE_ALL) and ships the
+result beside the plain model; the session then loads it with optimizations off. ONNX Runtime's
+documentation warns that a model saved after the layout optimizations may hold layouts specific
+to the CPU it was optimized on ("Graph optimizations", online and offline mode), and Lambda does
+not document its CPUs: so the file is keyed by the instruction sets of the CPU that made it
+(``cpu.Cpu.isa``) and the release that made it, and used only where both match; anywhere else the
+plain model loads as before (``model_path``).
+"""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from ..cpu import this_cpu
 from . import Description, InputSpec, TensorSpec, declared_input, in_record_order
+
+OPTIMIZED_FILE = "model.optimized.onnx"  # beside model.onnx at the task root
 
 # onnxruntime's element type names -> NumPy dtypes, for the inputs an image model takes.
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
@@ -46,7 +63,10 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1  # one request runs one graph; parallelism is within ops
-        self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        self.path = model_path(path, record, ort.__version__)
+        if self.path != path:  # optimized once already, for this CPU by this release
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.session = ort.InferenceSession(self.path, sess_options=options, providers=["CPUExecutionProvider"])
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ValueError(f"the model has {len(inputs)} inputs; this handler feeds exactly one image")
@@ -83,3 +103,35 @@ class OnnxRuntimeBackend:
 
 
 BACKEND = OnnxRuntimeBackend
+
+
+def optimized_entry(record: dict) -> dict:
+    """The record's pre-optimized model (``file``, ``isa``, ``runtime_lib_version``), or {}."""
+    package = record.get("package")
+    entry = package.get("optimized") if isinstance(package, dict) else None
+    return entry if isinstance(entry, dict) else {}
+
+
+def model_path(path: str, record: dict, version: str) -> str:
+    """The file to load: the pre-optimized model when this CPU has the instruction sets it was
+    optimized for and ``version`` (onnxruntime's) made it, else the plain model at ``path``."""
+    entry = optimized_entry(record)
+    optimized = os.path.join(os.path.dirname(path), os.path.basename(str(entry.get("file") or OPTIMIZED_FILE)))
+    if entry.get("isa") == this_cpu().isa and entry.get("runtime_lib_version") == version and os.path.isfile(optimized):
+        return optimized
+    return path
+
+
+def preoptimize(path: str, out: str) -> dict:
+    """Write ``path`` optimized at ORT_ENABLE_ALL for this CPU to ``out``; the record's entry for it.
+
+    One thread, as the shipped handler's default: the saved graph does not depend on the count.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = out
+    options.intra_op_num_threads = 1
+    ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    return {"file": os.path.basename(out), "isa": this_cpu().isa, "runtime_lib_version": ort.__version__}
