@@ -67,3 +67,46 @@ def deploy(
             for renderable in render(report, verbose):
                 console.print(renderable, highlight=False, soft_wrap=True)  # each command stays on one line, to copy
         report.raise_for_failure()
+
+
+# -- time ----------------------------------------------------------------------------------------
+
+
+@app.command("time")
+def time_(
+    artifacts: list[Path] = typer.Argument(..., help="The .zip files `lamb package` built, one temporary function each."),
+    region: str = typer.Option(None, "--region", help="AWS region \\[default: AWS_REGION or your profile's]."),
+    profile: str = typer.Option(None, "--profile", help="AWS profile from ~/.aws/config \\[default: AWS_PROFILE or default]."),
+    endpoint_url: str = typer.Option(None, "--endpoint-url", help="Send every AWS call here (a local fake such as moto's server)."),
+    memory: int = typer.Option(None, "--memory", help="Memory in MB for every function \\[default: what lamb deploy advises for each]."),
+    cold: int = typer.Option(1, "--cold", help="Cold starts per artifact (each after the first changes the environment, so Lambda starts a fresh one)."),
+    warm: int = typer.Option(5, "--warm", help="Warm requests after each cold start."),
+    sample_image: Path = SampleImageOpt,
+    keep: bool = typer.Option(False, "--keep", help="Leave the functions and their roles in place."),
+    plan: bool = typer.Option(False, "--plan", help="Print the API calls as AWS CLI commands that paste and run; calls nothing."),
+    verbose: bool = VerboseOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Time packaged artifacts on AWS Lambda itself, on Lambda's own CPU.
+
+    Each artifact is deployed as a temporary function (as lamb deploy does it, with a role of its own), invoked cold and then warm with its log tail, and Lambda's own REPORT figures are read: Init Duration (the cold start), Duration, Billed Duration and Max Memory Used. Then the function and its role are deleted, unless --keep. Compare these with `lamb compare`'s local figures, which this machine's CPU measured.
+
+    Examples:
+
+      lamb time model-python3.12-x86_64.zip model-int8-python3.12-x86_64.zip --warm 10
+
+      lamb time fn.zip --plan
+    """
+    with handle_errors(verbose):
+        from lamb.compare.on_lambda import OnLambdaOptions, time_on_lambda
+
+        options = OnLambdaOptions(region=region, profile=profile, endpoint_url=endpoint_url, memory_mb=memory, cold=cold,
+                                  warm=warm, sample_image=sample_image, keep=keep)
+        report = time_on_lambda(artifacts, options, plan_only=plan)
+        if as_json:
+            print_json(report)
+            return
+        from lamb.compare.render import render_on_lambda
+
+        for part in render_on_lambda(report):
+            console.print(part, highlight=False, soft_wrap=bool(report.commands))

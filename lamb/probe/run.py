@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from lamb import layout, measured, targets
-from lamb.deploy import plan as planning
 from lamb.deploy.calls import Call, display
+from lamb.deploy.teardown import teardown, teardown_calls
 from lamb.errors import AwsError, InputError
 from lamb.probe.report import ProbeReport
 
@@ -63,14 +63,7 @@ def probe_zip(dest: Path) -> Path:
 
 def cleanup_calls(target: targets.Target) -> list[Call]:
     """Deleting the function (all its versions) and the role the deploy created for it."""
-    name = function_name(target)
-    role = planning.role_name(name)
-    return [
-        Call("lambda", "delete_function", {"FunctionName": name}, f"deleting the probe function {name}"),
-        Call("iam", "detach_role_policy", {"RoleName": role, "PolicyArn": planning.BASIC_EXECUTION_POLICY_ARN},
-             f"detaching the basic execution policy from {role}"),
-        Call("iam", "delete_role", {"RoleName": role}, f"deleting the probe's role {role}"),
-    ]
+    return teardown_calls(function_name(target), "probe function")
 
 
 @dataclass
@@ -113,11 +106,9 @@ def probe_aws(options: ProbeOptions, *, plan_only: bool = False, aws: Any = None
     except BaseException:
         # The deploy's own error is the one to tell; a clean-up that fails too must not hide it.
         with contextlib.suppress(AwsError):
-            for call in cleanup:
-                _undo(executor, call)
+            teardown(executor, cleanup)
         raise
-    for call in cleanup:
-        _undo(executor, call)
+    teardown(executor, cleanup)
     answer = _answer(report.smoke, target)
     measurement = measured.Measurement(target.runtime.name, target.arch, aws.region, _now(), answer)
     stored = measured.store(measurement)
@@ -125,15 +116,6 @@ def probe_aws(options: ProbeOptions, *, plan_only: bool = False, aws: Any = None
         target.name, aws.region, measurement.measured_at, facts=answer, stored=str(stored), function_name=name,
         kept=options.keep, calls=[f"{c.service} {c.operation}" for c in [*report.plan.calls, *cleanup]], cpu=measurement.cpu,
     )
-
-
-def _undo(executor: Any, call: Call) -> None:
-    """One clean-up call; what was never made (a failure before it) is not an error."""
-    try:
-        executor.run(call)
-    except AwsError as exc:
-        if "NoSuchEntity" not in exc.message and "ResourceNotFound" not in exc.message:
-            raise
 
 
 def _answer(smoke: Any, target: targets.Target) -> dict[str, Any]:
