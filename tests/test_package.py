@@ -437,6 +437,7 @@ def test_without_the_targets_python_the_smoke_run_is_a_labelled_stand_in(tmp_pat
     # runs the same files and package versions on this machine's Python, saying so.
     host = targets.host_target()
     monkeypatch.setattr(bytecode, "target_python", lambda t: None if t != host else __import__("sys").executable)
+    monkeypatch.setattr(targets, "find_python", lambda version: None)  # nor one to compile its bytecode with
     monkeypatch.setattr(targets, "native_runtimes", lambda: [host.runtime] if host else [])
     r = build_package(verified_tiny, runtime="python3.12", output=tmp_path / "fn.zip")
     assert not r.bytecode.compiled and "no Python 3.12" in r.bytecode.note
