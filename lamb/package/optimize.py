@@ -1,7 +1,8 @@
-"""An ONNX Runtime model pre-optimized at package time, so the function's cold start skips it.
+"""A model pre-optimized at package time, so the function's cold start skips it (ONNX Runtime's).
 
-The handler's ONNX Runtime backend owns the how (``lambkit.backends.ort``: ``preoptimize`` writes
-the file, ``model_path`` loads it only on a CPU with the instruction sets it was optimized for).
+The runtime library's backend in the shipped handler owns the how, when it has one: its module's
+``preoptimize(path, out)`` writes the file and returns its record entry (ONNX Runtime's:
+``lambkit.backends.ort``, which loads it only on a CPU with the instruction sets it was made for).
 Here it runs where it must: in a fresh process of the target's own Python on the target's own
 wheels (the release that ships makes the file), beside the plain model, which stays the fallback.
 The same process checks the optimized model against the plain one through the backend itself, on
@@ -20,21 +21,23 @@ from lamb import runtime_lib, targets
 from lamb.errors import ArtifactError
 from lamb.handler.lambkit.cpu import this_cpu
 from lamb.package import budget, bytecode
+from lamb.quantization import DEFAULT
 
 SAMPLES = 4  # seeded random inputs the optimized model must answer as the plain one does
 BYTECODE_HEADROOM = 1.1  # the .pyc compiled after this add up to about a tenth of the dependencies
 
-# Run with the target's Python (``-I -S``, and ``-B``: no host .pyc left in the trees that ship): argv is the dependency tree, the artifact's own files
-# (lambkit), the model, the optimized file to write, the sample count and the tolerance.
+# Run with the target's Python (``-I -S``, and ``-B``: no host .pyc left in the trees that ship):
+# argv is the dependency tree, the artifact's own files (lambkit), the backend's name, the model,
+# the optimized file to write, the sample count and the tolerance.
 SCRIPT = r"""
 import json, sys
-deps, files, model, out, samples, rtol = sys.argv[1:7]
+deps, files, name, model, out, samples, rtol = sys.argv[1:8]
 sys.path[:0] = [files, deps]
 import numpy as np
-from lambkit.backends.ort import OnnxRuntimeBackend, preoptimize
-entry = preoptimize(model, out)
-plain, optimized = OnnxRuntimeBackend(model, {}, 1), OnnxRuntimeBackend(model, {"package": {"optimized": entry}}, 1)
-assert optimized.path == out, "the backend did not choose the file it just optimized"
+from lambkit.backends import load, module
+entry = module(name).preoptimize(model, out)
+plain, optimized = load(name, model, {}, 1), load(name, model, {"package": {"optimized": entry}}, 1)
+assert getattr(optimized, "path", out) == out, "the backend did not choose the file it just optimized"
 spec = plain.input
 shape = (1, 3, *(spec.size or (224, 224))) if spec.layout == "NCHW" else (1, *(spec.size or (224, 224)), 3)
 rng, worst = np.random.default_rng(0), 0.0
@@ -59,26 +62,29 @@ def preoptimize(
     target: targets.Target, lib_name: str, deps: Path, files: Path, model_file: str, *, limit: int | None, progress: Any = None,
 ) -> Optimized:
     """Pre-optimize ``files/model_file`` for this CPU on the target's wheels in ``deps``, when the
-    library is ONNX Runtime and this machine runs the target's Python on its arch. ``limit``: the
-    unzipped bytes the artifact may hold (None: no limit); a copy that would break it is not shipped."""
-    from lamb.handler.lambkit.backends.ort import OPTIMIZED_FILE
+    library's backend can (``preoptimize``) and this machine runs the target's Python on its arch.
+    ``limit``: the unzipped bytes the artifact may hold (None: no limit); a copy that would break it
+    is not shipped."""
+    from lamb.handler.lambkit import backends
 
-    if runtime_lib.get(lib_name).format.name != "onnx":
+    name = runtime_lib.get(lib_name).handler_backend
+    backend = backends.module(name)
+    if not hasattr(backend, "preoptimize"):
         return Optimized(None, "")
     python = bytecode.target_python(target)
     if python is None:
         return Optimized(None, f"not pre-optimized: no Python {target.python_version} on {target.arch} here to run the "
-                               "target's onnxruntime, so each cold start optimizes the graph")
+                               f"target's {lib_name}, so each cold start optimizes the graph")
     if progress is not None:
-        progress.phase(f"pre-optimizing the model with the target's onnxruntime for this CPU ({this_cpu().isa})")
-    out = files / OPTIMIZED_FILE
-    rtol = runtime_lib.get(lib_name).format.mode("float32").tolerances.rtol
+        progress.phase(f"pre-optimizing the model with the target's {lib_name} for this CPU ({this_cpu().isa})")
+    out = files / backend.OPTIMIZED_FILE
+    rtol = runtime_lib.get(lib_name).format.mode(DEFAULT).tolerances.rtol
     proc = subprocess.run(
-        [python, "-I", "-S", "-B", "-c", SCRIPT, str(deps), str(files), str(files / model_file), str(out), str(SAMPLES), str(rtol)],
+        [python, "-I", "-S", "-B", "-c", SCRIPT, str(deps), str(files), name, str(files / model_file), str(out), str(SAMPLES), str(rtol)],
         capture_output=True, text=True, check=False, timeout=600,
     )
     if proc.returncode != 0:
-        raise ArtifactError(f"pre-optimizing the model with the target's onnxruntime failed: {(proc.stderr or proc.stdout).strip()[-300:]}",
+        raise ArtifactError(f"pre-optimizing the model with the target's {lib_name} failed: {(proc.stderr or proc.stdout).strip()[-300:]}",
                             "run with --verbose and report it")
     entry = json.loads(proc.stdout.strip().splitlines()[-1])
     if not entry.pop("ok"):
@@ -90,6 +96,6 @@ def preoptimize(
         out.unlink()
         return Optimized(None, f"not pre-optimized: with the optimized copy the artifact would unzip to {total / 2**20:.0f} MB, "
                                f"too near Lambda's {limit / 2**20:.0f} MB")
-    return Optimized(entry, f"{entry['file']} ({out.stat().st_size / 2**20:.1f} MB) pre-optimized by onnxruntime "
+    return Optimized(entry, f"{entry['file']} ({out.stat().st_size / 2**20:.1f} MB) pre-optimized by {lib_name} "
                             f"{entry['runtime_lib_version']} for {entry['isa']}, loaded on a CPU with those instruction sets "
                             f"(agrees with the plain model to {entry['max_rel']:.1e}); the plain model elsewhere")
