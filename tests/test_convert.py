@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -661,3 +662,36 @@ def test_the_keras2_fallback_says_why_in_one_calm_line(tf_keras_preprocess_h5, t
         "loaded with tf_keras, which reads Keras-2 files whole: Keras 3 does not accept the Keras-2 configuration "
         "of its SeparableConv2D layers"
     )
+
+
+def _keras_zip(path, config: bytes, tweak=None):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", config)
+        zf.writestr("metadata.json", b"{}")
+        if tweak is not None:
+            tweak(zf.getinfo("config.json"))
+    return path
+
+
+@pytest.mark.parametrize("case, words", [
+    ("deep", "nests deeper than 200 levels"),  # a RecursionError traceback before
+    ("large", "model config is larger than 64 MB"),
+    ("encrypted", "is encrypted"),  # RuntimeError
+    ("unknown method", "compression method is not supported"),  # NotImplementedError
+])
+def test_a_keras_zips_config_is_read_within_bounds(tmp_path, case, words):
+    path = tmp_path / "m.keras"
+    if case == "deep":
+        _keras_zip(path, b"[" * 200_000 + b"]" * 200_000)
+    elif case == "large":
+        _keras_zip(path, b" " * (65 * 2**20))
+    elif case == "encrypted":
+        _keras_zip(path, b"{}", lambda info: setattr(info, "flag_bits", info.flag_bits | 0x1))
+    else:
+        _keras_zip(path, b"{}", lambda info: setattr(info, "compress_type", 99))
+    out = tmp_path / "out"
+    with pytest.raises(ModelLoadError) as info:
+        convert_model(path, out / "x.tflite")
+    assert words in info.value.message
+    assert_one_line(info.value)
+    assert_nothing_written(out)
