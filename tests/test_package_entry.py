@@ -46,3 +46,11 @@ def test_the_command_writes_here_and_says_how_to_ship_it(tmp_path, monkeypatch):
     assert again.exit_code == 3
     shown = json.loads(CliRunner().invoke(app, ["handler", "init", "--force", "--json"]).output)
     assert shown["command"] == "lamb package --handler lambda_function.py"
+
+
+def test_a_path_holding_markup_is_printed_as_it_is(tmp_path):
+    folder = tmp_path / "a[/]b"  # a folder "a[" holding "]b"
+    folder.mkdir(parents=True)
+    done = CliRunner().invoke(app, ["handler", "init", str(folder / "f[bold].py")], env={"COLUMNS": "400"})
+    assert done.exit_code == 0, done.output
+    assert f"wrote {folder / 'f[bold].py'}" in done.output

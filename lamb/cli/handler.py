@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from lamb.cli.common import JsonOpt, VerboseOpt, app, console, handle_errors, print_json
+from lamb.markup import plain
 
 handler_app = typer.Typer(help="The function's handler: start your own from lamb's.", no_args_is_help=True)
 app.add_typer(handler_app, name="handler")
@@ -36,6 +37,6 @@ def init(
     if as_json:
         print_json(report)
         return
-    console.print(f"wrote {report.path} ({report.lines} lines): lamb's handler entry", highlight=False)
-    console.print(f"lambkit, shipped beside it, offers: {', '.join(report.offers)}", highlight=False, soft_wrap=True)
-    console.print(f"edit it, then ship it: [bold]{report.command}[/]", highlight=False)
+    console.print(f"wrote {plain(report.path)} ({report.lines} lines): lamb's handler entry", highlight=False)
+    console.print(f"lambkit, shipped beside it, offers: {plain(', '.join(report.offers))}", highlight=False, soft_wrap=True)
+    console.print(f"edit it, then ship it: [bold]{plain(report.command)}[/]", highlight=False)

@@ -221,21 +221,21 @@ def write_plot(report: CompareReport, path: Path) -> Path:
 def render_on_lambda(report: Any) -> list[Any]:
     """``lamb time``: a plan's AWS CLI commands, else Lambda's own figures per artifact."""
     if report.commands:
-        return [f"# lamb time in {report.region}: the calls it makes", *(c for commands in report.commands for c in commands)]
+        return [plain(f"# lamb time in {report.region}: the calls it makes"), *(plain(c) for commands in report.commands for c in commands)]
     from rich.table import Table
 
-    table = Table(title=f"timed on AWS Lambda ({report.region}): Lambda's REPORT figures, medians", title_justify="left")
+    table = Table(title=plain(f"timed on AWS Lambda ({report.region}): Lambda's REPORT figures, medians"), title_justify="left")
     for heading in ("artifact", "arch", "memory MB", "init ms", "cold ms", "warm ms", "max memory MB", "requests"):
         table.add_column(heading, justify="left" if heading in ("artifact", "arch") else "right", overflow="fold")
     ms = lambda v: "-" if v is None else f"{v:,.1f}"  # noqa: E731
     for t in report.timings:
-        table.add_row(t.artifact.name, t.arch, "-" if t.memory_mb is None else f"{t.memory_mb:,}", ms(t.init_ms), ms(t.cold_ms),
+        table.add_row(plain(t.artifact.name), t.arch, "-" if t.memory_mb is None else f"{t.memory_mb:,}", ms(t.init_ms), ms(t.cold_ms),
                       ms(t.warm_ms), "-" if t.max_memory_used_mb is None else f"{t.max_memory_used_mb:,}",
                       f"{len(t.cold)} cold, {len(t.warm)} warm")
     out: list[Any] = [table]
     for t in report.timings:
         if t.missing:
-            out.append(f"{t.artifact.name}: {t.missing} answer(s) carried no REPORT line in their log tail")
-        out += [f"[red]{t.artifact.name}:[/] {e}" for e in t.errors]
+            out.append(f"{plain(t.artifact.name)}: {t.missing} answer(s) carried no REPORT line in their log tail")
+        out += [f"[red]{plain(t.artifact.name)}:[/] {plain(e)}" for e in t.errors]
     out.append("kept the functions and their roles (--keep)" if report.kept else "deleted the temporary functions and their roles")
     return out
