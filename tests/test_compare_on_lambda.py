@@ -86,13 +86,20 @@ def test_each_artifact_is_deployed_invoked_cold_and_warm_and_deleted(moto_iam, d
     (timing,) = report.timings
     assert timing.missing == 6 and timing.cold == [] and timing.warm == [] and timing.warm_ms is None
     assert timing.memory_mb == 1769 and report.region == REGION
+    assert timing.cpus == []  # no probe has read Lambda's CPU here yet
 
 
-def test_keep_leaves_the_function(moto_iam, deploy_artifact_factory):
+def test_keep_leaves_the_function_and_the_figures_name_the_cpu_probe_read(moto_iam, deploy_artifact_factory):
+    from lamb import measured
+
+    xeon = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.90GHz\nflags\t\t: fpu avx2 avx512f\n"
+    measured.store(measured.Measurement("python3.13", "x86_64", REGION, "2026-12-07T10:00:00+00:00",
+                                        {"glibc": "2.34", "machine": "x86_64", "cpuinfo": xeon}))
     artifact = deploy_artifact_factory()
     session = _session()
     report = time_on_lambda([artifact], OnLambdaOptions(warm=0, keep=True), aws=session)
     assert report.kept and "lambda delete_function" not in report.calls
+    assert report.timings[0].cpus == ["Intel(R) Xeon(R) Processor @ 2.90GHz (x86_64: AVX2, AVX-512F)"]
     functions = [f["FunctionName"] for f in session.client("lambda").list_functions()["Functions"]]
     assert function_name(read_facts(artifact)) in functions
 

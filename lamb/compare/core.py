@@ -405,9 +405,9 @@ def _preoptimized(row: ModeResult, target: Any, lib: str, tree: Path, root: Path
     """The model pre-optimized in ``root`` as ``lamb package`` ships it (ONNX Runtime, on the
     target's own wheels), so the row is timed and sized as it ships."""
     from lamb import layout
-    from lamb.package import optimize
+    from lamb.package import budget, optimize
 
-    made = optimize.preoptimize(target, lib, tree, root, model_file, limit=None)
+    made = optimize.preoptimize(target, lib, tree, root, model_file, limit=budget.UNZIPPED)  # as package decides for a zip
     if made.entry is None or shipped.package is None or row.size is None:
         return False
     optimized = root / str(made.entry["file"])

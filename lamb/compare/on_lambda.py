@@ -81,6 +81,9 @@ class LambdaTiming:
     warm: list[LambdaReport] = field(default_factory=list)
     missing: int = 0  # answers without a REPORT line in their log tail
     errors: list[str] = field(default_factory=list)  # requests the function failed (FunctionError)
+    # The CPUs `lamb probe` read on Lambda for this arch (Lambda does not document them; a function
+    # may land on any): "unknown" until a probe has run.
+    cpus: list[str] = field(default_factory=list)
 
     @property
     def init_ms(self) -> float | None:
@@ -196,7 +199,9 @@ def _time_one(facts: Any, event: Path, options: OnLambdaOptions, report: OnLambd
         report.calls += [f"{c.service} {c.operation}" for c in [*shown.plan.calls, *invokes, *undo]]
         return
     executor = Executor(aws)
-    timing = LambdaTiming(facts.path, name, facts.arch, None)
+    from lamb import measured
+
+    timing = LambdaTiming(facts.path, name, facts.arch, None, cpus=sorted({cpu.describe() for cpu, _m in measured.cpus(facts.arch)}))
     try:
         deployed = deploy_facts(facts, deploy, session=aws)
         timing.memory_mb = deployed.plan.settings.memory_mb if deployed.plan.settings else options.memory_mb

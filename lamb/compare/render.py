@@ -234,6 +234,8 @@ def render_on_lambda(report: Any) -> list[Any]:
                       f"{len(t.cold)} cold, {len(t.warm)} warm")
     out: list[Any] = [table]
     for t in report.timings:
+        cpus = "; ".join(t.cpus) or "not measured yet (`lamb probe --arch " + t.arch + "` reads it)"
+        out.append(f"{t.artifact.name}: on Lambda's {t.arch} CPU, which lamb probe read as: {cpus}")
         if t.missing:
             out.append(f"{plain(t.artifact.name)}: {t.missing} answer(s) carried no REPORT line in their log tail")
         out += [f"[red]{plain(t.artifact.name)}:[/] {plain(e)}" for e in t.errors]
