@@ -116,6 +116,8 @@ def model_path(path: str, record: dict, version: str) -> str:
     """The file to load: the pre-optimized model when this CPU has the instruction sets it was
     optimized for and ``version`` (onnxruntime's) made it, else the plain model at ``path``."""
     entry = optimized_entry(record)
+    if not entry:
+        return path
     optimized = os.path.join(os.path.dirname(path), os.path.basename(str(entry.get("file") or OPTIMIZED_FILE)))
     if entry.get("isa") == this_cpu().isa and entry.get("runtime_lib_version") == version and os.path.isfile(optimized):
         return optimized
