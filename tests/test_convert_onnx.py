@@ -106,3 +106,15 @@ def test_the_onnx_converter_leaves_a_trail_for_verbose(tiny_classifier_h5, tmp_p
         result = convert_model(tiny_classifier_h5, tmp_path / "m.onnx", runtime_lib_name="onnxruntime", quantize="dynamic")
     lines = [r.getMessage() for r in caplog.records if r.name == "lamb.convert.onnx"]
     assert len(lines) == 1 and lines[0].startswith(f"ONNX dynamic: {result.model_bytes} bytes in "), lines
+
+
+def test_an_onnx_files_mode_is_read_off_its_ops(converted_tiny_onnx, tmp_path):
+    """What verify judges an .onnx named without a manifest by: its tensor types cannot tell QDQ from dynamic."""
+    from lamb.convert.onnx import quantization_of
+
+    assert quantization_of(converted_tiny_onnx.model_path) == "float32"
+    float32 = converted_tiny_onnx.model_path.read_bytes()
+    for mode in ("dynamic", "float16"):
+        data, _settings = quantize(float32, runtime_lib.get("onnxruntime").format.mode(mode))
+        (tmp_path / f"{mode}.onnx").write_bytes(data)
+        assert quantization_of(tmp_path / f"{mode}.onnx") == mode

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from lamb import manifest as mf
+from lamb import runtime_lib
 from lamb.errors import InputError, ManifestError, ModelLoadError, VerificationFailed
 from lamb.verify import (
     OutputMismatch,
@@ -307,6 +308,17 @@ def test_float32_passes_and_is_recorded_in_the_manifest(zoo, tmp_path):
     assert v.runtime_lib == "ai-edge-litert" and v.runtime_lib_version == report.runtime_lib_version != "unknown"
     assert v.samples == 40 and v.tolerances["rtol"] == default_tolerances("float32").rtol
     assert v.metrics[0]["name"] == "logits" and v.metrics[0]["top1"] == 1.0 and v.failures == []
+
+
+def test_a_dynamic_onnx_named_without_a_manifest_is_judged_as_dynamic(converted_tiny_onnx, tiny_classifier_h5, tmp_path):
+    """Its tensor types cannot tell (the backend sees float32 inputs and outputs): its ops can."""
+    from lamb.convert.onnx import quantize
+
+    data, _settings = quantize(converted_tiny_onnx.model_path.read_bytes(), runtime_lib.get("onnxruntime").format.mode("dynamic"))
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "m.onnx").write_bytes(data)
+    report = _verify_model(tiny_classifier_h5, tmp_path / "alone" / "m.onnx", inputs=VerifyInputs(samples=8))
+    assert (report.quantization, report.quantization_source) == ("dynamic", "inferred from the converted model")
 
 
 @pytest.mark.parametrize("mode", ["float16", "dynamic", "int8"])

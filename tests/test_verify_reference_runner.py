@@ -19,8 +19,6 @@ def test_every_engine_of_the_runner_computes_the_same_logits(converted_tiny_onnx
         assert [i["key"] for i in info["inputs"]] == ["image"] and [o["key"] for o in info["outputs"]] == ["logits"]
         if module is None:  # the shipped backend: what it loaded the model with, and how it feeds it
             assert (info["backend"], info["layout"]) == ("ort", "NHWC")
-        else:  # the references read the source's ops
-            assert info["quantization"] == "float32" and info["opset"] == 17
         assert info["version"] != "unknown"
         outputs, answer = runner.run({"image": x}, tmp_path)
     assert answer["samples"] == 3

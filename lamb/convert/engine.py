@@ -62,6 +62,11 @@ class Converter(Protocol):
         """The model in quantization ``mode`` (one of the format's rows, with its engine's ``settings``)."""
         ...
 
+    def quantization_of(self, path: Path) -> str | None:
+        """The mode a file of this format was converted in, where the file says more than its
+        tensor types do; None: its tensor types tell (``lamb.quantization.infer``)."""
+        ...
+
 
 def for_format(fmt: runtime_lib.ModelFormat) -> Converter:
     """The converter module of ``fmt`` (tests/test_convert.py holds each to the protocol)."""

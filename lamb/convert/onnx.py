@@ -199,6 +199,26 @@ def describe(model: bytes | Any, layout: str | None, output_order: list[str] | N
     return inputs, outputs
 
 
+# Ops that tell quantization modes apart: static QDQ, and dynamic (integer weights, float activations).
+_STATIC_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}
+_DYNAMIC_OPS = {"DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}
+
+
+def quantization_of(path: Path) -> str | None:
+    """The mode an ``.onnx`` was written in, read off its ops (its tensor types cannot tell a
+    QDQ graph from a dynamic one): what ``lamb verify`` judges a model named without a manifest by."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node}
+    if ops & _STATIC_OPS:
+        return "int8"
+    if ops & _DYNAMIC_OPS:
+        return "dynamic"
+    float16 = onnx.TensorProto.FLOAT16
+    return "float16" if any(t.data_type == float16 for t in model.graph.initializer) else "float32"
+
+
 def _version(dist: str) -> str:
     try:
         return metadata.version(dist)

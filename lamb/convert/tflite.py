@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from lamb import manifest as mf
@@ -54,6 +55,11 @@ def convert(
         )
     in_specs, out_specs = describe(flatbuffer, [s.name for s in inputs], exported.output_names)
     return Converted(flatbuffer, in_specs, out_specs, flex_ops=flex_ops, notes=notes)
+
+
+def quantization_of(path: Path) -> str | None:
+    """None: a .tflite's tensor types (the backend's description) tell its modes apart."""
+    return None
 
 
 @contextlib.contextmanager

@@ -26,9 +26,6 @@ from _runner_protocol import Done, Ready, TensorInfo, emit, error, open_channel,
 # onnx's element types (onnx.TensorProto.DataType) -> NumPy names, for the types image models use.
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
               "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64"}
-# Ops that tell quantization modes apart (lamb.verify.signature.infer_quantization asks).
-_STATIC_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}
-_DYNAMIC_OPS = {"DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}
 
 
 
@@ -77,27 +74,6 @@ class _Reference:
         return list(self.evaluator.run([o["key"] for o in self.outputs], feeds))
 
 
-def _op_counts(model_path: str) -> dict:
-    """The model's tensor types as ``tensor_dtypes`` and a ``quantization`` read from its ops.
-
-    Only where ``onnx`` is importable (lamb's own environment): the shipped artifact has no
-    ``onnx``, and an environment built like it (an older onnxruntime for another target) neither.
-    """
-    try:
-        import onnx
-    except ImportError:
-        return {}
-
-    model = onnx.load(model_path, load_external_data=False)
-    counts: dict = {}
-    for t in model.graph.initializer:
-        name = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name
-        counts[name] = counts.get(name, 0) + 1
-    ops = {n.op_type for n in model.graph.node}
-    quantization = "int8" if ops & _STATIC_OPS else "dynamic" if ops & _DYNAMIC_OPS else "float16" if counts.get("float16") else "float32"
-    return {"tensor_dtypes": counts, "quantization": quantization, "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)}
-
-
 def _run(np, engine, request: dict, channel) -> Done:
     arrays = {key: np.load(path) for key, path in request["inputs"].items()}
     n = len(next(iter(arrays.values())))
@@ -134,13 +110,12 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     try:
         engine: _Reference | _Session = _Reference(model_path) if module_name == "onnx.reference" else _Session(model_path)
-        facts = _op_counts(model_path)
     except Exception as exc:  # noqa: BLE001 - the library cannot load this model: that is the finding
         error(channel, "load", exc)
         return 3
     dist = "onnx" if module_name == "onnx.reference" else lib
     emit(channel, Ready(event="ready", lib=lib, version=version(dist), numpy=np.__version__, inputs=engine.inputs,
-                        outputs=engine.outputs, **facts, import_s=import_s, load_s=time.perf_counter() - t0))
+                        outputs=engine.outputs, import_s=import_s, load_s=time.perf_counter() - t0))
 
     return serve(channel, lambda request: _run(np, engine, request, channel))
 

@@ -41,7 +41,6 @@ class Ready(TypedDict, total=False):
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]  # in the record's (the source model's) order where it names them
     tensor_dtypes: dict[str, int]  # NumPy dtype name -> tensors of it (tells quantization modes apart)
-    quantization: str  # a mode read off the model's ops, where the runner can (the reference runner)
     import_s: float
     load_s: float
 

@@ -111,8 +111,6 @@ def _pair(keras_names: list[str], model_keys: list[str], what: str) -> list[int]
 
 
 def infer_quantization(info: Ready, modes: tuple[Mode, ...]) -> str:
-    """The quantization mode of a converted model: what its runner read off the model's ops (ONNX),
-    else what its tensors' types say, matched against the format's rows."""
-    if info.get("quantization"):
-        return str(info["quantization"])
+    """The quantization mode of a converted model from what its tensors' types say (the backend's
+    description), matched against the format's rows."""
     return quantization.infer(modes, info.get("tensor_dtypes", {}))

@@ -84,13 +84,13 @@ def verify_model(
         try:
             info = runner.wait_ready()
         except RunnerFailure as failure:
-            quant, source = _quantization(quantization, run.manifest, None, run.format)
+            quant, source = _quantization(quantization, run, None)
             tol = default_tolerances(quant, overrides, run.format)
             return run.failed(failure, lib_version(run.env), quantization=quant, quantization_source=source, tolerances=tol)
         # Measured inside the runner: it overlaps the source's load, so wall time here would mislead.
         run.timings["model_load"] = float(info.get("import_s", 0.0)) + float(info.get("load_s", 0.0))
 
-        quant, quant_source = _quantization(quantization, run.manifest, info, run.format)
+        quant, quant_source = _quantization(quantization, run, info)
         tol = default_tolerances(quant, overrides, run.format)
 
         paired = pair_signatures(loaded, info, run.source.path, run.model_path)
@@ -341,17 +341,18 @@ def _lambda_allowed(run: _Run) -> bool:
     return manifest_mod.sha256_file(run.source.path) == m.source_sha256
 
 
-def _quantization(
-    given: str | None, manifest: Manifest | None, info: Ready | None, fmt: runtime_lib.ModelFormat
-) -> tuple[str, str]:
+def _quantization(given: str | None, run: _Run, info: Ready | None) -> tuple[str, str]:
     """Whose default tolerances apply, and where that came from."""
     if given is not None:
         return given, "given"
-    if manifest is not None:
-        return manifest.quantization, "manifest"
+    if run.manifest is not None:
+        return run.manifest.quantization, "manifest"
     if info is None:  # the library could not even load the model to say
         return quantization_modes.DEFAULT, "default"
-    return infer_quantization(info, fmt.modes), "inferred from the converted model"
+    from lamb.convert import engine
+
+    read = engine.for_format(run.format).quantization_of(run.model_path)
+    return read or infer_quantization(info, run.format.modes), "inferred from the converted model"
 
 
 def _resolve_paths(
