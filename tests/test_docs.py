@@ -37,6 +37,9 @@ def _rows(markdown: str) -> list[list[str]]:
 
 def test_the_site_builds_strictly(tmp_path):
     # --strict: a broken link, a page missing from the nav or an unknown table marker fails.
+    for module in ("mkdocs", "material"):
+        if importlib.util.find_spec(module) is None:
+            pytest.fail(f"{module} is not installed beside this Python: pip install -e '.[test]' (the test extra has it)")
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
         capture_output=True, text=True, cwd=tmp_path, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
