@@ -83,7 +83,7 @@ class RuntimeLib:
     handler_backend: str
     slim_rules: tuple[SlimRule, ...] = ()  # what its wheels carry that the handler never loads
     explanations: tuple[Explanation, ...] = ()  # its error texts that mean something for the artifact
-    # Quantization modes of its format whose kernels (op versions) it lacks: choose avoids it for them.
+    # Quantization modes of its format whose kernels (op versions) it lacks: the resolver avoids it for them.
     lacks: tuple[str, ...] = ()
     # Requirements its wheels need at run time but do not declare.
     needs: tuple[str, ...] = ()
