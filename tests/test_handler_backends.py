@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 from conftest import make_task_root
+from test_invoke import zip_tree
 
 from lamb.handler.lambkit import backends
 
@@ -78,7 +79,7 @@ def test_a_two_output_model_is_paired_alike_by_verify_invoke_and_the_function(tm
         np.testing.assert_allclose(list(answered[name].values()), want, atol=1e-4)
 
     (tmp_path / "cat.png").write_bytes(png_bytes)
-    invoked = invoke_artifact(root, image=tmp_path / "cat.png")
+    invoked = invoke_artifact(zip_tree(root, tmp_path / "two.zip"), image=tmp_path / "cat.png")
     assert invoked.error is None and list(invoked.response) == ["zeta", "alpha"]
     for name, want in zip(invoked.response, expected):
         np.testing.assert_allclose(list(invoked.response[name].values()), want, atol=1e-4)

@@ -68,7 +68,10 @@ def preoptimize(
     from lamb.handler.lambkit import backends
 
     name = runtime_lib.get(lib_name).handler_backend
-    backend = backends.module(name)
+    try:
+        backend = backends.module(name)
+    except ImportError:  # a backend its library's own distribution ships: only the target's wheels have it
+        return Optimized(None, "")
     if not hasattr(backend, "preoptimize"):
         return Optimized(None, "")
     python = bytecode.target_python(target)
