@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -27,11 +28,14 @@ from lamb.source.keras import KERAS_EXTRA_INSTALL, KERAS_EXTRA_MODULES
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parent.parent
-# Test modules whose every test runs on the core install: the ONNX flow from convert to serve.
+# Test modules whose every test runs on the core install: the ONNX flow from convert to serve
+# (compare and the labelled images in the homework's flow), deploy (against moto) and probe.
 CORE_TESTS = [
-    "tests/test_e2e_onnx_course.py", "tests/test_convert_onnx_input.py", "tests/test_convert_heads.py",
-    "tests/test_e2e_onnx_elsewhere.py", "tests/test_source_onnx.py",
+    "tests/test_e2e_onnx_course.py", "tests/test_e2e_onnx_elsewhere.py", "tests/test_convert_onnx_input.py",
+    "tests/test_convert_heads.py", "tests/test_source_onnx.py", "tests/test_deploy_run.py", "tests/test_probe.py",
 ]
+# A venv unused this long is another requirement list's: removed when a new one is built.
+STALE_S = 3 * 24 * 3600
 # Besides the keras extra's own modules: what it pulls in that the core must not need.
 NOT_IN_CORE = (*KERAS_EXTRA_MODULES, "tf2onnx", "ai_edge_litert")
 
@@ -57,6 +61,10 @@ def core_python() -> Path:
             subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             done.write_text("\n".join(requirements) + "\n")
+            for other in venv.parent.glob("core-*/.complete"):
+                if time.time() - other.stat().st_mtime > STALE_S:
+                    shutil.rmtree(other.parent, ignore_errors=True)
+        done.touch()  # in use: not stale
     return python
 
 
