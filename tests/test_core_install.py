@@ -85,7 +85,7 @@ def test_the_core_install_has_no_tensorflow(core_python):
 
 
 def test_the_onnx_flow_passes_on_the_core_install(core_python):
-    result = _run(core_python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *CORE_TESTS)
+    result = _run(core_python, "-m", "pytest", "-n", "0", "-x", "-q", "-p", "no:cacheprovider", *CORE_TESTS)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout.splitlines()[-1]
 
