@@ -291,11 +291,13 @@ def _one_vcpu_reason(local_ms: float, floor: int, floor_why: str | None, peak_rs
     if floor * 2 > MB_PER_VCPU:
         return reason
     needs = f"peak {peak_rss_mb:,.0f} MB measured" if peak_rss_mb else f"the floor set by {floor_why}" if floor_why else "Lambda's minimum"
+    small, full = f"${cost_per_million(local_ms, floor, arch):,.2f}", f"${cost_per_million(local_ms, MB_PER_VCPU, arch):,.2f}"
+    # Below one vCPU the price per request is flat: the two often print alike, and "$0.92 instead of $0.92" reads as a slip.
+    cost = f"for the same {full}" if small == full else f"for {small} instead of {full}"
     return (f"{MB_PER_VCPU:,} MB is one full vCPU, where cost stops being flat, and only the vCPU share buys speed: "
             f"the function needs just {floor:,} MB ({needs}); "
             f"at {floor:,} MB a request would take about {_ms(lambda_duration_ms(local_ms, floor))} instead of "
-            f"{_ms(lambda_duration_ms(local_ms, MB_PER_VCPU))}, for ${cost_per_million(local_ms, floor, arch):,.2f} "
-            f"instead of ${cost_per_million(local_ms, MB_PER_VCPU, arch):,.2f} per million requests; "
+            f"{_ms(lambda_duration_ms(local_ms, MB_PER_VCPU))}, {cost} per million requests; "
             "set that if latency does not matter")
 
 

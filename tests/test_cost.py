@@ -88,6 +88,10 @@ def test_a_small_model_is_told_the_memory_it_needs_and_that_the_rest_buys_speed(
     assert "only the vCPU share buys speed" in advice.reason and "needs just 128 MB (peak 50 MB measured)" in advice.reason
     at_floor = f"about {cost.lambda_duration_ms(3.0, 128):,.0f} ms"
     assert at_floor in advice.reason and f"${cost.cost_per_million(3.0, 128):,.2f}" in advice.reason
+    # below one vCPU the price per request is flat: equal prices are said once, not "$X instead of $X"
+    small, full = f"${cost.cost_per_million(3.0, 128):,.2f}", f"${cost.cost_per_million(3.0, cost.MB_PER_VCPU):,.2f}"
+    assert (f"for the same {full}" in advice.reason) if small == full else (f"for {small} instead of {full}" in advice.reason)
+    assert f"{small} instead of {small}" not in advice.reason
     big = cost.advise_memory(3.0, peak_rss_mb=1000)  # needs most of a vCPU anyway: no such sentence
     assert "only the vCPU share buys speed" not in big.reason
 
