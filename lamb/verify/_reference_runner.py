@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves it off
-from _runner_protocol import Done, Ready, TensorInfo, emit, error, open_channel, save_outputs, serve, version
+from _runner_protocol import Done, Ready, TensorInfo, emit, open_channel, save_outputs, serve, stage, version
 
 # onnx's element types (onnx.TensorProto.DataType) -> NumPy names, for the types image models use.
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -97,25 +97,27 @@ def main(argv: list[str]) -> int:
     lib, module_name, model_path, extra_paths = argv[0], argv[1], argv[2], argv[3:]
     channel = open_channel(extra_paths)
 
-    t0 = time.perf_counter()
-    try:
+    def imports():
         import numpy as np
 
         __import__("onnx.reference" if module_name == "onnx.reference" else "onnxruntime")
-    except Exception as exc:  # noqa: BLE001 - reported to lamb, which explains it to the user
-        error(channel, "import", exc)
-        return 3
-    import_s = time.perf_counter() - t0
+        return np
 
-    t0 = time.perf_counter()
-    try:
-        engine: _Reference | _Session = _Reference(model_path) if module_name == "onnx.reference" else _Session(model_path)
-    except Exception as exc:  # noqa: BLE001 - the library cannot load this model: that is the finding
-        error(channel, "load", exc)
+    imported = stage(channel, "import", imports)
+    if imported is None:
         return 3
+    np, import_s = imported
+
+    def load() -> _Reference | _Session:
+        return _Reference(model_path) if module_name == "onnx.reference" else _Session(model_path)
+
+    loaded = stage(channel, "load", load)  # the library cannot load this model: that is the finding
+    if loaded is None:
+        return 3
+    engine, load_s = loaded
     dist = "onnx" if module_name == "onnx.reference" else lib
     emit(channel, Ready(event="ready", lib=lib, version=version(dist), numpy=np.__version__, inputs=engine.inputs,
-                        outputs=engine.outputs, import_s=import_s, load_s=time.perf_counter() - t0))
+                        outputs=engine.outputs, import_s=import_s, load_s=load_s))
 
     return serve(channel, lambda request: _run(np, engine, request, channel))
 

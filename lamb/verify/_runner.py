@@ -30,10 +30,10 @@ from _runner_protocol import (
     RunRequest,
     TensorInfo,
     emit,
-    error,
     open_channel,
     save_outputs,
     serve,
+    stage,
     version,
 )
 
@@ -66,8 +66,7 @@ def main(argv: list[str]) -> int:
     lib, backend_name, model_path, record_path, extra_paths = argv[0], argv[1], argv[2], argv[3], argv[4:]
     channel = open_channel(extra_paths)
 
-    t0 = time.perf_counter()
-    try:
+    def imports():
         import numpy as np
         from lambkit import backends  # the handler folder is on sys.path (lamb.verify.runner puts it there)
 
@@ -76,22 +75,25 @@ def main(argv: list[str]) -> int:
         # As the artifact's lamb.json will say it: this library, through this backend.
         record["package"] = {**(record.get("package") or {}), "runtime_lib": lib, "handler_backend": backend_name}
         backends.module(backend_name).library(record)
-    except Exception as exc:  # noqa: BLE001 - reported to lamb, which explains it to the user
-        error(channel, "import", exc)
-        return 3
-    import_s = time.perf_counter() - t0
+        return np, backends, record
 
-    t0 = time.perf_counter()
-    try:
-        backend = backends.load(backend_name, model_path, record, num_threads=os.cpu_count() or 1)
-        described = backend.describe()
-    except Exception as exc:  # noqa: BLE001 - the library cannot load this model: that is the finding
-        error(channel, "load", exc)
+    imported = stage(channel, "import", imports)
+    if imported is None:
         return 3
+    (np, backends, record), import_s = imported
+
+    def load():
+        backend = backends.load(backend_name, model_path, record, num_threads=os.cpu_count() or 1)
+        return backend, backend.describe()
+
+    loaded = stage(channel, "load", load)  # the library cannot load this model: that is the finding
+    if loaded is None:
+        return 3
+    (backend, described), load_s = loaded
     emit(channel, Ready(
         event="ready", lib=lib, version=version(lib), numpy=np.__version__, backend=backend_name, layout=described.layout,
         inputs=[_info(s) for s in described.inputs], outputs=[_info(s) for s in described.outputs],
-        tensor_dtypes=dict(described.tensor_dtypes), import_s=import_s, load_s=time.perf_counter() - t0,
+        tensor_dtypes=dict(described.tensor_dtypes), import_s=import_s, load_s=load_s,
     ))
     return serve(channel, lambda request: _run(np, backends, backend, request, channel))
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 
 class TensorInfo(TypedDict):
@@ -90,6 +91,20 @@ def emit(channel, obj: Any) -> None:
 def error(channel, stage: str, exc: BaseException) -> None:
     message = " ".join(str(exc).split())[:2000]  # the libraries' messages span several lines
     emit(channel, Error(event="error", stage=stage, type=type(exc).__name__, message=message))
+
+
+T = TypeVar("T")
+
+
+def stage(channel, name: str, step: Callable[[], T]) -> tuple[T, float] | None:
+    """Run one stage of the runner's start ("import", "load"): its result and seconds, or None once
+    its failure is reported to lamb (the library's failure is the finding, and ends the runner)."""
+    t0 = time.perf_counter()
+    try:
+        return step(), time.perf_counter() - t0
+    except Exception as exc:  # noqa: BLE001 - reported to lamb, which explains it to the user
+        error(channel, name, exc)
+        return None
 
 
 def version(dist: str) -> str:
