@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -349,11 +348,11 @@ def _source(model: Any, output: Any) -> tuple[Path, str]:
 
 
 def _atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    from lamb.files import temp_beside
+
+    tmp = temp_beside(path, prefix=f".{path.stem}-", suffix=path.suffix)  # Keras insists on the suffix
     try:
-        write(Path(tmp))
+        write(tmp)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)

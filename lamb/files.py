@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -111,17 +112,43 @@ def atomic_path(path: Path) -> Iterator[Path]:
     ends, removed when it fails (an exception, Ctrl-C, SIGTERM through lamb's CLI). Write errors
     are ``writing``'s one line."""
     path = Path(path)
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
-        try:
+    tmp = temp_beside(path)
+    try:
+        with writing(path):
             yield tmp
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def temp_beside(path: Path, prefix: str | None = None, suffix: str = ".tmp") -> Path:
+    """A new empty file beside ``path`` (so a rename never crosses file systems), for a writer
+    that renames it over ``path`` or removes it. Until then it is this process's to remove when
+    Ctrl-C or SIGTERM stops lamb's CLI (``remove_unsettled``): a signal that lands between the
+    file's creation and the caller's ``try`` would otherwise leave it behind (CI caught one)."""
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # the two wait until it is noted
+        try:
+            fd, name = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=suffix, dir=path.parent)
+            os.close(fd)
+            _UNSETTLED.add(Path(name))
         finally:
-            tmp.unlink(missing_ok=True)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return Path(name)
+
+
+def remove_unsettled() -> None:
+    """Remove every ``temp_beside`` file still there (none was renamed or removed): lamb's CLI
+    calls this when Ctrl-C or SIGTERM stops a step. A renamed file's old name is simply gone."""
+    while _UNSETTLED:
+        _UNSETTLED.pop().unlink(missing_ok=True)
+
+
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+_UNSETTLED: set[Path] = set()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -491,9 +490,4 @@ def atomic_output(path: Path) -> Path:
     The caller writes to the returned path and then calls ``os.replace(tmp, path)``; on failure it
     unlinks the temp path. Kept beside the target so the rename never crosses filesystems.
     """
-    path = Path(path)
-    with files.writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    return files.temp_beside(path)

@@ -3,8 +3,12 @@ writing on a real full or read-only disk: one line naming the file, no temporary
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 from conftest import remount_read_only
@@ -67,3 +71,38 @@ def test_the_lock_makes_a_second_process_wait(tmp_path):
     second = subprocess.run([sys.executable, "-c", script, str(record), "b", "0"], capture_output=True, timeout=60, check=False)
     assert first.wait(timeout=60) == 0 and second.returncode == 0
     assert record.read_text() == "ab"
+
+
+class _Stop(BaseException):
+    pass
+
+
+def _stop(signum, frame):
+    raise _Stop
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_as_the_temporary_file_is_made_leaves_it_for_the_cli_to_remove(tmp_path, monkeypatch, signum):
+    # CI caught SIGTERM landing between mkstemp and the writer's try: the zip's .tmp stayed. The
+    # signal now waits until the file is noted, and the CLI removes what is noted and unsettled.
+    real = tempfile.mkstemp
+
+    def mkstemp_then_signal(*args, **kwargs):
+        made = real(*args, **kwargs)
+        os.kill(os.getpid(), signum)
+        return made
+
+    kept = files.temp_beside(tmp_path / "kept.zip")
+    kept.replace(tmp_path / "kept.zip")  # a settled one: renamed over its name
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+    previous = signal.signal(signum, _stop)
+    try:
+        with pytest.raises(_Stop):
+            files.temp_beside(tmp_path / "f.zip")
+            time.sleep(1)  # where a handler would run, had it not run already
+    finally:
+        signal.signal(signum, previous)
+    [left] = [p for p in tmp_path.iterdir() if p.name != "kept.zip"]
+    assert left.name.startswith(".f.zip.") and left.suffix == ".tmp"
+    files.remove_unsettled()
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.zip"]

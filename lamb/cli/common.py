@@ -104,6 +104,9 @@ def handle_errors(verbose: bool) -> Iterator[None]:
             err_console.print(f"[dim]hint:[/] {plain(exc.hint)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt as exc:
+        from lamb.files import remove_unsettled
+
+        remove_unsettled()
         how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         err_console.print(f"[bold red]{how}[/]; nothing was left half-written")
         raise typer.Exit(code) from None
