@@ -163,7 +163,8 @@ class PackageRecord:
     # passed, newest GLIBC/GLIBCXX needed against what the target has, libraries resolved.
     audit: dict[str, Any] | None = None
     # The model pre-optimized for one CPU by the release that ships (lambkit.backends.ort): file,
-    # isa (lambkit.cpu.Cpu.isa), runtime_lib_version, max_rel against the plain model.
+    # data (its weights' file), isa (lambkit.cpu.Cpu.isa), runtime_lib_version, max_rel against
+    # the plain model.
     optimized: dict[str, Any] | None = None
     # -- only in the manifest beside the model (see the class docstring) --
     artifact: str | None = None  # relative to the manifest's folder when below it

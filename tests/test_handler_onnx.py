@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from conftest import TINY_LABELS
 from test_handler import load_handler
@@ -162,8 +163,14 @@ def test_a_model_preoptimized_for_this_cpu_loads_here_and_the_plain_model_elsewh
 
     model = _conv_onnx(tmp_path / "model.onnx")
     entry = preoptimize(str(model), str(tmp_path / OPTIMIZED_FILE))
-    assert entry == {"file": OPTIMIZED_FILE, "isa": this_cpu().isa, "runtime_lib_version": ort.__version__}
+    data = OPTIMIZED_FILE + ".data"
+    assert entry == {"file": OPTIMIZED_FILE, "data": data, "isa": this_cpu().isa, "runtime_lib_version": ort.__version__}
     assert (tmp_path / OPTIMIZED_FILE).read_bytes() != model.read_bytes()
+    # The weights in a file of their own, which ONNX Runtime maps into memory instead of parsing.
+    assert (tmp_path / data).stat().st_size > (tmp_path / OPTIMIZED_FILE).stat().st_size
+    weights = [t for t in onnx.load(str(tmp_path / OPTIMIZED_FILE), load_external_data=False).graph.initializer
+               if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert weights and all({kv.key: kv.value for kv in t.external_data}["location"] == data for t in weights)
     x = np.random.default_rng(1).uniform(-1, 1, (1, 3, SIZE, SIZE)).astype(np.float32)
     plain = OnnxRuntimeBackend(str(model), {}, 1)
     here = OnnxRuntimeBackend(str(model), {"package": {"optimized": entry}}, 1)
@@ -172,5 +179,7 @@ def test_a_model_preoptimized_for_this_cpu_loads_here_and_the_plain_model_elsewh
     # Another CPU's instruction sets, or another release's file: the plain model, optimized as it loads.
     for other in ({**entry, "isa": "x86_64+avx2"}, {**entry, "runtime_lib_version": "1.16.3"}):
         assert OnnxRuntimeBackend(str(model), {"package": {"optimized": other}}, 1).path == str(model)
+    (tmp_path / data).unlink()  # its weights recorded but missing: the plain model
+    assert OnnxRuntimeBackend(str(model), {"package": {"optimized": entry}}, 1).path == str(model)
     (tmp_path / OPTIMIZED_FILE).unlink()  # recorded but missing: the plain model
     assert OnnxRuntimeBackend(str(model), {"package": {"optimized": entry}}, 1).path == str(model)

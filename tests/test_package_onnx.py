@@ -68,10 +68,10 @@ def test_the_model_ships_preoptimized_for_this_cpu_beside_the_plain_one(onnx_zip
     with zipfile.ZipFile(onnx_zip.artifact) as zf:
         names = set(zf.namelist())
         shipped = json.loads(zf.read("lamb.json"))
-    assert {"model.onnx", OPTIMIZED_FILE} <= names
+    assert {"model.onnx", OPTIMIZED_FILE, OPTIMIZED_FILE + ".data"} <= names
     assert not any(n.startswith(("onnxruntime/", "numpy/")) and n.endswith(".pyc") and ".cpython-312." not in n for n in names)
     entry = shipped["package"]["optimized"]
-    assert entry["file"] == OPTIMIZED_FILE and entry["isa"] == this_cpu().isa and entry["runtime_lib_version"] == "1.32.0"
+    assert entry["file"] == OPTIMIZED_FILE and entry["data"] == OPTIMIZED_FILE + ".data" and entry["isa"] == this_cpu().isa and entry["runtime_lib_version"] == "1.32.0"
     assert entry["max_rel"] <= 1e-4 and onnx_zip.record.optimized == entry
     assert "pre-optimized by onnxruntime 1.32.0" in onnx_zip.optimized
 

@@ -410,9 +410,9 @@ def _preoptimized(row: ModeResult, target: Any, lib: str, tree: Path, root: Path
     made = optimize.preoptimize(target, lib, tree, root, model_file, limit=budget.UNZIPPED)  # as package decides for a zip
     if made.entry is None or shipped.package is None or row.size is None:
         return False
-    optimized = root / str(made.entry["file"])
-    row.size.zip += deps_mod.deflated_size(optimized, optimized.name)
-    row.size.unzipped += optimized.stat().st_size
+    for optimized in optimize.files_of(root, made.entry):
+        row.size.zip += deps_mod.deflated_size(optimized, optimized.name)
+        row.size.unzipped += optimized.stat().st_size
     row.size.fits_direct_upload = fits_direct_upload(row.size.zip)
     record = dataclasses.replace(shipped.package, optimized=made.entry)
     mf.write(dataclasses.replace(shipped, package=record), root / layout.MANIFEST_FILE)  # the task root's own copy

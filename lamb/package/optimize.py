@@ -90,15 +90,27 @@ def preoptimize(
         raise ArtifactError(f"pre-optimizing the model with the target's {lib_name} failed: {(proc.stderr or proc.stdout).strip()[-300:]}",
                             "run with --verbose and report it")
     entry = json.loads(proc.stdout.strip().splitlines()[-1])
+    made = files_of(files, entry)
     if not entry.pop("ok"):
-        out.unlink(missing_ok=True)
+        _remove(made)
         return Optimized(None, f"not pre-optimized: the optimized graph answered {entry['max_rel']:.1e} of the output's range "
                                f"away from the plain one (over float32's {rtol:g})")
     total = sum(c.unzipped for c in budget.measure_tree(deps) + budget.measure_tree(files))
     if limit is not None and total * BYTECODE_HEADROOM > limit:
-        out.unlink()
+        _remove(made)
         return Optimized(None, f"not pre-optimized: with the optimized copy the artifact would unzip to {total / 2**20:.0f} MB, "
                                f"too near Lambda's {limit / 2**20:.0f} MB")
-    return Optimized(entry, f"{entry['file']} ({out.stat().st_size / 2**20:.1f} MB) pre-optimized by {lib_name} "
+    size = sum(p.stat().st_size for p in made)
+    return Optimized(entry, f"{entry['file']} ({size / 2**20:.1f} MB with its weights) pre-optimized by {lib_name} "
                             f"{entry['runtime_lib_version']} for {entry['isa']}, loaded on a CPU with those instruction sets "
                             f"(agrees with the plain model to {entry['max_rel']:.1e}); the plain model elsewhere")
+
+
+def _remove(made: list[Path]) -> None:
+    for path in made:
+        path.unlink(missing_ok=True)
+
+
+def files_of(root: Path, entry: dict[str, Any]) -> list[Path]:
+    """The pre-optimized model's files in ``root``: the graph, then its weights' file if any."""
+    return [root / str(entry["file"]), *([root / str(entry["data"])] if entry.get("data") else [])]

