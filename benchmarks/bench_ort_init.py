@@ -4,7 +4,10 @@ For float32 and int8 (``lamb convert --runtime-lib onnxruntime``, int8 calibrate
 models/demo/samples; kept in benchmarks/out/), each variant in ``--rounds`` fresh processes,
 interleaved (round 1 of every variant, then round 2...), one thread as the handler runs by default:
 
-- ``plain``: the shipped model loaded as before (the session optimizes the graph at ORT_ENABLE_ALL);
+- ``plain``: the model as ``lamb convert`` wrote it, one file (the session optimizes the graph at
+  ORT_ENABLE_ALL as it loads);
+- ``plain, weights apart``: the same model as ``lamb package`` ships it (``lamb.convert.onnx.ship``:
+  its weights in model.onnx.data), what a CPU other than the one that packaged it loads;
 - ``pre-optimized``: the file ``lamb package`` ships beside it (``lambkit.backends.ort.preoptimize``,
   made once here), loaded by the handler's own backend, which turns optimizations off for it.
 
@@ -83,6 +86,17 @@ def preoptimized(model: Path) -> dict:
     return preoptimize(str(model), str(model.with_name(OPTIMIZED_FILE)))
 
 
+def weights_apart(model: Path) -> Path:
+    """The model as ``lamb package`` ships it: its weights in a file of their own."""
+    sys.path.insert(0, str(REPO))
+    from lamb.convert.onnx import ship
+
+    folder = model.parent / "apart"
+    folder.mkdir(exist_ok=True)
+    ship(model, [], folder / "model.onnx")
+    return folder / "model.onnx"
+
+
 def once(model: Path, record: dict) -> dict:
     done = subprocess.run([sys.executable, "-c", TIMER, str(HANDLER), str(model), json.dumps(record)],
                           capture_output=True, text=True, check=False)
@@ -102,6 +116,7 @@ def main() -> None:
         model = converted(mode)
         entry = preoptimized(model)
         variants[(mode, "plain")] = (model, {})
+        variants[(mode, "plain, weights apart")] = (weights_apart(model), {})
         variants[(mode, "pre-optimized")] = (model, {"package": {"optimized": entry}})
     before = describe_machine()
     runs: dict[tuple[str, str], list[dict]] = {key: [] for key in variants}
@@ -115,7 +130,7 @@ def main() -> None:
     for (mode, variant), done in runs.items():
         med = {k: statistics.median(r[k] for r in done) for k in ("imports", "session", "first")}
         init = statistics.median(r["imports"] + r["session"] for r in done)
-        loaded = Path(done[0]["path"]).name
+        loaded = Path(done[0]["path"]).relative_to(OUT_DIR / f"ort-{mode}")
         print(f"| {mode} | {variant} ({loaded}) | {med['imports']:.0f} | {med['session']:.0f} | {init:.0f} | {med['first']:.0f} "
               f"| {'yes' if init <= GOAL_MS else 'no'} |")
 

@@ -179,5 +179,5 @@ def test_every_engine_is_typed_by_its_seams():
         assert _same_signature(backend.BACKEND.run, backends.Backend.run), lib.name
         assert _same_signature(backend.BACKEND.describe, backends.Backend.describe), lib.name
         converter = engine.for_format(lib.format)
-        for method in ("export", "convert"):
+        for method in ("export", "convert", "quantization_of", "ship"):
             assert _same_signature(getattr(converter, method), getattr(engine.Converter, method)), (lib.format.name, method)

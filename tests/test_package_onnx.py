@@ -125,3 +125,60 @@ def test_a_model_python311s_library_cannot_load_in_time_is_refused_in_one_line(t
     assert ("onnxruntime 1.16.3 cannot load nested.onnx: it did not finish within 10 s, lamb's time limit for "
             "loading a model (lamb.verify.runner.LIMITS_S), and was stopped") in said
     assert not (tmp_path / "out.zip").exists()
+
+
+def test_a_one_file_model_ships_its_weights_apart_and_answers_the_same(onnx_zip, tmp_path, monkeypatch, png_bytes):
+    """ONNX Runtime creates a session faster from weights outside the protobuf: a one-file model
+    of lamb.convert.onnx.WEIGHTS_APART bytes or more ships them in model.onnx.data (the tiny model
+    is far below it, so the bar is lowered here), recorded in lamb.json, the same tensors."""
+    from lamb.convert import onnx as onnx_converter
+    from lamb.files import sha256_file
+
+    monkeypatch.setattr(onnx_converter, "WEIGHTS_APART", 0)
+    folder = onnx_zip.artifact.parent
+    report = build_package(folder / "tiny.lamb.json", runtime="python3.12", output=tmp_path / "apart.zip")
+    assert report.smoke.ran and report.smoke.passed, report.smoke.error
+    with zipfile.ZipFile(report.artifact) as zf:
+        names = set(zf.namelist())
+        shipped = json.loads(zf.read("lamb.json"))
+        zf.extract("model.onnx.data", tmp_path)
+        model_bytes = sum(zf.getinfo(n).file_size for n in ("model.onnx", "model.onnx.data"))
+    assert {"model.onnx", "model.onnx.data"} <= names
+    model = shipped["model"]
+    assert model["external_data"] == ["model.onnx.data"]
+    assert model["external_sha256"] == {"model.onnx.data": sha256_file(tmp_path / "model.onnx.data")}
+    assert model["sha256"] != shipped["verification"]["model_sha256"]  # other bytes; verify's record keeps what it saw
+    assert {c.name: c for c in report.budget.components}["model"].unzipped >= model_bytes  # the budget counts it as the model
+    image = tmp_path / "cat.png"
+    image.write_bytes(png_bytes)
+    settings = RunSettings(memory_mb=1024)
+    apart, whole = (invoke_artifact(z, image=image, settings=settings) for z in (report.artifact, onnx_zip.artifact))
+    assert apart.error is None and apart.response == whole.response
+
+
+def test_ship_writes_the_weights_apart_only_for_a_one_file_model_past_the_bar(converted_tiny_onnx, tmp_path, monkeypatch):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from lamb.convert import onnx as onnx_converter
+
+    model = converted_tiny_onnx.model_path
+    small = tmp_path / "small"
+    small.mkdir()
+    assert onnx_converter.ship(model, [], small / "model.onnx") == [] and sorted(p.name for p in small.iterdir()) == ["model.onnx"]
+    assert (small / "model.onnx").read_bytes() == model.read_bytes()
+    monkeypatch.setattr(onnx_converter, "WEIGHTS_APART", 0)
+    apart = tmp_path / "apart"
+    apart.mkdir()
+    assert onnx_converter.ship(model, [], apart / "model.onnx") == [apart / "model.onnx.data"]
+    before = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
+    after = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(apart / "model.onnx")).graph.initializer}
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    inside = onnx.load(str(apart / "model.onnx"), load_external_data=False).graph.initializer
+    assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in inside)
+    # A model with its external data already (torch.onnx.export's) keeps its own files.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert onnx_converter.ship(apart / "model.onnx", [apart / "model.onnx.data"], kept / "model.onnx") == [kept / "model.onnx.data"]
+    assert (kept / "model.onnx").read_bytes() == (apart / "model.onnx").read_bytes()

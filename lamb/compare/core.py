@@ -346,6 +346,7 @@ def _size_and_time(
     notes: list[str],
 ) -> None:
     from lamb import layout
+    from lamb.convert import engine
     from lamb.package import build
     from lamb.release import lib_choice, wheels
 
@@ -368,10 +369,18 @@ def _size_and_time(
             files_dir.mkdir()
             installed = wheels.InstallResult(deps.root, target.name, deps.requirements, deps.pins, "cache", 0.0)
             record = build.package_record(target, "zip", choice, installed)
-            shipped = mf.write(build.shipped_manifest(manifest, record), files_dir / layout.MANIFEST_FILE)
-            model_file = runtime_lib.get(choice.name).format.file
-            own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, model_file: row.model_path, layout.MANIFEST_FILE: shipped}
-            external = {Path(name).name: row.model_path.parent / name for name in manifest.model.external_data}  # an .onnx's weights
+            fmt = runtime_lib.get(choice.name).format
+            model_file = fmt.file
+            # The model as `lamb package` writes it into the artifact (its converter's ``ship``: a
+            # one-file ONNX model with its weights apart), timed and sized as it ships.
+            laid_out = Path(scratch) / "model"
+            laid_out.mkdir()
+            sources = [row.model_path.parent / name for name in manifest.model.external_data]  # an .onnx's weights
+            written = engine.for_format(fmt).ship(row.model_path, sources, laid_out / model_file)
+            external = {p.name: p for p in written}
+            shipped_model = build.shipped_model(manifest, laid_out / model_file, written)
+            shipped = mf.write(build.shipped_manifest(manifest, record, shipped_model), files_dir / layout.MANIFEST_FILE)
+            own = {layout.HANDLER_FILE: build.HANDLER_TEMPLATE, model_file: laid_out / model_file, layout.MANIFEST_FILE: shipped}
             own.update(external)
             own.update({f"{layout.HANDLER_PACKAGE}/{p.relative_to(build.HANDLER_PACKAGE).as_posix()}": p
                         for p in sorted(build.HANDLER_PACKAGE.rglob("*.py"))})
@@ -379,13 +388,13 @@ def _size_and_time(
                 deps_mod.deflated_size(p, name) for name, p in own.items() if name != model_file
             )
             unzipped = deps.unzipped + sum(Path(p).stat().st_size for p in own.values())
-            model_bytes = sum(p.stat().st_size for p in [row.model_path, *external.values()])
+            model_bytes = sum(p.stat().st_size for p in [laid_out / model_file, *external.values()])
             row.size = ModeSize(model_bytes, zipped, unzipped, fits_direct_upload(zipped))
 
             step(f"timing the handler: {row.label}")
             tree, python, where = deps_mod.timing_deps(deps, target, choice.name)
             root = deps_mod.task_root(tree, own, Path(scratch) / "task")
-            if _preoptimized(row, target, choice.name, tree, root, build.shipped_manifest(manifest, record), model_file):
+            if _preoptimized(row, target, choice.name, tree, root, build.shipped_manifest(manifest, record, shipped_model), model_file):
                 preoptimized.append(row.label)
             event = build.sample_event(manifest, _first_image(images))
             from lamb.compare.timing import time_handler

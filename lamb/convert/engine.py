@@ -7,7 +7,9 @@ Each model format's record (``lamb.runtime_lib.ModelFormat.converter``) names a 
 - ``export(loaded, inputs)``: a context manager yielding an ``Export``, the model wrapped for the
   converter once (several conversions share it: ``lamb compare``); a source already in the format
   (``Loaded.as_format``: an ONNX model for ONNX Runtime) is not exported, ``export`` below wraps it;
-- ``convert(export, inputs, mode, representative, allow_flex=..., integer_io=...)``: a ``Converted``.
+- ``convert(export, inputs, mode, representative, allow_flex=..., integer_io=...)``: a ``Converted``;
+- ``ship(model, external, dest)``: the verified model written into the artifact, as its library
+  loads it fastest (``lamb package``, and ``lamb compare``'s timing of what would ship).
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ class Converter(Protocol):
     def quantization_of(self, path: Path) -> str | None:
         """The mode a file of this format was converted in, where the file says more than its
         tensor types do; None: its tensor types tell (``lamb.quantization.infer``)."""
+        ...
+
+    def ship(self, model: Path, external: list[Path], dest: Path) -> list[Path]:
+        """The verified ``model`` (and the ``external`` data it reads) written to ``dest``, its
+        name in the artifact, as the function loads it fastest; the files written beside it. The
+        same tensors: a layout the library reads faster, never another model."""
         ...
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +61,12 @@ def convert(
 def quantization_of(path: Path) -> str | None:
     """None: a .tflite's tensor types (the backend's description) tell its modes apart."""
     return None
+
+
+def ship(model: Path, external: list[Path], dest: Path) -> list[Path]:
+    """A .tflite ships as it is: LiteRT maps the file into memory itself."""
+    shutil.copyfile(model, dest)
+    return []
 
 
 @contextlib.contextmanager

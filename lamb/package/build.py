@@ -307,19 +307,27 @@ def _write_own_files(
 ) -> tuple[mf.PackageRecord, optimize.Optimized]:
     """lamb's own root files in ``build.files``: handler entry and package, model and its external
     data, the model pre-optimized for this CPU where the library has that (recorded), shipped manifest."""
+    from lamb.convert import engine
+
     own, manifest = build.files, build.manifest
     own.mkdir()
     shutil.copyfile(entry, own / layout.HANDLER_FILE)
     artifact.copy_entry(HANDLER_PACKAGE, own / layout.HANDLER_PACKAGE)
     model, *external = manifest.model_files(build.manifest_path)  # checked again as it is copied in
-    shutil.copyfile(model, own / build.model_file)
-    for data in external:
-        shutil.copyfile(data, own / data.name)
+    written = engine.for_format(runtime_lib.model_format(manifest.model.format)).ship(model, external, own / build.model_file)
+    build.shipped_external = tuple(p.name for p in written)
     limit = budget.UNZIPPED if fmt == "zip" else None
     optimized = optimize.preoptimize(build.target, choice.name, build.deps, own, build.model_file, limit=limit, progress=build.progress)
     record = replace(record, optimized=optimized.entry)
-    mf.write(shipped_manifest(manifest, record), own / layout.MANIFEST_FILE)
+    mf.write(shipped_manifest(manifest, record, shipped_model(manifest, own / build.model_file, written)), own / layout.MANIFEST_FILE)
     return record, optimized
+
+
+def shipped_model(manifest: mf.Manifest, model: Path, external: list[Path]) -> mf.ModelEntry:
+    """The artifact's model entry: the files as they ship (a one-file ONNX model's weights apart:
+    other bytes, the same tensors; the verification record keeps the sha256 verify saw)."""
+    return replace(manifest.model, file=model.name, sha256=mf.sha256_file(model), bytes=model.stat().st_size,
+                   external_data=[p.name for p in external], external_sha256={p.name: mf.sha256_file(p) for p in external})
 
 
 def package_record(
@@ -336,13 +344,14 @@ def package_record(
     )
 
 
-def shipped_manifest(manifest: mf.Manifest, record: mf.PackageRecord | None = None) -> mf.Manifest:
-    """The copy that ships: the model sits beside the handler; host paths stay on the host; the
-    package record is this build's (None: no artifact is being built, as in lamb compare)."""
+def shipped_manifest(manifest: mf.Manifest, record: mf.PackageRecord | None = None, model: mf.ModelEntry | None = None) -> mf.Manifest:
+    """The copy that ships: the model sits beside the handler (``model``: as it ships, else as
+    verified); host paths stay on the host; the package record is this build's (None: no artifact
+    is being built, as in lamb compare)."""
     calibration = manifest.calibration
     if calibration and calibration.get("dir"):
         calibration = {**calibration, "dir": Path(str(calibration["dir"])).name}
-    model = replace(manifest.model, file=runtime_lib.model_format(manifest.model.format).file)
+    model = model or replace(manifest.model, file=runtime_lib.model_format(manifest.model.format).file)
     return replace(
         manifest, model=model, source=Path(manifest.source).name, source_absolute=None,
         calibration=calibration, package=record, packages={},

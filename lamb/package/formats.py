@@ -40,6 +40,9 @@ class Build:
     sample_event: dict
     progress: Progress
     base_image: str | None = None  # --base-image: the image format's FROM instead of the target's
+    # The model's files beside it as it ships (its converter's ``ship``), once written: a one-file
+    # ONNX model ships its weights apart. None until then: the manifest's external data.
+    shipped_external: tuple[str, ...] | None = None
 
     @property
     def model_file(self) -> str:
@@ -53,6 +56,8 @@ class Build:
     @property
     def external_files(self) -> tuple[str, ...]:
         """The model's external data, by the names it reads them under (the size budget counts them as the model)."""
+        if self.shipped_external is not None:
+            return self.shipped_external
         return tuple(Path(p).name for p in self.manifest.model.external_data)
 
     @property

@@ -132,8 +132,9 @@ def preoptimize(path: str, out: str) -> dict:
 
     The weights go to their own file because ONNX Runtime maps such a file into memory where an
     initializer's offset is page-aligned (its writer aligns the large ones) and reads the tensors
-    in place: on the Xception shape, float32 session creation fell from 131-149 ms (weights inside
-    the protobuf, parsed and copied) to 7-11 ms, the first call unchanged (AMD EPYC, AVX-512 VNNI).
+    in place: on the Xception shape, float32 session creation fell from 144 ms (weights inside
+    the protobuf, parsed and copied) to 17 ms, the first call about the same (bench_ort_init.py,
+    AMD EPYC with AVX-512 VNNI).
     One thread, as the shipped handler's default: the saved graph does not depend on the count.
     """
     import onnxruntime as ort
