@@ -153,13 +153,13 @@ def test_a_body_shorter_than_its_content_length_times_out(error_root, monkeypatc
     monkeypatch.setattr(lamb.serve.protocol, "CLIENT_TIMEOUT_S", 1.0)
     with LocalServer(error_root, port=0) as server:
         path = server.url.split("/", 3)[3]
-        answer, seconds = raw_request(server.url, f"POST /{path} HTTP/1.1\r\nContent-Length: 100\r\n\r\n{{}}".encode())
+        answer, seconds = raw_request(server.url, f"POST /{path} HTTP/1.1\r\nHost: lamb\r\nContent-Length: 100\r\n\r\n{{}}".encode())
         assert answer.startswith(b"HTTP/1.1 408 ") and 0.9 < seconds < 5
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["errorType"] == "RequestTimeoutException"
         # a client trickling its body a byte at a time meets the same one deadline
         host, port = server.url.split("/")[2].split(":")
         with socket.create_connection((host, int(port)), timeout=10) as conn:
-            conn.sendall(f"POST /{path} HTTP/1.1\r\nContent-Length: 100\r\n\r\n".encode())
+            conn.sendall(f"POST /{path} HTTP/1.1\r\nHost: lamb\r\nContent-Length: 100\r\n\r\n".encode())
             started = time.monotonic()
             try:
                 for _ in range(40):
@@ -283,7 +283,7 @@ def test_default_port_is_the_courses_8080():
 def test_a_content_length_that_is_not_a_byte_count_is_a_json_400(error_root, capfd, length):
     with LocalServer(error_root, port=0) as server:
         path = server.url.split("/", 3)[3]
-        answer, _ = raw_request(server.url, f"POST /{path} HTTP/1.1\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+        answer, _ = raw_request(server.url, f"POST /{path} HTTP/1.1\r\nHost: lamb\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
         assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["errorType"] == "InvalidRequestException"
         assert requests.post(server.url, json={"a": 1}).json() == {"echo": {"a": 1}}
@@ -299,7 +299,7 @@ def test_request_line_and_headers_share_one_deadline(error_root, monkeypatch):
         host, port = server.url.split("/")[2].split(":")
         with socket.create_connection((host, int(port)), timeout=10) as conn:
             started = time.monotonic()
-            conn.sendall(f"POST /{path} HTTP/1.1\r\n".encode())
+            conn.sendall(f"POST /{path} HTTP/1.1\r\nHost: lamb\r\n".encode())
             closed = False
             for _ in range(50):  # a header byte every 0.2 s: each byte alone is well inside the timeout
                 try:
@@ -328,7 +328,7 @@ def test_chunked_bodies_are_accepted_within_the_same_limits(error_root, capfd):
         ok = requests.post(server.url, data=iter([b'{"a": ', b'[1, 2', b', 3]}']))  # a generator: requests sends it chunked
         assert ok.status_code == 200 and ok.json() == {"echo": {"a": [1, 2, 3]}}
         path = server.url.split("/", 3)[3]
-        head = f"POST /{path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        head = f"POST /{path} HTTP/1.1\r\nHost: lamb\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
         with_ext_and_trailer = head + b"2;name=x\r\n{}\r\n0\r\nX-Trailer: 1\r\n\r\n"
         answer, _ = raw_request(server.url, with_ext_and_trailer)
         assert answer.startswith(b"HTTP/1.1 200 ") and json.loads(answer.partition(b"\r\n\r\n")[2]) == {"echo": {}}
@@ -339,7 +339,7 @@ def test_chunked_bodies_are_accepted_within_the_same_limits(error_root, capfd):
         for bad in (b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n", b"1" * 5000 + b"\r\n"):
             answer, _ = raw_request(server.url, head + bad)
             assert answer.startswith(b"HTTP/1.1 400 "), (bad[:20], answer[:100])
-        both = f"POST /{path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()
+        both = f"POST /{path} HTTP/1.1\r\nHost: lamb\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()
         answer, _ = raw_request(server.url, both)
         assert answer.startswith(b"HTTP/1.1 400 ") and b"not both" in answer
         assert requests.post(server.url, json={"still": 1}).json() == {"echo": {"still": 1}}
@@ -375,7 +375,7 @@ def test_out_of_file_descriptors_answers_503_and_recovers(error_root, tmp_path):
         for _ in range(8):  # keep-alive connections, each holding one of serve's fds
             conn = socket.create_connection(("127.0.0.1", port), timeout=10)
             held.append(conn)
-            conn.sendall(b"POST /2015-03-31/functions/function/invocations HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+            conn.sendall(b"POST /2015-03-31/functions/function/invocations HTTP/1.1\r\nHost: lamb\r\nContent-Length: 2\r\n\r\n{}")
             statuses.append(conn.recv(65536).split(b" ", 2)[1])
         assert b"200" in statuses and b"503" in statuses, statuses
         before = cpu_ticks(proc.pid)
@@ -477,7 +477,7 @@ def test_an_environment_that_cannot_restart_for_want_of_fds_is_a_503_not_a_dead_
 
         def post(body: bytes) -> tuple[bytes, dict]:
             with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
-                conn.sendall(f"POST {path} HTTP/1.1\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+                conn.sendall(f"POST {path} HTTP/1.1\r\nHost: lamb\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
                 answer = b""
                 while chunk := conn.recv(65536):
                     answer += chunk
@@ -560,7 +560,7 @@ def exchange(url: str, data: bytes, timeout: float = 10) -> list[bytes]:
 
 
 INVOKE = "POST /2015-03-31/functions/function/invocations"
-SMUGGLED = f'{INVOKE} HTTP/1.1\r\nContent-Length: 14\r\nConnection: close\r\n\r\n{{"fail": true}}'.encode()
+SMUGGLED = f'{INVOKE} HTTP/1.1\r\nHost: lamb\r\nContent-Length: 14\r\nConnection: close\r\n\r\n{{"fail": true}}'.encode()
 
 
 @pytest.mark.parametrize("head, body, status", [
@@ -583,7 +583,7 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(error_root, capf
     """RFC 9112 6.3: a body whose end is ambiguous is a 400 and a close, never a smuggled second request."""
     with LocalServer(error_root, port=0) as server:
         rest = body + SMUGGLED
-        request = f"{INVOKE} HTTP/1.1\r\n{head.format(n=len(rest))}\r\n\r\n".encode() + rest
+        request = f"{INVOKE} HTTP/1.1\r\nHost: lamb\r\n{head.format(n=len(rest))}\r\n\r\n".encode() + rest
         answers = exchange(server.url, request)
         assert len(answers) == 1 and answers[0].split()[1] == status, answers
         assert requests.post(server.url, json={"after": 1}).json() == {"echo": {"after": 1}}
@@ -595,14 +595,34 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(error_root, capf
 def test_a_header_line_that_is_not_name_colon_value_is_a_400(error_root, head):
     """RFC 9112 5.1, 5.2: whitespace before the colon, a line with no colon, a folded line."""
     with LocalServer(error_root, port=0) as server:
-        answers = exchange(server.url, f"{INVOKE} HTTP/1.1\r\n{head}\r\n\r\n{{}}".encode() + SMUGGLED)
+        answers = exchange(server.url, f"{INVOKE} HTTP/1.1\r\nHost: lamb\r\n{head}\r\n\r\n{{}}".encode() + SMUGGLED)
         assert [a.split()[1] for a in answers] == [b"400"], answers
+
+
+@pytest.mark.parametrize("version, hosts, status", [
+    ("HTTP/1.1", [], b"400"),  # RFC 9112 3.2: an HTTP/1.1 request without Host
+    ("HTTP/1.1", ["lamb", "evil.example"], b"400"),  # two: which one a proxy routed by is anyone's guess
+    ("HTTP/1.1", ["lamb, evil.example"], b"400"),
+    ("HTTP/1.1", ["evil.example/x"], b"400"),
+    ("HTTP/1.1", ["user@lamb"], b"400"),
+    ("HTTP/1.1", ["lamb:80:80"], b"400"),
+    ("HTTP/1.1", ["127.0.0.1:8080"], b"200"),
+    ("HTTP/1.1", ["[::1]:8080"], b"200"),
+    ("HTTP/1.1", [""], b"200"),  # a target without an authority sends Host empty
+    ("HTTP/1.0", [], b"200"),  # HTTP/1.0 had no Host
+])
+def test_a_request_needs_one_valid_host(error_root, version, hosts, status):
+    with LocalServer(error_root, port=0) as server:
+        head = "".join(f"Host: {h}\r\n" for h in hosts)
+        answers = exchange(server.url, f"{INVOKE} {version}\r\n{head}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}".encode())
+        assert [a.split()[1] for a in answers] == [status], answers
+    assert server.report.unhandled_errors == 0
 
 
 @pytest.mark.parametrize("request_line", ["GET /2015-03-31/functions/function/invocations", "POST /elsewhere", "GET /", "GET /lamb/status"])
 def test_a_body_left_unread_is_not_read_as_the_next_request(error_root, request_line):
     with LocalServer(error_root, port=0) as server:
-        request = f"{request_line} HTTP/1.1\r\nContent-Length: {len(SMUGGLED)}\r\n\r\n".encode() + SMUGGLED
+        request = f"{request_line} HTTP/1.1\r\nHost: lamb\r\nContent-Length: {len(SMUGGLED)}\r\n\r\n".encode() + SMUGGLED
         answers = exchange(server.url, request)
         assert len(answers) == 1 and answers[0].split()[1] in (b"200", b"404", b"405"), answers
     assert server.report.unhandled_errors == 0
@@ -610,8 +630,8 @@ def test_a_body_left_unread_is_not_read_as_the_next_request(error_root, request_
 
 def test_well_framed_requests_share_a_connection(error_root):
     with LocalServer(error_root, port=0) as server:
-        same_length_twice = f"{INVOKE} HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{{}}".encode()
-        chunked_in_capitals = f"{INVOKE} HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()
+        same_length_twice = f"{INVOKE} HTTP/1.1\r\nHost: lamb\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{{}}".encode()
+        chunked_in_capitals = f"{INVOKE} HTTP/1.1\r\nHost: lamb\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()
         answers = exchange(server.url, same_length_twice + chunked_in_capitals + SMUGGLED)
         assert [a.split()[1] for a in answers] == [b"200", b"200", b"200"]
         assert exchange(server.url, f"{INVOKE} HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n".encode()) == [b"HTTP/1.1 400 Bad Request"]

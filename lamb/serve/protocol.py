@@ -164,6 +164,11 @@ def _list_field(headers: Message, name: str) -> list[str] | None:
     return [element.strip() for line in lines for element in str(line).split(",") if element.strip()]
 
 
+# RFC 3986's host (an IP literal in brackets, or a reg-name / IPv4 address) and an optional port;
+# empty is allowed (RFC 9112 3.2: a target without an authority).
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
+
+
 def _body_length(headers: Message, version: str) -> int | None:
     """The request body's length in bytes, or None for a chunked body, framed as RFC 9112 6.3 says.
 
@@ -236,6 +241,13 @@ class InvocationHandler(http.server.BaseHTTPRequestHandler):
         # refused, never guessed at: a proxy in front may have read it otherwise.
         if self.headers.defects or any("\n" in str(value) for value in self.headers.values()):
             self.send_error(400, "a header line is not 'name: value' on a line of its own")
+            return False
+        # RFC 9112 3.2: an HTTP/1.1 request without Host, or with two, or with one that is no
+        # host[:port], is a 400 (as the Lambda emulator's Go server answers); a proxy in front
+        # may route by a Host this server would have read differently.
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1 or (not hosts and self.request_version == "HTTP/1.1") or not all(_HOST.fullmatch(h.strip(" \t")) for h in hosts):
+            self.send_error(400, "an HTTP/1.1 request needs one Host header, host[:port]")
             return False
         return True
 
