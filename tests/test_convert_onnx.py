@@ -118,3 +118,30 @@ def test_an_onnx_files_mode_is_read_off_its_ops(converted_tiny_onnx, tmp_path):
         data, _settings = quantize(float32, runtime_lib.get("onnxruntime").format.mode(mode))
         (tmp_path / f"{mode}.onnx").write_bytes(data)
         assert quantization_of(tmp_path / f"{mode}.onnx") == mode
+
+
+def _gemm_onnx(n: int = 300) -> bytes:
+    """A float32 (1, n) -> (1, n) Gemm: n*n weights (360 KB at 300), more than half of small_disk."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"])], "gemm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])], initializer=[w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_full_temporary_disk_while_quantizing_is_one_line_and_leaves_nothing(small_disk, monkeypatch):
+    """The quantizer writes its own copies of the model (pre-processed, quantized) in the
+    temporary folder: the disk filling there is one line naming the folder, not a traceback."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
+    dynamic = runtime_lib.model_format("onnx").mode("dynamic")
+    with pytest.raises(InputError) as caught:
+        quantize(_gemm_onnx(), dynamic)
+    assert caught.value.message.startswith(f"cannot write {small_disk}/lamb-onnx-") and "No space left on device" in caught.value.message
+    assert "free some space" in caught.value.hint
+    assert list(small_disk.iterdir()) == []

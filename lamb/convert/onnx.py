@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from importlib import metadata
@@ -176,10 +175,9 @@ def quantize(model: bytes, mode: Mode, representative: Any = None, layout: str =
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory(prefix="lamb-onnx-") as tmp:
+    with files.scratch("lamb-onnx-") as tmp:  # the temporary folder full (the quantizer's copies too): one line naming it
         src, pre, out = Path(tmp, "in.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "out.onnx")
-        with files.writing(src):  # the temporary folder full: one line naming the file
-            src.write_bytes(model)
+        src.write_bytes(model)
         try:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             if mode.calibrated:
