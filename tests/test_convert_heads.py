@@ -204,3 +204,36 @@ def test_the_heads_are_the_shipped_handlers():
     from lamb.handler.lambkit.heads import HEADS
 
     assert mf.HEADS == HEADS
+
+
+@pytest.mark.parametrize(("head", "ref", "out"), [
+    ("binary-logit", [2.0, -1.0, 0.1, -3.0], [1.9, -1.2, -0.1, -2.5]),  # sample 2 crosses 0: the decision flips
+    ("binary-probability", [0.9, 0.2, 0.52, 0.01], [0.88, 0.25, 0.47, 0.02]),  # sample 2 crosses 0.5
+])
+def test_a_binary_heads_agreement_is_the_same_decision(head, ref, out):
+    """A binary head's one value: its cosine is only the sign's agreement (always 1 for a
+    probability), so verify and compare judge the decision the function answers, at p = 0.5."""
+    from lamb.quantization import Tolerances
+    from lamb.verify.compare import compare_outputs
+
+    tolerances = Tolerances(atol=1.0, rtol=1.0, min_cosine=0.0, min_top1=0.99)
+    metrics, checks, failures = compare_outputs([np.array(ref)[:, None]], [np.array(out)[:, None]], ["output"], tolerances,
+                                                labels=["blue", "red"], head=head)
+    assert metrics[0].top1 == 0.75 and metrics[0].disagreements == [2]
+    assert any(c.metric == "top1" and c.passed is False for c in checks)
+    assert failures == ["output 'output': top-1 agreement 75.0% is below 99.0% (1 of 4 differ; sample 2: "
+                        "the source model says 'red' (class 1), the converted model says 'blue' (class 0))"]
+    # Without a head (a model verified without its manifest) one value is no classifier: no top-1.
+    metrics, _, failures = compare_outputs([np.array(ref)[:, None]], [np.array(out)[:, None]], ["output"], tolerances)
+    assert metrics[0].top1 is None and failures == []
+
+
+def test_verify_records_a_binary_models_decision_agreement(tmp_path, monkeypatch):
+    source = head_onnx(tmp_path, "logit")
+    monkeypatch.chdir(tmp_path)
+    converted = CliRunner().invoke(app, ["convert", source.name, "--labels", "blue,red", "--preprocess", "torch"])
+    assert converted.exit_code == 0, converted.output
+    result = CliRunner().invoke(app, ["verify", "--samples", "16"])
+    assert result.exit_code == 0, result.output
+    [metrics] = mf.read(tmp_path / "logit.lamb.json").verification.metrics
+    assert metrics["top1"] == 1.0 and metrics["top1_lower"] > 0.5

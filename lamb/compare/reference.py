@@ -154,7 +154,8 @@ def judge(row: ModeResult, ref: Reference, run: LibraryRun) -> None:
     tol = default_tolerances(row.mode, fmt=runtime_lib.get(row.runtime_lib).format)
     paired = run.paired
     expected = ref.judged_part(row, ref.outputs)
-    metrics, checks, judged = judge_against(paired, expected, run.outputs, tol, quantization=row.mode, images=ref.images, labels=ref.labels)
+    metrics, checks, judged = judge_against(paired, expected, run.outputs, tol, quantization=row.mode, images=ref.images, labels=ref.labels,
+                                            head=manifest.head)
     candidate = [run.outputs[key] for key in paired.output_keys]
     n = len(candidate[0])
     accuracy = accuracy_report(ref.labeled, candidate, expected, ref.which) if ref.labeled is not None else None

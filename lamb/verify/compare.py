@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lamb.handler.lambkit.heads import BINARY, class_scores
 from lamb.quantization import Tolerances
 
 
@@ -37,7 +38,7 @@ class OutputMetrics:
     max_rel: float | None  # max_abs / reference_range; None when the reference is constant
     mean_abs: float | None
     cosine: float | None  # mean over samples of the cosine similarity of the flattened outputs
-    top1: float | None = None  # classifier-shaped outputs only: (N, C) with C > 1
+    top1: float | None = None  # classifier-shaped outputs only: (N, C) with C > 1, or a binary head's (N, 1)
     top1_lower: float | None = None  # its 95 % Wilson lower bound (lamb.verify.evidence)
     topk: float | None = None
     k: int | None = None
@@ -55,8 +56,14 @@ def compare_outputs(
     *,
     model_names: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
+    head: str | None = None,
 ) -> tuple[list[OutputMetrics], list[Check], list[str]]:
-    """Compare paired outputs (each ``(N, ...)``); return metrics, checks and failure sentences."""
+    """Compare paired outputs (each ``(N, ...)``); return metrics, checks and failure sentences.
+
+    ``head`` (the manifest's): a binary head's one value per sample is judged as the function
+    answers it, ``(1 - p, p)``, so its top-1 agreement is the same decision at the 0.5 threshold
+    (a single value's cosine is only its sign's agreement, and a probability's is always 1).
+    """
     all_metrics: list[OutputMetrics] = []
     checks: list[Check] = []
     failures: list[str] = []
@@ -95,6 +102,8 @@ def compare_outputs(
         if not ok:
             failures.append(f"output {name!r}: cosine similarity {cosine:.6f} is below {tolerances.min_cosine:g}")
 
+        if head in BINARY and ref[0].size == 1:  # as answered: (N, 2), the decision at p = 0.5
+            ref, out = class_scores(ref, head).astype(np.float64), class_scores(out, head).astype(np.float64)
         if ref.ndim == 2 and ref.shape[1] > 1:  # classifier-shaped: (N, C)
             ref_top = np.argmax(ref, axis=1)
             out_top = np.argmax(out, axis=1)

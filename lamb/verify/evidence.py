@@ -147,7 +147,7 @@ def judge_outputs(
 
 def judge_against(
     paired: PairedSignature, reference: list[Any], model_outputs: dict[str, Any], tolerances: Tolerances, *,
-    quantization: str, images: int, labels: list[str] | None,
+    quantization: str, images: int, labels: list[str] | None, head: str | None = None,
 ) -> tuple[list[OutputMetrics], list[Check], Judgement]:
     """The one judging step of ``lamb verify`` and ``lamb compare``: the converted model's outputs
     compared with the reference's pair by pair, then weighed by what the inputs can carry."""
@@ -158,7 +158,7 @@ def judge_against(
     candidate = [model_outputs[key] for key in paired.output_keys]
     reference = [np.asarray(r).reshape(len(r), *c.shape[1:]) for r, c in zip(reference, candidate)]
     metrics, checks, failures = compare_outputs(
-        reference, candidate, paired.output_names, tolerances, model_names=paired.output_keys, labels=labels
+        reference, candidate, paired.output_names, tolerances, model_names=paired.output_keys, labels=labels, head=head,
     )
     judged = judge_outputs(metrics, checks, failures, len(candidate[0]), tolerances.min_top1, quantization=quantization, images=images)
     return metrics, checks, judged
