@@ -324,35 +324,12 @@ def _artifact_path(artifact: Any) -> Path | None:
 
 
 def _source(model: Any, output: Any) -> tuple[Path, str]:
-    """``model`` as a path: a path as given; a model in memory saved (atomically) beside the output,
-    and the note that says where."""
+    """``model`` as a path: a path as given; a model in memory saved (atomically) beside the output
+    by its source (``lamb.source.save_from_memory``), and the note that says where."""
+    from lamb.source import save_from_memory
+
     if isinstance(model, (str, os.PathLike)):
         return Path(model), ""
     folder = Path(output) if output is not None and not Path(output).suffix else Path(output).parent if output else Path.cwd()
-    folder.mkdir(parents=True, exist_ok=True)
-    kind = type(model).__module__.split(".")[0]
-    if kind == "onnx" and hasattr(model, "graph"):
-        import onnx
-
-        path = folder / f"{model.graph.name or 'model'}.onnx"
-        _atomic(path, lambda tmp: onnx.save(model, str(tmp)))
-    elif hasattr(model, "save") and hasattr(model, "layers"):
-        # Keras 3 writes .keras; a tf.keras (Keras 2) model writes the .h5 that Keras 2 reads back.
-        path = folder / f"{model.name}{'.h5' if kind in ('tf_keras', 'tensorflow') else '.keras'}"
-        _atomic(path, lambda tmp: model.save(str(tmp)))
-    else:
-        raise InputError(
-            f"cannot convert a {type(model).__name__}", "pass a path, a Keras model or an onnx.ModelProto (torch.onnx.export it first)"
-        )
+    path = save_from_memory(model, folder)
     return path, f"saved the model from memory as {path} (the manifest's source model)"
-
-
-def _atomic(path: Path, write: Any) -> None:
-    from lamb.files import temp_beside
-
-    tmp = temp_beside(path, prefix=f".{path.stem}-", suffix=path.suffix)  # Keras insists on the suffix
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

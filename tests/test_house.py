@@ -120,7 +120,6 @@ MAY_NAME_AN_ENGINE = {
     "lamb/convert/onnx.py",  # the onnx format's converter
     "lamb/verify/_reference_runner.py",  # the ONNX source's reference implementations
     "lamb/manifest.py",  # migrate_v1: version 1 named the model after the one format it knew
-    "lamb/api.py",  # saves an in-memory onnx.ModelProto given to lamb.convert (the source seam has no save)
 }
 SHIPPED = "lamb/handler/"  # its backends are per runtime library; it cannot import lamb to ask
 SOURCES = "lamb/source/"  # the source seam: the ONNX source names its format (issue 22)

@@ -16,12 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from lamb.errors import InputError
+from lamb.source import keras as _keras
+from lamb.source import onnx as _onnx
 from lamb.source.base import AsGiven, InputSpec, Loaded, ReferenceOutputs, Source, apply_input_shape, source_bytes
 from lamb.source.keras import KerasSource, detect_format
 from lamb.source.onnx import OnnxSource
 from lamb.source.savedmodel import SavedModelSource
 
-__all__ = ["AsGiven", "InputSpec", "Loaded", "ReferenceOutputs", "Source", "apply_input_shape", "open_source", "source_bytes"]
+__all__ = [
+    "AsGiven", "InputSpec", "Loaded", "ReferenceOutputs", "Source", "apply_input_shape", "open_source", "save_from_memory",
+    "source_bytes",
+]
 
 WHAT_LAMB_READS = "a Keras .h5 or .keras file, a SavedModel folder, or an exported .onnx (PyTorch: torch.onnx.export)"
 
@@ -47,3 +52,15 @@ def open_source(path: Path) -> Source:
         detect_format(path)  # a folder without a SavedModel in it: say so now
         return SavedModelSource(path)
     return KerasSource(path, detect_format(path))  # its first bytes decide; anything else is refused there
+
+
+def save_from_memory(model: object, folder: Path) -> Path:
+    """A model in memory (an ``onnx.ModelProto``, a Keras model) saved in ``folder`` as its source
+    writes such a file, for the steps that read a path (``lamb.api``); InputError for anything else."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in (_onnx, _keras):
+        path = source.save_from_memory(model, folder)
+        if path is not None:
+            return path
+    raise InputError(f"cannot convert a {type(model).__name__}",
+                     "pass a path, a Keras model or an onnx.ModelProto (torch.onnx.export it first)")

@@ -9,11 +9,13 @@ tf_keras, and so TensorFlow, only then.
 from __future__ import annotations
 
 import importlib.util
+import os
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
 
+from lamb import files
 from lamb import manifest as mf
 from lamb.errors import InputError, ModelLoadError
 from lamb.records import loads
@@ -240,3 +242,20 @@ def load_keras_model(source: Path, *, allow_unsafe_lambda: bool = False) -> Load
     return loaded
 
 
+
+
+def save_from_memory(model: Any, folder: Path) -> Path | None:
+    """A Keras model in memory saved in ``folder`` (atomically): Keras 3 writes ``<name>.keras``; a
+    tf.keras (Keras 2) model writes the ``.h5`` Keras 2 reads back. None for any other object."""
+    if not (hasattr(model, "save") and hasattr(model, "layers")):
+        return None
+    kind = type(model).__module__.split(".")[0]
+    path = folder / f"{model.name}{'.h5' if kind in ('tf_keras', 'tensorflow') else '.keras'}"
+    tmp = files.temp_beside(path, prefix=f".{path.stem}-", suffix=path.suffix)  # Keras insists on the suffix
+    try:
+        with files.writing(path):
+            model.save(str(tmp))
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

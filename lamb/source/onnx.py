@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lamb import files
 from lamb import manifest as mf
 from lamb.errors import InputError, ModelLoadError
 from lamb.manifest import PREPROCESS_NOT_INFERRED as NOT_INFERRED
@@ -297,3 +298,16 @@ def _origin(model: Any) -> dict[str, Any]:
 def _first(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:200] or type(exc).__name__
+
+
+def save_from_memory(model: Any, folder: Path) -> Path | None:
+    """An ``onnx.ModelProto`` in memory (``torch.onnx.export`` to a buffer, ``onnx.load``) saved
+    in ``folder`` as ``<graph name>.onnx`` (atomically); None for any other object."""
+    if type(model).__module__.split(".")[0] != "onnx" or not hasattr(model, "graph"):
+        return None
+    import onnx
+
+    path = folder / f"{model.graph.name or 'model'}.onnx"
+    with files.atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    return path

@@ -126,10 +126,8 @@ def verify_model(
 
         accuracy = _accuracy(run, labeled, paired, model_outputs, others, reference, tol.top_k)
         t0 = time.perf_counter()
-        metrics, checks, judged = judge_against(
-            paired, reference.outputs, model_outputs, tol, quantization=quant, images=common["images"], labels=run.labels,
-            head=run.manifest.head if run.manifest is not None else None,
-        )
+        metrics, checks, judged = judge_against(paired, reference.outputs, model_outputs, tol, quantization=quant, images=common["images"],
+                                                labels=run.labels, head=run.manifest.head if run.manifest is not None else None)
         run.timings["metrics"] = time.perf_counter() - t0
     failures = judged.failures + (accuracy.failures if accuracy else [])
     passed = judged.passed and not failures
