@@ -443,12 +443,19 @@ _HOST_LIBC = "; this machine's C libraries, not the target's: the ELF audit chec
 
 
 def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str, executable: str | None = None) -> SmokeResult:
-    from lamb.local import LocalFunction, RunSettings
+    """The function at ``root`` run as ``lamb invoke`` runs it: under AWS's runtime interface
+    client where it has a wheel for the interpreter (``lamb.invoke.runtime_client``), which the
+    label then names; lamb's stand-in bootstrap elsewhere, and the label says why."""
+    from lamb.invoke.runtime_client import runtime_client_for
+    from lamb.local import LocalFunction, RunSettings, runtime_client_name
     from lamb.package import smoke_images
 
     answers: dict[str, str] = {}
     failed: list[str] = []
-    with LocalFunction(root, RunSettings(memory_mb=10240, timeout_s=120.0, python=executable)) as fn:
+    client, why = runtime_client_for(targets.python_version(executable) or targets.host_python(), targets.host_arch() or "x86_64")
+    settings = RunSettings(memory_mb=10240, timeout_s=120.0, python=executable, runtime_client=client)
+    label = f"{label}; {why}" if why else f"{label}; run by {runtime_client_name(settings)}"
+    with LocalFunction(root, settings) as fn:
         first = fn.invoke(event)
         second = fn.invoke(event) if first.error is None else None
         if first.error is None:
