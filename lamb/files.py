@@ -106,6 +106,23 @@ def writing(path: Path) -> Iterator[None]:
         ) from exc
 
 
+# What a library that writes through its own C++ file layer (TensorFlow's SaveV2) says when the
+# disk refuses, instead of raising an OSError: strerror's texts for the errnos ``writing`` names.
+_REFUSALS = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded", errno.EROFS: "Read-only file system"}
+
+
+def write_refused(exc: BaseException, path: Path) -> InputError | None:
+    """``writing``'s one line for ``exc`` when its text says the disk refused a write under
+    ``path`` (full, over quota, read-only); None for any other failure."""
+    said = str(exc)
+    for code, text in _REFUSALS.items():
+        if text in said:
+            return InputError(f"cannot write {path}: {text}",
+                              "free some space on that disk, or write elsewhere" if code != errno.EROFS else
+                              "write to a folder you may write to, or change its permissions")
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for the block to write; renamed over ``path`` when the block

@@ -138,3 +138,21 @@ def test_text_lamb_did_not_write_prints_as_it_is(tiny_classifier_h5, tmp_path):
     assert mf.read(folder / "m[i].lamb.json").labels == ["[/]", "[bold]cat", "[red]d[/red]", "c:\\[/]x"]
     missing = convert(folder / "missing[i].h5")
     assert missing.exit_code == 3 and "a[/]b[bold]/missing[i].h5" in error_lines(missing)[0], missing.output
+
+
+def test_a_full_temporary_disk_while_exporting_is_one_line_and_leaves_nothing(tmp_path, small_disk, monkeypatch):
+    """The SavedModel TensorFlow's converters start from is written in the temporary folder; TensorFlow
+    says the disk is full in a ResourceExhaustedError, not an OSError: still one line naming the folder."""
+    import tempfile
+
+    import keras
+
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(256)])  # 786 KB of weights
+    model.save(tmp_path / "big.keras")
+    monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
+    result = CliRunner().invoke(app, ["convert", str(tmp_path / "big.keras"), "-o", str(tmp_path / "out" / "m.tflite")])
+    assert result.exit_code == 3, result.output
+    assert f"error: cannot write {small_disk}/lamb-export-" in result.output and "No space left on device" in result.output
+    assert "Traceback" not in result.output and "free some space" in result.output
+    # lamb's export folder is gone (TensorFlow's autograph leaves its own __autograph_generated_file*.py there, as it always does)
+    assert not list(small_disk.glob("lamb-*")) and not (tmp_path / "out" / "m.tflite").exists()

@@ -13,8 +13,10 @@ import inspect
 import io
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from lamb import files
 from lamb.source.base import InputSpec, clean_name
 from lamb.source.tf_load import LoadedModel
 
@@ -83,18 +85,24 @@ def saved_model(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[tuple[
 
     serve, signature, names = serving_function(loaded, inputs)
     with tempfile.TemporaryDirectory(prefix="lamb-export-") as export_dir:
-        if loaded.loader == "keras":
-            import keras
+        try:
+            if loaded.loader == "keras":
+                import keras
 
-            archive = keras.export.ExportArchive()
-            archive.track(loaded.model)
-            archive.add_endpoint(SIGNATURE_KEY, serve, signature)
-            if "verbose" in inspect.signature(archive.write_out).parameters:
-                archive.write_out(export_dir, verbose=False)
-            else:  # Keras < 3.5 always prints the endpoints (one line per variable) to stdout
-                with contextlib.redirect_stdout(io.StringIO()):
-                    archive.write_out(export_dir)
-        else:
-            concrete = tf.function(serve, input_signature=signature, autograph=False).get_concrete_function()
-            tf.saved_model.save(loaded.model, export_dir, signatures={SIGNATURE_KEY: concrete})
+                archive = keras.export.ExportArchive()
+                archive.track(loaded.model)
+                archive.add_endpoint(SIGNATURE_KEY, serve, signature)
+                if "verbose" in inspect.signature(archive.write_out).parameters:
+                    archive.write_out(export_dir, verbose=False)
+                else:  # Keras < 3.5 always prints the endpoints (one line per variable) to stdout
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        archive.write_out(export_dir)
+            else:
+                concrete = tf.function(serve, input_signature=signature, autograph=False).get_concrete_function()
+                tf.saved_model.save(loaded.model, export_dir, signatures={SIGNATURE_KEY: concrete})
+        except Exception as exc:  # the temporary folder full: TensorFlow says so in a ResourceExhaustedError
+            refused = files.write_refused(exc, Path(export_dir))
+            if refused is None:
+                raise
+            raise refused from exc
         yield export_dir, names
