@@ -186,3 +186,22 @@ def test_ship_writes_the_weights_apart_only_for_a_one_file_model_past_the_bar(co
     kept.mkdir()
     assert onnx_converter.ship(apart / "model.onnx", [apart / "model.onnx.data"], kept / "model.onnx") == [kept / "model.onnx.data"]
     assert (kept / "model.onnx").read_bytes() == (apart / "model.onnx").read_bytes()
+
+
+def test_an_image_context_carries_the_preoptimized_model_and_its_dockerfile_copies_it(onnx_zip, tmp_path):
+    """The image's context is lamb's root files and a Dockerfile that copies them: the model
+    pre-optimized for this CPU is one of them, and the size budget counts it as the model."""
+    from lamb.handler.lambkit.backends.ort import OPTIMIZED_FILE
+
+    folder = onnx_zip.artifact.parent
+    report = build_package(folder / "tiny.lamb.json", runtime="python3.12", fmt="image", output=tmp_path / "ctx", smoke=False)
+    context = tmp_path / "ctx"
+    shipped = json.loads((context / "lamb.json").read_text())
+    made = [shipped["package"]["optimized"]["file"], shipped["package"]["optimized"].get("data")]
+    made = [name for name in made if name]
+    assert made[0] == OPTIMIZED_FILE and all((context / name).is_file() for name in made)
+    dockerfile = (context / "Dockerfile").read_text()
+    assert all(name in dockerfile for name in made), dockerfile
+    assert all(f"!{name}" in (context / ".dockerignore").read_text() for name in made)
+    model = {c.name: c for c in report.budget.components}["model"]
+    assert model.unzipped >= sum((context / name).stat().st_size for name in ["model.onnx", *made])

@@ -319,6 +319,7 @@ def _write_own_files(
     limit = budget.UNZIPPED if fmt == "zip" else None
     optimized = optimize.preoptimize(build.target, choice.name, build.deps, own, build.model_file, limit=limit, progress=build.progress)
     record = replace(record, optimized=optimized.entry)
+    build.optimized_files = tuple(p.name for p in optimize.files_of(own, optimized.entry)) if optimized.entry else ()
     mf.write(shipped_manifest(manifest, record, shipped_model(manifest, own / build.model_file, written)), own / layout.MANIFEST_FILE)
     return record, optimized
 

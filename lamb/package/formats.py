@@ -43,6 +43,8 @@ class Build:
     # The model's files beside it as it ships (its converter's ``ship``), once written: a one-file
     # ONNX model ships its weights apart. None until then: the manifest's external data.
     shipped_external: tuple[str, ...] | None = None
+    # The model pre-optimized for this CPU and its weights (``optimize.files_of``), once written.
+    optimized_files: tuple[str, ...] = ()
 
     @property
     def model_file(self) -> str:
@@ -51,7 +53,13 @@ class Build:
 
     @property
     def root_files(self) -> tuple[str, ...]:
-        return layout.root_files(self.model_file, self.external_files)
+        return layout.root_files(self.model_file, self.beside_model)
+
+    @property
+    def beside_model(self) -> tuple[str, ...]:
+        """Every file that ships beside the model and is part of it: its external data, and its
+        pre-optimized copy (the size budget counts them all as the model)."""
+        return (*self.external_files, *self.optimized_files)
 
     @property
     def external_files(self) -> tuple[str, ...]:
@@ -142,7 +150,7 @@ class ZipFormat(ArtifactFormat):
         try:
             artifact.write_zip_to(entries, temp, on_entry=build.progress.advance)
             zip_bytes = temp.stat().st_size
-            report = budget.check(budget.measure_zip(temp, build.external_files), fmt="zip", max_size=build.max_bytes, zip_bytes=zip_bytes)
+            report = budget.check(budget.measure_zip(temp, build.beside_model), fmt="zip", max_size=build.max_bytes, zip_bytes=zip_bytes)
         except BaseException:
             self.discard(temp)
             raise
@@ -190,7 +198,7 @@ class ImageFormat(ArtifactFormat):
             _write_image_context(temp, build, function_name(build.manifest_path))
             own = build.own
             context = {p.name: p for p in temp.iterdir() if p.name not in own}
-            report = budget.check(budget.measure_tree(build.deps, {**own, **context}, build.external_files), fmt="image", max_size=build.max_bytes)
+            report = budget.check(budget.measure_tree(build.deps, {**own, **context}, build.beside_model), fmt="image", max_size=build.max_bytes)
         except BaseException:
             self.discard(temp)
             raise

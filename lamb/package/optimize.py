@@ -112,5 +112,7 @@ def _remove(made: list[Path]) -> None:
 
 
 def files_of(root: Path, entry: dict[str, Any]) -> list[Path]:
-    """The pre-optimized model's files in ``root``: the graph, then its weights' file if any."""
-    return [root / str(entry["file"]), *([root / str(entry["data"])] if entry.get("data") else [])]
+    """The pre-optimized model's files in ``root``: the graph, then its weights' file if any (none
+    for an empty entry). Names only, whatever a record says: never a path out of ``root``."""
+    names = [entry.get("file"), entry.get("data")]
+    return [root / Path(str(name)).name for name in names if name]

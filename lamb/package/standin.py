@@ -84,11 +84,15 @@ def build_stand_in(
 
 def _root_files(own: Path) -> tuple[str, ...]:
     """lamb's own files at the root of ``own`` (its shipped manifest names the model), not the wheels."""
+    from lamb.package.optimize import files_of
+
     try:
-        model = mf.read_shipped(own).model
+        shipped = mf.read_shipped(own)
     except ManifestError:
         return (layout.HANDLER_FILE, layout.MANIFEST_FILE)
-    return layout.root_files(Path(model.file).name, tuple(Path(p).name for p in model.external_data))
+    optimized = shipped.package.optimized if shipped.package is not None else None
+    beside = [Path(p).name for p in shipped.model.external_data] + [p.name for p in files_of(Path(), optimized or {})]
+    return layout.root_files(Path(shipped.model.file).name, tuple(beside))
 
 
 def host_stand_in(task_root: Path, notes: list[str]) -> Path:
