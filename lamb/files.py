@@ -123,6 +123,20 @@ def write_refused(exc: BaseException, path: Path) -> InputError | None:
     return None
 
 
+def out_of_space(folder: Path, need: int) -> InputError | None:
+    """``writing``'s one line for a library that failed writing in ``folder`` without saying why
+    (ONNX Runtime: "Failed to write external initializers"), when that disk has less than
+    ``need`` bytes free; None when it has room (the failure is something else)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free >= need:
+        return None
+    return InputError(f"cannot write {folder}: No space left on device ({free / 2**20:.1f} MB free, about "
+                      f"{need / 2**20:.1f} MB needed)", "free some space on that disk, or write elsewhere")
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for the block to write; renamed over ``path`` when the block

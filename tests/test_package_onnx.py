@@ -205,3 +205,29 @@ def test_an_image_context_carries_the_preoptimized_model_and_its_dockerfile_copi
     assert all(f"!{name}" in (context / ".dockerignore").read_text() for name in made)
     model = {c.name: c for c in report.budget.components}["model"]
     assert model.unzipped >= sum((context / name).stat().st_size for name in ["model.onnx", *made])
+
+
+def test_a_full_disk_while_preoptimizing_is_one_line_not_a_report_it(small_disk, tmp_path):
+    """ONNX Runtime says only "Failed to write external initializers" when the disk fills under
+    the optimized copy: the step names the folder and the free space, as every other full disk."""
+    from pathlib import Path
+
+    import onnxruntime
+    from test_convert_onnx import _gemm_onnx
+
+    from lamb.errors import InputError
+    from lamb.package import optimize
+
+    (small_disk / "model.onnx").write_bytes(_gemm_onnx())  # 360 KB of the 512 KB: no room for a copy
+    deps = tmp_path / "deps"  # this Python's onnxruntime and NumPy, and the handler's lambkit, as a target's tree
+    deps.mkdir()
+    site = Path(onnxruntime.__file__).parent.parent
+    for name in ("onnxruntime", "numpy", "numpy.libs", "flatbuffers", "packaging", "sympy", "mpmath", "coloredlogs", "humanfriendly"):
+        if (site / name).exists():
+            (deps / name).symlink_to(site / name)
+    (deps / "lambkit").symlink_to(Path(__file__).resolve().parent.parent / "lamb" / "handler" / "lambkit")
+    host = targets.get_target(f"python{targets.host_python()}", targets.host_arch())
+    with pytest.raises(InputError) as caught:
+        optimize.preoptimize(host, "onnxruntime", deps, small_disk, "model.onnx", limit=None)
+    assert caught.value.message.startswith(f"cannot write {small_disk}: No space left on device ("), caught.value.message
+    assert "free some space" in caught.value.hint

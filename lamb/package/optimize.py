@@ -19,6 +19,7 @@ from typing import Any
 
 from lamb import runtime_lib, targets
 from lamb.errors import ArtifactError
+from lamb.files import out_of_space, write_refused
 from lamb.handler.lambkit.cpu import this_cpu
 from lamb.package import budget, bytecode
 from lamb.quantization import DEFAULT
@@ -87,6 +88,11 @@ def preoptimize(
         capture_output=True, text=True, check=False, timeout=600,
     )
     if proc.returncode != 0:
+        # The scratch folder's disk full: ONNX Runtime may say so, or only that it failed to write.
+        need = sum(p.stat().st_size for p in files.glob(f"{model_file}*"))  # the copy is about the model's size
+        refused = write_refused(RuntimeError(proc.stderr), files) or out_of_space(files, need)
+        if refused is not None:
+            raise refused
         raise ArtifactError(f"pre-optimizing the model with the target's {lib_name} failed: {(proc.stderr or proc.stdout).strip()[-300:]}",
                             "run with --verbose and report it")
     entry = json.loads(proc.stdout.strip().splitlines()[-1])
