@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import describe as describe_machine
 
-from lamb.invoke.runtime_client import runtime_client_for
 from lamb.local import LocalFunction, RunSettings, runtime_client_name
+from lamb.runtime_client import runtime_client_for
 from lamb.targets import find_python, host_arch
 
 HANDLER = "def lambda_handler(event, context):\n    return {'echo': event}\n"

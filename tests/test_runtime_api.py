@@ -1,5 +1,5 @@
 """The Runtime API lamb serves to AWS's runtime interface client (lamb.runtime_api), and local runs
-under awslambdaric itself (installed for a Python it has a wheel for, lamb.invoke.runtime_client)."""
+under awslambdaric itself (installed for a Python it has a wheel for, lamb.runtime_client)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import zipfile
 
 import pytest
 
-from lamb.invoke.runtime_client import WHEEL_PYTHONS, runtime_client_for
 from lamb.local import STAND_IN_CLIENT, LocalFunction, RunSettings, runtime_client_name
 from lamb.runtime_api import INIT_ERROR, NEXT, RuntimeAPI, RuntimeAPIChannel
+from lamb.runtime_client import WHEEL_PYTHONS, runtime_client_for
 from lamb.targets import find_python, host_arch, host_python
 
 HANDLERS = {

@@ -34,11 +34,11 @@ from lamb.errors import ArtifactError, InputError, ManifestError
 from lamb.handler.lambkit.cpu import this_cpu
 from lamb.handler.lambkit.settings import MAX_PAYLOAD_BYTES
 from lamb.invoke.report import InvokeReport
-from lamb.invoke.runtime_client import runtime_client_for
 from lamb.local import MAX_IMAGE_BYTES, PAYLOAD_TOO_LARGE, LocalFunction, RunSettings, runtime_client_name
 from lamb.package.standin import host_stand_in, unpack_artifact
 from lamb.progress import Progress, current
 from lamb.records import read_at_most
+from lamb.runtime_client import runtime_client_for
 from lamb.targets import find_python, host_arch, host_python, python_version
 from lamb.units import MiB
 
@@ -249,7 +249,7 @@ def runnable_artifact(
 
     Yields the artifact path, the task root to run, the settings to run it with (their
     interpreter the one that runs it: None for lamb's own; their runtime client AWS's awslambdaric
-    where it has a wheel for that interpreter, ``lamb.invoke.runtime_client``) and the notes to
+    where it has a wheel for that interpreter, ``lamb.runtime_client``) and the notes to
     show (what was unpacked, any stand-in).
     """
     artifact = Path(artifact) if artifact is not None else default_artifact()

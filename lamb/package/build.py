@@ -445,11 +445,11 @@ _HOST_LIBC = "; this machine's C libraries, not the target's: the ELF audit chec
 
 def _run(root: Path, event: dict, label: str, *, stand_in: bool, python: str, executable: str | None = None) -> SmokeResult:
     """The function at ``root`` run as ``lamb invoke`` runs it: under AWS's runtime interface
-    client where it has a wheel for the interpreter (``lamb.invoke.runtime_client``), which the
+    client where it has a wheel for the interpreter (``lamb.runtime_client``), which the
     label then names; lamb's stand-in bootstrap elsewhere, and the label says why."""
-    from lamb.invoke.runtime_client import runtime_client_for
     from lamb.local import LocalFunction, RunSettings, runtime_client_name
     from lamb.package import smoke_images
+    from lamb.runtime_client import runtime_client_for
 
     answers: dict[str, str] = {}
     failed: list[str] = []
