@@ -18,12 +18,12 @@ import fcntl
 import hashlib
 import os
 import shutil
-import signal
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from lamb import stop
 from lamb.errors import InputError, ManifestError
 
 
@@ -148,37 +148,47 @@ def atomic_path(path: Path) -> Iterator[Path]:
         with writing(path):
             yield tmp
             os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename the finished ``tmp`` over ``path``, unless a stop was asked for meanwhile (one a C
+    extension swallowed included: ``lamb.stop``), which is raised instead."""
+    stop.check()
+    os.replace(tmp, path)
 
 
 def temp_beside(path: Path, prefix: str | None = None, suffix: str = ".tmp") -> Path:
     """A new empty file beside ``path`` (so a rename never crosses file systems), for a writer
     that renames it over ``path`` or removes it. Until then it is this process's to remove when
     Ctrl-C or SIGTERM stops lamb's CLI (``remove_unsettled``): a signal that lands between the
-    file's creation and the caller's ``try`` would otherwise leave it behind (CI caught one)."""
+    file's creation and the caller's ``try`` would otherwise leave it behind (CI caught one), so
+    it waits until the file is noted (``lamb.stop.deferred``)."""
     path = Path(path)
+    stop.check()
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # the two wait until it is noted
-        try:
+        with stop.deferred():  # a stop waits until the file is noted
             fd, name = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=suffix, dir=path.parent)
-            os.close(fd)
             _UNSETTLED.add(Path(name))
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            os.close(fd)
     return Path(name)
 
 
 def remove_unsettled() -> None:
-    """Remove every ``temp_beside`` file still there (none was renamed or removed): lamb's CLI
-    calls this when Ctrl-C or SIGTERM stops a step. A renamed file's old name is simply gone."""
+    """Remove every ``temp_beside`` file and ``scratch`` folder still there (none was renamed or
+    removed): lamb's CLI calls this when Ctrl-C or SIGTERM stops a step. A renamed file's old
+    name is simply gone."""
     while _UNSETTLED:
-        _UNSETTLED.pop().unlink(missing_ok=True)
+        path = _UNSETTLED.pop()
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
-_STOPS = {signal.SIGINT, signal.SIGTERM}
 _UNSETTLED: set[Path] = set()
 
 
@@ -186,10 +196,13 @@ _UNSETTLED: set[Path] = set()
 def scratch(prefix: str) -> Iterator[Path]:
     """A fresh folder in the system's temporary folder for the block, removed however the block
     ends; a write error in it (that disk full) names it."""
-    with writing(Path(tempfile.gettempdir())):
+    stop.check()
+    with writing(Path(tempfile.gettempdir())), stop.deferred():  # as in temp_beside: noted before a stop lands
         folder = Path(tempfile.mkdtemp(prefix=prefix))
+        _UNSETTLED.add(folder)
     try:
         with writing(folder):
             yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        _UNSETTLED.discard(folder)

@@ -15,11 +15,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
+from lamb import stop
 from lamb.cost import LAMBDA_MAX_MEMORY_MB, LAMBDA_MIN_MEMORY_MB
 from lamb.errors import EXIT_CODES, LambError
 from lamb.markup import plain
@@ -93,10 +94,21 @@ def handle_errors(verbose: bool) -> Iterator[None]:
     # SIGTERM (kill, a CI runner's timeout) unwinds as Ctrl-C does: every temporary file and
     # folder a step holds is removed on the way out, where the default action would leave them.
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    stop.reset()
+    # Ctrl-C keeps Python's meaning unless it is ignored (`lamb serve &` in a script: the shell
+    # starts a background job with SIGINT ignored, and it must stay so).
+    previous = (signal.signal(signal.SIGTERM, stop.ask), signal.getsignal(signal.SIGINT)) if main_thread else None
+    if previous is not None and previous[1] is signal.default_int_handler:
+        signal.signal(signal.SIGINT, stop.interrupt)
+    stderr = sys.stderr
+    if not verbose:
+        sys.stderr = _QuietOnceStopped(stderr)
     try:
         yield
     except LambError as exc:
+        sys.stderr = stderr
+        if stop.asked():  # what failed is what the stop broke (lamb.stop)
+            _stopped(stop.raised())
         if verbose:
             err_console.print_exception()
         err_console.print(f"[bold red]error:[/] {plain(exc.message)}", highlight=False, soft_wrap=True)
@@ -104,23 +116,48 @@ def handle_errors(verbose: bool) -> Iterator[None]:
             err_console.print(f"[dim]hint:[/] {plain(exc.hint)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt as exc:
-        from lamb.files import remove_unsettled
-
-        remove_unsettled()
-        how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
-        err_console.print(f"[bold red]{how}[/]; nothing was left half-written")
-        raise typer.Exit(code) from None
+        sys.stderr = stderr
+        _stopped(exc)
+    except Exception:
+        sys.stderr = stderr
+        if stop.asked():  # the stop, swallowed by a C extension and surfacing as another error
+            _stopped(stop.raised())
+        raise
+    else:
+        sys.stderr = stderr
+        if stop.asked():
+            _stopped(stop.raised())
     finally:
+        sys.stderr = stderr
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            if previous[1] is signal.default_int_handler:  # ours was set in its place
+                signal.signal(signal.SIGINT, previous[1])
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that it unwinds like Ctrl-C (exit code 143)."""
+class _QuietOnceStopped:
+    """``sys.stderr`` while a step runs: once lamb was stopped, what a library prints of the
+    error the stop left inside it (TensorFlow's tracing prints a SystemError's traceback) is
+    dropped; lamb's own line follows. ``--verbose`` keeps it."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return len(text) if stop.asked() else self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
+def _stopped(exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C or SIGTERM: every temporary file a step noted is removed; exit 130 or 143."""
+    from lamb.files import remove_unsettled
+
+    remove_unsettled()
+    how, code = ("terminated", 143) if isinstance(exc, stop.Terminated) else ("interrupted", 130)
+    err_console.print(f"[bold red]{how}[/]; nothing was left half-written")
+    raise typer.Exit(code) from None
 
 
 _LOG_HANDLER: logging.Handler | None = None

@@ -184,6 +184,7 @@ def write_plot(report: CompareReport, path: Path) -> Path:
     matplotlib.use("Agg")  # no display: write the file only
     import matplotlib.pyplot as plt
 
+    from lamb.files import publish
     from lamb.manifest import atomic_output
 
     path = Path(path)
@@ -209,7 +210,7 @@ def write_plot(report: CompareReport, path: Path) -> Path:
         try:
             fig.savefig(tmp, format="png")
             tmp.chmod(0o644)
-            tmp.replace(path)
+            publish(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,8 @@ def saved_model(loaded: LoadedModel, inputs: list[InputSpec]) -> Iterator[tuple[
     import tensorflow as tf
 
     serve, signature, names = serving_function(loaded, inputs)
-    with tempfile.TemporaryDirectory(prefix="lamb-export-") as export_dir:
+    with files.scratch("lamb-export-") as folder:  # noted before a stop can land (lamb.files.scratch)
+        export_dir = str(folder)
         try:
             if loaded.loader == "keras":
                 import keras

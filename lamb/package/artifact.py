@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lamb import layout
+from lamb import files, layout
 from lamb.cost import FunctionAdvice
 from lamb.manifest import atomic_output
 
@@ -67,7 +67,7 @@ def write_zip(entries: list[Entry], output: Path) -> Path:
     tmp = atomic_output(output)
     try:
         write_zip_to(entries, tmp)
-        os.replace(tmp, output)
+        files.publish(tmp, output)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -9,14 +9,13 @@ this machine can run (for the smoke run), and finally puts it in place or throws
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from lamb import layout, runtime_lib, targets
+from lamb import files, layout, runtime_lib, targets
 from lamb import manifest as mf
 from lamb.errors import InputError
 from lamb.package import artifact, budget, bytecode, standin
@@ -162,7 +161,7 @@ class ZipFormat(ArtifactFormat):
     def publish(self, temp: Path, output: Path) -> tuple[str | None, int]:
         sha, size = mf.sha256_file(temp), temp.stat().st_size
         temp.chmod(0o644)  # mkstemp's 0600 is not what a build artifact should be
-        os.replace(temp, output)
+        files.publish(temp, output)
         return sha, size
 
     def discard(self, temp: Path) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lamb import stop
 from lamb.cost import FunctionAdvice, advise_function
 from lamb.errors import ArtifactError, InputError
 from lamb.invoke import percentile
@@ -285,7 +286,7 @@ def until_interrupted() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        pass
+        stop.reset()  # the stop is how serving ends, not a step cut short (lamb.stop)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -9,7 +9,6 @@ tf_keras, and so TensorFlow, only then.
 from __future__ import annotations
 
 import importlib.util
-import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -255,7 +254,7 @@ def save_from_memory(model: Any, folder: Path) -> Path | None:
     try:
         with files.writing(path):
             model.save(str(tmp))
-            os.replace(tmp, path)
+            files.publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
