@@ -231,3 +231,24 @@ def test_a_full_disk_while_preoptimizing_is_one_line_not_a_report_it(small_disk,
         optimize.preoptimize(host, "onnxruntime", deps, small_disk, "model.onnx", limit=None)
     assert caught.value.message.startswith(f"cannot write {small_disk}: No space left on device ("), caught.value.message
     assert "free some space" in caught.value.hint
+
+
+def test_the_preoptimized_copy_is_left_out_when_it_alone_costs_the_direct_upload(onnx_zip, tmp_path, monkeypatch):
+    """Past Lambda's 50 MB direct upload the code goes through S3, and the copy shortens a cold
+    start only on a CPU like the packaging one: a zip that fits without it ships without it; one
+    over the limit either way keeps it. (The tiny zip stands in, the limit set between its sizes.)"""
+    from lamb.handler.lambkit.backends.ort import OPTIMIZED_FILE
+
+    folder = onnx_zip.artifact.parent
+    monkeypatch.setattr(targets, "ZIP_DIRECT_UPLOAD", onnx_zip.record.zipped_bytes - 1)
+    report = build_package(folder / "tiny.lamb.json", runtime="python3.12", output=tmp_path / "fits.zip", smoke=False)
+    with zipfile.ZipFile(report.artifact) as zf:
+        names = set(zf.namelist())
+        shipped = json.loads(zf.read("lamb.json"))
+    assert OPTIMIZED_FILE not in names and shipped["package"]["optimized"] is None and report.record.optimized is None
+    assert report.optimized.startswith("not pre-optimized: with the optimized copy the zip was"), report.optimized
+    assert report.bytes <= targets.ZIP_DIRECT_UPLOAD
+    monkeypatch.setattr(targets, "ZIP_DIRECT_UPLOAD", 1000)  # over with or without it: kept
+    report = build_package(folder / "tiny.lamb.json", runtime="python3.12", output=tmp_path / "over.zip", smoke=False)
+    with zipfile.ZipFile(report.artifact) as zf:
+        assert OPTIMIZED_FILE in zf.namelist()
