@@ -57,6 +57,25 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
+def terminate_while(args, tmpdir, ready):
+    """``lamb ARGS`` in a fresh process with TMPDIR=``tmpdir``, sent SIGTERM as soon as ``ready()``
+    (polled every 5 ms, for up to 300 s): (exit code, what it printed). SIGTERM is how a CI
+    runner's timeout or ``kill`` stops lamb."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "from lamb.cli import app; app()", *map(str, args)],
+                            env={**os.environ, "TMPDIR": str(tmpdir)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert ready(), "SIGTERM must come while the step is under way"
+    proc.send_signal(signal.SIGTERM)
+    said = proc.communicate(timeout=120)[0]
+    return proc.returncode, said
+
+
 def remount_read_only(folder):
     """``small_disk``'s folder, as it is, made read-only."""
     import subprocess

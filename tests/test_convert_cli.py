@@ -161,20 +161,13 @@ def test_a_full_temporary_disk_while_exporting_is_one_line_and_leaves_nothing(tm
 def test_sigterm_while_converting_leaves_nothing_half_written(tiny_classifier_h5, tmp_path):
     """SIGTERM (a CI runner's timeout, kill) while TensorFlow exports the model: exit 143, one
     line, no model or manifest written, lamb's temporary export folder removed."""
-    import signal
-    import time
+    from conftest import terminate_while
 
     scratch, out = tmp_path / "tmp", tmp_path / "out"
     scratch.mkdir()
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", "from lamb.cli import app; app()", "convert", str(tiny_classifier_h5), "-o", str(out / "m.tflite")],
-                            env={**os.environ, "TMPDIR": str(scratch)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while not list(scratch.glob("lamb-export-*")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert list(scratch.glob("lamb-export-*")), "SIGTERM must come while the model is exported"
-    proc.send_signal(signal.SIGTERM)
-    said = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 143, said
+    code, said = terminate_while(["convert", tiny_classifier_h5, "-o", out / "m.tflite"], scratch,
+                                 lambda: bool(list(scratch.glob("lamb-export-*"))))
+    assert code == 143, said
     assert "terminated; nothing was left half-written" in said and "Traceback" not in said
     assert list(out.iterdir()) == [] and not list(scratch.glob("lamb-*"))

@@ -560,23 +560,14 @@ def test_a_full_temporary_folder_is_one_line_and_leaves_nothing(verified_copy, s
 
 
 def test_sigterm_while_the_zip_is_written_leaves_no_temporary_file(tmp_path, verified_copy, target_installs):
-    import os
-    import signal
-    import time
+    from conftest import terminate_while
 
     scratch, out = tmp_path / "tmp", tmp_path / "out"
     scratch.mkdir()
     out.mkdir()
-    args = ["package", str(verified_copy), "--runtime", "python3.12", "--no-smoke", "--no-slim", "-o", str(out / "f.zip")]
-    proc = subprocess.Popen([sys.executable, "-c", "from lamb.cli import app; app()", *args], env={**os.environ, "TMPDIR": str(scratch)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while not list(out.glob(".f.zip.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert list(scratch.glob("lamb-package-*")), "SIGTERM must come while the zip is written"
-    proc.send_signal(signal.SIGTERM)
-    said = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 143, said
+    args = ["package", verified_copy, "--runtime", "python3.12", "--no-smoke", "--no-slim", "-o", out / "f.zip"]
+    code, said = terminate_while(args, scratch, lambda: bool(list(out.glob(".f.zip.*.tmp"))))
+    assert code == 143, said
     assert "terminated; nothing was left half-written" in said and "Traceback" not in said
     assert list(out.iterdir()) == [] and list(scratch.iterdir()) == []
 
