@@ -347,7 +347,7 @@ def _size_and_time(
 ) -> None:
     from lamb import layout
     from lamb.convert import engine
-    from lamb.package import build
+    from lamb.package import build, smoke
     from lamb.release import lib_choice, wheels
 
     preoptimized: list[str] = []
@@ -396,7 +396,7 @@ def _size_and_time(
             root = deps_mod.task_root(tree, own, Path(scratch) / "task")
             if _preoptimized(row, target, choice.name, tree, root, build.shipped_manifest(manifest, record, shipped_model), model_file):
                 preoptimized.append(row.label)
-            event = build.sample_event(manifest, _first_image(images))
+            event = smoke.sample_event(manifest, _first_image(images))
             from lamb.compare.timing import time_handler
 
             t0 = time.perf_counter()

@@ -176,7 +176,7 @@ def time_on_lambda(artifacts: list[Path], options: OnLambdaOptions, *, plan_only
 
 
 def _sample_event(facts: Any, image: Path | None) -> dict:
-    from lamb.package.build import sample_event
+    from lamb.package.smoke import sample_event
 
     if facts.manifest is None:
         raise InputError(f"{facts.path.name} carries no lamb.json", "time artifacts `lamb package` built")

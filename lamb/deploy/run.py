@@ -197,7 +197,7 @@ def smoke_event(facts: ArtifactFacts, image: Path | None) -> dict[str, Any]:
     """The event the smoke test sends: ``--sample-image``; else the one an image context carries
     (an image the function answered in lamb's smoke run); else a seeded synthetic image."""
     from lamb.package.artifact import SAMPLE_EVENT
-    from lamb.package.build import sample_event
+    from lamb.package.smoke import sample_event
 
     carried = facts.path / SAMPLE_EVENT
     if image is None and facts.path.is_dir() and carried.is_file():
