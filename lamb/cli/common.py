@@ -100,13 +100,10 @@ def handle_errors(verbose: bool) -> Iterator[None]:
     previous = (signal.signal(signal.SIGTERM, stop.ask), signal.getsignal(signal.SIGINT)) if main_thread else None
     if previous is not None and previous[1] is signal.default_int_handler:
         signal.signal(signal.SIGINT, stop.interrupt)
-    stderr = sys.stderr
-    if not verbose:
-        sys.stderr = _QuietOnceStopped(stderr)
     try:
-        yield
+        with _quiet_once_stopped(verbose):
+            yield
     except LambError as exc:
-        sys.stderr = stderr
         if stop.asked():  # what failed is what the stop broke (lamb.stop)
             _stopped(stop.raised())
         if verbose:
@@ -116,29 +113,37 @@ def handle_errors(verbose: bool) -> Iterator[None]:
             err_console.print(f"[dim]hint:[/] {plain(exc.hint)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt as exc:
-        sys.stderr = stderr
         _stopped(exc)
     except Exception:
-        sys.stderr = stderr
         if stop.asked():  # the stop, swallowed by a C extension and surfacing as another error
             _stopped(stop.raised())
         raise
     else:
-        sys.stderr = stderr
         if stop.asked():
             _stopped(stop.raised())
     finally:
-        sys.stderr = stderr
         if previous is not None:
             signal.signal(signal.SIGTERM, previous[0])
             if previous[1] is signal.default_int_handler:  # ours was set in its place
                 signal.signal(signal.SIGINT, previous[1])
 
 
+@contextlib.contextmanager
+def _quiet_once_stopped(verbose: bool) -> Iterator[None]:
+    """``sys.stderr`` while a step runs, back as it was before lamb's own lines are printed: once
+    lamb was stopped, what a library prints of the error the stop left inside it (TensorFlow's
+    tracing prints a SystemError's traceback) is dropped. ``--verbose`` keeps it."""
+    stderr = sys.stderr
+    if not verbose:
+        sys.stderr = _QuietOnceStopped(stderr)
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
+
+
 class _QuietOnceStopped:
-    """``sys.stderr`` while a step runs: once lamb was stopped, what a library prints of the
-    error the stop left inside it (TensorFlow's tracing prints a SystemError's traceback) is
-    dropped; lamb's own line follows. ``--verbose`` keeps it."""
+    """A stream that drops what is written to it once lamb was stopped (``_quiet_once_stopped``)."""
 
     def __init__(self, stream: Any):
         self._stream = stream
