@@ -25,6 +25,7 @@ from pathlib import Path
 
 from lamb import stop
 from lamb.errors import InputError, ManifestError
+from lamb.units import MiB
 
 
 def regular_file_in(folder: Path, path: Path, what: str, hint: str) -> Path:
@@ -98,12 +99,17 @@ def writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-        raise InputError(
-            f"cannot write {path}: {exc.strerror or exc.__class__.__name__}",
-            "free some space on that disk, or write elsewhere" if full else
-            "write to a folder you may write to, or change its permissions",
-        ) from exc
+        raise cannot_write(path, exc.strerror or exc.__class__.__name__, full=exc.errno in _FULL) from exc
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def cannot_write(path: Path, why: str, *, full: bool) -> InputError:
+    """The one line for a write the disk refused at ``path``, and what to do: make room (``full``),
+    or write where one may."""
+    return InputError(f"cannot write {path}: {why}", "free some space on that disk, or write elsewhere" if full else
+                      "write to a folder you may write to, or change its permissions")
 
 
 # What a library that writes through its own C++ file layer (TensorFlow's SaveV2) says when the
@@ -117,9 +123,7 @@ def write_refused(exc: BaseException, path: Path) -> InputError | None:
     said = str(exc)
     for code, text in _REFUSALS.items():
         if text in said:
-            return InputError(f"cannot write {path}: {text}",
-                              "free some space on that disk, or write elsewhere" if code != errno.EROFS else
-                              "write to a folder you may write to, or change its permissions")
+            return cannot_write(path, text, full=code in _FULL)
     return None
 
 
@@ -133,8 +137,7 @@ def out_of_space(folder: Path, need: int) -> InputError | None:
         return None
     if free >= need:
         return None
-    return InputError(f"cannot write {folder}: No space left on device ({free / 2**20:.1f} MB free, about "
-                      f"{need / 2**20:.1f} MB needed)", "free some space on that disk, or write elsewhere")
+    return cannot_write(folder, f"No space left on device ({free / MiB:.1f} MB free, about {need / MiB:.1f} MB needed)", full=True)
 
 
 @contextlib.contextmanager
