@@ -282,9 +282,9 @@ def ship(model: Path, external: list[Path], dest: Path) -> list[Path]:
         shutil.copyfile(model, dest)
         return []
     data = dest.parent / f"{dest.name}.data"
-    onnx.save_model(onnx.load(str(model)), str(dest), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name,
-                    size_threshold=1024)
-    before = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
+    proto = onnx.load(str(model))
+    before = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}  # they keep their bytes when saving moves them out
+    onnx.save_model(proto, str(dest), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
     after = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(dest)).graph.initializer}
     if before.keys() != after.keys() or any(not np.array_equal(before[k], after[k]) for k in before):
         raise ArtifactError(f"{model.name} with its weights apart does not read back as the same tensors",
