@@ -82,8 +82,7 @@ def deflated_size(path: Path, arcname: str) -> int:
         while chunk := f.read(1 << 20):
             total += len(packer.compress(chunk))
     total += len(packer.flush())
-    name = len(arcname.encode())
-    return total + 30 + name + 46 + name  # local header + central directory entry
+    return total + artifact.entry_overhead(arcname)
 
 
 def timing_deps(deps: TargetDeps, target: Target, lib: str, *, cache: Path | None = None) -> tuple[Path, str | None, str]:

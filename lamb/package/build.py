@@ -25,6 +25,7 @@ from lamb.package.report import PackageReport
 from lamb.package.smoke import sample_event
 from lamb.progress import Progress, current
 from lamb.release import audit, lib_choice, wheels
+from lamb.units import MiB
 
 # The shipped handler: lamb's short entry module and the package it imports (lamb/handler/).
 HANDLER_DIR = Path(__file__).resolve().parent.parent / "handler"
@@ -291,7 +292,7 @@ def _write_own_files(
     artifact.copy_entry(HANDLER_PACKAGE, own / layout.HANDLER_PACKAGE)
     model, *external = manifest.model_files(build.manifest_path)  # checked again as it is copied in
     written = engine.for_format(runtime_lib.model_format(manifest.model.format)).ship(model, external, own / build.model_file)
-    build.shipped_external = tuple(p.name for p in written)
+    build.external_files = tuple(p.name for p in written)
     limit = budget.UNZIPPED if fmt == "zip" else None
     optimized = optimize.preoptimize(build.target, choice.name, build.deps, own, build.model_file, limit=limit, progress=build.progress)
     record = replace(record, optimized=optimized.entry)
@@ -319,7 +320,7 @@ def _keep_direct_upload(
     if not build.optimized_files or zipped is None or zipped <= targets.ZIP_DIRECT_UPLOAD:
         return temp, report, record, optimized
     with zipfile.ZipFile(temp) as zf:  # what the copy takes in the zip: its deflated bytes and headers
-        its = sum(i.compress_size + 76 + 2 * len(i.filename.encode()) for i in zf.infolist() if i.filename in build.optimized_files)
+        its = sum(i.compress_size + artifact.entry_overhead(i.filename) for i in zf.infolist() if i.filename in build.optimized_files)
     if zipped - its > targets.ZIP_DIRECT_UPLOAD:
         return temp, report, record, optimized
     for name in build.optimized_files:
@@ -329,9 +330,9 @@ def _keep_direct_upload(
     _write_shipped_manifest(build, record)
     writer.discard(temp)
     temp, without = writer.write(build, output)
-    mb, limit = 2**20, targets.ZIP_DIRECT_UPLOAD
-    note = (f"not pre-optimized: with the optimized copy the zip was {zipped / mb:.1f} MB, past Lambda's {limit / mb:.0f} MB "
-            f"direct upload; without it, {(without.total_zipped or 0) / mb:.1f} MB (the copy would shorten a cold start only on a "
+    limit = targets.ZIP_DIRECT_UPLOAD
+    note = (f"not pre-optimized: with the optimized copy the zip was {zipped / MiB:.1f} MB, past Lambda's {limit / MiB:.0f} MB "
+            f"direct upload; without it, {(without.total_zipped or 0) / MiB:.1f} MB (the copy would shorten a cold start only on a "
             "CPU like this one)")
     return temp, without, record, optimize.Optimized(None, note)
 

@@ -39,10 +39,11 @@ class Build:
     sample_event: dict
     progress: Progress
     base_image: str | None = None  # --base-image: the image format's FROM instead of the target's
-    # The model's files beside it as it ships (its converter's ``ship``), once written: a one-file
-    # ONNX model ships its weights apart. None until then: the manifest's external data.
-    shipped_external: tuple[str, ...] | None = None
-    # The model pre-optimized for this CPU and its weights (``optimize.files_of``), once written.
+    # Written with lamb's own files (``build._write_own_files``), the steps after read them:
+    # the files the model reads beside itself as it ships (its converter's ``ship``: a one-file
+    # ONNX model ships its weights apart), by the names it reads them under;
+    external_files: tuple[str, ...] = ()
+    # and the model pre-optimized for this CPU and its weights (``optimize.files_of``).
     optimized_files: tuple[str, ...] = ()
 
     @property
@@ -59,13 +60,6 @@ class Build:
         """Every file that ships beside the model and is part of it: its external data, and its
         pre-optimized copy (the size budget counts them all as the model)."""
         return (*self.external_files, *self.optimized_files)
-
-    @property
-    def external_files(self) -> tuple[str, ...]:
-        """The model's external data, by the names it reads them under (the size budget counts them as the model)."""
-        if self.shipped_external is not None:
-            return self.shipped_external
-        return tuple(Path(p).name for p in self.manifest.model.external_data)
 
     @property
     def own(self) -> dict[str, Path]:
